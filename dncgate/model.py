@@ -1,0 +1,165 @@
+"""The values that flow through a decision: the attempt, the store's facts, the decision itself.
+
+Plain frozen dataclasses and enums, no behaviour, no I/O: the doors build an attempt, a store
+builds facts, ``policy.decide()`` turns both into a decision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from dncgate.numbers import Callee, DialPlan
+
+
+class Purpose(StrEnum):
+    SERVICE = "service"
+    MARKETING = "marketing"
+
+
+class Verdict(StrEnum):
+    ALLOW = "allow"
+    REJECT = "reject"
+
+
+class Mode(StrEnum):
+    ENFORCE = "enforce"  # the verdict is carried out
+    MONITOR = "monitor"  # every call is allowed; the would-be verdict is recorded
+
+
+class ListPolicy(StrEnum):
+    OPT_OUT = "opt-out"  # reject listed callees
+    OPT_IN = "opt-in"  # a marketing call needs explicit consent, listed or not
+
+
+class FailureAction(StrEnum):
+    REJECT = "reject"
+    ALLOW = "allow"
+
+
+class Reason(StrEnum):
+    NATIONAL_DNC = "national_dnc"
+    TENANT_DNC = "tenant_dnc"
+    PREFIX_RULE = "prefix_rule"
+    INVALID_NUMBER = "invalid_number"
+    CHECK_FAILED = "check_failed"
+    ALLOWED_SERVICE = "allowed_service"
+    ALLOWED_CLEAR = "allowed_clear"
+    ALLOWED_EMERGENCY = "allowed_emergency"  # emergency and short service numbers
+    # Consent ledger: an explicit consent, its absence under opt-in, or its withdrawal.
+    ALLOWED_CONSENT = "allowed_consent"
+    NO_CONSENT = "no_consent"
+    CONSENT_REVOKED = "consent_revoked"
+    # Subscriber preferences and the originator's standing.
+    CATEGORY_DECLINED = "category_declined"
+    SUBSCRIBER_BLOCK = "subscriber_block"
+    ORIGINATOR_SUSPENDED = "originator_suspended"
+    # Reserved for later work: calling hours (callee-local time) and list freshness.
+    OUTSIDE_HOURS = "outside_hours"
+    LIST_STALE = "list_stale"
+
+
+REJECT_SIP_CODES = frozenset({603, 607, 608})
+
+
+@dataclass(frozen=True, slots=True)
+class TenantPolicy:
+    """What one tenant (a carrier, a reseller, a call centre platform) asks the gate to do."""
+
+    name: str
+    dial_plan: DialPlan = field(default_factory=DialPlan)
+    mode: Mode = Mode.ENFORCE
+    list_policy: ListPolicy = ListPolicy.OPT_OUT
+    default_purpose: Purpose = Purpose.MARKETING
+    reject_sip_code: int = 607
+    check_failed_sip_code: int = 603
+    marketing_on_failure: FailureAction = FailureAction.REJECT
+    service_on_failure: FailureAction = FailureAction.ALLOW
+    language: str = "en"
+    # A sound file without extension; "{language}" and "{tenant}" are filled in.
+    announcement: str = "dncgate/{language}/declined"
+
+    def announcement_for(self, language: str | None = None) -> str:
+        return self.announcement.format(language=language or self.language, tenant=self.name)
+
+
+@dataclass(frozen=True, slots=True)
+class Originator:
+    account: str = ""
+    trunk: str = ""
+    caller_id: str = ""
+    # The business behind the call (it may call from many numbers); consent is keyed by it.
+    entity: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CallAttempt:
+    tenant: TenantPolicy
+    originator: Originator
+    purpose: Purpose
+    callee: Callee
+    at: datetime
+    category: str | None = None
+    language: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListHit:
+    """A list that matched: ``national`` or ``tenant:NAME``; for a prefix rule, the prefix."""
+
+    list_name: str
+    version: str
+    prefix: str | None = None
+
+
+class ConsentStatus(StrEnum):
+    GRANTED = "granted"
+    REVOKED = "revoked"
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentFact:
+    """The ledger's current entry for (tenant, originator entity, callee), if any."""
+
+    status: ConsentStatus
+    # Categories the consent covers; empty means every marketing category.
+    categories: frozenset[str] = frozenset()
+    record_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """Everything the store returned for one attempt, in one round trip."""
+
+    national: ListHit | None = None
+    tenant_list: ListHit | None = None
+    prefix_rule: ListHit | None = None
+    national_version: str = ""
+    consent: ConsentFact | None = None
+    # Categories the callee declined; "*" declines all marketing.
+    declined_categories: frozenset[str] = frozenset()
+    # The callee recorded a specific block against this originator (applies to service calls too).
+    subscriber_blocks_originator: bool = False
+    originator_suspended: bool = False
+    list_age: timedelta | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FactsUnavailable:
+    """The store could not answer (down, timed out, corrupt): the check cannot be completed."""
+
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    verdict: Verdict  # what the switch does
+    outcome: Verdict  # what the policy concluded (differs from verdict in monitor mode)
+    reason: Reason
+    mode: Mode
+    list_name: str | None = None
+    list_version: str | None = None
+    sip_code: int | None = None
+    announcement: str | None = None
+    detail: str = ""

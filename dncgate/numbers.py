@@ -1,0 +1,186 @@
+"""Dialled digits -> E.164, per tenant.
+
+A switch hands us whatever the caller typed: national forms with a trunk prefix, international
+prefixes (00, 011, ...), ``+`` forms, ``sip:``/``tel:`` URIs, and operator technical prefixes (an
+outside-line ``9``, carrier-select codes, hidden-CLI codes). ``normalise()`` turns that into one
+of three typed results and never raises: a :class:`Subscriber` with its E.164 form, a
+:class:`ShortNumber` (emergency and short service numbers, never commercial callees), or an
+:class:`InvalidNumber` with reason ``invalid_number``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import lru_cache
+from typing import Final
+from urllib.parse import unquote
+
+import phonenumbers
+from phonenumbers import shortnumberinfo
+
+INVALID_NUMBER: Final = "invalid_number"
+MAX_DIALLED_CHARS: Final = 256
+# Separators people and switches put inside numbers; tel: URIs use the same "visual separators".
+_VISUAL_SEPARATORS = re.compile(r"[\s\-.()/\[\]]")
+_DIALLABLE = re.compile(r"\+?[0-9*#]+")
+_MAX_SHORT_DIGITS: Final = 6
+
+
+class ShortKind(StrEnum):
+    EMERGENCY = "emergency"
+    SERVICE = "service"
+
+
+@dataclass(frozen=True, slots=True)
+class DialPlan:
+    """How one tenant's subscribers dial. Hashable, so normalisation can be cached per plan."""
+
+    region: str = "US"
+    # None: use the region's own national (trunk) prefix from phonenumbers' metadata.
+    trunk_prefix: str | None = None
+    international_prefixes: tuple[str, ...] = ("00", "011")
+    # Stripped before anything else; each at most once. "X" matches any digit ("1010XXX").
+    technical_prefixes: tuple[str, ...] = ()
+    # Extra numbers the operator wants treated as short service numbers (never commercial).
+    extra_short_numbers: frozenset[str] = field(default_factory=frozenset)
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    raw: str
+    e164: str
+
+    @property
+    def digits(self) -> int:
+        """The E.164 number without '+', as an integer: how the list stores encode it."""
+        return int(self.e164[1:])
+
+
+@dataclass(frozen=True, slots=True)
+class ShortNumber:
+    raw: str
+    digits: str
+    kind: ShortKind
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidNumber:
+    raw: str
+    detail: str
+    reason: str = INVALID_NUMBER
+
+
+Callee = Subscriber | ShortNumber | InvalidNumber
+
+
+def normalise(raw: str, plan: DialPlan) -> Callee:
+    """Normalise what was dialled under ``plan``. Never raises."""
+    if not isinstance(raw, str):
+        return InvalidNumber(repr(raw), "not a string")
+    if len(raw) > MAX_DIALLED_CHARS:
+        return InvalidNumber(raw[:MAX_DIALLED_CHARS], f"longer than {MAX_DIALLED_CHARS} characters")
+    return _normalise_cached(raw, plan)
+
+
+@lru_cache(maxsize=65536)
+def _normalise_cached(raw: str, plan: DialPlan) -> Callee:
+    try:
+        return _normalise(raw, plan)
+    except (phonenumbers.NumberParseException, ValueError, IndexError) as exc:
+        return InvalidNumber(raw, f"unparseable: {exc}")
+
+
+def _normalise(raw: str, plan: DialPlan) -> Callee:
+    user = uri_user(raw.strip())
+    dialled = _VISUAL_SEPARATORS.sub("", user)
+    if not dialled:
+        return InvalidNumber(raw, "empty")
+    if not _DIALLABLE.fullmatch(dialled):
+        return InvalidNumber(raw, "contains characters that cannot be dialled")
+    dialled = strip_technical_prefixes(dialled, plan.technical_prefixes)
+    if not dialled:
+        return InvalidNumber(raw, "nothing left after technical prefixes")
+    short = _short_number(dialled, plan)
+    if short is not None:
+        return ShortNumber(raw, dialled, short)
+    if "*" in dialled or "#" in dialled:
+        return InvalidNumber(raw, "service code, not a subscriber number")
+    international = _international_form(dialled, plan)
+    if international is not None:
+        number = phonenumbers.parse(international, None)
+    else:
+        number = phonenumbers.parse(_national_form(dialled, plan), plan.region)
+    if not phonenumbers.is_valid_number(number):
+        return InvalidNumber(raw, "not a valid number for its country")
+    return Subscriber(raw, phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+
+
+def uri_user(text: str) -> str:
+    """The user part of a sip:/sips:/tel: URI (percent-decoded, parameters dropped); else ``text``."""
+    lowered = text[:5].lower()
+    if lowered.startswith("<"):
+        text = text.strip("<>")
+        lowered = text[:5].lower()
+    if lowered.startswith("tel:"):
+        return unquote(text[4:].split(";", 1)[0])
+    if lowered.startswith(("sip:", "sips:")):
+        rest = text.split(":", 1)[1]
+        user = rest.split("@", 1)[0] if "@" in rest else rest
+        return unquote(user.split(";", 1)[0])
+    return text
+
+
+def strip_technical_prefixes(dialled: str, prefixes: tuple[str, ...]) -> str:
+    """Strip configured prefixes from the front, longest match first, each at most once."""
+    remaining = list(prefixes)
+    while remaining:
+        match = max((p for p in remaining if _prefix_matches(dialled, p)), key=len, default=None)
+        if match is None:
+            break
+        dialled = dialled[len(match) :]
+        remaining.remove(match)
+    return dialled
+
+
+def _prefix_matches(dialled: str, prefix: str) -> bool:
+    if len(dialled) <= len(prefix):
+        return False
+    return all(p == d or (p in "Xx" and d.isdigit()) for p, d in zip(prefix, dialled, strict=False))
+
+
+def _short_number(dialled: str, plan: DialPlan) -> ShortKind | None:
+    if dialled.startswith("+") or len(dialled) > _MAX_SHORT_DIGITS:
+        return None
+    if dialled in plan.extra_short_numbers:
+        return ShortKind.SERVICE
+    if not dialled.isdigit():
+        return None
+    if phonenumbers.is_emergency_number(dialled, plan.region):
+        return ShortKind.EMERGENCY
+    parsed = phonenumbers.parse(dialled, plan.region)
+    if shortnumberinfo.is_valid_short_number_for_region(parsed, plan.region):
+        return ShortKind.SERVICE
+    return None
+
+
+def _international_form(dialled: str, plan: DialPlan) -> str | None:
+    if dialled.startswith("+"):
+        return dialled
+    for prefix in sorted(plan.international_prefixes, key=len, reverse=True):
+        if prefix and dialled.startswith(prefix):
+            return "+" + dialled[len(prefix) :]
+    return None
+
+
+def _national_form(dialled: str, plan: DialPlan) -> str:
+    # An operator-configured trunk prefix replaces the region's own; phonenumbers strips the latter.
+    if plan.trunk_prefix is None:
+        return dialled
+    if plan.trunk_prefix and dialled.startswith(plan.trunk_prefix):
+        dialled = dialled[len(plan.trunk_prefix) :]
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(plan.region)
+    own = metadata.national_prefix if metadata is not None else None
+    # Re-add the region's own prefix so phonenumbers reads the rest as a national number.
+    return (own or "") + dialled

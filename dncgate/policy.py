@@ -1,0 +1,136 @@
+"""``decide()``: the one pure function both switches share.
+
+No I/O, no clock, no globals: the attempt and the store's facts in, a decision out. The order in
+which rules apply is part of the contract (README, "Decision order"):
+
+1. invalid callee            -> ``invalid_number`` (marketing rejected; service per tenant)
+2. emergency / short number  -> ``allowed_emergency`` (never a commercial callee)
+3. facts unavailable         -> ``check_failed`` (fail closed for marketing unless configured)
+4. originator suspended      -> ``originator_suspended``
+5. callee blocks originator  -> ``subscriber_block`` (the one cause that stops a service call)
+6. service purpose           -> ``allowed_service``
+7. consent revoked           -> ``consent_revoked``
+8. category declined         -> ``category_declined``
+9. consent granted, in scope -> ``allowed_consent`` (explicit consent outranks the lists)
+10. national list            -> ``national_dnc``
+11. tenant list              -> ``tenant_dnc``
+12. prefix / range rule      -> ``prefix_rule``
+13. opt-in tenant, no consent -> ``no_consent``
+14. otherwise                -> ``allowed_clear``
+
+In ``monitor`` mode every call is allowed and the would-be verdict is kept as ``outcome``.
+"""
+
+from __future__ import annotations
+
+from dncgate.model import (
+    CallAttempt,
+    ConsentStatus,
+    Decision,
+    Facts,
+    FactsUnavailable,
+    FailureAction,
+    ListHit,
+    ListPolicy,
+    Mode,
+    Purpose,
+    Reason,
+    Verdict,
+)
+from dncgate.numbers import InvalidNumber, ShortNumber
+
+DECLINE_ALL = "*"
+
+
+def decide(attempt: CallAttempt, facts: Facts | FactsUnavailable) -> Decision:
+    """The verdict for one call attempt, given what the store knows about it."""
+    outcome, reason, hit, detail = _conclude(attempt, facts)
+    tenant = attempt.tenant
+    version = _version_checked(hit, facts)
+    if outcome is Verdict.ALLOW or tenant.mode is Mode.MONITOR:
+        return Decision(
+            verdict=Verdict.ALLOW,
+            outcome=outcome,
+            reason=reason,
+            mode=tenant.mode,
+            list_name=hit.list_name if hit else None,
+            list_version=version,
+            detail=detail,
+        )
+    code = tenant.check_failed_sip_code if reason in _FAILURE_REASONS else tenant.reject_sip_code
+    return Decision(
+        verdict=Verdict.REJECT,
+        outcome=Verdict.REJECT,
+        reason=reason,
+        mode=tenant.mode,
+        list_name=hit.list_name if hit else None,
+        list_version=version,
+        sip_code=code,
+        announcement=tenant.announcement_for(attempt.language),
+        detail=detail,
+    )
+
+
+def _version_checked(hit: ListHit | None, facts: Facts | FactsUnavailable) -> str | None:
+    if hit is not None:
+        return hit.version
+    if isinstance(facts, Facts) and facts.national_version:
+        return facts.national_version
+    return None
+
+
+_FAILURE_REASONS = frozenset({Reason.CHECK_FAILED, Reason.INVALID_NUMBER})
+_Conclusion = tuple[Verdict, Reason, ListHit | None, str]
+
+
+def _conclude(attempt: CallAttempt, facts: Facts | FactsUnavailable) -> _Conclusion:
+    callee = attempt.callee
+    marketing = attempt.purpose is Purpose.MARKETING
+    if isinstance(callee, InvalidNumber):
+        return _on_failure(attempt, Reason.INVALID_NUMBER, callee.detail)
+    if isinstance(callee, ShortNumber):
+        return Verdict.ALLOW, Reason.ALLOWED_EMERGENCY, None, callee.kind.value
+    if isinstance(facts, FactsUnavailable):
+        return _on_failure(attempt, Reason.CHECK_FAILED, facts.error)
+    if facts.originator_suspended:
+        return Verdict.REJECT, Reason.ORIGINATOR_SUSPENDED, None, ""
+    if facts.subscriber_blocks_originator:
+        return Verdict.REJECT, Reason.SUBSCRIBER_BLOCK, None, ""
+    if not marketing:
+        return Verdict.ALLOW, Reason.ALLOWED_SERVICE, None, ""
+    return _conclude_marketing(attempt, facts)
+
+
+def _conclude_marketing(attempt: CallAttempt, facts: Facts) -> _Conclusion:
+    consent = facts.consent
+    if consent is not None and consent.status is ConsentStatus.REVOKED:
+        return Verdict.REJECT, Reason.CONSENT_REVOKED, None, consent.record_id
+    category = attempt.category
+    declined = facts.declined_categories
+    if DECLINE_ALL in declined or (category is not None and category in declined):
+        return Verdict.REJECT, Reason.CATEGORY_DECLINED, None, category or DECLINE_ALL
+    if consent is not None and _consent_covers(consent.categories, category):
+        return Verdict.ALLOW, Reason.ALLOWED_CONSENT, None, consent.record_id
+    for hit, reason in (
+        (facts.national, Reason.NATIONAL_DNC),
+        (facts.tenant_list, Reason.TENANT_DNC),
+        (facts.prefix_rule, Reason.PREFIX_RULE),
+    ):
+        if hit is not None:
+            return Verdict.REJECT, reason, hit, hit.prefix or ""
+    if attempt.tenant.list_policy is ListPolicy.OPT_IN:
+        detail = "consent does not cover this category" if consent is not None else ""
+        return Verdict.REJECT, Reason.NO_CONSENT, None, detail
+    return Verdict.ALLOW, Reason.ALLOWED_CLEAR, None, ""
+
+
+def _consent_covers(categories: frozenset[str], category: str | None) -> bool:
+    return not categories or (category is not None and category in categories)
+
+
+def _on_failure(attempt: CallAttempt, reason: Reason, detail: str) -> _Conclusion:
+    tenant = attempt.tenant
+    marketing = attempt.purpose is Purpose.MARKETING
+    action = tenant.marketing_on_failure if marketing else tenant.service_on_failure
+    verdict = Verdict.ALLOW if action is FailureAction.ALLOW else Verdict.REJECT
+    return verdict, reason, None, detail
