@@ -1,0 +1,99 @@
+"""One audit record per decision: what was asked, what was decided, why, and how fast."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime
+from typing import Any
+
+from dncgate.model import CallAttempt, Decision
+from dncgate.numbers import ShortNumber, Subscriber
+
+
+def new_decision_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    decision_id: str
+    at: str  # ISO 8601, UTC
+    tenant: str
+    door: str  # agi | esl | cli | api
+    account: str
+    trunk: str
+    caller_id: str
+    dialled: str  # raw, as the switch handed it over
+    callee: str  # E.164, short-number digits, or "" when invalid
+    purpose: str
+    category: str | None
+    verdict: str
+    outcome: str
+    reason: str
+    list_name: str | None
+    list_version: str | None
+    mode: str
+    sip_code: int | None
+    latency_us: int
+    detail: str = ""
+
+    @classmethod
+    def of(
+        cls,
+        attempt: CallAttempt,
+        decision: Decision,
+        *,
+        decision_id: str,
+        door: str,
+        dialled: str,
+        latency_us: int,
+    ) -> AuditRecord:
+        callee = attempt.callee
+        if isinstance(callee, Subscriber):
+            callee_text = callee.e164
+        elif isinstance(callee, ShortNumber):
+            callee_text = callee.digits
+        else:
+            callee_text = ""
+        return cls(
+            decision_id=decision_id,
+            at=_iso(attempt.at),
+            tenant=attempt.tenant.name,
+            door=door,
+            account=attempt.originator.account,
+            trunk=attempt.originator.trunk,
+            caller_id=attempt.originator.caller_id,
+            dialled=dialled,
+            callee=callee_text,
+            purpose=attempt.purpose.value,
+            category=attempt.category,
+            verdict=decision.verdict.value,
+            outcome=decision.outcome.value,
+            reason=decision.reason.value,
+            list_name=decision.list_name,
+            list_version=decision.list_version,
+            mode=decision.mode.value,
+            sip_code=decision.sip_code,
+            latency_us=latency_us,
+            detail=decision.detail,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.as_dict(), separators=(",", ":"), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> AuditRecord:
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("audit record is not a JSON object")
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def _iso(at: datetime) -> str:
+    return at.isoformat(timespec="microseconds")

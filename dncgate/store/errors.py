@@ -1,0 +1,19 @@
+"""The store's exception tree. Doors catch ``StoreError``; nothing else escapes a store."""
+
+from __future__ import annotations
+
+
+class StoreError(Exception):
+    """Base class for everything a store raises."""
+
+
+class StoreUnavailable(StoreError):
+    """The store could not be reached or did not answer in time; the check cannot be completed."""
+
+
+class StoreCorrupt(StoreError):
+    """The store answered, but with data that does not make sense (a missing version, a bad key)."""
+
+
+class UnknownList(StoreError):
+    """A list name that is neither ``national`` nor ``tenant:NAME``."""

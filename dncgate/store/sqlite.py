@@ -1,0 +1,330 @@
+"""The embedded default store: one SQLite file, no server.
+
+Two connections, each on its own thread so the event loop never blocks on the file: a reader
+for lookups (WAL gives it a consistent snapshot per transaction, even while a load runs) and a
+writer for loads, edits and audit. A snapshot is written as a new version beside the live one;
+``lists.version`` is the pointer, flipped in one transaction, then the old rows are deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from itertools import islice
+from pathlib import Path
+from typing import Any, TypeVar
+
+from dncgate.audit_record import AuditRecord
+from dncgate.model import Facts, ListHit
+from dncgate.store.errors import StoreCorrupt, StoreError, StoreUnavailable
+from dncgate.store.protocol import (
+    NATIONAL,
+    ListStats,
+    LoadResult,
+    Progress,
+    list_key,
+    parse_list_name,
+    parse_prefix,
+    prefixes_of,
+)
+
+_T = TypeVar("_T")
+_BATCH = 50_000
+_MAX_NUMBER = 10**15
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS lists (
+    name TEXT PRIMARY KEY, version INTEGER NOT NULL, count INTEGER NOT NULL, loaded_at TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS versions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, list_name TEXT NOT NULL, state TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS numbers (
+    version INTEGER NOT NULL, number INTEGER NOT NULL, PRIMARY KEY (version, number)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS prefix_rules (
+    list_name TEXT NOT NULL, prefix TEXT NOT NULL, created_at TEXT NOT NULL,
+    PRIMARY KEY (list_name, prefix)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, record TEXT NOT NULL);
+"""
+_FACTS_SQL = """
+SELECT l.name, l.version,
+       EXISTS (SELECT 1 FROM numbers n WHERE n.version = l.version AND n.number = ?1)
+FROM lists l WHERE l.name IN ('national', ?2)
+"""
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=2.0, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA busy_timeout=2000")
+    return conn
+
+
+class SqliteListStore:
+    """``ListStore`` on one SQLite file."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._reader_pool = ThreadPoolExecutor(1, thread_name_prefix="dncgate-sqlite-read")
+        self._writer_pool = ThreadPoolExecutor(1, thread_name_prefix="dncgate-sqlite-write")
+        self._reader: sqlite3.Connection | None = None
+        self._writer: sqlite3.Connection | None = None
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _writer_conn(self) -> sqlite3.Connection:
+        if self._writer is None:
+            self._writer = self._open()
+        return self._writer
+
+    def _reader_conn(self) -> sqlite3.Connection:
+        if self._reader is None:
+            self._reader = self._open()
+        return self._reader
+
+    def _open(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = _connect(self.path)
+        conn.executescript(_SCHEMA)  # idempotent: whichever connection comes first creates it
+        return conn
+
+    async def _run(self, pool: ThreadPoolExecutor, fn: Callable[..., _T], *args: Any) -> _T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(pool, fn, *args)
+        except StoreError:
+            raise
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"sqlite {self.path}: {exc}") from exc
+        except sqlite3.DatabaseError as exc:
+            raise StoreCorrupt(f"sqlite {self.path}: {exc}") from exc
+        except RuntimeError as exc:  # executor shut down: the store was closed
+            raise StoreUnavailable(f"sqlite {self.path}: {exc}") from exc
+
+    async def _read(self, fn: Callable[..., _T], *args: Any) -> _T:
+        return await self._run(self._reader_pool, fn, *args)
+
+    async def _write(self, fn: Callable[..., _T], *args: Any) -> _T:
+        return await self._run(self._writer_pool, fn, *args)
+
+    # -- lookups --------------------------------------------------------------------------
+
+    async def facts(self, tenant: str, number: int) -> Facts:
+        return await self._read(self._facts, list_key(tenant), number)
+
+    def _facts(self, tenant_list: str, number: int) -> Facts:
+        conn = self._reader_conn()
+        prefixes = prefixes_of(number)
+        marks = ",".join("?" * len(prefixes))
+        conn.execute("BEGIN")
+        try:
+            rows = conn.execute(_FACTS_SQL, (number, tenant_list)).fetchall()
+            rule = conn.execute(
+                f"SELECT list_name, prefix FROM prefix_rules WHERE list_name IN ('national', ?) "  # noqa: S608 -- only '?' marks are formatted in
+                f"AND prefix IN ({marks}) ORDER BY length(prefix) DESC, list_name = 'national' LIMIT 1",
+                (tenant_list, *prefixes),
+            ).fetchone()
+        finally:
+            conn.execute("COMMIT")
+        national = tenant = None
+        national_version = ""
+        for name, version, listed in rows:
+            hit = ListHit(name, str(version)) if listed else None
+            if name == NATIONAL:
+                national, national_version = hit, str(version)
+            else:
+                tenant = hit
+        prefix_rule = None
+        if rule is not None:
+            version = national_version if rule[0] == NATIONAL else self._version_of(rows, rule[0])
+            prefix_rule = ListHit(rule[0], version, prefix=rule[1])
+        return Facts(national=national, tenant_list=tenant, prefix_rule=prefix_rule,
+                     national_version=national_version)
+
+    @staticmethod
+    def _version_of(rows: list[tuple[str, int, int]], name: str) -> str:
+        return next((str(version) for n, version, _ in rows if n == name), "")
+
+    async def ping(self) -> None:
+        await self._read(lambda: self._reader_conn().execute("SELECT 1").fetchone())
+
+    # -- loading --------------------------------------------------------------------------
+
+    async def replace_list(
+        self, list_name: str, numbers: Iterable[int], *, progress: Progress | None = None
+    ) -> LoadResult:
+        name = parse_list_name(list_name)
+        return await self._write(self._replace, name, numbers, progress)
+
+    def _replace(self, name: str, numbers: Iterable[int], progress: Progress | None) -> LoadResult:
+        given = 0
+        unique: set[int] = set()
+        for number in numbers:
+            given += 1
+            unique.add(_checked(number))
+        ordered = sorted(unique)
+        conn = self._writer_conn()
+        self._drop_abandoned(conn, name)
+        version = conn.execute(
+            "INSERT INTO versions (list_name, state, created_at) VALUES (?, 'building', ?)", (name, _now())
+        ).lastrowid
+        conn.execute("BEGIN")
+        loaded = 0
+        iterator = iter(ordered)
+        while batch := list(islice(iterator, _BATCH)):
+            conn.executemany("INSERT INTO numbers (version, number) VALUES (?, ?)", ((version, n) for n in batch))
+            loaded += len(batch)
+            if progress is not None:
+                progress(loaded)
+        conn.execute("COMMIT")
+        previous = self._flip(conn, name, version, loaded)
+        if previous is not None:
+            conn.execute("DELETE FROM numbers WHERE version = ?", (previous,))
+            conn.execute("UPDATE versions SET state = 'retired' WHERE id = ?", (previous,))
+        return LoadResult(name, str(version), loaded, given - loaded, None if previous is None else str(previous))
+
+    @staticmethod
+    def _flip(conn: sqlite3.Connection, name: str, version: int | None, count: int) -> int | None:
+        """Make ``version`` live in one transaction; returns the version it replaced."""
+        conn.execute("BEGIN IMMEDIATE")
+        row = conn.execute("SELECT version FROM lists WHERE name = ?", (name,)).fetchone()
+        conn.execute(
+            "INSERT INTO lists (name, version, count, loaded_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET version = excluded.version, count = excluded.count, "
+            "loaded_at = excluded.loaded_at",
+            (name, version, count, _now()),
+        )
+        conn.execute("UPDATE versions SET state = 'live' WHERE id = ?", (version,))
+        conn.execute("COMMIT")
+        return None if row is None else int(row[0])
+
+    @staticmethod
+    def _drop_abandoned(conn: sqlite3.Connection, name: str) -> None:
+        """Rows of a load that died half-way (its version never went live) are removed."""
+        for (version,) in conn.execute(
+            "SELECT id FROM versions WHERE list_name = ? AND state = 'building'", (name,)
+        ).fetchall():
+            conn.execute("DELETE FROM numbers WHERE version = ?", (version,))
+            conn.execute("UPDATE versions SET state = 'abandoned' WHERE id = ?", (version,))
+
+    async def add_numbers(self, list_name: str, numbers: Sequence[int]) -> int:
+        name = parse_list_name(list_name)
+        return await self._write(self._edit, name, [_checked(n) for n in numbers], True)
+
+    async def remove_numbers(self, list_name: str, numbers: Sequence[int]) -> int:
+        name = parse_list_name(list_name)
+        return await self._write(self._edit, name, [_checked(n) for n in numbers], False)
+
+    def _edit(self, name: str, numbers: list[int], add: bool) -> int:
+        conn = self._writer_conn()
+        row = conn.execute("SELECT version FROM lists WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            if not add:
+                return 0
+            self._replace(name, [], None)
+            row = conn.execute("SELECT version FROM lists WHERE name = ?", (name,)).fetchone()
+        version = int(row[0])
+        conn.execute("BEGIN IMMEDIATE")
+        before = conn.total_changes
+        if add:
+            conn.executemany(
+                "INSERT OR IGNORE INTO numbers (version, number) VALUES (?, ?)", ((version, n) for n in numbers)
+            )
+        else:
+            conn.executemany(
+                "DELETE FROM numbers WHERE version = ? AND number = ?", ((version, n) for n in numbers)
+            )
+        changed = conn.total_changes - before
+        delta = changed if add else -changed
+        conn.execute("UPDATE lists SET count = count + ? WHERE name = ?", (delta, name))
+        conn.execute("COMMIT")
+        return changed
+
+    async def set_prefix_rule(self, list_name: str, prefix: str, *, present: bool = True) -> None:
+        name = parse_list_name(list_name)
+        digits = parse_prefix(prefix)
+        await self._write(self._set_rule, name, digits, present)
+
+    def _set_rule(self, name: str, digits: str, present: bool) -> None:
+        conn = self._writer_conn()
+        if present:
+            conn.execute(
+                "INSERT OR IGNORE INTO prefix_rules (list_name, prefix, created_at) VALUES (?, ?, ?)",
+                (name, digits, _now()),
+            )
+        else:
+            conn.execute("DELETE FROM prefix_rules WHERE list_name = ? AND prefix = ?", (name, digits))
+
+    async def stats(self) -> list[ListStats]:
+        return await self._write(self._stats)
+
+    def _stats(self) -> list[ListStats]:
+        conn = self._writer_conn()
+        rules = dict(conn.execute("SELECT list_name, count(*) FROM prefix_rules GROUP BY list_name").fetchall())
+        result = [
+            ListStats(name, str(version), count, loaded_at, rules.pop(name, 0), detail=f"sqlite {self.path}")
+            for name, version, count, loaded_at in conn.execute(
+                "SELECT name, version, count, loaded_at FROM lists ORDER BY name"
+            )
+        ]
+        result += [ListStats(name, "", 0, "", n, detail="prefix rules only") for name, n in rules.items()]
+        return result
+
+    # -- audit ----------------------------------------------------------------------------
+
+    async def append_audit(self, records: Sequence[AuditRecord]) -> None:
+        rows = [(r.to_json(),) for r in records]
+        await self._write(self._append_audit, rows)
+
+    def _append_audit(self, rows: list[tuple[str]]) -> None:
+        conn = self._writer_conn()
+        conn.execute("BEGIN")
+        conn.executemany("INSERT INTO audit (record) VALUES (?)", rows)
+        conn.execute("COMMIT")
+
+    async def audit_tail(self, limit: int) -> list[AuditRecord]:
+        rows = await self._write(
+            lambda: self._writer_conn().execute(
+                "SELECT record FROM audit ORDER BY seq DESC LIMIT ?", (limit,)
+            ).fetchall()
+        )
+        return [AuditRecord.from_json(r[0]) for r in reversed(rows)]
+
+    async def audit_export(self) -> AsyncIterator[AuditRecord]:
+        after = 0
+        while True:
+            rows = await self._write(self._audit_page, after)
+            if not rows:
+                return
+            for seq, record in rows:
+                after = seq
+                yield AuditRecord.from_json(record)
+
+    def _audit_page(self, after: int) -> list[tuple[int, str]]:
+        return self._writer_conn().execute(
+            "SELECT seq, record FROM audit WHERE seq > ? ORDER BY seq LIMIT 1000", (after,)
+        ).fetchall()
+
+    async def close(self) -> None:
+        for pool, attr in ((self._reader_pool, "_reader"), (self._writer_pool, "_writer")):
+            conn = getattr(self, attr)
+            if conn is not None:
+                await asyncio.get_running_loop().run_in_executor(pool, conn.close)
+                setattr(self, attr, None)
+            pool.shutdown(wait=True)
+
+
+def _checked(number: int) -> int:
+    if not isinstance(number, int) or not 0 < number < _MAX_NUMBER:
+        raise ValueError(f"not an E.164 number as an integer: {number!r}")
+    return number
