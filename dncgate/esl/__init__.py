@@ -1,0 +1,1 @@
+"""FreeSWITCH event-socket (ESL) protocol layer: codec, outbound server, inbound client."""

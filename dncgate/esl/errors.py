@@ -1,0 +1,75 @@
+"""Typed exceptions for the FreeSWITCH event-socket layer.
+
+Everything the ESL code raises on purpose derives from :class:`EslError`, so a
+session's error boundary can tell "the peer spoke garbage" from "our handler has
+a bug" without string matching.
+"""
+
+from __future__ import annotations
+
+
+class EslError(Exception):
+    """Base class for every error raised by :mod:`dncgate.esl`."""
+
+
+class EslProtocolError(EslError):
+    """The peer sent bytes that are not valid event-socket protocol."""
+
+
+class MalformedHeaderError(EslProtocolError):
+    """A header line is not ``Name: value`` or the name is not a token."""
+
+
+class InvalidContentLengthError(EslProtocolError):
+    """``Content-Length`` is not a non-negative decimal integer."""
+
+
+class InvalidBodyError(EslProtocolError):
+    """A body that must be structured (event JSON, event-plain) is not."""
+
+
+class LimitExceededError(EslProtocolError):
+    """A configured size limit was exceeded (line, header count, body)."""
+
+    def __init__(self, limit: str, value: int, maximum: int) -> None:
+        super().__init__(f"{limit} {value} exceeds limit {maximum}")
+        self.limit = limit
+        self.value = value
+        self.maximum = maximum
+
+
+class IncompleteMessageError(EslProtocolError):
+    """The stream ended in the middle of a message (truncated headers or body)."""
+
+
+class UnexpectedMessageError(EslProtocolError):
+    """A well-formed message arrived that the dialogue did not allow here."""
+
+
+class EslConnectionClosed(EslError):
+    """The peer closed the connection (or sent a disconnect-notice) while we waited."""
+
+
+class EslTimeoutError(EslError, TimeoutError):
+    """A deadline expired while waiting for the peer."""
+
+
+class CommandError(EslError):
+    """FreeSWITCH answered a command with ``-ERR ...``."""
+
+    def __init__(self, command: str, reply_text: str) -> None:
+        super().__init__(f"{command}: {reply_text}")
+        self.command = command
+        self.reply_text = reply_text
+
+
+class AuthError(CommandError):
+    """The inbound ``auth`` command was refused (``-ERR invalid``)."""
+
+
+class AccessDeniedError(EslError):
+    """FreeSWITCH sent ``text/rude-rejection`` (ACL refused our address)."""
+
+
+class CommandEncodingError(EslError, ValueError):
+    """A command argument cannot be encoded safely (e.g. contains a newline)."""

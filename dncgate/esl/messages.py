@@ -1,0 +1,222 @@
+"""Parsed event-socket messages: header blocks, frames, events, channel data."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from dncgate.esl.errors import CommandError, UnexpectedMessageError
+
+EventFormat = Literal["plain", "json"]
+
+# Content types FreeSWITCH's mod_event_socket sends.
+AUTH_REQUEST = "auth/request"
+COMMAND_REPLY = "command/reply"
+API_RESPONSE = "api/response"
+EVENT_PLAIN = "text/event-plain"
+EVENT_JSON = "text/event-json"
+EVENT_XML = "text/event-xml"
+DISCONNECT_NOTICE = "text/disconnect-notice"
+RUDE_REJECTION = "text/rude-rejection"
+LOG_DATA = "log/data"
+
+
+class Headers(Mapping[str, str]):
+    """An ordered header block that tolerates repeated names.
+
+    FreeSWITCH repeats some headers (``Hangup-Cause`` appears twice in
+    CHANNEL_HANGUP_COMPLETE, in both the plain and the JSON format).  Lookup is
+    deterministic: **the first occurrence wins**; every value is kept in
+    :meth:`get_all` and names seen more than once are listed in
+    :attr:`duplicates`.  Lookup is case-sensitive; :meth:`get_ci` is not.
+    """
+
+    __slots__ = ("_first", "_lower", "_pairs", "duplicates")
+
+    def __init__(self, pairs: Iterable[tuple[str, str]] = ()) -> None:
+        self._pairs: tuple[tuple[str, str], ...] = tuple(pairs)
+        first: dict[str, str] = {}
+        lower: dict[str, str] = {}
+        dups: dict[str, list[str]] = {}
+        for name, value in self._pairs:
+            if name in first:
+                dups.setdefault(name, [first[name]]).append(value)
+            else:
+                first[name] = value
+            lower.setdefault(name.lower(), value)
+        self._first = first
+        self._lower = lower
+        self.duplicates: Mapping[str, tuple[str, ...]] = {k: tuple(v) for k, v in dups.items()}
+
+    def __getitem__(self, name: str) -> str:
+        return self._first[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._first)
+
+    def __len__(self) -> int:
+        return len(self._first)
+
+    def __repr__(self) -> str:
+        return f"Headers({list(self._pairs)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Headers):
+            return self._pairs == other._pairs
+        return super().__eq__(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    @property
+    def pairs(self) -> tuple[tuple[str, str], ...]:
+        """Every header in wire order, repeats included."""
+        return self._pairs
+
+    def get_all(self, name: str) -> list[str]:
+        return [v for k, v in self._pairs if k == name]
+
+    def get_ci(self, name: str, default: str | None = None) -> str | None:
+        return self._lower.get(name.lower(), default)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A FreeSWITCH event (from ``text/event-plain`` or ``text/event-json``)."""
+
+    format: EventFormat
+    headers: Headers
+    body: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.headers.get("Event-Name", "")
+
+    @property
+    def unique_id(self) -> str | None:
+        return self.headers.get("Unique-ID")
+
+    @property
+    def application(self) -> str | None:
+        return self.headers.get("Application")
+
+    @property
+    def application_uuid(self) -> str | None:
+        return self.headers.get("Application-UUID")
+
+    @property
+    def application_response(self) -> str | None:
+        return self.headers.get("Application-Response")
+
+    @property
+    def hangup_cause(self) -> str | None:
+        return self.headers.get("Hangup-Cause")
+
+    @property
+    def job_uuid(self) -> str | None:
+        return self.headers.get("Job-UUID")
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        return self.headers.get(name, default)
+
+    def variable(self, name: str) -> str | None:
+        return self.headers.get(f"variable_{name}")
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One decoded frame: outer headers, raw body and (for events) the parsed event."""
+
+    headers: Headers
+    body: bytes = b""
+    event: Event | None = field(default=None, compare=False)
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get_ci("Content-Type") or ""
+
+    @property
+    def reply_text(self) -> str | None:
+        """``Reply-Text`` with the trailing newline of the connect reply stripped."""
+        text = self.headers.get("Reply-Text")
+        return None if text is None else text.rstrip("\n")
+
+    @property
+    def body_text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+    @property
+    def ok(self) -> bool:
+        """True for ``+OK`` replies (command/reply via Reply-Text, api/response via body)."""
+        if self.content_type == API_RESPONSE:
+            return self.body.startswith(b"+OK")
+        return (self.reply_text or "").startswith("+OK")
+
+    def raise_for_error(self, command: str) -> Message:
+        if self.content_type == COMMAND_REPLY and not self.ok:
+            raise CommandError(command, self.reply_text or "")
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelData:
+    """The channel snapshot FreeSWITCH sends as the reply to outbound ``connect``."""
+
+    headers: Headers
+
+    @classmethod
+    def from_reply(cls, message: Message) -> ChannelData:
+        if message.content_type != COMMAND_REPLY:
+            raise UnexpectedMessageError(f"connect: expected command/reply, got {message.content_type!r}")
+        message.raise_for_error("connect")
+        data = cls(message.headers)
+        if not data.unique_id:
+            raise UnexpectedMessageError("connect reply has no Unique-ID")
+        return data
+
+    def _first(self, *names: str) -> str | None:
+        for name in names:
+            value = self.headers.get(name)
+            if value:
+                return value
+        return None
+
+    @property
+    def unique_id(self) -> str:
+        return self._first("Unique-ID", "Channel-Unique-ID", "Caller-Unique-ID") or ""
+
+    @property
+    def destination_number(self) -> str | None:
+        return self._first("Caller-Destination-Number", "Channel-Destination-Number")
+
+    @property
+    def caller_id_number(self) -> str | None:
+        return self._first("Caller-Caller-ID-Number", "Channel-Caller-ID-Number")
+
+    @property
+    def caller_id_name(self) -> str | None:
+        return self._first("Caller-Caller-ID-Name", "Channel-Caller-ID-Name")
+
+    @property
+    def ani(self) -> str | None:
+        return self._first("Caller-ANI", "Channel-ANI")
+
+    @property
+    def context(self) -> str | None:
+        return self._first("Caller-Context", "Channel-Context")
+
+    @property
+    def channel_name(self) -> str | None:
+        return self._first("Channel-Name", "Caller-Channel-Name")
+
+    @property
+    def answer_state(self) -> str | None:
+        return self.headers.get("Answer-State")
+
+    def variable(self, name: str, default: str | None = None) -> str | None:
+        """A channel variable from the ``variable_*`` headers (URL-decoded)."""
+        return self.headers.get(f"variable_{name}", default)
+
+    @property
+    def variables(self) -> dict[str, str]:
+        return {k[len("variable_") :]: v for k, v in self.headers.items() if k.startswith("variable_")}

@@ -1,0 +1,50 @@
+"""Helpers shared by the ESL tests: fixture paths and transcript segmentation."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "esl"
+
+_BLOCK = re.compile(rb"^=====\s+([0-9.]+) (>>> SENT to|<<< RECEIVED from) FreeSWITCH \((\d+) bytes\) =====\n", re.M)
+
+
+@dataclass(frozen=True)
+class Step:
+    direction: Literal["tx", "rx"]  # tx = the client sent it, rx = FreeSWITCH sent it
+    data: bytes
+
+
+def fixture_bytes(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes()
+
+
+def transcript_steps(name: str) -> list[Step]:
+    """Split an annotated ``*.txt`` transcript into its exact byte blocks, in order."""
+    text = fixture_bytes(f"{name}.txt")
+    steps: list[Step] = []
+    pos = 0
+    while True:
+        m = _BLOCK.search(text, pos)
+        if m is None:
+            return steps
+        size = int(m.group(3))
+        start = m.end()
+        steps.append(Step("tx" if m.group(2).startswith(b">>>") else "rx", text[start : start + size]))
+        pos = start + size
+
+
+TRANSCRIPTS = [
+    "inbound_8021",
+    "outbound_1_5550001",
+    "outbound_1_5559999",
+    "outbound_1_85551003",
+    "outbound_2_5550002",
+    "outbound_2_85550001",
+    "outbound_3_5550003",
+    "outbound_4_5551000",
+    "outbound_5_5551001",
+]
