@@ -99,12 +99,16 @@ def _normalise(raw: str, plan: DialPlan) -> Callee:
         return InvalidNumber(raw, "empty")
     if not _DIALLABLE.fullmatch(dialled):
         return InvalidNumber(raw, "contains characters that cannot be dialled")
-    dialled = strip_technical_prefixes(dialled, plan.technical_prefixes)
+    # Short numbers are checked as dialled and again without technical prefixes: with "9" as
+    # the outside-line prefix, both "911" and "9911" must reach emergency services.
+    stripped = strip_technical_prefixes(dialled, plan.technical_prefixes)
+    shorts = [(kind, d) for d in (dialled, stripped) if d and (kind := _short_number(d, plan)) is not None]
+    if shorts:
+        kind, digits = min(shorts, key=lambda s: s[0] is not ShortKind.EMERGENCY)
+        return ShortNumber(raw, digits, kind)
+    dialled = stripped
     if not dialled:
         return InvalidNumber(raw, "nothing left after technical prefixes")
-    short = _short_number(dialled, plan)
-    if short is not None:
-        return ShortNumber(raw, dialled, short)
     if "*" in dialled or "#" in dialled:
         return InvalidNumber(raw, "service code, not a subscriber number")
     international = _international_form(dialled, plan)

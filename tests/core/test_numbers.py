@@ -1,0 +1,143 @@
+"""Dialled digits -> E.164, table-driven over CN, US, GB, IN and DE."""
+
+from __future__ import annotations
+
+import pytest
+
+from dncgate.numbers import DialPlan, InvalidNumber, ShortKind, ShortNumber, Subscriber, normalise
+
+CN = DialPlan(region="CN", international_prefixes=("00",), technical_prefixes=("17951", "12593"))
+US = DialPlan(region="US", international_prefixes=("011",), technical_prefixes=("9", "*67", "1010XXX"))
+GB = DialPlan(region="GB", international_prefixes=("00",), technical_prefixes=("141", "1470"))
+IN = DialPlan(region="IN", international_prefixes=("00",))
+DE = DialPlan(region="DE", international_prefixes=("00",), technical_prefixes=("#31#",))
+
+SUBSCRIBERS = [
+    # China: mobiles without trunk prefix, fixed lines with 0 + area code, IP-dialling prefixes.
+    (CN, "13800138000", "+8613800138000"),
+    (CN, "+86 138 0013 8000", "+8613800138000"),
+    (CN, "008613800138000", "+8613800138000"),
+    (CN, "1795113800138000", "+8613800138000"),
+    (CN, "010-12345678", "+861012345678"),
+    (CN, "02112345678", "+862112345678"),
+    (CN, "075512345678", "+8675512345678"),
+    (CN, "17012345678", "+8617012345678"),
+    (CN, "tel:+86-138-0013-8000", "+8613800138000"),
+    (CN, "sip:13800138000@127.0.0.1;user=phone", "+8613800138000"),
+    # United States: 10 digits, 1 + 10, 011 international, outside-line 9, hidden CLI, carrier select.
+    (US, "2015550123", "+12015550123"),
+    (US, "1-201-555-0123", "+12015550123"),
+    (US, "(201) 555-0123", "+12015550123"),
+    (US, "+12015550123", "+12015550123"),
+    (US, "912015550123", "+12015550123"),
+    (US, "*672015550123", "+12015550123"),
+    (US, "9*6712015550123", "+12015550123"),
+    (US, "101028812015550123", "+12015550123"),
+    (US, "011442079460018", "+442079460018"),
+    (US, "<sip:+12015550123@127.0.0.1;user=phone>", "+12015550123"),
+    (US, "sips:%2B12015550123@127.0.0.1", "+12015550123"),
+    # United Kingdom: trunk 0, London and mobile, withheld-CLI 141.
+    (GB, "020 7946 0018", "+442079460018"),
+    (GB, "07400 123456", "+447400123456"),
+    (GB, "+44 7400 123456", "+447400123456"),
+    (GB, "00447400123456", "+447400123456"),
+    (GB, "14107400123456", "+447400123456"),
+    (GB, "01865 270000", "+441865270000"),
+    # India: 10-digit mobiles, trunk 0, Delhi fixed line.
+    (IN, "9876543210", "+919876543210"),
+    (IN, "09876543210", "+919876543210"),
+    (IN, "+91 98765 43210", "+919876543210"),
+    (IN, "01123456789", "+911123456789"),
+    (IN, "00919876543210", "+919876543210"),
+    # Germany: variable-length area codes and subscriber numbers.
+    (DE, "030 12345678", "+493012345678"),
+    (DE, "030 123456", "+4930123456"),
+    (DE, "0151 12345678", "+4915112345678"),
+    (DE, "089 1234567", "+49891234567"),
+    (DE, "033203 12345", "+493320312345"),
+    (DE, "#31#03012345678", "+493012345678"),
+    (DE, "+49 (0)30 12345678", "+493012345678"),
+]
+
+
+@pytest.mark.parametrize(("plan", "dialled", "e164"), SUBSCRIBERS)
+def test_subscriber_numbers(plan: DialPlan, dialled: str, e164: str) -> None:
+    result = normalise(dialled, plan)
+    assert isinstance(result, Subscriber), result
+    assert result.e164 == e164
+    assert result.digits == int(e164[1:])
+
+
+SHORT = [
+    (CN, "110", ShortKind.EMERGENCY),
+    (CN, "119", ShortKind.EMERGENCY),
+    (CN, "120", ShortKind.EMERGENCY),
+    (CN, "10086", ShortKind.SERVICE),
+    (US, "911", ShortKind.EMERGENCY),
+    (US, "9911", ShortKind.EMERGENCY),
+    (US, "411", ShortKind.SERVICE),
+    (GB, "999", ShortKind.EMERGENCY),
+    (GB, "112", ShortKind.EMERGENCY),
+    (IN, "112", ShortKind.EMERGENCY),
+    (IN, "100", ShortKind.EMERGENCY),
+    (DE, "110", ShortKind.EMERGENCY),
+    (DE, "112", ShortKind.EMERGENCY),
+]
+
+
+@pytest.mark.parametrize(("plan", "dialled", "kind"), SHORT)
+def test_emergency_and_short_numbers_are_never_subscribers(plan: DialPlan, dialled: str, kind: ShortKind) -> None:
+    result = normalise(dialled, plan)
+    assert isinstance(result, ShortNumber), result
+    assert result.kind is kind
+
+
+def test_operator_short_numbers() -> None:
+    plan = DialPlan(region="CN", extra_short_numbers=frozenset({"12321"}))
+    result = normalise("12321", plan)
+    assert isinstance(result, ShortNumber)
+    assert result.kind is ShortKind.SERVICE
+
+
+INVALID = [
+    (US, ""),
+    (US, "   "),
+    (US, "abc"),
+    (US, "201555012"),
+    (US, "+999123"),
+    (US, "2015550123; DROP TABLE"),
+    (CN, "1380013800"),
+    (GB, "*#06#"),
+    (DE, "+49"),
+    (IN, "x" * 1000),
+    (US, "sip:@127.0.0.1"),
+]
+
+
+@pytest.mark.parametrize(("plan", "dialled"), INVALID)
+def test_invalid_numbers_are_typed_never_raised(plan: DialPlan, dialled: str) -> None:
+    result = normalise(dialled, plan)
+    assert isinstance(result, InvalidNumber), result
+    assert result.reason == "invalid_number"
+    assert result.detail
+
+
+def test_technical_prefix_is_stripped_at_most_once() -> None:
+    plan = DialPlan(region="US", technical_prefixes=("9",))
+    # One 9 is the outside line; a second 9 is part of what was dialled, which is then not valid.
+    assert isinstance(normalise("9912015550123", plan), InvalidNumber)
+    result = normalise("912015550123", plan)
+    assert isinstance(result, Subscriber)
+    assert result.e164 == "+12015550123"
+
+
+def test_operator_trunk_prefix_override() -> None:
+    plan = DialPlan(region="GB", trunk_prefix="8")
+    result = normalise("87400123456", plan)
+    assert isinstance(result, Subscriber)
+    assert result.e164 == "+447400123456"
+
+
+def test_non_string_input_is_invalid() -> None:
+    result = normalise(12015550123, US)  # type: ignore[arg-type]
+    assert isinstance(result, InvalidNumber)

@@ -1,0 +1,167 @@
+"""decide(): one row per rule of the documented order, plus modes, policies and failure handling."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+
+from dncgate.model import (
+    CallAttempt,
+    ConsentFact,
+    ConsentStatus,
+    Decision,
+    Facts,
+    FactsUnavailable,
+    FailureAction,
+    ListHit,
+    ListPolicy,
+    Mode,
+    Originator,
+    Purpose,
+    Reason,
+    TenantPolicy,
+    Verdict,
+)
+from dncgate.numbers import DialPlan, InvalidNumber, ShortKind, ShortNumber, Subscriber
+from dncgate.policy import decide
+
+TENANT = TenantPolicy(name="acme", dial_plan=DialPlan(region="CN"))
+CALLEE = Subscriber("13800138000", "+8613800138000")
+NATIONAL = ListHit("national", "7")
+TENANT_HIT = ListHit("tenant:acme", "3")
+RULE = ListHit("tenant:acme", "3", prefix="86138")
+GRANTED = ConsentFact(ConsentStatus.GRANTED, record_id="c1")
+REVOKED = ConsentFact(ConsentStatus.REVOKED, record_id="c2")
+
+
+def attempt(
+    purpose: Purpose = Purpose.MARKETING,
+    tenant: TenantPolicy = TENANT,
+    callee: Subscriber | ShortNumber | InvalidNumber = CALLEE,
+    category: str | None = None,
+) -> CallAttempt:
+    return CallAttempt(
+        tenant=tenant,
+        originator=Originator(account="dialer-1", trunk="t1", caller_id="4001234567", entity="bank"),
+        purpose=purpose,
+        callee=callee,
+        at=datetime(2026, 11, 27, 10, 0, tzinfo=UTC),
+        category=category,
+    )
+
+
+# (name, attempt, facts, verdict, reason)
+ORDER = [
+    ("invalid marketing", attempt(callee=InvalidNumber("12", "too short")), Facts(), Verdict.REJECT,
+     Reason.INVALID_NUMBER),
+    ("invalid service", attempt(Purpose.SERVICE, callee=InvalidNumber("12", "too short")), Facts(), Verdict.ALLOW,
+     Reason.INVALID_NUMBER),
+    ("emergency beats a store failure", attempt(callee=ShortNumber("110", "110", ShortKind.EMERGENCY)),
+     FactsUnavailable("redis down"), Verdict.ALLOW, Reason.ALLOWED_EMERGENCY),
+    ("store down, marketing", attempt(), FactsUnavailable("timeout"), Verdict.REJECT, Reason.CHECK_FAILED),
+    ("store down, service", attempt(Purpose.SERVICE), FactsUnavailable("timeout"), Verdict.ALLOW,
+     Reason.CHECK_FAILED),
+    ("suspended originator, even with consent", attempt(), Facts(originator_suspended=True, consent=GRANTED),
+     Verdict.REJECT, Reason.ORIGINATOR_SUSPENDED),
+    ("subscriber block stops a service call", attempt(Purpose.SERVICE), Facts(subscriber_blocks_originator=True),
+     Verdict.REJECT, Reason.SUBSCRIBER_BLOCK),
+    ("service to a listed callee", attempt(Purpose.SERVICE), Facts(national=NATIONAL), Verdict.ALLOW,
+     Reason.ALLOWED_SERVICE),
+    ("service under decline-all", attempt(Purpose.SERVICE), Facts(declined_categories=frozenset({"*"})),
+     Verdict.ALLOW, Reason.ALLOWED_SERVICE),
+    ("revoked consent beats everything else", attempt(), Facts(consent=REVOKED), Verdict.REJECT,
+     Reason.CONSENT_REVOKED),
+    ("category declined beats consent", attempt(category="finance"),
+     Facts(consent=GRANTED, declined_categories=frozenset({"finance"})), Verdict.REJECT, Reason.CATEGORY_DECLINED),
+    ("decline-all", attempt(category="travel"), Facts(declined_categories=frozenset({"*"})), Verdict.REJECT,
+     Reason.CATEGORY_DECLINED),
+    ("another category declined", attempt(category="travel"), Facts(declined_categories=frozenset({"finance"})),
+     Verdict.ALLOW, Reason.ALLOWED_CLEAR),
+    ("consent beats the national list", attempt(), Facts(consent=GRANTED, national=NATIONAL), Verdict.ALLOW,
+     Reason.ALLOWED_CONSENT),
+    ("consent for another category does not", attempt(category="travel"),
+     Facts(consent=replace(GRANTED, categories=frozenset({"finance"})), national=NATIONAL), Verdict.REJECT,
+     Reason.NATIONAL_DNC),
+    ("national list", attempt(), Facts(national=NATIONAL, tenant_list=TENANT_HIT), Verdict.REJECT,
+     Reason.NATIONAL_DNC),
+    ("tenant list", attempt(), Facts(tenant_list=TENANT_HIT, prefix_rule=RULE), Verdict.REJECT,
+     Reason.TENANT_DNC),
+    ("prefix rule", attempt(), Facts(prefix_rule=RULE), Verdict.REJECT, Reason.PREFIX_RULE),
+    ("clear", attempt(), Facts(national_version="7"), Verdict.ALLOW, Reason.ALLOWED_CLEAR),
+    ("opt-in without consent", attempt(tenant=replace(TENANT, list_policy=ListPolicy.OPT_IN)), Facts(),
+     Verdict.REJECT, Reason.NO_CONSENT),
+    ("opt-in with consent", attempt(tenant=replace(TENANT, list_policy=ListPolicy.OPT_IN)), Facts(consent=GRANTED),
+     Verdict.ALLOW, Reason.ALLOWED_CONSENT),
+    ("opt-in, consent for another category", attempt(tenant=replace(TENANT, list_policy=ListPolicy.OPT_IN),
+     category="food"), Facts(consent=replace(GRANTED, categories=frozenset({"finance"}))), Verdict.REJECT,
+     Reason.NO_CONSENT),
+    ("opt-in service call", attempt(Purpose.SERVICE, tenant=replace(TENANT, list_policy=ListPolicy.OPT_IN)),
+     Facts(), Verdict.ALLOW, Reason.ALLOWED_SERVICE),
+]
+
+
+@pytest.mark.parametrize(("name", "call", "facts", "verdict", "reason"), ORDER, ids=[row[0] for row in ORDER])
+def test_decision_order(
+    name: str, call: CallAttempt, facts: Facts | FactsUnavailable, verdict: Verdict, reason: Reason
+) -> None:
+    decision = decide(call, facts)
+    assert (decision.verdict, decision.reason) == (verdict, reason), name
+    assert decision.outcome is verdict
+    if verdict is Verdict.REJECT:
+        assert decision.sip_code in {603, 607, 608}
+        assert decision.announcement == "dncgate/en/declined"
+    else:
+        assert decision.sip_code is None
+        assert decision.announcement is None
+
+
+def test_reject_carries_list_version_and_tenant_code() -> None:
+    tenant = replace(TENANT, reject_sip_code=603, language="zh")
+    decision = decide(attempt(tenant=tenant), Facts(national=NATIONAL, national_version="7"))
+    assert decision == Decision(
+        verdict=Verdict.REJECT, outcome=Verdict.REJECT, reason=Reason.NATIONAL_DNC, mode=Mode.ENFORCE,
+        list_name="national", list_version="7", sip_code=603, announcement="dncgate/zh/declined",
+    )
+
+
+def test_clear_decision_records_the_national_version_checked() -> None:
+    decision = decide(attempt(), Facts(national_version="42"))
+    assert decision.list_version == "42"
+    assert decision.list_name is None
+
+
+def test_check_failure_uses_its_own_code_and_detail() -> None:
+    decision = decide(attempt(tenant=replace(TENANT, check_failed_sip_code=608)), FactsUnavailable("redis timeout"))
+    assert decision.sip_code == 608
+    assert decision.detail == "redis timeout"
+
+
+def test_fail_open_is_configurable_for_marketing() -> None:
+    tenant = replace(TENANT, marketing_on_failure=FailureAction.ALLOW)
+    decision = decide(attempt(tenant=tenant), FactsUnavailable("timeout"))
+    assert decision.verdict is Verdict.ALLOW
+    assert decision.reason is Reason.CHECK_FAILED
+
+
+def test_service_fail_closed_is_configurable() -> None:
+    tenant = replace(TENANT, service_on_failure=FailureAction.REJECT)
+    decision = decide(attempt(Purpose.SERVICE, tenant=tenant), FactsUnavailable("timeout"))
+    assert decision.verdict is Verdict.REJECT
+
+
+def test_monitor_mode_allows_and_keeps_the_would_be_verdict() -> None:
+    tenant = replace(TENANT, mode=Mode.MONITOR)
+    decision = decide(attempt(tenant=tenant), Facts(national=NATIONAL))
+    assert decision.verdict is Verdict.ALLOW
+    assert decision.outcome is Verdict.REJECT
+    assert decision.reason is Reason.NATIONAL_DNC
+    assert decision.mode is Mode.MONITOR
+    assert decision.sip_code is None
+
+
+def test_tenant_announcement_template() -> None:
+    tenant = replace(TENANT, announcement="dncgate/{tenant}/{language}/declined")
+    decision = decide(attempt(tenant=tenant), Facts(national=NATIONAL))
+    assert decision.announcement == "dncgate/acme/en/declined"
