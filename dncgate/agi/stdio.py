@@ -1,0 +1,47 @@
+"""Classic AGI: Asterisk runs us as a child process and talks over stdin/stdout.
+
+The conversation is the same as FastAGI minus ``agi_network``, so the same :func:`run_session` runs it::
+
+    async def main() -> None:
+        outcome = await run_stdio_session(handler)
+
+Logging must not go to stdout in this mode (stdout *is* the protocol): configure structlog with
+``structlog.PrintLoggerFactory(sys.stderr)`` (or a stdlib handler on stderr) before the session starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import IO, Any
+
+from dncgate.agi.limits import AgiLimits
+from dncgate.agi.session import AgiHandler, SessionOutcome, run_session
+
+__all__ = ["open_stdio_streams", "run_stdio_session"]
+
+
+async def open_stdio_streams(
+    stdin: IO[Any] | None = None, stdout: IO[Any] | None = None,
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Wrap two pipe-like file objects (default: this process's stdin/stdout) as asyncio streams."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), stdin or sys.stdin)
+    transport, protocol = await loop.connect_write_pipe(
+        lambda: asyncio.StreamReaderProtocol(asyncio.StreamReader()), stdout or sys.stdout,
+    )
+    writer = asyncio.StreamWriter(transport, protocol, None, loop)
+    return reader, writer
+
+
+async def run_stdio_session(
+    handler: AgiHandler,
+    limits: AgiLimits | None = None,
+    *,
+    stdin: IO[Any] | None = None,
+    stdout: IO[Any] | None = None,
+) -> SessionOutcome:
+    """Run one classic-AGI session over stdin/stdout with the same error boundary as FastAGI."""
+    reader, writer = await open_stdio_streams(stdin, stdout)
+    return await run_session(reader, writer, handler, limits, remote="stdio")
