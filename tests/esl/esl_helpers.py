@@ -48,3 +48,33 @@ TRANSCRIPTS = [
     "outbound_4_5551000",
     "outbound_5_5551001",
 ]
+
+
+async def replay_as_freeswitch(port: int, steps: list[Step], *, io_deadline: float = 5.0) -> bytes:
+    """Dial the outbound server like FreeSWITCH would and play ``steps``.
+
+    rx steps are written verbatim; for tx steps we read exactly that many bytes
+    from the server.  Afterwards we read until the server closes the socket.
+    Returns every byte the server sent, for comparison with ``*.tx.raw``.
+    """
+    import asyncio
+
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    received = bytearray()
+    try:
+        async with asyncio.timeout(io_deadline):
+            for step in steps:
+                if step.direction == "rx":
+                    writer.write(step.data)
+                    await writer.drain()
+                else:
+                    received += await reader.readexactly(len(step.data))
+            received += await reader.read()  # until EOF: the server must close
+    finally:
+        writer.close()
+    return bytes(received)
+
+
+def uuid_sequence(*values: str):  # type: ignore[no-untyped-def]
+    it = iter(values)
+    return lambda: next(it)

@@ -1,0 +1,266 @@
+"""One event-socket connection over asyncio streams, shared by outbound and inbound.
+
+A background reader task decodes frames and routes them:
+
+* ``command/reply`` and ``api/response`` resolve the single in-flight command
+  (commands are serialised by a lock, so FIFO order is the protocol's order);
+* ``text/event-*`` go to a bounded event queue (oldest dropped on overflow) and
+  wake anyone waiting for a ``CHANNEL_EXECUTE_COMPLETE`` with a given
+  ``Application-UUID``;
+* ``text/disconnect-notice`` ends the event stream and fails execute waiters;
+* ``auth/request`` resolves :meth:`wait_auth_request`.
+
+Any failure (EOF, protocol error, a command deadline) poisons the connection:
+pending waiters get the error and later calls raise it at once.  A timed-out
+command leaves reply ordering unknown, so the connection is not reused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import AsyncIterator
+
+import structlog
+
+from dncgate.esl.codec import EslDecoder, Limits
+from dncgate.esl.errors import (
+    AccessDeniedError,
+    EslConnectionClosed,
+    EslError,
+    EslTimeoutError,
+    UnexpectedMessageError,
+)
+from dncgate.esl.messages import (
+    API_RESPONSE,
+    AUTH_REQUEST,
+    COMMAND_REPLY,
+    DISCONNECT_NOTICE,
+    RUDE_REJECTION,
+    Event,
+    Message,
+)
+
+_READ_CHUNK = 64 * 1024
+_END = object()
+
+
+class EslConnection:
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        limits: Limits,
+        max_queued_events: int = 1000,
+        log: structlog.typing.FilteringBoundLogger | None = None,
+    ) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._decoder = EslDecoder(limits)
+        self._log = log if log is not None else structlog.get_logger()
+        self._lock = asyncio.Lock()
+        self._pending: deque[asyncio.Future[Message]] = deque()
+        self._executes: dict[str, asyncio.Future[Event]] = {}
+        self._events: deque[Event | object] = deque()
+        self._events_ready = asyncio.Event()
+        self._max_events = max_queued_events
+        self._auth: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        self._failure: EslError | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.disconnect_notice: Message | None = None
+        self.dropped_events = 0
+
+    # -- lifecycle -------------------------------------------------------
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._read_loop(), name="esl-reader")
+
+    @property
+    def failure(self) -> EslError | None:
+        return self._failure
+
+    @property
+    def closed(self) -> bool:
+        return self._failure is not None
+
+    async def close(self, deadline: float = 1.0) -> None:
+        """Stop reading and close the socket (idempotent, bounded)."""
+        self._fail(EslConnectionClosed("connection closed locally"))
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if not self._writer.is_closing():
+            self._writer.close()
+        with contextlib.suppress(OSError, TimeoutError):
+            async with asyncio.timeout(deadline):
+                await self._writer.wait_closed()
+
+    def _fail(self, error: EslError) -> None:
+        if self._failure is not None:
+            return
+        self._failure = error
+        if not self._auth.done():
+            self._auth.set_exception(error)
+            self._auth.exception()  # mark retrieved: nobody may be waiting
+        while self._pending:
+            fut = self._pending.popleft()
+            if not fut.done():
+                fut.set_exception(error)
+        self._fail_executes(error)
+        self._events.append(_END)
+        self._events_ready.set()
+
+    def _fail_executes(self, error: EslError) -> None:
+        executes, self._executes = self._executes, {}
+        for fut in executes.values():
+            if not fut.done():
+                fut.set_exception(error)
+
+    # -- reading ---------------------------------------------------------
+
+    async def _read_loop(self) -> None:
+        try:
+            while True:
+                try:
+                    data = await self._reader.read(_READ_CHUNK)
+                except OSError as exc:
+                    raise EslConnectionClosed(f"read failed: {exc}") from exc
+                if not data:
+                    self._decoder.feed_eof()
+                    raise EslConnectionClosed("peer closed the connection")
+                for message in self._decoder.feed(data):
+                    self._dispatch(message)
+        except EslError as exc:
+            self._fail(exc)
+        except Exception as exc:  # noqa: BLE001 - a reader bug must fail waiters, not strand them
+            self._log.exception("esl.reader.crashed")
+            self._fail(EslError(f"reader crashed: {exc!r}"))
+
+    def _dispatch(self, message: Message) -> None:
+        kind = message.content_type
+        if message.event is not None:
+            self._on_event(message.event)
+        elif kind in (COMMAND_REPLY, API_RESPONSE):
+            if not self._pending:
+                raise UnexpectedMessageError(f"{kind} with no command in flight: {message.reply_text!r}")
+            fut = self._pending.popleft()
+            if not fut.done():
+                fut.set_result(message)
+        elif kind == DISCONNECT_NOTICE:
+            self.disconnect_notice = message
+            self._fail_executes(EslConnectionClosed("disconnect-notice received"))
+            self._events.append(_END)
+            self._events_ready.set()
+        elif kind == AUTH_REQUEST:
+            if not self._auth.done():
+                self._auth.set_result(message)
+        elif kind == RUDE_REJECTION:
+            raise AccessDeniedError(message.body_text.strip() or "rude rejection")
+        else:
+            self._log.debug("esl.message.ignored", content_type=kind)
+
+    def _on_event(self, event: Event) -> None:
+        if event.name == "CHANNEL_EXECUTE_COMPLETE" and event.application_uuid:
+            fut = self._executes.pop(event.application_uuid, None)
+            if fut is not None and not fut.done():
+                fut.set_result(event)
+        if len(self._events) >= self._max_events:
+            self._events.popleft()
+            self.dropped_events += 1
+        self._events.append(event)
+        self._events_ready.set()
+
+    # -- API -------------------------------------------------------------
+
+    async def wait_auth_request(self, deadline: float) -> Message:
+        try:
+            async with asyncio.timeout(deadline):
+                return await asyncio.shield(self._auth)
+        except TimeoutError:
+            error = EslTimeoutError(f"no auth/request within {deadline}s")
+            self._fail(error)
+            raise error from None
+
+    async def command(self, data: bytes, deadline: float) -> Message:
+        """Send one command and wait (bounded) for its reply."""
+        async with self._lock:
+            if self._failure is not None:
+                raise self._failure
+            fut: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+            self._pending.append(fut)
+            try:
+                async with asyncio.timeout(deadline):
+                    self._writer.write(data)
+                    await self._writer.drain()
+                    return await fut
+            except TimeoutError:
+                error = EslTimeoutError(f"no reply to {_first_line(data)!r} within {deadline}s")
+                self._fail(error)
+                raise error from None
+            except OSError as exc:
+                closed = EslConnectionClosed(f"write failed: {exc}")
+                self._fail(closed)
+                raise closed from exc
+            except asyncio.CancelledError:
+                self._fail(EslConnectionClosed("command cancelled; reply order lost"))
+                raise
+
+    async def send_and_wait_execute(
+        self, data: bytes, event_uuid: str, reply_deadline: float, complete_deadline: float
+    ) -> tuple[Message, Event]:
+        """Send a sendmsg execute and wait for its CHANNEL_EXECUTE_COMPLETE."""
+        if self._failure is not None:
+            raise self._failure
+        done: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
+        self._executes[event_uuid] = done
+        try:
+            reply = await self.command(data, reply_deadline)
+            if not reply.ok:
+                return reply, Event("plain", reply.headers)
+            try:
+                async with asyncio.timeout(complete_deadline):
+                    return reply, await done
+            except TimeoutError:
+                raise EslTimeoutError(f"no CHANNEL_EXECUTE_COMPLETE within {complete_deadline}s") from None
+        finally:
+            self._executes.pop(event_uuid, None)
+            if done.done() and not done.cancelled():
+                done.exception()  # retrieved; avoid "exception never retrieved"
+            else:
+                done.cancel()
+
+    async def next_event(self, deadline: float | None) -> Event | None:
+        """The next queued event; None after a disconnect-notice; raises if the stream broke."""
+        try:
+            async with asyncio.timeout(deadline):
+                while not self._events:
+                    self._events_ready.clear()
+                    await self._events_ready.wait()
+        except TimeoutError:
+            raise EslTimeoutError(f"no event within {deadline}s") from None
+        item = self._events[0]
+        if item is _END:
+            # Leave the marker: the stream stays ended.  A disconnect-notice is a
+            # clean end; EOF or a protocol error without one is reported.
+            if self.disconnect_notice is None and self._failure is not None:
+                raise self._failure
+            return None
+        self._events.popleft()
+        assert isinstance(item, Event)
+        return item
+
+    async def iter_events(self, deadline: float | None) -> AsyncIterator[Event]:
+        while True:
+            event = await self.next_event(deadline)
+            if event is None:
+                return
+            yield event
+
+
+def _first_line(data: bytes) -> str:
+    return data.split(b"\n", 1)[0].decode("utf-8", errors="replace")[:80]

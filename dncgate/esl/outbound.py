@@ -1,0 +1,260 @@
+"""Outbound event-socket server: FreeSWITCH dials us once per call.
+
+Dialplan: ``<action application="socket" data="127.0.0.1:8084 async full"/>``.
+For each connection the server sends ``connect``, parses the channel data into
+:class:`~dncgate.esl.messages.ChannelData`, and awaits ``handler(session)``.
+Every session runs inside one error boundary (logged, never crashing the
+server) under an overall deadline, and the server always closes the socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+import structlog
+
+from dncgate.esl import commands
+from dncgate.esl.codec import Limits
+from dncgate.esl.connection import EslConnection
+from dncgate.esl.errors import (
+    CommandError,
+    EslConnectionClosed,
+    EslError,
+    EslProtocolError,
+    EslTimeoutError,
+)
+from dncgate.esl.messages import ChannelData, Event, EventFormat, Message
+
+__all__ = ["Handler", "OutboundConfig", "OutboundServer", "OutboundSession"]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundConfig:
+    host: str = "127.0.0.1"
+    port: int = 8084
+    max_sessions: int = 256
+    connect_deadline: float = 5.0  # for the reply to `connect`
+    command_deadline: float = 5.0  # for each command reply
+    event_deadline: float = 60.0  # idle time allowed between events in session.events()
+    execute_deadline: float = 120.0  # for CHANNEL_EXECUTE_COMPLETE when execute(wait=True)
+    session_deadline: float | None = 3600.0  # whole session, handler included
+    close_deadline: float = 1.0  # for the socket to close
+    max_queued_events: int = 1000
+    limits: Limits = field(default_factory=Limits)
+
+
+class OutboundSession:
+    """What a call handler gets: the channel data plus awaitable commands.
+
+    Every method is bounded by the configured deadlines and raises a subclass
+    of :class:`~dncgate.esl.errors.EslError` on failure (``CommandError`` for
+    ``-ERR`` replies).
+    """
+
+    def __init__(
+        self,
+        conn: EslConnection,
+        channel: ChannelData,
+        config: OutboundConfig,
+        log: structlog.typing.FilteringBoundLogger,
+        uuid_factory: Callable[[], str],
+    ) -> None:
+        self._conn = conn
+        self.channel = channel
+        self._config = config
+        self.log = log
+        self._uuid_factory = uuid_factory
+
+    @property
+    def unique_id(self) -> str:
+        return self.channel.unique_id
+
+    @property
+    def disconnect_notice(self) -> Message | None:
+        return self._conn.disconnect_notice
+
+    async def _command(self, data: bytes, name: str) -> Message:
+        reply = await self._conn.command(data, self._config.command_deadline)
+        return reply.raise_for_error(name)
+
+    async def myevents(self, fmt: EventFormat | None = None) -> Message:
+        """Subscribe to this channel's events (``plain`` when fmt is None, as FreeSWITCH defaults)."""
+        return await self._command(commands.myevents(fmt), "myevents")
+
+    async def linger(self, seconds: int | None = None) -> Message:
+        return await self._command(commands.linger(seconds), "linger")
+
+    async def nolinger(self) -> Message:
+        return await self._command(commands.nolinger(), "nolinger")
+
+    async def resume(self) -> Message:
+        """When our socket closes, let the dialplan continue after the socket app."""
+        return await self._command(commands.resume(), "resume")
+
+    async def exit(self) -> Message:
+        return await self._command(commands.exit_(), "exit")
+
+    async def api(self, command: str) -> str:
+        """Run an API command; returns the response body (may start with ``-ERR``)."""
+        reply = await self._conn.command(commands.api(command), self._config.command_deadline)
+        return reply.body_text
+
+    async def getvar(self, name: str) -> str | None:
+        """``uuid_getvar`` for this channel; None when unset (``_undef_``)."""
+        value = await self.api(f"uuid_getvar {self.unique_id} {name}")
+        return None if value in ("_undef_", "") or value.startswith("-ERR") else value
+
+    async def execute(
+        self, app: str, arg: str | None = None, *, lock: bool = True, wait: bool = False
+    ) -> Event | None:
+        """``sendmsg`` execute.  With ``wait=True`` return its CHANNEL_EXECUTE_COMPLETE event.
+
+        Waiting needs events enabled (call :meth:`myevents` first); the event is
+        matched by ``Application-UUID`` == the ``Event-UUID`` we send.
+        """
+        event_uuid = self._uuid_factory()
+        data = commands.sendmsg_execute(app, arg, lock=lock, event_uuid=event_uuid)
+        if not wait:
+            await self._command(data, f"execute {app}")
+            return None
+        reply, done = await self._conn.send_and_wait_execute(
+            data, event_uuid, self._config.command_deadline, self._config.execute_deadline
+        )
+        reply.raise_for_error(f"execute {app}")
+        return done
+
+    async def hangup(self, cause: str = "NORMAL_CLEARING") -> Message:
+        return await self._command(commands.sendmsg_hangup(cause), "hangup")
+
+    async def next_event(self) -> Event | None:
+        """Next event, or None after the disconnect-notice / EOF."""
+        return await self._conn.next_event(self._config.event_deadline)
+
+    def events(self) -> AsyncIterator[Event]:
+        """Events until the disconnect-notice or EOF; each wait bounded by ``event_deadline``."""
+        return self._conn.iter_events(self._config.event_deadline)
+
+
+Handler = Callable[[OutboundSession], Awaitable[None]]
+
+
+class OutboundServer:
+    def __init__(
+        self,
+        handler: Handler,
+        config: OutboundConfig | None = None,
+        *,
+        uuid_factory: Callable[[], str] | None = None,
+    ) -> None:
+        self._handler = handler
+        self._config = config if config is not None else OutboundConfig()
+        self._uuid_factory = uuid_factory if uuid_factory is not None else (lambda: str(uuid.uuid4()))
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._ids = itertools.count(1)
+        self._log = structlog.get_logger()
+        self.refused = 0
+
+    @property
+    def active_sessions(self) -> int:
+        return len(self._tasks)
+
+    @property
+    def port(self) -> int:
+        if self._server is None or not self._server.sockets:
+            raise RuntimeError("server not started")
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._on_connect, self._config.host, self._config.port)
+        self._log.info("esl.server.listening", host=self._config.host, port=self.port)
+
+    async def __aenter__(self) -> OutboundServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self, timeout: float = 10.0) -> None:
+        """Stop accepting, let sessions finish for up to ``timeout`` s, then cancel the rest."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        tasks = set(self._tasks)
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=timeout)
+            if pending:
+                self._log.warning("esl.server.cancelling_sessions", count=len(pending))
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+        if server is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._config.close_deadline):
+                    await server.wait_closed()
+        self._log.info("esl.server.closed")
+
+    def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        if self._server is None or len(self._tasks) >= self._config.max_sessions:
+            self.refused += 1
+            self._log.warning("esl.server.session_refused", peer=str(peer), active=len(self._tasks))
+            writer.close()
+            return
+        task = asyncio.create_task(self._run_session(reader, writer, peer))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_session(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: object
+    ) -> None:
+        cfg = self._config
+        log = self._log.bind(session=next(self._ids), peer=str(peer))
+        conn = EslConnection(reader, writer, limits=cfg.limits, max_queued_events=cfg.max_queued_events, log=log)
+        started = time.monotonic()
+        outcome = "ok"
+        try:
+            async with asyncio.timeout(cfg.session_deadline):
+                conn.start()
+                reply = await conn.command(commands.connect(), cfg.connect_deadline)
+                channel = ChannelData.from_reply(reply)
+                log = log.bind(unique_id=channel.unique_id, destination=channel.destination_number)
+                log.info("esl.session.connected")
+                await self._handler(OutboundSession(conn, channel, cfg, log, self._uuid_factory))
+        except EslProtocolError as exc:
+            outcome = "protocol_error"
+            log.warning("esl.session.protocol_error", error=str(exc), error_type=type(exc).__name__)
+        except (EslTimeoutError, TimeoutError) as exc:
+            outcome = "timeout"
+            log.warning("esl.session.timeout", error=str(exc))
+        except EslConnectionClosed as exc:
+            outcome = "peer_closed"
+            log.info("esl.session.peer_closed", error=str(exc))
+        except CommandError as exc:
+            outcome = "command_error"
+            log.warning("esl.session.command_error", command=exc.command, reply=exc.reply_text)
+        except EslError as exc:
+            outcome = "esl_error"
+            log.warning("esl.session.esl_error", error=str(exc), error_type=type(exc).__name__)
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            log.info("esl.session.cancelled")
+            raise
+        except Exception:  # the handler's bug must not take the server down
+            outcome = "handler_error"
+            log.exception("esl.session.handler_error")
+        finally:
+            await conn.close(cfg.close_deadline)
+            log.info(
+                "esl.session.closed",
+                outcome=outcome,
+                duration_ms=round((time.monotonic() - started) * 1000, 1),
+                dropped_events=conn.dropped_events,
+            )
