@@ -1,0 +1,298 @@
+"""``dncgate``: serve the doors, load lists, check a number, read the audit, check the configuration."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Callable, Coroutine
+from dataclasses import replace
+from importlib import resources
+from pathlib import Path
+from typing import Any, TextIO
+
+from dncgate import __version__
+from dncgate.audit import AuditSink
+from dncgate.config import ConfigError, GateConfig, load
+from dncgate.gate import CheckRequest, Gate
+from dncgate.lists.formats import ListFileError
+from dncgate.lists.loader import LoadSummary, load_file
+from dncgate.logs import configure
+from dncgate.model import Originator
+from dncgate.numbers import DialPlan
+from dncgate.store.errors import StoreError
+from dncgate.store.factory import open_store
+from dncgate.store.protocol import ListStore, parse_prefix
+
+EXIT_USAGE = 2
+SHOWN_ERRORS = 20
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    configure(args.log_level)
+    try:
+        config = _config(args)
+        result: int = asyncio.run(args.run(args, config))
+        return result
+    except ConfigError as exc:
+        print(f"dncgate: configuration error: {exc}", file=sys.stderr)
+    except ListFileError as exc:
+        print(f"dncgate: {exc}", file=sys.stderr)
+    except StoreError as exc:
+        print(f"dncgate: store error: {exc}", file=sys.stderr)
+    except (ValueError, OSError) as exc:
+        print(f"dncgate: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        return 130
+    return EXIT_USAGE
+
+
+def _config(args: argparse.Namespace) -> GateConfig:
+    path = args.config or os.environ.get("DNCGATE_CONFIG")
+    config = load(Path(path) if path else None)
+    if getattr(args, "demo", False):
+        config = replace(config, store=replace(config.store, backend="sqlite", path=Path(args.demo_db)))
+    return config
+
+
+Command = Callable[[argparse.Namespace, GateConfig], Coroutine[Any, Any, int]]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dncgate", description="A do-not-call gate inside the telephone switch.")
+    parser.add_argument("--version", action="version", version=f"dncgate {__version__}")
+    parser.add_argument("--config", help="TOML file (default: $DNCGATE_CONFIG, else built-in defaults)")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = _command(sub, "serve", _serve, "run the doors (FastAGI), health and metrics")
+    serve.add_argument("--demo", action="store_true", help="load the bundled demo list into a local SQLite file")
+    serve.add_argument("--demo-db", default="dncgate-demo.sqlite3", help="the demo's SQLite file")
+
+    check = _command(sub, "check", _check, "print the decision for one number, and why")
+    check.add_argument("number")
+    check.add_argument("--tenant")
+    check.add_argument("--purpose", help="service or marketing (default: the tenant's)")
+    check.add_argument("--category")
+    check.add_argument("--account", default="cli")
+
+    lists = sub.add_parser("lists", help="load and inspect lists").add_subparsers(required=True, metavar="ACTION")
+    load_p = _command(lists, "load", _lists_load, "load a list file (one number a line or CSV; gzip)")
+    load_p.add_argument("--list", required=True, dest="list_name", help="national or tenant:NAME")
+    load_p.add_argument("file", type=Path)
+    load_p.add_argument("--format", default="auto", choices=["auto", "lines", "csv"])
+    load_p.add_argument("--delta", action="store_true", help="apply adds and removes instead of replacing")
+    load_p.add_argument("--region", help="region for numbers not in +E.164 form (default: [national] region)")
+    load_p.add_argument("--errors", type=Path, help="write every invalid line here (JSON lines)")
+    _command(lists, "stats", _lists_stats, "show every list's version and size")
+    rule = _command(lists, "rule", _lists_rule, "add or remove a prefix rule (block +86170 wholesale)")
+    rule.add_argument("action", choices=["add", "remove"])
+    rule.add_argument("--list", required=True, dest="list_name")
+    rule.add_argument("prefix")
+
+    audit = sub.add_parser("audit", help="read the durable audit").add_subparsers(required=True, metavar="ACTION")
+    tail = _command(audit, "tail", _audit_tail, "the newest decisions, as JSON lines")
+    tail.add_argument("-n", type=int, default=20)
+    export = _command(audit, "export", _audit_export, "every retained decision, as JSON lines")
+    export.add_argument("--output", type=Path, help="a file (default: standard output)")
+
+    config = sub.add_parser("config", help="configuration").add_subparsers(required=True, metavar="ACTION")
+    _command(config, "check", _config_check, "validate the configuration and print it")
+    return parser
+
+
+def _command(sub: Any, name: str, run: Command, text: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=text, description=text)
+    parser.set_defaults(run=run)
+    return parser
+
+
+async def _with_store(config: GateConfig, work: Callable[[ListStore], Coroutine[Any, Any, int]]) -> int:
+    store = await open_store(config.store)
+    try:
+        return await work(store)
+    finally:
+        await store.close()
+
+
+async def _serve(args: argparse.Namespace, config: GateConfig) -> int:
+    from dncgate.service import Running, serve
+
+    if args.demo:
+        await _with_store(config, _load_demo)
+
+    def ready(running: Running) -> None:
+        if args.demo:
+            _print_demo_help(running, config)
+
+    await serve(config, on_ready=ready)
+    return 0
+
+
+async def _load_demo(store: ListStore) -> int:
+    demo = resources.files("dncgate") / "demo"
+    with resources.as_file(demo / "national.txt") as national:
+        await load_file(store, "national", national, DialPlan(region="CN"))
+    with resources.as_file(demo / "tenant-default.txt") as tenant:
+        await load_file(store, "tenant:default", tenant, DialPlan(region="CN"))
+    await store.set_prefix_rule("tenant:default", "86170")
+    return 0
+
+
+def _print_demo_help(running: Any, config: GateConfig) -> None:
+    env = f"DNCGATE_STORE__PATH={config.store.path}"
+    print(
+        f"""
+dncgate is running on its embedded SQLite store ({config.store.path}) with a demo list.
+  FastAGI:  agi://127.0.0.1:{running.agi_port}/check?tenant=default&purpose=marketing
+  health:   http://127.0.0.1:{running.http_port}/healthz    metrics: http://127.0.0.1:{running.http_port}/metrics
+Ask it for a decision from another terminal (.venv/bin/dncgate if the venv is not active):
+  {env} dncgate check +8613800138000    # on the national list: REJECT national_dnc
+  {env} dncgate check +8618612345678    # on the tenant's list: REJECT tenant_dnc
+  {env} dncgate check +8617012345678    # prefix rule +86170: REJECT prefix_rule
+  {env} dncgate check +8613800138001    # not listed: ALLOW allowed_clear
+  {env} dncgate check +8613800138000 --purpose service   # service call: ALLOW
+  {env} dncgate check 911               # emergency: always ALLOW
+Stop it with Ctrl-C.""",
+        flush=True,
+    )
+
+
+async def _check(args: argparse.Namespace, config: GateConfig) -> int:
+    async def run(store: ListStore) -> int:
+        audit = AuditSink(store, queue_size=16)
+        audit.start()
+        gate = Gate(config.tenants, store, audit, store_deadline=max(config.store.timeout_ms / 1000, 1.0))
+        from structlog import get_logger
+
+        request = CheckRequest(
+            dialled=args.number, door="cli", tenant=args.tenant, purpose=args.purpose, category=args.category,
+            originator=Originator(account=args.account),
+        )
+        result = await gate.check(request, get_logger("dncgate.cli"))
+        await audit.close()
+        d = result.decision
+        print(f"{d.verdict.value.upper()}  reason={d.reason.value}  outcome={d.outcome.value}  mode={d.mode.value}")
+        print(f"  callee={result.record.callee or '-'}  list={d.list_name or '-'}  version={d.list_version or '-'}")
+        if d.sip_code:
+            print(f"  sip={d.sip_code}  announcement={d.announcement}")
+        if d.detail:
+            print(f"  detail={d.detail}")
+        print(f"  decision_id={result.decision_id}  latency_us={result.record.latency_us}")
+        return 0
+
+    return await _with_store(config, run)
+
+
+async def _lists_load(args: argparse.Namespace, config: GateConfig) -> int:
+    region = (args.region or config.national_region).upper()
+    progress = _progress(sys.stderr) if sys.stderr.isatty() else None
+
+    async def run(store: ListStore) -> int:
+        summary = await load_file(
+            store, args.list_name, args.file, DialPlan(region=region), fmt=args.format, delta=args.delta,
+            progress=progress,
+        )
+        _report(summary, args.errors, sys.stdout)
+        return 0
+
+    return await _with_store(config, run)
+
+
+def _progress(stream: TextIO) -> Callable[[int], None]:
+    def show(lines: int) -> None:
+        stream.write(f"\rread {lines:,} lines")
+        stream.flush()
+
+    return show
+
+
+def _report(summary: LoadSummary, errors_path: Path | None, out: TextIO) -> None:
+    what = f"added {summary.loaded:,}, removed {summary.removed:,}" if summary.mode == "delta" else (
+        f"loaded {summary.loaded:,} as version {summary.version}"
+        + (f" (replacing {summary.previous_version})" if summary.previous_version else "")
+    )
+    print(f"\n{summary.list_name}: read {summary.read:,} lines; {what}; duplicates {summary.duplicates:,}; "
+          f"invalid {len(summary.invalid):,}", file=out)
+    for error in summary.invalid[:SHOWN_ERRORS]:
+        print(f"  line {error.line}: {error.text!r}: {error.problem}", file=out)
+    if len(summary.invalid) > SHOWN_ERRORS and errors_path is None:
+        print(f"  ... {len(summary.invalid) - SHOWN_ERRORS:,} more: use --errors FILE for all of them", file=out)
+    if errors_path is not None:
+        with errors_path.open("w", encoding="utf-8") as f:
+            for error in summary.invalid:
+                f.write(json.dumps({"line": error.line, "text": error.text, "problem": error.problem}) + "\n")
+        print(f"  every invalid line is in {errors_path}", file=out)
+
+
+async def _lists_stats(args: argparse.Namespace, config: GateConfig) -> int:
+    async def run(store: ListStore) -> int:
+        stats = await store.stats()
+        if not stats:
+            print("no lists loaded")
+        for s in stats:
+            print(f"{s.list_name:<24} version={s.version or '-':<8} numbers={s.count:<12,} "
+                  f"prefix_rules={s.prefix_rules:<6} loaded_at={s.loaded_at or '-'}  {s.detail}")
+        return 0
+
+    return await _with_store(config, run)
+
+
+async def _lists_rule(args: argparse.Namespace, config: GateConfig) -> int:
+    digits = parse_prefix(args.prefix)
+
+    async def run(store: ListStore) -> int:
+        await store.set_prefix_rule(args.list_name, digits, present=args.action == "add")
+        print(f"{args.list_name}: prefix +{digits} {'added' if args.action == 'add' else 'removed'}")
+        return 0
+
+    return await _with_store(config, run)
+
+
+async def _audit_tail(args: argparse.Namespace, config: GateConfig) -> int:
+    async def run(store: ListStore) -> int:
+        for record in await store.audit_tail(args.n):
+            print(record.to_json())
+        return 0
+
+    return await _with_store(config, run)
+
+
+async def _audit_export(args: argparse.Namespace, config: GateConfig) -> int:
+    async def run(store: ListStore) -> int:
+        out = args.output.open("w", encoding="utf-8") if args.output else sys.stdout
+        count = 0
+        try:
+            async for record in store.audit_export():
+                out.write(record.to_json() + "\n")
+                count += 1
+        finally:
+            if args.output:
+                out.close()
+        print(f"exported {count:,} records", file=sys.stderr)
+        return 0
+
+    return await _with_store(config, run)
+
+
+async def _config_check(args: argparse.Namespace, config: GateConfig) -> int:
+    print(f"configuration OK ({config.source})")
+    print(f"  store: {config.store.backend} "
+          f"{config.store.path if config.store.backend == 'sqlite' else config.store.url} "
+          f"timeout {config.store.timeout_ms} ms")
+    for door in ("agi", "esl", "http"):
+        listen = getattr(config, door)
+        print(f"  {door}: {'on' if listen.enabled else 'off'} {listen.host}:{listen.port}")
+    for name, t in sorted(config.tenants.items()):
+        print(f"  tenant {name}: region {t.dial_plan.region}, {t.mode.value}, {t.list_policy.value}, "
+              f"default {t.default_purpose.value}, reject {t.reject_sip_code}, "
+              f"check failed {t.check_failed_sip_code} (marketing {t.marketing_on_failure.value}, "
+              f"service {t.service_on_failure.value})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,241 @@
+"""Configuration: one TOML file plus ``DNCGATE_`` environment overrides, validated at start-up.
+
+An override names a key path with double underscores: ``DNCGATE_STORE__BACKEND=redis``,
+``DNCGATE_TENANTS__ACME__MODE=monitor``. Every error names the key and where it came from.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dncgate.model import REJECT_SIP_CODES, FailureAction, ListPolicy, Mode, Purpose, TenantPolicy
+from dncgate.numbers import DialPlan
+from dncgate.store.errors import UnknownList
+from dncgate.store.protocol import list_key
+
+ENV_PREFIX = "DNCGATE_"
+DEFAULT_TENANT = "default"
+
+
+class ConfigError(Exception):
+    """A configuration value that cannot be used; the message names the key and its source."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    backend: str = "sqlite"
+    path: Path = Path("dncgate.sqlite3")
+    url: str = "redis://127.0.0.1:6379/0"
+    timeout_ms: int = 250
+
+
+@dataclass(frozen=True, slots=True)
+class ListenConfig:
+    enabled: bool
+    host: str
+    port: int
+    max_sessions: int = 512
+
+
+@dataclass(frozen=True, slots=True)
+class GateConfig:
+    source: str
+    store: StoreConfig
+    tenants: Mapping[str, TenantPolicy]
+    national_region: str = "US"
+    agi: ListenConfig = field(default_factory=lambda: ListenConfig(True, "127.0.0.1", 4573))
+    esl: ListenConfig = field(default_factory=lambda: ListenConfig(False, "127.0.0.1", 8084))
+    http: ListenConfig = field(default_factory=lambda: ListenConfig(True, "127.0.0.1", 9464))
+    audit_queue_size: int = 100_000
+
+    def tenant(self, name: str | None) -> TenantPolicy | None:
+        """The named tenant, or the default one when no name was given."""
+        return self.tenants.get(name or DEFAULT_TENANT)
+
+
+class _Reader:
+    """Typed access to one table of the merged configuration, with key paths in errors."""
+
+    def __init__(self, data: Mapping[str, Any], path: str, source: str) -> None:
+        self.data, self.path, self.source = data, path, source
+        self.used: set[str] = set()
+
+    def error(self, key: str, message: str) -> ConfigError:
+        return ConfigError(f"{self.source}: {self.path}{key}: {message}")
+
+    def get(self, key: str, kind: type, default: Any) -> Any:
+        self.used.add(key)
+        value = self.data.get(key, default)
+        if kind is bool and isinstance(value, str):
+            if value.lower() not in {"true", "false", "1", "0", "yes", "no"}:
+                raise self.error(key, f"{value!r} is not true or false")
+            return value.lower() in {"true", "1", "yes"}
+        if kind is int and isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                raise self.error(key, f"{value!r} is not a whole number") from None
+        if kind is tuple and isinstance(value, str):
+            return tuple(v.strip() for v in value.split(",") if v.strip())
+        if kind is tuple and isinstance(value, list):
+            if not all(isinstance(v, str) for v in value):
+                raise self.error(key, "expected a list of strings")
+            return tuple(value)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise self.error(key, f"expected {kind.__name__}, got {value!r}")
+        return value
+
+    def choice(self, key: str, enum: type[Any], default: Any) -> Any:
+        value = self.get(key, str, default.value)
+        try:
+            return enum(value)
+        except ValueError:
+            allowed = ", ".join(e.value for e in enum)
+            raise self.error(key, f"{value!r} is not one of {allowed}") from None
+
+    def table(self, key: str) -> _Reader:
+        self.used.add(key)
+        value = self.data.get(key, {})
+        if not isinstance(value, Mapping):
+            raise self.error(key, "expected a table")
+        return _Reader(value, f"{self.path}{key}.", self.source)
+
+    def check_unknown(self) -> None:
+        unknown = sorted(set(self.data) - self.used)
+        if unknown:
+            raise self.error(unknown[0], "unknown key")
+
+
+def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> GateConfig:
+    """Read ``path`` (if given), apply environment overrides, validate. Raises ``ConfigError``."""
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        source = str(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: file not found") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    overridden = _apply_env(data, os.environ if environ is None else environ)
+    if overridden:
+        source += " + environment (" + ", ".join(overridden) + ")"
+    return _build(_Reader(data, "", source))
+
+
+def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> list[str]:
+    names = []
+    for name, value in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        keys = [k.lower() for k in name[len(ENV_PREFIX) :].split("__")]
+        table = data
+        for key in keys[:-1]:
+            table = table.setdefault(key, {})
+            if not isinstance(table, dict):
+                raise ConfigError(f"environment {name}: {key} is not a table")
+        table[keys[-1]] = value
+        names.append(name)
+    return names
+
+
+def _build(root: _Reader) -> GateConfig:
+    store_t = root.table("store")
+    store = StoreConfig(
+        backend=store_t.get("backend", str, "sqlite"),
+        path=Path(store_t.get("path", str, "dncgate.sqlite3")),
+        url=store_t.get("url", str, "redis://127.0.0.1:6379/0"),
+        timeout_ms=store_t.get("timeout_ms", int, 250),
+    )
+    if store.backend not in {"sqlite", "redis"}:
+        raise store_t.error("backend", f"{store.backend!r} is not one of sqlite, redis")
+    if not 1 <= store.timeout_ms <= 10_000:
+        raise store_t.error("timeout_ms", "must be between 1 and 10000")
+    store_t.check_unknown()
+    national = root.table("national")
+    national_region = _region(national, national.get("region", str, "US"))
+    national.check_unknown()
+    listeners = {
+        name: _listen(root.table(name), enabled, port)
+        for name, enabled, port in (("agi", True, 4573), ("esl", False, 8084), ("http", True, 9464))
+    }
+    audit = root.table("audit")
+    queue = audit.get("queue_size", int, 100_000)
+    audit.check_unknown()
+    tenants_t = root.table("tenants")
+    names = list(tenants_t.data) or [DEFAULT_TENANT]
+    tenants = {name: _tenant(name, tenants_t.table(name)) for name in names}
+    root.check_unknown()
+    return GateConfig(
+        source=root.source,
+        store=store,
+        tenants=tenants,
+        national_region=national_region,
+        audit_queue_size=queue,
+        **listeners,
+    )
+
+
+def _listen(table: _Reader, enabled: bool, port: int) -> ListenConfig:
+    config = ListenConfig(
+        enabled=table.get("enabled", bool, enabled),
+        host=table.get("host", str, "127.0.0.1"),
+        port=table.get("port", int, port),
+        max_sessions=table.get("max_sessions", int, 512),
+    )
+    if not 0 <= config.port <= 65535:
+        raise table.error("port", f"{config.port} is not a TCP port")
+    if config.max_sessions < 1:
+        raise table.error("max_sessions", "must be at least 1")
+    table.check_unknown()
+    return config
+
+
+def _region(table: _Reader, region: str) -> str:
+    import phonenumbers
+
+    if region.upper() not in phonenumbers.SUPPORTED_REGIONS:
+        raise table.error("region", f"{region!r} is not a region code phonenumbers knows (like CN, US, GB)")
+    return region.upper()
+
+
+def _tenant(name: str, t: _Reader) -> TenantPolicy:
+    try:
+        list_key(name)
+    except UnknownList:
+        raise t.error("", "a tenant name is 1-64 letters, digits, '_', '.' or '-'") from None
+    plan = DialPlan(
+        region=_region(t, t.get("region", str, "US")),
+        trunk_prefix=t.get("trunk_prefix", str, "") or None,
+        international_prefixes=t.get("international_prefixes", tuple, ["00", "011"]),
+        technical_prefixes=t.get("technical_prefixes", tuple, []),
+        extra_short_numbers=frozenset(t.get("short_numbers", tuple, [])),
+    )
+    policy = TenantPolicy(
+        name=name,
+        dial_plan=plan,
+        mode=t.choice("mode", Mode, Mode.ENFORCE),
+        list_policy=t.choice("policy", ListPolicy, ListPolicy.OPT_OUT),
+        default_purpose=t.choice("default_purpose", Purpose, Purpose.MARKETING),
+        reject_sip_code=t.get("reject_sip_code", int, 607),
+        check_failed_sip_code=t.get("check_failed_sip_code", int, 603),
+        marketing_on_failure=t.choice("marketing_on_failure", FailureAction, FailureAction.REJECT),
+        service_on_failure=t.choice("service_on_failure", FailureAction, FailureAction.ALLOW),
+        language=t.get("language", str, "en"),
+        announcement=t.get("announcement", str, "dncgate/{language}/declined"),
+    )
+    for key in ("reject_sip_code", "check_failed_sip_code"):
+        if getattr(policy, key) not in REJECT_SIP_CODES:
+            raise t.error(key, f"{getattr(policy, key)} is not one of 603, 607, 608")
+    try:
+        policy.announcement_for()
+    except (KeyError, IndexError, ValueError):
+        raise t.error("announcement", "may use only {language} and {tenant}") from None
+    t.check_unknown()
+    return policy

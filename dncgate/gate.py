@@ -1,0 +1,155 @@
+"""The one check path every door shares: request -> numbers -> store -> decide() -> log + audit.
+
+A door (FastAGI, classic AGI, ESL, the CLI) builds a :class:`CheckRequest` and awaits
+``Gate.check()``. The store lookup has a deadline; a store that is down, slow or corrupt gives
+``FactsUnavailable`` and ``decide()`` applies the tenant's failure policy (fail closed for
+marketing by default). Every decision is logged as one JSON line and queued for the durable audit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import structlog
+
+from dncgate.audit import AuditSink
+from dncgate.audit_record import AuditRecord, new_decision_id
+from dncgate.metrics import GateMetrics
+from dncgate.model import (
+    CallAttempt,
+    Decision,
+    Facts,
+    FactsUnavailable,
+    Originator,
+    Purpose,
+    Reason,
+    TenantPolicy,
+    Verdict,
+)
+from dncgate.numbers import Subscriber, normalise
+from dncgate.policy import decide
+from dncgate.store.errors import StoreError
+from dncgate.store.protocol import ListStore
+
+_FAILURE_REASONS = frozenset({Reason.CHECK_FAILED, Reason.INVALID_NUMBER})
+
+
+@dataclass(frozen=True, slots=True)
+class CheckRequest:
+    dialled: str
+    door: str
+    tenant: str | None = None
+    purpose: str | None = None
+    category: str | None = None
+    originator: Originator = field(default_factory=Originator)
+    language: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    decision: Decision
+    decision_id: str
+    record: AuditRecord
+
+
+class Gate:
+    def __init__(
+        self,
+        tenants: Mapping[str, TenantPolicy],
+        store: ListStore,
+        audit: AuditSink,
+        *,
+        default_tenant: str = "default",
+        store_deadline: float = 0.25,
+        metrics: GateMetrics | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.tenants = tenants
+        self.store = store
+        self.audit = audit
+        self.default_tenant = default_tenant
+        self.store_deadline = store_deadline
+        self.metrics = metrics
+        self._clock = clock
+
+    async def check(self, request: CheckRequest, log: structlog.typing.FilteringBoundLogger) -> CheckResult:
+        """Decide one call. Never raises for bad input or a failed store: that is a decision too."""
+        started = time.perf_counter_ns()
+        tenant, tenant_problem = self._tenant(request.tenant)
+        purpose = _purpose(request.purpose, tenant.default_purpose)
+        callee = normalise(request.dialled, tenant.dial_plan)
+        attempt = CallAttempt(
+            tenant=tenant,
+            originator=request.originator,
+            purpose=purpose,
+            callee=callee,
+            at=self._clock(),
+            category=request.category or None,
+            language=request.language or None,
+        )
+        facts: Facts | FactsUnavailable
+        if tenant_problem:
+            facts = FactsUnavailable(tenant_problem)
+        elif isinstance(callee, Subscriber):
+            facts = await self._facts(tenant.name, callee.digits)
+        else:
+            facts = Facts()
+        decision = decide(attempt, facts)
+        latency_us = (time.perf_counter_ns() - started) // 1000
+        decision_id = new_decision_id()
+        record = AuditRecord.of(
+            attempt, decision, decision_id=decision_id, door=request.door, dialled=request.dialled,
+            latency_us=latency_us,
+        )
+        _log_decision(log, decision, record)
+        self.audit.submit(record)
+        if self.metrics is not None:
+            self.metrics.observe(record, latency_us)
+        return CheckResult(decision, decision_id, record)
+
+    def _tenant(self, name: str | None) -> tuple[TenantPolicy, str]:
+        key = name or self.default_tenant
+        tenant = self.tenants.get(key)
+        if tenant is not None:
+            return tenant, ""
+        # An unknown tenant is a configuration fault: decided under default failure rules.
+        return TenantPolicy(name=_safe_name(key)), f"unknown tenant {key!r}"
+
+    async def _facts(self, tenant: str, number: int) -> Facts | FactsUnavailable:
+        try:
+            async with asyncio.timeout(self.store_deadline):
+                return await self.store.facts(tenant, number)
+        except TimeoutError:
+            return FactsUnavailable(f"store did not answer within {self.store_deadline * 1000:.0f} ms")
+        except StoreError as exc:
+            return FactsUnavailable(f"{type(exc).__name__}: {exc}")
+
+
+def _purpose(value: str | None, default: Purpose) -> Purpose:
+    try:
+        return Purpose((value or "").strip().lower())
+    except ValueError:
+        return default
+
+
+def _safe_name(name: str) -> str:
+    return "".join(c for c in name if c.isalnum() or c in "_.-")[:64] or "unknown"
+
+
+def _log_decision(log: structlog.typing.FilteringBoundLogger, decision: Decision, record: AuditRecord) -> None:
+    fields = record.as_dict()
+    if decision.verdict is Verdict.ALLOW and decision.reason in _FAILURE_REASONS:
+        # Let through because of a failure: always said out loud.
+        log.warning("decision.allowed_on_failure", **fields)
+    elif decision.verdict is Verdict.REJECT and decision.reason in _FAILURE_REASONS:
+        log.warning("decision.rejected_on_failure", **fields)
+    elif decision.outcome is not decision.verdict:
+        log.info("decision.monitored", **fields)
+    elif decision.verdict is Verdict.REJECT:
+        log.info("decision.rejected", **fields)
+    else:
+        log.info("decision.allowed", **fields)

@@ -1,0 +1,84 @@
+"""``dncgate serve``: the store, the audit sink, the gate and every enabled door in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import structlog
+from aiohttp import web
+
+from dncgate.agi import AgiLimits, AgiServer
+from dncgate.agi.check import check_handler
+from dncgate.audit import AuditSink
+from dncgate.config import GateConfig
+from dncgate.gate import Gate
+from dncgate.http import make_app
+from dncgate.metrics import GateMetrics
+from dncgate.store.factory import open_store
+
+log = structlog.get_logger("dncgate.service")
+SHUTDOWN_GRACE = 5.0
+
+
+@dataclass
+class Running:
+    """What a started gate listens on; handed to ``on_ready`` (the CLI prints it, tests use it)."""
+
+    gate: Gate
+    agi_port: int | None = None
+    http_port: int | None = None
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+async def serve(config: GateConfig, *, on_ready: Callable[[Running], None] | None = None,
+                handle_signals: bool = True) -> None:
+    """Run until SIGTERM/SIGINT (or ``Running.stop`` is set), then shut down within a bound."""
+    store = await open_store(config.store)
+    audit = AuditSink(store, queue_size=config.audit_queue_size)
+    audit.start()
+    metrics = GateMetrics()
+    gate = Gate(config.tenants, store, audit, store_deadline=config.store.timeout_ms / 1000, metrics=metrics)
+    running = Running(gate)
+    agi: AgiServer | None = None
+    runner: web.AppRunner | None = None
+    try:
+        if config.agi.enabled:
+            agi = AgiServer(check_handler(gate), host=config.agi.host, port=config.agi.port,
+                            limits=AgiLimits(max_sessions=config.agi.max_sessions))
+            await agi.start()
+            running.agi_port = agi.port
+        if config.http.enabled:
+            doors = {"agi": agi is not None}
+            runner = web.AppRunner(make_app(store, metrics, doors), access_log=None, handle_signals=False)
+            await runner.setup()
+            site = web.TCPSite(runner, config.http.host, config.http.port, shutdown_timeout=1.0)
+            await site.start()
+            running.http_port = _bound_port(runner)
+        if handle_signals:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, running.stop.set)
+        log.info("gate.started", config=config.source, store=config.store.backend, agi_port=running.agi_port,
+                 http_port=running.http_port, tenants=sorted(config.tenants))
+        if on_ready is not None:
+            on_ready(running)
+        await running.stop.wait()
+        log.info("gate.stopping")
+    finally:
+        if agi is not None:
+            await agi.close(timeout=SHUTDOWN_GRACE)
+        if runner is not None:
+            await runner.cleanup()
+        await audit.close(timeout=SHUTDOWN_GRACE)
+        await store.close()
+        log.info("gate.stopped", audit_written=audit.written, audit_unwritten=audit.overflowed)
+
+
+def _bound_port(runner: web.AppRunner) -> int | None:
+    for address in runner.addresses:
+        if isinstance(address, tuple):
+            return int(address[1])
+    return None
