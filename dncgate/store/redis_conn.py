@@ -1,0 +1,94 @@
+"""Settings, connection pools and error mapping of the Redis list store.
+
+redis-py's defaults (5 s socket timeout, retries with long backoff) kept one lookup blocked for
+58 s on a stalled server; a call in the switch must fail fast instead, and the caller's policy
+decides what a failed check means. So the lookup path gets short timeouts and one retry, and
+loads, exports and cleanup get a separate pool with patient timeouts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import RedisError, ResponseError
+
+from dncgate.lists.blocks import CANDIDATE_K
+from dncgate.store.errors import StoreCorrupt, StoreUnavailable
+
+RECOMMENDED_INTSET_ENTRIES = 1_000_000
+REDIS_DEFAULT_INTSET_ENTRIES = 512
+
+
+@dataclass(frozen=True, slots=True)
+class RedisSettings:
+    """How to reach Redis and how long to wait for it. Defaults suit the call path."""
+
+    url: str
+    # Lookup path: every call is bounded by about socket_timeout x (retries + 1) + backoff.
+    socket_timeout: float = 0.25
+    connect_timeout: float = 0.25
+    retries: int = 1
+    retry_backoff_base: float = 0.01
+    retry_backoff_cap: float = 0.1
+    # A policy of your own replaces retries/backoff above (used for both pools).
+    retry: Retry | None = None
+    max_connections: int = 32
+    pool_timeout: float = 1.0  # how long a call waits for a free pooled connection
+    lookup_deadline: float = 1.0  # hard cap on one facts() call, retries included
+    # Loads, cleanup, stats, audit export: big pipelines that may take a while.
+    admin_socket_timeout: float = 30.0
+    admin_max_connections: int = 4
+    # Loading: members per SADD and per pipelined round trip.
+    sadd_chunk: int = 20_000
+    load_batch: int = 200_000
+    block_k: tuple[int, ...] = CANDIDATE_K
+    # When CONFIG is disabled, what to assume for set-max-intset-entries (None: Redis's default).
+    intset_entries: int | None = None
+    encoding_samples: int = 5
+    # Old versions are freed this long after the swap, so in-flight lookups finish first.
+    retire_grace: float = 2.0
+    # A build whose heartbeat is older than this is taken as abandoned and freed by the next load.
+    abandoned_after: float = 60.0
+    unlink_batch: int = 500
+    audit_maxlen: int = 10_000_000
+    audit_page: int = 1_000
+    client_name: str = "dncgate"
+    extra: dict[str, object] = field(default_factory=dict)  # more redis-py connection options
+
+    def retry_policy(self) -> Retry:
+        if self.retry is not None:
+            return self.retry
+        return Retry(ExponentialBackoff(cap=self.retry_backoff_cap, base=self.retry_backoff_base), self.retries)
+
+
+def make_client(settings: RedisSettings, *, admin: bool = False) -> Redis:
+    """A client over its own bounded, blocking pool (callers wait up to pool_timeout for a slot)."""
+    pool = BlockingConnectionPool.from_url(
+        settings.url,
+        max_connections=settings.admin_max_connections if admin else settings.max_connections,
+        timeout=settings.admin_socket_timeout if admin else settings.pool_timeout,
+        socket_timeout=settings.admin_socket_timeout if admin else settings.socket_timeout,
+        socket_connect_timeout=settings.connect_timeout,
+        retry=settings.retry_policy(),
+        client_name=settings.client_name,
+        **settings.extra,
+    )
+    return Redis(connection_pool=pool)
+
+
+@contextmanager
+def redis_errors(what: str) -> Iterator[None]:
+    """Map every Redis, socket and timeout error to a ``StoreError``; nothing raw escapes."""
+    try:
+        yield
+    except ResponseError as exc:
+        if str(exc).startswith("WRONGTYPE"):
+            raise StoreCorrupt(f"redis {what}: {exc}") from exc
+        raise StoreUnavailable(f"redis {what}: {exc}") from exc
+    except (RedisError, OSError, TimeoutError) as exc:
+        raise StoreUnavailable(f"redis {what}: {type(exc).__name__}: {exc}") from exc
