@@ -13,6 +13,7 @@ What it reads (query parameters first, then AGI arguments, then channel variable
     entity      ?entity=   (the business consent is keyed by)
     language    ?language= else agi_language
 
+Classic AGI (``dncgate-agi``) takes the same keys as ``key=value`` arguments after the number.
 Channel variables cost a round trip each, so only tenant and purpose fall back to them; the
 shipped dialplan passes everything in the query string.
 
@@ -61,7 +62,9 @@ def check_handler(gate: Gate, door: str = "agi") -> Callable[[AgiSession], Await
 
 async def _check_request(session: AgiSession, door: str) -> CheckRequest:
     request = session.request
-    values = {key: request.params.get(key, "") for key in _PARAMS}
+    # Classic AGI has no query string: ``AGI(dncgate-agi,NUMBER,tenant=acme,purpose=marketing)``.
+    params = dict(arg.split("=", 1) for arg in request.args[1:] if "=" in arg) | request.params
+    values = {key: params.get(key, "") for key in _PARAMS}
     for key, variable in _CHANNEL_FALLBACKS.items():
         if not values[key]:
             values[key] = await session.get_variable(variable) or ""
