@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import contextlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,10 +139,8 @@ async def replay(
         return result
     finally:
         writer.close()
-        try:
+        with contextlib.suppress(ConnectionError):
             await writer.wait_closed()
-        except ConnectionError:
-            pass
 
 
 async def open_client(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -150,10 +149,8 @@ async def open_client(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWr
 
 async def close_client(writer: asyncio.StreamWriter) -> None:
     writer.close()
-    try:
+    with contextlib.suppress(ConnectionError):
         await writer.wait_closed()
-    except ConnectionError:
-        pass
 
 
 async def read_until_closed(reader: asyncio.StreamReader, timeout: float = 3.0) -> bytes:

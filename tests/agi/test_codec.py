@@ -225,7 +225,8 @@ def test_transcript_replies_carry_the_recorded_values() -> None:
     replies = [e for e in events if isinstance(e, AgiReply)]
     assert [r.code for r in replies] == [200] * 14 + [510, 200]
     assert replies[1].data == "15551230000"
-    assert replies[2].result == 0 and replies[2].data is None
+    assert replies[2].result == 0
+    assert replies[2].data is None
     assert replies[3].data == "15551230000-705550100-PJSIP/uac-00000011"
     assert replies[8].result == 4  # CHANNEL STATUS: ringing
     assert (replies[11].result, replies[11].endpos) == (0, 3520)
@@ -239,7 +240,8 @@ def test_hangup_line_before_the_pending_reply() -> None:
     events = decode_events(t.reply_bytes)
     assert isinstance(events[2], HangupNotice)
     third = events[3]
-    assert isinstance(third, AgiReply) and third.data == "15551230000"  # the reply still follows
+    assert isinstance(third, AgiReply)
+    assert third.data == "15551230000"
     codes = [e.code for e in events if isinstance(e, AgiReply)]
     assert codes == [200, 200, 200, 200, 200, 200, 200, 200, 511, 511, 511, 511, 511, 200]
     assert sum(isinstance(e, HangupNotice) for e in events) == 1
@@ -249,7 +251,9 @@ def test_multiline_520_is_read_whole_and_the_next_reply_is_parsed() -> None:
     events = decode_events(load_transcript(USAGE520).reply_bytes)
     assert len(events) == 3
     usage, after, last = events
-    assert isinstance(usage, AgiReply) and isinstance(after, AgiReply) and isinstance(last, AgiReply)
+    assert isinstance(usage, AgiReply)
+    assert isinstance(after, AgiReply)
+    assert isinstance(last, AgiReply)
     assert usage.code == 520
     assert usage.text == "Invalid command syntax.  Proper usage follows:"
     assert usage.result is None

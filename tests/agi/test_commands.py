@@ -13,7 +13,10 @@ from tests.agi.agi_helpers import asterisk_parse_args
 
 def words(line: str) -> list[str]:
     data = cmd.encode_line(line)
-    assert data.endswith(b"\n") and data.count(b"\n") == 1 and b"\r" not in data and b"\x00" not in data
+    assert data.endswith(b"\n")
+    assert data.count(b"\n") == 1
+    assert b"\r" not in data
+    assert b"\x00" not in data
     return asterisk_parse_args(data[:-1].decode())
 
 

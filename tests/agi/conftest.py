@@ -1,0 +1,55 @@
+"""Fixtures for the AGI server tests: a running AgiServer on 127.0.0.1 port 0 with captured logs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
+from typing import Any
+
+import pytest
+import structlog
+from structlog.testing import capture_logs
+
+from dncgate.agi import AgiLimits, AgiServer
+from dncgate.agi.session import AgiHandler
+
+FAST = AgiLimits(header_timeout=1.0, reply_timeout=1.0, close_timeout=0.5)
+
+ServerFactory = Callable[..., Awaitable[AgiServer]]
+
+
+@pytest.fixture
+def logs() -> Iterator[list[MutableMapping[str, Any]]]:
+    with capture_logs() as captured:
+        yield captured
+    structlog.reset_defaults()
+
+
+@pytest.fixture
+async def make_server(logs: list[MutableMapping[str, Any]]) -> AsyncIterator[ServerFactory]:
+    servers: list[AgiServer] = []
+
+    async def factory(handler: AgiHandler, limits: AgiLimits = FAST) -> AgiServer:
+        server = AgiServer(handler, host="127.0.0.1", port=0, limits=limits)
+        await server.start()
+        servers.append(server)
+        return server
+
+    yield factory
+    for server in servers:
+        await server.close(timeout=1.0)
+
+
+def events(logs: list[MutableMapping[str, Any]], name: str) -> list[MutableMapping[str, Any]]:
+    return [e for e in logs if e["event"] == name]
+
+
+def no_tracebacks(logs: list[MutableMapping[str, Any]]) -> bool:
+    return not any("exc_info" in e or "exception" in e for e in logs)
+
+
+async def wait_idle(server: AgiServer, timeout: float = 3.0) -> None:
+    """Wait until the server has no running session (they finish after the client saw EOF)."""
+    async with asyncio.timeout(timeout):
+        while server.active_sessions:  # noqa: ASYNC110 - polling a counter in a test
+            await asyncio.sleep(0.005)

@@ -1,0 +1,368 @@
+"""The FastAGI server against bad peers, limits, deadlines and shutdown (loopback only)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import MutableMapping
+from typing import Any
+
+import pytest
+
+from dncgate.agi import AgiError, AgiLimits, AgiServer, AgiSession, SessionOutcome
+from tests.agi.agi_helpers import (
+    TRANSCRIPT,
+    close_client,
+    load_transcript,
+    open_client,
+    read_until_closed,
+)
+from tests.agi.conftest import FAST, ServerFactory, events, no_tracebacks, wait_idle
+
+Logs = list[MutableMapping[str, Any]]
+HEADER = load_transcript(TRANSCRIPT).header_bytes
+
+
+class Recorder:
+    """A handler that records each session's uniqueid and answers one GET VARIABLE."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.values: list[str | None] = []
+
+    async def __call__(self, s: AgiSession) -> None:
+        self.calls.append(s.request.uniqueid)
+        self.values.append(await s.get_variable("CALLERID(num)"))
+
+
+async def proper_session(port: int) -> bytes:
+    """One well-behaved Asterisk: header, answer one GET VARIABLE, wait for our close."""
+    reader, writer = await open_client(port)
+    try:
+        writer.write(HEADER)
+        line = await asyncio.wait_for(reader.readline(), 2)
+        writer.write(b"200 result=1 (15551230000)\n")
+        assert await read_until_closed(reader) == b""
+        return line
+    finally:
+        await close_client(writer)
+
+
+async def test_connect_and_close_without_header(make_server: ServerFactory, logs: Logs) -> None:
+    """Regression (a): panoramisk froze on a peer that closed before sending a header."""
+    rec = Recorder()
+    server = await make_server(rec)
+    for _ in range(3):
+        _, writer = await open_client(server.port)
+        await close_client(writer)
+    await wait_idle(server)
+    assert rec.calls == []
+    gone = events(logs, "agi.session.peer_gone")
+    assert len(gone) == 3
+    assert all(e["phase"] == "header" and e["log_level"] == "warning" for e in gone)
+    assert await proper_session(server.port) == b"GET VARIABLE CALLERID(num)\n"
+    assert rec.calls == ["1795809160.17"]
+    assert no_tracebacks(logs)
+
+
+async def test_silent_peer_does_not_block_other_sessions(make_server: ServerFactory, logs: Logs) -> None:
+    rec = Recorder()
+    server = await make_server(rec, AgiLimits(header_timeout=0.3, reply_timeout=1.0))
+    silent_reader, silent_writer = await open_client(server.port)
+    started = time.monotonic()
+    await proper_session(server.port)  # served while the silent peer holds its connection
+    assert time.monotonic() - started < 0.25
+    assert await read_until_closed(silent_reader) == b""  # then its header deadline closes it
+    await close_client(silent_writer)
+    await wait_idle(server)
+    assert rec.calls == ["1795809160.17"]
+    timeouts = events(logs, "agi.session.timeout")
+    assert [(e["phase"], e["timeout"]) for e in timeouts] == [("header", 0.3)]
+
+
+async def test_peer_gone_while_awaiting_a_reply(make_server: ServerFactory, logs: Logs) -> None:
+    """Regression (b): EOF while we await a reply ends the session with one log line, nothing escapes."""
+    after: list[str] = []
+
+    async def handler(s: AgiSession) -> None:
+        value = await s.get_variable("CALLERID(num)")
+        after.append(f"not reached {value}")
+
+    loop_errors: list[dict[str, Any]] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _loop, ctx: loop_errors.append(ctx))
+    server = await make_server(handler)
+    reader, writer = await open_client(server.port)
+    writer.write(HEADER)
+    assert await reader.readline() == b"GET VARIABLE CALLERID(num)\n"
+    writer.write(b"200 resu")  # half a reply, then gone
+    await writer.drain()
+    await close_client(writer)
+    await wait_idle(server)
+    assert after == []
+    gone = events(logs, "agi.session.peer_gone")
+    assert len(gone) == 1
+    assert gone[0]["phase"] == "session"
+    assert gone[0]["uniqueid"] == "1795809160.17"
+    assert gone[0]["channel"] == "PJSIP/uac-00000011"
+    assert gone[0]["remote"].startswith("127.0.0.1:")
+    assert server.outcomes[SessionOutcome.PEER_GONE] == 1
+    assert no_tracebacks(logs)
+    assert loop_errors == []
+    rec = Recorder()
+    server.handler = rec
+    await proper_session(server.port)  # still serving
+    assert rec.values == ["15551230000"]
+
+
+async def test_overlong_header_line(make_server: ServerFactory, logs: Logs) -> None:
+    rec = Recorder()
+    server = await make_server(rec, AgiLimits(max_line_bytes=256, header_timeout=1.0))
+    reader, writer = await open_client(server.port)
+    writer.write(b"agi_network: yes\nagi_request: " + b"x" * 10_000)
+    assert await read_until_closed(reader) == b""  # closed without waiting for a newline
+    await close_client(writer)
+    await wait_idle(server)
+    assert rec.calls == []
+    [err] = events(logs, "agi.session.protocol_error")
+    assert (err["limit"], err["maximum"], err["phase"]) == ("max_line_bytes", 256, "header")
+    assert err["log_level"] == "warning"
+    assert no_tracebacks(logs)
+
+
+async def test_overlong_reply_line(make_server: ServerFactory, logs: Logs) -> None:
+    rec = Recorder()
+    server = await make_server(rec, AgiLimits(max_line_bytes=256))
+    reader, writer = await open_client(server.port)
+    writer.write(HEADER)
+    await reader.readline()
+    writer.write(b"200 result=1 (" + b"y" * 5000 + b")\n")
+    assert await read_until_closed(reader) == b""
+    await close_client(writer)
+    await wait_idle(server)
+    assert rec.values == []
+    [err] = events(logs, "agi.session.protocol_error")
+    assert (err["limit"], err["phase"]) == ("max_line_bytes", "session")
+
+
+async def test_too_many_header_lines(make_server: ServerFactory, logs: Logs) -> None:
+    rec = Recorder()
+    server = await make_server(rec, AgiLimits(max_header_lines=20))
+    reader, writer = await open_client(server.port)
+    writer.write(HEADER)  # 25 lines
+    assert await read_until_closed(reader) == b""
+    await close_client(writer)
+    await wait_idle(server)
+    assert rec.calls == []
+    [err] = events(logs, "agi.session.protocol_error")
+    assert (err["limit"], err["value"], err["maximum"]) == ("max_header_lines", 21, 20)
+
+
+async def test_garbage_instead_of_a_header(make_server: ServerFactory, logs: Logs) -> None:
+    rec = Recorder()
+    server = await make_server(rec)
+    reader, writer = await open_client(server.port)
+    writer.write(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    assert await read_until_closed(reader) == b""
+    await close_client(writer)
+    await wait_idle(server)
+    assert rec.calls == []
+    assert len(events(logs, "agi.session.protocol_error")) == 1
+    assert no_tracebacks(logs)
+
+
+async def test_dribbling_header_hits_the_header_deadline(make_server: ServerFactory, logs: Logs) -> None:
+    rec = Recorder()
+    server = await make_server(rec, AgiLimits(header_timeout=0.3))
+    reader, writer = await open_client(server.port)
+    started = time.monotonic()
+    for i in range(0, 60):  # one byte every 20 ms: never idle, still too slow in total
+        if reader.at_eof():
+            break
+        writer.write(HEADER[i : i + 1])
+        await asyncio.sleep(0.02)
+    assert await read_until_closed(reader) == b""
+    assert time.monotonic() - started < 1.5
+    await close_client(writer)
+    await wait_idle(server)
+    assert rec.calls == []
+    [t] = events(logs, "agi.session.timeout")
+    assert t["phase"] == "header"
+
+
+async def test_stalled_reply_hits_the_reply_deadline(make_server: ServerFactory, logs: Logs) -> None:
+    errors: list[BaseException] = []
+
+    async def handler(s: AgiSession) -> None:
+        try:
+            await s.get_variable("CALLERID(num)")
+        except AgiError as exc:
+            errors.append(exc)
+        # The session is unusable now: a late reply would be taken for the next command's.
+        await s.noop()
+
+    server = await make_server(handler, AgiLimits(reply_timeout=0.2))
+    reader, writer = await open_client(server.port)
+    writer.write(HEADER)
+    started = time.monotonic()
+    assert await reader.readline() == b"GET VARIABLE CALLERID(num)\n"
+    assert await read_until_closed(reader) == b""  # no NOOP was sent after the timeout
+    assert 0.15 < time.monotonic() - started < 1.0
+    await close_client(writer)
+    await wait_idle(server)
+    assert [type(e).__name__ for e in errors] == ["AgiTimeout"]
+    assert isinstance(errors[0], TimeoutError)
+    [gone] = events(logs, "agi.session.peer_gone")  # the NOOP after the timeout is refused
+    assert "unusable" in gone["error"]
+
+
+async def test_per_command_reply_timeout_override(make_server: ServerFactory, logs: Logs) -> None:
+    results: list[int] = []
+
+    async def handler(s: AgiSession) -> None:
+        results.append(await s.exec("Playback", "beep", reply_timeout=1.0))
+
+    server = await make_server(handler, AgiLimits(reply_timeout=0.1))
+    reader, writer = await open_client(server.port)
+    writer.write(HEADER)
+    assert await reader.readline() == b'EXEC Playback "beep"\n'
+    await asyncio.sleep(0.3)  # longer than the default deadline
+    writer.write(b"200 result=0\n")
+    assert await read_until_closed(reader) == b""
+    await close_client(writer)
+    await wait_idle(server)
+    assert results == [0]
+    assert events(logs, "agi.session.timeout") == []
+
+
+async def test_session_timeout_bounds_the_handler(make_server: ServerFactory, logs: Logs) -> None:
+    async def handler(s: AgiSession) -> None:
+        await asyncio.sleep(10)
+
+    server = await make_server(handler, AgiLimits(session_timeout=0.2))
+    reader, writer = await open_client(server.port)
+    writer.write(HEADER)
+    assert await read_until_closed(reader) == b""
+    await close_client(writer)
+    await wait_idle(server)
+    [t] = events(logs, "agi.session.timeout")
+    assert t["phase"] == "session"
+
+
+async def test_concurrency_limit(make_server: ServerFactory, logs: Logs) -> None:
+    release = asyncio.Event()
+    running: list[str] = []
+
+    async def handler(s: AgiSession) -> None:
+        running.append(s.request.uniqueid)
+        await release.wait()
+
+    server = await make_server(handler, AgiLimits(max_sessions=2))
+    clients = [await open_client(server.port) for _ in range(2)]
+    for _, w in clients:
+        w.write(HEADER)
+    async with asyncio.timeout(2):
+        while len(running) < 2:  # noqa: ASYNC110 - waiting for both handlers to start
+            await asyncio.sleep(0.005)
+    extra_reader, extra_writer = await open_client(server.port)
+    assert await read_until_closed(extra_reader, timeout=1.0) == b""  # closed at once
+    await close_client(extra_writer)
+    [w] = events(logs, "agi.server.session_limit")
+    assert (w["log_level"], w["max_sessions"], w["active"]) == ("warning", 2, 2)
+    assert server.rejected == 1
+    assert server.active_sessions == 2
+    release.set()
+    for r, wr in clients:
+        assert await read_until_closed(r) == b""
+        await close_client(wr)
+    await wait_idle(server)
+    assert server.outcomes[SessionOutcome.OK] == 2
+    server.handler = Recorder()
+    await proper_session(server.port)  # a slot is free again
+
+
+async def test_graceful_shutdown_waits_for_a_session_in_flight(make_server: ServerFactory, logs: Logs) -> None:
+    rec = Recorder()
+    server = await make_server(rec)
+    reader, writer = await open_client(server.port)
+    writer.write(HEADER)
+    assert await reader.readline() == b"GET VARIABLE CALLERID(num)\n"
+    closing = asyncio.create_task(server.close(timeout=2.0))
+    await asyncio.sleep(0.1)
+    assert not closing.done()  # waiting for the session
+    with pytest.raises(ConnectionRefusedError):  # no longer accepting
+        await open_client(server.port)
+    writer.write(b"200 result=1 (15551230000)\n")
+    assert await read_until_closed(reader) == b""
+    await close_client(writer)
+    await asyncio.wait_for(closing, 2)
+    assert rec.values == ["15551230000"]
+    assert server.outcomes[SessionOutcome.OK] == 1
+    assert events(logs, "agi.server.sessions_cancelled") == []
+    assert [e["event"] for e in logs if e["event"].startswith("agi.server.clos")] == [
+        "agi.server.closing", "agi.server.closed",
+    ]
+
+
+async def test_graceful_shutdown_cancels_after_the_grace_period(make_server: ServerFactory, logs: Logs) -> None:
+    async def handler(s: AgiSession) -> None:
+        await s.get_variable("CALLERID(num)")  # the peer never answers
+
+    server = await make_server(handler, AgiLimits(reply_timeout=30.0))
+    reader, writer = await open_client(server.port)
+    writer.write(HEADER)
+    assert await reader.readline() == b"GET VARIABLE CALLERID(num)\n"
+    started = time.monotonic()
+    await server.close(timeout=0.2)
+    assert time.monotonic() - started < 1.5
+    assert await read_until_closed(reader) == b""  # we closed the socket
+    await close_client(writer)
+    assert server.active_sessions == 0
+    assert server.outcomes[SessionOutcome.CANCELLED] == 1
+    [c] = events(logs, "agi.server.sessions_cancelled")
+    assert c["count"] == 1
+    assert len(events(logs, "agi.session.cancelled")) == 1
+    await server.close(timeout=0.1)  # idempotent
+
+
+async def test_handler_bug_is_logged_and_server_keeps_serving(make_server: ServerFactory, logs: Logs) -> None:
+    async def handler(s: AgiSession) -> None:
+        raise RuntimeError("bug in the call handler")
+
+    server = await make_server(handler)
+    reader, writer = await open_client(server.port)
+    writer.write(HEADER)
+    assert await read_until_closed(reader) == b""
+    await close_client(writer)
+    await wait_idle(server)
+    [err] = events(logs, "agi.session.handler_error")
+    assert err["log_level"] == "error"
+    assert isinstance(err["exc_info"], RuntimeError)  # our own bug does get a traceback
+    server.handler = Recorder()
+    await proper_session(server.port)
+
+
+async def test_uncaught_dead_channel_is_a_hangup_outcome(make_server: ServerFactory, logs: Logs) -> None:
+    async def handler(s: AgiSession) -> None:
+        await s.command("ANSWER")
+
+    server = await make_server(handler)
+    reader, writer = await open_client(server.port)
+    writer.write(HEADER)
+    await reader.readline()
+    writer.write(b"511 Command Not Permitted on a dead channel or intercept routine\n")
+    assert await read_until_closed(reader) == b""
+    await close_client(writer)
+    await wait_idle(server)
+    assert server.outcomes[SessionOutcome.HANGUP] == 1
+    [h] = events(logs, "agi.session.hangup")
+    assert h["log_level"] == "info"
+
+
+async def test_async_context_manager_and_default_address() -> None:
+    server = AgiServer(Recorder(), port=0, limits=FAST)
+    assert server.host == "127.0.0.1"
+    async with server:
+        assert server.serving
+        assert server.port != 0
+        await proper_session(server.port)
+    assert not server.serving
