@@ -126,7 +126,7 @@ class AgiServer:
             return
         self.outcomes[task.result()] += 1
 
-    async def close(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109 - a grace period, not a deadline
+    async def close(self, timeout: float = 5.0) -> None:
         """Stop accepting, let running sessions finish for up to ``timeout`` seconds, cancel the rest."""
         if self._closing:
             await self._closed.wait()

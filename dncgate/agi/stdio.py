@@ -18,21 +18,51 @@ from typing import IO, Any
 from dncgate.agi.limits import AgiLimits
 from dncgate.agi.session import AgiHandler, SessionOutcome, run_session
 
-__all__ = ["open_stdio_streams", "run_stdio_session"]
+__all__ = ["StdioWriter", "open_stdio_streams", "run_stdio_session"]
+
+
+class StdioWriter:
+    """A ByteWriter over the stdout pipe whose close() also closes the stdin pipe transport."""
+
+    def __init__(self, writer: asyncio.StreamWriter, read_transport: asyncio.ReadTransport) -> None:
+        self._writer = writer
+        self._read_transport = read_transport
+
+    @property
+    def transport(self) -> asyncio.WriteTransport:
+        return self._writer.transport
+
+    def write(self, data: bytes) -> None:
+        self._writer.write(data)
+
+    async def drain(self) -> None:
+        await self._writer.drain()
+
+    def close(self) -> None:
+        self._read_transport.close()
+        self._writer.close()
+
+    async def wait_closed(self) -> None:
+        await self._writer.wait_closed()
 
 
 async def open_stdio_streams(
     stdin: IO[Any] | None = None, stdout: IO[Any] | None = None,
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """Wrap two pipe-like file objects (default: this process's stdin/stdout) as asyncio streams."""
+) -> tuple[asyncio.StreamReader, StdioWriter]:
+    """Wrap two pipe-like file objects (default: this process's stdin/stdout) as a (reader, writer) pair.
+
+    Closing the writer closes both pipes (the file objects are owned by the transports from now on).
+    """
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), stdin or sys.stdin)
+    read_transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), stdin or sys.stdin,
+    )
     transport, protocol = await loop.connect_write_pipe(
         lambda: asyncio.StreamReaderProtocol(asyncio.StreamReader()), stdout or sys.stdout,
     )
     writer = asyncio.StreamWriter(transport, protocol, None, loop)
-    return reader, writer
+    return reader, StdioWriter(writer, read_transport)
 
 
 async def run_stdio_session(
