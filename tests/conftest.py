@@ -83,3 +83,12 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _structlog_defaults() -> Iterator[None]:
+    """A test that runs the CLI configures structlog onto its captured stderr: undo that after it."""
+    yield
+    import structlog
+
+    structlog.reset_defaults()

@@ -1,0 +1,119 @@
+"""Configuration: TOML + environment, errors that name the key and the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dncgate.config import ConfigError, load
+from dncgate.model import FailureAction, ListPolicy, Mode, Purpose
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "dncgate.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_defaults_without_a_file() -> None:
+    config = load(None, environ={})
+    assert config.store.backend == "sqlite"
+    assert config.agi.port == 4573
+    assert config.esl.enabled is False
+    tenant = config.tenant(None)
+    assert tenant is not None
+    assert tenant.name == "default"
+    assert tenant.mode is Mode.ENFORCE
+    assert tenant.marketing_on_failure is FailureAction.REJECT
+
+
+def test_full_file(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+[store]
+backend = "redis"
+url = "redis://127.0.0.1:6390/0"
+timeout_ms = 100
+
+[national]
+region = "cn"
+
+[agi]
+port = 4600
+max_sessions = 64
+
+[tenants.acme]
+region = "CN"
+mode = "monitor"
+policy = "opt-in"
+default_purpose = "service"
+reject_sip_code = 603
+technical_prefixes = ["17951", "12593"]
+short_numbers = ["12321"]
+announcement = "dncgate/{tenant}/{language}/declined"
+
+[tenants.globex]
+region = "GB"
+""")
+    config = load(path, environ={})
+    assert config.store.backend == "redis"
+    assert config.store.timeout_ms == 100
+    assert config.national_region == "CN"
+    assert config.agi.port == 4600
+    assert config.agi.max_sessions == 64
+    acme = config.tenants["acme"]
+    assert acme.mode is Mode.MONITOR
+    assert acme.list_policy is ListPolicy.OPT_IN
+    assert acme.default_purpose is Purpose.SERVICE
+    assert acme.dial_plan.technical_prefixes == ("17951", "12593")
+    assert acme.dial_plan.extra_short_numbers == frozenset({"12321"})
+    assert acme.announcement_for() == "dncgate/acme/en/declined"
+    assert config.tenants["globex"].dial_plan.region == "GB"
+    assert "default" not in config.tenants
+
+
+def test_environment_overrides_file(tmp_path: Path) -> None:
+    path = write(tmp_path, '[tenants.acme]\nregion = "CN"\n')
+    config = load(path, environ={
+        "DNCGATE_STORE__BACKEND": "redis",
+        "DNCGATE_AGI__PORT": "4700",
+        "DNCGATE_AGI__ENABLED": "false",
+        "DNCGATE_TENANTS__ACME__MODE": "monitor",
+        "DNCGATE_TENANTS__ACME__TECHNICAL_PREFIXES": "9, *67",
+        "UNRELATED": "x",
+    })
+    assert config.store.backend == "redis"
+    assert config.agi.port == 4700
+    assert config.agi.enabled is False
+    assert config.tenants["acme"].mode is Mode.MONITOR
+    assert config.tenants["acme"].dial_plan.technical_prefixes == ("9", "*67")
+    assert "DNCGATE_AGI__PORT" in config.source
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "message"),
+    [
+        ('[store]\nbackend = "mysql"\n', {}, "store.backend: 'mysql' is not one of sqlite, redis"),
+        ('[tenants.acme]\nreject_sip_code = 486\n', {}, "tenants.acme.reject_sip_code: 486 is not one of 603"),
+        ('[tenants.acme]\nmode = "dry-run"\n', {}, "tenants.acme.mode: 'dry-run' is not one of enforce, monitor"),
+        ('[tenants.acme]\nregion = "XX"\n', {}, "tenants.acme.region"),
+        ('[tenants.acme]\nmoed = "monitor"\n', {}, "tenants.acme.moed: unknown key"),
+        ('[agi]\nport = "many"\n', {}, "agi.port: 'many' is not a whole number"),
+        ('[agi]\nport = 70000\n', {}, "agi.port: 70000 is not a TCP port"),
+        ("[store\n", {}, "not valid TOML"),
+        ('[tenants."bad name!"]\n', {}, "a tenant name is"),
+        ("", {"DNCGATE_STORE__TIMEOUT_MS": "0"}, "store.timeout_ms: must be between 1 and 10000"),
+        ('[tenants.acme]\nannouncement = "x/{lang}"\n', {}, "tenants.acme.announcement: may use only"),
+    ],
+)
+def test_errors_name_the_key_and_the_file(tmp_path: Path, text: str, env: dict[str, str], message: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load(path, environ=env)
+    assert message in str(info.value)
+    assert str(path) in str(info.value)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="file not found"):
+        load(tmp_path / "nope.toml", environ={})

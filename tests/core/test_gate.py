@@ -1,0 +1,151 @@
+"""The shared check path: numbers + store + decide() + log + audit, with a real SQLite store."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import pytest
+import structlog
+from structlog.testing import capture_logs
+
+from dncgate.audit import AuditSink
+from dncgate.audit_record import AuditRecord
+from dncgate.gate import CheckRequest, Gate
+from dncgate.model import Facts, Mode, Originator, Reason, TenantPolicy, Verdict
+from dncgate.numbers import DialPlan
+from dncgate.store.errors import StoreUnavailable
+from dncgate.store.sqlite import SqliteListStore
+
+TENANTS = {
+    "default": TenantPolicy(name="default", dial_plan=DialPlan(region="CN", technical_prefixes=("17951",))),
+    "watch": TenantPolicy(name="watch", dial_plan=DialPlan(region="CN"), mode=Mode.MONITOR),
+}
+LOG = structlog.get_logger("test")
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteListStore]:
+    backend = SqliteListStore(tmp_path / "gate.sqlite3")
+    await backend.replace_list("national", [8613800138000])
+    await backend.replace_list("tenant:default", [8613900139000])
+    try:
+        yield backend
+    finally:
+        await backend.close()
+
+
+@pytest.fixture
+async def gate(store: SqliteListStore) -> AsyncIterator[Gate]:
+    audit = AuditSink(store)
+    audit.start()
+    try:
+        yield Gate(TENANTS, store, audit)
+    finally:
+        await audit.close()
+
+
+@pytest.mark.parametrize(
+    ("dialled", "purpose", "verdict", "reason"),
+    [
+        ("13800138000", "marketing", Verdict.REJECT, Reason.NATIONAL_DNC),
+        ("+86 138 0013 8000", None, Verdict.REJECT, Reason.NATIONAL_DNC),
+        ("008613800138000", "MARKETING", Verdict.REJECT, Reason.NATIONAL_DNC),
+        ("1795113800138000", "marketing", Verdict.REJECT, Reason.NATIONAL_DNC),
+        ("sip:13800138000@127.0.0.1", "marketing", Verdict.REJECT, Reason.NATIONAL_DNC),
+        ("13900139000", "marketing", Verdict.REJECT, Reason.TENANT_DNC),
+        ("13800138001", "marketing", Verdict.ALLOW, Reason.ALLOWED_CLEAR),
+        ("13800138000", "service", Verdict.ALLOW, Reason.ALLOWED_SERVICE),
+        ("13800138000", "bogus-purpose", Verdict.REJECT, Reason.NATIONAL_DNC),
+        ("110", "marketing", Verdict.ALLOW, Reason.ALLOWED_EMERGENCY),
+        ("138001380", "marketing", Verdict.REJECT, Reason.INVALID_NUMBER),
+    ],
+)
+async def test_check(gate: Gate, dialled: str, purpose: str | None, verdict: Verdict, reason: Reason) -> None:
+    result = await gate.check(CheckRequest(dialled=dialled, door="test", purpose=purpose), LOG)
+    assert (result.decision.verdict, result.decision.reason) == (verdict, reason)
+    assert result.record.dialled == dialled
+    assert result.record.decision_id == result.decision_id
+
+
+async def test_every_decision_is_logged_and_audited(gate: Gate, store: SqliteListStore) -> None:
+    request = CheckRequest(
+        dialled="13800138000", door="test", tenant="default", purpose="marketing",
+        originator=Originator(account="dialer-7", trunk="t1", caller_id="4001234567"),
+    )
+    with capture_logs() as logs:
+        result = await gate.check(request, LOG)
+    line = next(entry for entry in logs if entry["event"] == "decision.rejected")
+    assert line["callee"] == "+8613800138000"
+    assert line["account"] == "dialer-7"
+    assert line["list_name"] == "national"
+    assert line["list_version"]
+    assert line["latency_us"] >= 0
+    await gate.audit.close()
+    tail = await store.audit_tail(5)
+    assert [r.decision_id for r in tail] == [result.decision_id]
+    assert tail[0].reason == "national_dnc"
+
+
+async def test_monitor_mode_logs_the_would_be_reject(gate: Gate) -> None:
+    with capture_logs() as logs:
+        result = await gate.check(CheckRequest(dialled="13800138000", door="test", tenant="watch"), LOG)
+    assert result.decision.verdict is Verdict.ALLOW
+    assert result.decision.outcome is Verdict.REJECT
+    assert [e["event"] for e in logs] == ["decision.monitored"]
+
+
+async def test_unknown_tenant_fails_closed_for_marketing(gate: Gate) -> None:
+    with capture_logs() as logs:
+        result = await gate.check(CheckRequest(dialled="+8613800138001", door="test", tenant="nobody"), LOG)
+    assert result.decision.verdict is Verdict.REJECT
+    assert result.decision.reason is Reason.CHECK_FAILED
+    assert "unknown tenant" in result.decision.detail
+    assert logs[0]["event"] == "decision.rejected_on_failure"
+
+
+class BrokenStore(SqliteListStore):
+    def __init__(self, path: Path, delay: float = 0.0) -> None:
+        super().__init__(path)
+        self.delay = delay
+
+    async def facts(self, tenant: str, number: int) -> Facts:
+        if self.delay:
+            await asyncio.sleep(self.delay)
+            return Facts()
+        raise StoreUnavailable("connection refused")
+
+    async def append_audit(self, records: Sequence[AuditRecord]) -> None:
+        raise StoreUnavailable("connection refused")
+
+
+@pytest.mark.parametrize("delay", [0.0, 5.0])
+async def test_store_failure_fails_closed_and_says_so(tmp_path: Path, delay: float) -> None:
+    store = BrokenStore(tmp_path / "x.sqlite3", delay=delay)
+    audit = AuditSink(store, retry_delay=0.01)
+    audit.start()
+    gate = Gate(TENANTS, store, audit, store_deadline=0.05)
+    try:
+        with capture_logs() as logs:
+            started = asyncio.get_running_loop().time()
+            marketing = await gate.check(CheckRequest(dialled="+8613800138001", door="test"), LOG)
+            service = await gate.check(
+                CheckRequest(dialled="+8613800138001", door="test", purpose="service"), LOG
+            )
+            elapsed = asyncio.get_running_loop().time() - started
+        assert elapsed < 1.0
+        assert marketing.decision.verdict is Verdict.REJECT
+        assert marketing.decision.reason is Reason.CHECK_FAILED
+        assert marketing.decision.sip_code == 603
+        assert service.decision.verdict is Verdict.ALLOW
+        events = [e["event"] for e in logs if e["event"].startswith("decision.")]
+        assert events == ["decision.rejected_on_failure", "decision.allowed_on_failure"]
+        assert "50 ms" in marketing.decision.detail or "connection refused" in marketing.decision.detail
+    finally:
+        with capture_logs() as shutdown:
+            await audit.close(timeout=0.05)
+        await store.close()
+    # The store never took the records: each one is written whole into the log instead.
+    unwritten = [e for e in shutdown if e["event"] == "audit.unwritten_at_shutdown"]
+    assert {e["decision_id"] for e in unwritten} == {marketing.decision_id, service.decision_id}
