@@ -87,7 +87,7 @@ def redis_errors(what: str) -> Iterator[None]:
     try:
         yield
     except ResponseError as exc:
-        if str(exc).startswith("WRONGTYPE"):
+        if "WRONGTYPE" in str(exc):
             raise StoreCorrupt(f"redis {what}: {exc}") from exc
         raise StoreUnavailable(f"redis {what}: {exc}") from exc
     except (RedisError, OSError, TimeoutError) as exc:
