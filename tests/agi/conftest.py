@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mutabl
 from typing import Any
 
 import pytest
-import structlog
 from structlog.testing import capture_logs
 
 from dncgate.agi import AgiLimits, AgiServer
@@ -20,9 +19,8 @@ ServerFactory = Callable[..., Awaitable[AgiServer]]
 
 @pytest.fixture
 def logs() -> Iterator[list[MutableMapping[str, Any]]]:
-    with capture_logs() as captured:
+    with capture_logs() as captured:  # restores the previous structlog configuration on exit
         yield captured
-    structlog.reset_defaults()
 
 
 @pytest.fixture
