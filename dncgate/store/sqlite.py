@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from functools import lru_cache
 from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
@@ -51,11 +52,22 @@ CREATE TABLE IF NOT EXISTS prefix_rules (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, record TEXT NOT NULL);
 """
-_FACTS_SQL = """
+
+
+@lru_cache(maxsize=16)
+def _facts_sql(prefix_count: int) -> str:
+    """Pointers and membership for both lists, plus the longest prefix rule, in one statement."""
+    marks = ",".join(f"?{i}" for i in range(3, 3 + prefix_count))
+    return f"""
 SELECT l.name, l.version,
-       EXISTS (SELECT 1 FROM numbers n WHERE n.version = l.version AND n.number = ?1)
+       EXISTS (SELECT 1 FROM numbers n WHERE n.version = l.version AND n.number = ?1), NULL
 FROM lists l WHERE l.name IN ('national', ?2)
-"""
+UNION ALL
+SELECT * FROM (
+    SELECT list_name, NULL, NULL, prefix FROM prefix_rules
+    WHERE list_name IN ('national', ?2) AND prefix IN ({marks})
+    ORDER BY length(prefix) DESC, list_name = 'national' LIMIT 1
+)"""  # noqa: S608 -- only numbered '?' marks are formatted in
 
 
 def _now() -> str:
@@ -123,33 +135,26 @@ class SqliteListStore:
         return await self._read(self._facts, list_key(tenant), number)
 
     def _facts(self, tenant_list: str, number: int) -> Facts:
-        conn = self._reader_conn()
         prefixes = prefixes_of(number)
-        marks = ",".join("?" * len(prefixes))
-        conn.execute("BEGIN")
-        try:
-            rows = conn.execute(_FACTS_SQL, (number, tenant_list)).fetchall()
-            rule = conn.execute(
-                f"SELECT list_name, prefix FROM prefix_rules WHERE list_name IN ('national', ?) "  # noqa: S608 -- only '?' marks are formatted in
-                f"AND prefix IN ({marks}) ORDER BY length(prefix) DESC, list_name = 'national' LIMIT 1",
-                (tenant_list, *prefixes),
-            ).fetchone()
-        finally:
-            conn.execute("COMMIT")
-        national = tenant = None
+        # One statement is one read transaction: pointers, membership and rules from one snapshot.
+        rows = self._reader_conn().execute(_facts_sql(len(prefixes)), (number, tenant_list, *prefixes)).fetchall()
+        national = tenant = prefix_rule = None
         national_version = ""
-        for name, version, listed in rows:
+        versions: list[tuple[str, int, int]] = []
+        for name, version, listed, prefix in rows:
+            if prefix is not None:
+                prefix_rule = (name, prefix)
+                continue
+            versions.append((name, version, listed))
             hit = ListHit(name, str(version)) if listed else None
             if name == NATIONAL:
                 national, national_version = hit, str(version)
             else:
                 tenant = hit
-        prefix_rule = None
-        if rule is not None:
-            version = national_version if rule[0] == NATIONAL else self._version_of(rows, rule[0])
-            prefix_rule = ListHit(rule[0], version, prefix=rule[1])
-        return Facts(national=national, tenant_list=tenant, prefix_rule=prefix_rule,
-                     national_version=national_version)
+        rule = None
+        if prefix_rule is not None:
+            rule = ListHit(prefix_rule[0], self._version_of(versions, prefix_rule[0]), prefix=prefix_rule[1])
+        return Facts(national=national, tenant_list=tenant, prefix_rule=rule, national_version=national_version)
 
     @staticmethod
     def _version_of(rows: list[tuple[str, int, int]], name: str) -> str:
