@@ -1,0 +1,142 @@
+"""The /check handler over a real FastAGI server and a scripted fake Asterisk, on a SQLite store."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from dncgate.agi import AgiServer
+from dncgate.agi.check import check_handler
+from dncgate.audit import AuditSink
+from dncgate.gate import Gate
+from dncgate.model import Mode, TenantPolicy
+from dncgate.numbers import DialPlan
+from dncgate.store.sqlite import SqliteListStore
+from tests.agi.agi_helpers import asterisk_parse_args, close_client, open_client
+
+TENANTS = {
+    "default": TenantPolicy(name="default", dial_plan=DialPlan(region="US", technical_prefixes=("9",))),
+    "acme": TenantPolicy(name="acme", dial_plan=DialPlan(region="US"), reject_sip_code=603),
+    "watch": TenantPolicy(name="watch", dial_plan=DialPlan(region="US"), mode=Mode.MONITOR),
+}
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[tuple[AgiServer, SqliteListStore]]:
+    store = SqliteListStore(tmp_path / "agi.sqlite3")
+    await store.replace_list("national", [12015550123])
+    audit = AuditSink(store)
+    audit.start()
+    gate = Gate(TENANTS, store, audit)
+    agi = AgiServer(check_handler(gate), port=0)
+    await agi.start()
+    try:
+        yield agi, store
+    finally:
+        await agi.close(timeout=1)
+        await audit.close()
+        await store.close()
+
+
+def header(request: str, args: list[str], extension: str = "s") -> bytes:
+    script = request.split("/", 3)[3]  # Asterisk sends what follows host/, query string included
+    lines = [
+        "agi_network: yes", f"agi_network_script: {script}", f"agi_request: {request}",
+        "agi_channel: PJSIP/uac-00000001",
+        "agi_language: en", "agi_type: PJSIP", "agi_uniqueid: 1795809160.17", "agi_callerid: 4001234567",
+        "agi_calleridname: dialer", "agi_context: outbound", f"agi_extension: {extension}", "agi_priority: 1",
+        "agi_accountcode: ", *(f"agi_arg_{i}: {a}" for i, a in enumerate(args, start=1)),
+    ]
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+async def fake_asterisk(port: int, request: str, args: list[str], variables: dict[str, str] | None = None,
+                        extension: str = "s") -> list[list[str]]:
+    """Send the header, answer every command like Asterisk would, return the commands as Asterisk parsed them."""
+    variables = variables or {}
+    reader, writer = await open_client(port)
+    commands: list[list[str]] = []
+    try:
+        writer.write(header(request, args, extension))
+        await writer.drain()
+        while line := await asyncio.wait_for(reader.readline(), 3):
+            argv = asterisk_parse_args(line.decode().rstrip("\n"))
+            commands.append(argv)
+            if argv[:2] == ["GET", "VARIABLE"]:
+                value = variables.get(argv[2])
+                writer.write(f"200 result=1 ({value})\n".encode() if value is not None else b"200 result=0\n")
+            else:
+                writer.write(b"200 result=0\n")
+            await writer.drain()
+    finally:
+        await close_client(writer)
+    return commands
+
+
+def mset(commands: list[list[str]]) -> dict[str, str]:
+    (cmd,) = [c for c in commands if c[:2] == ["EXEC", "MSet"]]
+    return dict(pair.split("=", 1) for pair in cmd[2].split(","))
+
+
+@pytest.mark.parametrize(
+    ("request_url", "args", "verdict", "reason", "code"),
+    [
+        ("agi://127.0.0.1/check?tenant=default&purpose=marketing", ["2015550123"], "reject", "national_dnc", "607"),
+        ("agi://127.0.0.1/check?tenant=default&purpose=marketing", ["912015550123"], "reject", "national_dnc", "607"),
+        ("agi://127.0.0.1/check?tenant=acme&purpose=marketing", ["+12015550123"], "reject", "national_dnc", "603"),
+        ("agi://127.0.0.1/check?tenant=acme&purpose=marketing", ["20155501"], "reject", "invalid_number", "603"),
+        ("agi://127.0.0.1/check?tenant=default&purpose=service", ["2015550123"], "allow", "allowed_service", ""),
+        ("agi://127.0.0.1/check?tenant=default&purpose=marketing", ["2015550124"], "allow", "allowed_clear", ""),
+        ("agi://127.0.0.1/check?tenant=watch&purpose=marketing", ["2015550123"], "allow", "national_dnc", ""),
+        ("agi://127.0.0.1/check?tenant=nobody&purpose=marketing", ["2015550124"], "reject", "check_failed", "603"),
+        ("agi://127.0.0.1/check?tenant=default&purpose=marketing", ["911"], "allow", "allowed_emergency", ""),
+    ],
+)
+async def test_verdict_variables(server: tuple[AgiServer, SqliteListStore], request_url: str, args: list[str],
+                                 verdict: str, reason: str, code: str) -> None:
+    agi, _ = server
+    commands = await fake_asterisk(agi.port, request_url, args)
+    values = mset(commands)
+    assert values["DNCGATE_VERDICT"] == verdict
+    assert values["DNCGATE_REASON"] == reason
+    assert values["DNCGATE_SIPCODE"] == code
+    assert len(values["DNCGATE_DECISION_ID"]) == 32
+    assert values["DNCGATE_ANNOUNCEMENT"] == ("dncgate/en/declined" if verdict == "reject" else "")
+    # Tenant and purpose came in the query string: no GET VARIABLE round trips on the call's path.
+    assert [c[0] for c in commands] == ["EXEC"]
+
+
+async def test_channel_variables_are_the_fallback(server: tuple[AgiServer, SqliteListStore]) -> None:
+    agi, _ = server
+    commands = await fake_asterisk(
+        agi.port, "agi://127.0.0.1/check", [], {"DNCGATE_TENANT": "acme", "DNCGATE_PURPOSE": "marketing"},
+        extension="2015550123",
+    )
+    assert [c[:3] for c in commands[:2]] == [["GET", "VARIABLE", "DNCGATE_TENANT"],
+                                             ["GET", "VARIABLE", "DNCGATE_PURPOSE"]]
+    values = mset(commands)
+    assert (values["DNCGATE_VERDICT"], values["DNCGATE_SIPCODE"]) == ("reject", "603")
+
+
+async def test_audit_records_the_raw_digits(server: tuple[AgiServer, SqliteListStore]) -> None:
+    agi, store = server
+    await fake_asterisk(agi.port, "agi://127.0.0.1/check?tenant=default&purpose=marketing&account=acc-9",
+                        ["912015550123"])
+    for _ in range(100):
+        tail = await store.audit_tail(1)
+        if tail:
+            break
+        await asyncio.sleep(0.01)
+    (record,) = tail
+    assert (record.dialled, record.callee, record.account, record.door) == (
+        "912015550123", "+12015550123", "acc-9", "agi")
+    assert record.caller_id == "4001234567"
+
+
+async def test_unknown_script_sets_nothing(server: tuple[AgiServer, SqliteListStore]) -> None:
+    agi, _ = server
+    commands = await fake_asterisk(agi.port, "agi://127.0.0.1/other", ["2015550124"])
+    assert commands == []
