@@ -13,12 +13,12 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import structlog
 
 from dncgate.audit import AuditSink
 from dncgate.audit_record import AuditRecord, new_decision_id
-from dncgate.metrics import GateMetrics
 from dncgate.model import (
     CallAttempt,
     Decision,
@@ -34,6 +34,9 @@ from dncgate.numbers import Subscriber, normalise
 from dncgate.policy import decide
 from dncgate.store.errors import StoreError
 from dncgate.store.protocol import ListStore
+
+if TYPE_CHECKING:  # prometheus_client costs ~25 ms to import: classic AGI starts a process per call
+    from dncgate.metrics import GateMetrics
 
 _FAILURE_REASONS = frozenset({Reason.CHECK_FAILED, Reason.INVALID_NUMBER})
 
