@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterable, Sequence
-from typing import Any
 
 import structlog
 from redis.asyncio import Redis
@@ -49,6 +48,7 @@ from dncgate.store.redis_conn import (
 )
 from dncgate.store.redis_keys import LISTS, ListKeys, Pointer
 from dncgate.store.redis_load import Built, Loader, distinct_sorted, text
+from dncgate.store.redis_mux import Command, Multiplexer, pack
 
 __all__ = ["RedisListStore", "RedisSettings"]
 
@@ -63,7 +63,12 @@ class RedisListStore:
 
     def __init__(self, settings: RedisSettings, client: Redis, admin: Redis) -> None:
         self._settings = settings
-        self._client = client  # lookups: short timeouts
+        self._client = client  # short timeouts: ping, audit appends
+        # Lookups: one auto-pipelined connection shared by all concurrent facts() calls.
+        self._mux = Multiplexer(
+            settings.url, connect_timeout=settings.connect_timeout, reply_timeout=settings.socket_timeout,
+            retry=settings.retry_policy(), client_name=settings.client_name,
+        )
         self._admin = admin  # loads, cleanup, stats, audit export: patient timeouts
         self._loader = Loader(admin, settings, settings.intset_entries or REDIS_DEFAULT_INTSET_ENTRIES)
         # list name -> (raw pointer as last read, decoded); a missing entry means "no pointer".
@@ -146,17 +151,18 @@ class RedisListStore:
         """One round trip; ``None`` when a pointer read back differs from the one used (redo)."""
         prefixes = prefixes_of(number)
         used = [self._pointers.get(keys.name, (None, None)) for keys in lists]
-        pipe = self._client.pipeline(transaction=False)
-        for keys in lists:
-            pipe.get(keys.pointer)
+        commands: list[Command] = [("GET", keys.pointer) for keys in lists]
         for keys, (_, pointer) in zip(lists, used, strict=True):
             if pointer is not None:
                 block, member = divmod(number, 10**pointer.k)
-                pipe.sismember(keys.block(pointer.version, block), member)
-        for keys in lists:
-            pipe.hmget(keys.rules, prefixes)
+                commands.append(("SISMEMBER", keys.block(pointer.version, block), member))
+        commands.extend(("HMGET", keys.rules, *prefixes) for keys in lists)
         with redis_errors("facts"):
-            replies: list[Any] = await pipe.execute()
+            replies = await self._mux.execute(pack(*commands), len(commands))
+        for reply in replies:
+            if isinstance(reply, ResponseError):
+                with redis_errors("facts"):
+                    raise reply
         moved = False
         for keys, (raw, _), now in zip(lists, used, replies[:2], strict=True):
             if now != raw:
@@ -323,6 +329,7 @@ class RedisListStore:
             log.info("store.redis.cleanup_deferred", pending=len(self._cleanups),
                      advice="the next load of each list frees its retired versions")
             await asyncio.gather(*self._cleanups, return_exceptions=True)
+        await self._mux.close()
         for client in (self._client, self._admin):
             try:
                 await client.aclose()
