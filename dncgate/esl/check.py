@@ -1,0 +1,274 @@
+"""The FreeSWITCH outbound-socket handler: one call in, a transfer or a reject out.
+
+Dialplan (see ``dialplan/freeswitch/``)::
+
+    <action application="socket" data="127.0.0.1:8084 async full"/>
+    <action application="respond" data="603 Decline"/>      <!-- reached only if we fail -->
+
+The layout is FAIL-CLOSED: FreeSWITCH continues after ``socket`` when the socket cannot be
+opened or closes without a transfer, so nothing but a reject follows it.  An allowed call is
+moved on by this handler with ``transfer`` to a continuation extension; nothing else ever lets a
+call through.
+
+What it reads (all from the ``connect`` reply, no extra round trips; ``full`` mode sends every
+channel variable)::
+
+    number    channel variable dncgate_number, else Caller-Destination-Number without the
+              configured strip_prefix (the ``8<number>`` layout of the fail-closed lab dialplan)
+    tenant    dncgate_tenant      purpose   dncgate_purpose     category  dncgate_category
+    account   dncgate_account, else accountcode                  entity    dncgate_entity
+    trunk     dncgate_trunk       language  dncgate_language, else default_language
+    caller id Caller-Caller-ID-Number
+
+What it sets, in one ``multiset`` before acting: dncgate_verdict (allow|reject),
+dncgate_outcome (what the policy concluded; differs in monitor mode), dncgate_reason,
+dncgate_sip_code, dncgate_decision_id, dncgate_callee (the number checked, when plain) and, on
+a reject, ``sip_reason`` (the Reason header FreeSWITCH puts on the final response).
+
+Reject: ``pre_answer``; ``playback`` of ``{sounds_dir}/{announcement}.{sound_ext}`` (mod_sndfile
+first tries ``<dir>/<rate>/<file>``, so the ``prompts/freeswitch/<lang>/<rate>/`` tree installed
+as ``{sounds_dir}/dncgate/`` plays at the channel's rate); then ``hangup`` with the cause that
+mod_sofia maps to the SIP code (603 CALL_REJECTED, 607 UNWANTED) or, for codes no cause maps to
+(608), ``respond <code> <phrase>``.  Allow: ``transfer`` to ``transfer_to`` and wait (bounded)
+for its CHANNEL_EXECUTE_COMPLETE.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import structlog
+
+from dncgate.esl.errors import EslConnectionClosed, EslError
+from dncgate.esl.messages import ChannelData
+from dncgate.esl.outbound import Handler, OutboundSession
+from dncgate.gate import CheckRequest, CheckResult, Gate
+from dncgate.model import Decision, Originator, Reason, Verdict
+
+__all__ = ["CheckCall", "EslCheckSettings", "esl_check_handler", "read_call"]
+
+Log = structlog.typing.FilteringBoundLogger
+
+# What may go into a dialplan application argument that FreeSWITCH parses and expands:
+# no spaces (argument separators), no ``$``/``{`` (variable expansion), no quotes.
+_TOKEN = re.compile(r"[A-Za-z0-9_+*#.\-]{1,64}")
+_FAILURE_REASONS = frozenset({Reason.CHECK_FAILED, Reason.INVALID_NUMBER})
+
+# mod_sofia hangup_cause_to_sip() (FreeSWITCH 1.11.1): the hangup causes that give these codes.
+# 608 has no cause (CALL_REJECTED maps to 603), so 608 is sent with ``respond``.
+DEFAULT_CAUSES: Mapping[int, str] = MappingProxyType({603: "CALL_REJECTED", 607: "UNWANTED"})
+DEFAULT_PHRASES: Mapping[int, str] = MappingProxyType({603: "Decline", 607: "Unwanted", 608: "Rejected"})
+
+
+@dataclass(frozen=True, slots=True)
+class EslCheckSettings:
+    # Leading digits the dialplan adds to route into the gate (``8`` for ``8<number>``);
+    # stripped from Caller-Destination-Number (not from dncgate_number).
+    strip_prefix: str = ""
+    # The continuation an allowed call is transferred to: ``<extension> XML <context>``.
+    # Placeholders: {number} the number checked, {destination} the destination without the
+    # prefix, {context} the channel's dialplan context.  Keep the continuation in a context
+    # no SIP profile routes into, or a caller could dial it directly and skip the gate.
+    transfer_to: str = "{number} XML dncgate_allowed"
+    # Where the prompts tree is installed; the announcement name is appended.
+    sounds_dir: str = "/usr/share/freeswitch/sounds"
+    sound_ext: str = "wav"
+    announce: bool = True
+    causes: Mapping[int, str] = field(default_factory=lambda: DEFAULT_CAUSES)
+    phrases: Mapping[int, str] = field(default_factory=lambda: DEFAULT_PHRASES)
+    # Reason header on the final response (channel variable sip_reason).  Without it 607 goes
+    # out with ``Reason: SIP;cause=819;text="UNWANTED"`` (819 is FreeSWITCH's own cause
+    # number).  Empty: leave FreeSWITCH's default.
+    sip_reason: str = 'Q.850;cause=21;text="CALL_REJECTED"'
+    fallback_sip_code: int = 603  # a reject without a code
+    playback_deadline: float = 30.0  # the announcement must finish within this
+    settle_deadline: float = 2.0  # for the transfer's CHANNEL_EXECUTE_COMPLETE
+
+
+@dataclass(frozen=True, slots=True)
+class CheckCall:
+    """What the handler read from the channel."""
+
+    request: CheckRequest
+    number: str  # what was checked (dialled form, prefix stripped)
+    destination: str  # Caller-Destination-Number without the prefix
+    context: str
+    purpose: str  # as the channel gave it ("" when unset)
+
+
+def read_call(channel: ChannelData, settings: EslCheckSettings, door: str = "esl") -> CheckCall:
+    raw_destination = (channel.destination_number or "").strip()
+    destination = raw_destination
+    prefix = settings.strip_prefix
+    if prefix and destination.startswith(prefix) and len(destination) > len(prefix):
+        destination = destination[len(prefix) :]
+    number = (channel.variable("dncgate_number") or "").strip() or destination
+
+    def var(*names: str) -> str:
+        for name in names:
+            value = (channel.variable(name) or "").strip()
+            if value:
+                return value
+        return ""
+
+    purpose = var("dncgate_purpose")
+    request = CheckRequest(
+        dialled=number,
+        door=door,
+        tenant=var("dncgate_tenant") or None,
+        purpose=purpose or None,
+        category=var("dncgate_category") or None,
+        originator=Originator(
+            account=var("dncgate_account", "accountcode"),
+            trunk=var("dncgate_trunk"),
+            caller_id=channel.caller_id_number or "",
+            entity=var("dncgate_entity"),
+        ),
+        language=var("dncgate_language", "default_language") or None,
+    )
+    return CheckCall(request, number, destination, channel.context or "", purpose.lower())
+
+
+def esl_check_handler(gate: Gate, settings: EslCheckSettings | None = None) -> Handler:
+    """An :class:`~dncgate.esl.outbound.OutboundServer` handler bound to ``gate``."""
+    cfg = settings if settings is not None else EslCheckSettings()
+
+    async def handle(session: OutboundSession) -> None:
+        call = read_call(session.channel, cfg)
+        log = session.log.bind(number=call.number, tenant=call.request.tenant, purpose=call.purpose or None)
+        if cfg.strip_prefix and not (session.channel.destination_number or "").startswith(cfg.strip_prefix):
+            log.warning("esl.check.prefix_missing", prefix=cfg.strip_prefix)
+        try:
+            result = await gate.check(call.request, log)
+        except Exception as exc:  # noqa: BLE001 - any gate fault ends in the dialplan's reject
+            _fail(log, call, "gate", exc)
+            return
+        log = log.bind(decision_id=result.decision_id)
+        stage = "myevents"
+        try:
+            await session.myevents()
+            stage = "set_variables"
+            await session.execute("multiset", _multiset_arg(_variables(result, call, cfg)))
+            if result.decision.verdict is Verdict.ALLOW:
+                stage = "transfer"
+                await _allow(session, log, call, result.decision, cfg)
+            else:
+                stage = "reject"
+                await _reject(session, log, result.decision, cfg)
+        except EslError as exc:
+            _fail(log, call, stage, exc)
+            raise  # the server logs the session outcome (peer_closed, timeout, ...)
+
+    return handle
+
+
+async def _allow(session: OutboundSession, log: Log, call: CheckCall, decision: Decision,
+                 cfg: EslCheckSettings) -> None:
+    target = _transfer_target(cfg, call)
+    if target is None:
+        log.error("esl.check.transfer_refused", reason=decision.reason.value,
+                  detail="number or context not safe for a dialplan argument; the dialplan rejects")
+        return
+    if decision.reason in _FAILURE_REASONS:
+        # Let through because of a failure (the tenant's failure policy said allow): say so.
+        log.warning("esl.check.allowed_on_failure", reason=decision.reason.value, detail=decision.detail,
+                    transfer=target)
+    try:
+        async with asyncio.timeout(cfg.settle_deadline):
+            done = await session.execute("transfer", target, wait=True)
+    except TimeoutError:
+        # The transfer was accepted (+OK) and is queued on the channel; FreeSWITCH runs the
+        # queue when the socket closes, so this is not a failure, only unconfirmed.
+        log.warning("esl.check.transfer_unconfirmed", transfer=target, deadline_s=cfg.settle_deadline)
+        return
+    log.info("esl.check.allowed", reason=decision.reason.value, mode=decision.mode.value,
+             monitored_outcome=decision.outcome.value if decision.outcome is not decision.verdict else None,
+             transfer=target, response=done.application_response if done is not None else None)
+
+
+async def _reject(session: OutboundSession, log: Log, decision: Decision, cfg: EslCheckSettings) -> None:
+    code = decision.sip_code or cfg.fallback_sip_code
+    if cfg.announce and decision.announcement:
+        path = f"{cfg.sounds_dir.rstrip('/')}/{decision.announcement}.{cfg.sound_ext}"
+        await _announce(session, log, path, cfg)
+    cause = cfg.causes.get(code)
+    if cause is not None:
+        await session.hangup(cause)
+        log.info("esl.check.rejected", reason=decision.reason.value, sip_code=code, cause=cause)
+    else:
+        phrase = cfg.phrases.get(code, "Rejected")
+        await session.execute("respond", f"{code} {phrase}")
+        log.info("esl.check.rejected", reason=decision.reason.value, sip_code=code, respond=f"{code} {phrase}")
+
+
+async def _announce(session: OutboundSession, log: Log, path: str, cfg: EslCheckSettings) -> None:
+    """Early media then the announcement; a failed announcement never stops the reject."""
+    try:
+        await session.execute("pre_answer", wait=True)
+        async with asyncio.timeout(cfg.playback_deadline):
+            done = await session.execute("playback", path, wait=True)
+    except EslConnectionClosed:
+        raise
+    except TimeoutError:
+        log.warning("esl.check.announcement_timeout", file=path, deadline_s=cfg.playback_deadline)
+        return
+    except EslError as exc:
+        log.warning("esl.check.announcement_failed", file=path, error=str(exc), error_type=type(exc).__name__)
+        return
+    response = done.application_response if done is not None else None
+    if response != "FILE PLAYED":
+        log.warning("esl.check.announcement_not_played", file=path, response=response)
+
+
+def _variables(result: CheckResult, call: CheckCall, cfg: EslCheckSettings) -> dict[str, str]:
+    decision = result.decision
+    variables = {
+        "dncgate_verdict": decision.verdict.value,
+        "dncgate_outcome": decision.outcome.value,
+        "dncgate_reason": decision.reason.value,
+        "dncgate_sip_code": str(decision.sip_code or ""),
+        "dncgate_decision_id": result.decision_id,
+    }
+    if _TOKEN.fullmatch(call.number):
+        variables["dncgate_callee"] = call.number
+    if decision.verdict is Verdict.REJECT and cfg.sip_reason:
+        variables["sip_reason"] = cfg.sip_reason
+    return variables
+
+
+def _multiset_arg(variables: Mapping[str, str]) -> str:
+    """``multiset`` data: space-separated, or ``^^|``-delimited when a value has a space."""
+    pairs = [f"{name}={value}" for name, value in variables.items()]
+    for pair in pairs:
+        if "$" in pair or "\n" in pair or "\r" in pair:
+            raise ValueError(f"unsafe channel variable value: {pair!r}")  # our own values only
+    if not any(" " in pair for pair in pairs):
+        return " ".join(pairs)
+    if any("|" in pair for pair in pairs):
+        raise ValueError("channel variable values contain both a space and '|'")
+    return "^^|" + "|".join(pairs)
+
+
+def _transfer_target(cfg: EslCheckSettings, call: CheckCall) -> str | None:
+    values = {"number": call.number, "destination": call.destination, "context": call.context}
+    if not all(_TOKEN.fullmatch(value) for value in values.values() if value):
+        return None
+    if not call.number:
+        return None
+    target = cfg.transfer_to.format(**values).strip()
+    return target or None
+
+
+def _fail(log: Log, call: CheckCall, stage: str, exc: BaseException) -> None:
+    """No transfer will happen: the dialplan's reject (or its service fail-open branch) decides."""
+    fields = {"stage": stage, "error": str(exc), "error_type": type(exc).__name__}
+    if call.purpose == "service":
+        # The shipped dialplan continues a service call when dncgate_service_on_failure=allow.
+        log.error("esl.check.failed_service_may_continue", **fields,
+                  fallback="dialplan: service call continues if dncgate_service_on_failure=allow, else rejected")
+    else:
+        log.error("esl.check.failed", **fields, fallback="dialplan rejects")
