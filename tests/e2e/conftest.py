@@ -29,7 +29,7 @@ Typical use by a gate test::
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -81,7 +81,9 @@ def lab(asterisk_lab: AsteriskLab, request: pytest.FixtureRequest) -> Iterator[A
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     if report.failed and _log_key in item.stash:
         lab, offset = item.stash[_log_key]
