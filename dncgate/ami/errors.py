@@ -1,0 +1,40 @@
+"""Typed exceptions for the AMI adapter; everything raised on purpose derives from :class:`AmiError`."""
+
+from __future__ import annotations
+
+
+class AmiError(Exception):
+    """Base class for every error raised by :mod:`dncgate.ami`."""
+
+
+class AmiUnavailable(AmiError, ConnectionError):
+    """No usable AMI connection: connect failed or stalled, not connected, or the client is closed."""
+
+
+class AmiConnectionLost(AmiUnavailable):
+    """The connection dropped while an action was waiting for its response."""
+
+
+class AmiLoginError(AmiError):
+    """Asterisk refused the Login action (``Response: Error`` / ``Message: Authentication failed``)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"AMI login refused: {message}")
+        self.message = message
+
+
+class AmiTimeout(AmiError, TimeoutError):
+    """An action got no (complete) response within our deadline."""
+
+
+class AmiActionError(AmiError):
+    """Asterisk answered an action with ``Response: Error`` (or Fail/Failure)."""
+
+    def __init__(self, action: str, message: str) -> None:
+        super().__init__(f"{action}: {message}")
+        self.action = action
+        self.message = message
+
+
+class AmiEncodingError(AmiError, ValueError):
+    """An action field cannot be sent safely (CR/LF would inject headers or end the action)."""
