@@ -26,7 +26,7 @@ PACKAGES=(asterisk asterisk-core-sounds-en asterisk-core-sounds-en-wav asterisk-
 die() { echo "asterisk-chroot: ERROR: $*" >&2; exit 1; }
 log() { echo "asterisk-chroot: $*" >&2; }
 
-stamp_ok() { [[ -f "$STAMP" ]] && [[ "$(cat "$STAMP")" == "$STAMP_VERSION"* ]] && [[ -x "$CHROOT/usr/sbin/asterisk" ]]; }
+stamp_ok() { [[ -f "$STAMP" ]] && [[ "$(cat "$STAMP")" == "$STAMP_VERSION "* ]] && [[ -x "$CHROOT/usr/sbin/asterisk" ]]; }
 
 case "${1:-}" in
   --check) stamp_ok && { echo "$CHROOT"; exit 0; }; exit 1 ;;
