@@ -238,3 +238,23 @@ async def test_audit_stream_is_capped(redis_server: RedisServer, raw: aioredis.R
             await store.audit_tail(1)
     finally:
         await store.close()
+
+
+async def test_cancelled_lookups_do_not_shift_replies(store: RedisListStore) -> None:
+    listed = list(range(8613800000000, 8613800000000 + 2000, 2))
+    await store.replace_list("national", listed)
+    await store.facts("t", listed[0])  # warm the pointer cache
+
+    async def check(number: int) -> bool:
+        return (await store.facts("t", number)).national is not None
+
+    tasks = [asyncio.create_task(check(n)) for n in range(8613800000000, 8613800000000 + 600)]
+    await asyncio.sleep(0)
+    for task in tasks[::3]:
+        task.cancel()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    for offset, result in enumerate(results):
+        if not isinstance(result, asyncio.CancelledError):
+            assert result is (offset % 2 == 0), offset
+    assert await check(listed[-1])
+    assert not await check(listed[-1] + 1)
