@@ -14,6 +14,8 @@ from dncgate.agi import AgiLimits, AgiServer
 from dncgate.agi.check import check_handler
 from dncgate.audit import AuditSink
 from dncgate.config import GateConfig
+from dncgate.esl import OutboundConfig, OutboundServer
+from dncgate.esl.check import esl_check_handler
 from dncgate.gate import Gate
 from dncgate.http import make_app
 from dncgate.metrics import GateMetrics
@@ -29,6 +31,7 @@ class Running:
 
     gate: Gate
     agi_port: int | None = None
+    esl_port: int | None = None
     http_port: int | None = None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -43,6 +46,7 @@ async def serve(config: GateConfig, *, on_ready: Callable[[Running], None] | Non
     gate = Gate(config.tenants, store, audit, store_deadline=config.store.timeout_ms / 1000, metrics=metrics)
     running = Running(gate)
     agi: AgiServer | None = None
+    esl: OutboundServer | None = None
     runner: web.AppRunner | None = None
     try:
         if config.agi.enabled:
@@ -50,8 +54,14 @@ async def serve(config: GateConfig, *, on_ready: Callable[[Running], None] | Non
                             limits=AgiLimits(max_sessions=config.agi.max_sessions))
             await agi.start()
             running.agi_port = agi.port
+        if config.esl.enabled:
+            esl = OutboundServer(esl_check_handler(gate), OutboundConfig(
+                host=config.esl.host, port=config.esl.port, max_sessions=config.esl.max_sessions,
+                session_deadline=60.0))  # the announcement is bounded at 30 s by the handler
+            await esl.start()
+            running.esl_port = esl.port
         if config.http.enabled:
-            doors = {"agi": agi is not None}
+            doors = {"agi": agi is not None, "esl": esl is not None}
             runner = web.AppRunner(make_app(store, metrics, doors), access_log=None, handle_signals=False)
             await runner.setup()
             site = web.TCPSite(runner, config.http.host, config.http.port, shutdown_timeout=1.0)
@@ -62,7 +72,7 @@ async def serve(config: GateConfig, *, on_ready: Callable[[Running], None] | Non
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, running.stop.set)
         log.info("gate.started", config=config.source, store=config.store.backend, agi_port=running.agi_port,
-                 http_port=running.http_port, tenants=sorted(config.tenants))
+                 esl_port=running.esl_port, http_port=running.http_port, tenants=sorted(config.tenants))
         if on_ready is not None:
             on_ready(running)
         await running.stop.wait()
@@ -70,6 +80,8 @@ async def serve(config: GateConfig, *, on_ready: Callable[[Running], None] | Non
     finally:
         if agi is not None:
             await agi.close(timeout=SHUTDOWN_GRACE)
+        if esl is not None:
+            await esl.close(timeout=SHUTDOWN_GRACE)
         if runner is not None:
             await runner.cleanup()
         await audit.close(timeout=SHUTDOWN_GRACE)

@@ -412,3 +412,25 @@ def test_multiset_argument_forms() -> None:
     )
     with pytest.raises(ValueError, match="unsafe"):
         _multiset_arg({"a": "${x}"})
+
+
+async def test_serve_starts_the_esl_door(tmp_path: Path) -> None:
+    from dncgate.config import GateConfig, ListenConfig, StoreConfig
+    from dncgate.service import Running, serve
+
+    config = GateConfig(
+        source="test", store=StoreConfig(path=tmp_path / "serve.sqlite3"), tenants=TENANTS,
+        agi=ListenConfig(False, "127.0.0.1", 0), http=ListenConfig(False, "127.0.0.1", 0),
+        esl=ListenConfig(True, "127.0.0.1", 0),
+    )
+    ready: asyncio.Queue[Running] = asyncio.Queue()
+    task = asyncio.create_task(serve(config, on_ready=ready.put_nowait, handle_signals=False))
+    running = await asyncio.wait_for(ready.get(), 5)
+    try:
+        assert running.esl_port
+        trace = await FakeFreeSwitch(with_destination(ALLOW_REPLY, "8" + CLEAR)).call(running.esl_port)
+        # The service runs the default settings: no prefix configured, so 8<number> is checked as dialled.
+        assert trace.commands[0].line == "myevents"
+    finally:
+        running.stop.set()
+        await asyncio.wait_for(task, 10)
