@@ -32,7 +32,8 @@ async def one_run(binary: str, env: dict[str, str]) -> tuple[float, str]:
         binary, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
         env=env,
     )
-    assert proc.stdin is not None and proc.stdout is not None
+    assert proc.stdin is not None
+    assert proc.stdout is not None
     proc.stdin.write(HEADER.encode())
     await proc.stdin.drain()
     verdict_at = 0.0

@@ -45,7 +45,8 @@ def main() -> None:
         normalise(digits, plan)
         cold.append(time.perf_counter_ns() - t0)
     cold.sort()
-    print(f"normalise() uncached  p50={cold[len(cold) // 2] / 1000:.2f} us  p99={cold[int(len(cold) * 0.99)] / 1000:.2f} us")
+    p50, p99 = cold[len(cold) // 2] / 1000, cold[int(len(cold) * 0.99)] / 1000
+    print(f"normalise() uncached  p50={p50:.2f} us  p99={p99:.2f} us")
 
 
 if __name__ == "__main__":

@@ -16,9 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from synthetic import clustered_numbers, misses  # noqa: E402 - bench scripts run from the checkout
+from synthetic import clustered_numbers, misses
 
-from dncgate.store.sqlite import SqliteListStore  # noqa: E402
+from dncgate.store.sqlite import SqliteListStore
 
 
 async def run(size: int, lookups: int, workdir: Path) -> None:

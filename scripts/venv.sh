@@ -19,5 +19,5 @@ fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
 extra=""
-[ "${1:-}" = "test" ] && extra="[test,fast]"
+[ "${1:-}" = "test" ] && extra="[test]"
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extra}"
