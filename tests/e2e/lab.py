@@ -24,6 +24,7 @@ over AMI, ``AsteriskLab.use_gate`` points DNCGATE_HOST/DNCGATE_PORT at a FastAGI
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import itertools
 import math
 import os
@@ -436,6 +437,17 @@ def _answered_in(message_log: Path) -> bool:
     return any(m.direction == "received" and m.status == 200 and m.cseq_method == "INVITE" for m in msgs)
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL it when the test process dies (PR_SET_PDEATHSIG).
+
+    The setting survives the exec chain unshare -> sh -> chroot -> asterisk, so a killed pytest
+    does not leave Asterisk running.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+
+
 # --------------------------------------------------------------------------- Asterisk
 
 
@@ -649,7 +661,16 @@ exten => _X.,1,Hangup(21)
 
     # ---------------------------------------------------------------- lifecycle
 
+    def _remove_stale_sessions(self, max_age: float = 6 * 3600) -> None:
+        """Session directories left behind by killed runs (never one that is in use: too young)."""
+        now = time.time()
+        for old in (self.chroot / "tmp").glob("dncgate-lab-*"):
+            with contextlib.suppress(OSError):
+                if now - old.stat().st_mtime > max_age:
+                    shutil.rmtree(old, ignore_errors=True)
+
     def start(self, timeout: float = 60.0) -> None:
+        self._remove_stale_sessions()
         self._write_config()
         self._install_prompts()
         script = 'mount -t proc proc "$1/proc" && exec chroot "$1" /usr/sbin/asterisk -f -n -C "$2"'
@@ -673,6 +694,7 @@ exten => _X.,1,Hangup(21)
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=_die_with_parent,  # only prctl(): safe between fork and exec
             )
         try:
             self._wait_ready(timeout)
