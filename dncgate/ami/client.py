@@ -231,6 +231,9 @@ class AmiClient:
             raise AmiUnavailable(f"AMI {stage} at {s.host}:{s.port} took over {s.connect_timeout}s") from None
         except OSError as exc:
             raise AmiUnavailable(f"AMI connect to {s.host}:{s.port} failed: {exc}") from exc
+        except asyncio.CancelledError:  # close() while reconnecting: do not leave a half-open socket
+            self._discard(protocol)
+            raise
         if not reply.success:
             self._discard(protocol)
             message = str(reply.get("Message", "") or reply.get("Response", ""))

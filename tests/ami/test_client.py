@@ -382,3 +382,15 @@ def test_exponential_backoff_grows_caps_and_jitters() -> None:
 
 def test_settings_repr_hides_secret() -> None:
     assert "e2epass" not in repr(settings(5038))
+
+
+async def test_close_while_reconnect_waits_for_login_leaves_no_socket(fake: FakeAmi) -> None:
+    client = AmiClient(settings(fake.port, connect_timeout=30.0), backoff=RecordingBackoff(), sleep=RecordingSleep())
+    await client.connect()
+    fake.silent_login = True
+    fake.drop()
+    await wait_until(lambda: fake.connections == 2 and len(fake.actions) == 2)  # the second Login is pending
+    started = time.monotonic()
+    await client.close(timeout=0.5)
+    assert time.monotonic() - started < 0.5
+    await wait_until(lambda: not fake._tasks)  # the server saw our socket close
