@@ -1,0 +1,196 @@
+"""Outbound event-socket decisions per second and added latency, against a replaying fake FreeSWITCH.
+
+    .venv/bin/python bench/esl_outbound.py [--calls-per-worker 40] [--national 200000] [--no-redis]
+
+Each call: the fake dials the OutboundServer, sends a connect reply recorded from FreeSWITCH
+1.11.1 (6 kB of channel data, destination rewritten), and answers every command as FreeSWITCH
+did (command replies, CHANNEL_EXECUTE_COMPLETE from the recordings; announcements "play" in
+zero time).  Half the calls dial a listed number (reject: myevents, multiset, pre_answer,
+playback, hangup), half a clear one (allow: myevents, multiset, transfer).
+
+Latency = connect reply written -> the verdict-carrying command (multiset) received, i.e. what
+the gate adds before FreeSWITCH can act: channel-data parsing, the myevents round trip, the
+store lookup, decide(), audit queueing, logging.  Throughput = completed calls / wall time at
+rising concurrency (1, 10, 50, 100 calls in flight).  The fake callers run in a child process
+(one event loop), the gate in this one, so the two do not share a CPU core.  Gate on SQLite, and on Redis if a
+redis-server can be started on a free 127.0.0.1 port.  Logging is on (JSON to /dev/null).
+Prints numbers; not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "esl"))
+
+from fake_freeswitch import FakeFreeSwitch, connect_reply, with_destination
+
+from dncgate import logs
+from dncgate.audit import AuditSink
+from dncgate.esl.check import EslCheckSettings, esl_check_handler
+from dncgate.esl.outbound import OutboundConfig, OutboundServer
+from dncgate.gate import Gate
+from dncgate.model import TenantPolicy
+from dncgate.numbers import DialPlan
+from dncgate.store.protocol import ListStore
+from dncgate.store.sqlite import SqliteListStore
+
+CONCURRENCY = (1, 10, 50, 100)
+REPLY = connect_reply("outbound_1_85551003")
+SETTINGS = EslCheckSettings(strip_prefix="8")
+
+
+def numbers(count: int, seed: int = 7) -> list[int]:
+    rng = random.Random(seed)
+    return sorted({int(f"1201{rng.randrange(2_000_000, 9_999_999)}") for _ in range(count)})
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str] | None:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        return None
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+         "--dir", str(workdir), "--set-max-intset-entries", "1000000"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    for _ in range(100):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
+                sock.sendall(b"PING\r\n")
+                if sock.recv(16).startswith(b"+PONG"):
+                    return proc, f"redis://127.0.0.1:{port}/0"
+        except OSError:
+            time.sleep(0.05)
+    proc.terminate()
+    proc.wait(timeout=5)
+    return None
+
+
+async def run_level(port: int, listed: list[int], clear: list[int], workers: int, per_worker: int
+                    ) -> tuple[float, list[float], int]:
+    latencies: list[float] = []
+    failures = 0
+
+    async def worker(seed: int) -> None:
+        nonlocal failures
+        rng = random.Random(seed)
+        for i in range(per_worker):
+            number = rng.choice(listed if i % 2 else clear)
+            fake = FakeFreeSwitch(with_destination(REPLY, f"8{str(number)[1:]}"), io_deadline=10)
+            trace = await fake.call(port)
+            last = trace.shorts()[-1] if trace.commands else ""
+            if trace.latency is None or not (last.startswith(("hangup", "execute transfer"))):
+                failures += 1
+            else:
+                latencies.append(trace.latency)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(w) for w in range(workers)))
+    return time.perf_counter() - started, latencies, failures
+
+
+async def peer_level(port: int, listed: list[int], clear: list[int], workers: int, per_worker: int
+                     ) -> tuple[float, list[float], int]:
+    """Run the fake FreeSWITCH callers in a child process, so they do not share the gate's CPU."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--peer", str(port), str(workers), str(per_worker),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await proc.communicate(json.dumps([listed, clear]).encode())
+    result = json.loads(out)
+    return float(result["wall"]), [float(x) for x in result["latencies"]], int(result["failures"])
+
+
+def peer_main(port: int, workers: int, per_worker: int) -> None:
+    listed, clear = json.load(sys.stdin)
+    wall, latencies, failures = asyncio.run(run_level(port, listed, clear, workers, per_worker))
+    json.dump({"wall": wall, "latencies": latencies, "failures": failures}, sys.stdout)
+
+
+async def bench_store(name: str, store: ListStore, national: int, per_worker: int) -> None:
+    listed_all = numbers(national)
+    await store.replace_list("national", listed_all)
+    rng = random.Random(1)
+    listed = rng.sample(listed_all, 1000)
+    listed_set = set(listed_all)
+    clear = [n for n in numbers(5000, seed=99) if n not in listed_set]
+    audit = AuditSink(store)
+    audit.start()
+    gate = Gate({"default": TenantPolicy(name="default", dial_plan=DialPlan(region="US"))}, store, audit)
+    config = OutboundConfig(port=0, max_sessions=512)
+    try:
+        async with OutboundServer(esl_check_handler(gate, SETTINGS), config) as server:
+            await peer_level(server.port, listed, clear, 4, 10)  # warm-up
+            for workers in CONCURRENCY:
+                wall, lat, failures = await peer_level(server.port, listed, clear, workers, per_worker)
+                lat.sort()
+                ms = [x * 1000 for x in lat]
+                q = statistics.quantiles(ms, n=100) if len(ms) >= 2 else ms * 99
+                print(f"{name:7} conc={workers:4d} calls={len(lat) + failures:5d} "
+                      f"calls/s={len(lat) / wall:8.0f} latency ms p50={q[49]:6.2f} p95={q[94]:6.2f} "
+                      f"p99={q[98]:6.2f} max={ms[-1]:6.2f} failed={failures}", flush=True)
+    finally:
+        await audit.close()
+        await store.close()
+
+
+async def amain(args: argparse.Namespace, tmp: Path, redis_url: str | None) -> None:
+    await bench_store("sqlite", SqliteListStore(tmp / "bench.sqlite3"), args.national, args.calls_per_worker)
+    if args.no_redis:
+        return
+    try:
+        from dncgate.store.redis import RedisListStore, RedisSettings
+    except ImportError as exc:
+        print(f"redis   skipped: dncgate.store.redis not importable ({exc})")
+        return
+    if redis_url is None:
+        print("redis   skipped: no redis-server could be started")
+        return
+    store = await RedisListStore.connect(RedisSettings(url=redis_url))
+    await bench_store("redis", store, args.national, args.calls_per_worker)
+
+
+def main() -> None:
+    if len(sys.argv) == 5 and sys.argv[1] == "--peer":
+        peer_main(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
+        return
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n", 1)[0])
+    parser.add_argument("--calls-per-worker", type=int, default=40)
+    parser.add_argument("--national", type=int, default=200_000, help="numbers on the national list")
+    parser.add_argument("--no-redis", action="store_true")
+    args = parser.parse_args()
+    with open(os.devnull, "w") as devnull, tempfile.TemporaryDirectory() as tmp:
+        logs.configure("info", stream=devnull)
+        print(f"python {sys.version.split()[0]}, national list {args.national} numbers, "
+              f"{args.calls_per_worker} calls per concurrent caller, 50% listed (reject) / 50% clear (allow)")
+        redis = None if args.no_redis else start_redis(Path(tmp))
+        try:
+            asyncio.run(amain(args, Path(tmp), redis[1] if redis else None))
+        finally:
+            if redis is not None:
+                redis[0].terminate()
+                redis[0].wait(timeout=5)
+
+
+if __name__ == "__main__":
+    main()
