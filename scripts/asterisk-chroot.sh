@@ -2,7 +2,8 @@
 # Build (once) and cache a Debian sid chroot with Asterisk for dncgate's end-to-end lab.
 #
 #   scripts/asterisk-chroot.sh            build if missing, print the chroot path
-#   scripts/asterisk-chroot.sh --rebuild  throw the cached chroot away and build again
+#   scripts/asterisk-chroot.sh --rebuild  build a fresh chroot and swap it in when complete
+#                                         (do not run it while e2e tests are running)
 #   scripts/asterisk-chroot.sh --check    exit 0 if the cached chroot is complete, 1 if not
 #
 # Environment:
@@ -41,6 +42,20 @@ if [[ "$REBUILD" == 0 ]] && stamp_ok; then
 fi
 
 [[ "$(id -u)" == 0 ]] || die "must run as root (debootstrap and chroot need it)"
+command -v flock >/dev/null || die "flock is not installed (util-linux)"
+
+# One build at a time: test sessions running in parallel all call this script.
+mkdir -p "$(dirname "$CHROOT")"
+LOCK="$(dirname "$CHROOT")/.$(basename "$CHROOT").lock"
+exec 9>"$LOCK"
+if ! flock -n 9; then
+  log "another build of $CHROOT is running; waiting for it"
+  flock -w 1800 9 || die "timed out waiting for the other build (lock $LOCK)"
+fi
+if [[ "$REBUILD" == 0 ]] && stamp_ok; then  # built by the process we waited for
+  echo "$CHROOT"
+  exit 0
+fi
 command -v debootstrap >/dev/null || die "debootstrap is not installed: apt-get install debootstrap (or run scripts/install-test-deps.sh)"
 
 derive_mirror() {
@@ -84,11 +99,10 @@ umount_all() {
 
 START=$(date +%s)
 umount_all
-if [[ -e "$CHROOT" ]]; then
+if [[ -e "$CHROOT" ]] && ! stamp_ok; then
   log "removing incomplete or outdated chroot $CHROOT"
   rm -rf --one-file-system "$CHROOT"
 fi
-mkdir -p "$(dirname "$CHROOT")"
 WORK="$CHROOT.partial"
 umount_all_work() {
   local m
@@ -126,7 +140,14 @@ umount_all_work
 
 [[ -x "$WORK/usr/sbin/asterisk" ]] || die "asterisk binary missing after install"
 VERSION="$(chroot "$WORK" dpkg-query -W -f '${Version}' asterisk 2>/dev/null || echo unknown)"
+# --rebuild: the old chroot stays usable until the new one is complete
+if [[ -e "$CHROOT" ]]; then
+  umount_all
+  rm -rf --one-file-system "$CHROOT.old"
+  mv "$CHROOT" "$CHROOT.old"
+fi
 mv "$WORK" "$CHROOT"
+rm -rf --one-file-system "$CHROOT.old"
 echo "$STAMP_VERSION asterisk=$VERSION mirror=$MIRROR built=$(date -u +%FT%TZ) seconds=$(( $(date +%s) - START ))" > "$STAMP"
 log "built $CHROOT with asterisk $VERSION in $(( $(date +%s) - START ))s"
 echo "$CHROOT"
