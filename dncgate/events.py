@@ -60,9 +60,14 @@ class CallEventStream:
                 log.warning("events.subscriber_lagging", dropped=self.dropped, call_id=record.call_id)
             queue.put_nowait(record)
 
-    async def subscribe(self) -> AsyncIterator[CallRecord]:
+    def subscribe(self) -> AsyncIterator[CallRecord]:
+        """Records published from now on. Registered at once, before the first ``anext``;
+        ``aclose()`` the iterator (or let it finish) to unsubscribe."""
         queue: asyncio.Queue[CallRecord] = asyncio.Queue(self._buffer)
         self._subscribers.append(queue)
+        return self._drain(queue)
+
+    async def _drain(self, queue: asyncio.Queue[CallRecord]) -> AsyncIterator[CallRecord]:
         try:
             while True:
                 yield await queue.get()

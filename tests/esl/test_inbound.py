@@ -100,7 +100,7 @@ async def test_wrong_password_is_auth_error() -> None:
         await reader.read()
 
     async with fake_freeswitch(peer) as port:
-        client = InboundClient(cfg(port, password="wrong"))  # noqa: S106 - a deliberately wrong test password
+        client = InboundClient(cfg(port, password="wrong"))
         with pytest.raises(AuthError) as info:
             await client.connect()
         assert info.value.reply_text == "-ERR invalid"
