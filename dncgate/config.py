@@ -10,10 +10,11 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from dncgate.model import REJECT_SIP_CODES, FailureAction, ListPolicy, Mode, Purpose, TenantPolicy
+from dncgate.model import REJECT_SIP_CODES, FailureAction, ListPolicy, Mode, Purpose, StaleAction, TenantPolicy
 from dncgate.numbers import DialPlan
 from dncgate.store.errors import UnknownList
 from dncgate.store.protocol import list_key
@@ -229,7 +230,11 @@ def _tenant(name: str, t: _Reader) -> TenantPolicy:
         service_on_failure=t.choice("service_on_failure", FailureAction, FailureAction.ALLOW),
         language=t.get("language", str, "en"),
         announcement=t.get("announcement", str, "dncgate/{language}/declined"),
+        max_list_age=timedelta(days=t.get("max_list_age_days", int, 31)),
+        stale_action=t.choice("stale_action", StaleAction, StaleAction.ALARM),
     )
+    if policy.max_list_age <= timedelta(0):
+        raise t.error("max_list_age_days", "must be at least 1")
     for key in ("reject_sip_code", "check_failed_sip_code"):
         if getattr(policy, key) not in REJECT_SIP_CODES:
             raise t.error(key, f"{getattr(policy, key)} is not one of 603, 607, 608")

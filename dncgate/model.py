@@ -38,6 +38,11 @@ class FailureAction(StrEnum):
     ALLOW = "allow"
 
 
+class StaleAction(StrEnum):
+    ALARM = "alarm"  # log and alert, keep deciding on the old list
+    REJECT = "reject"  # reject marketing calls with reason list_stale
+
+
 class Reason(StrEnum):
     NATIONAL_DNC = "national_dnc"
     TENANT_DNC = "tenant_dnc"
@@ -55,9 +60,10 @@ class Reason(StrEnum):
     CATEGORY_DECLINED = "category_declined"
     SUBSCRIBER_BLOCK = "subscriber_block"
     ORIGINATOR_SUSPENDED = "originator_suspended"
-    # Reserved for later work: calling hours (callee-local time) and list freshness.
-    OUTSIDE_HOURS = "outside_hours"
+    # The national list is older than the tenant allows (and the tenant chose to reject).
     LIST_STALE = "list_stale"
+    # Reserved for later work: calling hours (callee-local time).
+    OUTSIDE_HOURS = "outside_hours"
 
 
 REJECT_SIP_CODES = frozenset({603, 607, 608})
@@ -79,6 +85,9 @@ class TenantPolicy:
     language: str = "en"
     # A sound file without extension; "{language}" and "{tenant}" are filled in.
     announcement: str = "dncgate/{language}/declined"
+    # The national list's maximum age (31 days: the US rule; the UK's is 28) and what happens past it.
+    max_list_age: timedelta = timedelta(days=31)
+    stale_action: StaleAction = StaleAction.ALARM
 
     def announcement_for(self, language: str | None = None) -> str:
         return self.announcement.format(language=language or self.language, tenant=self.name)
@@ -142,6 +151,7 @@ class Facts:
     # The callee recorded a specific block against this originator (applies to service calls too).
     subscriber_blocks_originator: bool = False
     originator_suspended: bool = False
+    # Age of the national list's live version (None: unknown, or no list loaded).
     list_age: timedelta | None = None
 
 

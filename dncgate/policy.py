@@ -12,16 +12,19 @@ which rules apply is part of the contract (README, "Decision order"):
 7. consent revoked           -> ``consent_revoked``
 8. category declined         -> ``category_declined``
 9. consent granted, in scope -> ``allowed_consent`` (explicit consent outranks the lists)
-10. national list            -> ``national_dnc``
-11. tenant list              -> ``tenant_dnc``
-12. prefix / range rule      -> ``prefix_rule``
-13. opt-in tenant, no consent -> ``no_consent``
-14. otherwise                -> ``allowed_clear``
+10. national list too old    -> ``list_stale`` (only when the tenant's stale_action is reject)
+11. national list            -> ``national_dnc``
+12. tenant list              -> ``tenant_dnc``
+13. prefix / range rule      -> ``prefix_rule``
+14. opt-in tenant, no consent -> ``no_consent``
+15. otherwise                -> ``allowed_clear``
 
 In ``monitor`` mode every call is allowed and the would-be verdict is kept as ``outcome``.
 """
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 from dncgate.model import (
     CallAttempt,
@@ -35,6 +38,7 @@ from dncgate.model import (
     Mode,
     Purpose,
     Reason,
+    StaleAction,
     Verdict,
 )
 from dncgate.numbers import InvalidNumber, ShortNumber
@@ -111,6 +115,9 @@ def _conclude_marketing(attempt: CallAttempt, facts: Facts) -> _Conclusion:
         return Verdict.REJECT, Reason.CATEGORY_DECLINED, None, category or DECLINE_ALL
     if consent is not None and _consent_covers(consent.categories, category):
         return Verdict.ALLOW, Reason.ALLOWED_CONSENT, None, consent.record_id
+    tenant = attempt.tenant
+    if tenant.stale_action is StaleAction.REJECT and is_stale(facts.list_age, tenant.max_list_age):
+        return Verdict.REJECT, Reason.LIST_STALE, None, f"national list is {facts.list_age} old"
     for hit, reason in (
         (facts.national, Reason.NATIONAL_DNC),
         (facts.tenant_list, Reason.TENANT_DNC),
@@ -122,6 +129,11 @@ def _conclude_marketing(attempt: CallAttempt, facts: Facts) -> _Conclusion:
         detail = "consent does not cover this category" if consent is not None else ""
         return Verdict.REJECT, Reason.NO_CONSENT, None, detail
     return Verdict.ALLOW, Reason.ALLOWED_CLEAR, None, ""
+
+
+def is_stale(age: timedelta | None, max_age: timedelta) -> bool:
+    """A list of unknown age counts as stale: nothing says it was ever synced."""
+    return age is None or age > max_age
 
 
 def _consent_covers(categories: frozenset[str], category: str | None) -> bool:

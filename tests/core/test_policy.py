@@ -165,3 +165,19 @@ def test_tenant_announcement_template() -> None:
     tenant = replace(TENANT, announcement="dncgate/{tenant}/{language}/declined")
     decision = decide(attempt(tenant=tenant), Facts(national=NATIONAL))
     assert decision.announcement == "dncgate/acme/en/declined"
+
+
+def test_stale_list_rejects_marketing_only_when_the_tenant_says_so() -> None:
+    from datetime import timedelta
+
+    from dncgate.model import StaleAction
+
+    strict = replace(TENANT, stale_action=StaleAction.REJECT, max_list_age=timedelta(days=28))
+    old = Facts(list_age=timedelta(days=29))
+    fresh = Facts(list_age=timedelta(days=2))
+    assert decide(attempt(tenant=strict), old).reason is Reason.LIST_STALE
+    assert decide(attempt(tenant=strict), Facts()).reason is Reason.LIST_STALE  # never synced
+    assert decide(attempt(tenant=strict), fresh).reason is Reason.ALLOWED_CLEAR
+    assert decide(attempt(Purpose.SERVICE, tenant=strict), old).reason is Reason.ALLOWED_SERVICE
+    assert decide(attempt(tenant=strict), replace(old, consent=GRANTED)).reason is Reason.ALLOWED_CONSENT
+    assert decide(attempt(), old).reason is Reason.ALLOWED_CLEAR  # default: alarm only
