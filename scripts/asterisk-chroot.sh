@@ -12,8 +12,9 @@
 #                            machine already uses (from /etc/apt/sources.list*), else deb.debian.org
 #   DNCGATE_DEBIAN_SUITE     default sid (Debian stable has no Asterisk package)
 #
-# The chroot is only a filesystem; the test harness (tests/e2e/lab.py) bind-mounts /proc and
-# /dev and runs `asterisk -f` inside it with a per-session configuration directory.
+# The chroot is only a filesystem (debootstrap creates the /dev nodes Asterisk needs: null,
+# urandom, ...). The test harness (tests/e2e/lab.py) runs `asterisk -f` inside it as root, in a
+# private mount namespace where it mounts /proc, with a per-session configuration directory.
 # A stamp file marks a finished build, so a second run returns immediately.
 set -euo pipefail
 

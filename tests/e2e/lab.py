@@ -673,7 +673,13 @@ exten => _X.,1,Hangup(21)
         self._remove_stale_sessions()
         self._write_config()
         self._install_prompts()
-        script = 'mount -t proc proc "$1/proc" && exec chroot "$1" /usr/sbin/asterisk -f -n -C "$2"'
+        # private mount namespace: these mounts vanish with Asterisk; /dev is bound only if the
+        # chroot lacks device nodes (debootstrap normally creates them)
+        script = (
+            'mount -t proc proc "$1/proc" && '
+            '{ [ -c "$1/dev/null" ] && [ -c "$1/dev/urandom" ] || mount --rbind /dev "$1/dev"; } && '
+            'exec chroot "$1" /usr/sbin/asterisk -f -n -C "$2"'
+        )
         conf = f"{self.session_inside}/etc/asterisk.conf"
         with self._stdout.open("wb") as out:
             self.process = subprocess.Popen(

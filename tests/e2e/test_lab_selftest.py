@@ -56,6 +56,36 @@ def test_rejected_call_plays_announcement_then_final_code(lab: AsteriskLab, fake
     call = lab.place_call(f"15551230{code}", tenant="acme", purpose="marketing")
     assert_rejected_with_announcement(call, code)
     assert call.uac_exit == 0, call  # the caller ACKed the final response
+    # Asterisk 22.10 with res_pjsip_rfc3326 loaded (see dialplan/asterisk/README.md): the final
+    # response to PJSIPHangup carries "Reason: Q.850;cause=0"; without the module, none.
+    assert call.final_header("Reason") in ([], ["Q.850;cause=0"]), call.final_headers
+
+
+def test_missing_announcement_still_rejects(lab: AsteriskLab) -> None:
+    def rule(number: str) -> dict[str, str]:
+        return {
+            "DNCGATE_VERDICT": "reject",
+            "DNCGATE_SIPCODE": "608",
+            "DNCGATE_ANNOUNCEMENT": "dncgate/xx/no-such-prompt",
+        }
+
+    with FakeGate(rule) as gate:
+        call = lab.place_call("15551230100", gate=(gate.host, gate.port))
+    assert call.final_code == 608, call
+    assert call.got_183, call
+    assert 200 not in call.status_codes, call
+    assert not call.reached_callee, call
+
+
+def test_unknown_reject_code_falls_back_to_reject_code(lab: AsteriskLab) -> None:
+    def rule(number: str) -> dict[str, str]:
+        return {"DNCGATE_VERDICT": "reject", "DNCGATE_SIPCODE": "200"}
+
+    with FakeGate(rule) as gate:
+        call = lab.place_call("15551230100", gate=(gate.host, gate.port))
+    assert call.final_code == 603, call
+    assert not call.got_183, call  # no announcement set: no early media
+    assert not call.reached_callee, call
 
 
 def test_gate_down_rejects_marketing_call(lab: AsteriskLab) -> None:
@@ -109,14 +139,6 @@ def test_per_call_gate_override(lab: AsteriskLab) -> None:
         call = lab.place_call("15551230100", gate=(gate.host, gate.port))  # global still points nowhere
         assert call.final_code == 200, call
         assert len(gate.requests) == 1
-
-
-def test_reject_final_response_reason_header(lab: AsteriskLab, fake_gate: FakeGate) -> None:
-    """Documents Asterisk 22.10's behaviour (see dialplan/asterisk/README.md): with
-    res_pjsip_rfc3326 loaded the final response to PJSIPHangup carries Reason: Q.850;cause=0."""
-    call = lab.place_call("15551230607")
-    assert call.final_code == 607
-    assert call.final_header("Reason") in ([], ["Q.850;cause=0"]), call.final_headers
 
 
 def test_suppress_q850_reason_headers(asterisk_chroot: Path, tmp_path: Path) -> None:
