@@ -7,7 +7,7 @@ each has a live version behind a pointer, so a new snapshot becomes visible in o
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -98,6 +98,14 @@ class ListStore(Protocol):
         ...
 
     async def stats(self) -> list[ListStats]: ...
+
+    async def sync_state(self, list_name: str) -> dict[str, str]:
+        """What the list's last sync recorded (sequence, ETag, ...); empty when never synced."""
+        ...
+
+    async def set_sync_state(self, list_name: str, state: Mapping[str, str]) -> None:
+        """Replace the list's sync state (one write, seen whole or not at all)."""
+        ...
 
     async def append_audit(self, records: Sequence[AuditRecord]) -> None: ...
 

@@ -21,7 +21,8 @@ no sense becomes ``StoreCorrupt``. Server settings are checked at ``connect`` an
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Sequence
+import json
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 
 import structlog
 from redis.asyncio import Redis
@@ -30,7 +31,7 @@ from redis.exceptions import ResponseError
 from dncgate.audit_record import AuditRecord
 from dncgate.model import Facts, ListHit
 from dncgate.store import redis_audit
-from dncgate.store.errors import StoreUnavailable
+from dncgate.store.errors import StoreCorrupt, StoreUnavailable
 from dncgate.store.protocol import (
     NATIONAL,
     ListStats,
@@ -307,6 +308,26 @@ class RedisListStore:
                 pointer.loaded_at, int(rules), f"redis intset blocks of 10^{pointer.k}: {int(blocks)} blocks",
             ))
         return result
+
+    # -- sync state ---------------------------------------------------------------------------
+
+    async def sync_state(self, list_name: str) -> dict[str, str]:
+        keys = ListKeys.of(list_name)
+        with redis_errors("get sync state"):
+            raw = await self._admin.get(keys.sync)
+        if raw is None:
+            return {}
+        try:
+            state = json.loads(raw)
+        except ValueError as exc:
+            raise StoreCorrupt(f"{keys.sync}: not a sync state: {exc}") from exc
+        return {str(k): str(v) for k, v in state.items()}
+
+    async def set_sync_state(self, list_name: str, state: Mapping[str, str]) -> None:
+        keys = ListKeys.of(list_name)
+        data = json.dumps({str(k): str(v) for k, v in state.items()}, sort_keys=True)
+        with redis_errors("set sync state"):
+            await self._admin.set(keys.sync, data)
 
     # -- audit, health ------------------------------------------------------------------------
 

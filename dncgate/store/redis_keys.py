@@ -15,6 +15,7 @@ key                                type     holds
 ``dnc:{L}:v<V>:blocks``            set      the block numbers ``B`` of version ``V`` (to free them)
 ``dnc:{L}:v<V>:n``                 string   how many numbers version ``V`` holds
 ``dnc:{L}:rules``                  hash     prefix digits -> ``1``: prefix rules of the list
+``dnc:{L}:sync``                   string   the list's sync state, JSON object of strings
 ``dnc:{audit}``                    stream   audit records, field ``r`` = the record's JSON
 =================================  =======  ==========================================================
 
@@ -70,6 +71,10 @@ class ListKeys:
     @property
     def rules(self) -> str:
         return f"{self.prefix}:rules"
+
+    @property
+    def sync(self) -> str:
+        return f"{self.prefix}:sync"
 
     def block(self, version: str, block: int) -> str:
         return f"{self.prefix}:v{version}:b{block}"

@@ -9,8 +9,9 @@ writer for loads, edits and audit. A snapshot is written as a new version beside
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -51,6 +52,7 @@ CREATE TABLE IF NOT EXISTS prefix_rules (
     PRIMARY KEY (list_name, prefix)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sync_state (list_name TEXT PRIMARY KEY, state TEXT NOT NULL) WITHOUT ROWID;
 """
 
 
@@ -284,6 +286,31 @@ class SqliteListStore:
         ]
         result += [ListStats(name, "", 0, "", n, detail="prefix rules only") for name, n in rules.items()]
         return result
+
+    # -- sync state -----------------------------------------------------------------------
+
+    async def sync_state(self, list_name: str) -> dict[str, str]:
+        name = parse_list_name(list_name)
+        row = await self._write(
+            lambda: self._writer_conn().execute("SELECT state FROM sync_state WHERE list_name = ?", (name,)).fetchone()
+        )
+        if row is None:
+            return {}
+        try:
+            state = json.loads(row[0])
+        except ValueError as exc:
+            raise StoreCorrupt(f"sqlite {self.path}: sync state of {name}: {exc}") from exc
+        return {str(k): str(v) for k, v in state.items()}
+
+    async def set_sync_state(self, list_name: str, state: Mapping[str, str]) -> None:
+        name = parse_list_name(list_name)
+        data = json.dumps({str(k): str(v) for k, v in state.items()}, sort_keys=True)
+        await self._write(
+            lambda: self._writer_conn().execute(
+                "INSERT INTO sync_state (list_name, state) VALUES (?, ?) "
+                "ON CONFLICT (list_name) DO UPDATE SET state = excluded.state", (name, data)
+            )
+        )
 
     # -- audit ----------------------------------------------------------------------------
 

@@ -182,3 +182,15 @@ async def test_audit_records_round_trip_in_order(store: ListStore) -> None:
 
 async def test_ping(store: ListStore) -> None:
     await store.ping()
+
+
+async def test_sync_state_round_trips_per_list(store: ListStore) -> None:
+    assert await store.sync_state("national") == {}
+    await store.set_sync_state("national", {"sequence": "41", "etag": '"abc"'})
+    await store.set_sync_state("tenant:acme", {"sequence": "7"})
+    assert await store.sync_state("national") == {"sequence": "41", "etag": '"abc"'}
+    await store.set_sync_state("national", {"sequence": "42"})
+    assert await store.sync_state("national") == {"sequence": "42"}
+    assert await store.sync_state("tenant:acme") == {"sequence": "7"}
+    with pytest.raises(UnknownList):
+        await store.sync_state("nope")
