@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 from panoramisk import Manager
@@ -40,6 +39,7 @@ from dncgate.ami.errors import (
     AmiUnavailable,
 )
 from dncgate.ami.message import DEFAULT_NOISE, AmiMessage, AmiResponse
+from dncgate.backoff import BackoffPolicy, ExponentialBackoff
 
 __all__ = ["AmiClient", "AmiSettings", "BackoffPolicy", "EventListener", "ExponentialBackoff"]
 
@@ -62,25 +62,6 @@ class AmiSettings:
     keepalive_interval: float | None = 20.0  # Ping after this long without a disconnect; None: off
     noise: frozenset[str] = DEFAULT_NOISE  # event names never passed to listeners
     close_timeout: float = 1.0
-
-
-class BackoffPolicy(Protocol):
-    def delay(self, attempt: int) -> float:
-        """Seconds to wait before reconnect attempt ``attempt`` (0-based)."""
-        ...
-
-
-@dataclass(slots=True)
-class ExponentialBackoff:
-    base: float = 0.5
-    maximum: float = 30.0
-    jitter: float = 0.2
-    factor: float = 2.0
-    rng: random.Random = field(default_factory=random.Random)
-
-    def delay(self, attempt: int) -> float:
-        raw = min(self.maximum, self.base * self.factor ** min(attempt, 64))
-        return max(0.0, raw * (1.0 + self.rng.uniform(-self.jitter, self.jitter)))
 
 
 class _Protocol(AMIProtocol):  # type: ignore[misc]
@@ -143,7 +124,7 @@ class AmiClient:
     ) -> None:
         self.settings = settings
         self.backoff: BackoffPolicy = backoff or ExponentialBackoff(
-            settings.backoff_base, settings.backoff_max, settings.backoff_jitter
+            initial=settings.backoff_base, maximum=settings.backoff_max, jitter=settings.backoff_jitter
         )
         self._sleep = sleep
         self._log = structlog.get_logger("dncgate.ami").bind(ami_host=settings.host, ami_port=settings.port)

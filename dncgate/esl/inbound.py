@@ -7,13 +7,12 @@ factory with reconnects (exponential backoff with jitter, injectable sleep).
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import structlog
 
+from dncgate.backoff import BackoffPolicy, ExponentialBackoff
 from dncgate.esl import commands
 from dncgate.esl.codec import Limits
 from dncgate.esl.connection import EslConnection
@@ -131,25 +130,6 @@ class InboundClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
-
-
-class BackoffPolicy(Protocol):
-    def delay(self, attempt: int) -> float:
-        """Seconds to wait before reconnect attempt ``attempt`` (0-based)."""
-        ...
-
-
-@dataclass(slots=True)
-class ExponentialBackoff:
-    initial: float = 0.5
-    factor: float = 2.0
-    maximum: float = 30.0
-    jitter: float = 0.2  # +/- fraction of the delay
-    rng: random.Random = field(default_factory=random.Random)
-
-    def delay(self, attempt: int) -> float:
-        base = min(self.maximum, self.initial * self.factor ** min(attempt, 64))
-        return max(0.0, base * (1.0 + self.rng.uniform(-self.jitter, self.jitter)))
 
 
 async def stream_events(
