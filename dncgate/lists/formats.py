@@ -1,4 +1,5 @@
-"""List files: one number a line, or CSV with a header; plain or gzip.
+"""List files: one number a line, CSV with a header, the US FTC download, the UK TPS file;
+plain, gzip, or zip (every member, in name order).
 
 Readers yield every line's fate: an :class:`Entry` or a :class:`LineError` with its line number.
 Nothing is dropped silently; a file that cannot be read at all raises :class:`ListFileError`.
@@ -9,12 +10,17 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import zipfile
 import zlib
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 GZIP_MAGIC = b"\x1f\x8b"
+ZIP_MAGIC = b"PK\x03\x04"
+FORMATS = ("auto", "lines", "csv", "ftc", "tps")
 ACTIONS = frozenset({"add", "remove"})
 MAX_LINE_CHARS = 4096
 
@@ -41,33 +47,67 @@ class LineError:
 
 def open_text(path: Path) -> io.TextIOWrapper:
     """Open a list file as UTF-8 text, gunzipping when it starts with the gzip magic."""
-    try:
-        with path.open("rb") as probe:
-            magic = probe.read(2)
-    except OSError as exc:
-        raise ListFileError(f"{path}: cannot open: {exc.strerror or exc}") from None
+    magic = _magic(path)
     # The caller closes the wrapper, which closes the binary stream under it.
-    raw = gzip.GzipFile(path, "rb") if magic == GZIP_MAGIC else path.open("rb")
+    raw = gzip.GzipFile(path, "rb") if magic[:2] == GZIP_MAGIC else path.open("rb")
     return io.TextIOWrapper(raw, encoding="utf-8", newline="")
 
 
-def read_entries(path: Path, fmt: str = "auto") -> Iterator[Entry | LineError]:
-    """Every line of ``path`` as an entry or an error. ``fmt``: auto, lines or csv."""
+def _magic(path: Path) -> bytes:
     try:
-        with open_text(path) as text:
-            first = text.readline()
-            kind = fmt if fmt != "auto" else _sniff(first)
-            lines = _chain(first, text)
-            if kind == "csv":
-                yield from _csv_entries(path, lines)
-            elif kind == "lines":
-                yield from _line_entries(lines)
-            else:
-                raise ListFileError(f"{path}: unknown format {fmt!r} (auto, lines, csv)")
+        with path.open("rb") as probe:
+            return probe.read(4)
+    except OSError as exc:
+        raise ListFileError(f"{path}: cannot open: {exc.strerror or exc}") from None
+
+
+def _members(path: Path, stack: ExitStack) -> Iterator[tuple[str, io.TextIOWrapper]]:
+    """``("", text)`` for a plain or gzip file; ``(member name, text)`` for each file in a zip."""
+    if _magic(path)[:4] != ZIP_MAGIC:
+        yield "", stack.enter_context(open_text(path))
+        return
+    archive = stack.enter_context(zipfile.ZipFile(path))
+    for info in sorted(archive.infolist(), key=lambda i: i.filename):
+        if info.is_dir():
+            continue
+        with io.TextIOWrapper(archive.open(info), encoding="utf-8", newline="") as text:
+            yield info.filename, text
+
+
+def read_entries(path: Path, fmt: str = "auto") -> Iterator[Entry | LineError]:
+    """Every line of ``path`` as an entry or an error. ``fmt``: one of ``FORMATS``."""
+    if fmt not in FORMATS:
+        raise ListFileError(f"{path}: unknown format {fmt!r} ({', '.join(FORMATS)})")
+    try:
+        with ExitStack() as stack:
+            for member, text in _members(path, stack):
+                first = text.readline()
+                kind = fmt if fmt != "auto" else _sniff(first)
+                entries = _parse(kind, path, _chain(first, text))
+                for entry in entries:
+                    if member and isinstance(entry, LineError):
+                        entry = LineError(entry.line, entry.text, f"{member}: {entry.problem}")
+                    yield entry
     except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise ListFileError(f"{path}: corrupt gzip data: {exc}") from None
+    except zipfile.BadZipFile as exc:
+        raise ListFileError(f"{path}: corrupt zip archive: {exc}") from None
     except UnicodeDecodeError as exc:
         raise ListFileError(f"{path}: not UTF-8 text (byte {exc.start} of a chunk): is it a list file?") from None
+
+
+def _parse(kind: str, path: Path, lines: Iterator[str]) -> Iterator[Entry | LineError]:
+    if kind == "csv":
+        return _csv_entries(path, lines)
+    if kind == "ftc":
+        from dncgate.lists.formats_ftc import ftc_entries
+
+        return ftc_entries(lines)
+    if kind == "tps":
+        from dncgate.lists.formats_tps import tps_entries
+
+        return tps_entries(lines)
+    return _line_entries(lines)
 
 
 def _chain(first: str, rest: io.TextIOWrapper) -> Iterator[str]:
@@ -112,10 +152,22 @@ def _csv_entries(path: Path, lines: Iterator[str]) -> Iterator[Entry | LineError
         if action not in ACTIONS:
             yield LineError(line, ",".join(row)[:80], f"action {action!r} is not add or remove")
             continue
+        effective_at = row[index["effective_at"]].strip() or None if "effective_at" in index else None
+        if effective_at is not None and not _is_time(effective_at):
+            yield LineError(line, ",".join(row)[:80], f"effective_at {effective_at!r} is not an ISO 8601 time")
+            continue
         yield Entry(
             line=line,
             number=row[index["number"]].strip(),
             action=action,
             category=row[index["category"]].strip() or None if "category" in index else None,
-            effective_at=row[index["effective_at"]].strip() or None if "effective_at" in index else None,
+            effective_at=effective_at,
         )
+
+
+def _is_time(text: str) -> bool:
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
