@@ -60,5 +60,14 @@ if ((BUILD_CHROOT)); then
   log "building/refreshing the Asterisk chroot (first build takes about a minute)"
   "$HERE/asterisk-chroot.sh" "${CHROOT_ARGS[@]}" >/dev/null || die "the Asterisk chroot could not be built (see above)"
   log "Asterisk chroot ready: $("$HERE/asterisk-chroot.sh" --check)"
+  # python3 + a venv with this checkout inside the chroot, for the classic-AGI e2e tests. It
+  # builds the wheel with .venv; without .venv yet (scripts/test.sh makes it next) the e2e
+  # tests run it on first use.
+  if [[ -x "$HERE/../.venv/bin/pip" ]]; then
+    "$HERE/asterisk-chroot-python.sh" >/dev/null || die "dncgate could not be installed inside the Asterisk chroot (see above)"
+    log "dncgate for classic AGI inside the chroot: $("$HERE/asterisk-chroot-python.sh" --check)"
+  else
+    log "no .venv yet: the classic-AGI e2e tests install dncgate inside the chroot on first use"
+  fi
 fi
 log "done"
