@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from dncgate.hours import CallingHours
 from dncgate.numbers import Callee, DialPlan
 
 
@@ -62,7 +63,7 @@ class Reason(StrEnum):
     ORIGINATOR_SUSPENDED = "originator_suspended"
     # The national list is older than the tenant allows (and the tenant chose to reject).
     LIST_STALE = "list_stale"
-    # Reserved for later work: calling hours (callee-local time).
+    # A marketing call outside the tenant's calling window in the callee's local time.
     OUTSIDE_HOURS = "outside_hours"
 
 
@@ -88,6 +89,8 @@ class TenantPolicy:
     # The national list's maximum age (31 days: the US rule; the UK's is 28) and what happens past it.
     max_list_age: timedelta = timedelta(days=31)
     stale_action: StaleAction = StaleAction.ALARM
+    # Calling window in the callee's local time for marketing calls (None: no window).
+    hours: CallingHours | None = None
 
     def announcement_for(self, language: str | None = None) -> str:
         return self.announcement.format(language=language or self.language, tenant=self.name)
@@ -135,6 +138,12 @@ class ConsentFact:
     # Categories the consent covers; empty means every marketing category.
     categories: frozenset[str] = frozenset()
     record_id: str = ""
+    # A granted consent counts only from valid_from and before expires_at (None: unbounded).
+    valid_from: datetime | None = None
+    expires_at: datetime | None = None
+
+    def in_force(self, at: datetime) -> bool:
+        return (self.valid_from is None or self.valid_from <= at) and (self.expires_at is None or at < self.expires_at)
 
 
 @dataclass(frozen=True, slots=True)

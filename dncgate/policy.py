@@ -11,13 +11,16 @@ which rules apply is part of the contract (README, "Decision order"):
 6. service purpose           -> ``allowed_service``
 7. consent revoked           -> ``consent_revoked``
 8. category declined         -> ``category_declined``
-9. consent granted, in scope -> ``allowed_consent`` (explicit consent outranks the lists)
+9. consent granted, in scope and in force -> ``allowed_consent`` (explicit consent outranks the
+   lists; an expired or not-yet-valid consent counts as none)
 10. national list too old    -> ``list_stale`` (only when the tenant's stale_action is reject)
 11. national list            -> ``national_dnc``
 12. tenant list              -> ``tenant_dnc``
 13. prefix / range rule      -> ``prefix_rule``
 14. opt-in tenant, no consent -> ``no_consent``
-15. otherwise                -> ``allowed_clear``
+15. calling hours            -> ``outside_hours``: a marketing call that rows 9 or 16 would allow is
+    rejected outside the tenant's window in the callee's local time (consent does not lift it)
+16. otherwise                -> ``allowed_clear``
 
 In ``monitor`` mode every call is allowed and the would-be verdict is kept as ``outcome``.
 """
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from dncgate.hours import outside_hours
 from dncgate.model import (
     CallAttempt,
     ConsentStatus,
@@ -41,7 +45,7 @@ from dncgate.model import (
     StaleAction,
     Verdict,
 )
-from dncgate.numbers import InvalidNumber, ShortNumber
+from dncgate.numbers import InvalidNumber, ShortNumber, Subscriber
 
 DECLINE_ALL = "*"
 
@@ -106,7 +110,19 @@ def _conclude(attempt: CallAttempt, facts: Facts | FactsUnavailable) -> _Conclus
 
 
 def _conclude_marketing(attempt: CallAttempt, facts: Facts) -> _Conclusion:
+    conclusion = _conclude_consent_and_lists(attempt, facts)
+    hours = attempt.tenant.hours
+    if conclusion[0] is Verdict.ALLOW and hours is not None and isinstance(attempt.callee, Subscriber):
+        why = outside_hours(hours, attempt.callee.e164[1:], attempt.at)
+        if why is not None:
+            return Verdict.REJECT, Reason.OUTSIDE_HOURS, None, why
+    return conclusion
+
+
+def _conclude_consent_and_lists(attempt: CallAttempt, facts: Facts) -> _Conclusion:
     consent = facts.consent
+    if consent is not None and consent.status is ConsentStatus.GRANTED and not consent.in_force(attempt.at):
+        consent = None  # expired or not yet valid: as if there were none
     if consent is not None and consent.status is ConsentStatus.REVOKED:
         return Verdict.REJECT, Reason.CONSENT_REVOKED, None, consent.record_id
     category = attempt.category
