@@ -1,0 +1,323 @@
+"""Keep a list in step with its source: full snapshots, sequence-numbered deltas, guarded.
+
+One ``sync_once()``: ask the source for its manifest (conditional: unchanged -> the list is
+confirmed fresh); check the signature; plan which files to apply; download and check every one's
+SHA-256 before anything is applied; refuse a snapshot that shrinks the list by more than
+``max_shrink`` unless forced; load the snapshot beside the live version (the store swaps it in
+one step) and apply deltas strictly in sequence order, recording the sequence after each.
+
+Exactly once: the list's sync state (``store.sync_state``) holds the last applied sequence and
+the live version it was recorded for. A delta is applied as a set of final per-number actions,
+so applying it again after a crash between the edit and the state write changes nothing; a
+state recorded for another version than the live one (a crash between a snapshot's swap and the
+state write, or a hand load) is not trusted and the next sync loads a full snapshot. A gap in the
+delta sequence also falls back to the snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from array import array
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+import structlog
+
+from dncgate.lists.formats import LineError, ListFileError, read_entries
+from dncgate.lists.loader import number_of
+from dncgate.lists.manifest import FileEntry, IntegrityError, Manifest, ManifestError, now_iso, verify_signature
+from dncgate.lists.sources import Fetched, SourceError, SyncSource
+from dncgate.numbers import DialPlan
+from dncgate.store.errors import StoreError
+from dncgate.store.protocol import ListStore, Progress, parse_list_name
+
+log = structlog.get_logger("dncgate.lists.sync")
+_T = TypeVar("_T")
+
+
+class SyncError(Exception):
+    """A sync that did not complete; ``cause`` labels the failure metric."""
+
+    def __init__(self, cause: str, message: str) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
+@dataclass(frozen=True, slots=True)
+class SyncSettings:
+    list_name: str = "national"
+    region: str = "US"
+    max_shrink: float = 0.05  # a snapshot with fewer than (1 - max_shrink) x the live count is refused
+    public_key: bytes | None = None  # Ed25519: when set, manifests must carry a valid signature
+    workdir: Path = Path("dncgate-sync")
+
+
+@dataclass
+class SyncReport:
+    list_name: str
+    outcome: str = "unchanged"  # unchanged | updated
+    sequence: int | None = None
+    snapshot: int | None = None  # the sequence of the snapshot loaded, if one was
+    deltas: list[int] = field(default_factory=list)
+    loaded: int = 0
+    added: int = 0
+    removed: int = 0
+    version: str = ""
+    read: int = 0
+    invalid: list[LineError] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass
+class Parsed:
+    adds: array[int]
+    removes: array[int]
+    read: int = 0
+    invalid: list[LineError] = field(default_factory=list)
+    categories: int = 0
+
+
+class Publisher(Protocol):
+    """Told what was applied, so a carrier can republish it to its resellers (``lists.feed``)."""
+
+    async def snapshot(self, sequence: int, numbers: Sequence[int]) -> None: ...
+
+    async def delta(self, sequence: int, adds: Sequence[int], removes: Sequence[int]) -> None: ...
+
+
+class SyncObserver(Protocol):
+    def succeeded(self, list_name: str, report: SyncReport, count: int | None) -> None: ...
+
+    def failed(self, list_name: str, cause: str) -> None: ...
+
+
+def parse_file(path: Path, fmt: str, plan: DialPlan, *, delta: bool) -> Parsed:
+    """Numbers of a snapshot (adds only) or a delta (final action per number: the last line wins)."""
+    parsed = Parsed(array("q"), array("q"))
+    final: dict[int, bool] = {}
+    for entry in read_entries(path, fmt):
+        parsed.read += 1
+        if isinstance(entry, LineError):
+            parsed.invalid.append(entry)
+            continue
+        number = number_of(entry.number, plan)
+        if isinstance(number, str):
+            parsed.invalid.append(LineError(entry.line, entry.number, number))
+            continue
+        parsed.categories += entry.category is not None
+        if delta:
+            final[number] = entry.action == "add"
+        elif entry.action == "remove":
+            parsed.invalid.append(LineError(entry.line, entry.number, "remove in a full snapshot"))
+        else:
+            parsed.adds.append(number)
+    if delta:
+        parsed.adds = array("q", sorted(n for n, add in final.items() if add))
+        parsed.removes = array("q", sorted(n for n, add in final.items() if not add))
+    return parsed
+
+
+class Syncer:
+    def __init__(
+        self, store: ListStore, source: SyncSource, settings: SyncSettings, *,
+        observer: SyncObserver | None = None, publisher: Publisher | None = None,
+    ) -> None:
+        self.store, self.source, self.settings = store, source, settings
+        self.list_name = parse_list_name(settings.list_name)
+        self.plan = DialPlan(region=settings.region)
+        self.observer, self.publisher = observer, publisher
+        self._lock = asyncio.Lock()
+
+    async def sync_once(self, *, force: bool = False, progress: Progress | None = None) -> SyncReport:
+        """Apply what the source has that the list lacks. Raises ``SyncError`` (cause, message)."""
+        async with self._lock:
+            started = time.monotonic()
+            try:
+                report = await self._sync(force, progress)
+            except SyncError as exc:
+                log.warning("sync.failed", list_name=self.list_name, source=self.source.name, cause=exc.cause,
+                            error=str(exc))
+                if self.observer is not None:
+                    self.observer.failed(self.list_name, exc.cause)
+                raise
+            report.seconds = round(time.monotonic() - started, 3)
+            count = await self._count()
+            log.info("sync.completed", list_name=self.list_name, outcome=report.outcome, sequence=report.sequence,
+                     snapshot=report.snapshot, deltas=report.deltas, added=report.added, removed=report.removed,
+                     invalid=len(report.invalid), seconds=report.seconds)
+            if self.observer is not None:
+                self.observer.succeeded(self.list_name, report, count)
+            return report
+
+    async def _count(self) -> int | None:
+        try:
+            return next((s.count for s in await self.store.stats() if s.list_name == self.list_name), None)
+        except StoreError:
+            return None
+
+    async def _live(self) -> tuple[str, int]:
+        stats = await self._store(self.store.stats(), "read list stats")
+        live = next((s for s in stats if s.list_name == self.list_name), None)
+        return (live.version, live.count) if live is not None else ("", 0)
+
+    async def _store(self, work: Awaitable[_T], what: str) -> _T:
+        try:
+            return await work
+        except StoreError as exc:
+            raise SyncError("store", f"{what}: {exc}") from None
+
+    async def _sync(self, force: bool, progress: Progress | None) -> SyncReport:
+        report = SyncReport(self.list_name)
+        state: dict[str, str] = await self._store(self.store.sync_state(self.list_name), "read sync state")
+        live_version, live_count = await self._live()
+        trusted = bool(live_version) and state.get("version") == live_version and state.get("sequence", "").isdigit()
+        sequence = int(state["sequence"]) if trusted else None
+        if state and not trusted:
+            log.warning("sync.state_untrusted", list_name=self.list_name, state_version=state.get("version"),
+                        live_version=live_version, action="a full snapshot will be loaded")
+        try:
+            fetched = await self.source.manifest(state if trusted else {})
+        except SourceError as exc:
+            raise SyncError("source", str(exc)) from None
+        except ManifestError as exc:
+            raise SyncError("manifest", str(exc)) from None
+        if fetched is None:
+            state["fresh_at"] = state["checked_at"] = now_iso()
+            if trusted:
+                await self._store(self.store.set_sync_state(self.list_name, state), "write sync state")
+            report.sequence = sequence
+            return report
+        outcome = "rejected"
+        try:
+            self._check(fetched)
+            snapshot, deltas = self._plan(fetched.manifest, sequence)
+            files = await self._download([e for e in (snapshot, *deltas) if e is not None])
+            if snapshot is not None:
+                await self._apply_snapshot(snapshot, files[snapshot.file], live_count, force, report, progress)
+                sequence, live_version = snapshot.sequence, report.version
+            for entry in deltas:
+                await self._apply_delta(entry, files[entry.file], live_version, report)
+                sequence = entry.sequence
+            outcome = "applied"
+        except SyncError as exc:
+            if exc.cause in ("source", "store"):
+                outcome = "retry"
+            raise
+        finally:
+            await self.source.finished(fetched, outcome)
+        new_state = {"sequence": str(sequence), "version": live_version, "fresh_at": now_iso(),
+                     "checked_at": now_iso(), "source": self.source.name,
+                     "generated_at": fetched.manifest.generated_at, **fetched.validators}
+        await self._store(self.store.set_sync_state(self.list_name, new_state), "write sync state")
+        report.outcome = "updated" if report.snapshot is not None or report.deltas else "unchanged"
+        report.sequence = sequence
+        return report
+
+    def _check(self, fetched: Fetched) -> None:
+        if fetched.manifest.list_name != self.list_name:
+            raise SyncError("manifest", f"{fetched.origin}: manifest is for list {fetched.manifest.list_name!r}, "
+                                        f"not {self.list_name!r}")
+        if self.settings.public_key is not None:
+            try:
+                verify_signature(fetched.raw, fetched.signature, self.settings.public_key, fetched.origin)
+            except ManifestError as exc:
+                raise SyncError("signature", str(exc)) from None
+
+    def _plan(self, manifest: Manifest, sequence: int | None) -> tuple[FileEntry | None, list[FileEntry]]:
+        """The snapshot to load (if any) and the deltas to apply after it, in order, without gaps."""
+        if sequence is not None:
+            pending = [d for d in manifest.deltas if d.sequence > sequence]
+            reached = pending[-1].sequence if pending else sequence
+            if _contiguous(sequence, pending) and (manifest.snapshot is None or manifest.snapshot.sequence <= reached):
+                return None, pending
+            log.warning("sync.delta_gap", list_name=self.list_name, applied=sequence,
+                        next_delta=pending[0].sequence if pending else None,
+                        snapshot=manifest.snapshot.sequence if manifest.snapshot else None)
+        if manifest.snapshot is None:
+            raise SyncError("gap", f"no snapshot offered and the deltas do not follow sequence {sequence}")
+        after = [d for d in manifest.deltas if d.sequence > manifest.snapshot.sequence]
+        run: list[FileEntry] = []
+        for delta in after:
+            if delta.sequence != (run[-1].sequence if run else manifest.snapshot.sequence) + 1:
+                log.warning("sync.delta_gap", list_name=self.list_name, applied=manifest.snapshot.sequence,
+                            next_delta=delta.sequence, snapshot=manifest.snapshot.sequence)
+                break
+            run.append(delta)
+        return manifest.snapshot, run
+
+    async def _download(self, entries: list[FileEntry]) -> dict[str, Path]:
+        files = {}
+        for entry in entries:
+            try:
+                files[entry.file] = await self.source.fetch(entry, self.settings.workdir)
+            except SourceError as exc:
+                raise SyncError("source", str(exc)) from None
+            except IntegrityError as exc:
+                log.error("sync.integrity_failed", list_name=self.list_name, file=entry.file, error=str(exc))
+                raise SyncError("integrity", str(exc)) from None
+        return files
+
+    async def _parse(self, entry: FileEntry, path: Path, *, delta: bool) -> Parsed:
+        try:
+            parsed = await asyncio.to_thread(parse_file, path, entry.format, self.plan, delta=delta)
+        except ListFileError as exc:
+            raise SyncError("format", str(exc)) from None
+        if parsed.invalid:
+            log.warning("sync.invalid_lines", list_name=self.list_name, file=entry.file, invalid=len(parsed.invalid),
+                        first=[f"line {e.line}: {e.problem}" for e in parsed.invalid[:5]])
+        return parsed
+
+    async def _apply_snapshot(
+        self, entry: FileEntry, path: Path, live_count: int, force: bool, report: SyncReport,
+        progress: Progress | None,
+    ) -> None:
+        parsed = await self._parse(entry, path, delta=False)
+        report.read += parsed.read
+        report.invalid += parsed.invalid
+        size = len(set(parsed.adds)) if live_count else len(parsed.adds)
+        floor = live_count * (1 - self.settings.max_shrink)
+        if size < floor and not force:
+            log.error("sync.shrink_refused", list_name=self.list_name, live=live_count, offered=size,
+                      max_shrink=self.settings.max_shrink, advice="check the source; --force loads it anyway")
+            raise SyncError("shrink", f"snapshot {entry.sequence} has {size:,} numbers, the live list {live_count:,}: "
+                                      f"a shrink of more than {self.settings.max_shrink:.0%} is refused unless forced")
+        result = await self._store(self.store.replace_list(self.list_name, parsed.adds, progress=progress),
+                                   "load snapshot")
+        report.snapshot, report.loaded, report.version = entry.sequence, result.loaded, result.version
+        log.info("sync.snapshot_applied", list_name=self.list_name, sequence=entry.sequence, version=result.version,
+                 loaded=result.loaded, previous_version=result.previous_version, forced=force and size < floor)
+        if self.publisher is not None:
+            await self.publisher.snapshot(entry.sequence, sorted(set(parsed.adds)))
+
+    async def _apply_delta(self, entry: FileEntry, path: Path, version: str, report: SyncReport) -> None:
+        parsed = await self._parse(entry, path, delta=True)
+        report.read += parsed.read
+        report.invalid += parsed.invalid
+        added = await self._store(self.store.add_numbers(self.list_name, parsed.adds), "apply delta")
+        removed = await self._store(self.store.remove_numbers(self.list_name, parsed.removes), "apply delta")
+        if not version:
+            version, _ = await self._live()
+        state = {"sequence": str(entry.sequence), "version": version, "source": self.source.name}
+        await self._store(self.store.set_sync_state(self.list_name, state), "write sync state")
+        report.deltas.append(entry.sequence)
+        report.added += added
+        report.removed += removed
+        log.info("sync.delta_applied", list_name=self.list_name, sequence=entry.sequence, added=added,
+                 removed=removed, invalid=len(parsed.invalid))
+        if self.publisher is not None:
+            await self.publisher.delta(entry.sequence, parsed.adds, parsed.removes)
+
+
+def _contiguous(after: int, deltas: list[FileEntry]) -> bool:
+    expected = after + 1
+    for delta in deltas:
+        if delta.sequence != expected:
+            return False
+        expected += 1
+    return True
+
+
+ProgressFactory = Callable[[str], Progress | None]
