@@ -174,9 +174,9 @@ class FeedServer:
         app = web.Application(client_max_size=64 * 1024)
         app.router.add_get("/feed/{name}", self._file)
         app.router.add_post("/feed/registrations", self._register)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self._ssl, shutdown_timeout=2.0)
+        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self._ssl)
         await site.start()
         for address in self._runner.addresses:
             if isinstance(address, tuple):
