@@ -98,7 +98,7 @@ class Gate:
         if tenant_problem:
             facts = FactsUnavailable(tenant_problem)
         elif isinstance(callee, Subscriber):
-            facts = await self._facts(tenant.name, callee.digits)
+            facts = await self._facts(tenant.name, callee.digits, request.originator.entity)
         else:
             facts = Facts()
         decision = decide(attempt, facts)
@@ -122,10 +122,10 @@ class Gate:
         # An unknown tenant is a configuration fault: decided under default failure rules.
         return TenantPolicy(name=_safe_name(key)), f"unknown tenant {key!r}"
 
-    async def _facts(self, tenant: str, number: int) -> Facts | FactsUnavailable:
+    async def _facts(self, tenant: str, number: int, entity: str) -> Facts | FactsUnavailable:
         try:
             async with asyncio.timeout(self.store_deadline):
-                return await self.store.facts(tenant, number)
+                return await self.store.facts(tenant, number, entity=entity)
         except TimeoutError:
             return FactsUnavailable(f"store did not answer within {self.store_deadline * 1000:.0f} ms")
         except StoreError as exc:

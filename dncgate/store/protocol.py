@@ -75,8 +75,10 @@ class ListStats:
 class ListStore(Protocol):
     """A list store. Every method may raise ``StoreUnavailable``; none raises anything but ``StoreError``."""
 
-    async def facts(self, tenant: str, number: int) -> Facts:
-        """National list, the tenant's list and prefix rules for one number: one round trip."""
+    async def facts(self, tenant: str, number: int, *, entity: str = "") -> Facts:
+        """National list, the tenant's list and prefix rules for one number, and the consent
+        ledger's current state for (tenant, entity, number) and the number's preferences: one
+        round trip."""
         ...
 
     async def replace_list(

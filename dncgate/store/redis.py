@@ -29,6 +29,8 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from dncgate.audit_record import AuditRecord
+from dncgate.consent import keys as consent_keys
+from dncgate.consent.facts import consent_fact, declined
 from dncgate.model import Facts, ListHit
 from dncgate.store import redis_audit
 from dncgate.store.errors import StoreCorrupt, StoreUnavailable
@@ -138,20 +140,26 @@ class RedisListStore:
                 self._tenant_keys[tenant] = keys
         return keys
 
-    async def facts(self, tenant: str, number: int) -> Facts:
+    async def facts(self, tenant: str, number: int, *, entity: str = "") -> Facts:
         lists = (_NATIONAL, self._keys_of_tenant(tenant))
         try:
             async with asyncio.timeout(self._settings.lookup_deadline):
                 for _ in range(_ATTEMPTS):
-                    facts = await self._lookup(lists, number)
+                    facts = await self._lookup(lists, number, tenant, entity)
                     if facts is not None:
                         return facts
         except TimeoutError as exc:
             raise StoreUnavailable(f"redis facts: no answer within {self._settings.lookup_deadline} s") from exc
         raise StoreUnavailable("redis facts: list pointers kept moving during the lookup")
 
-    async def _lookup(self, lists: tuple[ListKeys, ListKeys], number: int) -> Facts | None:
-        """One round trip; ``None`` when a pointer read back differs from the one used (redo)."""
+    async def _lookup(
+        self, lists: tuple[ListKeys, ListKeys], number: int, tenant: str, entity: str
+    ) -> Facts | None:
+        """One round trip; ``None`` when a pointer read back differs from the one used (redo).
+
+        The consent ledger's current state rides in the same pipeline, last: GET of the consent
+        key of (tenant, entity, number) and HMGET of the number's preferences
+        (``dncgate.consent.keys``)."""
         prefixes = prefixes_of(number)
         used = [self._pointers.get(keys.name, (None, None)) for keys in lists]
         commands: list[Command] = [("GET", keys.pointer) for keys in lists]
@@ -160,6 +168,9 @@ class RedisListStore:
                 block, member = divmod(number, 10**pointer.k)
                 commands.append(("SISMEMBER", keys.block(pointer.version, block), member))
         commands.extend(("HMGET", keys.rules, *prefixes) for keys in lists)
+        prefs = consent_keys.prefs(tenant, number)
+        commands.append(("GET", consent_keys.consent(tenant, entity, number)) if entity else ("ECHO", ""))
+        commands.append(("HMGET", prefs, "declined", consent_keys.block_field(entity)))
         with redis_errors("facts"):
             replies = await self._mux.execute(pack(*commands), len(commands))
         for reply in replies:
@@ -183,11 +194,16 @@ class RedisListStore:
             position += 1
         rules = _longest_rule(lists, used, prefixes, replies[position], replies[position + 1])
         national_pointer = used[0][1]
+        consent_raw = replies[-2] if entity else None
+        declined_raw, block = replies[-1]
         return Facts(
             national=hits[0],
             tenant_list=hits[1],
             prefix_rule=rules,
             national_version=national_pointer.version if national_pointer is not None else "",
+            consent=consent_fact(consent_raw, "redis consent state"),
+            declined_categories=declined(declined_raw),
+            subscriber_blocks_originator=bool(entity) and block is not None,
         )
 
     # -- loads and edits ----------------------------------------------------------------------

@@ -20,6 +20,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from dncgate.audit_record import AuditRecord
+from dncgate.consent.facts import consent_fact, declined
+from dncgate.consent.sqlite_schema import CONSENT_SCHEMA
+from dncgate.consent.sqlite_schema import FACTS_SQL as CONSENT_FACTS_SQL
 from dncgate.model import Facts, ListHit
 from dncgate.store.errors import StoreCorrupt, StoreError, StoreUnavailable
 from dncgate.store.protocol import (
@@ -58,8 +61,9 @@ CREATE TABLE IF NOT EXISTS sync_state (list_name TEXT PRIMARY KEY, state TEXT NO
 
 @lru_cache(maxsize=16)
 def _facts_sql(prefix_count: int) -> str:
-    """Pointers and membership for both lists, plus the longest prefix rule, in one statement."""
-    marks = ",".join(f"?{i}" for i in range(3, 3 + prefix_count))
+    """Pointers and membership for both lists, the longest prefix rule and the consent ledger's
+    current state (``consent.sqlite_schema``), in one statement."""
+    marks = ",".join(f"?{i}" for i in range(5, 5 + prefix_count))
     return f"""
 SELECT l.name, l.version,
        EXISTS (SELECT 1 FROM numbers n WHERE n.version = l.version AND n.number = ?1), NULL
@@ -69,7 +73,7 @@ SELECT * FROM (
     SELECT list_name, NULL, NULL, prefix FROM prefix_rules
     WHERE list_name IN ('national', ?2) AND prefix IN ({marks})
     ORDER BY length(prefix) DESC, list_name = 'national' LIMIT 1
-)"""  # noqa: S608 -- only numbered '?' marks are formatted in
+)""" + CONSENT_FACTS_SQL  # noqa: S608 -- only numbered '?' marks are formatted in
 
 
 def _now() -> str:
@@ -109,7 +113,7 @@ class SqliteListStore:
     def _open(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = _connect(self.path)
-        conn.executescript(_SCHEMA)  # idempotent: whichever connection comes first creates it
+        conn.executescript(_SCHEMA + CONSENT_SCHEMA)  # idempotent: whichever connection comes first creates it
         return conn
 
     async def _run(self, pool: ThreadPoolExecutor, fn: Callable[..., _T], *args: Any) -> _T:
@@ -133,17 +137,23 @@ class SqliteListStore:
 
     # -- lookups --------------------------------------------------------------------------
 
-    async def facts(self, tenant: str, number: int) -> Facts:
-        return await self._read(self._facts, list_key(tenant), number)
+    async def facts(self, tenant: str, number: int, *, entity: str = "") -> Facts:
+        return await self._read(self._facts, tenant, number, entity)
 
-    def _facts(self, tenant_list: str, number: int) -> Facts:
+    def _facts(self, tenant_name: str, number: int, entity: str) -> Facts:
         prefixes = prefixes_of(number)
-        # One statement is one read transaction: pointers, membership and rules from one snapshot.
-        rows = self._reader_conn().execute(_facts_sql(len(prefixes)), (number, tenant_list, *prefixes)).fetchall()
+        # One statement is one read transaction: pointers, membership, rules and consent from one snapshot.
+        rows = self._reader_conn().execute(
+            _facts_sql(len(prefixes)), (number, list_key(tenant_name), tenant_name, entity, *prefixes)
+        ).fetchall()
         national = tenant = prefix_rule = None
         national_version = ""
         versions: list[tuple[str, int, int]] = []
+        ledger: dict[str, str] = {}
         for name, version, listed, prefix in rows:
+            if name[0] == "~":  # the consent ledger's rows: ('~consent', state) and ('~pref', item, value)
+                ledger["consent" if name == "~consent" else "block" if listed != "declined" else "declined"] = prefix
+                continue
             if prefix is not None:
                 prefix_rule = (name, prefix)
                 continue
@@ -156,7 +166,12 @@ class SqliteListStore:
         rule = None
         if prefix_rule is not None:
             rule = ListHit(prefix_rule[0], self._version_of(versions, prefix_rule[0]), prefix=prefix_rule[1])
-        return Facts(national=national, tenant_list=tenant, prefix_rule=rule, national_version=national_version)
+        return Facts(
+            national=national, tenant_list=tenant, prefix_rule=rule, national_version=national_version,
+            consent=consent_fact(ledger.get("consent"), f"sqlite {self.path}"),
+            declined_categories=declined(ledger.get("declined")),
+            subscriber_blocks_originator="block" in ledger,
+        )
 
     @staticmethod
     def _version_of(rows: list[tuple[str, int, int]], name: str) -> str:

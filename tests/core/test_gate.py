@@ -110,7 +110,7 @@ class BrokenStore(SqliteListStore):
         super().__init__(path)
         self.delay = delay
 
-    async def facts(self, tenant: str, number: int) -> Facts:
+    async def facts(self, tenant: str, number: int, *, entity: str = "") -> Facts:
         if self.delay:
             await asyncio.sleep(self.delay)
             return Facts()

@@ -49,7 +49,7 @@ REJECT_REPLY = connect_reply("outbound_2_85550001")  # fail-closed layout, desti
 
 
 class FailingStore(SqliteListStore):
-    async def facts(self, tenant: str, number: int) -> Facts:
+    async def facts(self, tenant: str, number: int, *, entity: str = "") -> Facts:
         raise StoreUnavailable("connection refused")
 
 

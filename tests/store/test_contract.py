@@ -194,3 +194,12 @@ async def test_sync_state_round_trips_per_list(store: ListStore) -> None:
     assert await store.sync_state("tenant:acme") == {"sequence": "7"}
     with pytest.raises(UnknownList):
         await store.sync_state("nope")
+
+
+async def test_facts_with_an_entity_and_no_ledger_records(store: ListStore) -> None:
+    await store.replace_list("national", [CN_MOBILE])
+    facts = await store.facts("acme", CN_MOBILE, entity="bank-1")
+    assert facts.national is not None
+    assert facts.consent is None
+    assert facts.declined_categories == frozenset()
+    assert not facts.subscriber_blocks_originator

@@ -1,0 +1,1 @@
+"""The consent ledger: evidence, append-only history, current state, export and retention."""

@@ -1,0 +1,38 @@
+"""The consent part of ``Facts``, from what a store's one lookup read (shared by both stores)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from dncgate.model import ConsentFact, ConsentStatus
+from dncgate.store.errors import StoreCorrupt
+
+
+def consent_fact(raw: bytes | str | None, where: str) -> ConsentFact | None:
+    """A current-state record -> ``ConsentFact`` (only the fields a decision needs are parsed)."""
+    if raw is None:
+        return None
+    try:
+        data: dict[str, Any] = json.loads(raw)
+        return ConsentFact(
+            ConsentStatus(data["status"]),
+            frozenset(data["categories"]),
+            str(data["record_id"]),
+            _time(data.get("valid_from")),
+            _time(data.get("expires_at")),
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise StoreCorrupt(f"{where}: not a consent state ({exc})") from exc
+
+
+def declined(raw: bytes | str | None) -> frozenset[str]:
+    if not raw:
+        return frozenset()
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    return frozenset(text.split(","))
+
+
+def _time(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
