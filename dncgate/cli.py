@@ -88,6 +88,9 @@ def _parser() -> argparse.ArgumentParser:
     load_p.add_argument("--region", help="region for numbers not in +E.164 form (default: [national] region)")
     load_p.add_argument("--errors", type=Path, help="write every invalid line here (JSON lines)")
     _command(lists, "stats", _lists_stats, "show every list's version and size")
+    sync_p = _command(lists, "sync", _lists_sync, "sync the list once from the [sync] source (snapshot and deltas)")
+    sync_p.add_argument("--force", action="store_true",
+                        help="load a snapshot even when it shrinks the list by more than [sync] max_shrink_percent")
     rule = _command(lists, "rule", _lists_rule, "add or remove a prefix rule (block +86170 wholesale)")
     rule.add_argument("action", choices=["add", "remove"])
     rule.add_argument("--list", required=True, dest="list_name")
@@ -226,6 +229,34 @@ def _report(summary: LoadSummary, errors_path: Path | None, out: TextIO) -> None
             for error in summary.invalid:
                 f.write(json.dumps({"line": error.line, "text": error.text, "problem": error.problem}) + "\n")
         print(f"  every invalid line is in {errors_path}", file=out)
+
+
+async def _lists_sync(args: argparse.Namespace, config: GateConfig) -> int:
+    from dncgate.lists.runner import sync_once
+    from dncgate.lists.sync import SyncError
+
+    progress = _progress_numbers(sys.stderr) if sys.stderr.isatty() else None
+
+    async def run(store: ListStore) -> int:
+        try:
+            lines = await sync_once(config, store, force=args.force, progress=progress)
+        except SyncError as exc:
+            print(f"dncgate: sync failed ({exc.cause}): {exc}", file=sys.stderr)
+            return 1
+        if progress is not None:
+            sys.stderr.write("\n")
+        print("\n".join(lines))
+        return 0
+
+    return await _with_store(config, run)
+
+
+def _progress_numbers(stream: TextIO) -> Callable[[int], None]:
+    def show(loaded: int) -> None:
+        stream.write(f"\rloading: {loaded:,} numbers written")
+        stream.flush()
+
+    return show
 
 
 async def _lists_stats(args: argparse.Namespace, config: GateConfig) -> int:

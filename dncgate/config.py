@@ -9,15 +9,19 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from dncgate.api.config import ApiConfig, api_settings
+from dncgate.consent.config import ConsentConfig
+from dncgate.consent.settings import consent_settings, hours_settings
 from dncgate.model import REJECT_SIP_CODES, FailureAction, ListPolicy, Mode, Purpose, StaleAction, TenantPolicy
 from dncgate.numbers import DialPlan
 from dncgate.store.errors import UnknownList
 from dncgate.store.protocol import list_key
+from dncgate.store.protocol import parse_list_name as list_key_or_national
 
 ENV_PREFIX = "DNCGATE_"
 DEFAULT_TENANT = "default"
@@ -44,6 +48,38 @@ class ListenConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SyncConfig:
+    """``[sync]``: where a list is synced from (``dncgate lists sync``, and periodically in ``serve``)."""
+
+    enabled: bool = False  # periodic sync inside ``dncgate serve``
+    source: str = "http"  # http (national platform or a carrier's feed) or dir (a drop directory)
+    url: str = ""
+    directory: Path = Path("dncgate-drop")
+    auth_header: str = ""
+    client_cert: Path | None = None
+    client_key: Path | None = None
+    ca_file: Path | None = None
+    public_key: str = ""  # base64 Ed25519: manifests must then be signed
+    list_name: str = "national"
+    region: str = ""  # for numbers not in +E.164 form; default: [national] region
+    interval_s: int = 3600
+    max_shrink: float = 0.05
+    workdir: Path = Path("dncgate-sync")
+    outbox: Path | None = None  # registrations queue (SQLite file); pushed upstream when set
+    publish_dir: Path | None = None  # republish what was applied, for resellers (see [feed])
+
+
+@dataclass(frozen=True, slots=True)
+class FeedConfig:
+    """``[feed]``: serve ``sync.publish_dir`` to resellers holding a token ("name:token" entries)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 9465
+    tokens: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class GateConfig:
     source: str
     store: StoreConfig
@@ -53,6 +89,10 @@ class GateConfig:
     esl: ListenConfig = field(default_factory=lambda: ListenConfig(False, "127.0.0.1", 8084))
     http: ListenConfig = field(default_factory=lambda: ListenConfig(True, "127.0.0.1", 9464))
     audit_queue_size: int = 100_000
+    consent: ConsentConfig = field(default_factory=ConsentConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
+    sync: SyncConfig = field(default_factory=SyncConfig)
+    feed: FeedConfig = field(default_factory=FeedConfig)
 
     def tenant(self, name: str | None) -> TenantPolicy | None:
         """The named tenant, or the default one when no name was given."""
@@ -169,9 +209,15 @@ def _build(root: _Reader) -> GateConfig:
     audit = root.table("audit")
     queue = audit.get("queue_size", int, 100_000)
     audit.check_unknown()
+    sync = _sync(root.table("sync"), national_region)
+    feed = _feed(root.table("feed"))
+    if feed.enabled and sync.publish_dir is None:
+        raise ConfigError(f"{root.source}: feed.enabled: needs sync.publish_dir (the directory the feed serves)")
     tenants_t = root.table("tenants")
     names = list(tenants_t.data) or [DEFAULT_TENANT]
     tenants = {name: _tenant(name, tenants_t.table(name)) for name in names}
+    consent = consent_settings(root.table("consent"))
+    api = api_settings(root.table("api"), tenants)
     root.check_unknown()
     return GateConfig(
         source=root.source,
@@ -179,8 +225,71 @@ def _build(root: _Reader) -> GateConfig:
         tenants=tenants,
         national_region=national_region,
         audit_queue_size=queue,
+        consent=consent,
+        api=api,
+        sync=sync,
+        feed=feed,
         **listeners,
     )
+
+
+def _optional_path(table: _Reader, key: str) -> Path | None:
+    value = table.get(key, str, "")
+    return Path(value) if value else None
+
+
+def _sync(t: _Reader, national_region: str) -> SyncConfig:
+    config = SyncConfig(
+        enabled=t.get("enabled", bool, False),
+        source=t.get("source", str, "http"),
+        url=t.get("url", str, ""),
+        directory=Path(t.get("directory", str, "dncgate-drop")),
+        auth_header=t.get("auth_header", str, ""),
+        client_cert=_optional_path(t, "client_cert"),
+        client_key=_optional_path(t, "client_key"),
+        ca_file=_optional_path(t, "ca_file"),
+        public_key=t.get("public_key", str, ""),
+        list_name=t.get("list", str, "national"),
+        region=_region(t, t.get("region", str, national_region)),
+        interval_s=t.get("interval_s", int, 3600),
+        max_shrink=float(t.get("max_shrink_percent", int, 5)) / 100,
+        workdir=Path(t.get("workdir", str, "dncgate-sync")),
+        outbox=_optional_path(t, "outbox"),
+        publish_dir=_optional_path(t, "publish_dir"),
+    )
+    if config.source not in {"http", "dir"}:
+        raise t.error("source", f"{config.source!r} is not one of http, dir")
+    if config.source == "http" and config.enabled and not config.url.startswith(("http://", "https://")):
+        raise t.error("url", "an http source needs an http:// or https:// URL")
+    if config.auth_header and ":" not in config.auth_header:
+        raise t.error("auth_header", "expected 'Name: value', like 'Authorization: Bearer ...'")
+    if not 0 <= config.max_shrink <= 1:
+        raise t.error("max_shrink_percent", "must be between 0 and 100")
+    if config.interval_s < 10:
+        raise t.error("interval_s", "must be at least 10")
+    try:
+        list_key_or_national(config.list_name)
+    except UnknownList as exc:
+        raise t.error("list", str(exc)) from None
+    t.check_unknown()
+    return config
+
+
+def _feed(t: _Reader) -> FeedConfig:
+    config = FeedConfig(
+        enabled=t.get("enabled", bool, False),
+        host=t.get("host", str, "127.0.0.1"),
+        port=t.get("port", int, 9465),
+        tokens=t.get("tokens", tuple, []),
+    )
+    if not 0 <= config.port <= 65535:
+        raise t.error("port", f"{config.port} is not a TCP port")
+    if any(":" not in token or not token.partition(":")[2] for token in config.tokens):
+        raise t.error("tokens", "each entry is 'reseller:token'")
+    if config.enabled and not config.tokens:
+        raise t.error("tokens", "the feed needs at least one reseller token")
+    t.check_unknown()
+    return config
 
 
 def _listen(table: _Reader, enabled: bool, port: int) -> ListenConfig:
@@ -233,6 +342,7 @@ def _tenant(name: str, t: _Reader) -> TenantPolicy:
         max_list_age=timedelta(days=t.get("max_list_age_days", int, 31)),
         stale_action=t.choice("stale_action", StaleAction, StaleAction.ALARM),
     )
+    policy = replace(policy, hours=hours_settings(t.table("hours")))
     if policy.max_list_age <= timedelta(0):
         raise t.error("max_list_age_days", "must be at least 1")
     for key in ("reject_sip_code", "check_failed_sip_code"):

@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import structlog
@@ -70,6 +70,7 @@ class Gate:
         store_deadline: float = 0.25,
         metrics: GateMetrics | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        list_age: Callable[[], timedelta | None] | None = None,
     ) -> None:
         self.tenants = tenants
         self.store = store
@@ -78,6 +79,8 @@ class Gate:
         self.store_deadline = store_deadline
         self.metrics = metrics
         self._clock = clock
+        # The national list's age, cached off the call's path (``lists.freshness``): fills Facts.list_age.
+        self.list_age = list_age
 
     async def check(self, request: CheckRequest, log: structlog.typing.FilteringBoundLogger) -> CheckResult:
         """Decide one call. Never raises for bad input or a failed store: that is a decision too."""
@@ -101,6 +104,8 @@ class Gate:
             facts = await self._facts(tenant.name, callee.digits, request.originator.entity)
         else:
             facts = Facts()
+        if self.list_age is not None and isinstance(facts, Facts):
+            facts = replace(facts, list_age=self.list_age())
         decision = decide(attempt, facts)
         latency_us = (time.perf_counter_ns() - started) // 1000
         decision_id = new_decision_id()

@@ -43,7 +43,14 @@ async def serve(config: GateConfig, *, on_ready: Callable[[Running], None] | Non
     audit = AuditSink(store, queue_size=config.audit_queue_size)
     audit.start()
     metrics = GateMetrics()
-    gate = Gate(config.tenants, store, audit, store_deadline=config.store.timeout_ms / 1000, metrics=metrics)
+    from dncgate.lists.runner import start_services, stop_services
+    from dncgate.lists.sync_metrics import SyncMetrics
+
+    sync_metrics = SyncMetrics(metrics.registry)
+    lists = await start_services(config, store, sync_metrics)
+    sync_metrics.watch(lists.freshness)
+    gate = Gate(config.tenants, store, audit, store_deadline=config.store.timeout_ms / 1000, metrics=metrics,
+                list_age=lists.freshness.age)
     running = Running(gate)
     agi: AgiServer | None = None
     esl: OutboundServer | None = None
@@ -78,6 +85,7 @@ async def serve(config: GateConfig, *, on_ready: Callable[[Running], None] | Non
         await running.stop.wait()
         log.info("gate.stopping")
     finally:
+        await stop_services(lists, timeout=SHUTDOWN_GRACE)
         if agi is not None:
             await agi.close(timeout=SHUTDOWN_GRACE)
         if esl is not None:

@@ -1,0 +1,127 @@
+"""Wire list sync into the gate from its configuration: ``dncgate lists sync`` and ``dncgate serve``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+
+import structlog
+
+from dncgate.config import GateConfig
+from dncgate.lists.feed import FeedPublisher, FeedServer
+from dncgate.lists.freshness import ListFreshness
+from dncgate.lists.manifest import load_public_key
+from dncgate.lists.sources import DropDirSource, HttpSettings, HttpSource, SyncSource
+from dncgate.lists.sync import Syncer, SyncError, SyncObserver, SyncSettings
+from dncgate.lists.upstream import Outbox, Pusher
+from dncgate.store.protocol import ListStore, Progress
+
+log = structlog.get_logger("dncgate.lists.runner")
+
+
+def make_source(config: GateConfig) -> SyncSource:
+    sync = config.sync
+    if sync.source == "dir":
+        return DropDirSource(sync.directory)
+    return HttpSource(HttpSettings(sync.url, auth_header=sync.auth_header, client_cert=sync.client_cert,
+                                   client_key=sync.client_key, ca_file=sync.ca_file))
+
+
+def make_syncer(config: GateConfig, store: ListStore, source: SyncSource,
+                observer: SyncObserver | None = None) -> Syncer:
+    sync = config.sync
+    settings = SyncSettings(list_name=sync.list_name, region=sync.region or config.national_region,
+                            max_shrink=sync.max_shrink, workdir=sync.workdir,
+                            public_key=load_public_key(sync.public_key) if sync.public_key else None)
+    publisher = FeedPublisher(sync.publish_dir, sync.list_name) if sync.publish_dir else None
+    return Syncer(store, source, settings, observer=observer, publisher=publisher)
+
+
+async def sync_once(config: GateConfig, store: ListStore, *, force: bool = False,
+                    progress: Progress | None = None) -> list[str]:
+    """One sync (a drop directory: every pending drop, oldest first); returns a line per sync."""
+    source = make_source(config)
+    lines = []
+    try:
+        syncer = make_syncer(config, store, source)
+        for _ in range(100 if config.sync.source == "dir" else 1):
+            report = await syncer.sync_once(force=force, progress=progress)
+            lines.append(f"{report.list_name}: {report.outcome}, sequence {report.sequence}"
+                         + (f", snapshot {report.snapshot} ({report.loaded:,} numbers)" if report.snapshot else "")
+                         + (f", deltas {report.deltas} (+{report.added:,} -{report.removed:,})"
+                            if report.deltas else "")
+                         + f", invalid lines {len(report.invalid):,}, {report.seconds:.1f} s")
+            for error in report.invalid[:20]:
+                lines.append(f"  line {error.line}: {error.text!r}: {error.problem}")
+            if report.outcome == "unchanged":
+                break
+    finally:
+        await source.close()
+    return lines
+
+
+@dataclass
+class SyncServices:
+    """The background work ``serve`` runs for lists: periodic sync, freshness, pusher, reseller feed."""
+
+    freshness: ListFreshness
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    source: SyncSource | None = None
+    outbox: Outbox | None = None
+    feed: FeedServer | None = None
+
+
+async def start_services(config: GateConfig, store: ListStore, observer: SyncObserver | None) -> SyncServices:
+    freshness = ListFreshness(store, config.tenants, list_name=config.sync.list_name)
+    services = SyncServices(freshness)
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(freshness.refresh(), 2.0)
+    services.tasks.append(asyncio.create_task(freshness.run(services.stop)))
+    sync = config.sync
+    if sync.enabled or sync.outbox is not None:
+        services.source = make_source(config)
+    if sync.enabled and services.source is not None:
+        syncer = make_syncer(config, store, services.source, observer)
+        services.tasks.append(asyncio.create_task(_periodic(syncer, freshness, sync.interval_s, services.stop)))
+    if sync.outbox is not None and services.source is not None:
+        services.outbox = Outbox(sync.outbox, region=sync.region or config.national_region)
+        services.tasks.append(asyncio.create_task(Pusher(services.outbox, services.source).run(services.stop)))
+    if config.feed.enabled and sync.publish_dir is not None:
+        tokens = dict(t.split(":", 1) for t in config.feed.tokens)
+        services.feed = FeedServer(sync.publish_dir, tokens, host=config.feed.host, port=config.feed.port,
+                                   registrations=services.outbox)
+        await services.feed.start()
+    return services
+
+
+async def _periodic(syncer: Syncer, freshness: ListFreshness, interval: float, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        try:
+            await syncer.sync_once()
+            await freshness.refresh()
+        except SyncError:
+            pass  # logged as sync.failed and counted by cause; retried at the next interval
+        except Exception as exc:  # noqa: BLE001 -- the periodic sync must outlive any one failure
+            log.error("sync.unexpected_error", error=f"{type(exc).__name__}: {exc}")
+        try:
+            async with asyncio.timeout(interval):
+                await stop.wait()
+        except TimeoutError:
+            pass
+
+
+async def stop_services(services: SyncServices, timeout: float = 5.0) -> None:
+    services.stop.set()
+    if services.tasks:
+        _, pending = await asyncio.wait(services.tasks, timeout=timeout)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*services.tasks, return_exceptions=True)
+    if services.feed is not None:
+        await services.feed.close()
+    if services.source is not None:
+        await services.source.close()
+    if services.outbox is not None:
+        await services.outbox.close()
