@@ -12,8 +12,11 @@ from aiohttp import web
 
 from dncgate.agi import AgiLimits, AgiServer
 from dncgate.agi.check import check_handler
+from dncgate.api.app import install_api
+from dncgate.api.context import ApiContext
 from dncgate.audit import AuditSink
 from dncgate.config import GateConfig
+from dncgate.consent.factory import open_ledger
 from dncgate.esl import OutboundConfig, OutboundServer
 from dncgate.esl.check import esl_check_handler
 from dncgate.gate import Gate
@@ -52,6 +55,7 @@ async def serve(config: GateConfig, *, on_ready: Callable[[Running], None] | Non
     gate = Gate(config.tenants, store, audit, store_deadline=config.store.timeout_ms / 1000, metrics=metrics,
                 list_age=lists.freshness.age)
     running = Running(gate)
+    ledger = open_ledger(config.store, config.consent)  # the consent ledger, on the same store
     agi: AgiServer | None = None
     esl: OutboundServer | None = None
     runner: web.AppRunner | None = None
@@ -69,7 +73,10 @@ async def serve(config: GateConfig, *, on_ready: Callable[[Running], None] | Non
             running.esl_port = esl.port
         if config.http.enabled:
             doors = {"agi": agi is not None, "esl": esl is not None}
-            runner = web.AppRunner(make_app(store, metrics, doors), access_log=None, handle_signals=False)
+            app = make_app(store, metrics, doors)
+            if config.api.enabled:
+                install_api(app, ApiContext.of(gate, ledger, config.api))  # /v1: same process, same loop
+            runner = web.AppRunner(app, access_log=None, handle_signals=False)
             await runner.setup()
             site = web.TCPSite(runner, config.http.host, config.http.port, shutdown_timeout=1.0)
             await site.start()
@@ -93,6 +100,7 @@ async def serve(config: GateConfig, *, on_ready: Callable[[Running], None] | Non
         if runner is not None:
             await runner.cleanup()
         await audit.close(timeout=SHUTDOWN_GRACE)
+        await ledger.close()
         await store.close()
         log.info("gate.stopped", audit_written=audit.written, audit_unwritten=audit.overflowed)
 

@@ -1,0 +1,49 @@
+"""``/v1/consents``: grant, revoke and query consents with their evidence (tenant from the API key)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from dncgate.api.context import callee_of, caller
+from dncgate.api.errors import json_body
+from dncgate.api.records import categories_of, consent_json, entity_of, evidence_of, record_json, time_of
+from dncgate.consent.model import Action, LedgerEvent
+
+
+async def grant(request: web.Request) -> web.Response:
+    return await _record(request, Action.GRANT)
+
+
+async def revoke(request: web.Request) -> web.Response:
+    return await _record(request, Action.REVOKE)
+
+
+async def _record(request: web.Request, action: Action) -> web.Response:
+    context, who = caller(request)
+    data = await json_body(request)
+    callee = callee_of(who.tenant, data.get("number"))
+    event = LedgerEvent(
+        tenant=who.tenant.name, action=action, callee=callee.e164, entity=entity_of(data),
+        categories=categories_of(data),
+        valid_from=time_of(data, "valid_from") if action is Action.GRANT else None,
+        expires_at=time_of(data, "expires_at") if action is Action.GRANT else None,
+        evidence=evidence_of(data), detail=f"api key {who.key.key_id}",
+    )
+    sealed = await context.bounded(context.ledger.append(event))
+    states = await context.bounded(context.ledger.consents(who.tenant.name, callee.digits))
+    body = {"record": record_json(sealed), "consent": consent_json(event.entity, states[event.entity])}
+    return web.json_response(body, status=201)
+
+
+async def query(request: web.Request) -> web.Response:
+    """GET /v1/consents?number=...[&entity=...][&history=true]"""
+    context, who = caller(request)
+    callee = callee_of(who.tenant, request.query.get("number"))
+    states = await context.bounded(context.ledger.consents(who.tenant.name, callee.digits))
+    entity = request.query.get("entity")
+    consents = [consent_json(e, s) for e, s in states.items() if entity is None or e == entity]
+    body: dict[str, object] = {"number": callee.e164, "consents": consents}
+    if request.query.get("history", "").lower() in {"1", "true", "yes"}:
+        body["history"] = [record_json(e) async for e in context.ledger.history(who.tenant.name, callee.digits)
+                           if entity is None or e.entity == entity]
+    return web.json_response(body)

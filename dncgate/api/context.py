@@ -1,0 +1,81 @@
+"""What every API handler needs: the gate, the ledger, the keys; and the caller's tenant from its key."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from aiohttp import web
+
+from dncgate.api.config import ApiConfig, ApiKey, hash_key
+from dncgate.api.errors import ApiError
+from dncgate.consent.ledger import Ledger
+from dncgate.consent.model import LedgerError
+from dncgate.gate import Gate
+from dncgate.model import TenantPolicy
+from dncgate.numbers import Subscriber, normalise
+from dncgate.store.errors import StoreError
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True, slots=True)
+class ApiContext:
+    gate: Gate
+    ledger: Ledger
+    config: ApiConfig
+    tenants: Mapping[str, TenantPolicy]
+    keys: dict[str, ApiKey] = field(default_factory=dict)  # sha256 -> key
+
+    @classmethod
+    def of(cls, gate: Gate, ledger: Ledger, config: ApiConfig) -> ApiContext:
+        return cls(gate, ledger, config, gate.tenants, {k.sha256: k for k in config.keys})
+
+    async def bounded(self, operation: Awaitable[_T]) -> _T:
+        """Run a ledger operation under the API's deadline; store trouble is a 503, bad records a 422."""
+        try:
+            async with asyncio.timeout(self.config.write_deadline):
+                return await operation
+        except TimeoutError:
+            raise ApiError(503, "store_unavailable", f"no answer within {self.config.write_deadline} s") from None
+        except LedgerError as exc:
+            raise ApiError(422, "invalid_record", str(exc)) from None
+        except StoreError as exc:
+            raise ApiError(503, "store_unavailable", str(exc)) from None
+
+
+CONTEXT = web.AppKey("dncgate_api", ApiContext)
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    key: ApiKey
+    tenant: TenantPolicy
+
+
+def caller(request: web.Request) -> tuple[ApiContext, Caller]:
+    """The context and the authenticated caller. The tenant comes from the key, never from the request."""
+    context = request.app[CONTEXT]
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "unauthorized", "send 'Authorization: Bearer <api key>'")
+    key = context.keys.get(hash_key(token.strip()))
+    if key is None:
+        raise ApiError(401, "unauthorized", "unknown API key")
+    tenant = context.tenants.get(key.tenant)
+    if tenant is None:
+        raise ApiError(403, "forbidden", "the key's tenant is not configured")
+    return context, Caller(key, tenant)
+
+
+def callee_of(tenant: TenantPolicy, raw: object, name: str = "number") -> Subscriber:
+    if not isinstance(raw, str) or not raw.strip():
+        raise ApiError(422, "missing_field" if not raw else "invalid_field", f"{name}: a phone number is required")
+    callee = normalise(raw[:64], tenant.dial_plan)
+    if not isinstance(callee, Subscriber):
+        region = tenant.dial_plan.region
+        raise ApiError(422, "invalid_number", f"{name}: {raw[:64]!r} is not a subscriber number in {region}")
+    return callee

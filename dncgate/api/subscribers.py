@@ -1,0 +1,70 @@
+"""``/v1/subscribers``: registration (decline all marketing or chosen categories), withdrawal, blocks."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from dncgate.api.context import callee_of, caller
+from dncgate.api.errors import ApiError, field, json_body
+from dncgate.api.records import categories_of, entity_of, evidence_of, preferences_json, record_json
+from dncgate.consent.model import Action, LedgerEvent
+
+
+async def register(request: web.Request) -> web.Response:
+    """POST /v1/subscribers {number, decline: "all" | "categories", categories?, evidence}"""
+    _, who = caller(request)
+    data = await json_body(request)
+    callee = callee_of(who.tenant, data.get("number"))
+    decline = field(data, "decline", str)
+    categories = categories_of(data)
+    if decline == "all":
+        categories = ()
+    elif decline != "categories" or not categories:
+        raise ApiError(422, "invalid_field", "decline: 'all', or 'categories' with a non-empty categories array")
+    return await _append(request, LedgerEvent(
+        tenant=who.tenant.name, action=Action.DECLINE, callee=callee.e164, categories=categories,
+        evidence=evidence_of(data), detail=f"api key {who.key.key_id}"))
+
+
+async def withdraw(request: web.Request) -> web.Response:
+    """POST /v1/subscribers/withdraw {number, evidence}: the registration no longer applies."""
+    _, who = caller(request)
+    data = await json_body(request)
+    callee = callee_of(who.tenant, data.get("number"))
+    return await _append(request, LedgerEvent(
+        tenant=who.tenant.name, action=Action.WITHDRAW, callee=callee.e164, evidence=evidence_of(data),
+        detail=f"api key {who.key.key_id}"))
+
+
+async def block(request: web.Request) -> web.Response:
+    return await _block(request, Action.BLOCK)
+
+
+async def unblock(request: web.Request) -> web.Response:
+    return await _block(request, Action.UNBLOCK)
+
+
+async def _block(request: web.Request, action: Action) -> web.Response:
+    """POST /v1/subscribers/blocks|unblock {number, entity, evidence}: a block stops service calls too."""
+    _, who = caller(request)
+    data = await json_body(request)
+    callee = callee_of(who.tenant, data.get("number"))
+    return await _append(request, LedgerEvent(
+        tenant=who.tenant.name, action=action, callee=callee.e164, entity=entity_of(data),
+        evidence=evidence_of(data), detail=f"api key {who.key.key_id}"))
+
+
+async def _append(request: web.Request, event: LedgerEvent) -> web.Response:
+    context, who = caller(request)
+    sealed = await context.bounded(context.ledger.append(event))
+    prefs = await context.bounded(context.ledger.preferences(who.tenant.name, sealed.digits))
+    return web.json_response({"record": record_json(sealed), "preferences": preferences_json(sealed.callee, prefs)},
+                             status=201)
+
+
+async def status(request: web.Request) -> web.Response:
+    """GET /v1/subscribers/{number}"""
+    context, who = caller(request)
+    callee = callee_of(who.tenant, request.match_info.get("number"))
+    prefs = await context.bounded(context.ledger.preferences(who.tenant.name, callee.digits))
+    return web.json_response(preferences_json(callee.e164, prefs))
