@@ -15,7 +15,7 @@ from dncgate.cli import main
 from dncgate.gate import CheckRequest, Gate
 from dncgate.lists.freshness import ListFreshness
 from dncgate.lists.sources import DropDirSource
-from dncgate.lists.sync import SyncError, SyncSettings, Syncer
+from dncgate.lists.sync import Syncer, SyncError, SyncSettings
 from dncgate.lists.sync_metrics import SyncMetrics
 from dncgate.model import Reason, StaleAction, TenantPolicy
 from dncgate.numbers import DialPlan
