@@ -47,14 +47,23 @@ marketing_on_failure = "reject"
 service_on_failure = "allow"
 technical_prefixes = ["9"]
 
+[tenants.acme.hours]
+enabled = false  # calling hours are on by default: the tests must not depend on the hour CI runs at
+
 [tenants.strict]
 region = "US"
 reject_sip_code = 603
+
+[tenants.strict.hours]
+enabled = false
 
 [tenants.pilot]
 region = "US"
 mode = "monitor"
 reject_sip_code = 607
+
+[tenants.pilot.hours]
+enabled = false
 """
 
 
