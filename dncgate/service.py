@@ -50,12 +50,12 @@ async def serve(config: GateConfig, *, on_ready: Callable[[Running], None] | Non
     from dncgate.lists.sync_metrics import SyncMetrics
 
     sync_metrics = SyncMetrics(metrics.registry)
-    lists = await start_services(config, store, sync_metrics)
+    ledger = open_ledger(config.store, config.consent)  # the consent ledger, on the same store
+    lists = await start_services(config, store, sync_metrics, ledger)
     sync_metrics.watch(lists.freshness)
     gate = Gate(config.tenants, store, audit, store_deadline=config.store.timeout_ms / 1000, metrics=metrics,
                 list_age=lists.freshness.age)
     running = Running(gate)
-    ledger = open_ledger(config.store, config.consent)  # the consent ledger, on the same store
     agi: AgiServer | None = None
     esl: OutboundServer | None = None
     runner: web.AppRunner | None = None

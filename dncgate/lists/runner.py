@@ -9,9 +9,11 @@ from dataclasses import dataclass, field
 import structlog
 
 from dncgate.config import GateConfig
+from dncgate.consent.ledger import Ledger
 from dncgate.lists.feed import FeedPublisher, FeedServer
 from dncgate.lists.freshness import ListFreshness
 from dncgate.lists.manifest import load_public_key
+from dncgate.lists.registrations import run_forwarder
 from dncgate.lists.sources import DropDirSource, HttpSettings, HttpSource, SyncSource
 from dncgate.lists.sync import Syncer, SyncError, SyncObserver, SyncSettings
 from dncgate.lists.upstream import Outbox, Pusher
@@ -73,7 +75,8 @@ class SyncServices:
     feed: FeedServer | None = None
 
 
-async def start_services(config: GateConfig, store: ListStore, observer: SyncObserver | None) -> SyncServices:
+async def start_services(config: GateConfig, store: ListStore, observer: SyncObserver | None,
+                         ledger: Ledger | None = None) -> SyncServices:
     freshness = ListFreshness(store, config.tenants, list_name=config.sync.list_name)
     services = SyncServices(freshness)
     with contextlib.suppress(Exception):
@@ -88,6 +91,9 @@ async def start_services(config: GateConfig, store: ListStore, observer: SyncObs
     if sync.outbox is not None and services.source is not None:
         services.outbox = Outbox(sync.outbox, region=sync.region or config.national_region)
         services.tasks.append(asyncio.create_task(Pusher(services.outbox, services.source).run(services.stop)))
+        if ledger is not None:  # registrations made through the API and the IVR
+            services.tasks.append(asyncio.create_task(
+                run_forwarder(ledger, services.outbox, config.tenants, services.stop)))
     if config.feed.enabled and sync.publish_dir is not None:
         tokens = dict(t.split(":", 1) for t in config.feed.tokens)
         services.feed = FeedServer(sync.publish_dir, tokens, host=config.feed.host, port=config.feed.port,
