@@ -66,6 +66,9 @@ class SyncConfig:
     max_shrink: float = 0.05
     workdir: Path = Path("dncgate-sync")
     outbox: Path | None = None  # registrations queue (SQLite file); pushed upstream when set
+    # Run each periodic sync in a child process, so parsing and sorting a large snapshot never
+    # holds the event loop (and the calls waiting on it) of the serving process.
+    isolate: bool = True
     publish_dir: Path | None = None  # republish what was applied, for resellers (see [feed])
 
 
@@ -93,6 +96,7 @@ class GateConfig:
     api: ApiConfig = field(default_factory=ApiConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
     feed: FeedConfig = field(default_factory=FeedConfig)
+    path: Path | None = None  # the TOML file it was read from (child processes read it again)
 
     def tenant(self, name: str | None) -> TenantPolicy | None:
         """The named tenant, or the default one when no name was given."""
@@ -167,7 +171,7 @@ def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> 
     overridden = _apply_env(data, os.environ if environ is None else environ)
     if overridden:
         source += " + environment (" + ", ".join(overridden) + ")"
-    return _build(_Reader(data, "", source))
+    return replace(_build(_Reader(data, "", source)), path=path)
 
 
 def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> list[str]:
@@ -229,7 +233,9 @@ def _build(root: _Reader) -> GateConfig:
         api=api,
         sync=sync,
         feed=feed,
-        **listeners,
+        agi=listeners["agi"],
+        esl=listeners["esl"],
+        http=listeners["http"],
     )
 
 
@@ -256,6 +262,7 @@ def _sync(t: _Reader, national_region: str) -> SyncConfig:
         workdir=Path(t.get("workdir", str, "dncgate-sync")),
         outbox=_optional_path(t, "outbox"),
         publish_dir=_optional_path(t, "publish_dir"),
+        isolate=t.get("isolate", bool, True),
     )
     if config.source not in {"http", "dir"}:
         raise t.error("source", f"{config.source!r} is not one of http, dir")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from dataclasses import dataclass, field
 
 import structlog
@@ -20,6 +21,7 @@ from dncgate.lists.upstream import Outbox, Pusher
 from dncgate.store.protocol import ListStore, Progress
 
 log = structlog.get_logger("dncgate.lists.runner")
+ISOLATED_SYNC_DEADLINE = 2 * 3600.0  # a 100M-number snapshot takes minutes; a stuck child is killed
 
 
 def make_source(config: GateConfig) -> SyncSource:
@@ -86,8 +88,13 @@ async def start_services(config: GateConfig, store: ListStore, observer: SyncObs
     if sync.enabled or sync.outbox is not None:
         services.source = make_source(config)
     if sync.enabled and services.source is not None:
-        syncer = make_syncer(config, store, services.source, observer)
-        services.tasks.append(asyncio.create_task(_periodic(syncer, freshness, sync.interval_s, services.stop)))
+        if sync.isolate:
+            services.tasks.append(asyncio.create_task(
+                _periodic_isolated(config, observer, freshness, services.stop)))
+        else:
+            syncer = make_syncer(config, store, services.source, observer)
+            services.tasks.append(asyncio.create_task(
+                _periodic(syncer, freshness, sync.interval_s, services.stop)))
     if sync.outbox is not None and services.source is not None:
         services.outbox = Outbox(sync.outbox, region=sync.region or config.national_region)
         services.tasks.append(asyncio.create_task(Pusher(services.outbox, services.source).run(services.stop)))
@@ -116,6 +123,58 @@ async def _periodic(syncer: Syncer, freshness: ListFreshness, interval: float, s
                 await stop.wait()
         except TimeoutError:
             pass
+
+
+def sync_command(config: GateConfig) -> list[str]:
+    """``dncgate lists sync`` as a child process of this one: same interpreter, same configuration file
+    (environment overrides are inherited)."""
+    command = [sys.executable, "-m", "dncgate.cli"]
+    if config.path is not None:
+        command += ["--config", str(config.path)]
+    return [*command, "lists", "sync"]
+
+
+async def _periodic_isolated(config: GateConfig, observer: SyncObserver | None, freshness: ListFreshness,
+                             stop: asyncio.Event) -> None:
+    """The periodic sync in a child process; this process only refreshes the list's age afterwards."""
+    interval = config.sync.interval_s
+    while not stop.is_set():
+        cause = await _run_child(sync_command(config), deadline=max(interval, ISOLATED_SYNC_DEADLINE), stop=stop)
+        if cause is not None and observer is not None:
+            observer.failed(config.sync.list_name, cause)
+        with contextlib.suppress(Exception):  # refresh() logs its own failures
+            await freshness.refresh()
+        try:
+            async with asyncio.timeout(interval):
+                await stop.wait()
+        except TimeoutError:
+            pass
+
+
+async def _run_child(command: list[str], *, deadline: float, stop: asyncio.Event) -> str | None:
+    """Run ``command`` (its log lines go to our stderr); None on success, else a failure cause."""
+    try:
+        child = await asyncio.create_subprocess_exec(*command, stdin=asyncio.subprocess.DEVNULL,
+                                                     stdout=asyncio.subprocess.DEVNULL)
+    except OSError as exc:
+        log.error("sync.child_failed", error=str(exc))
+        return "child_start"
+    stopping = asyncio.ensure_future(stop.wait())
+    waiting = asyncio.ensure_future(child.wait())
+    try:
+        done, _ = await asyncio.wait({stopping, waiting}, timeout=deadline, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    if waiting not in done:
+        child.kill()  # a load killed half-way leaves the previous version serving
+        await child.wait()
+        log.error("sync.child_killed", reason="shutdown" if stop.is_set() else f"ran longer than {deadline:.0f} s")
+        return None if stop.is_set() else "child_timeout"
+    if child.returncode != 0:
+        log.error("sync.child_failed", exit_code=child.returncode)
+        return "child_exit"
+    log.info("sync.child_done")
+    return None
 
 
 async def stop_services(services: SyncServices, timeout: float = 5.0) -> None:

@@ -1,0 +1,65 @@
+"""The periodic sync inside ``serve`` runs in a child process: the serving loop keeps answering."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from dncgate.config import load
+from dncgate.lists.runner import start_services, stop_services, sync_command
+from dncgate.store.sqlite import SqliteListStore
+from tests.lists.sync_helpers import numbers, write_manifest, write_snapshot
+
+
+def config_file(tmp_path: Path, drop: Path) -> Path:
+    path = tmp_path / "dncgate.toml"
+    path.write_text(f"""
+[store]
+path = "{tmp_path / 'gate.sqlite3'}"
+
+[sync]
+enabled = true
+source = "dir"
+directory = "{drop}"
+workdir = "{tmp_path / 'work'}"
+interval_s = 3600
+
+[tenants.default]
+region = "US"
+""")
+    return path
+
+
+async def test_periodic_sync_loads_in_a_child_while_the_loop_stays_responsive(tmp_path: Path) -> None:
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    write_manifest(drop, write_snapshot(drop, 1, numbers(0, 200_000)), name="0001.manifest.json")
+    config = load(config_file(tmp_path, drop), environ={})
+    assert config.sync.isolate
+    assert sync_command(config)[-4:] == ["--config", str(config.path), "lists", "sync"]
+    store = SqliteListStore(config.store.path)
+    services = await start_services(config, store, None)
+    try:
+        # While the child parses and loads, this loop is never held for long.
+        worst, deadline = 0.0, time.monotonic() + 60
+        while (await store.facts("default", numbers(0, 1)[0])).national is None or (
+            "sequence" not in await store.sync_state("national")
+        ):  # the child flips the list live, then records its sync state
+            assert time.monotonic() < deadline, "the child sync did not load the snapshot"
+            started = time.perf_counter()
+            await asyncio.sleep(0.01)
+            worst = max(worst, time.perf_counter() - started - 0.01)
+        assert worst < 0.25, f"event loop stalled {worst * 1000:.0f} ms during the sync"
+        assert (await store.sync_state("national"))["sequence"] == "1"
+        assert (drop / "processed" / "0001.manifest.json").exists()
+        for _ in range(100):  # the parent refreshes the list's age once the child is done
+            if services.freshness.age() is not None:
+                break
+            await asyncio.sleep(0.05)
+        age = services.freshness.age()
+        assert age is not None
+        assert age.total_seconds() < 120
+    finally:
+        await stop_services(services)
+        await store.close()
