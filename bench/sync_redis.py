@@ -2,7 +2,7 @@
 
 Starts its own redis-server (bench/store_redis.py's), prints figures, asserts nothing.
 
-    .venv/bin/python bench/sync_redis.py --snapshot 10000000 --delta 1000000
+    .venv/bin/python -m bench.sync_redis --snapshot 10000000 --delta 1000000
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import asyncio
 import gzip
 import resource
 import statistics
+import sys
 import tempfile
 import time
 from array import array
@@ -85,13 +86,20 @@ async def run(snapshot: int, delta: int, workdir: Path, swap: bool = True) -> No
               f"{time.perf_counter() - started:.1f} s (+{report.added:,} -{report.removed:,})")
         # Decision latency: idle, then while a snapshot of the same size swaps in.
         probes = [BASE + i * 7 for i in range(0, snapshot, max(1, snapshot // 1000))]
-        for label, work in (("idle", None), ("during swap", snapshot)) if swap else ():
+        modes = (("idle", "idle"), ("during swap, load in this process", "inline"),
+                 ("during swap, load in a child process (serve's [sync] isolate)", "child"))
+        for label, mode in modes if swap else ():
             stop, samples = asyncio.Event(), []
             tasks = [asyncio.create_task(latencies(store, probes, stop, samples)) for _ in range(8)]
-            if work is None:
+            if mode == "idle":
                 await asyncio.sleep(3)
+            elif mode == "inline":
+                await store.replace_list("national", snapshot_numbers(snapshot, step=7))
             else:
-                await store.replace_list("national", snapshot_numbers(work, step=7))
+                child = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "bench.sync_redis", "--child-load", url, "--snapshot", str(snapshot),
+                    cwd=Path(__file__).resolve().parent.parent)
+                await child.wait()
             stop.set()
             await asyncio.gather(*tasks)
             print(f"decisions {label}: {len(samples):,} lookups, p50 {pct(samples, 0.5):.0f} us, "
@@ -104,12 +112,24 @@ async def run(snapshot: int, delta: int, workdir: Path, swap: bool = True) -> No
         process.wait(timeout=10)
 
 
+async def child_load(url: str, snapshot: int) -> None:
+    store = await RedisListStore.connect(RedisSettings(url=url, retire_grace=1.0))
+    try:
+        await store.replace_list("national", snapshot_numbers(snapshot, step=7))
+    finally:
+        await store.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--snapshot", type=int, default=10_000_000)
     parser.add_argument("--delta", type=int, default=1_000_000)
     parser.add_argument("--no-swap", action="store_true", help="skip the latency-during-swap part")
+    parser.add_argument("--child-load", metavar="URL", help=argparse.SUPPRESS)  # the child of the "child" mode
     args = parser.parse_args()
+    if args.child_load:
+        asyncio.run(child_load(args.child_load, args.snapshot))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         asyncio.run(run(args.snapshot, args.delta, Path(tmp), swap=not args.no_swap))
 
