@@ -21,6 +21,9 @@ from dncgate.esl import OutboundConfig, OutboundServer
 from dncgate.esl.check import esl_check_handler
 from dncgate.gate import Gate
 from dncgate.http import make_app
+from dncgate.ivr.agi import ivr_agi_handler, with_ivr
+from dncgate.ivr.esl import ivr_esl_handler, with_esl_ivr
+from dncgate.ivr.runner import IvrContext
 from dncgate.metrics import GateMetrics
 from dncgate.store.factory import open_store
 
@@ -59,16 +62,20 @@ async def serve(config: GateConfig, *, on_ready: Callable[[Running], None] | Non
     agi: AgiServer | None = None
     esl: OutboundServer | None = None
     runner: web.AppRunner | None = None
+    ivr = IvrContext(gate.tenants, ledger)  # the subscriber self-service menu (/ivr, dncgate_app=ivr)
     try:
         if config.agi.enabled:
-            agi = AgiServer(check_handler(gate), host=config.agi.host, port=config.agi.port,
+            agi = AgiServer(with_ivr(check_handler(gate), ivr_agi_handler(ivr)), host=config.agi.host,
+                            port=config.agi.port,
                             limits=AgiLimits(max_sessions=config.agi.max_sessions))
             await agi.start()
             running.agi_port = agi.port
         if config.esl.enabled:
-            esl = OutboundServer(esl_check_handler(gate), OutboundConfig(
+            esl = OutboundServer(with_esl_ivr(esl_check_handler(gate), ivr_esl_handler(ivr)), OutboundConfig(
                 host=config.esl.host, port=config.esl.port, max_sessions=config.esl.max_sessions,
-                session_deadline=60.0))  # the announcement is bounded at 30 s by the handler
+                # the check's announcement is bounded at 30 s by its handler; an IVR call at
+                # IvrContext.call_deadline (600 s) by the IVR
+                session_deadline=ivr.call_deadline + 60.0))
             await esl.start()
             running.esl_port = esl.port
         if config.http.enabled:
