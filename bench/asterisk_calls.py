@@ -192,12 +192,22 @@ class Step:
     failed: int
     rtts_ms: list[float]
     cpu: dict[str, float]  # seconds per 1,000 calls
+    gate_decisions: dict[str, int]  # the gate's decision log events during the step
 
     def pct(self, q: float) -> float:
         if not self.rtts_ms:
             return float("nan")
         data = sorted(self.rtts_ms)
         return data[min(len(data) - 1, int(q * len(data)))]
+
+
+def gate_events(gate: GateProcess) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for event in gate.log_events():
+        name = str(event.get("event", ""))
+        if name.startswith("decision."):
+            counts[name] = counts.get(name, 0) + 1
+    return counts
 
 
 def listed_numbers(count: int, seed: int = 7) -> list[int]:
@@ -337,16 +347,22 @@ def main() -> None:
             for rate in rates:
                 for prefix, name in VARIANTS.items():
                     count = int(rate * args.seconds)
+                    events_before = gate_events(gate)
                     before = {k: cpu_seconds(p) for k, p in pids.items()}
                     ok, failed, rtts = run_sipp(lab, work, [prefix + n for n in call_numbers(count, rng)], rate)
                     after = {k: cpu_seconds(p) for k, p in pids.items()}
                     cpu = {k: (after[k] - before[k]) * 1000 / max(ok, 1) for k in pids}
-                    step = Step(name, rate, count, ok, failed, rtts, cpu)
+                    time.sleep(0.3)  # the gate's log lines of the last calls
+                    events = gate_events(gate)
+                    decisions = {k: events[k] - events_before.get(k, 0) for k in events
+                                 if events[k] != events_before.get(k, 0)}
+                    step = Step(name, rate, count, ok, failed, rtts, cpu, decisions)
                     steps.append(step)
                     print(f"  run {rep + 1} {rate:>4}/s {name:<28} ok {ok:>5} failed {failed:>3} "
                           f"180s {len(rtts):>5}  p50 {step.pct(.5):6.2f}  p95 {step.pct(.95):6.2f}  "
                           f"p99 {step.pct(.99):7.2f} ms  cpu/1k: ast {cpu['asterisk']:.2f}s "
-                          f"resp {cpu['responder']:.2f}s gate {cpu['gate']:.2f}s redis {cpu['redis']:.2f}s",
+                          f"resp {cpu['responder']:.2f}s gate {cpu['gate']:.2f}s redis {cpu['redis']:.2f}s"
+                          + (f"  gate decisions {decisions}" if decisions else ""),
                           flush=True)
             results.append(steps)
         report(results, rates)
