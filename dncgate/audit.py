@@ -27,11 +27,15 @@ class AuditSink:
         queue_size: int = 100_000,
         batch_size: int = 500,
         retry_delay: float = 0.5,
+        linger: float = 0.05,
     ) -> None:
         self._store = store
         self._queue: asyncio.Queue[AuditRecord] = asyncio.Queue(queue_size)
         self._batch_size = batch_size
         self._retry_delay = retry_delay
+        # Wait this long after the first record so that a busy gate writes batches, not one
+        # store round trip per call (a single-record write costs about as much CPU as the call).
+        self._linger = linger
         self._task: asyncio.Task[None] | None = None
         self._current: list[AuditRecord] = []
         self.written = 0
@@ -52,6 +56,8 @@ class AuditSink:
     async def _run(self) -> None:
         while True:
             batch = [await self._queue.get()]
+            if self._linger and self._queue.qsize() < self._batch_size:
+                await asyncio.sleep(self._linger)
             while len(batch) < self._batch_size and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             self._current = batch
