@@ -160,7 +160,8 @@ Ask it for a decision from another terminal (.venv/bin/dncgate if the venv is no
   {env} dncgate check +8613800138000    # on the national list: REJECT national_dnc
   {env} dncgate check +8618612345678    # on the tenant's list: REJECT tenant_dnc
   {env} dncgate check +8617012345678    # prefix rule +86170: REJECT prefix_rule
-  {env} dncgate check +8613800138001    # not listed: ALLOW allowed_clear
+  {env} dncgate check +8613800138001    # not listed: ALLOW allowed_clear (08:00-21:00 Beijing time;
+                                        #   outside those calling hours: REJECT outside_hours)
   {env} dncgate check +8613800138000 --purpose service   # service call: ALLOW
   {env} dncgate check 911               # emergency: always ALLOW
 Stop it with Ctrl-C.""",
