@@ -10,10 +10,9 @@
   window is open all day lets the same call through.
 
 The gate and Asterisk here are this module's own: the gate has these tenants and the API on, and
-Asterisk's lab dialplan has two extra routes. ``66<number>`` runs the operator subroutine with its
-FastAGI line also passing ``category`` and ``entity`` (from the channel variables DNCGATE_CATEGORY
-and DNCGATE_ENTITY, set per call through X-Lab-Var headers), because the shipped
-``extensions_dncgate.conf`` passes only tenant and purpose. ``4000`` is the subscriber
+Asterisk's lab dialplan has two extra routes. ``66<number>`` runs the shipped operator subroutine,
+whose FastAGI line passes ``category`` and ``entity`` from the channel variables DNCGATE_CATEGORY
+and DNCGATE_ENTITY (set per call through X-Lab-Var headers). ``4000`` is the subscriber
 self-service IVR (``dialplan/asterisk/extensions_dncgate_ivr.conf``, tests/e2e/test_ivr_calls.py).
 """
 
@@ -22,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import re
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -35,7 +33,7 @@ import pytest
 
 from tests.conftest import RedisServer
 from tests.e2e.gate_process import LISTED, STANDARD_LISTS, AsteriskLogCursor, GateProcess, load_lists
-from tests.e2e.lab import LOOPBACK, OPERATOR_DIALPLAN, REPO_ROOT, AsteriskLab, CallResult, LabError, running_lab
+from tests.e2e.lab import LOOPBACK, REPO_ROOT, AsteriskLab, CallResult, LabError, running_lab
 from tests.e2e.test_gate_calls import assert_completed, assert_rejected_with_announcement, evidence
 
 pytestmark = pytest.mark.e2e
@@ -93,19 +91,6 @@ sha256 = "{hashlib.sha256(API_KEY.encode()).hexdigest()}"
 """
 
 
-def consent_subroutine() -> str:
-    """The operator subroutine as [dncgate-check-consent], its FastAGI line also passing category and entity."""
-    text = OPERATOR_DIALPLAN.read_text()
-    text, contexts = re.subn(r"^\[dncgate-check\]", "[dncgate-check-consent]", text, flags=re.MULTILINE)
-    text, agis = re.subn(
-        r"(AGI\(agi://[^\n]*purpose=\$\{URIENCODE\(\$\{purpose\}\)\})",
-        r"\1&category=${URIENCODE(${DNCGATE_CATEGORY})}&entity=${URIENCODE(${DNCGATE_ENTITY})}",
-        text, flags=re.MULTILINE,
-    )
-    assert (contexts, agis) == (1, 1), f"{OPERATOR_DIALPLAN} changed shape: {contexts} contexts, {agis} AGI lines"
-    return text
-
-
 def extra_dialplan() -> str:
     return f"""
 ; tests/e2e/test_consent_calls.py, test_ivr_calls.py: merged into the lab's [from-uac]
@@ -121,11 +106,9 @@ exten => s,1,NoOp(lab consent outbound ${{CALLERID(num)}} -> ${{ARG1}})
  same => n,Gosub(lab-import-vars,s,1)
  same => n,Set(LOCAL(tenant)=${{PJSIP_HEADER(read,X-Dncgate-Tenant)}})
  same => n,Set(LOCAL(purpose)=${{PJSIP_HEADER(read,X-Dncgate-Purpose)}})
- same => n,Gosub(dncgate-check-consent,s,1(${{tenant}},${{purpose}},${{number}}))
+ same => n,Gosub(dncgate-check,s,1(${{tenant}},${{purpose}},${{number}}))
  same => n,Dial(PJSIP/callee/sip:${{number}}@{LOOPBACK}:${{LAB_UAS_PORT}},15)
  same => n,Hangup()
-
-{consent_subroutine()}
 
 {IVR_DIALPLAN.read_text()}
 """

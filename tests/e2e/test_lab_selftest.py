@@ -46,7 +46,7 @@ def test_allowed_call_completes_to_callee(lab: AsteriskLab, fake_gate: FakeGate)
     assert call.uac_exit == 0, call
     [req] = fake_gate.requests
     assert req.script == "check"
-    assert req.params == {"tenant": "acme", "purpose": "marketing"}
+    assert req.params == {"tenant": "acme", "purpose": "marketing", "category": "", "entity": ""}
     assert req.number == "15551230100"
     assert req.env["agi_network"] == "yes"
 
