@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from dncgate.store.protocol import ListStore
+
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -92,3 +94,16 @@ def _structlog_defaults() -> Iterator[None]:
     import structlog
 
     structlog.reset_defaults()
+
+
+
+async def open_test_store(kind: str, tmp_path: Path, redis_server: RedisServer, **redis_settings: float) -> ListStore:
+    """A fresh list store of ``kind`` (sqlite, or redis on the session server, flushed) for one test."""
+    if kind == "sqlite":
+        from dncgate.store.sqlite import SqliteListStore
+
+        return SqliteListStore(tmp_path / "dncgate.sqlite3")
+    from dncgate.store.redis import RedisListStore, RedisSettings
+
+    redis_server.flush()
+    return await RedisListStore.connect(RedisSettings(url=redis_server.url, **redis_settings))

@@ -6,23 +6,14 @@ from pathlib import Path
 import pytest
 
 from dncgate.store.protocol import ListStore
-from tests.conftest import RedisServer
+from tests.conftest import RedisServer, open_test_store
 
 
 @pytest.fixture(params=["sqlite", "redis"])
 async def store(
     request: pytest.FixtureRequest, tmp_path: Path, redis_server: RedisServer
 ) -> AsyncIterator[ListStore]:
-    backend: ListStore
-    if request.param == "sqlite":
-        from dncgate.store.sqlite import SqliteListStore
-
-        backend = SqliteListStore(tmp_path / "dncgate.sqlite3")
-    else:
-        from dncgate.store.redis import RedisListStore, RedisSettings
-
-        redis_server.flush()
-        backend = await RedisListStore.connect(RedisSettings(url=redis_server.url))
+    backend = await open_test_store(request.param, tmp_path, redis_server)
     try:
         yield backend
     finally:
