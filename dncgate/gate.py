@@ -113,11 +113,17 @@ class Gate:
             attempt, decision, decision_id=decision_id, door=request.door, dialled=request.dialled,
             latency_us=latency_us,
         )
+        # The log line, the audit record and the metrics follow on the loop's next turn: the door
+        # hands the verdict to the switch first (writing it is synchronous), so none of them
+        # delays the call.
+        asyncio.get_running_loop().call_soon(self._record, log, decision, record)
+        return CheckResult(decision, decision_id, record)
+
+    def _record(self, log: structlog.typing.FilteringBoundLogger, decision: Decision, record: AuditRecord) -> None:
         _log_decision(log, decision, record)
         self.audit.submit(record)
         if self.metrics is not None:
-            self.metrics.observe(record, latency_us)
-        return CheckResult(decision, decision_id, record)
+            self.metrics.observe(record, record.latency_us)
 
     def _tenant(self, name: str | None) -> tuple[TenantPolicy, str]:
         key = name or self.default_tenant

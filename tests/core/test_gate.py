@@ -12,7 +12,7 @@ from structlog.testing import capture_logs
 
 from dncgate.audit import AuditSink
 from dncgate.audit_record import AuditRecord
-from dncgate.gate import CheckRequest, Gate
+from dncgate.gate import CheckRequest, CheckResult, Gate
 from dncgate.model import Facts, Mode, Originator, Reason, TenantPolicy, Verdict
 from dncgate.numbers import DialPlan
 from dncgate.store.errors import StoreUnavailable
@@ -23,6 +23,13 @@ TENANTS = {
     "watch": TenantPolicy(name="watch", dial_plan=DialPlan(region="CN"), mode=Mode.MONITOR),
 }
 LOG = structlog.get_logger("test")
+
+
+async def settled(gate: Gate, request: CheckRequest) -> CheckResult:
+    """Check, then let the loop turn once: the log line and the audit record follow the verdict."""
+    result = await gate.check(request, LOG)
+    await asyncio.sleep(0)
+    return result
 
 
 @pytest.fixture
@@ -63,7 +70,7 @@ async def gate(store: SqliteListStore) -> AsyncIterator[Gate]:
     ],
 )
 async def test_check(gate: Gate, dialled: str, purpose: str | None, verdict: Verdict, reason: Reason) -> None:
-    result = await gate.check(CheckRequest(dialled=dialled, door="test", purpose=purpose), LOG)
+    result = await settled(gate, CheckRequest(dialled=dialled, door="test", purpose=purpose))
     assert (result.decision.verdict, result.decision.reason) == (verdict, reason)
     assert result.record.dialled == dialled
     assert result.record.decision_id == result.decision_id
@@ -75,7 +82,7 @@ async def test_every_decision_is_logged_and_audited(gate: Gate, store: SqliteLis
         originator=Originator(account="dialer-7", trunk="t1", caller_id="4001234567"),
     )
     with capture_logs() as logs:
-        result = await gate.check(request, LOG)
+        result = await settled(gate, request)
     line = next(entry for entry in logs if entry["event"] == "decision.rejected")
     assert line["callee"] == "+8613800138000"
     assert line["account"] == "dialer-7"
@@ -90,7 +97,7 @@ async def test_every_decision_is_logged_and_audited(gate: Gate, store: SqliteLis
 
 async def test_monitor_mode_logs_the_would_be_reject(gate: Gate) -> None:
     with capture_logs() as logs:
-        result = await gate.check(CheckRequest(dialled="13800138000", door="test", tenant="watch"), LOG)
+        result = await settled(gate, CheckRequest(dialled="13800138000", door="test", tenant="watch"))
     assert result.decision.verdict is Verdict.ALLOW
     assert result.decision.outcome is Verdict.REJECT
     assert [e["event"] for e in logs] == ["decision.monitored"]
@@ -98,7 +105,7 @@ async def test_monitor_mode_logs_the_would_be_reject(gate: Gate) -> None:
 
 async def test_unknown_tenant_fails_closed_for_marketing(gate: Gate) -> None:
     with capture_logs() as logs:
-        result = await gate.check(CheckRequest(dialled="+8613800138001", door="test", tenant="nobody"), LOG)
+        result = await settled(gate, CheckRequest(dialled="+8613800138001", door="test", tenant="nobody"))
     assert result.decision.verdict is Verdict.REJECT
     assert result.decision.reason is Reason.CHECK_FAILED
     assert "unknown tenant" in result.decision.detail
@@ -129,10 +136,9 @@ async def test_store_failure_fails_closed_and_says_so(tmp_path: Path, delay: flo
     try:
         with capture_logs() as logs:
             started = asyncio.get_running_loop().time()
-            marketing = await gate.check(CheckRequest(dialled="+8613800138001", door="test"), LOG)
-            service = await gate.check(
-                CheckRequest(dialled="+8613800138001", door="test", purpose="service"), LOG
-            )
+            marketing = await settled(gate, CheckRequest(dialled="+8613800138001", door="test"))
+            service = await settled(gate,
+                CheckRequest(dialled="+8613800138001", door="test", purpose="service"))
             elapsed = asyncio.get_running_loop().time() - started
         assert elapsed < 1.0
         assert marketing.decision.verdict is Verdict.REJECT
