@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
 from operator import lt
@@ -68,7 +69,10 @@ def sorted_distinct(numbers: Iterable[int], *, chunk: int = CHUNK) -> SortedDist
     runs = [_sorted_unique(data[i : i + chunk]) for i in range(0, given, chunk)]
     if all(runs[j - 1][-1] <= runs[j][0] for j in range(1, len(runs))):
         out = array("q")
-        for run in runs:
+        pending = deque(runs)
+        del runs
+        while pending:  # each run is freed once copied
+            run = pending.popleft()
             out.extend(run[1:] if out and run[0] == out[-1] else run)
     else:
         out = _merge(data, runs, chunk)

@@ -26,6 +26,8 @@ from typing import Protocol, TypeVar
 
 import structlog
 
+from dncgate.lists import fastlines
+from dncgate.lists.distinct import sorted_distinct
 from dncgate.lists.formats import LineError, ListFileError, read_entries
 from dncgate.lists.loader import number_of
 from dncgate.lists.manifest import FileEntry, IntegrityError, Manifest, ManifestError, now_iso, verify_signature
@@ -95,7 +97,19 @@ class SyncObserver(Protocol):
 
 
 def parse_file(path: Path, fmt: str, plan: DialPlan, *, delta: bool) -> Parsed:
-    """Numbers of a snapshot (adds only) or a delta (final action per number: the last line wins)."""
+    """Numbers of a snapshot (adds only) or a delta (final action per number: the last line wins).
+
+    A snapshot in the one-number-a-line format (plain or gzip) takes ``lists.fastlines``: the
+    same numbers and bad lines at ~10x the speed."""
+    if not delta and fastlines.applies(path, fmt):
+        fast = fastlines.parse_lines_fast(path, lambda text: number_of(text, plan))
+        return Parsed(fast.numbers, array("q"), fast.read, fast.invalid)
+    return parse_entries(path, fmt, plan, delta=delta)
+
+
+def parse_entries(path: Path, fmt: str, plan: DialPlan, *, delta: bool) -> Parsed:
+    """``parse_file`` entry by entry (``read_entries``): every format, deltas, and the reference
+    that the snapshot fast path must agree with."""
     parsed = Parsed(array("q"), array("q"))
     final: dict[int, bool] = {}
     for entry in read_entries(path, fmt):
@@ -277,20 +291,23 @@ class Syncer:
         parsed = await self._parse(entry, path, delta=False)
         report.read += parsed.read
         report.invalid += parsed.invalid
-        size = len(set(parsed.adds)) if live_count else len(parsed.adds)
+        # Sorted and de-duplicated once, in arrays (no set of 100M ints); the store takes it as is.
+        uniq = await asyncio.to_thread(sorted_distinct, parsed.adds)
+        parsed.adds = array("q")
+        size = len(uniq)
         floor = live_count * (1 - self.settings.max_shrink)
         if size < floor and not force:
             log.error("sync.shrink_refused", list_name=self.list_name, live=live_count, offered=size,
                       max_shrink=self.settings.max_shrink, advice="check the source; --force loads it anyway")
             raise SyncError("shrink", f"snapshot {entry.sequence} has {size:,} numbers, the live list {live_count:,}: "
                                       f"a shrink of more than {self.settings.max_shrink:.0%} is refused unless forced")
-        result = await self._store(self.store.replace_list(self.list_name, parsed.adds, progress=progress),
+        result = await self._store(self.store.replace_list(self.list_name, uniq, progress=progress),
                                    "load snapshot")
         report.snapshot, report.loaded, report.version = entry.sequence, result.loaded, result.version
         log.info("sync.snapshot_applied", list_name=self.list_name, sequence=entry.sequence, version=result.version,
                  loaded=result.loaded, previous_version=result.previous_version, forced=force and size < floor)
         if self.publisher is not None:
-            await self.publisher.snapshot(entry.sequence, sorted(set(parsed.adds)))
+            await self.publisher.snapshot(entry.sequence, uniq)
 
     async def _apply_delta(self, entry: FileEntry, path: Path, version: str, report: SyncReport) -> None:
         parsed = await self._parse(entry, path, delta=True)
