@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/agi_classic.py [--runs 30]
 
-Target (issue 3): <= 80 ms. Uses a throw-away SQLite store with one listed number.
+Target (issue 3): <= 80 ms. Uses a throw-away SQLite store with one listed number; measures the
+relay to a running gate (the fast path) and the in-process decision (no gate running).
 """
 
 from __future__ import annotations
@@ -16,6 +17,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from dncgate.agi import AgiServer
+from dncgate.agi.check import check_handler
+from dncgate.audit import AuditSink
+from dncgate.gate import Gate
+from dncgate.logs import configure
+from dncgate.model import TenantPolicy
+from dncgate.numbers import DialPlan
 from dncgate.store.sqlite import SqliteListStore
 
 HEADER = (
@@ -49,6 +57,16 @@ async def one_run(binary: str, env: dict[str, str]) -> tuple[float, str]:
     return verdict_at, verdict
 
 
+async def measure(binary: str, env: dict[str, str], runs: int) -> list[float]:
+    await one_run(binary, env)  # warm the page cache
+    times = []
+    for _ in range(runs):
+        elapsed, verdict = await one_run(binary, env)
+        assert verdict == "reject", verdict
+        times.append(elapsed * 1000)
+    return sorted(times)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=30)
@@ -58,20 +76,29 @@ async def main() -> None:
         db = Path(tmp) / "agi.sqlite3"
         store = SqliteListStore(db)
         await store.replace_list("national", [12015550123])
-        await store.close()
         env = dict(os.environ, DNCGATE_STORE__PATH=str(db), DNCGATE_TENANTS__DEFAULT__REGION="US",
                    DNCGATE_LOG_LEVEL="warning")
         env.pop("DNCGATE_CONFIG", None)
-        await one_run(binary, env)  # warm the page cache
-        times = []
-        for _ in range(args.runs):
-            elapsed, verdict = await one_run(binary, env)
-            assert verdict == "reject", verdict
-            times.append(elapsed * 1000)
-    times.sort()
-    print(f"classic AGI start-to-verdict over {args.runs} runs: p50 {statistics.median(times):.1f} ms, "
-          f"p90 {times[int(len(times) * 0.9)]:.1f} ms, max {times[-1]:.1f} ms")
+        # Fast path: a gate (the same /check handler, on the same store) is up: dncgate-agi relays.
+        audit = AuditSink(store)
+        audit.start()
+        gate = Gate({"default": TenantPolicy(name="default", dial_plan=DialPlan(region="US"))}, store, audit)
+        server = AgiServer(check_handler(gate), port=0)
+        await server.start()
+        try:
+            relayed = await measure(binary, dict(env, DNCGATE_AGI_RELAY=f"127.0.0.1:{server.port}"), args.runs)
+        finally:
+            await server.close(timeout=2)
+            await audit.close()
+            await store.close()
+        # Slow path: no gate to relay to: the decision is made in the dncgate-agi process.
+        alone = await measure(binary, dict(env, DNCGATE_AGI_RELAY="off"), args.runs)
+    for label, times in (("relayed to dncgate serve", relayed), ("in-process (no gate running)", alone)):
+        print(f"classic AGI start-to-verdict, {label}, {args.runs} runs: p50 {statistics.median(times):.1f} ms, "
+              f"p90 {times[int(len(times) * 0.9)]:.1f} ms, max {times[-1]:.1f} ms")
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    with open(os.devnull, "w") as nowhere:  # the bench's own gate logs nowhere
+        configure("warning", nowhere)
+        asyncio.run(main())

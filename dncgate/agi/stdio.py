@@ -47,7 +47,7 @@ class StdioWriter:
 
 
 async def open_stdio_streams(
-    stdin: IO[Any] | None = None, stdout: IO[Any] | None = None,
+    stdin: IO[Any] | None = None, stdout: IO[Any] | None = None, *, initial: bytes = b"",
 ) -> tuple[asyncio.StreamReader, StdioWriter]:
     """Wrap two pipe-like file objects (default: this process's stdin/stdout) as a (reader, writer) pair.
 
@@ -55,6 +55,8 @@ async def open_stdio_streams(
     """
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
+    if initial:
+        reader.feed_data(initial)  # bytes already read from stdin (the classic relay's header)
     read_transport, _ = await loop.connect_read_pipe(
         lambda: asyncio.StreamReaderProtocol(reader), stdin or sys.stdin,
     )
@@ -71,7 +73,9 @@ async def run_stdio_session(
     *,
     stdin: IO[Any] | None = None,
     stdout: IO[Any] | None = None,
+    initial: bytes = b"",
 ) -> SessionOutcome:
-    """Run one classic-AGI session over stdin/stdout with the same error boundary as FastAGI."""
-    reader, writer = await open_stdio_streams(stdin, stdout)
+    """Run one classic-AGI session over stdin/stdout with the same error boundary as FastAGI;
+    ``initial`` is what was already read from stdin."""
+    reader, writer = await open_stdio_streams(stdin, stdout, initial=initial)
     return await run_session(reader, writer, handler, limits, remote="stdio")

@@ -1,0 +1,122 @@
+"""dncgate-agi as Asterisk runs it: relayed to a running gate (fast path), or deciding in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from dncgate.agi import AgiServer
+from dncgate.agi.check import check_handler
+from dncgate.agi.relay import gate_address, wants_in_process
+from dncgate.audit import AuditSink
+from dncgate.gate import Gate
+from dncgate.model import TenantPolicy
+from dncgate.numbers import DialPlan
+from dncgate.store.sqlite import SqliteListStore
+from tests.conftest import free_port
+
+BINARY = str(Path(sys.executable).parent / "dncgate-agi")
+HEADER = (
+    "agi_request: dncgate-agi\nagi_channel: PJSIP/dialer-00000001\nagi_language: en\nagi_type: PJSIP\n"
+    "agi_uniqueid: 1795809160.17\nagi_callerid: 4001234567\nagi_context: outbound\nagi_extension: s\n"
+    "agi_priority: 1\nagi_accountcode: \nagi_arg_1: {number}\nagi_arg_2: tenant=default\n"
+    "agi_arg_3: purpose=marketing\n{extra}\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("env", "config", "expected"),
+    [
+        ({}, "", ("127.0.0.1", 4573)),
+        ({"DNCGATE_AGI_RELAY": "off"}, "", None),
+        ({"DNCGATE_AGI_RELAY": "127.0.0.2:5000"}, "", ("127.0.0.2", 5000)),
+        ({"DNCGATE_AGI_RELAY": "[::1]:5000"}, "", ("::1", 5000)),
+        ({}, '[agi]\nhost = "0.0.0.0"\nport = 4600\n', ("127.0.0.1", 4600)),
+        ({"DNCGATE_AGI__PORT": "4700"}, "[agi]\nport = 4600\n", ("127.0.0.1", 4700)),
+        ({}, "[agi]\nenabled = false\n", None),
+        ({}, "not toml [", ("127.0.0.1", 4573)),
+        ({"DNCGATE_AGI_RELAY": "127.0.0.1:many"}, "", None),
+    ],
+)
+def test_gate_address(tmp_path: Path, env: dict[str, str], config: str, expected: tuple[str, int] | None) -> None:
+    path = tmp_path / "dncgate.toml"
+    path.write_text(config)
+    assert gate_address(env, str(path)) == expected
+
+
+def test_relay_off_argument() -> None:
+    assert wants_in_process(HEADER.format(number="1", extra="agi_arg_4: relay=off\n").encode())
+    assert not wants_in_process(HEADER.format(number="1", extra="").encode())
+
+
+@pytest.fixture
+async def gate_server(tmp_path: Path) -> AsyncIterator[tuple[AgiServer, Path]]:
+    db = tmp_path / "agi.sqlite3"
+    store = SqliteListStore(db)
+    await store.replace_list("national", [12015550123])
+    audit = AuditSink(store)
+    audit.start()
+    gate = Gate({"default": TenantPolicy(name="default", dial_plan=DialPlan(region="US"))}, store, audit)
+    server = AgiServer(check_handler(gate), port=0)
+    await server.start()
+    try:
+        yield server, db
+    finally:
+        await server.close(timeout=2)
+        await audit.close()
+        await store.close()
+
+
+async def run_agi(env: dict[str, str], number: str, extra: str = "") -> tuple[str, int]:
+    """Spawn dncgate-agi like Asterisk, answer every command with 200: its MSet verdict and exit code
+    (the verdict gets ``|in-process`` when the process decided by itself)."""
+    proc = await asyncio.create_subprocess_exec(
+        BINARY, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    proc.stdin.write(HEADER.format(number=number, extra=extra).encode())
+    verdict = ""
+    async with asyncio.timeout(30):
+        while line := await proc.stdout.readline():
+            if line.startswith(b"EXEC MSet"):
+                verdict = line.decode().split("DNCGATE_VERDICT=")[1].split(",")[0]
+            proc.stdin.write(b"200 result=0\n")
+            await proc.stdin.drain()
+        proc.stdin.close()
+        err = await proc.stderr.read()
+        code = await proc.wait()
+    return verdict + ("|in-process" if b"agi.classic.in_process" in err else ""), code
+
+
+def base_env(db: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DNCGATE_")}
+    return env | {"DNCGATE_STORE__PATH": str(db), "DNCGATE_TENANTS__DEFAULT__REGION": "US"}
+
+
+async def test_relayed_to_the_running_gate(gate_server: tuple[AgiServer, Path]) -> None:
+    server, db = gate_server
+    env = base_env(db) | {"DNCGATE_AGI_RELAY": f"127.0.0.1:{server.port}"}
+    assert await run_agi(env, "2015550123") == ("reject", 0)
+    assert await run_agi(env, "2015550124") == ("allow", 0)
+    assert sum(server.outcomes.values()) == 2  # both sessions were served by the gate
+
+
+async def test_no_gate_listening_decides_in_process(gate_server: tuple[AgiServer, Path]) -> None:
+    _, db = gate_server
+    env = base_env(db) | {"DNCGATE_AGI_RELAY": f"127.0.0.1:{free_port()}"}
+    assert await run_agi(env, "2015550123") == ("reject|in-process", 0)
+
+
+async def test_relay_off_argument_decides_in_process(gate_server: tuple[AgiServer, Path]) -> None:
+    server, db = gate_server
+    env = base_env(db) | {"DNCGATE_AGI_RELAY": f"127.0.0.1:{server.port}"}
+    assert await run_agi(env, "2015550123", "agi_arg_4: relay=off\n") == ("reject|in-process", 0)
+    assert sum(server.outcomes.values()) == 0
