@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gzip
+import os
 import random
 import resource
 import statistics
@@ -30,6 +31,7 @@ from bench.synthetic import CN_MOBILE
 from dncgate.lists import sync as sync_module
 from dncgate.lists.distinct import sorted_distinct
 from dncgate.lists.manifest import Manifest, file_entry
+from dncgate.lists.runner import SYNC_NICENESS
 from dncgate.lists.sources import DropDirSource
 from dncgate.lists.sync import Syncer, SyncSettings
 from dncgate.store.protocol import LoadResult
@@ -143,6 +145,7 @@ async def run(
 
 
 async def child_load(url: str, snapshot: int, sadd_chunk: int, load_batch: int) -> None:
+    os.nice(SYNC_NICENESS)  # as serve's periodic sync child does
     settings = RedisSettings(url=url, retire_grace=1.0, sadd_chunk=sadd_chunk, load_batch=load_batch)
     store = await RedisListStore.connect(settings)
     try:

@@ -91,6 +91,8 @@ def _parser() -> argparse.ArgumentParser:
     sync_p = _command(lists, "sync", _lists_sync, "sync the list once from the [sync] source (snapshot and deltas)")
     sync_p.add_argument("--force", action="store_true",
                         help="load a snapshot even when it shrinks the list by more than [sync] max_shrink_percent")
+    sync_p.add_argument("--nice", type=int, default=0, choices=range(20), metavar="N",
+                        help="lower this process's CPU priority by N first (serve's periodic sync uses 10)")
     rule = _command(lists, "rule", _lists_rule, "add or remove a prefix rule (block +86170 wholesale)")
     rule.add_argument("action", choices=["add", "remove"])
     rule.add_argument("--list", required=True, dest="list_name")
@@ -240,6 +242,8 @@ async def _lists_sync(args: argparse.Namespace, config: GateConfig) -> int:
     from dncgate.lists.runner import sync_once
     from dncgate.lists.sync import SyncError
 
+    if args.nice:
+        os.nice(args.nice)  # serve's periodic sync: leave the CPU to the calls first
     progress = _progress_numbers(sys.stderr) if sys.stderr.isatty() else None
 
     async def run(store: ListStore) -> int:

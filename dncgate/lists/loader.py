@@ -35,7 +35,7 @@ def number_of(text: str, plan: DialPlan) -> int | str:
     millions of them and full validation costs ~20 us each. Anything else is normalised like a
     dialled number under ``plan``.
     """
-    if text.startswith("+") and text[1:].isdigit() and 8 <= len(text) - 1 <= 15:
+    if text.startswith("+") and text[1:].isascii() and text[1:].isdigit() and 8 <= len(text) - 1 <= 15:
         digits = text[1:]
         if any(int(digits[:n]) in _COUNTRY_CODES for n in (1, 2, 3)):
             return int(digits)

@@ -21,6 +21,7 @@ from dncgate.lists.upstream import Outbox, Pusher
 from dncgate.store.protocol import ListStore, Progress
 
 log = structlog.get_logger("dncgate.lists.runner")
+SYNC_NICENESS = 10  # the child sync yields the CPU to the process answering calls
 ISOLATED_SYNC_DEADLINE = 2 * 3600.0  # a 100M-number snapshot takes minutes; a stuck child is killed
 
 
@@ -131,7 +132,7 @@ def sync_command(config: GateConfig) -> list[str]:
     command = [sys.executable, "-m", "dncgate.cli"]
     if config.path is not None:
         command += ["--config", str(config.path)]
-    return [*command, "lists", "sync"]
+    return [*command, "lists", "sync", "--nice", str(SYNC_NICENESS)]
 
 
 async def _periodic_isolated(config: GateConfig, observer: SyncObserver | None, freshness: ListFreshness,

@@ -37,7 +37,7 @@ async def test_periodic_sync_loads_in_a_child_while_the_loop_stays_responsive(tm
     write_manifest(drop, write_snapshot(drop, 1, numbers(0, 200_000)), name="0001.manifest.json")
     config = load(config_file(tmp_path, drop), environ={})
     assert config.sync.isolate
-    assert sync_command(config)[-4:] == ["--config", str(config.path), "lists", "sync"]
+    assert sync_command(config)[-6:] == ["--config", str(config.path), "lists", "sync", "--nice", "10"]
     store = SqliteListStore(config.store.path)
     services = await start_services(config, store, None)
     try:
