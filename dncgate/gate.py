@@ -20,13 +20,13 @@ import structlog
 from dncgate.audit import AuditSink
 from dncgate.audit_record import AuditRecord, new_decision_id
 from dncgate.model import (
+    FAILURE_REASONS,
     CallAttempt,
     Decision,
     Facts,
     FactsUnavailable,
     Originator,
     Purpose,
-    Reason,
     TenantPolicy,
     Verdict,
 )
@@ -38,7 +38,6 @@ from dncgate.store.protocol import ListStore
 if TYPE_CHECKING:  # prometheus_client costs ~25 ms to import: classic AGI starts a process per call
     from dncgate.metrics import GateMetrics
 
-_FAILURE_REASONS = frozenset({Reason.CHECK_FAILED, Reason.INVALID_NUMBER})
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,10 +155,10 @@ def _safe_name(name: str) -> str:
 
 def _log_decision(log: structlog.typing.FilteringBoundLogger, decision: Decision, record: AuditRecord) -> None:
     fields = record.as_dict()
-    if decision.verdict is Verdict.ALLOW and decision.reason in _FAILURE_REASONS:
+    if decision.verdict is Verdict.ALLOW and decision.reason in FAILURE_REASONS:
         # Let through because of a failure: always said out loud.
         log.warning("decision.allowed_on_failure", **fields)
-    elif decision.verdict is Verdict.REJECT and decision.reason in _FAILURE_REASONS:
+    elif decision.verdict is Verdict.REJECT and decision.reason in FAILURE_REASONS:
         log.warning("decision.rejected_on_failure", **fields)
     elif decision.outcome is not decision.verdict:
         log.info("decision.monitored", **fields)

@@ -68,6 +68,8 @@ class Reason(StrEnum):
 
 
 REJECT_SIP_CODES = frozenset({603, 607, 608})
+# The check could not be completed: these decisions follow the tenant's failure policy.
+FAILURE_REASONS = frozenset({Reason.CHECK_FAILED, Reason.INVALID_NUMBER})
 
 
 @dataclass(frozen=True, slots=True)

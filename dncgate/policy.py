@@ -31,6 +31,7 @@ from datetime import timedelta
 
 from dncgate.hours import outside_hours
 from dncgate.model import (
+    FAILURE_REASONS,
     CallAttempt,
     ConsentStatus,
     Decision,
@@ -65,7 +66,7 @@ def decide(attempt: CallAttempt, facts: Facts | FactsUnavailable) -> Decision:
             list_version=version,
             detail=detail,
         )
-    code = tenant.check_failed_sip_code if reason in _FAILURE_REASONS else tenant.reject_sip_code
+    code = tenant.check_failed_sip_code if reason in FAILURE_REASONS else tenant.reject_sip_code
     return Decision(
         verdict=Verdict.REJECT,
         outcome=Verdict.REJECT,
@@ -87,7 +88,6 @@ def _version_checked(hit: ListHit | None, facts: Facts | FactsUnavailable) -> st
     return None
 
 
-_FAILURE_REASONS = frozenset({Reason.CHECK_FAILED, Reason.INVALID_NUMBER})
 _Conclusion = tuple[Verdict, Reason, ListHit | None, str]
 
 

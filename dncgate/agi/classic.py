@@ -18,9 +18,8 @@ from __future__ import annotations
 import os
 import sys
 
-from dncgate.agi.relay import RelayUnavailable, gate_address, read_header, relay, wants_in_process
+from dncgate.agi.relay import SYSTEM_CONFIG, RelayUnavailable, gate_address, read_header, relay, wants_in_process
 
-SYSTEM_CONFIG = "/etc/dncgate/dncgate.toml"
 AUDIT_FLUSH = 2.0
 
 

@@ -47,7 +47,7 @@ from dncgate.esl.errors import EslConnectionClosed, EslError
 from dncgate.esl.messages import ChannelData
 from dncgate.esl.outbound import Handler, OutboundSession
 from dncgate.gate import CheckRequest, CheckResult, Gate
-from dncgate.model import Decision, Originator, Reason, Verdict
+from dncgate.model import FAILURE_REASONS, Decision, Originator, Verdict
 
 __all__ = ["CheckCall", "EslCheckSettings", "esl_check_handler", "read_call"]
 
@@ -56,7 +56,6 @@ Log = structlog.typing.FilteringBoundLogger
 # What may go into a dialplan application argument that FreeSWITCH parses and expands:
 # no spaces (argument separators), no ``$``/``{`` (variable expansion), no quotes.
 _TOKEN = re.compile(r"[A-Za-z0-9_+*#.\-]{1,64}")
-_FAILURE_REASONS = frozenset({Reason.CHECK_FAILED, Reason.INVALID_NUMBER})
 
 # mod_sofia hangup_cause_to_sip() (FreeSWITCH 1.11.1): the hangup causes that give these codes.
 # 608 has no cause (CALL_REJECTED maps to 603), so 608 is sent with ``respond``.
@@ -173,7 +172,7 @@ async def _allow(session: OutboundSession, log: Log, call: CheckCall, decision: 
         log.error("esl.check.transfer_refused", reason=decision.reason.value,
                   detail="number or context not safe for a dialplan argument; the dialplan rejects")
         return
-    if decision.reason in _FAILURE_REASONS:
+    if decision.reason in FAILURE_REASONS:
         # Let through because of a failure (the tenant's failure policy said allow): say so.
         log.warning("esl.check.allowed_on_failure", reason=decision.reason.value, detail=decision.detail,
                     transfer=target)
