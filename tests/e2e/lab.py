@@ -40,6 +40,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.e2e import ports
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHROOT_SCRIPT = REPO_ROOT / "scripts" / "asterisk-chroot.sh"
 OPERATOR_DIALPLAN = REPO_ROOT / "dialplan" / "asterisk" / "extensions_dncgate.conf"
@@ -47,6 +49,9 @@ PROMPTS_DIR = REPO_ROOT / "prompts" / "asterisk"
 SIPP_DIR = Path(__file__).resolve().parent / "sipp"
 DEFAULT_CHROOT = Path("/var/cache/dncgate/asterisk-sid")
 LOOPBACK = "127.0.0.1"
+
+# how often a call is placed again when SIPp could not bind its ports (exit 254, "Unable to bind")
+SIPP_BIND_ATTEMPTS = 3
 
 # Error finals the caller scenario accepts (and ACKs). Anything else is "unexpected" for SIPp,
 # but the harness still reports it from the message log.
@@ -132,19 +137,14 @@ class LabError(RuntimeError):
 
 
 def free_tcp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
+    """A loopback TCP port from the lab's pool (see ``tests.e2e.ports``)."""
+    return ports.tcp_port()
 
 
 def free_udp_port(*, even: bool = False) -> int:
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            sock.bind((LOOPBACK, 0))
-            port = int(sock.getsockname()[1])
-        if not even or port % 2 == 0:
-            return port
-    raise LabError("no free UDP port on 127.0.0.1")
+    """A loopback UDP port from the lab's pool; pool ports are always even."""
+    del even  # every port the pool hands out is even
+    return ports.udp_port()
 
 
 # --------------------------------------------------------------------------- chroot
@@ -261,7 +261,7 @@ class RtpSink:
 
     def __init__(self) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((LOOPBACK, free_udp_port(even=True)))
+        self.sock.bind((LOOPBACK, free_udp_port()))
         self.sock.settimeout(0.05)
         self.port = int(self.sock.getsockname()[1])
         self.packets = 0
@@ -437,6 +437,36 @@ def _answered_in(message_log: Path) -> bool:
     return any(m.direction == "received" and m.status == 200 and m.cseq_method == "INVITE" for m in msgs)
 
 
+def _bind_failed(sipp_output: Path) -> bool:
+    """SIPp said it could not bind a socket (it then exits 254 without sending anything)."""
+    try:
+        return "Unable to bind" in sipp_output.read_text(errors="replace")
+    except OSError:
+        return False
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.bind((LOOPBACK, port))
+        except OSError:
+            return True
+    return False
+
+
+def _wait_bound(proc: subprocess.Popen[bytes], udp_ports: list[int], deadline: float = 5.0) -> bool:
+    """Wait until ``proc`` holds all ``udp_ports`` (handed out free, so whoever holds them now is
+    the SIPp we started); False when it exits first (e.g. "Unable to bind") or the deadline passes."""
+    until = time.monotonic() + deadline
+    while time.monotonic() < until:
+        if proc.poll() is not None:
+            return False
+        if all(_port_in_use(p) for p in udp_ports):
+            return True
+        time.sleep(0.005)
+    return False
+
+
 def _die_with_parent() -> None:
     """In the child before exec: SIGKILL it when the test process dies (PR_SET_PDEATHSIG).
 
@@ -470,7 +500,8 @@ class AsteriskLab:
         self.endpoint_options = dict(endpoint_options or {})
         self.sip_port = free_udp_port()
         self.ami_port = free_tcp_port()
-        self.rtp_start = 20000 + 200 * secrets.randbelow(150)
+        bands = (ports.ASTERISK_RTP_END + 1 - ports.ASTERISK_RTP_START) // 200
+        self.rtp_start = ports.ASTERISK_RTP_START + 200 * secrets.randbelow(bands)
         self.rtp_end = self.rtp_start + 199
         self.ami_user = "lab"
         self.ami_secret = secrets.token_hex(12)
@@ -845,65 +876,28 @@ exten => _X.,1,Hangup(21)
                     ERROR_CODES, [' optional="true"'] * (len(ERROR_CODES) - 1) + [""], strict=True
                 )
             )
-            scenario.write_text(
-                template.replace("@EXTRA_HEADERS@\n", "".join(f"      {k}: {v}\n" for k, v in extra.items()))
-                .replace("@RTP_PORT@", str(sink.port))
-                .replace("@HOLD_MS@", str(hold_ms))
-                .replace("@ERROR_RECVS@", error_recvs)
-            )
-            uas_out = (workdir / "uas.stdout").open("wb")
-            uac_out = (workdir / "uac.stdout").open("wb")
-            with uas_out, uac_out:
-                uas = subprocess.Popen(
-                    _sipp_cmd(
-                        SIPP_DIR / "uas.xml",
-                        workdir,
-                        "uas",
-                        "-p",
-                        str(uas_port),
-                        "-mp",
-                        str(free_udp_port(even=True)),
-                        "-timeout",
-                        f"{int(timeout) + 5}s",
-                    ),
-                    stdin=subprocess.DEVNULL,
-                    stdout=uas_out,
-                    stderr=subprocess.STDOUT,
-                    cwd=workdir,
+            for attempt in range(1, SIPP_BIND_ATTEMPTS + 1):
+                extra["X-Lab-Var-LAB_UAS_PORT"] = str(uas_port)
+                scenario.write_text(
+                    template.replace("@EXTRA_HEADERS@\n", "".join(f"      {k}: {v}\n" for k, v in extra.items()))
+                    .replace("@RTP_PORT@", str(sink.port))
+                    .replace("@HOLD_MS@", str(hold_ms))
+                    .replace("@ERROR_RECVS@", error_recvs)
                 )
-                try:
-                    uac = subprocess.Popen(
-                        _sipp_cmd(
-                            scenario,
-                            workdir,
-                            "uac",
-                            f"{LOOPBACK}:{self.sip_port}",
-                            "-s",
-                            number,
-                            "-p",
-                            str(free_udp_port()),
-                            "-mp",
-                            str(free_udp_port(even=True)),
-                            "-timeout",
-                            f"{int(timeout)}s",
-                            "-timeout_error",
-                        ),
-                        stdin=subprocess.DEVNULL,
-                        stdout=uac_out,
-                        stderr=subprocess.STDOUT,
-                        cwd=workdir,
-                    )
-                    try:
-                        uac_exit = uac.wait(timeout=timeout + 10)
-                    finally:
-                        _terminate(uac)
-                    # after a completed call the callee finishes by itself (BYE); give it a moment
-                    if _answered_in(workdir / "uac-messages.log"):
-                        with contextlib.suppress(subprocess.TimeoutExpired):
-                            uas.wait(timeout=3)
-                finally:
-                    _terminate(uas)
+                uac_exit = self._run_sipp_pair(scenario, workdir, number, uas_port, timeout)
+                unbound = [side for side in ("uas", "uac") if _bind_failed(workdir / f"{side}.stdout")]
+                if not unbound and uac_exit is not None:
+                    break
+                # SIPp could not bind a port, so this attempt says nothing about the gate: a
+                # harness fault, not a verdict. Place the call again on fresh ports, and say so.
+                print(f"[lab] SIPp {'+'.join(unbound)} could not bind a port calling {number} (attempt {attempt})")
+                if attempt == SIPP_BIND_ATTEMPTS:
+                    raise LabError(f"SIPp could not bind a port in {attempt} attempts; see {workdir}")
+                uas_port = free_udp_port()
+                for stale in workdir.glob("ua[cs]-*.log"):
+                    stale.unlink()
             time.sleep(0.05)  # let the sink drain the last packets
+        assert uac_exit is not None  # the loop above leaves only with a placed call
         duration = time.monotonic() - started
 
         uac_msgs = self._read_messages(workdir / "uac-messages.log")
@@ -932,6 +926,49 @@ exten => _X.,1,Hangup(21)
             uas_messages=uas_msgs,
             log_dir=workdir,
         )
+
+    def _run_sipp_pair(
+        self, scenario: Path, workdir: Path, number: str, uas_port: int, timeout: float
+    ) -> int | None:
+        """Start the SIPp callee, place the call with the SIPp caller; the caller's exit code.
+
+        None when the callee never got its ports bound: then no call is placed, so a bind
+        failure on the callee side never costs the gate a request.
+        """
+        uas_media = ports.media_block()
+        uas_out = (workdir / "uas.stdout").open("wb")
+        uac_out = (workdir / "uac.stdout").open("wb")
+        with uas_out, uac_out:
+            uas = subprocess.Popen(
+                _sipp_cmd(
+                    SIPP_DIR / "uas.xml", workdir, "uas",
+                    "-p", str(uas_port), "-mp", str(uas_media),
+                    "-timeout", f"{int(timeout) + 5}s",
+                ),
+                stdin=subprocess.DEVNULL, stdout=uas_out, stderr=subprocess.STDOUT, cwd=workdir,
+            )
+            try:
+                if not _wait_bound(uas, [uas_port, uas_media, uas_media + 2]):
+                    return None
+                uac = subprocess.Popen(
+                    _sipp_cmd(
+                        scenario, workdir, "uac", f"{LOOPBACK}:{self.sip_port}",
+                        "-s", number, "-p", str(free_udp_port()), "-mp", str(ports.media_block()),
+                        "-timeout", f"{int(timeout)}s", "-timeout_error",
+                    ),
+                    stdin=subprocess.DEVNULL, stdout=uac_out, stderr=subprocess.STDOUT, cwd=workdir,
+                )
+                try:
+                    uac_exit = uac.wait(timeout=timeout + 10)
+                finally:
+                    _terminate(uac)
+                # after a completed call the callee finishes by itself (BYE); give it a moment
+                if _answered_in(workdir / "uac-messages.log"):
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        uas.wait(timeout=3)
+            finally:
+                _terminate(uas)
+        return uac_exit
 
     @staticmethod
     def _read_messages(path: Path) -> list[SipMessage]:

@@ -32,6 +32,7 @@ from tests.e2e.lab import (
     free_udp_port,
     parse_sipp_messages,
 )
+from tests.e2e.ports import media_block
 from tests.e2e.test_consent_calls import IVR_NUMBER, ConsentEnv, consent_env
 from tests.e2e.test_gate_calls import assert_completed, assert_rejected_with_announcement
 
@@ -145,7 +146,7 @@ def ivr_call(env: ConsentEnv, name: str, caller: str | None, dtmf: list[tuple[in
         with (workdir / "uac.stdout").open("wb") as out:
             proc = subprocess.Popen(
                 _sipp_cmd(scenario, workdir, "uac", f"{LOOPBACK}:{env.lab.sip_port}", "-s", IVR_NUMBER,
-                          "-p", str(free_udp_port()), "-mp", str(free_udp_port(even=True)),
+                          "-p", str(free_udp_port()), "-mp", str(media_block()),
                           "-timeout", f"{timeout}s", "-timeout_error"),
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=workdir)
             try:

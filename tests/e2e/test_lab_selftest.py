@@ -6,11 +6,13 @@ the real gate's end-to-end tests will rely on.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.e2e import ports
 from tests.e2e.fake_gate import FakeGate
 from tests.e2e.lab import AsteriskLab, CallResult, free_tcp_port, running_lab
 
@@ -151,3 +153,21 @@ def test_suppress_q850_reason_headers(asterisk_chroot: Path, tmp_path: Path) -> 
         call = lab2.place_call("15551230100")
         assert call.final_code == 603
         assert call.final_header("Reason") == [], call.final_headers
+
+
+def test_sipp_bind_failure_is_retried_on_fresh_ports(
+    lab: AsteriskLab, fake_gate: FakeGate, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the first media block handed to SIPp is already bound by someone else (as when a port
+    # picked for one call is taken by a neighbour): SIPp exits 254 without sending a thing
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        taken = int(squatter.getsockname()[1])
+        real_block = ports.media_block
+        handed = iter([taken])
+        monkeypatch.setattr(ports, "media_block", lambda: next(handed, None) or real_block())
+        call = lab.place_call("15551230100", tenant="acme", purpose="marketing")
+    assert call.final_code == 200, call
+    assert call.callee_completed, call
+    assert len(fake_gate.requests) == 1  # the failed attempt never reached Asterisk
+    assert "could not bind a port calling 15551230100 (attempt 1)" in capsys.readouterr().out
