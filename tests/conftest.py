@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 
 from dncgate.store.protocol import ListStore
+from tests import ports
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A loopback port from the suite's pool (``tests.ports``): checked free, below the ephemeral
+    range, never handed out twice, so a server started on it cannot meet a neighbour's port."""
+    return ports.tcp_port()
 
 
 @dataclass

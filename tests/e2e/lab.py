@@ -40,7 +40,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.e2e import ports
+from tests import ports
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHROOT_SCRIPT = REPO_ROOT / "scripts" / "asterisk-chroot.sh"

@@ -32,9 +32,9 @@ from tests.e2e.lab import (
     free_udp_port,
     parse_sipp_messages,
 )
-from tests.e2e.ports import media_block
 from tests.e2e.test_consent_calls import IVR_NUMBER, ConsentEnv, consent_env
 from tests.e2e.test_gate_calls import assert_completed, assert_rejected_with_announcement
+from tests.ports import media_block
 
 pytestmark = pytest.mark.e2e
 

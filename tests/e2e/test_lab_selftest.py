@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e import ports
+from tests import ports
 from tests.e2e.fake_gate import FakeGate
 from tests.e2e.lab import AsteriskLab, CallResult, free_tcp_port, running_lab
 

@@ -1,11 +1,12 @@
-"""Loopback ports for the lab, handed out so that concurrent calls never collide.
+"""Loopback ports for the suite: the servers tests start (Redis, the gate) and the e2e lab's SIPp,
+Asterisk and RTP sockets, handed out so that concurrent calls never collide.
 
 Asking the kernel for port 0 and closing the socket again ("free port") races: the kernel hands
 out ephemeral ports (32768-60999 on Linux) to every outgoing connection, and SIPp's ``-mp`` binds
 not one port but a block (audio ``mp``, video ``mp+2``, and their RTCP neighbours), which nobody
 checked. Calls placed in parallel then occasionally died with SIPp exit 254 ("cannot bind").
 
-So the lab takes its ports from one process-wide pool below the ephemeral range, in blocks, each
+So the suite takes its ports from one process-wide pool below the ephemeral range, in blocks, each
 port of a block checked bindable (UDP and TCP) when it is handed out, and never hands the same
 port out twice until the pool wraps. Asterisk's RTP range (see ``AsteriskLab``) lies in a
 different band, so it cannot take a port the harness is about to bind.

@@ -1,4 +1,4 @@
-"""The lab's port pool: concurrent calls get distinct, bindable ports outside the ephemeral range."""
+"""The suite's port pool: concurrent calls get distinct, bindable ports outside the ephemeral range."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.ports import ASTERISK_RTP_END, ASTERISK_RTP_START, LOOPBACK, PortPool, PortPoolExhausted
+from tests.ports import ASTERISK_RTP_END, ASTERISK_RTP_START, LOOPBACK, PortPool, PortPoolExhausted
 
 
 def test_concurrent_takers_never_share_a_port() -> None:
