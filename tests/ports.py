@@ -81,6 +81,19 @@ def tcp_port() -> int:
     return POOL.take(1)
 
 
+def bound_udp_socket(attempts: int = 20) -> socket.socket:
+    """A UDP socket already bound to a pool port: no window between choosing and binding."""
+    for _ in range(attempts):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            sock.bind((LOOPBACK, POOL.take(1)))
+        except OSError:
+            sock.close()  # taken in the meantime by someone outside the pool: next one
+            continue
+        return sock
+    raise PortPoolExhausted(f"no pool port could be bound in {attempts} attempts")
+
+
 def media_block() -> int:
     """The base of four free ports for SIPp's ``-mp`` (audio, audio RTCP, video, video RTCP)."""
     return POOL.take(4)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import ports
 from tests.ports import ASTERISK_RTP_END, ASTERISK_RTP_START, LOOPBACK, PortPool, PortPoolExhausted
 
 
@@ -55,3 +56,16 @@ def test_exhausted_pool_says_so() -> None:
     finally:
         for sock in holders:
             sock.close()
+
+
+def test_bound_udp_socket_skips_a_port_taken_after_the_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as squatter:
+        squatter.bind((LOOPBACK, 0))
+        taken = int(squatter.getsockname()[1])
+        handed = iter([taken])
+        real_take = ports.POOL.take
+        monkeypatch.setattr(ports.POOL, "take", lambda count=1: next(handed, None) or real_take(count))
+        with ports.bound_udp_socket() as sock:
+            port = int(sock.getsockname()[1])
+    assert port != taken
+    assert ports.POOL_START <= port <= ports.POOL_END

@@ -260,8 +260,7 @@ class RtpSink:
     """A UDP socket on 127.0.0.1 that counts RTP packets (RFC 3550 version 2) sent to it."""
 
     def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((LOOPBACK, free_udp_port()))
+        self.sock = ports.bound_udp_socket()
         self.sock.settimeout(0.05)
         self.port = int(self.sock.getsockname()[1])
         self.packets = 0
