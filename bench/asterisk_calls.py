@@ -47,6 +47,7 @@ from tests.conftest import RedisServer, free_port  # noqa: E402
 from tests.e2e import lab as lab_module  # noqa: E402
 from tests.e2e.gate_process import GateProcess, load_lists  # noqa: E402
 from tests.e2e.lab import LOOPBACK, SIPP_DIR, AsteriskLab, ensure_chroot, free_udp_port  # noqa: E402
+from tests.ports import media_block  # noqa: E402
 
 VARIANTS = {
     "81": "(i) plain Dial",
@@ -265,7 +266,7 @@ def run_sipp(lab: AsteriskLab, workdir: Path, numbers: list[str], rate: int) -> 
     cmd = [
         "sipp", f"{LOOPBACK}:{lab.sip_port}", "-sf", "uac.xml", "-inf", "numbers.csv", "-r", str(rate),
         "-m", str(len(numbers)), "-l", "2000", "-i", LOOPBACK, "-mi", LOOPBACK, "-p", str(free_udp_port()),
-        "-mp", str(free_udp_port(even=True)), "-nostdin", "-trace_msg", "-message_file", "msgs.log", "-trace_stat",
+        "-mp", str(media_block()), "-nostdin", "-trace_msg", "-message_file", "msgs.log", "-trace_stat",
         "-fd", "1", "-timeout", f"{len(numbers) // rate + 30}s", "-timeout_error", "-max_recv_loops", "10000",
     ]
     subprocess.run(cmd, cwd=step, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False,
@@ -327,7 +328,7 @@ def main() -> None:
         lab.cli("core set verbose 0")
         uas = subprocess.Popen(
             ["sipp", "-sf", str(SIPP_DIR / "uas.xml"), "-i", LOOPBACK, "-mi", LOOPBACK, "-p", str(uas_port),
-             "-mp", str(free_udp_port(even=True)), "-nostdin", "-l", "5000", "-max_recv_loops", "10000"],
+             "-mp", str(media_block()), "-nostdin", "-l", "5000", "-max_recv_loops", "10000"],
             cwd=work, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         time.sleep(0.5)
