@@ -100,6 +100,35 @@ class LineBuffer:
         self._scan = 0
         return line, idx + 1
 
+    def take_block(self, max_bytes: int, max_lines: int) -> list[str] | None:
+        """All lines up to the first empty line, when that block is complete and within limits.
+
+        The fast path for a header block that arrived whole (Asterisk sends it in one write). None
+        when the block is incomplete, starts with an empty line, or breaks a limit: then the caller
+        reads line by line, which raises the precise error.
+        """
+        buf = self._buf
+        ends = [i for i in (buf.find(b"\n\n"), buf.find(b"\n\r\n")) if i >= 0]
+        if not ends:
+            return None
+        end = min(ends)
+        size = end + (2 if buf[end + 1] == 0x0A else 3)
+        if size > max_bytes:
+            return None
+        raw = bytes(buf[:end]).split(b"\n")
+        if len(raw) > max_lines:
+            return None
+        lines = []
+        for item in raw:
+            if item.endswith(b"\r"):
+                item = item[:-1]
+            if not item or len(item) > self._max:
+                return None
+            lines.append(item.decode("utf-8", errors="replace"))
+        del buf[:size]
+        self._scan = 0
+        return lines
+
 
 @dataclass(frozen=True, slots=True)
 class AgiRequest:
@@ -193,11 +222,11 @@ def parse_header_lines(lines: list[str]) -> AgiRequest:
         if value.startswith(" "):
             value = value[1:]
         env[key] = value
-        arg = _ARG_KEY.fullmatch(key)
-        if arg:
+        if key.startswith("agi_arg_"):
+            arg = _ARG_KEY.fullmatch(key)
+            if arg is None:
+                raise AgiProtocolError(f"bad argument header {key!r}")
             numbered[int(arg.group(1))] = value
-        elif key.startswith("agi_arg_"):
-            raise AgiProtocolError(f"bad argument header {key!r}")
     if "agi_request" not in env:
         raise AgiProtocolError("header block without agi_request")
     if sorted(numbered) != list(range(1, len(numbered) + 1)):
@@ -303,6 +332,11 @@ class AgiDecoder:
         if self._request is not None:
             return self._request
         lim = self.limits
+        if not self._header_lines:
+            block = self._lines.take_block(lim.max_header_bytes, lim.max_header_lines)
+            if block is not None:
+                self._request = parse_header_lines(block)
+                return self._request
         while True:
             got = self._lines.next_line()
             if got is None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dncgate.agi.codec import AgiDecoder, AgiReply, AgiRequest, HangupNotice, LineBuffer, parse_reply_line
 from dncgate.agi.errors import AgiConnectionLost, AgiLimitExceeded, AgiProtocolError
@@ -305,3 +307,88 @@ def test_eof_while_waiting_for_a_reply() -> None:
     dec.feed_eof()
     with pytest.raises(AgiConnectionLost):
         dec.next_event()
+
+
+# -- the whole-block fast path equals the line-by-line path ---------------------------------------
+
+
+def _decode_outcome(chunks: list[bytes], limits: AgiLimits) -> object:
+    """What the decoder makes of ``chunks``: the request plus what follows it, or the error."""
+    dec = AgiDecoder(limits)
+    try:
+        req = None
+        for chunk in chunks:
+            dec.feed(chunk)
+            if req is None:
+                req = dec.read_header()
+        if req is None:
+            return None
+        return req, dec.next_event()
+    except (AgiProtocolError, AgiLimitExceeded) as exc:
+        limit = exc.limit if isinstance(exc, AgiLimitExceeded) else None
+        return type(exc).__name__, limit
+
+
+_LINE = st.one_of(
+    st.sampled_from([b"agi_request: agi://127.0.0.1/check?x=1", b"agi_network: yes", b"agi_arg_1: 5551 2",
+                     b"agi_arg_2: two", b"agi_channel: PJSIP/a-1", b"agi_arg_x: y", b"not a header",
+                     b"agi_request: dup", b"", b"agi_callerid: \xff\xfe", b"agi_context: " + b"c" * 70]),
+    st.binary(max_size=12).map(lambda b: b"agi_" + b),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    lines=st.lists(_LINE, max_size=14),
+    crlf=st.lists(st.booleans(), min_size=15, max_size=15),
+    limits=st.sampled_from([AgiLimits(), AgiLimits(max_header_lines=4), AgiLimits(max_header_bytes=120),
+                            AgiLimits(max_line_bytes=60)]),
+)
+def test_header_whole_or_byte_by_byte_decodes_alike(lines: list[bytes], crlf: list[bool], limits: AgiLimits) -> None:
+    data = b"".join(line + (b"\r\n" if crlf[i] else b"\n") for i, line in enumerate(lines))
+    data += (b"\r\n" if crlf[-1] else b"\n") + b"200 result=1\n"
+    whole = _decode_outcome([data], limits)
+    bytewise = _decode_outcome([data[i : i + 1] for i in range(len(data))], limits)
+    assert whole == bytewise
+
+
+def test_bytes_after_a_whole_header_block_are_kept_for_the_replies() -> None:
+    dec = AgiDecoder()
+    dec.feed(HEADER + b"200 result=1 (x)\nHANGUP\n")
+    assert dec.read_header() == decode_header(HEADER)
+    assert dec.next_event() == parse_reply_line("200 result=1 (x)")
+    assert dec.next_event() == HangupNotice()
+
+
+REPLY = b"200 result=1\n"
+
+
+def _block(n_lines: int, pad: int = 0, eol: bytes = b"\n") -> bytes:
+    """A header block of ``n_lines`` lines (the first ``34 + pad`` bytes long), then one reply."""
+    lines = [b"agi_request: agi://127.0.0.1/check" + b"x" * pad]
+    lines += [b"agi_arg_%d: %d" % (i, i) for i in range(1, n_lines)]
+    return b"".join(line + eol for line in lines) + eol + REPLY
+
+
+def _limits(case: str, eol: bytes) -> tuple[bytes, AgiLimits]:
+    header_size = len(_block(3, eol=eol)) - len(REPLY)
+    return {
+        "lines at limit": (_block(4, eol=eol), AgiLimits(max_header_lines=4)),
+        "lines over": (_block(5, eol=eol), AgiLimits(max_header_lines=4)),
+        "line at limit": (_block(1, pad=6, eol=eol), AgiLimits(max_line_bytes=40)),
+        "line over": (_block(1, pad=7, eol=eol), AgiLimits(max_line_bytes=40)),
+        "bytes at limit": (_block(3, eol=eol), AgiLimits(max_header_bytes=header_size)),
+        "bytes over": (_block(3, eol=eol), AgiLimits(max_header_bytes=header_size - 1)),
+    }[case]
+
+
+@pytest.mark.parametrize("eol", [b"\n", b"\r\n"])
+@pytest.mark.parametrize(
+    "case", ["lines at limit", "lines over", "line at limit", "line over", "bytes at limit", "bytes over"]
+)
+def test_header_limits_at_their_boundaries_alike_whole_or_byte_by_byte(case: str, eol: bytes) -> None:
+    data, limits = _limits(case, eol)
+    whole = _decode_outcome([data], limits)
+    assert whole == _decode_outcome([data[i : i + 1] for i in range(len(data))], limits)
+    assert isinstance(whole, tuple), whole
+    assert isinstance(whole[0], AgiRequest) is case.endswith("at limit"), whole
