@@ -326,6 +326,8 @@ async def _config_check(args: argparse.Namespace, config: GateConfig) -> int:
     for door in ("agi", "esl", "http"):
         listen = getattr(config, door)
         print(f"  {door}: {'on' if listen.enabled else 'off'} {listen.host}:{listen.port}")
+    if overrides := config.esl_handler.overrides():
+        print("  esl handler: " + ", ".join(f"{key} {value!r}" for key, value in overrides.items()))
     for name, t in sorted(config.tenants.items()):
         print(f"  tenant {name}: region {t.dial_plan.region}, {t.mode.value}, {t.list_policy.value}, "
               f"default {t.default_purpose.value}, reject {t.reject_sip_code}, "

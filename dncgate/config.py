@@ -7,6 +7,7 @@ An override names a key path with double underscores: ``DNCGATE_STORE__BACKEND=r
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -45,6 +46,25 @@ class ListenConfig:
     host: str
     port: int
     max_sessions: int = 512
+
+
+@dataclass(frozen=True, slots=True)
+class EslHandlerConfig:
+    """``[esl]`` keys of the outbound-socket check (``dncgate.esl.check.EslCheckSettings``).
+
+    None leaves the handler's own default; ``overrides()`` gives only what the file sets.
+    """
+
+    strip_prefix: str | None = None
+    transfer_to: str | None = None
+    sounds_dir: str | None = None
+    sound_ext: str | None = None
+    announce: bool | None = None
+    sip_reason: str | None = None
+
+    def overrides(self) -> dict[str, Any]:  # keyword arguments for EslCheckSettings
+        values = {name: getattr(self, name) for name in self.__slots__}
+        return {name: value for name, value in values.items() if value is not None}
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +110,7 @@ class GateConfig:
     national_region: str = "US"
     agi: ListenConfig = field(default_factory=lambda: ListenConfig(True, "127.0.0.1", 4573))
     esl: ListenConfig = field(default_factory=lambda: ListenConfig(False, "127.0.0.1", 8084))
+    esl_handler: EslHandlerConfig = field(default_factory=EslHandlerConfig)
     http: ListenConfig = field(default_factory=lambda: ListenConfig(True, "127.0.0.1", 9464))
     audit_queue_size: int = 100_000
     consent: ConsentConfig = field(default_factory=ConsentConfig)
@@ -206,8 +227,10 @@ def _build(root: _Reader) -> GateConfig:
     national = root.table("national")
     national_region = _region(national, national.get("region", str, "US"))
     national.check_unknown()
+    tables = {name: root.table(name) for name in ("agi", "esl", "http")}
+    esl_handler = _esl_handler(tables["esl"])  # before _listen checks the table for unknown keys
     listeners = {
-        name: _listen(root.table(name), enabled, port)
+        name: _listen(tables[name], enabled, port)
         for name, enabled, port in (("agi", True, 4573), ("esl", False, 8084), ("http", True, 9464))
     }
     audit = root.table("audit")
@@ -235,6 +258,7 @@ def _build(root: _Reader) -> GateConfig:
         feed=feed,
         agi=listeners["agi"],
         esl=listeners["esl"],
+        esl_handler=esl_handler,
         http=listeners["http"],
     )
 
@@ -311,6 +335,30 @@ def _listen(table: _Reader, enabled: bool, port: int) -> ListenConfig:
     if config.max_sessions < 1:
         raise table.error("max_sessions", "must be at least 1")
     table.check_unknown()
+    return config
+
+
+def _esl_handler(t: _Reader) -> EslHandlerConfig:
+    """The handler keys of ``[esl]`` (``_listen`` reads the rest of the table and checks for typos)."""
+
+    def optional(key: str, kind: type) -> Any:
+        t.used.add(key)
+        return t.get(key, kind, None) if key in t.data else None
+
+    config = EslHandlerConfig(
+        strip_prefix=optional("strip_prefix", str), transfer_to=optional("transfer_to", str),
+        sounds_dir=optional("sounds_dir", str), sound_ext=optional("sound_ext", str),
+        announce=optional("announce", bool), sip_reason=optional("sip_reason", str),
+    )
+    if config.strip_prefix is not None and not re.fullmatch(r"[0-9*#+]*", config.strip_prefix):
+        raise t.error("strip_prefix", f"{config.strip_prefix!r}: only digits, *, # and +")
+    if config.transfer_to is not None:
+        try:
+            config.transfer_to.format(number="1", destination="1", context="c")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise t.error("transfer_to", f"placeholders are {{number}}, {{destination}}, {{context}}: {exc}") from None
+    if config.sound_ext is not None and not re.fullmatch(r"[A-Za-z0-9]{1,8}", config.sound_ext):
+        raise t.error("sound_ext", f"{config.sound_ext!r} is not a file extension")
     return config
 
 

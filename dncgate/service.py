@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import structlog
 from aiohttp import web
@@ -18,7 +18,7 @@ from dncgate.audit import AuditSink
 from dncgate.config import GateConfig
 from dncgate.consent.factory import open_ledger
 from dncgate.esl import OutboundConfig, OutboundServer
-from dncgate.esl.check import esl_check_handler
+from dncgate.esl.check import EslCheckSettings, esl_check_handler
 from dncgate.gate import Gate
 from dncgate.http import make_app
 from dncgate.ivr.agi import ivr_agi_handler, with_ivr
@@ -71,7 +71,9 @@ async def serve(config: GateConfig, *, on_ready: Callable[[Running], None] | Non
             await agi.start()
             running.agi_port = agi.port
         if config.esl.enabled:
-            esl = OutboundServer(with_esl_ivr(esl_check_handler(gate), ivr_esl_handler(ivr)), OutboundConfig(
+            settings = replace(EslCheckSettings(), **config.esl_handler.overrides())
+            handler = with_esl_ivr(esl_check_handler(gate, settings), ivr_esl_handler(ivr, settings.sounds_dir))
+            esl = OutboundServer(handler, OutboundConfig(
                 host=config.esl.host, port=config.esl.port, max_sessions=config.esl.max_sessions,
                 # the check's announcement is bounded at 30 s by its handler; an IVR call at
                 # IvrContext.call_deadline (600 s) by the IVR

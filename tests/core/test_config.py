@@ -104,6 +104,11 @@ def test_environment_overrides_file(tmp_path: Path) -> None:
         ('[tenants."bad name!"]\n', {}, "a tenant name is"),
         ("", {"DNCGATE_STORE__TIMEOUT_MS": "0"}, "store.timeout_ms: must be between 1 and 10000"),
         ('[tenants.acme]\nannouncement = "x/{lang}"\n', {}, "tenants.acme.announcement: may use only"),
+        ('[esl]\nstrip_prefix = "9x"\n', {}, "esl.strip_prefix: '9x': only digits"),
+        ('[esl]\ntransfer_to = "{number} XML {ctx}"\n', {}, "esl.transfer_to: placeholders are"),
+        ('[esl]\nsound_ext = "../wav"\n', {}, "esl.sound_ext: '../wav' is not a file extension"),
+        ('[esl]\nannounce = "loud"\n', {}, "esl.announce: 'loud' is not true or false"),
+        ('[esl]\nstrip_prefx = "8"\n', {}, "esl.strip_prefx: unknown key"),
     ],
 )
 def test_errors_name_the_key_and_the_file(tmp_path: Path, text: str, env: dict[str, str], message: str) -> None:
@@ -117,3 +122,22 @@ def test_errors_name_the_key_and_the_file(tmp_path: Path, text: str, env: dict[s
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="file not found"):
         load(tmp_path / "nope.toml", environ={})
+
+
+def test_esl_handler_keys(tmp_path: Path) -> None:
+    assert load(None, environ={}).esl_handler.overrides() == {}  # the handler keeps its own defaults
+    path = write(tmp_path, """
+[esl]
+enabled = true
+strip_prefix = "8"
+transfer_to = "dnc_ok_{number} XML {context}"
+sounds_dir = "/srv/fs/sounds"
+announce = false
+sip_reason = ""
+""")
+    config = load(path, environ={"DNCGATE_ESL__SOUND_EXT": "sln16"})
+    assert config.esl.enabled is True
+    assert config.esl_handler.overrides() == {
+        "strip_prefix": "8", "transfer_to": "dnc_ok_{number} XML {context}", "sounds_dir": "/srv/fs/sounds",
+        "sound_ext": "sln16", "announce": False, "sip_reason": "",
+    }

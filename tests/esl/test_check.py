@@ -434,3 +434,26 @@ async def test_serve_starts_the_esl_door(tmp_path: Path) -> None:
     finally:
         running.stop.set()
         await asyncio.wait_for(task, 10)
+
+
+async def test_serve_applies_the_esl_handler_keys_of_the_config(tmp_path: Path) -> None:
+    from dncgate.config import EslHandlerConfig, GateConfig, ListenConfig, StoreConfig
+    from dncgate.service import Running, serve
+
+    config = GateConfig(
+        source="test", store=StoreConfig(path=tmp_path / "serve.sqlite3"), tenants=TENANTS,
+        agi=ListenConfig(False, "127.0.0.1", 0), http=ListenConfig(False, "127.0.0.1", 0),
+        esl=ListenConfig(True, "127.0.0.1", 0),
+        esl_handler=EslHandlerConfig(strip_prefix="8", transfer_to="dnc_ok_{number} XML {context}"),
+    )
+    ready: asyncio.Queue[Running] = asyncio.Queue()
+    task = asyncio.create_task(serve(config, on_ready=ready.put_nowait, handle_signals=False))
+    running = await asyncio.wait_for(ready.get(), 5)
+    try:
+        assert running.esl_port
+        trace = await FakeFreeSwitch(with_destination(ALLOW_REPLY, "8" + CLEAR)).call(running.esl_port)
+        # the prefix is stripped before the check and the continuation follows the configured template
+        assert trace.shorts()[-1] == f"execute transfer dnc_ok_{CLEAR} XML public"
+    finally:
+        running.stop.set()
+        await asyncio.wait_for(task, 10)
