@@ -18,6 +18,7 @@ from typing import Any
 from dncgate.api.config import ApiConfig, api_settings
 from dncgate.consent.config import ConsentConfig
 from dncgate.consent.settings import consent_settings, hours_settings
+from dncgate.ivr.settings import IvrConfig, ivr_settings
 from dncgate.model import REJECT_SIP_CODES, FailureAction, ListPolicy, Mode, Purpose, StaleAction, TenantPolicy
 from dncgate.numbers import DialPlan
 from dncgate.store.errors import UnknownList
@@ -114,6 +115,7 @@ class GateConfig:
     http: ListenConfig = field(default_factory=lambda: ListenConfig(True, "127.0.0.1", 9464))
     audit_queue_size: int = 100_000
     consent: ConsentConfig = field(default_factory=ConsentConfig)
+    ivr: IvrConfig = field(default_factory=IvrConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
     feed: FeedConfig = field(default_factory=FeedConfig)
@@ -244,6 +246,7 @@ def _build(root: _Reader) -> GateConfig:
     names = list(tenants_t.data) or [DEFAULT_TENANT]
     tenants = {name: _tenant(name, tenants_t.table(name)) for name in names}
     consent = consent_settings(root.table("consent"))
+    ivr = ivr_settings(root.table("ivr"))
     api = api_settings(root.table("api"), tenants)
     root.check_unknown()
     return GateConfig(
@@ -253,6 +256,7 @@ def _build(root: _Reader) -> GateConfig:
         national_region=national_region,
         audit_queue_size=queue,
         consent=consent,
+        ivr=ivr,
         api=api,
         sync=sync,
         feed=feed,

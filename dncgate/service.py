@@ -62,7 +62,8 @@ async def serve(config: GateConfig, *, on_ready: Callable[[Running], None] | Non
     agi: AgiServer | None = None
     esl: OutboundServer | None = None
     runner: web.AppRunner | None = None
-    ivr = IvrContext(gate.tenants, ledger)  # the subscriber self-service menu (/ivr, dncgate_app=ivr)
+    ivr = IvrContext(gate.tenants, ledger, settings=config.ivr.menu, ledger_deadline=config.ivr.ledger_deadline,
+                     call_deadline=config.ivr.call_deadline)  # the subscriber self-service menu (/ivr, dncgate_app=ivr)
     try:
         if config.agi.enabled:
             agi = AgiServer(with_ivr(check_handler(gate), ivr_agi_handler(ivr)), host=config.agi.host,

@@ -24,6 +24,7 @@ import structlog
 from dncgate.consent.ledger import Ledger
 from dncgate.consent.model import Channel, Evidence, LedgerError, LedgerEvent
 from dncgate.ivr.flow import Ask, Caller, Change, End, Hangup, IvrFlow, IvrSettings, Load, Save, Say, Snapshot, Step
+from dncgate.ivr.settings import CALL_DEADLINE_S, LEDGER_DEADLINE_S
 from dncgate.model import ConsentStatus, TenantPolicy
 from dncgate.numbers import Subscriber, normalise
 from dncgate.store.errors import StoreError
@@ -70,8 +71,8 @@ class IvrContext:
     ledger: Ledger
     settings: IvrSettings = field(default_factory=IvrSettings)
     default_tenant: str = "default"
-    ledger_deadline: float = 2.0  # every ledger read and write
-    call_deadline: float = 600.0  # the whole call, prompts included
+    ledger_deadline: float = LEDGER_DEADLINE_S  # every ledger read and write
+    call_deadline: float = CALL_DEADLINE_S  # the whole call, prompts included
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
 

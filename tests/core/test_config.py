@@ -109,6 +109,11 @@ def test_environment_overrides_file(tmp_path: Path) -> None:
         ('[esl]\nsound_ext = "../wav"\n', {}, "esl.sound_ext: '../wav' is not a file extension"),
         ('[esl]\nannounce = "loud"\n', {}, "esl.announce: 'loud' is not true or false"),
         ('[esl]\nstrip_prefx = "8"\n', {}, "esl.strip_prefx: unknown key"),
+        ("[ivr]\ndigit_timeout_s = 0.5\n", {}, "ivr.digit_timeout_s: must be between 1 and 60"),
+        ('[ivr]\ndigit_timeout_s = "soon"\n', {}, "ivr.digit_timeout_s: 'soon' is not a number"),
+        ("[ivr]\nmax_failures = 5\nmax_asks = 4\n", {}, "ivr.max_asks: must be between max_failures (5)"),
+        ("[ivr]\nledger_deadline_ms = 10\n", {}, "ivr.ledger_deadline_ms: must be between 50 and 30000"),
+        ("[ivr]\ncall_deadline = 60\n", {}, "ivr.call_deadline: unknown key"),
     ],
 )
 def test_errors_name_the_key_and_the_file(tmp_path: Path, text: str, env: dict[str, str], message: str) -> None:
@@ -141,3 +146,12 @@ sip_reason = ""
         "strip_prefix": "8", "transfer_to": "dnc_ok_{number} XML {context}", "sounds_dir": "/srv/fs/sounds",
         "sound_ext": "sln16", "announce": False, "sip_reason": "",
     }
+
+
+def test_ivr_keys(tmp_path: Path) -> None:
+    defaults = load(None, environ={}).ivr
+    assert (defaults.menu.digit_timeout, defaults.call_deadline, defaults.ledger_deadline) == (6.0, 600.0, 2.0)
+    path = write(tmp_path, "[ivr]\ndigit_timeout_s = 4.5\nmax_failures = 2\nmax_asks = 12\nledger_deadline_ms = 500\n")
+    ivr = load(path, environ={"DNCGATE_IVR__CALL_DEADLINE_S": "120"}).ivr
+    assert (ivr.menu.digit_timeout, ivr.menu.max_failures, ivr.menu.max_asks) == (4.5, 2, 12)
+    assert (ivr.call_deadline, ivr.ledger_deadline) == (120.0, 0.5)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 import structlog
@@ -261,3 +262,38 @@ async def test_check_is_unchanged_on_the_same_server(agi: AgiServer) -> None:
         assert await asyncio.wait_for(reader.readline(), 5) == b""
     finally:
         await close_client(writer)
+
+
+async def test_serve_applies_the_ivr_keys_of_the_config(tmp_path: Path) -> None:
+    from dncgate.config import load
+    from dncgate.service import Running, serve
+
+    toml = tmp_path / "dncgate.toml"
+    toml.write_text(f"""
+[store]
+path = "{tmp_path / 'serve.sqlite3'}"
+[agi]
+port = 0
+[http]
+enabled = false
+[ivr]
+digit_timeout_s = 4.5
+max_failures = 1
+[tenants.acme]
+region = "US"
+""")
+    config = load(toml, environ={})
+    ready: asyncio.Queue[Running] = asyncio.Queue()
+    task = asyncio.create_task(serve(config, on_ready=ready.put_nowait, handle_signals=False))
+    running = await asyncio.wait_for(ready.get(), 5)
+    try:
+        assert running.agi_port
+        commands = lines(await FakeAsterisk(keys=[""]).call(running.agi_port))
+    finally:
+        running.stop.set()
+        await asyncio.wait_for(task, 10)
+    # GET DATA waits digit_timeout_s (in ms); one failure is already max_failures
+    assert commands == [
+        "STREAM FILE dncgate/en/ivr-welcome 0123456789*#", "GET DATA dncgate/en/ivr-menu 4500 1",
+        "STREAM FILE dncgate/en/ivr-no-input ", "STREAM FILE dncgate/en/ivr-goodbye ", "HANGUP",
+    ]
