@@ -19,11 +19,11 @@ from dncgate.api.config import ApiConfig, api_settings
 from dncgate.consent.config import ConsentConfig
 from dncgate.consent.settings import consent_settings, hours_settings
 from dncgate.ivr.settings import IvrConfig, ivr_settings
+from dncgate.lists.settings import FeedConfig, SyncConfig, feed_settings, sync_settings
 from dncgate.model import REJECT_SIP_CODES, FailureAction, ListPolicy, Mode, Purpose, StaleAction, TenantPolicy
 from dncgate.numbers import DialPlan
 from dncgate.store.errors import UnknownList
 from dncgate.store.protocol import list_key
-from dncgate.store.protocol import parse_list_name as list_key_or_national
 
 ENV_PREFIX = "DNCGATE_"
 DEFAULT_TENANT = "default"
@@ -66,41 +66,6 @@ class EslHandlerConfig:
     def overrides(self) -> dict[str, Any]:  # keyword arguments for EslCheckSettings
         values = {name: getattr(self, name) for name in self.__slots__}
         return {name: value for name, value in values.items() if value is not None}
-
-
-@dataclass(frozen=True, slots=True)
-class SyncConfig:
-    """``[sync]``: where a list is synced from (``dncgate lists sync``, and periodically in ``serve``)."""
-
-    enabled: bool = False  # periodic sync inside ``dncgate serve``
-    source: str = "http"  # http (national platform or a carrier's feed) or dir (a drop directory)
-    url: str = ""
-    directory: Path = Path("dncgate-drop")
-    auth_header: str = ""
-    client_cert: Path | None = None
-    client_key: Path | None = None
-    ca_file: Path | None = None
-    public_key: str = ""  # base64 Ed25519: manifests must then be signed
-    list_name: str = "national"
-    region: str = ""  # for numbers not in +E.164 form; default: [national] region
-    interval_s: int = 3600
-    max_shrink: float = 0.05
-    workdir: Path = Path("dncgate-sync")
-    outbox: Path | None = None  # registrations queue (SQLite file); pushed upstream when set
-    # Run each periodic sync in a child process, so parsing and sorting a large snapshot never
-    # holds the event loop (and the calls waiting on it) of the serving process.
-    isolate: bool = True
-    publish_dir: Path | None = None  # republish what was applied, for resellers (see [feed])
-
-
-@dataclass(frozen=True, slots=True)
-class FeedConfig:
-    """``[feed]``: serve ``sync.publish_dir`` to resellers holding a token ("name:token" entries)."""
-
-    enabled: bool = False
-    host: str = "127.0.0.1"
-    port: int = 9465
-    tokens: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,8 +203,8 @@ def _build(root: _Reader) -> GateConfig:
     audit = root.table("audit")
     queue = audit.get("queue_size", int, 100_000)
     audit.check_unknown()
-    sync = _sync(root.table("sync"), national_region)
-    feed = _feed(root.table("feed"))
+    sync = sync_settings(root.table("sync"), national_region, _region)
+    feed = feed_settings(root.table("feed"))
     if feed.enabled and sync.publish_dir is None:
         raise ConfigError(f"{root.source}: feed.enabled: needs sync.publish_dir (the directory the feed serves)")
     tenants_t = root.table("tenants")
@@ -265,66 +230,6 @@ def _build(root: _Reader) -> GateConfig:
         esl_handler=esl_handler,
         http=listeners["http"],
     )
-
-
-def _optional_path(table: _Reader, key: str) -> Path | None:
-    value = table.get(key, str, "")
-    return Path(value) if value else None
-
-
-def _sync(t: _Reader, national_region: str) -> SyncConfig:
-    config = SyncConfig(
-        enabled=t.get("enabled", bool, False),
-        source=t.get("source", str, "http"),
-        url=t.get("url", str, ""),
-        directory=Path(t.get("directory", str, "dncgate-drop")),
-        auth_header=t.get("auth_header", str, ""),
-        client_cert=_optional_path(t, "client_cert"),
-        client_key=_optional_path(t, "client_key"),
-        ca_file=_optional_path(t, "ca_file"),
-        public_key=t.get("public_key", str, ""),
-        list_name=t.get("list", str, "national"),
-        region=_region(t, t.get("region", str, national_region)),
-        interval_s=t.get("interval_s", int, 3600),
-        max_shrink=float(t.get("max_shrink_percent", int, 5)) / 100,
-        workdir=Path(t.get("workdir", str, "dncgate-sync")),
-        outbox=_optional_path(t, "outbox"),
-        publish_dir=_optional_path(t, "publish_dir"),
-        isolate=t.get("isolate", bool, True),
-    )
-    if config.source not in {"http", "dir"}:
-        raise t.error("source", f"{config.source!r} is not one of http, dir")
-    if config.source == "http" and config.enabled and not config.url.startswith(("http://", "https://")):
-        raise t.error("url", "an http source needs an http:// or https:// URL")
-    if config.auth_header and ":" not in config.auth_header:
-        raise t.error("auth_header", "expected 'Name: value', like 'Authorization: Bearer ...'")
-    if not 0 <= config.max_shrink <= 1:
-        raise t.error("max_shrink_percent", "must be between 0 and 100")
-    if config.interval_s < 10:
-        raise t.error("interval_s", "must be at least 10")
-    try:
-        list_key_or_national(config.list_name)
-    except UnknownList as exc:
-        raise t.error("list", str(exc)) from None
-    t.check_unknown()
-    return config
-
-
-def _feed(t: _Reader) -> FeedConfig:
-    config = FeedConfig(
-        enabled=t.get("enabled", bool, False),
-        host=t.get("host", str, "127.0.0.1"),
-        port=t.get("port", int, 9465),
-        tokens=t.get("tokens", tuple, []),
-    )
-    if not 0 <= config.port <= 65535:
-        raise t.error("port", f"{config.port} is not a TCP port")
-    if any(":" not in token or not token.partition(":")[2] for token in config.tokens):
-        raise t.error("tokens", "each entry is 'reseller:token'")
-    if config.enabled and not config.tokens:
-        raise t.error("tokens", "the feed needs at least one reseller token")
-    t.check_unknown()
-    return config
 
 
 def _listen(table: _Reader, enabled: bool, port: int) -> ListenConfig:
