@@ -20,11 +20,13 @@ from redis.exceptions import WatchError
 
 from dncgate.lists.blocks import BlockEstimate, choose_k, iter_blocks, members_of
 from dncgate.lists.distinct import SortedDistinct, sorted_distinct
-from dncgate.store.errors import StoreCorrupt
+from dncgate.store.errors import StoreCorrupt, StoreUnavailable
 from dncgate.store.protocol import Progress
 from dncgate.store.redis_conn import RedisSettings, redis_errors
 from dncgate.store.redis_keys import LISTS, ListKeys, Pointer, now_iso, now_ms
 from dncgate.store.redis_mux import Command, pack
+
+_EDIT_ATTEMPTS = 3  # a swap during an edit: the edit is written again on the new live version
 
 log = structlog.get_logger("dncgate.store.redis")
 
@@ -213,13 +215,26 @@ class Loader:
         return live
 
     async def edit(self, keys: ListKeys, uniq: Sequence[int], *, add: bool) -> int:
-        """SADD (or SREM) numbers in the live version; returns how many changed."""
+        """SADD (or SREM) numbers in the live version; returns how many changed.
+
+        A swap that makes another version live while the edit is being written would leave the
+        edit in the retired version only, so the pointer is read again afterwards and the edit
+        repeated on the version that is live by then: when this returns, the live list has it.
+        """
         pointer = await self.live_pointer(keys)
-        if pointer is None:
-            if not add or not uniq:
-                return 0
-            pointer = await self.create_empty(keys, self.estimate(uniq).k)
-        version, k = pointer.version, pointer.k
+        for _ in range(_EDIT_ATTEMPTS):
+            if pointer is None:
+                if not add or not uniq:
+                    return 0
+                pointer = await self.create_empty(keys, self.estimate(uniq).k)
+            changed = await self._edit_version(keys, pointer.version, pointer.k, uniq, add=add)
+            now = await self.live_pointer(keys)
+            if now is not None and now.version == pointer.version:
+                return changed
+            pointer = now
+        raise StoreUnavailable(f"edit of {keys.name}: the live version kept changing ({_EDIT_ATTEMPTS} attempts)")
+
+    async def _edit_version(self, keys: ListKeys, version: str, k: int, uniq: Sequence[int], *, add: bool) -> int:
         pipe = self._client.pipeline(transaction=False)
         blocks = list(iter_blocks(uniq, k))
         if add and blocks:

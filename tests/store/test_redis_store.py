@@ -210,6 +210,27 @@ async def test_add_numbers_use_the_live_versions_blocks(store: RedisListStore, r
     assert "blocks of 10^" in stats["tenant:acme"].detail
 
 
+async def test_an_edit_racing_a_swap_lands_in_the_new_live_version(
+    store: RedisListStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await store.replace_list("tenant:acme", _operator_numbers(9, 1_000))
+    loader = store._loader
+    real_edit_version = loader._edit_version
+    swapped: list[str] = []
+
+    async def edit_then_swap(*args: object, **kwargs: bool) -> int:
+        changed = await real_edit_version(*args, **kwargs)  # type: ignore[arg-type]
+        if not swapped:  # a full snapshot becomes live while the edit was being written
+            swapped.append((await store.replace_list("tenant:acme", _operator_numbers(10, 1_000))).version)
+        return changed
+
+    monkeypatch.setattr(loader, "_edit_version", edit_then_swap)
+    assert await store.add_numbers("tenant:acme", [8613900000007]) == 1
+    facts = await store.facts("acme", 8613900000007)
+    assert facts.tenant_list is not None
+    assert facts.tenant_list.version == swapped[0]  # in the list that is live now, not only the retired one
+
+
 async def test_every_key_of_a_list_shares_its_hash_tag(store: RedisListStore, raw: aioredis.Redis) -> None:
     await store.replace_list("tenant:acme", _operator_numbers(9, 1000))
     await store.set_prefix_rule("tenant:acme", "86170")
