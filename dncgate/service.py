@@ -77,7 +77,7 @@ async def serve(config: GateConfig, *, on_ready: Callable[[Running], None] | Non
             esl = OutboundServer(handler, OutboundConfig(
                 host=config.esl.host, port=config.esl.port, max_sessions=config.esl.max_sessions,
                 # the check's announcement is bounded at 30 s by its handler; an IVR call at
-                # IvrContext.call_deadline (600 s) by the IVR
+                # [ivr] call_deadline_s (600 s by default) by the IVR
                 session_deadline=ivr.call_deadline + 60.0))
             await esl.start()
             running.esl_port = esl.port
