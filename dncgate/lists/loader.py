@@ -48,6 +48,14 @@ def number_of(text: str, plan: DialPlan) -> int | str:
     return "a short or emergency number, not a subscriber"
 
 
+def entry_number(entry: Entry | LineError, plan: DialPlan) -> tuple[int, Entry] | LineError:
+    """A parsed entry with its E.164 integer, or the line error to report for it."""
+    if isinstance(entry, LineError):
+        return entry
+    number = number_of(entry.number, plan)
+    return LineError(entry.line, entry.number, number) if isinstance(number, str) else (number, entry)
+
+
 async def load_file(
     store: ListStore,
     list_name: str,
@@ -93,13 +101,10 @@ def _numbers(
         summary.read += 1
         if progress is not None and summary.read % 10_000 == 0:
             progress(summary.read)
-        if isinstance(entry, LineError):
-            summary.invalid.append(entry)
-            continue
-        number = number_of(entry.number, plan)
-        if isinstance(number, str):
-            summary.invalid.append(LineError(entry.line, entry.number, number))
+        checked = entry_number(entry, plan)
+        if isinstance(checked, LineError):
+            summary.invalid.append(checked)
         else:
-            yield number, entry
+            yield checked
     if progress is not None:
         progress(summary.read)

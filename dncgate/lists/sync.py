@@ -29,7 +29,7 @@ import structlog
 from dncgate.lists import fastlines
 from dncgate.lists.distinct import sorted_distinct
 from dncgate.lists.formats import LineError, ListFileError, read_entries
-from dncgate.lists.loader import number_of
+from dncgate.lists.loader import entry_number, number_of
 from dncgate.lists.manifest import FileEntry, IntegrityError, Manifest, ManifestError, now_iso, verify_signature
 from dncgate.lists.sources import Fetched, SourceError, SyncSource
 from dncgate.numbers import DialPlan
@@ -112,15 +112,13 @@ def parse_entries(path: Path, fmt: str, plan: DialPlan, *, delta: bool) -> Parse
     that the snapshot fast path must agree with."""
     parsed = Parsed(array("q"), array("q"))
     final: dict[int, bool] = {}
-    for entry in read_entries(path, fmt):
+    for raw in read_entries(path, fmt):
         parsed.read += 1
-        if isinstance(entry, LineError):
-            parsed.invalid.append(entry)
+        checked = entry_number(raw, plan)
+        if isinstance(checked, LineError):
+            parsed.invalid.append(checked)
             continue
-        number = number_of(entry.number, plan)
-        if isinstance(number, str):
-            parsed.invalid.append(LineError(entry.line, entry.number, number))
-            continue
+        number, entry = checked
         parsed.categories += entry.category is not None
         if delta:
             final[number] = entry.action == "add"
