@@ -113,6 +113,11 @@ class _Reader:
                 return int(value)
             except ValueError:
                 raise self.error(key, f"{value!r} is not a whole number") from None
+        if kind is float and isinstance(value, int | str) and not isinstance(value, bool):
+            try:
+                return float(value)
+            except ValueError:
+                raise self.error(key, f"{value!r} is not a number") from None
         if kind is tuple and isinstance(value, str):
             return tuple(v.strip() for v in value.split(",") if v.strip())
         if kind is tuple and isinstance(value, list):
@@ -122,6 +127,11 @@ class _Reader:
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise self.error(key, f"expected {kind.__name__}, got {value!r}")
         return value
+
+    def optional(self, key: str, kind: type) -> Any:
+        """The value when the key is set, else None (the reader's own default applies)."""
+        self.used.add(key)
+        return self.get(key, kind, None) if key in self.data else None
 
     def choice(self, key: str, enum: type[Any], default: Any) -> Any:
         value = self.get(key, str, default.value)
@@ -249,15 +259,10 @@ def _listen(table: _Reader, enabled: bool, port: int) -> ListenConfig:
 
 def _esl_handler(t: _Reader) -> EslHandlerConfig:
     """The handler keys of ``[esl]`` (``_listen`` reads the rest of the table and checks for typos)."""
-
-    def optional(key: str, kind: type) -> Any:
-        t.used.add(key)
-        return t.get(key, kind, None) if key in t.data else None
-
     config = EslHandlerConfig(
-        strip_prefix=optional("strip_prefix", str), transfer_to=optional("transfer_to", str),
-        sounds_dir=optional("sounds_dir", str), sound_ext=optional("sound_ext", str),
-        announce=optional("announce", bool), sip_reason=optional("sip_reason", str),
+        strip_prefix=t.optional("strip_prefix", str), transfer_to=t.optional("transfer_to", str),
+        sounds_dir=t.optional("sounds_dir", str), sound_ext=t.optional("sound_ext", str),
+        announce=t.optional("announce", bool), sip_reason=t.optional("sip_reason", str),
     )
     if config.strip_prefix is not None and not re.fullmatch(r"[0-9*#+]*", config.strip_prefix):
         raise t.error("strip_prefix", f"{config.strip_prefix!r}: only digits, *, # and +")

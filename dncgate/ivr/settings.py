@@ -54,15 +54,7 @@ def ivr_settings(table: _Reader) -> IvrConfig:
 
 def _number(table: _Reader, key: str, default: float, low: float, high: float) -> float:
     """Seconds given as a whole or decimal number (TOML ``6`` or ``6.5``; the environment as text)."""
-    raw = table.data.get(key, default)
-    table.used.add(key)
-    if isinstance(raw, str):
-        try:
-            raw = float(raw)
-        except ValueError:
-            raise table.error(key, f"{raw!r} is not a number") from None
-    if isinstance(raw, bool) or not isinstance(raw, int | float):
-        raise table.error(key, f"expected a number, got {raw!r}")
-    if not low <= raw <= high:
+    value: float = table.get(key, float, default)
+    if not low <= value <= high:
         raise table.error(key, f"must be between {low:g} and {high:g}")
-    return float(raw)
+    return value

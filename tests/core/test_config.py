@@ -111,6 +111,7 @@ def test_environment_overrides_file(tmp_path: Path) -> None:
         ('[esl]\nstrip_prefx = "8"\n', {}, "esl.strip_prefx: unknown key"),
         ("[ivr]\ndigit_timeout_s = 0.5\n", {}, "ivr.digit_timeout_s: must be between 1 and 60"),
         ('[ivr]\ndigit_timeout_s = "soon"\n', {}, "ivr.digit_timeout_s: 'soon' is not a number"),
+        ("[ivr]\ndigit_timeout_s = true\n", {}, "ivr.digit_timeout_s: expected float, got True"),
         ("[ivr]\nmax_failures = 5\nmax_asks = 4\n", {}, "ivr.max_asks: must be between max_failures (5)"),
         ("[ivr]\nledger_deadline_ms = 10\n", {}, "ivr.ledger_deadline_ms: must be between 50 and 30000"),
         ("[ivr]\ncall_deadline = 60\n", {}, "ivr.call_deadline: unknown key"),
