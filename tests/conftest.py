@@ -19,7 +19,7 @@ from tests import ports
 def free_port() -> int:
     """A loopback port from the suite's pool (``tests.ports``): checked free, below the ephemeral
     range, never handed out twice, so a server started on it cannot meet a neighbour's port."""
-    return ports.tcp_port()
+    return ports.port()
 
 
 @dataclass

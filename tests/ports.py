@@ -71,13 +71,8 @@ class PortPool:
 POOL = PortPool()
 
 
-def udp_port() -> int:
-    """One free port for a UDP socket (SIP signalling, the RTP sink)."""
-    return POOL.take(1)
-
-
-def tcp_port() -> int:
-    """One free port for a TCP listener (gate, AMI)."""
+def port() -> int:
+    """One free port, checked for UDP and TCP alike (SIP signalling, the gate, Redis, AMI)."""
     return POOL.take(1)
 
 

@@ -136,15 +136,8 @@ class LabError(RuntimeError):
 # --------------------------------------------------------------------------- ports
 
 
-def free_tcp_port() -> int:
-    """A loopback TCP port from the lab's pool (see ``tests.e2e.ports``)."""
-    return ports.tcp_port()
-
-
-def free_udp_port(*, even: bool = False) -> int:
-    """A loopback UDP port from the lab's pool; pool ports are always even."""
-    del even  # every port the pool hands out is even
-    return ports.udp_port()
+# One pool port serves either protocol (tests/ports.py checks both).
+free_tcp_port = free_udp_port = ports.port
 
 
 # --------------------------------------------------------------------------- chroot
