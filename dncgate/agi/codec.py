@@ -124,7 +124,7 @@ class LineBuffer:
                 item = item[:-1]
             if not item or len(item) > self._max:
                 return None
-            lines.append(item.decode("utf-8", errors="replace"))
+            lines.append(_decode(item))
         del buf[:size]
         self._scan = 0
         return lines
