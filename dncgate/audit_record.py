@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-import uuid
+import os
+import random
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
@@ -11,9 +12,15 @@ from typing import Any
 from dncgate.model import CallAttempt, Decision
 from dncgate.numbers import ShortNumber, Subscriber
 
+# Decision ids are 128 random bits as 32 hex digits, like uuid4().hex, drawn from a generator seeded
+# from os.urandom once per process: uuid4() makes a getrandom() system call on every call, which
+# costs ~20 us on a busy switch host. Ids name records; they are not secrets or credentials.
+_IDS = random.Random(os.urandom(32))
+os.register_at_fork(after_in_child=lambda: _IDS.seed(os.urandom(32)))  # a child must not repeat the parent's ids
+
 
 def new_decision_id() -> str:
-    return uuid.uuid4().hex
+    return f"{_IDS.getrandbits(128):032x}"
 
 
 @dataclass(frozen=True, slots=True)

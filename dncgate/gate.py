@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING
 
 import structlog
@@ -55,7 +56,22 @@ class CheckRequest:
 class CheckResult:
     decision: Decision
     decision_id: str
-    record: AuditRecord
+    attempt: CallAttempt
+    door: str
+    dialled: str
+    latency_us: int
+
+    @property
+    def record(self) -> AuditRecord:
+        """The audit record of this decision (built on demand: not needed on the call's path)."""
+        return AuditRecord.of(
+            self.attempt, self.decision, decision_id=self.decision_id, door=self.door, dialled=self.dialled,
+            latency_us=self.latency_us,
+        )
+
+
+# Runs a callback once the door has handed the verdict to the switch (see Gate.check's ``defer``).
+Deferrer = Callable[[Callable[[], None]], None]
 
 
 class Gate:
@@ -81,8 +97,16 @@ class Gate:
         # The national list's age, cached off the call's path (``lists.freshness``): fills Facts.list_age.
         self.list_age = list_age
 
-    async def check(self, request: CheckRequest, log: structlog.typing.FilteringBoundLogger) -> CheckResult:
-        """Decide one call. Never raises for bad input or a failed store: that is a decision too."""
+    async def check(
+        self, request: CheckRequest, log: structlog.typing.FilteringBoundLogger, *, defer: Deferrer | None = None,
+    ) -> CheckResult:
+        """Decide one call. Never raises for bad input or a failed store: that is a decision too.
+
+        The log line, the audit record and the metrics are written after the verdict is handed
+        over: on the loop's next turn, or through ``defer`` when the door knows better (the
+        FastAGI door runs them once the session's socket is closed, so that they do not delay
+        Asterisk's reply to the verdict either). ``defer`` must run what it is given exactly once.
+        """
         started = time.perf_counter_ns()
         tenant, tenant_problem = self._tenant(request.tenant)
         purpose = _purpose(request.purpose, tenant.default_purpose)
@@ -107,19 +131,18 @@ class Gate:
             facts = replace(facts, list_age=self.list_age())
         decision = decide(attempt, facts)
         latency_us = (time.perf_counter_ns() - started) // 1000
-        decision_id = new_decision_id()
-        record = AuditRecord.of(
-            attempt, decision, decision_id=decision_id, door=request.door, dialled=request.dialled,
-            latency_us=latency_us,
-        )
-        # The log line, the audit record and the metrics follow on the loop's next turn: the door
-        # hands the verdict to the switch first (writing it is synchronous), so none of them
-        # delays the call.
-        asyncio.get_running_loop().call_soon(self._record, log, decision, record)
-        return CheckResult(decision, decision_id, record)
+        result = CheckResult(decision, new_decision_id(), attempt, request.door, request.dialled, latency_us)
+        finish = partial(self._record, log, result)
+        if defer is None:
+            # The door writes the verdict synchronously when check() returns: this runs after it.
+            asyncio.get_running_loop().call_soon(finish)
+        else:
+            defer(finish)
+        return result
 
-    def _record(self, log: structlog.typing.FilteringBoundLogger, decision: Decision, record: AuditRecord) -> None:
-        _log_decision(log, decision, record)
+    def _record(self, log: structlog.typing.FilteringBoundLogger, result: CheckResult) -> None:
+        record = result.record
+        _log_decision(log, result.decision, record)
         self.audit.submit(record)
         if self.metrics is not None:
             self.metrics.observe(record, record.latency_us)

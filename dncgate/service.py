@@ -25,6 +25,7 @@ from dncgate.ivr.agi import ivr_agi_handler, with_ivr
 from dncgate.ivr.esl import ivr_esl_handler, with_esl_ivr
 from dncgate.ivr.runner import IvrContext
 from dncgate.metrics import GateMetrics
+from dncgate.numbers import warm_up
 from dncgate.store.factory import open_store
 
 log = structlog.get_logger("dncgate.service")
@@ -56,6 +57,7 @@ async def serve(config: GateConfig, *, on_ready: Callable[[Running], None] | Non
     ledger = open_ledger(config.store, config.consent)  # the consent ledger, on the same store
     lists = await start_services(config, store, sync_metrics, ledger)
     sync_metrics.watch(lists.freshness)
+    warm_up(tenant.dial_plan for tenant in config.tenants.values())
     gate = Gate(config.tenants, store, audit, store_deadline=config.store.timeout_ms / 1000, metrics=metrics,
                 list_age=lists.freshness.age)
     running = Running(gate)

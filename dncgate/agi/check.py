@@ -44,7 +44,7 @@ def check_handler(gate: Gate, door: str = "agi") -> Callable[[AgiSession], Await
             session.log.warning("agi.check.unknown_script", script=request.script)
             return  # no variables set: the dialplan treats that as a failed check
         check = await _check_request(session, door)
-        result = await gate.check(check, session.log)
+        result = await gate.check(check, session.log, defer=session.after_close)
         decision = result.decision
         await set_variables(
             session,

@@ -12,7 +12,8 @@ import asyncio
 import contextlib
 import enum
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any, Protocol
 
 import structlog
@@ -106,6 +107,7 @@ class AgiSession:
         self._decoder = decoder
         self._lock = asyncio.Lock()
         self._broken: AgiError | None = None
+        self._after_close: list[Callable[[], None]] = []
 
     @classmethod
     async def from_streams(
@@ -133,6 +135,14 @@ class AgiSession:
             ) from exc
         return cls(reader, writer, request, decoder, limits=limits,
                    log=log if log is not None else structlog.get_logger())
+
+    def after_close(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once the session's socket is closed (work that must not delay the call).
+
+        run_session runs it on the loop's turn after the close, whatever way the session ended; an
+        exception it raises is logged as ``agi.session.after_close_failed``.
+        """
+        self._after_close.append(callback)
 
     # -- generic ---------------------------------------------------------------------------------
 
@@ -259,9 +269,13 @@ async def _read_more(reader: ByteReader, decoder: AgiDecoder, chunk: int) -> Non
         decoder.feed_eof()
 
 
-async def _close_writer(writer: ByteWriter, limit: float) -> None:
+async def _close_writer(writer: ByteWriter, limit: float, then: Sequence[Callable[[], None]] = ()) -> None:
     with contextlib.suppress(OSError, RuntimeError):
         writer.close()
+    # Queued behind the transport's own close callback, so the peer sees EOF first.
+    loop = asyncio.get_running_loop()
+    for callback in then:
+        loop.call_soon(callback)
     try:
         async with asyncio.timeout(limit):
             await writer.wait_closed()
@@ -304,7 +318,8 @@ async def run_session(
     except Exception as exc:  # noqa: BLE001 - this is the per-session error boundary
         outcome = _log_failure(log, exc, session)
     finally:
-        await _close_writer(writer, limits.close_timeout)
+        after = [partial(_guarded, log, cb) for cb in session._after_close] if session is not None else []
+        await _close_writer(writer, limits.close_timeout, then=after)
         log.debug(
             "agi.session.finished", outcome=str(outcome),
             duration_ms=round((time.monotonic() - started) * 1000, 1),
@@ -321,6 +336,13 @@ async def _run_handler(session: AgiSession, handler: AgiHandler, limit: float | 
         if cm.expired() and not isinstance(exc, AgiTimeout):
             raise AgiTimeout(f"handler ran longer than {limit}s", phase="session", timeout=limit or 0.0) from exc
         raise
+
+
+def _guarded(log: Logger, callback: Callable[[], None]) -> None:
+    try:
+        callback()
+    except Exception as exc:
+        log.error("agi.session.after_close_failed", error=repr(exc), exc_info=exc)
 
 
 def _log_failure(log: Logger, exc: Exception, session: AgiSession | None) -> SessionOutcome:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,7 +16,8 @@ from dncgate.gate import Gate
 from dncgate.model import Mode, TenantPolicy
 from dncgate.numbers import DialPlan
 from dncgate.store.sqlite import SqliteListStore
-from tests.agi.agi_helpers import asterisk_parse_args, close_client, open_client
+from tests.agi.agi_helpers import asterisk_parse_args, close_client, open_client, read_until_closed
+from tests.agi.conftest import wait_idle
 
 TENANTS = {
     "default": TenantPolicy(name="default", dial_plan=DialPlan(region="US", technical_prefixes=("9",))),
@@ -140,3 +142,48 @@ async def test_unknown_script_sets_nothing(server: tuple[AgiServer, SqliteListSt
     agi, _ = server
     commands = await fake_asterisk(agi.port, "agi://127.0.0.1/other", ["2015550124"])
     assert commands == []
+
+
+async def test_decision_is_recorded_after_the_socket_closes(
+    server: tuple[AgiServer, SqliteListStore], logs: list[MutableMapping[str, Any]],
+) -> None:
+    """The log line and audit record are off the call's path: not even Asterisk's reply to the
+    verdict waits for them, yet each decision is recorded once."""
+    agi, store = server
+    reader, writer = await open_client(agi.port)
+    try:
+        writer.write(header("agi://127.0.0.1/check?tenant=default&purpose=marketing", ["2015550123"]))
+        await writer.drain()
+        verdict = mset([asterisk_parse_args((await asyncio.wait_for(reader.readline(), 3)).decode().rstrip("\n"))])
+        assert verdict["DNCGATE_VERDICT"] == "reject"
+        await asyncio.sleep(0.05)  # the gate is idle, waiting for our reply: nothing recorded yet
+        assert not [e for e in logs if e["event"].startswith("decision.")]
+        writer.write(b"200 result=0\n")
+        await writer.drain()
+        assert await read_until_closed(reader) == b""
+    finally:
+        await close_client(writer)
+    await wait_idle(agi)
+    (line,) = [e for e in logs if e["event"].startswith("decision.")]
+    assert (line["event"], line["callee"], line["decision_id"]) == (
+        "decision.rejected", "+12015550123", verdict["DNCGATE_DECISION_ID"])
+    for _ in range(100):
+        if tail := await store.audit_tail(5):
+            break
+        await asyncio.sleep(0.01)
+    assert [r.decision_id for r in tail] == [line["decision_id"]]
+
+
+async def test_decision_is_recorded_when_asterisk_hangs_up_before_replying(
+    server: tuple[AgiServer, SqliteListStore], logs: list[MutableMapping[str, Any]],
+) -> None:
+    agi, _ = server
+    reader, writer = await open_client(agi.port)
+    writer.write(header("agi://127.0.0.1/check?tenant=default&purpose=marketing", ["2015550124"]))
+    await writer.drain()
+    verdict = mset([asterisk_parse_args((await asyncio.wait_for(reader.readline(), 3)).decode().rstrip("\n"))])
+    assert verdict["DNCGATE_VERDICT"] == "allow"
+    writer.close()  # the channel went away with the verdict unanswered
+    await wait_idle(agi)
+    assert [e["event"] for e in logs if e["event"].startswith("decision.")] == ["decision.allowed"]
+    assert "agi.session.peer_gone" in [e["event"] for e in logs]

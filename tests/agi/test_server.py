@@ -366,3 +366,35 @@ async def test_async_context_manager_and_default_address() -> None:
         assert server.port != 0
         await proper_session(server.port)
     assert not server.serving
+
+
+async def test_after_close_callbacks_run_once_after_eof_whatever_the_ending(
+    make_server: ServerFactory, logs: Logs,
+) -> None:
+    ran: list[str] = []
+    closed_before: list[bool] = []
+
+    async def handler(s: AgiSession) -> None:
+        s.after_close(lambda: ran.append(s.request.uniqueid))
+        s.after_close(lambda: closed_before.append(s._writer.is_closing()))  # type: ignore[attr-defined]
+        s.after_close(lambda: 1 / 0)  # a broken callback is logged; the others still run
+        if s.request.get("callerid") == "boom":
+            raise RuntimeError("handler failed")
+
+    server = await make_server(handler)
+    reader, writer = await open_client(server.port)
+    writer.write(HEADER)
+    await writer.drain()
+    assert await read_until_closed(reader) == b""
+    await close_client(writer)
+    reader, writer = await open_client(server.port)
+    writer.write(HEADER.replace(b"agi_callerid: 15551230000", b"agi_callerid: boom"))
+    await writer.drain()
+    assert await read_until_closed(reader) == b""
+    await close_client(writer)
+    await wait_idle(server)
+    assert len(ran) == 2
+    assert closed_before == [True, True]
+    failures = events(logs, "agi.session.after_close_failed")
+    assert [f["error"] for f in failures] == ["ZeroDivisionError('division by zero')"] * 2
+    assert len(events(logs, "agi.session.handler_error")) == 1

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+import os
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import structlog
 from structlog.testing import capture_logs
 
 from dncgate.audit import AuditSink
-from dncgate.audit_record import AuditRecord
+from dncgate.audit_record import AuditRecord, new_decision_id
 from dncgate.gate import CheckRequest, CheckResult, Gate
 from dncgate.model import Facts, Mode, Originator, Reason, TenantPolicy, Verdict
 from dncgate.numbers import DialPlan
@@ -155,3 +156,32 @@ async def test_store_failure_fails_closed_and_says_so(tmp_path: Path, delay: flo
     # The store never took the records: each one is written whole into the log instead.
     unwritten = [e for e in shutdown if e["event"] == "audit.unwritten_at_shutdown"]
     assert {e["decision_id"] for e in unwritten} == {marketing.decision_id, service.decision_id}
+
+
+def test_decision_ids_are_128_bit_hex_and_a_forked_child_does_not_repeat_them() -> None:
+    ids = {new_decision_id() for _ in range(10_000)}
+    assert len(ids) == 10_000
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        os.write(write_end, " ".join(new_decision_id() for _ in range(3)).encode())
+        os._exit(0)
+    os.close(write_end)
+    os.waitpid(child, 0)
+    child_ids = os.read(read_end, 4096).decode().split()
+    os.close(read_end)
+    parent_ids = [new_decision_id() for _ in range(3)]
+    assert len(child_ids) == 3
+    assert not set(child_ids) & set(parent_ids)
+
+
+async def test_deferred_record_waits_for_the_door(gate: Gate, store: SqliteListStore) -> None:
+    pending: list[Callable[[], None]] = []
+    with capture_logs() as logs:
+        result = await gate.check(CheckRequest(dialled="13800000000", door="agi"), LOG, defer=pending.append)
+        await asyncio.sleep(0.01)
+        assert not [e for e in logs if e["event"].startswith("decision.")]
+        (finish,) = pending
+        finish()
+    assert [e["decision_id"] for e in logs if e["event"].startswith("decision.")] == [result.decision_id]

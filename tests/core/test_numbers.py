@@ -141,3 +141,16 @@ def test_operator_trunk_prefix_override() -> None:
 def test_non_string_input_is_invalid() -> None:
     result = normalise(12015550123, US)  # type: ignore[arg-type]
     assert isinstance(result, InvalidNumber)
+
+
+def test_warm_up_loads_each_region_once_at_start_and_caches_nothing() -> None:
+    from phonenumbers import PhoneMetadata
+
+    from dncgate.numbers import _normalise_cached, warm_up
+
+    _normalise_cached.cache_clear()
+    # phonenumbers keeps loaded regions in this (private) dict; NZ is used by no other test here.
+    assert "NZ" not in PhoneMetadata._region_metadata
+    warm_up([DialPlan(region="NZ"), DialPlan(region="ZZ")])  # ZZ: no metadata, skipped quietly
+    assert "NZ" in PhoneMetadata._region_metadata
+    assert _normalise_cached.cache_info().currsize == 0
