@@ -68,7 +68,8 @@ class Multiplexer:
         self._pending: deque[_Call] = deque()
         self._connect_lock = asyncio.Lock()
         self._closed = False
-        # Writes of one loop iteration go out in one send; a watchdog times out stalled replies.
+        # While replies are awaited, the writes of one loop iteration go out in one send (an idle
+        # channel writes at once); a watchdog times out stalled replies.
         self._out: list[bytes] = []
         self._flush_handle: asyncio.Handle | None = None
         self._watchdog: asyncio.TimerHandle | None = None
@@ -89,10 +90,15 @@ class Multiplexer:
     async def _send(self, transport: asyncio.Transport, packed: bytes, expected: int) -> list[Any]:
         loop = asyncio.get_running_loop()
         call = _Call(loop.create_future(), expected, loop.time())
+        idle = not self._pending and not self._out
         self._pending.append(call)
-        self._out.append(packed)
-        if self._flush_handle is None:
-            self._flush_handle = loop.call_soon(self._flush, transport)
+        if idle and transport is self._transport:
+            # Nothing in flight: no lookup to share a send with, so do not wait a loop turn.
+            transport.write(packed)
+        else:
+            self._out.append(packed)
+            if self._flush_handle is None:
+                self._flush_handle = loop.call_soon(self._flush, transport)
         if self._watchdog is None:
             self._watchdog = loop.call_later(self._reply_timeout / 4, self._watch)
         return await call.future
