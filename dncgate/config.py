@@ -62,6 +62,9 @@ class EslHandlerConfig:
     sound_ext: str | None = None
     announce: bool | None = None
     sip_reason: str | None = None
+    fallback_sip_code: int | None = None  # a reject verdict that carries no code
+    playback_deadline: float | None = None  # [esl] playback_deadline_s
+    settle_deadline: float | None = None  # [esl] settle_deadline_s
 
     def overrides(self) -> dict[str, Any]:  # keyword arguments for EslCheckSettings
         values = {name: getattr(self, name) for name in self.__slots__}
@@ -263,7 +266,16 @@ def _esl_handler(t: _Reader) -> EslHandlerConfig:
         strip_prefix=t.optional("strip_prefix", str), transfer_to=t.optional("transfer_to", str),
         sounds_dir=t.optional("sounds_dir", str), sound_ext=t.optional("sound_ext", str),
         announce=t.optional("announce", bool), sip_reason=t.optional("sip_reason", str),
+        fallback_sip_code=t.optional("fallback_sip_code", int),
+        playback_deadline=t.optional("playback_deadline_s", float),
+        settle_deadline=t.optional("settle_deadline_s", float),
     )
+    if config.fallback_sip_code is not None and config.fallback_sip_code not in {603, 607, 608}:
+        raise t.error("fallback_sip_code", f"{config.fallback_sip_code}: one of 603, 607, 608")
+    for key, value, most in (("playback_deadline_s", config.playback_deadline, 300.0),
+                             ("settle_deadline_s", config.settle_deadline, 30.0)):
+        if value is not None and not 0 < value <= most:
+            raise t.error(key, f"{value}: must be above 0 and at most {most:g} seconds")
     if config.strip_prefix is not None and not re.fullmatch(r"[0-9*#+]*", config.strip_prefix):
         raise t.error("strip_prefix", f"{config.strip_prefix!r}: only digits, *, # and +")
     if config.transfer_to is not None:

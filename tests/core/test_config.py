@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from dncgate.config import ConfigError, load
+from dncgate.esl.check import EslCheckSettings
 from dncgate.model import FailureAction, ListPolicy, Mode, Purpose
 
 
@@ -140,13 +143,32 @@ transfer_to = "dnc_ok_{number} XML {context}"
 sounds_dir = "/srv/fs/sounds"
 announce = false
 sip_reason = ""
+fallback_sip_code = 607
+playback_deadline_s = 12.5
 """)
-    config = load(path, environ={"DNCGATE_ESL__SOUND_EXT": "sln16"})
+    config = load(path, environ={"DNCGATE_ESL__SOUND_EXT": "sln16", "DNCGATE_ESL__SETTLE_DEADLINE_S": "1"})
     assert config.esl.enabled is True
     assert config.esl_handler.overrides() == {
         "strip_prefix": "8", "transfer_to": "dnc_ok_{number} XML {context}", "sounds_dir": "/srv/fs/sounds",
-        "sound_ext": "sln16", "announce": False, "sip_reason": "",
+        "sound_ext": "sln16", "announce": False, "sip_reason": "", "fallback_sip_code": 607,
+        "playback_deadline": 12.5, "settle_deadline": 1.0,
     }
+    settings = replace(EslCheckSettings(), **config.esl_handler.overrides())  # what serve does
+    assert (settings.fallback_sip_code, settings.playback_deadline, settings.settle_deadline) == (607, 12.5, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("fallback_sip_code = 486", "esl.fallback_sip_code: 486: one of 603, 607, 608"),
+        ("playback_deadline_s = 0", "esl.playback_deadline_s: 0.0: must be above 0 and at most 300 seconds"),
+        ("settle_deadline_s = 31", "esl.settle_deadline_s: 31.0: must be above 0 and at most 30 seconds"),
+        ("settle_deadline_s = \"soon\"", "esl.settle_deadline_s: 'soon' is not a number"),
+    ],
+)
+def test_esl_handler_keys_are_checked(tmp_path: Path, line: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load(write(tmp_path, f"[esl]\n{line}\n"), environ={})
 
 
 def test_ivr_keys(tmp_path: Path) -> None:
