@@ -68,6 +68,7 @@ class EslConnection:
         self._max_events = max_queued_events
         self._auth: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
         self._failure: EslError | None = None
+        self._ended = False  # the end marker is queued
         self._task: asyncio.Task[None] | None = None
         self.disconnect_notice: Message | None = None
         self.dropped_events = 0
@@ -112,8 +113,7 @@ class EslConnection:
             if not fut.done():
                 fut.set_exception(error)
         self._fail_executes(error)
-        self._events.append(_END)
-        self._events_ready.set()
+        self._end_events()
 
     def _fail_executes(self, error: EslError) -> None:
         executes, self._executes = self._executes, {}
@@ -154,8 +154,7 @@ class EslConnection:
         elif kind == DISCONNECT_NOTICE:
             self.disconnect_notice = message
             self._fail_executes(EslConnectionClosed("disconnect-notice received"))
-            self._events.append(_END)
-            self._events_ready.set()
+            self._end_events()
         elif kind == AUTH_REQUEST:
             if not self._auth.done():
                 self._auth.set_result(message)
@@ -164,7 +163,19 @@ class EslConnection:
         else:
             self._log.debug("esl.message.ignored", content_type=kind)
 
+    def _end_events(self) -> None:
+        """Mark the end of the event stream (once); nothing queued after it is ever read."""
+        if not self._ended:
+            self._ended = True
+            self._events.append(_END)
+            self._events_ready.set()
+
     def _on_event(self, event: Event) -> None:
+        if self._ended:
+            # After a failure or a disconnect-notice the reader may still see events (a late
+            # reply, linger mode); queueing them could push the end marker out of a full queue.
+            self.dropped_events += 1
+            return
         if event.name == "CHANNEL_EXECUTE_COMPLETE" and event.application_uuid:
             fut = self._executes.pop(event.application_uuid, None)
             if fut is not None and not fut.done():

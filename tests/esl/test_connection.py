@@ -1,0 +1,53 @@
+"""EslConnection's event stream after a failure: it ends, and the end cannot be pushed out."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from dncgate.esl.codec import Limits
+from dncgate.esl.connection import EslConnection
+from dncgate.esl.errors import EslTimeoutError
+
+
+def event_frame(unique_id: int) -> bytes:
+    body = b"Event-Name: HEARTBEAT\nUnique-ID: u%d\n\n" % unique_id
+    return b"Content-Length: %d\nContent-Type: text/event-plain\n\n" % len(body) + body
+
+
+async def test_events_after_a_command_timeout_cannot_push_out_the_end_of_stream() -> None:
+    """A command times out (the connection is poisoned), then more events than the queue holds
+    and the late reply arrive: the stream must still end with the timeout, not go quiet."""
+    sent = asyncio.Event()
+
+    async def freeswitch(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"Content-Type: auth/request\n\n")
+        await reader.readuntil(b"\n\n")  # the command, answered too late
+        await asyncio.sleep(0.3)
+        for i in range(5):
+            writer.write(event_frame(i))
+        writer.write(b"Content-Type: api/response\nContent-Length: 3\n\n+OK")
+        await writer.drain()
+        sent.set()
+        await asyncio.sleep(3)
+        writer.close()
+
+    server = await asyncio.start_server(freeswitch, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    conn = EslConnection(reader, writer, limits=Limits(), max_queued_events=3)
+    conn.start()
+    try:
+        await conn.wait_auth_request(1)
+        with pytest.raises(EslTimeoutError):
+            await conn.command(b"api status\n\n", 0.1)
+        await asyncio.wait_for(sent.wait(), 2)
+        await asyncio.sleep(0.1)
+        with pytest.raises(EslTimeoutError, match="status"):
+            await conn.next_event(None)  # no deadline: must not wait for ever
+        assert conn.dropped_events == 5
+    finally:
+        await conn.close()
+        server.close()
+        await server.wait_closed()
