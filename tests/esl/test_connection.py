@@ -20,6 +20,8 @@ async def test_events_after_a_command_timeout_cannot_push_out_the_end_of_stream(
     """A command times out (the connection is poisoned), then more events than the queue holds
     and the late reply arrive: the stream must still end with the timeout, not go quiet."""
     sent = asyncio.Event()
+    done = asyncio.Event()
+    finished = asyncio.Event()
 
     async def freeswitch(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(b"Content-Type: auth/request\n\n")
@@ -30,8 +32,10 @@ async def test_events_after_a_command_timeout_cannot_push_out_the_end_of_stream(
         writer.write(b"Content-Type: api/response\nContent-Length: 3\n\n+OK")
         await writer.drain()
         sent.set()
-        await asyncio.sleep(3)
+        await done.wait()  # stays connected until the test is over
         writer.close()
+        await writer.wait_closed()
+        finished.set()
 
     server = await asyncio.start_server(freeswitch, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
@@ -48,6 +52,8 @@ async def test_events_after_a_command_timeout_cannot_push_out_the_end_of_stream(
             await conn.next_event(None)  # no deadline: must not wait for ever
         assert conn.dropped_events == 5
     finally:
+        done.set()
         await conn.close()
+        await asyncio.wait_for(finished.wait(), 2)
         server.close()
         await server.wait_closed()
