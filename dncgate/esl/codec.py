@@ -120,7 +120,12 @@ def _json_pairs_hook(pairs: list[tuple[str, Any]]) -> _Pairs:
     return _Pairs(pairs)
 
 
-def _json_value(value: Any) -> str:
+# FreeSWITCH's event-json arrays are flat; a value nested deeper than this is refused (it would
+# otherwise exhaust the stack while being flattened).
+_MAX_JSON_NESTING = 8
+
+
+def _json_value(value: Any, depth: int = 0) -> str:
     """One JSON value as the string the plain format would carry.
 
     Array headers (e.g. ``variable_DP_MATCH``) are JSON arrays in event-json but
@@ -129,10 +134,15 @@ def _json_value(value: Any) -> str:
     """
     if isinstance(value, str):
         return value
+    if depth >= _MAX_JSON_NESTING:
+        raise InvalidBodyError(f"text/event-json value nested deeper than {_MAX_JSON_NESTING} levels")
     if isinstance(value, _Pairs):
-        return json.dumps(dict(value))
+        try:
+            return json.dumps(dict(value))
+        except RecursionError as exc:
+            raise InvalidBodyError("text/event-json value nested too deeply") from exc
     if isinstance(value, list):
-        return "ARRAY::" + "|:".join(_json_value(item) for item in value)
+        return "ARRAY::" + "|:".join(_json_value(item, depth + 1) for item in value)
     if value is None:
         return ""
     return json.dumps(value)

@@ -36,6 +36,9 @@ from dncgate.events import CallEventStream, CallRecord
 __all__ = ["FEED_EVENTS", "EslCallFeed", "record_from_hangup", "run_esl_feed"]
 
 FEED_EVENTS: tuple[str, ...] = ("CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_HANGUP_COMPLETE")
+# FreeSWITCH sends HEARTBEAT every 20 s (switch.conf event-heartbeat-interval): a feed that hears
+# nothing for this long is on a dead (half-open) connection and reconnects.
+FEED_SILENCE_DEADLINE = 60.0
 
 log = structlog.get_logger("dncgate.esl.feed")
 
@@ -52,14 +55,14 @@ _Q850 = {
 
 def _micros(value: str | None) -> datetime | None:
     """FreeSWITCH microsecond epoch timestamps; ``0`` or missing means "never"."""
-    if not value or not value.isdigit() or int(value) == 0:
+    if not value or not (value.isascii() and value.isdigit()) or int(value) == 0:
         return None
     return datetime.fromtimestamp(int(value) / 1_000_000, UTC)
 
 
 def _int(value: str | None) -> int | None:
     value = (value or "").strip()
-    return int(value) if value.isdigit() else None
+    return int(value) if value.isascii() and value.isdigit() else None
 
 
 def _sip_code(event: Event) -> int | None:
@@ -133,7 +136,6 @@ class EslCallFeed:
         name, uid = event.name, event.unique_id
         if not uid or name not in FEED_EVENTS:
             return None
-        at = _micros(event.get("Event-Date-Timestamp"))
         if name == "CHANNEL_HANGUP_COMPLETE":
             created, answered = self._pending.pop(uid, [None, None])
             try:
@@ -147,6 +149,12 @@ class EslCallFeed:
             log.debug("esl.feed.record", call_id=record.call_id, cause=record.hangup_cause_name,
                       sip_code=record.sip_code, billsec=record.billsec)
             return record
+        try:
+            at = _micros(event.get("Event-Date-Timestamp"))
+        except (ValueError, OverflowError, OSError) as exc:
+            self.bad_events += 1
+            log.warning("esl.feed.bad_event", unique_id=uid, error=f"Event-Date-Timestamp: {exc}")
+            return None
         times = self._pending.get(uid)
         if times is None:
             times = self._pending[uid] = [None, None]
@@ -179,13 +187,17 @@ async def run_esl_feed(
 ) -> EslCallFeed:
     """Connect to FreeSWITCH (8021), subscribe to :data:`FEED_EVENTS` in json and feed ``stream``.
 
+    HEARTBEAT is subscribed too, and a connection silent for ``config.event_deadline`` (default
+    :data:`FEED_SILENCE_DEADLINE`) is dropped and reconnected.
+
     Runs until cancelled (or until ``max_attempts`` consecutive reconnects fail).
     """
     base = config if config is not None else InboundConfig()
     cfg = InboundConfig(
-        host=base.host, port=base.port, password=base.password, events=FEED_EVENTS, event_format="json",
-        connect_deadline=base.connect_deadline, command_deadline=base.command_deadline,
-        event_deadline=base.event_deadline, close_deadline=base.close_deadline,
+        host=base.host, port=base.port, password=base.password, events=(*FEED_EVENTS, "HEARTBEAT"),
+        event_format="json", connect_deadline=base.connect_deadline, command_deadline=base.command_deadline,
+        event_deadline=base.event_deadline if base.event_deadline is not None else FEED_SILENCE_DEADLINE,
+        close_deadline=base.close_deadline,
         max_queued_events=base.max_queued_events, limits=base.limits,
     )
     feed = EslCallFeed(stream)

@@ -277,6 +277,21 @@ def test_bad_event_json_is_typed_error(body: bytes) -> None:
         EslDecoder().feed(frame)
 
 
+@pytest.mark.parametrize("depth", [9, 400, 900])
+def test_deeply_nested_json_values_are_refused_and_the_decoder_stops(depth: int) -> None:
+    body = b'{"Event-Name":"X","a":' + b"[" * depth + b"]" * depth + b"}"
+    decoder = EslDecoder()
+    with pytest.raises(InvalidBodyError, match="nested"):
+        decoder.feed(b"Content-Length: %d\nContent-Type: text/event-json\n\n%s" % (len(body), body))
+    with pytest.raises(EslProtocolError, match="decoder already failed"):
+        decoder.feed(b"Content-Type: auth/request\n\n")  # refuses input after the error
+
+
+def test_json_arrays_nested_a_few_levels_still_decode() -> None:
+    event = decode_event("text/event-json", b'{"Event-Name":"X","a":[["b",["c"]],"d"]}')
+    assert event.headers["a"] == "ARRAY::ARRAY::b|:ARRAY::c|:d"
+
+
 def test_event_plain_body_shorter_than_inner_length() -> None:
     inner = b"Event-Name: X\nContent-Length: 50\n\nshort"
     with pytest.raises(InvalidBodyError):

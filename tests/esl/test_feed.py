@@ -11,6 +11,7 @@ import pytest
 from esl_helpers import fixture_bytes, transcript_steps
 from fake_freeswitch import rx_steps
 
+from dncgate.esl import feed as feed_module
 from dncgate.esl.codec import EslDecoder, Limits
 from dncgate.esl.errors import EslConnectionClosed
 from dncgate.esl.feed import EslCallFeed, record_from_hangup, run_esl_feed
@@ -120,6 +121,50 @@ def test_pending_legs_are_bounded() -> None:
     assert (feed.pending, feed.evicted) == (3, 7)
 
 
+@pytest.mark.parametrize("stamp", ["99999999999999999999", "\u00b2", "-5"])
+def test_a_bad_timestamp_is_counted_not_raised(stamp: str) -> None:
+    feed = EslCallFeed(CallEventStream())
+    for name in ("CHANNEL_CREATE", "CHANNEL_ANSWER"):
+        event = Event("json", Headers([("Event-Name", name), ("Unique-ID", "u1"), ("Event-Date-Timestamp", stamp)]))
+        assert feed.on_event(event) is None
+    assert feed.bad_events == (2 if stamp.startswith("9") else 0)  # the others read as "no time"
+    hangup = extract("extract_hangup_complete_json_5551001.txt")  # the feed carries on with the next call
+    assert feed.on_event(hangup) is not None
+
+
+async def test_a_silent_feed_connection_is_dropped_and_reconnected(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No event (not even FreeSWITCH's 20 s HEARTBEAT) for the silence deadline: reconnect."""
+    monkeypatch.setattr(feed_module, "FEED_SILENCE_DEADLINE", 0.2)  # the default applies: no event_deadline given
+    connects: list[bytes] = []
+
+    async def silent_freeswitch(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            writer.write(b"Content-Type: auth/request\n\n")
+            await reader.readuntil(b"\n\n")
+            writer.write(b"Content-Type: command/reply\nReply-Text: +OK accepted\n\n")
+            connects.append(await reader.readuntil(b"\n\n"))
+            writer.write(b"Content-Type: command/reply\nReply-Text: +OK event listener enabled json\n\n")
+            await reader.read()  # then nothing, as on a half-open connection
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(silent_freeswitch, "127.0.0.1", 0)
+    config = InboundConfig(port=int(server.sockets[0].getsockname()[1]), connect_deadline=1, command_deadline=0.5)
+    feed = asyncio.create_task(run_esl_feed(CallEventStream(), config, sleep=lambda _: asyncio.sleep(0)))
+    try:
+        async with asyncio.timeout(5):
+            while len(connects) < 2:  # noqa: ASYNC110 - polling what the fake server saw
+                await asyncio.sleep(0.02)
+    finally:
+        feed.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await feed
+        server.close()
+    assert connects[:2] == [b"event json CHANNEL_CREATE CHANNEL_ANSWER CHANNEL_HANGUP_COMPLETE HEARTBEAT\n\n"] * 2
+
+
 @contextlib.asynccontextmanager
 async def replaying_freeswitch(received: list[bytes]) -> AsyncIterator[int]:
     """The recorded 8021 session: auth, subscription, then the recorded channel events."""
@@ -159,7 +204,9 @@ async def test_feed_over_the_recorded_inbound_session() -> None:
         with pytest.raises(EslConnectionClosed, match="gave up"):
             await run_esl_feed(stream, config, max_attempts=0)
     recorded = [s.data for s in transcript_steps("inbound_8021") if s.direction == "tx"]
-    assert received == recorded[:2]  # auth ClueCon; event json CHANNEL_CREATE CHANNEL_ANSWER CHANNEL_HANGUP_COMPLETE
+    assert received[0] == recorded[0]  # auth ClueCon
+    # the recorded subscription (event json CHANNEL_CREATE CHANNEL_ANSWER CHANNEL_HANGUP_COMPLETE) + HEARTBEAT
+    assert received[1] == recorded[1].replace(b"\n\n", b" HEARTBEAT\n\n")
     record = await asyncio.wait_for(first, 1)
     await records.aclose()
     assert record.call_id == CALL
