@@ -55,12 +55,11 @@ class AuditSink:
 
     async def _run(self) -> None:
         while True:
-            batch = [await self._queue.get()]
+            batch = self._current = [await self._queue.get()]  # held where close() can find it
             if self._linger and self._queue.qsize() < self._batch_size:
                 await asyncio.sleep(self._linger)
             while len(batch) < self._batch_size and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            self._current = batch
             await self._write(batch)
             self._current = []
             for _ in batch:

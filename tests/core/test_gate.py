@@ -185,3 +185,33 @@ async def test_deferred_record_waits_for_the_door(gate: Gate, store: SqliteListS
         (finish,) = pending
         finish()
     assert [e["decision_id"] for e in logs if e["event"].startswith("decision.")] == [result.decision_id]
+
+
+async def test_a_record_taken_off_the_queue_during_the_linger_is_not_lost_at_shutdown() -> None:
+    class SlowStore:
+        def __init__(self) -> None:
+            self.appended: list[AuditRecord] = []
+
+        async def append_audit(self, batch: Sequence[AuditRecord]) -> None:
+            await asyncio.sleep(0.3)
+            self.appended.extend(batch)
+
+    def record(i: int) -> AuditRecord:
+        return AuditRecord(
+            decision_id=f"id{i}", at="2026-11-28T00:00:00+00:00", tenant="t", door="agi", account="", trunk="",
+            caller_id="", dialled="2125551234", callee="+12125551234", purpose="marketing", category=None,
+            verdict="reject", outcome="reject", reason="national_dnc", list_name="national", list_version="1",
+            mode="enforce", sip_code=607, latency_us=1)
+
+    store = SlowStore()
+    sink = AuditSink(store, linger=0.05)  # type: ignore[arg-type]
+    sink.start()
+    sink.submit(record(1))
+    await asyncio.sleep(0.4)  # written
+    sink.submit(record(2))  # taken by the writer, which lingers 50 ms
+    await asyncio.sleep(0.01)
+    with capture_logs() as logs:
+        await sink.close(timeout=0.02)  # the shutdown grace ends during the linger
+    assert [r.decision_id for r in store.appended] == ["id1"]
+    assert [(e["event"], e["decision_id"]) for e in logs] == [("audit.unwritten_at_shutdown", "id2")]
+    assert sink.overflowed == 1
