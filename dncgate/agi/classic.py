@@ -18,7 +18,15 @@ from __future__ import annotations
 import os
 import sys
 
-from dncgate.agi.relay import SYSTEM_CONFIG, RelayUnavailable, gate_address, read_header, relay, wants_in_process
+from dncgate.agi.relay import (
+    SYSTEM_CONFIG,
+    RelayBroken,
+    RelayUnavailable,
+    gate_address,
+    read_header,
+    relay,
+    wants_in_process,
+)
 
 AUDIT_FLUSH = 2.0
 
@@ -35,6 +43,10 @@ def main() -> int:
             return 0
         except RelayUnavailable as exc:
             why = str(exc)
+        except RelayBroken as exc:
+            # No traceback on Asterisk's console; no verdict variables, so the dialplan fails closed.
+            print(f"dncgate-agi: agi.relay.broken: {exc}", file=sys.stderr)
+            return 1
     return _standalone(header, why)
 
 

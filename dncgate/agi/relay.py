@@ -25,6 +25,10 @@ _CHUNK = 65536
 SYSTEM_CONFIG = "/etc/dncgate/dncgate.toml"
 
 
+class RelayBroken(Exception):
+    """The gate's connection broke after bytes had passed to Asterisk: too late to decide here."""
+
+
 class RelayUnavailable(Exception):
     """The gate did not accept the session; ``header`` holds what was already read from Asterisk."""
 
@@ -89,40 +93,54 @@ def wants_in_process(header: bytes) -> bool:
 
 
 def relay(stdin: int, stdout: int, address: tuple[str, int], header: bytes) -> None:
-    """Forward ``header`` and then every byte both ways. Raises ``RelayUnavailable`` if the gate
-    cannot be reached (nothing has been sent to Asterisk then)."""
+    """Forward ``header`` and then every byte both ways.
+
+    Raises ``RelayUnavailable`` if the gate cannot be reached, or drops the connection before
+    anything but the header has passed (an overloaded gate refuses sessions that way): nothing has
+    been sent to Asterisk then, so the caller can still decide in-process. A connection lost later
+    raises ``RelayBroken``: the dialplan then sees no verdict and fails closed."""
     try:
         sock = socket.create_connection(address, timeout=CONNECT_DEADLINE)
     except OSError as exc:
         raise RelayUnavailable(header, f"{address[0]}:{address[1]}: {exc}") from None
-    with sock, selectors.DefaultSelector() as selector:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.sendall(header)
-        sock.setblocking(False)
-        selector.register(sock, selectors.EVENT_READ, "gate")
-        selector.register(stdin, selectors.EVENT_READ, "asterisk")
-        while True:
-            ready = selector.select(IDLE_DEADLINE)
-            if not ready:
-                return  # both sides silent: let the dialplan treat the check as failed
-            for key, _ in ready:
-                if key.data == "gate":
-                    try:
-                        data = sock.recv(_CHUNK)
-                    except BlockingIOError:
-                        continue
-                    if not data:
-                        return  # the gate ends every session by closing: so do we
-                    _write_all(stdout, data)
-                else:
-                    data = os.read(stdin, _CHUNK)
-                    if not data:
-                        selector.unregister(stdin)  # Asterisk closed our stdin: the gate closes next
-                        sock.shutdown(socket.SHUT_WR)
-                        continue
-                    sock.setblocking(True)
-                    sock.sendall(data)
-                    sock.setblocking(False)
+    relayed = False  # any byte after the header, either way
+    try:
+        with sock, selectors.DefaultSelector() as selector:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.sendall(header)
+            sock.setblocking(False)
+            selector.register(sock, selectors.EVENT_READ, "gate")
+            selector.register(stdin, selectors.EVENT_READ, "asterisk")
+            while True:
+                ready = selector.select(IDLE_DEADLINE)
+                if not ready:
+                    return  # both sides silent: let the dialplan treat the check as failed
+                for key, _ in ready:
+                    if key.data == "gate":
+                        try:
+                            data = sock.recv(_CHUNK)
+                        except BlockingIOError:
+                            continue
+                        if not data:
+                            if not relayed:
+                                raise ConnectionResetError("the gate closed the session without a command")
+                            return  # the gate ends every session by closing: so do we
+                        relayed = True
+                        _write_all(stdout, data)
+                    else:
+                        data = os.read(stdin, _CHUNK)
+                        if not data:
+                            selector.unregister(stdin)  # Asterisk closed our stdin: the gate closes next
+                            sock.shutdown(socket.SHUT_WR)
+                            continue
+                        relayed = True
+                        sock.setblocking(True)
+                        sock.sendall(data)
+                        sock.setblocking(False)
+    except ConnectionError as exc:
+        if not relayed:
+            raise RelayUnavailable(header, f"{address[0]}:{address[1]}: {exc}") from None
+        raise RelayBroken(f"{address[0]}:{address[1]}: connection lost mid-session: {exc}") from None
 
 
 def _write_all(fd: int, data: bytes) -> None:

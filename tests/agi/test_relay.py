@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
+import struct
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from dncgate.agi import AgiServer
+from dncgate.agi import AgiLimits, AgiServer, AgiSession
 from dncgate.agi.check import check_handler
 from dncgate.agi.relay import gate_address, wants_in_process
 from dncgate.audit import AuditSink
@@ -120,3 +122,61 @@ async def test_relay_off_argument_decides_in_process(gate_server: tuple[AgiServe
     env = base_env(db) | {"DNCGATE_AGI_RELAY": f"127.0.0.1:{server.port}"}
     assert await run_agi(env, "2015550123", "agi_arg_4: relay=off\n") == ("reject|in-process", 0)
     assert sum(server.outcomes.values()) == 0
+
+
+async def test_a_gate_at_its_session_limit_is_decided_in_process(tmp_path: Path) -> None:
+    """An overloaded gate accepts and drops the connection: the relay falls back, no traceback."""
+    db = tmp_path / "agi.sqlite3"
+    store = SqliteListStore(db)
+    await store.replace_list("national", [12015550123])
+    await store.close()
+    held = asyncio.Event()
+
+    async def hold(session: AgiSession) -> None:
+        held.set()
+        await asyncio.sleep(10)
+
+    server = AgiServer(hold, port=0, limits=AgiLimits(max_sessions=1))
+    await server.start()
+    _reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        writer.write(HEADER.format(number="1", extra="").encode())
+        await asyncio.wait_for(held.wait(), 5)  # the one slot is taken
+        env = base_env(db) | {"DNCGATE_AGI_RELAY": f"127.0.0.1:{server.port}"}
+        assert await run_agi(env, "2015550123") == ("reject|in-process", 0)
+    finally:
+        writer.close()
+        await server.close(timeout=1)
+
+
+async def test_a_gate_lost_mid_session_fails_closed_without_a_traceback(tmp_path: Path) -> None:
+    async def send_then_drop(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\n\n")
+        writer.write(b"VERBOSE \"checking\" 1\n")  # a command reaches Asterisk...
+        await writer.drain()
+        await reader.readline()
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()  # ...then the gate is gone (RST)
+
+    fake_gate = await asyncio.start_server(send_then_drop, "127.0.0.1", 0)
+    port = fake_gate.sockets[0].getsockname()[1]
+    env = base_env(tmp_path / "unused.sqlite3") | {"DNCGATE_AGI_RELAY": f"127.0.0.1:{port}"}
+    proc = await asyncio.create_subprocess_exec(
+        BINARY, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+    proc.stdin.write(HEADER.format(number="2015550123", extra="").encode())
+    async with asyncio.timeout(30):
+        assert await proc.stdout.readline() == b'VERBOSE "checking" 1\n'
+        proc.stdin.write(b"200 result=1\n")
+        await proc.stdin.drain()
+        rest = await proc.stdout.read()
+        _, err = await proc.communicate()
+    fake_gate.close()
+    assert rest == b""  # no verdict: the dialplan fails closed
+    assert proc.returncode == 1
+    assert b"agi.relay.broken" in err
+    assert b"Traceback" not in err
