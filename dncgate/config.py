@@ -304,7 +304,7 @@ def _tenant(name: str, t: _Reader) -> TenantPolicy:
     plan = DialPlan(
         region=_region(t, t.get("region", str, "US")),
         trunk_prefix=t.get("trunk_prefix", str, "") or None,
-        international_prefixes=t.get("international_prefixes", tuple, ["00", "011"]),
+        international_prefixes=t.get("international_prefixes", tuple, list(DialPlan().international_prefixes)),
         technical_prefixes=t.get("technical_prefixes", tuple, []),
         extra_short_numbers=frozenset(t.get("short_numbers", tuple, [])),
     )

@@ -42,7 +42,12 @@ class DialPlan:
     region: str = "US"
     # None: use the region's own national (trunk) prefix from phonenumbers' metadata.
     trunk_prefix: str | None = None
-    international_prefixes: tuple[str, ...] = ("00", "011")
+    # Extra prefixes read as "+" (e.g. "00" for NANPA dialers that send it). The region's own
+    # international prefix (00 in most of the world, 011 in NANPA, 010 in Japan, 0011 in
+    # Australia...) is always understood, from phonenumbers' metadata. Never list a prefix that
+    # begins national numbers in the region: "011" would turn Leicester's 0116 numbers into New
+    # Zealand ones, "00" Japan's 0066 freephone numbers into Thai ones.
+    international_prefixes: tuple[str, ...] = ()
     # Stripped before anything else; each at most once. "X" matches any digit ("1010XXX").
     technical_prefixes: tuple[str, ...] = ()
     # Extra numbers the operator wants treated as short service numbers (never commercial).

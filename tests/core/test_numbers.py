@@ -154,3 +154,23 @@ def test_warm_up_loads_each_region_once_at_start_and_caches_nothing() -> None:
     warm_up([DialPlan(region="NZ"), DialPlan(region="ZZ")])  # ZZ: no metadata, skipped quietly
     assert "NZ" in PhoneMetadata._region_metadata
     assert _normalise_cached.cache_info().currsize == 0
+
+
+@pytest.mark.parametrize(
+    ("region", "prefixes", "dialled", "e164"),
+    [
+        ("GB", (), "0116 483 0498", "+441164830498"),  # Leicester, not New Zealand (+64 830498)
+        ("IN", (), "011 2781 5378", "+911127815378"),  # Delhi, not South Africa
+        ("US", (), "011 44 20 7946 0000", "+442079460000"),  # NANPA's own international prefix
+        ("GB", (), "00 1 201 555 0123", "+12015550123"),  # and the UK's
+        ("US", ("00",), "0012015550123", "+12015550123"),  # "00" where an operator asks for it
+    ],
+)
+def test_only_the_regions_own_international_prefix_by_default(
+    region: str, prefixes: tuple[str, ...], dialled: str, e164: str,
+) -> None:
+    assert normalise(dialled, DialPlan(region=region, international_prefixes=prefixes)) == Subscriber(dialled, e164)
+
+
+def test_00_is_not_international_in_nanpa_unless_configured() -> None:
+    assert isinstance(normalise("0012015550123", DialPlan(region="US")), InvalidNumber)

@@ -41,6 +41,7 @@ STANDARD_LISTS = {"national": [int(LISTED[1:])], "tenant:acme": [int(TENANT_LIST
 E2E_TENANTS = """\
 [tenants.acme]
 region = "US"
+international_prefixes = ["00"]  # besides NANPA's own 011: the lab dials 00+E.164 too
 reject_sip_code = 607
 check_failed_sip_code = 603
 marketing_on_failure = "reject"
