@@ -3,7 +3,9 @@
 Two connections, each on its own thread so the event loop never blocks on the file: a reader
 for lookups (WAL gives it a consistent snapshot per transaction, even while a load runs) and a
 writer for loads, edits and audit. A snapshot is written as a new version beside the live one;
-``lists.version`` is the pointer, flipped in one transaction, then the old rows are deleted.
+``lists.version`` is the pointer, flipped in the write transaction that wrote the rows (so other
+processes on the file never see a build half-done), then the old rows are deleted. Every write
+runs in ``_write_tx``: BEGIN IMMEDIATE, then COMMIT, or ROLLBACK on any error.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
 from itertools import islice
@@ -86,6 +89,20 @@ def _connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA busy_timeout=2000")
     return conn
+
+
+@contextmanager
+def _write_tx(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction. The write lock is taken up front, so a busy file fails at BEGIN with
+    nothing open; any exception rolls back, so the connection is never left inside a transaction."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 class SqliteListStore:
@@ -196,29 +213,36 @@ class SqliteListStore:
             unique.add(_checked(number))
         ordered = sorted(unique)
         conn = self._writer_conn()
-        self._drop_abandoned(conn, name)
-        version = conn.execute(
-            "INSERT INTO versions (list_name, state, created_at) VALUES (?, 'building', ?)", (name, _now())
-        ).lastrowid
-        conn.execute("BEGIN")
-        loaded = 0
-        iterator = iter(ordered)
-        while batch := list(islice(iterator, _BATCH)):
-            conn.executemany("INSERT INTO numbers (version, number) VALUES (?, ?)", ((version, n) for n in batch))
-            loaded += len(batch)
-            if progress is not None:
-                progress(loaded)
-        conn.execute("COMMIT")
-        previous = self._flip(conn, name, version, loaded)
-        if previous is not None:
-            conn.execute("DELETE FROM numbers WHERE version = ?", (previous,))
-            conn.execute("UPDATE versions SET state = 'retired' WHERE id = ?", (previous,))
+        # One transaction from the first row to the flip: no other writer ever sees this build unfinished.
+        with _write_tx(conn):
+            self._drop_dead(conn, name)
+            version = self._new_version(conn, name)
+            loaded = 0
+            iterator = iter(ordered)
+            while batch := list(islice(iterator, _BATCH)):
+                conn.executemany(
+                    "INSERT INTO numbers (version, number) VALUES (?, ?)", ((version, n) for n in batch)
+                )
+                loaded += len(batch)
+                if progress is not None:
+                    progress(loaded)
+            previous = self._flip(conn, name, version, loaded)
+        if previous is not None:  # retired by the flip; if this fails, the next load frees it
+            with _write_tx(conn):
+                conn.execute("DELETE FROM numbers WHERE version = ?", (previous,))
         return LoadResult(name, str(version), loaded, given - loaded, None if previous is None else str(previous))
 
     @staticmethod
-    def _flip(conn: sqlite3.Connection, name: str, version: int | None, count: int) -> int | None:
-        """Make ``version`` live in one transaction; returns the version it replaced."""
-        conn.execute("BEGIN IMMEDIATE")
+    def _new_version(conn: sqlite3.Connection, name: str) -> int:
+        cursor = conn.execute(
+            "INSERT INTO versions (list_name, state, created_at) VALUES (?, 'building', ?)", (name, _now())
+        )
+        assert cursor.lastrowid is not None  # an INSERT into a rowid table always sets it
+        return cursor.lastrowid
+
+    @staticmethod
+    def _flip(conn: sqlite3.Connection, name: str, version: int, count: int) -> int | None:
+        """Make ``version`` live and retire the one it replaces (returned), inside the caller's transaction."""
         row = conn.execute("SELECT version FROM lists WHERE name = ?", (name,)).fetchone()
         conn.execute(
             "INSERT INTO lists (name, version, count, loaded_at) VALUES (?, ?, ?, ?) "
@@ -227,17 +251,27 @@ class SqliteListStore:
             (name, version, count, _now()),
         )
         conn.execute("UPDATE versions SET state = 'live' WHERE id = ?", (version,))
-        conn.execute("COMMIT")
-        return None if row is None else int(row[0])
+        if row is None:
+            return None
+        conn.execute("UPDATE versions SET state = 'retired' WHERE id = ?", (row[0],))
+        return int(row[0])
 
     @staticmethod
-    def _drop_abandoned(conn: sqlite3.Connection, name: str) -> None:
-        """Rows of a load that died half-way (its version never went live) are removed."""
-        for (version,) in conn.execute(
-            "SELECT id FROM versions WHERE list_name = ? AND state = 'building'", (name,)
-        ).fetchall():
-            conn.execute("DELETE FROM numbers WHERE version = ?", (version,))
-            conn.execute("UPDATE versions SET state = 'abandoned' WHERE id = ?", (version,))
+    def _drop_dead(conn: sqlite3.Connection, name: str) -> None:
+        """Free the rows of every version of ``name`` but the live one, inside a load's transaction.
+
+        With the write lock held, no other version can be in use: this module commits a build only
+        together with its flip. What is left is a build an older release committed as 'building' and
+        then died on (marked abandoned), or a retired version whose delete did not run."""
+        conn.execute(
+            "DELETE FROM numbers WHERE version IN (SELECT id FROM versions WHERE list_name = ?1 "
+            "AND id IS NOT (SELECT version FROM lists WHERE name = ?1))", (name,)
+        )
+        conn.execute(
+            "UPDATE versions SET state = CASE state WHEN 'building' THEN 'abandoned' ELSE 'retired' END "
+            "WHERE list_name = ?1 AND state IN ('building', 'live') "
+            "AND id IS NOT (SELECT version FROM lists WHERE name = ?1)", (name,)
+        )
 
     async def add_numbers(self, list_name: str, numbers: Sequence[int]) -> int:
         name = parse_list_name(list_name)
@@ -248,28 +282,28 @@ class SqliteListStore:
         return await self._write(self._edit, name, [_checked(n) for n in numbers], False)
 
     def _edit(self, name: str, numbers: list[int], add: bool) -> int:
-        conn = self._writer_conn()
-        row = conn.execute("SELECT version FROM lists WHERE name = ?", (name,)).fetchone()
-        if row is None:
-            if not add:
-                return 0
-            self._replace(name, [], None)
+        # The live version is read under the write lock: no load can flip it before this commits.
+        with _write_tx(self._writer_conn()) as conn:
             row = conn.execute("SELECT version FROM lists WHERE name = ?", (name,)).fetchone()
-        version = int(row[0])
-        conn.execute("BEGIN IMMEDIATE")
-        before = conn.total_changes
-        if add:
-            conn.executemany(
-                "INSERT OR IGNORE INTO numbers (version, number) VALUES (?, ?)", ((version, n) for n in numbers)
-            )
-        else:
-            conn.executemany(
-                "DELETE FROM numbers WHERE version = ? AND number = ?", ((version, n) for n in numbers)
-            )
-        changed = conn.total_changes - before
-        delta = changed if add else -changed
-        conn.execute("UPDATE lists SET count = count + ? WHERE name = ?", (delta, name))
-        conn.execute("COMMIT")
+            if row is None:
+                if not add:
+                    return 0
+                version = self._new_version(conn, name)
+                self._flip(conn, name, version, 0)
+            else:
+                version = int(row[0])
+            before = conn.total_changes
+            if add:
+                conn.executemany(
+                    "INSERT OR IGNORE INTO numbers (version, number) VALUES (?, ?)", ((version, n) for n in numbers)
+                )
+            else:
+                conn.executemany(
+                    "DELETE FROM numbers WHERE version = ? AND number = ?", ((version, n) for n in numbers)
+                )
+            changed = conn.total_changes - before
+            delta = changed if add else -changed
+            conn.execute("UPDATE lists SET count = count + ? WHERE name = ?", (delta, name))
         return changed
 
     async def set_prefix_rule(self, list_name: str, prefix: str, *, present: bool = True) -> None:
@@ -278,14 +312,14 @@ class SqliteListStore:
         await self._write(self._set_rule, name, digits, present)
 
     def _set_rule(self, name: str, digits: str, present: bool) -> None:
-        conn = self._writer_conn()
-        if present:
-            conn.execute(
-                "INSERT OR IGNORE INTO prefix_rules (list_name, prefix, created_at) VALUES (?, ?, ?)",
-                (name, digits, _now()),
-            )
-        else:
-            conn.execute("DELETE FROM prefix_rules WHERE list_name = ? AND prefix = ?", (name, digits))
+        with _write_tx(self._writer_conn()) as conn:
+            if present:
+                conn.execute(
+                    "INSERT OR IGNORE INTO prefix_rules (list_name, prefix, created_at) VALUES (?, ?, ?)",
+                    (name, digits, _now()),
+                )
+            else:
+                conn.execute("DELETE FROM prefix_rules WHERE list_name = ? AND prefix = ?", (name, digits))
 
     async def stats(self) -> list[ListStats]:
         return await self._write(self._stats)
@@ -320,12 +354,14 @@ class SqliteListStore:
     async def set_sync_state(self, list_name: str, state: Mapping[str, str]) -> None:
         name = parse_list_name(list_name)
         data = json.dumps({str(k): str(v) for k, v in state.items()}, sort_keys=True)
-        await self._write(
-            lambda: self._writer_conn().execute(
+        await self._write(self._set_sync_state, name, data)
+
+    def _set_sync_state(self, name: str, data: str) -> None:
+        with _write_tx(self._writer_conn()) as conn:
+            conn.execute(
                 "INSERT INTO sync_state (list_name, state) VALUES (?, ?) "
                 "ON CONFLICT (list_name) DO UPDATE SET state = excluded.state", (name, data)
             )
-        )
 
     # -- audit ----------------------------------------------------------------------------
 
@@ -334,10 +370,8 @@ class SqliteListStore:
         await self._write(self._append_audit, rows)
 
     def _append_audit(self, rows: list[tuple[str]]) -> None:
-        conn = self._writer_conn()
-        conn.execute("BEGIN")
-        conn.executemany("INSERT INTO audit (record) VALUES (?)", rows)
-        conn.execute("COMMIT")
+        with _write_tx(self._writer_conn()) as conn:
+            conn.executemany("INSERT INTO audit (record) VALUES (?)", rows)
 
     async def audit_tail(self, limit: int) -> list[AuditRecord]:
         rows = await self._write(
