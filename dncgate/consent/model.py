@@ -82,7 +82,10 @@ def parse_time(value: Any, what: str) -> datetime | None:
         raise LedgerError(f"{what}: {value!r} is not an ISO 8601 time") from None
     if parsed.tzinfo is None:
         raise LedgerError(f"{what}: {value!r} has no UTC offset (add Z or +08:00)")
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+05:00 and the like have no UTC time
+        raise LedgerError(f"{what}: {value!r} is out of range") from None
 
 
 @dataclass(frozen=True, slots=True)

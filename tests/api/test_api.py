@@ -136,6 +136,10 @@ async def test_check_outside_the_callees_hours(api: Api) -> None:
         (json.dumps(grant(expires_at="2020-01-01T00:00:00Z", valid_from="2021-01-01T00:00:00Z")).encode(), 422,
          "invalid_record"),
         (b"{" + b'"x": "' + b"a" * 70_000 + b'"}', 413, "body_too_large"),
+        (b"[" * 5000 + b"]" * 5000, 400, "malformed_json"),
+        (json.dumps(grant(evidence=evidence(captured_at="0001-01-01T00:00:00+05:00"))).encode(), 422,
+         "invalid_field"),
+        (json.dumps(grant(expires_at="9999-12-31T23:00:00-05:00")).encode(), 422, "invalid_field"),
     ],
 )
 async def test_malformed_bodies_get_json_errors(api: Api, body: bytes, status: int, code: str) -> None:
