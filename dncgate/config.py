@@ -288,6 +288,13 @@ def _esl_handler(t: _Reader) -> EslHandlerConfig:
     return config
 
 
+def _max_list_age_days(t: _Reader) -> int:
+    days: int = t.get("max_list_age_days", int, 31)
+    if not 1 <= days <= 3660:
+        raise t.error("max_list_age_days", f"{days}: must be between 1 and 3660 (ten years)")
+    return days
+
+
 def _region(table: _Reader, region: str) -> str:
     import phonenumbers
 
@@ -320,12 +327,10 @@ def _tenant(name: str, t: _Reader) -> TenantPolicy:
         service_on_failure=t.choice("service_on_failure", FailureAction, FailureAction.ALLOW),
         language=t.get("language", str, "en"),
         announcement=t.get("announcement", str, "dncgate/{language}/declined"),
-        max_list_age=timedelta(days=t.get("max_list_age_days", int, 31)),
+        max_list_age=timedelta(days=_max_list_age_days(t)),
         stale_action=t.choice("stale_action", StaleAction, StaleAction.ALARM),
     )
     policy = replace(policy, hours=hours_settings(t.table("hours")))
-    if policy.max_list_age <= timedelta(0):
-        raise t.error("max_list_age_days", "must be at least 1")
     for key in ("reject_sip_code", "check_failed_sip_code"):
         if getattr(policy, key) not in REJECT_SIP_CODES:
             raise t.error(key, f"{getattr(policy, key)} is not one of 603, 607, 608")

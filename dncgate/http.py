@@ -3,17 +3,42 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
+import structlog
 from aiohttp import web
 
 from dncgate.metrics import GateMetrics
 from dncgate.store.errors import StoreError
 from dncgate.store.protocol import ListStore
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+log = structlog.get_logger("dncgate.http")
+
 HEALTH_DEADLINE = 0.5
 
 
-def make_app(store: ListStore, metrics: GateMetrics, doors: dict[str, bool]) -> web.Application:
+def make_app(
+    store: ListStore, metrics: GateMetrics, doors: dict[str, bool], *, max_requests: int = 512,
+) -> web.Application:
+    """``/healthz`` and ``/metrics`` (the API adds ``/v1``); at most ``max_requests`` in flight."""
+    in_flight = 0
+
+    @web.middleware
+    async def limit(request: web.Request, handler: Handler) -> web.StreamResponse:
+        nonlocal in_flight
+        if in_flight >= max_requests:
+            log.warning("http.busy", path=request.path, in_flight=in_flight, max_requests=max_requests)
+            return web.json_response(
+                {"error": {"code": "busy", "message": f"more than {max_requests} requests in flight"}},
+                status=503, headers={"Retry-After": "1"},
+            )
+        in_flight += 1
+        try:
+            return await handler(request)
+        finally:
+            in_flight -= 1
+
     async def healthz(_: web.Request) -> web.Response:
         try:
             async with asyncio.timeout(HEALTH_DEADLINE):
@@ -28,7 +53,7 @@ def make_app(store: ListStore, metrics: GateMetrics, doors: dict[str, bool]) -> 
     async def prometheus(_: web.Request) -> web.Response:
         return web.Response(body=metrics.render(), content_type="text/plain", charset="utf-8")
 
-    app = web.Application(client_max_size=64 * 1024)
+    app = web.Application(client_max_size=64 * 1024, middlewares=[limit])
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", prometheus)
     return app

@@ -85,7 +85,7 @@ async def serve(config: GateConfig, *, on_ready: Callable[[Running], None] | Non
             running.esl_port = esl.port
         if config.http.enabled:
             doors = {"agi": agi is not None, "esl": esl is not None}
-            app = make_app(store, metrics, doors)
+            app = make_app(store, metrics, doors, max_requests=config.http.max_sessions)
             if config.api.enabled:
                 install_api(app, ApiContext.of(gate, ledger, config.api))  # /v1: same process, same loop
             runner = web.AppRunner(app, access_log=None, handle_signals=False)
