@@ -17,8 +17,8 @@ from dncgate import __version__
 from dncgate.audit import AuditSink
 from dncgate.config import ConfigError, GateConfig, load
 from dncgate.gate import CheckRequest, Gate
-from dncgate.lists.formats import ListFileError
-from dncgate.lists.loader import LoadSummary, load_file
+from dncgate.lists.formats import FORMATS, ListFileError
+from dncgate.lists.loader import LoadRefused, LoadSummary, load_file
 from dncgate.logs import configure
 from dncgate.model import Originator
 from dncgate.numbers import DialPlan
@@ -83,10 +83,15 @@ def _parser() -> argparse.ArgumentParser:
     load_p = _command(lists, "load", _lists_load, "load a list file (one number a line or CSV; gzip)")
     load_p.add_argument("--list", required=True, dest="list_name", help="national or tenant:NAME")
     load_p.add_argument("file", type=Path)
-    load_p.add_argument("--format", default="auto", choices=["auto", "lines", "csv"])
+    load_p.add_argument("--format", default="auto", choices=FORMATS,
+                        help="ftc: the US FTC download; tps: the UK TPS file (default: auto, lines or CSV)")
     load_p.add_argument("--delta", action="store_true", help="apply adds and removes instead of replacing")
     load_p.add_argument("--region", help="region for numbers not in +E.164 form (default: [national] region)")
     load_p.add_argument("--errors", type=Path, help="write every invalid line here (JSON lines)")
+    load_p.add_argument("--allow-empty", action="store_true",
+                        help="replace the list even when the file has no valid numbers (empties it)")
+    load_p.add_argument("--force", action="store_true",
+                        help="replace the list even when that shrinks it by more than [sync] max_shrink_percent")
     _command(lists, "stats", _lists_stats, "show every list's version and size")
     sync_p = _command(lists, "sync", _lists_sync, "sync the list once from the [sync] source (snapshot and deltas)")
     sync_p.add_argument("--force", action="store_true",
@@ -202,10 +207,18 @@ async def _lists_load(args: argparse.Namespace, config: GateConfig) -> int:
     progress = _progress(sys.stderr) if sys.stderr.isatty() else None
 
     async def run(store: ListStore) -> int:
-        summary = await load_file(
-            store, args.list_name, args.file, DialPlan(region=region), fmt=args.format, delta=args.delta,
-            progress=progress,
-        )
+        try:
+            summary = await load_file(
+                store, args.list_name, args.file, DialPlan(region=region), fmt=args.format, delta=args.delta,
+                progress=progress, allow_empty=args.allow_empty, max_shrink=config.sync.max_shrink,
+                force=args.force,
+            )
+        except LoadRefused as exc:
+            if progress is not None:
+                sys.stderr.write("\n")
+            _report_invalid(exc.summary, args.errors, sys.stdout)
+            print(f"dncgate: {exc}", file=sys.stderr)
+            return 1
         _report(summary, args.errors, sys.stdout)
         return 0
 
@@ -227,6 +240,10 @@ def _report(summary: LoadSummary, errors_path: Path | None, out: TextIO) -> None
     )
     print(f"\n{summary.list_name}: read {summary.read:,} lines; {what}; duplicates {summary.duplicates:,}; "
           f"invalid {len(summary.invalid):,}", file=out)
+    _report_invalid(summary, errors_path, out)
+
+
+def _report_invalid(summary: LoadSummary, errors_path: Path | None, out: TextIO) -> None:
     for error in summary.invalid[:SHOWN_ERRORS]:
         print(f"  line {error.line}: {error.text!r}: {error.problem}", file=out)
     if len(summary.invalid) > SHOWN_ERRORS and errors_path is None:

@@ -4,9 +4,11 @@
 5 minutes for a 100M-line national snapshot. Here the file is read in binary chunks cut at a
 newline, and a chunk whose every line is a plain ``+E.164`` (``+`` and 8-15 ASCII digits, a
 known country code) is checked with a few C-level scans of the whole chunk and converted with
-``int`` into an ``array('q')``. Any other line goes through exactly the per-line path of
-``read_entries``/``parse_file`` (strip, BOM, comments, over-long lines, ``number_of``), so every
-bad line is reported with its line number and the same problem text.
+``int`` into an ``array('q')``; one more search of the chunk finds the national numbers that
+may start with a prefix phonenumbers strips (a trunk ``0`` after ``+44``), which take
+``number_of`` and its full normalisation. Any other line goes through exactly the per-line path
+of ``read_entries``/``parse_file`` (strip, BOM, comments, over-long lines, ``number_of``), so
+every bad line is reported with its line number and the same problem text.
 
 Lines end at ``\\n``, ``\\r\\n`` or a lone ``\\r``, like the text reader: a chunk with a lone ``\\r``
 is handled line by line by the text reader itself.
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import re
 import zlib
 from array import array
 from collections.abc import Callable, Iterator
@@ -25,20 +28,21 @@ from operator import itemgetter
 from pathlib import Path
 from typing import BinaryIO
 
+from dncgate.lists.entries import country_code_length, keeps_national_digits, national_prefix
 from dncgate.lists.formats import (
     GZIP_MAGIC,
     MAX_LINE_CHARS,
-    ZIP_MAGIC,
+    ZIP_MAGICS,
     LineError,
     ListFileError,
     _magic,
     _sniff,
 )
-from dncgate.lists.loader import _COUNTRY_CODES
 
 CHUNK_BYTES = 4 << 20
 _PLAIN = b"+0123456789\n"
 _FIRST3 = itemgetter(slice(1, 4))
+_UNTRUSTED = re.compile(r"\^|\\[AZbB1-9]|\(\?<|\(\?P=")
 
 
 @dataclass
@@ -51,7 +55,7 @@ class FastParsed:
 def applies(path: Path, fmt: str) -> bool:
     """Whether ``path`` is a plain or gzip file in the one-number-a-line format (``fmt`` ``lines``,
     or ``auto`` and the first line does not sniff as a CSV header)."""
-    if fmt not in ("auto", "lines") or _magic(path)[:4] == ZIP_MAGIC:
+    if fmt not in ("auto", "lines") or _magic(path)[:4] in ZIP_MAGICS:
         return False
     if fmt == "lines":
         return True
@@ -78,24 +82,72 @@ def _open(path: Path) -> BinaryIO:
 
 
 class _CountryCodes:
-    """Whether the first three digits of an 8-15 digit number start with a known country code
-    (``number_of``'s test), cached per three digits."""
+    """``number_of``'s fast-path tests for ``+`` lines of 8-15 digits, by their first three digits
+    (cached): a known country code, and national digits that phonenumbers keeps as they are
+    (``loader.keeps_national_digits``: no trunk prefix or carrier code it would strip). A line
+    that fails either takes ``number_of``, which normalises it in full."""
 
     def __init__(self) -> None:
-        self._known: dict[bytes, bool] = {}
+        self._codes: dict[bytes, bytes] = {}  # first three digits -> country code digits (b"": none)
+        self._searches: dict[frozenset[bytes], re.Pattern[bytes] | None] = {}
+
+    def code(self, first3: bytes) -> bytes:
+        code = self._codes.get(first3)
+        if code is None:
+            code = self._codes[first3] = first3[: country_code_length(first3.decode("ascii"))]
+        return code
 
     def __call__(self, first3: bytes) -> bool:
-        known = self._known.get(first3)
-        if known is None:
-            known = self._known[first3] = any(int(first3[:n]) in _COUNTRY_CODES for n in (1, 2, 3))
-        return known
+        return bool(self.code(first3))
+
+    def keeps(self, line: bytes) -> bool:
+        """``keeps_national_digits`` for one ``+`` line with a known country code."""
+        code = self.code(line[1:4])
+        return keeps_national_digits(int(code), line[1 + len(code) :].decode("ascii"))
+
+    def prefixed_lines(self, body: bytes, first3s: set[bytes]) -> Iterator[int]:
+        """The indexes, ascending, of the lines of ``body`` (plain ``+`` lines, every country code
+        known, first three digits ``first3s``) whose national part their country's
+        ``national_prefix`` matches (even emptily): one search of the whole chunk."""
+        codes = frozenset(map(self.code, first3s))
+        if codes not in self._searches:
+            self._searches[codes] = _prefix_search(codes)
+        search = self._searches[codes]
+        if search is None:
+            return
+        lines = b"\n" + body  # every line, the first too, starts after a newline
+        index, last = 0, 0
+        for match in search.finditer(lines):
+            index += lines.count(b"\n", last, match.start())
+            last = match.start()
+            yield index
 
 
-def parse_lines_fast(path: Path, number_of: Callable[[str], int | str]) -> FastParsed:
+def _prefix_search(codes: frozenset[bytes]) -> re.Pattern[bytes] | None:
+    """A newline, ``+CC`` then CC's ``national_prefix`` pattern, for any of ``codes`` with one.
+    Multiline, so a ``$`` in a pattern matches at the end of the line as at the end of the
+    national number. A pattern with another anchor, a lookbehind or a back-reference is not
+    trusted to mean the same here: every line of its country matches (and is checked alone)."""
+    branches = []
+    for code in sorted(codes):
+        pattern = national_prefix(int(code))
+        if pattern is None:
+            continue
+        text = pattern.pattern
+        trusted = not _UNTRUSTED.search(text)
+        branches.append(code + (b"(?:" + text.encode("ascii") + b")" if trusted else b""))
+    # Zero-width after the newline, so that no match can run into the next line and hide it.
+    return re.compile(rb"\n(?=\+(?:" + b"|".join(branches) + b"))", re.MULTILINE) if branches else None
+
+
+def parse_lines_fast(
+    path: Path, number_of: Callable[[str], int | str], *, progress: Callable[[int], None] | None = None
+) -> FastParsed:
     """Every line of a one-number-a-line snapshot: numbers in file order, bad lines reported.
 
     ``number_of`` is the slow path's normaliser (``loader.number_of`` under the dial plan).
-    Same results as ``read_entries`` + ``parse_file``; raises ``ListFileError`` like them."""
+    Same results as ``read_entries`` + ``parse_file``; raises ``ListFileError`` like them.
+    ``progress`` is told the lines read so far, after each chunk."""
     out = FastParsed()
     known = _CountryCodes()
     line = 0  # lines before the current chunk
@@ -108,8 +160,12 @@ def parse_lines_fast(path: Path, number_of: Callable[[str], int | str]) -> FastP
                 continue
             line = _chunk(rest + data[:cut], line, out, known, number_of)
             rest = data[cut:]
+            if progress is not None:
+                progress(out.read)
         if rest:
             _chunk(rest, line, out, known, number_of)
+    if progress is not None:
+        progress(out.read)
     return out
 
 
@@ -133,13 +189,21 @@ def _chunk(
         and body.count(b"\n+") == count - 1
         and min(map(len, lines)) >= 9
         and max(map(len, lines)) <= 16
-        and all(map(known, set(map(_FIRST3, lines))))
+        and all(map(known, first3s := set(map(_FIRST3, lines))))
     ):
-        out.numbers.extend(map(int, lines))
+        # Lines whose national part may start with a prefix phonenumbers strips take number_of.
+        start = 0
+        for index in known.prefixed_lines(body, first3s):
+            out.numbers.extend(map(int, lines[start:index]))
+            _slow_line(lines[index].decode("ascii"), line + 1 + index, out, number_of)
+            out.read -= 1  # counted below with the rest
+            start = index + 1
+        out.numbers.extend(map(int, lines[start:]))
         out.read += count
         return line + count
     for index, text in enumerate(lines, start=line + 1):
-        if 9 <= len(text) <= 16 and text.startswith(b"+") and text[1:].isdigit() and known(text[1:4]):
+        if (9 <= len(text) <= 16 and text.startswith(b"+") and text[1:].isdigit() and known(text[1:4])
+                and known.keeps(text)):
             out.numbers.append(int(text))
             out.read += 1
         else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import lzma
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -20,9 +21,12 @@ from pathlib import Path
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZIP_MAGIC = b"PK\x03\x04"
+# A zip starts with a member (ZIP_MAGIC), the end record of an empty archive, or a spanning marker.
+ZIP_MAGICS = (ZIP_MAGIC, b"PK\x05\x06", b"PK\x07\x08")
 FORMATS = ("auto", "lines", "csv", "ftc", "tps")
 ACTIONS = frozenset({"add", "remove"})
 MAX_LINE_CHARS = 4096
+_ZIP_ENCRYPTED = 0x1  # general purpose flag bit 0
 
 
 class ListFileError(Exception):
@@ -63,14 +67,20 @@ def _magic(path: Path) -> bytes:
 
 def _members(path: Path, stack: ExitStack) -> Iterator[tuple[str, io.TextIOWrapper]]:
     """``("", text)`` for a plain or gzip file; ``(member name, text)`` for each file in a zip."""
-    if _magic(path)[:4] != ZIP_MAGIC:
+    if _magic(path)[:4] not in ZIP_MAGICS:
         yield "", stack.enter_context(open_text(path))
         return
     archive = stack.enter_context(zipfile.ZipFile(path))
     for info in sorted(archive.infolist(), key=lambda i: i.filename):
         if info.is_dir():
             continue
-        with io.TextIOWrapper(archive.open(info), encoding="utf-8", newline="") as text:
+        if info.flag_bits & _ZIP_ENCRYPTED:
+            raise ListFileError(f"{path}: zip member {info.filename!r} is encrypted: cannot be read")
+        try:
+            member = archive.open(info)
+        except (NotImplementedError, RuntimeError) as exc:  # an unsupported compression method, say
+            raise ListFileError(f"{path}: zip member {info.filename!r} cannot be read: {exc}") from None
+        with io.TextIOWrapper(member, encoding="utf-8", newline="") as text:
             yield info.filename, text
 
 
@@ -94,6 +104,10 @@ def read_entries(path: Path, fmt: str = "auto") -> Iterator[Entry | LineError]:
         raise ListFileError(f"{path}: corrupt zip archive: {exc}") from None
     except UnicodeDecodeError as exc:
         raise ListFileError(f"{path}: not UTF-8 text (byte {exc.start} of a chunk): is it a list file?") from None
+    except (lzma.LZMAError, NotImplementedError) as exc:  # a corrupt LZMA member; a member needing a missing codec
+        raise ListFileError(f"{path}: corrupt or unsupported compressed data: {exc}") from None
+    except OSError as exc:  # a corrupt bzip2 member, or the file itself failing to read
+        raise ListFileError(f"{path}: cannot read: {exc}") from None
 
 
 def _parse(kind: str, path: Path, lines: Iterator[str]) -> Iterator[Entry | LineError]:
@@ -138,31 +152,38 @@ def _csv_entries(path: Path, lines: Iterator[str]) -> Iterator[Entry | LineError
         header = [h.strip().lstrip("\ufeff").lower() for h in next(reader)]
     except StopIteration:
         return
+    except csv.Error as exc:
+        raise ListFileError(f"{path}: line {reader.line_num}: unreadable CSV header: {exc}") from None
     if "number" not in header:
         raise ListFileError(f"{path}: CSV header has no 'number' column: {header}")
-    index = {name: header.index(name) for name in ("number", "action", "category", "effective_at") if name in header}
-    for row in reader:
-        line = reader.line_num
-        if not row or all(not cell.strip() for cell in row):
-            continue
-        if len(row) != len(header):
-            yield LineError(line, ",".join(row)[:80], f"{len(row)} fields, header has {len(header)}")
-            continue
-        action = row[index["action"]].strip().lower() if "action" in index else "add"
-        if action not in ACTIONS:
-            yield LineError(line, ",".join(row)[:80], f"action {action!r} is not add or remove")
-            continue
-        effective_at = row[index["effective_at"]].strip() or None if "effective_at" in index else None
-        if effective_at is not None and not _is_time(effective_at):
-            yield LineError(line, ",".join(row)[:80], f"effective_at {effective_at!r} is not an ISO 8601 time")
-            continue
-        yield Entry(
-            line=line,
-            number=row[index["number"]].strip(),
-            action=action,
-            category=row[index["category"]].strip() or None if "category" in index else None,
-            effective_at=effective_at,
-        )
+    index: dict[str, int] = {
+        name: header.index(name) for name in ("number", "action", "category", "effective_at") if name in header
+    }
+    try:
+        for row in reader:
+            line = reader.line_num
+            if not row or all(not cell.strip() for cell in row):
+                continue
+            if len(row) != len(header):
+                yield LineError(line, ",".join(row)[:80], f"{len(row)} fields, header has {len(header)}")
+                continue
+            action = row[index["action"]].strip().lower() if "action" in index else "add"
+            if action not in ACTIONS:
+                yield LineError(line, ",".join(row)[:80], f"action {action!r} is not add or remove")
+                continue
+            effective_at = row[index["effective_at"]].strip() or None if "effective_at" in index else None
+            if effective_at is not None and not _is_time(effective_at):
+                yield LineError(line, ",".join(row)[:80], f"effective_at {effective_at!r} is not an ISO 8601 time")
+                continue
+            yield Entry(
+                line=line,
+                number=row[index["number"]].strip(),
+                action=action,
+                category=row[index["category"]].strip() or None if "category" in index else None,
+                effective_at=effective_at,
+            )
+    except csv.Error as exc:  # a field over csv.field_size_limit(), say: the rest cannot be trusted
+        raise ListFileError(f"{path}: line {reader.line_num}: unreadable CSV: {exc}") from None
 
 
 def _is_time(text: str) -> bool:

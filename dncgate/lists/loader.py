@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from array import array
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import phonenumbers
-
-from dncgate.lists.formats import Entry, LineError, read_entries
-from dncgate.numbers import DialPlan, InvalidNumber, Subscriber, normalise
+from dncgate.lists.distinct import sorted_distinct
+from dncgate.lists.formats import LineError
+from dncgate.lists.sync import parse_file
+from dncgate.numbers import DialPlan
 from dncgate.store.protocol import ListStore, parse_list_name
-
-_COUNTRY_CODES = frozenset(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
 
 
 @dataclass
@@ -28,32 +27,13 @@ class LoadSummary:
     invalid: list[LineError] = field(default_factory=list)
 
 
-def number_of(text: str, plan: DialPlan) -> int | str:
-    """The E.164 integer for a list entry, or why it is not one.
+class LoadRefused(Exception):
+    """A replace that ``load_file`` will not do, the list left as it was: the file gave no valid
+    numbers (a wrong format, an empty archive), or far fewer than the live list holds."""
 
-    ``+`` forms take a fast path (a known country code and 8-15 digits): national lists ship
-    millions of them and full validation costs ~20 us each. Anything else is normalised like a
-    dialled number under ``plan``.
-    """
-    if text.startswith("+") and text[1:].isascii() and text[1:].isdigit() and 8 <= len(text) - 1 <= 15:
-        digits = text[1:]
-        if any(int(digits[:n]) in _COUNTRY_CODES for n in (1, 2, 3)):
-            return int(digits)
-        return "unknown country code"
-    result = normalise(text, plan)
-    if isinstance(result, Subscriber):
-        return result.digits
-    if isinstance(result, InvalidNumber):
-        return result.detail
-    return "a short or emergency number, not a subscriber"
-
-
-def entry_number(entry: Entry | LineError, plan: DialPlan) -> tuple[int, Entry] | LineError:
-    """A parsed entry with its E.164 integer, or the line error to report for it."""
-    if isinstance(entry, LineError):
-        return entry
-    number = number_of(entry.number, plan)
-    return LineError(entry.line, entry.number, number) if isinstance(number, str) else (number, entry)
+    def __init__(self, summary: LoadSummary, message: str) -> None:
+        super().__init__(message)
+        self.summary = summary
 
 
 async def load_file(
@@ -65,46 +45,45 @@ async def load_file(
     fmt: str = "auto",
     delta: bool = False,
     progress: Callable[[int], None] | None = None,
+    allow_empty: bool = False,
+    max_shrink: float | None = None,
+    force: bool = False,
 ) -> LoadSummary:
-    """Replace ``list_name`` with the file's numbers, or (``delta``) apply its adds and removes."""
+    """Replace ``list_name`` with the file's numbers, or (``delta``) apply its adds and removes.
+
+    The file is parsed exactly as ``lists sync`` parses it (``sync.parse_file``): the snapshot
+    fast path, and in a delta the last line for a number wins. A replace is refused
+    (``LoadRefused``, nothing changed) when the file gave no valid numbers, unless
+    ``allow_empty``; and, with ``max_shrink`` (sync's guard, a fraction), when it would shrink
+    the live list by more than that, unless ``force``."""
     name = parse_list_name(list_name)
     summary = LoadSummary(name, "delta" if delta else "replace")
-    adds: list[int] = []
-    removes: list[int] = []
-    for item in _numbers(read_entries(path, fmt), plan, summary, progress):
-        number, entry = item
-        if entry.action == "remove":
-            if not delta:
-                summary.invalid.append(LineError(entry.line, entry.number, "remove in a full snapshot"))
-                continue
-            removes.append(number)
-        else:
-            adds.append(number)
+    parsed = parse_file(path, fmt, plan, delta=delta, progress=progress)
+    summary.read, summary.invalid = parsed.read, parsed.invalid
     if delta:
-        summary.loaded = await store.add_numbers(name, sorted(set(adds)))
-        summary.removed = await store.remove_numbers(name, sorted(set(removes)))
-        summary.duplicates = len(adds) - len(set(adds))
+        summary.duplicates = parsed.superseded
+        summary.loaded = await store.add_numbers(name, parsed.adds)
+        summary.removed = await store.remove_numbers(name, parsed.removes)
         return summary
-    result = await store.replace_list(name, adds)
-    summary.loaded, summary.duplicates = result.loaded, result.duplicates
+    uniq = sorted_distinct(parsed.adds)
+    parsed.adds = array("q")
+    summary.duplicates = uniq.given - len(uniq)
+    if not uniq:
+        if not allow_empty:
+            raise LoadRefused(summary, _empty_message(name, path, summary))
+    elif max_shrink is not None and not force:
+        live = next((s.count for s in await store.stats() if s.list_name == name), 0)
+        if len(uniq) < live * (1 - max_shrink):
+            raise LoadRefused(summary, f"{name}: not replaced: {path} has {len(uniq):,} numbers, the live list "
+                                       f"{live:,}: a shrink of more than {max_shrink:.0%} is refused unless forced "
+                                       "(--force)")
+    result = await store.replace_list(name, uniq)
+    summary.loaded = result.loaded
     summary.version, summary.previous_version = result.version, result.previous_version
     return summary
 
 
-def _numbers(
-    entries: Iterator[Entry | LineError],
-    plan: DialPlan,
-    summary: LoadSummary,
-    progress: Callable[[int], None] | None,
-) -> Iterator[tuple[int, Entry]]:
-    for entry in entries:
-        summary.read += 1
-        if progress is not None and summary.read % 10_000 == 0:
-            progress(summary.read)
-        checked = entry_number(entry, plan)
-        if isinstance(checked, LineError):
-            summary.invalid.append(checked)
-        else:
-            yield checked
-    if progress is not None:
-        progress(summary.read)
+def _empty_message(name: str, path: Path, summary: LoadSummary) -> str:
+    why = f"all {summary.read:,} lines were invalid" if summary.read else "it has no entries"
+    return (f"{name}: not replaced: {path} gave no valid numbers ({why}); is the format right (--format)? "
+            "--allow-empty empties the list on purpose")

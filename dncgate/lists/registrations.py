@@ -17,6 +17,7 @@ from collections.abc import Iterable
 
 import structlog
 
+from dncgate.backoff import BackoffPolicy, ExponentialBackoff
 from dncgate.consent.ledger import Ledger
 from dncgate.consent.model import Action, LedgerEvent
 from dncgate.lists.upstream import Outbox, RegistrationError
@@ -61,17 +62,28 @@ async def _forward(outbox: Outbox, event: LedgerEvent) -> int:
 
 
 async def run_forwarder(ledger: Ledger, outbox: Outbox, tenants: Iterable[str], stop: asyncio.Event,
-                        interval: float = 5.0) -> None:
+                        interval: float = 5.0, backoff: BackoffPolicy | None = None) -> None:
+    """Forward every ``interval`` seconds until ``stop``. An error never ends the loop (it would stop
+    every registration reaching the platform until a restart): it is logged and retried, waiting
+    longer after each consecutive failure (``backoff``; from ``interval`` up to 5 minutes)."""
     names = list(tenants)
+    backoff = backoff or ExponentialBackoff(initial=interval, maximum=max(interval, 300.0))
+    failures = 0
     while not stop.is_set():
         try:
             count = await forward_once(ledger, outbox, names)
             if count:
                 log.info("registrations.forwarded", count=count)
+            failures = 0
         except StoreError as exc:
-            log.warning("registrations.ledger_unavailable", error=str(exc))
+            failures += 1
+            log.warning("registrations.ledger_unavailable", error=str(exc), failures=failures)
+        except Exception as exc:  # noqa: BLE001 -- the forwarder must outlive any one bad batch; retried
+            failures += 1
+            log.error("registrations.forwarder_error", error=f"{type(exc).__name__}: {exc}", failures=failures)
+        wait = interval if failures == 0 else max(interval, backoff.delay(failures - 1))
         try:
-            async with asyncio.timeout(interval):
+            async with asyncio.timeout(wait):
                 await stop.wait()
         except TimeoutError:
             pass

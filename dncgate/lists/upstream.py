@@ -16,14 +16,16 @@ import random
 import sqlite3
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from dncgate.lists.loader import number_of
+from dncgate.lists.entries import number_of
 from dncgate.lists.manifest import now_iso
 from dncgate.lists.sources import PushResult, Registration, SyncSource
 from dncgate.numbers import DialPlan
@@ -42,6 +44,7 @@ CREATE TABLE IF NOT EXISTS trail (
 );
 """
 _KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
+_MAX_CATEGORY = 1024
 
 
 class RegistrationError(ValueError):
@@ -56,6 +59,21 @@ class RetryPolicy:
 
     def delay(self, attempts: int) -> float:
         return float(min(self.cap, self.base * 2 ** (attempts - 1)) * random.uniform(0.5, 1.0))
+
+
+@contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``; rolled back on any error (a bad parameter, a full disk, a
+    cancelled thread), so a failed write never leaves the shared connection inside a transaction
+    that turns every later write into "cannot start a transaction within a transaction"."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
 
 
 class Outbox:
@@ -87,6 +105,8 @@ class Outbox:
             raise RegistrationError(f"action {action!r} is not add or remove")
         if key is not None and not (0 < len(key) <= 128 and set(key) <= _KEY_CHARS):
             raise RegistrationError("idempotency key: 1-128 letters, digits, '-_.:'")
+        if category is not None and not (isinstance(category, str) and len(category) <= _MAX_CATEGORY):
+            raise RegistrationError(f"category: a string of at most {_MAX_CATEGORY} characters, or none")
         reg = Registration(key or uuid.uuid4().hex, f"+{digits}", action, channel[:64] or "unknown", at or now_iso(),
                            category or None)
         created = await self._run(self._insert, reg)
@@ -94,18 +114,16 @@ class Outbox:
         return reg.key
 
     def _insert(self, reg: Registration) -> bool:
-        db = self._db()
-        db.execute("BEGIN IMMEDIATE")
-        cursor = db.execute(
-            "INSERT OR IGNORE INTO registrations (key, number, action, channel, category, at, state, next_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, 'queued', 0)",
-            (reg.key, reg.number, reg.action, reg.channel, reg.category, reg.at),
-        )
-        created = cursor.rowcount == 1
-        db.execute("INSERT INTO trail (key, at, event, detail) VALUES (?, ?, ?, ?)",
-                   (reg.key, now_iso(), "queued" if created else "duplicate",
-                    f"{reg.action} {reg.number} {reg.channel}"))
-        db.execute("COMMIT")
+        with _transaction(self._db()) as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO registrations (key, number, action, channel, category, at, state, next_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, 'queued', 0)",
+                (reg.key, reg.number, reg.action, reg.channel, reg.category, reg.at),
+            )
+            created = cursor.rowcount == 1
+            db.execute("INSERT INTO trail (key, at, event, detail) VALUES (?, ?, ?, ?)",
+                       (reg.key, now_iso(), "queued" if created else "duplicate",
+                        f"{reg.action} {reg.number} {reg.channel}"))
         return created
 
     async def due(self, limit: int, now: float | None = None) -> list[Registration]:
@@ -119,26 +137,24 @@ class Outbox:
         await self._run(self._record, results, time.time() if now is None else now)
 
     def _record(self, results: list[PushResult], now: float) -> None:
-        db = self._db()
-        db.execute("BEGIN IMMEDIATE")
-        for result in results:
-            row = db.execute("SELECT attempts FROM registrations WHERE key = ?", (result.key,)).fetchone()
-            attempts = (row[0] if row else 0) + 1
-            if result.accepted:
-                state, next_at, event = "pushed", 0.0, "pushed"
-            elif result.permanent:
-                state, next_at, event = "refused", 0.0, "refused"
-            elif attempts >= self.retry.max_attempts:
-                state, next_at, event = "failed", 0.0, "gave_up"
-            else:
-                state, next_at, event = "queued", now + self.retry.delay(attempts), "retry"
-            db.execute("UPDATE registrations SET state = ?, attempts = ?, next_at = ?, last_error = ?, "
-                       "pushed_at = CASE WHEN ? THEN ? ELSE pushed_at END WHERE key = ?",
-                       (state, attempts, next_at, "" if result.accepted else result.detail, result.accepted,
-                        now_iso(), result.key))
-            db.execute("INSERT INTO trail (key, at, event, detail) VALUES (?, ?, ?, ?)",
-                       (result.key, now_iso(), event, f"attempt {attempts}: {result.detail}"))
-        db.execute("COMMIT")
+        with _transaction(self._db()) as db:
+            for result in results:
+                row = db.execute("SELECT attempts FROM registrations WHERE key = ?", (result.key,)).fetchone()
+                attempts = (row[0] if row else 0) + 1
+                if result.accepted:
+                    state, next_at, event = "pushed", 0.0, "pushed"
+                elif result.permanent:
+                    state, next_at, event = "refused", 0.0, "refused"
+                elif attempts >= self.retry.max_attempts:
+                    state, next_at, event = "failed", 0.0, "gave_up"
+                else:
+                    state, next_at, event = "queued", now + self.retry.delay(attempts), "retry"
+                db.execute("UPDATE registrations SET state = ?, attempts = ?, next_at = ?, last_error = ?, "
+                           "pushed_at = CASE WHEN ? THEN ? ELSE pushed_at END WHERE key = ?",
+                           (state, attempts, next_at, "" if result.accepted else result.detail, result.accepted,
+                            now_iso(), result.key))
+                db.execute("INSERT INTO trail (key, at, event, detail) VALUES (?, ?, ?, ?)",
+                           (result.key, now_iso(), event, f"attempt {attempts}: {result.detail}"))
 
     async def counts(self) -> dict[str, int]:
         rows = await self._run(lambda: self._db().execute(

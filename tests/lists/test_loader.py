@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from dncgate.lists.entries import number_of
 from dncgate.lists.formats import Entry, LineError, ListFileError, read_entries
-from dncgate.lists.loader import load_file, number_of
+from dncgate.lists.loader import load_file
 from dncgate.numbers import DialPlan
 from dncgate.store.sqlite import SqliteListStore
 
