@@ -1,11 +1,12 @@
 """Calling hours in the callee's local time. Pure: no I/O, no clock (the caller passes the time).
 
-The callee's time zones come from the number: phonenumbers' prefix -> zones table, looked up by
-the longest known prefix of the E.164 digits (cached per prefix), with a per-tenant override table
-first for prefixes the data gets wrong. Where a prefix maps to several zones (a mobile range
-that spans a country, or a whole country code), the most restrictive reading applies: the call
-is inside the window only when it is inside in *every* zone. A number no zone is known for is
-outside (fail closed for marketing); add an override for it.
+The callee's time zones come from the number, as phonenumbers' ``time_zones_for_number`` finds
+them: for a number tied to a place (``Subscriber.geographical``), its prefix -> zones table looked
+up by the longest known prefix of the E.164 digits; for any other (a mobile where mobile ranges
+are national, like Australia's or Russia's), every zone of its country. A per-tenant override
+table comes first, for prefixes the data gets wrong. Where a number has several zones, the most
+restrictive reading applies: the call is inside the window only when it is inside in *every*
+zone. A number no zone is known for is outside (fail closed for marketing); add an override.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from datetime import date, datetime, time
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
 from phonenumbers.tzdata import TIMEZONE_DATA, TIMEZONE_LONGEST_PREFIX
 
 UNKNOWN_ZONE = "Etc/Unknown"
@@ -79,12 +81,26 @@ def parse_window(text: str) -> Window | None:
     return Window(start, end)
 
 
-def zone_names(digits: str, overrides: tuple[tuple[str, tuple[str, ...]], ...] = ()) -> tuple[str, ...]:
+def zone_names(
+    digits: str, overrides: tuple[tuple[str, tuple[str, ...]], ...] = (), *, geographical: bool = True,
+) -> tuple[str, ...]:
     """The zone names of an E.164 number (digits, no '+'); empty when none is known."""
     for prefix, zones in overrides:  # longest first (the config sorts them)
         if digits.startswith(prefix):
             return zones
+    if not geographical:
+        return _country_zones(digits[:3])
     return _data_zones(digits[:TIMEZONE_LONGEST_PREFIX])
+
+
+@lru_cache(maxsize=1024)
+def _country_zones(head: str) -> tuple[str, ...]:
+    """Every zone of the country whose calling code begins ``head`` (the codes are prefix-free)."""
+    for n in (1, 2, 3):
+        if int(head[:n] or "0") in COUNTRY_CODE_TO_REGION_CODE:
+            zones = TIMEZONE_DATA.get(head[:n], ())
+            return tuple(z for z in zones if z != UNKNOWN_ZONE)
+    return ()
 
 
 @lru_cache(maxsize=65536)
@@ -106,9 +122,9 @@ def zone(name: str) -> ZoneInfo | None:
         return None
 
 
-def outside_hours(hours: CallingHours, digits: str, at: datetime) -> str | None:
+def outside_hours(hours: CallingHours, digits: str, at: datetime, *, geographical: bool = True) -> str | None:
     """``None`` when ``at`` is inside the window in every zone of the number; otherwise why not."""
-    names = zone_names(digits, hours.zone_overrides)
+    names = zone_names(digits, hours.zone_overrides, geographical=geographical)
     if not names:
         return f"no time zone known for +{digits} (add a zone override)"
     for name in names:

@@ -21,6 +21,7 @@ from urllib.parse import unquote
 
 import phonenumbers
 from phonenumbers import shortnumberinfo
+from phonenumbers.phonenumberutil import is_number_type_geographical
 
 INVALID_NUMBER: Final = "invalid_number"
 MAX_DIALLED_CHARS: Final = 256
@@ -58,6 +59,9 @@ class DialPlan:
 class Subscriber:
     raw: str
     e164: str
+    # Tied to a place (phonenumbers' is_number_type_geographical): a fixed line, or a mobile where
+    # mobile ranges are regional. Otherwise only the country, not a prefix, says its time zones.
+    geographical: bool = field(default=True, compare=False)
 
     @property
     def digits(self) -> int:
@@ -123,9 +127,15 @@ def _normalise(raw: str, plan: DialPlan) -> Callee:
         number = phonenumbers.parse(international, None)
     else:
         number = phonenumbers.parse(_national_form(dialled, plan), plan.region)
-    if not phonenumbers.is_valid_number(number):
+    # number_type() is UNKNOWN exactly when is_valid_number() is false (both look the number up
+    # in its region's patterns); one call gives both answers.
+    number_kind: int = phonenumbers.number_type(number)
+    if number_kind == phonenumbers.PhoneNumberType.UNKNOWN:
         return InvalidNumber(raw, "not a valid number for its country")
-    return Subscriber(raw, phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+    return Subscriber(
+        raw, phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
+        is_number_type_geographical(number_kind, number.country_code or 0),
+    )
 
 
 def warm_up(plans: Iterable[DialPlan]) -> None:

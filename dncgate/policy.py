@@ -113,7 +113,7 @@ def _conclude_marketing(attempt: CallAttempt, facts: Facts) -> _Conclusion:
     conclusion = _conclude_consent_and_lists(attempt, facts)
     hours = attempt.tenant.hours
     if conclusion[0] is Verdict.ALLOW and hours is not None and isinstance(attempt.callee, Subscriber):
-        why = outside_hours(hours, attempt.callee.e164[1:], attempt.at)
+        why = outside_hours(hours, attempt.callee.e164[1:], attempt.at, geographical=attempt.callee.geographical)
         if why is not None:
             return Verdict.REJECT, Reason.OUTSIDE_HOURS, None, why
     return conclusion

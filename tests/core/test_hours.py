@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, date, datetime, time
 
+import phonenumbers
 import pytest
+from phonenumbers.tzdata import TIMEZONE_DATA
 
 from dncgate.hours import (
     CallingHours,
@@ -15,6 +18,7 @@ from dncgate.hours import (
     parse_window,
     zone_names,
 )
+from dncgate.numbers import DialPlan, Subscriber, normalise
 
 CN = "8613800138000"  # Asia/Shanghai, UTC+8, no DST
 NYC = "12015550123"  # America/New_York
@@ -30,7 +34,7 @@ def test_zones_come_from_the_number() -> None:
     assert zone_names(CN) == ("Asia/Shanghai",)
     assert zone_names(NYC) == ("America/New_York",)
     assert "Europe/London" in zone_names(UK_MOBILE)
-    assert zone_names("61412345678") == ("Australia/Sydney",)  # the data's entry for 614
+    assert zone_names("61412345678") == ("Australia/Sydney",)  # the table's entry for 614 (a mobile: see below)
 
 
 def test_unknown_area_falls_back_to_the_country_zones() -> None:
@@ -132,3 +136,62 @@ def test_parse_overrides_and_days() -> None:
     assert parse_days(("sat", "Sunday")) == frozenset({5, 6})
     with pytest.raises(ValueError, match="not a day"):
         parse_days(("funday",))
+
+
+@pytest.mark.parametrize(
+    ("dialled", "region", "zones"),
+    [
+        # mobile ranges are national in Australia and Russia: every zone of the country
+        ("+61 438 123 456", "AU", set(TIMEZONE_DATA["61"])),
+        ("+7 914 123 45 67", "RU", set(TIMEZONE_DATA["7"]) - {"Etc/Unknown"}),
+        # a fixed line keeps its place
+        ("+61 2 9374 4000", "AU", {"Australia/Sydney"}),
+        # NANPA numbers are tied to their area code, mobiles included
+        ("+1 201 555 0123", "US", {"America/New_York"}),
+    ],
+)
+def test_numbers_not_tied_to_a_place_get_every_zone_of_their_country(
+    dialled: str, region: str, zones: set[str],
+) -> None:
+    callee = normalise(dialled, DialPlan(region=region))
+    assert isinstance(callee, Subscriber)
+    assert set(zone_names(callee.e164[1:], geographical=callee.geographical)) == zones
+
+
+def test_an_australian_mobile_at_dawn_in_perth_is_outside_the_hours() -> None:
+    callee = normalise("+61 438 123 456", DialPlan(region="AU"))
+    assert isinstance(callee, Subscriber)
+    at = datetime(2026, 1, 14, 21, 30, tzinfo=UTC)  # 08:30 in Sydney, 05:30 in Perth
+    assert outside_hours(CallingHours(), callee.e164[1:], at, geographical=True) is None  # Sydney's reading
+    why = outside_hours(CallingHours(), callee.e164[1:], at, geographical=callee.geographical)
+    assert why is not None
+    assert "Sydney" not in why  # Brisbane (07:30) or Perth (05:30) is still before 08:00
+
+
+def test_number_type_is_unknown_exactly_when_the_number_is_invalid() -> None:
+    """numbers.normalise() reads validity from number_type() (it needs the type anyway)."""
+    rng = random.Random(5)
+    codes = sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
+    checked = valid = 0
+    for _ in range(30_000):
+        text = f"+{rng.choice(codes)}" + "".join(rng.choice("0123456789") for _ in range(rng.randint(4, 12)))
+        try:
+            number = phonenumbers.parse(text, None)
+        except phonenumbers.NumberParseException:
+            continue
+        is_valid = phonenumbers.is_valid_number(number)
+        assert is_valid == (phonenumbers.number_type(number) != phonenumbers.PhoneNumberType.UNKNOWN), text
+        checked += 1
+        valid += is_valid
+    assert checked > 20_000
+    assert valid > 1_000
+
+
+def test_decide_reads_the_callees_zones_from_its_number_type() -> None:
+    from dncgate.model import CallAttempt, Facts, Originator, Purpose, Reason, TenantPolicy, Verdict
+    from dncgate.policy import decide
+
+    tenant = TenantPolicy(name="t", dial_plan=DialPlan(region="AU"), hours=CallingHours())
+    callee = normalise("0438 123 456", tenant.dial_plan)
+    decision = decide(CallAttempt(tenant, Originator(), Purpose.MARKETING, callee, utc(2026, 1, 14, 21, 30)), Facts())
+    assert (decision.verdict, decision.reason) == (Verdict.REJECT, Reason.OUTSIDE_HOURS)
