@@ -7,6 +7,8 @@ What it reads (query parameters first, then AGI arguments, then channel variable
     number      agi_arg_1, else agi_extension
     tenant      ?tenant=   else channel variable DNCGATE_TENANT    else the default tenant
     purpose     ?purpose=  else DNCGATE_PURPOSE                    else the tenant's default
+                (the channel variables are read only when the key is absent; a blank value
+                means the default)
     category    ?category=
     account     ?account=  else agi_accountcode
     trunk       ?trunk=
@@ -66,7 +68,10 @@ async def _check_request(session: AgiSession, door: str) -> CheckRequest:
     params = dict(arg.split("=", 1) for arg in request.args[1:] if "=" in arg) | request.params
     values = {key: params.get(key, "") for key in _PARAMS}
     for key, variable in _CHANNEL_FALLBACKS.items():
-        if not values[key]:
+        # Only when the request does not name the key at all: a blank ?purpose= (a dialplan
+        # variable that came out empty) means "the tenant's default", never "whatever the
+        # channel says", which a caller or an inherited variable may have set.
+        if key not in params:
             values[key] = await session.get_variable(variable) or ""
     number = request.args[0] if request.args and request.args[0] else request.get("extension", "") or ""
     return CheckRequest(

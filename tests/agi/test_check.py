@@ -123,6 +123,21 @@ async def test_channel_variables_are_the_fallback(server: tuple[AgiServer, Sqlit
     assert (values["DNCGATE_VERDICT"], values["DNCGATE_SIPCODE"]) == ("reject", "603")
 
 
+async def test_a_blank_purpose_is_the_tenants_default_not_a_channel_variable(
+    server: tuple[AgiServer, SqliteListStore],
+) -> None:
+    """A dialplan variable that came out empty must not hand the choice to DNCGATE_PURPOSE, which
+    a caller or an inherited variable may have set to "service"."""
+    agi, _ = server
+    commands = await fake_asterisk(
+        agi.port, "agi://127.0.0.1/check?tenant=&purpose=&category=&entity=", ["2015550123"],
+        {"DNCGATE_TENANT": "watch", "DNCGATE_PURPOSE": "service"},
+    )
+    assert [c[0] for c in commands] == ["EXEC"]  # no GET VARIABLE at all
+    values = mset(commands)
+    assert (values["DNCGATE_VERDICT"], values["DNCGATE_REASON"]) == ("reject", "national_dnc")
+
+
 async def test_audit_records_the_raw_digits(server: tuple[AgiServer, SqliteListStore]) -> None:
     agi, store = server
     await fake_asterisk(agi.port, "agi://127.0.0.1/check?tenant=default&purpose=marketing&account=acc-9",

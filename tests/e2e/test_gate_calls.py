@@ -113,6 +113,17 @@ def test_service_call_to_listed_callee_completes(
     assert asterisk_log.decision().reason == "allowed_service"
 
 
+def test_a_missing_purpose_is_marketing_whatever_the_channel_says(
+    lab: AsteriskLab, gate: GateProcess, asterisk_log: AsteriskLogCursor
+) -> None:
+    # No X-Dncgate-Purpose, so ARG2 is empty, and a DNCGATE_PURPOSE=service planted on the channel:
+    # the subroutine sends purpose=marketing and the call is refused.
+    call = lab.place_call(LISTED, tenant="acme", purpose=None, variables={"DNCGATE_PURPOSE": "service"})
+    assert_rejected_with_announcement(call, 607)
+    logged = asterisk_log.decision()
+    assert (logged.verdict, logged.reason) == ("reject", "national_dnc")
+
+
 # ----------------------------------------------------------------------------- (c)
 
 # What the lab dialplan hands the gate is the Request-URI user part (${EXTEN}) unchanged.
