@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import structlog
 from aiohttp import web
@@ -28,8 +29,12 @@ from dncgate.metrics import GateMetrics
 from dncgate.numbers import warm_up
 from dncgate.store.factory import open_store
 
+if TYPE_CHECKING:  # the list services are imported when serve() starts
+    from dncgate.lists.runner import SyncServices
+
 log = structlog.get_logger("dncgate.service")
-SHUTDOWN_GRACE = 5.0
+SHUTDOWN_GRACE = 5.0  # the doors and list services, closing together
+AUDIT_GRACE = 2.0  # then the audit sink
 
 
 @dataclass
@@ -45,28 +50,33 @@ class Running:
 
 async def serve(config: GateConfig, *, on_ready: Callable[[Running], None] | None = None,
                 handle_signals: bool = True) -> None:
-    """Run until SIGTERM/SIGINT (or ``Running.stop`` is set), then shut down within a bound."""
+    """Run until SIGTERM/SIGINT (or ``Running.stop`` is set), then shut down within a bound.
+
+    The doors and the list services close together (each within ``SHUTDOWN_GRACE``), then the
+    audit sink gets ``AUDIT_GRACE`` to write what is queued: under Docker's 10 s stop timeout.
+    """
     store = await open_store(config.store)
     audit = AuditSink(store, queue_size=config.audit_queue_size)
     audit.start()
     metrics = GateMetrics()
-    from dncgate.lists.runner import start_services, stop_services
+    from dncgate.lists.runner import start_services
     from dncgate.lists.sync_metrics import SyncMetrics
 
     sync_metrics = SyncMetrics(metrics.registry)
     ledger = open_ledger(config.store, config.consent)  # the consent ledger, on the same store
-    lists = await start_services(config, store, sync_metrics, ledger)
-    sync_metrics.watch(lists.freshness)
-    warm_up(tenant.dial_plan for tenant in config.tenants.values())
-    gate = Gate(config.tenants, store, audit, store_deadline=config.store.timeout_ms / 1000, metrics=metrics,
-                list_age=lists.freshness.age)
-    running = Running(gate)
+    lists: SyncServices | None = None
     agi: AgiServer | None = None
     esl: OutboundServer | None = None
     runner: web.AppRunner | None = None
-    ivr = IvrContext(gate.tenants, ledger, settings=config.ivr.menu, ledger_deadline=config.ivr.ledger_deadline,
-                     call_deadline=config.ivr.call_deadline)  # the subscriber self-service menu (/ivr, dncgate_app=ivr)
     try:
+        lists = await start_services(config, store, sync_metrics, ledger)
+        sync_metrics.watch(lists.freshness)
+        warm_up(tenant.dial_plan for tenant in config.tenants.values())
+        gate = Gate(config.tenants, store, audit, store_deadline=config.store.timeout_ms / 1000, metrics=metrics,
+                    list_age=lists.freshness.age)
+        running = Running(gate)
+        ivr = IvrContext(gate.tenants, ledger, settings=config.ivr.menu, ledger_deadline=config.ivr.ledger_deadline,
+                         call_deadline=config.ivr.call_deadline)  # the subscriber self-service menu
         if config.agi.enabled:
             agi = AgiServer(with_ivr(check_handler(gate), ivr_agi_handler(ivr)), host=config.agi.host,
                             port=config.agi.port,
@@ -88,9 +98,9 @@ async def serve(config: GateConfig, *, on_ready: Callable[[Running], None] | Non
             app = make_app(store, metrics, doors, max_requests=config.http.max_sessions)
             if config.api.enabled:
                 install_api(app, ApiContext.of(gate, ledger, config.api))  # /v1: same process, same loop
-            runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
             await runner.setup()
-            site = web.TCPSite(runner, config.http.host, config.http.port, shutdown_timeout=1.0)
+            site = web.TCPSite(runner, config.http.host, config.http.port)
             await site.start()
             running.http_port = _bound_port(runner)
         if handle_signals:
@@ -104,17 +114,32 @@ async def serve(config: GateConfig, *, on_ready: Callable[[Running], None] | Non
         await running.stop.wait()
         log.info("gate.stopping")
     finally:
-        await stop_services(lists, timeout=SHUTDOWN_GRACE)
-        if agi is not None:
-            await agi.close(timeout=SHUTDOWN_GRACE)
-        if esl is not None:
-            await esl.close(timeout=SHUTDOWN_GRACE)
-        if runner is not None:
-            await runner.cleanup()
-        await audit.close(timeout=SHUTDOWN_GRACE)
+        await _close_doors(lists, agi, esl, runner)
+        await audit.close(timeout=AUDIT_GRACE)
         await ledger.close()
         await store.close()
         log.info("gate.stopped", audit_written=audit.written, audit_unwritten=audit.overflowed)
+
+
+async def _close_doors(
+    lists: SyncServices | None, agi: AgiServer | None, esl: OutboundServer | None, runner: web.AppRunner | None,
+) -> None:
+    """Stop every door and the list services at once, each bounded by ``SHUTDOWN_GRACE``."""
+    from dncgate.lists.runner import stop_services
+
+    parts: dict[str, Awaitable[None]] = {}
+    if lists is not None:
+        parts["lists"] = stop_services(lists, timeout=SHUTDOWN_GRACE)
+    if agi is not None:
+        parts["agi"] = agi.close(timeout=SHUTDOWN_GRACE)
+    if esl is not None:
+        parts["esl"] = esl.close(timeout=SHUTDOWN_GRACE)
+    if runner is not None:
+        parts["http"] = runner.cleanup()
+    results = await asyncio.gather(*parts.values(), return_exceptions=True)
+    for name, result in zip(parts, results, strict=True):
+        if isinstance(result, Exception):
+            log.error("gate.stop_failed", part=name, error=repr(result))
 
 
 def _bound_port(runner: web.AppRunner) -> int | None:
