@@ -85,6 +85,13 @@ def sync_settings(t: _Reader, national_region: str, region: Callable[[_Reader, s
         raise t.error("max_shrink_percent", "must be between 0 and 100")
     if config.interval_s < 10:
         raise t.error("interval_s", "must be at least 10")
+    if config.public_key:
+        from dncgate.lists.manifest import ManifestError, load_public_key  # only when a key is set
+
+        try:
+            load_public_key(config.public_key)
+        except ManifestError as exc:
+            raise t.error("public_key", str(exc)) from None
     try:
         list_key_or_national(config.list_name)
     except UnknownList as exc:

@@ -178,3 +178,17 @@ def test_ivr_keys(tmp_path: Path) -> None:
     ivr = load(path, environ={"DNCGATE_IVR__CALL_DEADLINE_S": "120"}).ivr
     assert (ivr.menu.digit_timeout, ivr.menu.max_failures, ivr.menu.max_asks) == (4.5, 2, 12)
     assert (ivr.call_deadline, ivr.ledger_deadline) == (120.0, 0.5)
+
+
+@pytest.mark.parametrize(("key", "message"), [
+    ("not base64!", "public key is not base64"),
+    ("AAAA", "public key has 3 bytes: an Ed25519 key has 32"),
+])
+def test_a_bad_sync_public_key_is_a_config_error(tmp_path: Path, key: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(f"sync.public_key: {message}")):
+        load(write(tmp_path, f'[sync]\npublic_key = "{key}"\n'), environ={})
+
+
+def test_a_good_sync_public_key_is_accepted(tmp_path: Path) -> None:
+    key = "A" * 43 + "="  # 32 zero bytes in base64
+    assert load(write(tmp_path, f'[sync]\npublic_key = "{key}"\n'), environ={}).sync.public_key == key
