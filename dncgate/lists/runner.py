@@ -16,8 +16,9 @@ from dncgate.lists.freshness import ListFreshness
 from dncgate.lists.manifest import load_public_key
 from dncgate.lists.registrations import run_forwarder
 from dncgate.lists.sources import DropDirSource, HttpSettings, HttpSource, SyncSource
-from dncgate.lists.sync import Syncer, SyncError, SyncObserver, SyncSettings
+from dncgate.lists.sync import Syncer, SyncError, SyncObserver, SyncReport, SyncSettings
 from dncgate.lists.upstream import Outbox, Pusher
+from dncgate.store.errors import StoreError
 from dncgate.store.protocol import ListStore, Progress
 
 log = structlog.get_logger("dncgate.lists.runner")
@@ -141,8 +142,10 @@ async def _periodic_isolated(config: GateConfig, observer: SyncObserver | None, 
     interval = config.sync.interval_s
     while not stop.is_set():
         cause = await _run_child(sync_command(config), deadline=max(interval, ISOLATED_SYNC_DEADLINE), stop=stop)
-        if cause is not None and observer is not None:
+        if observer is not None and cause is not None:
             observer.failed(config.sync.list_name, cause)
+        elif observer is not None and not stop.is_set():
+            await _report_success(freshness.store, config.sync.list_name, observer)
         with contextlib.suppress(Exception):  # refresh() logs its own failures
             await freshness.refresh()
         try:
@@ -150,6 +153,18 @@ async def _periodic_isolated(config: GateConfig, observer: SyncObserver | None, 
                 await stop.wait()
         except TimeoutError:
             pass
+
+
+async def _report_success(store: ListStore, list_name: str, observer: SyncObserver) -> None:
+    """What the child applied, read back from the store (the list's sync state and size)."""
+    try:
+        state = await store.sync_state(list_name)
+        count = next((s.count for s in await store.stats() if s.list_name == list_name), None)
+    except StoreError as exc:
+        log.warning("sync.report_failed", list_name=list_name, error=str(exc))
+        return
+    sequence = state.get("sequence", "")
+    observer.succeeded(list_name, SyncReport(list_name, sequence=int(sequence) if sequence.isdigit() else None), count)
 
 
 async def _run_child(command: list[str], *, deadline: float, stop: asyncio.Event) -> str | None:

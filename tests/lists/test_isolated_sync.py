@@ -8,8 +8,21 @@ from pathlib import Path
 
 from dncgate.config import load
 from dncgate.lists.runner import start_services, stop_services, sync_command
+from dncgate.lists.sync import SyncReport
 from dncgate.store.sqlite import SqliteListStore
 from tests.lists.sync_helpers import numbers, write_manifest, write_snapshot
+
+
+class RecordingObserver:
+    def __init__(self) -> None:
+        self.succeeded_with: list[tuple[str, int | None, int | None]] = []
+        self.failures: list[tuple[str, str]] = []
+
+    def succeeded(self, list_name: str, report: SyncReport, count: int | None) -> None:
+        self.succeeded_with.append((list_name, report.sequence, count))
+
+    def failed(self, list_name: str, cause: str) -> None:
+        self.failures.append((list_name, cause))
 
 
 def config_file(tmp_path: Path, drop: Path) -> Path:
@@ -39,7 +52,8 @@ async def test_periodic_sync_loads_in_a_child_while_the_loop_stays_responsive(tm
     assert config.sync.isolate
     assert sync_command(config)[-6:] == ["--config", str(config.path), "lists", "sync", "--nice", "10"]
     store = SqliteListStore(config.store.path)
-    services = await start_services(config, store, None)
+    observer = RecordingObserver()
+    services = await start_services(config, store, observer)
     try:
         # While the child parses and loads, this loop is never held for long.
         worst, deadline = 0.0, time.monotonic() + 60
@@ -60,6 +74,9 @@ async def test_periodic_sync_loads_in_a_child_while_the_loop_stays_responsive(tm
         age = services.freshness.age()
         assert age is not None
         assert age.total_seconds() < 120
+        # The sync metrics hear of the child's success (sequence and size read back from the store).
+        assert observer.succeeded_with == [("national", 1, 200_000)]
+        assert observer.failures == []
     finally:
         await stop_services(services)
         await store.close()
