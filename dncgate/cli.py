@@ -30,6 +30,16 @@ EXIT_USAGE = 2
 SHOWN_ERRORS = 20
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: must be 1 or more")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure(args.log_level)
@@ -105,7 +115,7 @@ def _parser() -> argparse.ArgumentParser:
 
     audit = sub.add_parser("audit", help="read the durable audit").add_subparsers(required=True, metavar="ACTION")
     tail = _command(audit, "tail", _audit_tail, "the newest decisions, as JSON lines")
-    tail.add_argument("-n", type=int, default=20)
+    tail.add_argument("-n", type=_positive, default=20, help="how many records, newest last (1 or more)")
     export = _command(audit, "export", _audit_export, "every retained decision, as JSON lines")
     export.add_argument("--output", type=Path, help="a file (default: standard output)")
 

@@ -97,3 +97,13 @@ def test_bad_config_value_names_key(env: Path, capsys: pytest.CaptureFixture[str
     code, _, err = run(capsys, "config", "check")
     assert code == 2
     assert "tenants.default.reject_sip_code: 486 is not one of 603, 607, 608" in err
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "many"])
+def test_audit_tail_needs_a_positive_count(env: Path, capsys: pytest.CaptureFixture[str], value: str) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["audit", "tail", "-n", value])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument -n" in err
+    assert "Traceback" not in err
