@@ -83,7 +83,9 @@ INSIDE="/tmp/$(basename "$WORK")"
 
 if ! stamp_base_ok; then
   if ! in_chroot sh -c 'command -v python3 >/dev/null && python3 -c "import venv, ensurepip"' 2>/dev/null; then
+    # Chroots stamped before python3 was in scripts/asterisk-chroot.sh's package list.
     log "installing python3 python3-venv inside $CHROOT"
+    in_chroot dpkg --configure -a >&2 || true  # finish an install an earlier run was killed in
     in_chroot apt-get -o Acquire::Check-Valid-Until=false -o Dpkg::Use-Pty=0 -q update >&2 \
       || die "apt-get update failed inside the chroot"
     in_chroot apt-get -o Acquire::Check-Valid-Until=false -o Dpkg::Use-Pty=0 -q -y --no-install-recommends \

@@ -22,8 +22,11 @@ CHROOT="${DNCGATE_ASTERISK_CHROOT:-/var/cache/dncgate/asterisk-sid}"
 SUITE="${DNCGATE_DEBIAN_SUITE:-sid}"
 STAMP="$CHROOT/.dncgate-chroot-complete"
 # Bump when the package list below changes so cached chroots get refreshed.
-STAMP_VERSION="1"
-PACKAGES=(asterisk asterisk-core-sounds-en asterisk-core-sounds-en-wav asterisk-modules ca-certificates)
+STAMP_VERSION="2"
+# python3 and python3-venv: classic AGI runs dncgate-agi inside the chroot (scripts/asterisk-chroot-python.sh
+# adds the venv); installed here, with the rest, so the stamped chroot is never changed by apt later.
+PACKAGES=(asterisk asterisk-core-sounds-en asterisk-core-sounds-en-wav asterisk-modules ca-certificates
+          python3 python3-venv)
 
 die() { echo "asterisk-chroot: ERROR: $*" >&2; exit 1; }
 log() { echo "asterisk-chroot: $*" >&2; }
@@ -116,7 +119,8 @@ rm -rf --one-file-system "$WORK"
 trap 'umount_all_work' EXIT
 
 log "debootstrap --variant=minbase $SUITE from $MIRROR into $WORK"
-if ! debootstrap --variant=minbase "$SUITE" "$WORK" "$MIRROR" >"$WORK.debootstrap.log" 2>&1; then
+# A stalled mirror must fail the build, not hold CI: debootstrap's wget retries for far longer.
+if ! timeout 1200 debootstrap --variant=minbase "$SUITE" "$WORK" "$MIRROR" >"$WORK.debootstrap.log" 2>&1; then
   tail -n 30 "$WORK.debootstrap.log" >&2 || true
   die "debootstrap failed (full log: $WORK.debootstrap.log); check network access to $MIRROR"
 fi
@@ -129,9 +133,9 @@ cp /etc/resolv.conf "$WORK/etc/resolv.conf" 2>/dev/null || true
 mount -t proc proc "$WORK/proc"
 
 log "installing ${PACKAGES[*]}"
-if ! chroot "$WORK" env DEBIAN_FRONTEND=noninteractive LC_ALL=C \
+if ! timeout 600 chroot "$WORK" env DEBIAN_FRONTEND=noninteractive LC_ALL=C \
     apt-get -o Acquire::Check-Valid-Until=false -o Dpkg::Use-Pty=0 -q update >&2 ||
-   ! chroot "$WORK" env DEBIAN_FRONTEND=noninteractive LC_ALL=C \
+   ! timeout 1200 chroot "$WORK" env DEBIAN_FRONTEND=noninteractive LC_ALL=C \
     apt-get -o Acquire::Check-Valid-Until=false -o Dpkg::Use-Pty=0 -q -y \
     --no-install-recommends install "${PACKAGES[@]}" >&2; then
   die "apt-get install ${PACKAGES[*]} failed inside the chroot (is Asterisk currently in Debian $SUITE?)"

@@ -16,7 +16,11 @@ if ! "$PYTHON" -m venv --help >/dev/null 2>&1 || ! "$PYTHON" -c 'import ensurepi
         exit 1
     fi
 fi
-[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+# A venv whose creation was interrupted (no pip) is made again, not trusted.
+if ! { [ -x .venv/bin/python ] && .venv/bin/python -m pip --version >/dev/null 2>&1; }; then
+    rm -rf .venv
+    "$PYTHON" -m venv .venv
+fi
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
 extra=""
 [ "${1:-}" = "test" ] && extra="[test]"
