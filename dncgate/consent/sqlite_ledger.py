@@ -31,6 +31,7 @@ from dncgate.consent.model import (
 )
 from dncgate.consent.sqlite_schema import CONSENT_SCHEMA
 from dncgate.store.errors import StoreCorrupt, StoreError, StoreUnavailable
+from dncgate.store.sqlite_tx import write_transaction
 
 _T = TypeVar("_T")
 
@@ -72,15 +73,8 @@ class SqliteLedger:
         return await self._run(self._append, event)
 
     def _append(self, event: LedgerEvent) -> LedgerEvent:
-        conn = self._c()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            sealed = self._append_in(conn, event)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        return sealed
+        with write_transaction(self._c()) as conn:
+            return self._append_in(conn, event)
 
     def _append_in(self, conn: sqlite3.Connection, event: LedgerEvent) -> LedgerEvent:
         tenant = event.tenant
@@ -127,9 +121,7 @@ class SqliteLedger:
         return await self._run(self._purge, tenant, before, by)
 
     def _purge(self, tenant: str, before: datetime, by: str) -> LedgerEvent:
-        conn = self._c()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(self._c()) as conn:
             mark = iso(before) or ""
             rows = conn.execute(
                 "SELECT seq, event FROM consent_log WHERE tenant = ? AND recorded_at < ? ORDER BY seq DESC LIMIT 1",
@@ -146,10 +138,6 @@ class SqliteLedger:
                 last = ChainPoint(newest.seq, newest.hash, newest.recorded_at)
                 _set_meta(conn, f"anchor:{tenant}", last.encode())
             sealed = self._append_in(conn, purge_record(tenant, before, by, deleted, last))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         return sealed
 
     async def ack_outbox(self, tenant: str, count: int) -> None:

@@ -16,9 +16,7 @@ import random
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +27,7 @@ from dncgate.lists.entries import number_of
 from dncgate.lists.manifest import now_iso
 from dncgate.lists.sources import PushResult, Registration, SyncSource
 from dncgate.numbers import DialPlan
+from dncgate.store.sqlite_tx import write_transaction
 
 log = structlog.get_logger("dncgate.lists.upstream")
 _SCHEMA = """
@@ -59,21 +58,6 @@ class RetryPolicy:
 
     def delay(self, attempts: int) -> float:
         return float(min(self.cap, self.base * 2 ** (attempts - 1)) * random.uniform(0.5, 1.0))
-
-
-@contextmanager
-def _transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT``; rolled back on any error (a bad parameter, a full disk, a
-    cancelled thread), so a failed write never leaves the shared connection inside a transaction
-    that turns every later write into "cannot start a transaction within a transaction"."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield db
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
 
 
 class Outbox:
@@ -114,7 +98,7 @@ class Outbox:
         return reg.key
 
     def _insert(self, reg: Registration) -> bool:
-        with _transaction(self._db()) as db:
+        with write_transaction(self._db()) as db:
             cursor = db.execute(
                 "INSERT OR IGNORE INTO registrations (key, number, action, channel, category, at, state, next_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, 'queued', 0)",
@@ -137,7 +121,7 @@ class Outbox:
         await self._run(self._record, results, time.time() if now is None else now)
 
     def _record(self, results: list[PushResult], now: float) -> None:
-        with _transaction(self._db()) as db:
+        with write_transaction(self._db()) as db:
             for result in results:
                 row = db.execute("SELECT attempts FROM registrations WHERE key = ?", (result.key,)).fetchone()
                 attempts = (row[0] if row else 0) + 1

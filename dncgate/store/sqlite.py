@@ -5,7 +5,7 @@ for lookups (WAL gives it a consistent snapshot per transaction, even while a lo
 writer for loads, edits and audit. A snapshot is written as a new version beside the live one;
 ``lists.version`` is the pointer, flipped in the write transaction that wrote the rows (so other
 processes on the file never see a build half-done), then the old rows are deleted. Every write
-runs in ``_write_tx``: BEGIN IMMEDIATE, then COMMIT, or ROLLBACK on any error.
+runs in ``write_transaction``: BEGIN IMMEDIATE, then COMMIT, or ROLLBACK on any error.
 """
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
 from itertools import islice
@@ -38,6 +37,7 @@ from dncgate.store.protocol import (
     parse_prefix,
     prefixes_of,
 )
+from dncgate.store.sqlite_tx import write_transaction
 
 _T = TypeVar("_T")
 _BATCH = 50_000
@@ -89,20 +89,6 @@ def _connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA busy_timeout=2000")
     return conn
-
-
-@contextmanager
-def _write_tx(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One write transaction. The write lock is taken up front, so a busy file fails at BEGIN with
-    nothing open; any exception rolls back, so the connection is never left inside a transaction."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
 
 
 class SqliteListStore:
@@ -214,7 +200,7 @@ class SqliteListStore:
         ordered = sorted(unique)
         conn = self._writer_conn()
         # One transaction from the first row to the flip: no other writer ever sees this build unfinished.
-        with _write_tx(conn):
+        with write_transaction(conn):
             self._drop_dead(conn, name)
             version = self._new_version(conn, name)
             loaded = 0
@@ -228,7 +214,7 @@ class SqliteListStore:
                     progress(loaded)
             previous = self._flip(conn, name, version, loaded)
         if previous is not None:  # retired by the flip; if this fails, the next load frees it
-            with _write_tx(conn):
+            with write_transaction(conn):
                 conn.execute("DELETE FROM numbers WHERE version = ?", (previous,))
         return LoadResult(name, str(version), loaded, given - loaded, None if previous is None else str(previous))
 
@@ -283,7 +269,7 @@ class SqliteListStore:
 
     def _edit(self, name: str, numbers: list[int], add: bool) -> int:
         # The live version is read under the write lock: no load can flip it before this commits.
-        with _write_tx(self._writer_conn()) as conn:
+        with write_transaction(self._writer_conn()) as conn:
             row = conn.execute("SELECT version FROM lists WHERE name = ?", (name,)).fetchone()
             if row is None:
                 if not add:
@@ -312,7 +298,7 @@ class SqliteListStore:
         await self._write(self._set_rule, name, digits, present)
 
     def _set_rule(self, name: str, digits: str, present: bool) -> None:
-        with _write_tx(self._writer_conn()) as conn:
+        with write_transaction(self._writer_conn()) as conn:
             if present:
                 conn.execute(
                     "INSERT OR IGNORE INTO prefix_rules (list_name, prefix, created_at) VALUES (?, ?, ?)",
@@ -357,7 +343,7 @@ class SqliteListStore:
         await self._write(self._set_sync_state, name, data)
 
     def _set_sync_state(self, name: str, data: str) -> None:
-        with _write_tx(self._writer_conn()) as conn:
+        with write_transaction(self._writer_conn()) as conn:
             conn.execute(
                 "INSERT INTO sync_state (list_name, state) VALUES (?, ?) "
                 "ON CONFLICT (list_name) DO UPDATE SET state = excluded.state", (name, data)
@@ -370,7 +356,7 @@ class SqliteListStore:
         await self._write(self._append_audit, rows)
 
     def _append_audit(self, rows: list[tuple[str]]) -> None:
-        with _write_tx(self._writer_conn()) as conn:
+        with write_transaction(self._writer_conn()) as conn:
             conn.executemany("INSERT INTO audit (record) VALUES (?)", rows)
 
     async def audit_tail(self, limit: int) -> list[AuditRecord]:
