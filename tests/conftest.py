@@ -107,3 +107,21 @@ async def open_test_store(kind: str, tmp_path: Path, redis_server: RedisServer, 
 
     redis_server.flush()
     return await RedisListStore.connect(RedisSettings(url=redis_server.url, **redis_settings))
+
+
+def cli_store_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, region: str) -> Path:
+    """The CLI on a throw-away SQLite store with one tenant in ``region``; no config file."""
+    db = tmp_path / "cli.sqlite3"
+    monkeypatch.setenv("DNCGATE_STORE__PATH", str(db))
+    monkeypatch.setenv("DNCGATE_TENANTS__DEFAULT__REGION", region)
+    monkeypatch.delenv("DNCGATE_CONFIG", raising=False)
+    return db
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """``dncgate ARGV`` in process: exit code, stdout, stderr."""
+    from dncgate.cli import main
+
+    code = main(["--log-level", "error", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -8,23 +8,17 @@ from pathlib import Path
 import pytest
 
 from dncgate.cli import main
+from tests.conftest import cli_store_env, run_cli
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "lists"
 
 
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    db = tmp_path / "cli.sqlite3"
-    monkeypatch.setenv("DNCGATE_STORE__PATH", str(db))
-    monkeypatch.setenv("DNCGATE_TENANTS__DEFAULT__REGION", "CN")
-    monkeypatch.delenv("DNCGATE_CONFIG", raising=False)
-    return db
+    return cli_store_env(tmp_path, monkeypatch, "CN")
 
 
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(["--log-level", "error", *argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+run = run_cli
 
 
 def test_load_stats_check_audit(env: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

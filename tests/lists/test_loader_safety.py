@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from dncgate.cli import main
 from dncgate.lists.loader import LoadRefused, load_file
 from dncgate.lists.sync import parse_entries
 from dncgate.numbers import DialPlan
 from dncgate.store.sqlite import SqliteListStore
+from tests.conftest import cli_store_env, run_cli
 
 US = DialPlan(region="US")
 LIVE = [12025550100 + i for i in range(100)]
@@ -100,17 +100,10 @@ async def test_a_delta_applies_the_last_line_for_a_number_like_sync(store: Sqlit
 
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    db = tmp_path / "cli.sqlite3"
-    monkeypatch.setenv("DNCGATE_STORE__PATH", str(db))
-    monkeypatch.setenv("DNCGATE_TENANTS__DEFAULT__REGION", "US")
-    monkeypatch.delenv("DNCGATE_CONFIG", raising=False)
-    return db
+    return cli_store_env(tmp_path, monkeypatch, "US")
 
 
-def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(["--log-level", "error", *argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+_run = run_cli
 
 
 def test_cli_refuses_to_wipe_the_national_list(env: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
