@@ -16,17 +16,20 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 log = structlog.get_logger("dncgate.http")
 
 HEALTH_DEADLINE = 0.5
+_MONITORING = frozenset({"/healthz", "/metrics"})  # never counted against [http] max_sessions
 
 
 def make_app(
     store: ListStore, metrics: GateMetrics, doors: dict[str, bool], *, max_requests: int = 512,
 ) -> web.Application:
-    """``/healthz`` and ``/metrics`` (the API adds ``/v1``); at most ``max_requests`` in flight."""
+    """``/healthz`` and ``/metrics`` (the API adds ``/v1``); at most ``max_requests`` other requests in flight."""
     in_flight = 0
 
     @web.middleware
     async def limit(request: web.Request, handler: Handler) -> web.StreamResponse:
         nonlocal in_flight
+        if request.path in _MONITORING:  # a busy gate must still answer its health check and metrics
+            return await handler(request)
         if in_flight >= max_requests:
             log.warning("http.busy", path=request.path, in_flight=in_flight, max_requests=max_requests)
             return web.json_response(

@@ -135,7 +135,13 @@ def _prefix_search(codes: frozenset[bytes]) -> re.Pattern[bytes] | None:
             continue
         text = pattern.pattern
         trusted = not _UNTRUSTED.search(text)
-        branches.append(code + (b"(?:" + text.encode("ascii") + b")" if trusted else b""))
+        branch = code + (b"(?:" + text.encode("ascii") + b")" if trusted else b"")
+        if trusted and pattern.match("") is not None:
+            # A pattern that matches nothing at all (Argentina's 0?(?:(11|...)?15)?) would flag every
+            # line of its country: require it to consume a digit. Its groups are digits, so an empty
+            # match has none and phonenumbers keeps those lines as they are.
+            branch += rb"(?<!\+" + code + b")"
+        branches.append(branch)
     # Zero-width after the newline, so that no match can run into the next line and hide it.
     return re.compile(rb"\n(?=\+(?:" + b"|".join(branches) + b"))", re.MULTILINE) if branches else None
 
@@ -194,6 +200,8 @@ def _chunk(
         # Lines whose national part may start with a prefix phonenumbers strips take number_of.
         start = 0
         for index in known.prefixed_lines(body, first3s):
+            if known.keeps(lines[index]):  # a candidate phonenumbers keeps as it is (an empty match)
+                continue
             out.numbers.extend(map(int, lines[start:index]))
             _slow_line(lines[index].decode("ascii"), line + 1 + index, out, number_of)
             out.read -= 1  # counted below with the rest
