@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -189,14 +190,25 @@ class SqliteListStore:
         self, list_name: str, numbers: Iterable[int], *, progress: Progress | None = None
     ) -> LoadResult:
         name = parse_list_name(list_name)
-        return await self._write(self._replace, name, numbers, progress)
+        # A load runs for seconds in the writer thread; if its caller is cancelled (a shutdown),
+        # the thread sees the flag at its next batch and rolls back, instead of holding close().
+        abandoned = threading.Event()
+        try:
+            return await self._write(self._replace, name, numbers, progress, abandoned)
+        except asyncio.CancelledError:
+            abandoned.set()
+            raise
 
-    def _replace(self, name: str, numbers: Iterable[int], progress: Progress | None) -> LoadResult:
+    def _replace(
+        self, name: str, numbers: Iterable[int], progress: Progress | None, abandoned: threading.Event | None = None,
+    ) -> LoadResult:
         given = 0
         unique: set[int] = set()
         for number in numbers:
             given += 1
             unique.add(_checked(number))
+            if not given % _BATCH and abandoned is not None and abandoned.is_set():
+                raise StoreUnavailable(f"sqlite {self.path}: load of {name} abandoned by its caller")
         ordered = sorted(unique)
         conn = self._writer_conn()
         # One transaction from the first row to the flip: no other writer ever sees this build unfinished.
@@ -206,6 +218,8 @@ class SqliteListStore:
             loaded = 0
             iterator = iter(ordered)
             while batch := list(islice(iterator, _BATCH)):
+                if abandoned is not None and abandoned.is_set():
+                    raise StoreUnavailable(f"sqlite {self.path}: load of {name} abandoned by its caller")
                 conn.executemany(
                     "INSERT INTO numbers (version, number) VALUES (?, ?)", ((version, n) for n in batch)
                 )

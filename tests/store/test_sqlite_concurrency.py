@@ -7,8 +7,10 @@ connection on the same file, and orders the two with events instead of sleeps.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -287,3 +289,20 @@ async def test_remove_racing_a_load_lands_in_the_version_that_goes_live(
     assert (await a.facts("acme", LISTED)).national is None
     with plain(path) as conn:
         assert conn.execute("SELECT count FROM lists").fetchall() == [(1,)]
+
+
+async def test_a_cancelled_load_stops_in_its_thread_and_close_does_not_wait_for_it(path: Path) -> None:
+    store = SqliteListStore(path)
+    await store.replace_list("national", [LISTED])
+    started = threading.Event()
+    load = asyncio.ensure_future(
+        store.replace_list("national", range(8_600_000_000_000, 8_600_004_000_000), progress=lambda _: started.set()))
+    await wait_for(started)  # the rows are being written
+    load.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await load
+    t0 = time.monotonic()
+    await store.close()  # waits for the writer thread
+    assert time.monotonic() - t0 < 2.0
+    with plain(path) as conn:
+        assert live_has(conn, LISTED)  # rolled back: the old version still serves
