@@ -267,7 +267,7 @@ def _report_invalid(summary: LoadSummary, errors_path: Path | None, out: TextIO)
 
 async def _lists_sync(args: argparse.Namespace, config: GateConfig) -> int:
     from dncgate.lists.runner import sync_once
-    from dncgate.lists.sync import SyncError
+    from dncgate.lists.sync import SyncError, exit_code_of
 
     if args.nice:
         os.nice(args.nice)  # serve's periodic sync: leave the CPU to the calls first
@@ -278,7 +278,7 @@ async def _lists_sync(args: argparse.Namespace, config: GateConfig) -> int:
             lines = await sync_once(config, store, force=args.force, progress=progress)
         except SyncError as exc:
             print(f"dncgate: sync failed ({exc.cause}): {exc}", file=sys.stderr)
-            return 1
+            return exit_code_of(exc.cause)  # serve's isolated sync counts the failure by its cause
         if progress is not None:
             sys.stderr.write("\n")
         print("\n".join(lines))

@@ -16,7 +16,7 @@ from dncgate.lists.freshness import ListFreshness
 from dncgate.lists.manifest import load_public_key
 from dncgate.lists.registrations import run_forwarder
 from dncgate.lists.sources import DropDirSource, HttpSettings, HttpSource, SyncSource
-from dncgate.lists.sync import Syncer, SyncError, SyncObserver, SyncReport, SyncSettings
+from dncgate.lists.sync import Syncer, SyncError, SyncObserver, SyncReport, SyncSettings, cause_of_exit
 from dncgate.lists.upstream import Outbox, Pusher
 from dncgate.store.errors import StoreError
 from dncgate.store.protocol import ListStore, Progress
@@ -187,8 +187,9 @@ async def _run_child(command: list[str], *, deadline: float, stop: asyncio.Event
         log.error("sync.child_killed", reason="shutdown" if stop.is_set() else f"ran longer than {deadline:.0f} s")
         return None if stop.is_set() else "child_timeout"
     if child.returncode != 0:
-        log.error("sync.child_failed", exit_code=child.returncode)
-        return "child_exit"
+        cause = cause_of_exit(child.returncode or 0) or "child_exit"
+        log.error("sync.child_failed", exit_code=child.returncode, cause=cause)
+        return cause
     log.info("sync.child_done")
     return None
 

@@ -41,8 +41,25 @@ _T = TypeVar("_T")
 PROGRESS_LINES = 10_000
 
 
+# Why a sync failed: the failure metric's labels, and (from 10 up, in this order) the exit codes of
+# ``dncgate lists sync``, so that serve can count an isolated child's failure by its cause.
+FAILURE_CAUSES = ("source", "manifest", "signature", "integrity", "shrink", "gap", "format", "store")
+_FIRST_EXIT_CODE = 10
+
+
+def exit_code_of(cause: str) -> int:
+    """The exit code ``dncgate lists sync`` ends with for ``cause`` (1 for an unknown one)."""
+    return _FIRST_EXIT_CODE + FAILURE_CAUSES.index(cause) if cause in FAILURE_CAUSES else 1
+
+
+def cause_of_exit(code: int) -> str | None:
+    """The failure cause a ``dncgate lists sync`` exit code stands for; None for any other code."""
+    index = code - _FIRST_EXIT_CODE
+    return FAILURE_CAUSES[index] if 0 <= index < len(FAILURE_CAUSES) else None
+
+
 class SyncError(Exception):
-    """A sync that did not complete; ``cause`` labels the failure metric."""
+    """A sync that did not complete; ``cause`` (one of ``FAILURE_CAUSES``) labels the failure metric."""
 
     def __init__(self, cause: str, message: str) -> None:
         super().__init__(message)

@@ -9,8 +9,6 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from dncgate.lists.freshness import ListFreshness
 from dncgate.lists.sync import SyncReport
 
-CAUSES = ("source", "manifest", "signature", "integrity", "shrink", "gap", "format", "store")
-
 
 class SyncMetrics:
     """Implements ``lists.sync.SyncObserver``; ``watch()`` exports a list's age and staleness."""

@@ -93,7 +93,7 @@ source = "dir"
 directory = "{drop}"
 workdir = "{tmp_path / 'work'}"
 """)
-    assert main(["--config", str(config), "lists", "sync"]) == 1
+    assert main(["--config", str(config), "lists", "sync"]) == 14  # 10 + the index of "shrink"
     err = capsys.readouterr().err
     assert "sync failed (shrink)" in err
     assert "Traceback" not in err

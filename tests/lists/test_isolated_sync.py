@@ -8,7 +8,7 @@ from pathlib import Path
 
 from dncgate.config import load
 from dncgate.lists.runner import start_services, stop_services, sync_command
-from dncgate.lists.sync import SyncReport
+from dncgate.lists.sync import FAILURE_CAUSES, SyncReport, cause_of_exit, exit_code_of
 from dncgate.store.sqlite import SqliteListStore
 from tests.lists.sync_helpers import numbers, write_manifest, write_snapshot
 
@@ -80,3 +80,29 @@ async def test_periodic_sync_loads_in_a_child_while_the_loop_stays_responsive(tm
     finally:
         await stop_services(services)
         await store.close()
+
+
+def test_sync_exit_codes_carry_the_failure_cause() -> None:
+    for cause in FAILURE_CAUSES:
+        assert cause_of_exit(exit_code_of(cause)) == cause
+    assert exit_code_of("something else") == 1
+    assert [cause_of_exit(code) for code in (0, 1, 2, 9, 18, 137)] == [None] * 6
+
+
+async def test_an_isolated_sync_that_fails_is_counted_by_its_cause(tmp_path: Path) -> None:
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "0001.manifest.json").write_text("{not json")  # the child fails with cause "manifest"
+    config = load(config_file(tmp_path, drop), environ={})
+    store = SqliteListStore(config.store.path)
+    observer = RecordingObserver()
+    services = await start_services(config, store, observer)
+    try:
+        async with asyncio.timeout(60):
+            while not observer.failures:  # noqa: ASYNC110 - polling what the parent reported
+                await asyncio.sleep(0.05)
+    finally:
+        await stop_services(services)
+        await store.close()
+    assert observer.failures == [("national", "manifest")]
+    assert observer.succeeded_with == []
