@@ -17,14 +17,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from dncgate.agi import AgiServer
-from dncgate.agi.check import check_handler
-from dncgate.audit import AuditSink
-from dncgate.gate import Gate
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from dncgate.logs import configure
-from dncgate.model import TenantPolicy
-from dncgate.numbers import DialPlan
 from dncgate.store.sqlite import SqliteListStore
+from tests.agi.agi_helpers import check_server
 
 HEADER = (
     "agi_request: dncgate-agi\nagi_channel: PJSIP/uac-00000001\nagi_language: en\nagi_type: PJSIP\n"
@@ -80,16 +77,10 @@ async def main() -> None:
                    DNCGATE_LOG_LEVEL="warning")
         env.pop("DNCGATE_CONFIG", None)
         # Fast path: a gate (the same /check handler, on the same store) is up: dncgate-agi relays.
-        audit = AuditSink(store)
-        audit.start()
-        gate = Gate({"default": TenantPolicy(name="default", dial_plan=DialPlan(region="US"))}, store, audit)
-        server = AgiServer(check_handler(gate), port=0)
-        await server.start()
         try:
-            relayed = await measure(binary, dict(env, DNCGATE_AGI_RELAY=f"127.0.0.1:{server.port}"), args.runs)
+            async with check_server(store) as server:
+                relayed = await measure(binary, dict(env, DNCGATE_AGI_RELAY=f"127.0.0.1:{server.port}"), args.runs)
         finally:
-            await server.close(timeout=2)
-            await audit.close()
             await store.close()
         # Slow path: no gate to relay to: the decision is made in the dncgate-agi process.
         alone = await measure(binary, dict(env, DNCGATE_AGI_RELAY="off"), args.runs)

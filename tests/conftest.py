@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from dncgate.store.protocol import ListStore
 from tests import ports
+
+if TYPE_CHECKING:
+    from dncgate.config import GateConfig
+    from dncgate.service import Running
 
 
 def free_port() -> int:
@@ -125,3 +132,28 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, s
     code = main(["--log-level", "error", *argv])
     out, err = capsys.readouterr()
     return code, out, err
+
+
+@contextlib.asynccontextmanager
+async def serving(config: GateConfig, *, stop_within: float = 10.0) -> AsyncIterator[Running]:
+    """``dncgate serve`` on this loop for the block (no signal handlers); stopped when it ends."""
+    from dncgate.service import serve
+
+    ready: asyncio.Queue[Running] = asyncio.Queue()
+    task = asyncio.create_task(serve(config, on_ready=ready.put_nowait, handle_signals=False))
+    started = asyncio.ensure_future(ready.get())
+    await asyncio.wait({started, task}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+    if not started.done():
+        started.cancel()
+        if task.done():
+            task.result()  # serve stopped before it was ready: its own error is the one to see
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        raise TimeoutError("dncgate serve was not ready within 10 s")
+    running = started.result()
+    try:
+        yield running
+    finally:
+        running.stop.set()
+        await asyncio.wait_for(task, stop_within)

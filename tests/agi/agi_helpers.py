@@ -6,8 +6,17 @@ import ast
 import asyncio
 import contextlib
 import re
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from dncgate.agi import AgiServer
+from dncgate.agi.check import check_handler
+from dncgate.audit import AuditSink
+from dncgate.gate import Gate
+from dncgate.model import TenantPolicy
+from dncgate.numbers import DialPlan
+from dncgate.store.protocol import ListStore
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "agi"
 
@@ -159,3 +168,22 @@ async def read_until_closed(reader: asyncio.StreamReader, timeout: float = 3.0) 
         return await asyncio.wait_for(reader.read(), timeout)
     except ConnectionResetError:
         return b""
+
+
+US_DEFAULT = {"default": TenantPolicy(name="default", dial_plan=DialPlan(region="US"))}
+
+
+@contextlib.asynccontextmanager
+async def check_server(
+    store: ListStore, tenants: Mapping[str, TenantPolicy] = US_DEFAULT, *, close_timeout: float = 2.0,
+) -> AsyncIterator[AgiServer]:
+    """The gate's ``/check`` FastAGI door on ``store`` (audit on), on a loopback port of its own."""
+    audit = AuditSink(store)
+    audit.start()
+    server = AgiServer(check_handler(Gate(tenants, store, audit)), port=0)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.close(timeout=close_timeout)
+        await audit.close()

@@ -10,13 +10,10 @@ from typing import Any
 import pytest
 
 from dncgate.agi import AgiServer
-from dncgate.agi.check import check_handler
-from dncgate.audit import AuditSink
-from dncgate.gate import Gate
 from dncgate.model import Mode, TenantPolicy
 from dncgate.numbers import DialPlan
 from dncgate.store.sqlite import SqliteListStore
-from tests.agi.agi_helpers import asterisk_parse_args, close_client, open_client, read_until_closed
+from tests.agi.agi_helpers import asterisk_parse_args, check_server, close_client, open_client, read_until_closed
 from tests.agi.conftest import wait_idle
 
 TENANTS = {
@@ -30,16 +27,10 @@ TENANTS = {
 async def server(tmp_path: Path) -> AsyncIterator[tuple[AgiServer, SqliteListStore]]:
     store = SqliteListStore(tmp_path / "agi.sqlite3")
     await store.replace_list("national", [12015550123])
-    audit = AuditSink(store)
-    audit.start()
-    gate = Gate(TENANTS, store, audit)
-    agi = AgiServer(check_handler(gate), port=0)
-    await agi.start()
     try:
-        yield agi, store
+        async with check_server(store, TENANTS, close_timeout=1) as agi:
+            yield agi, store
     finally:
-        await agi.close(timeout=1)
-        await audit.close()
         await store.close()
 
 

@@ -13,13 +13,9 @@ from pathlib import Path
 import pytest
 
 from dncgate.agi import AgiLimits, AgiServer, AgiSession
-from dncgate.agi.check import check_handler
 from dncgate.agi.relay import gate_address, wants_in_process
-from dncgate.audit import AuditSink
-from dncgate.gate import Gate
-from dncgate.model import TenantPolicy
-from dncgate.numbers import DialPlan
 from dncgate.store.sqlite import SqliteListStore
+from tests.agi.agi_helpers import check_server
 from tests.conftest import free_port
 
 BINARY = str(Path(sys.executable).parent / "dncgate-agi")
@@ -61,16 +57,10 @@ async def gate_server(tmp_path: Path) -> AsyncIterator[tuple[AgiServer, Path]]:
     db = tmp_path / "agi.sqlite3"
     store = SqliteListStore(db)
     await store.replace_list("national", [12015550123])
-    audit = AuditSink(store)
-    audit.start()
-    gate = Gate({"default": TenantPolicy(name="default", dial_plan=DialPlan(region="US"))}, store, audit)
-    server = AgiServer(check_handler(gate), port=0)
-    await server.start()
     try:
-        yield server, db
+        async with check_server(store) as server:
+            yield server, db
     finally:
-        await server.close(timeout=2)
-        await audit.close()
         await store.close()
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 from dncgate.config import GateConfig, ListenConfig, StoreConfig
 from dncgate.model import TenantPolicy
 from dncgate.numbers import DialPlan
-from dncgate.service import AUDIT_GRACE, SHUTDOWN_GRACE, Running, serve
+from dncgate.service import AUDIT_GRACE, SHUTDOWN_GRACE
+from tests.conftest import serving
 
 HEADER = (
     "agi_network: yes\nagi_network_script: check?tenant=default&purpose=marketing\n"
@@ -25,26 +26,25 @@ async def test_doors_close_together_within_the_shutdown_bound(tmp_path: Path) ->
         agi=ListenConfig(True, "127.0.0.1", 0), esl=ListenConfig(True, "127.0.0.1", 0),
         http=ListenConfig(True, "127.0.0.1", 0),
     )
-    ready: asyncio.Queue[Running] = asyncio.Queue()
-    task = asyncio.create_task(serve(config, on_ready=ready.put_nowait, handle_signals=False))
-    running = await asyncio.wait_for(ready.get(), 10)
-    assert running.agi_port
-    assert running.esl_port
-    # An Asterisk that never answers the verdict, and a FreeSWITCH that connects and says nothing:
-    # both sessions are still running when the stop comes.
-    agi_reader, agi_writer = await asyncio.open_connection("127.0.0.1", running.agi_port)
-    agi_writer.write(HEADER.encode())
-    assert (await asyncio.wait_for(agi_reader.readline(), 5)).startswith(b"EXEC MSet")
-    esl_reader, esl_writer = await asyncio.open_connection("127.0.0.1", running.esl_port)
-    assert await asyncio.wait_for(esl_reader.readline(), 5)  # "connect": the session waits for our reply
-    started = time.monotonic()
-    running.stop.set()
+    writers: list[asyncio.StreamWriter] = []
     try:
-        await asyncio.wait_for(task, SHUTDOWN_GRACE + AUDIT_GRACE + 5)
-        took = time.monotonic() - started
+        async with serving(config, stop_within=SHUTDOWN_GRACE + AUDIT_GRACE + 5) as running:
+            assert running.agi_port
+            assert running.esl_port
+            # An Asterisk that never answers the verdict, and a FreeSWITCH that connects and says
+            # nothing: both sessions are still running when the stop comes.
+            agi_reader, agi_writer = await asyncio.open_connection("127.0.0.1", running.agi_port)
+            writers.append(agi_writer)
+            agi_writer.write(HEADER.encode())
+            assert (await asyncio.wait_for(agi_reader.readline(), 5)).startswith(b"EXEC MSet")
+            esl_reader, esl_writer = await asyncio.open_connection("127.0.0.1", running.esl_port)
+            writers.append(esl_writer)
+            assert await asyncio.wait_for(esl_reader.readline(), 5)  # "connect": waits for our reply
+            started = time.monotonic()
+        took = time.monotonic() - started  # the block's end stopped serve and waited for it
     finally:
-        agi_writer.close()
-        esl_writer.close()
+        for writer in writers:
+            writer.close()
     # Each door has SHUTDOWN_GRACE, but they close at the same time: not one after another.
     assert took < SHUTDOWN_GRACE + 2.5, took
     assert SHUTDOWN_GRACE + AUDIT_GRACE < 10  # Docker's default stop timeout

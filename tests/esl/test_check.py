@@ -20,6 +20,7 @@ from esl_helpers import fixture_bytes, transcript_steps, uuid_sequence
 from fake_freeswitch import CallTrace, FakeFreeSwitch, connect_reply, with_destination, with_variables
 
 from dncgate.audit import AuditSink
+from dncgate.config import EslHandlerConfig, GateConfig, ListenConfig, StoreConfig
 from dncgate.esl.check import EslCheckSettings, _multiset_arg, esl_check_handler
 from dncgate.esl.outbound import OutboundConfig, OutboundServer, OutboundSession
 from dncgate.gate import Gate
@@ -27,6 +28,7 @@ from dncgate.model import Facts, Mode, Purpose, TenantPolicy
 from dncgate.numbers import DialPlan
 from dncgate.store.errors import StoreUnavailable
 from dncgate.store.sqlite import SqliteListStore
+from tests.conftest import serving
 
 LISTED = "2015550123"  # on the national list
 CLEAR = "2015550199"
@@ -414,46 +416,27 @@ def test_multiset_argument_forms() -> None:
         _multiset_arg({"a": "${x}"})
 
 
-async def test_serve_starts_the_esl_door(tmp_path: Path) -> None:
-    from dncgate.config import GateConfig, ListenConfig, StoreConfig
-    from dncgate.service import Running, serve
-
-    config = GateConfig(
+def esl_only(tmp_path: Path, handler: EslHandlerConfig | None = None) -> GateConfig:
+    """serve's configuration with the ESL door alone on a loopback port, on a SQLite store."""
+    return GateConfig(
         source="test", store=StoreConfig(path=tmp_path / "serve.sqlite3"), tenants=TENANTS,
         agi=ListenConfig(False, "127.0.0.1", 0), http=ListenConfig(False, "127.0.0.1", 0),
-        esl=ListenConfig(True, "127.0.0.1", 0),
+        esl=ListenConfig(True, "127.0.0.1", 0), esl_handler=handler or EslHandlerConfig(),
     )
-    ready: asyncio.Queue[Running] = asyncio.Queue()
-    task = asyncio.create_task(serve(config, on_ready=ready.put_nowait, handle_signals=False))
-    running = await asyncio.wait_for(ready.get(), 5)
-    try:
+
+
+async def test_serve_starts_the_esl_door(tmp_path: Path) -> None:
+    async with serving(esl_only(tmp_path)) as running:
         assert running.esl_port
         trace = await FakeFreeSwitch(with_destination(ALLOW_REPLY, "8" + CLEAR)).call(running.esl_port)
         # The service runs the default settings: no prefix configured, so 8<number> is checked as dialled.
         assert trace.commands[0].line == "myevents"
-    finally:
-        running.stop.set()
-        await asyncio.wait_for(task, 10)
 
 
 async def test_serve_applies_the_esl_handler_keys_of_the_config(tmp_path: Path) -> None:
-    from dncgate.config import EslHandlerConfig, GateConfig, ListenConfig, StoreConfig
-    from dncgate.service import Running, serve
-
-    config = GateConfig(
-        source="test", store=StoreConfig(path=tmp_path / "serve.sqlite3"), tenants=TENANTS,
-        agi=ListenConfig(False, "127.0.0.1", 0), http=ListenConfig(False, "127.0.0.1", 0),
-        esl=ListenConfig(True, "127.0.0.1", 0),
-        esl_handler=EslHandlerConfig(strip_prefix="8", transfer_to="dnc_ok_{number} XML {context}"),
-    )
-    ready: asyncio.Queue[Running] = asyncio.Queue()
-    task = asyncio.create_task(serve(config, on_ready=ready.put_nowait, handle_signals=False))
-    running = await asyncio.wait_for(ready.get(), 5)
-    try:
+    handler = EslHandlerConfig(strip_prefix="8", transfer_to="dnc_ok_{number} XML {context}")
+    async with serving(esl_only(tmp_path, handler)) as running:
         assert running.esl_port
         trace = await FakeFreeSwitch(with_destination(ALLOW_REPLY, "8" + CLEAR)).call(running.esl_port)
         # the prefix is stripped before the check and the continuation follows the configured template
         assert trace.shorts()[-1] == f"execute transfer dnc_ok_{CLEAR} XML public"
-    finally:
-        running.stop.set()
-        await asyncio.wait_for(task, 10)

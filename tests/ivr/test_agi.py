@@ -22,6 +22,7 @@ from dncgate.consent.model import Action, Channel
 from dncgate.ivr.agi import ivr_agi_handler, with_ivr
 from dncgate.store.errors import StoreUnavailable
 from tests.agi.agi_helpers import asterisk_parse_args, close_client, open_client
+from tests.conftest import serving
 from tests.ivr.conftest import CALLER, IvrLab
 
 HANGUP = "HANGUP"  # in a script: the caller hangs up at this command
@@ -266,7 +267,6 @@ async def test_check_is_unchanged_on_the_same_server(agi: AgiServer) -> None:
 
 async def test_serve_applies_the_ivr_keys_of_the_config(tmp_path: Path) -> None:
     from dncgate.config import load
-    from dncgate.service import Running, serve
 
     toml = tmp_path / "dncgate.toml"
     toml.write_text(f"""
@@ -283,15 +283,9 @@ max_failures = 1
 region = "US"
 """)
     config = load(toml, environ={})
-    ready: asyncio.Queue[Running] = asyncio.Queue()
-    task = asyncio.create_task(serve(config, on_ready=ready.put_nowait, handle_signals=False))
-    running = await asyncio.wait_for(ready.get(), 5)
-    try:
+    async with serving(config) as running:
         assert running.agi_port
         commands = lines(await FakeAsterisk(keys=[""]).call(running.agi_port))
-    finally:
-        running.stop.set()
-        await asyncio.wait_for(task, 10)
     # GET DATA waits digit_timeout_s (in ms); one failure is already max_failures
     assert commands == [
         "STREAM FILE dncgate/en/ivr-welcome 0123456789*#", "GET DATA dncgate/en/ivr-menu 4500 1",
