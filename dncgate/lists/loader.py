@@ -9,7 +9,7 @@ from pathlib import Path
 
 from dncgate.lists.distinct import sorted_distinct
 from dncgate.lists.formats import LineError
-from dncgate.lists.sync import parse_file
+from dncgate.lists.sync import parse_file, too_big_a_shrink
 from dncgate.numbers import DialPlan
 from dncgate.store.protocol import ListStore, parse_list_name
 
@@ -73,10 +73,8 @@ async def load_file(
             raise LoadRefused(summary, _empty_message(name, path, summary))
     elif max_shrink is not None and not force:
         live = next((s.count for s in await store.stats() if s.list_name == name), 0)
-        if len(uniq) < live * (1 - max_shrink):
-            raise LoadRefused(summary, f"{name}: not replaced: {path} has {len(uniq):,} numbers, the live list "
-                                       f"{live:,}: a shrink of more than {max_shrink:.0%} is refused unless forced "
-                                       "(--force)")
+        if (shrink := too_big_a_shrink(len(uniq), live, max_shrink)) is not None:
+            raise LoadRefused(summary, f"{name}: not replaced: {path} {shrink} (--force)")
     result = await store.replace_list(name, uniq)
     summary.loaded = result.loaded
     summary.version, summary.previous_version = result.version, result.previous_version

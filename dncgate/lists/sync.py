@@ -58,6 +58,15 @@ def cause_of_exit(code: int) -> str | None:
     return FAILURE_CAUSES[index] if 0 <= index < len(FAILURE_CAUSES) else None
 
 
+def too_big_a_shrink(offered: int, live: int, max_shrink: float) -> str | None:
+    """Why replacing a list of ``live`` numbers with ``offered`` is refused, or None: the guard
+    against a truncated or wrong file that sync and ``lists load`` share."""
+    if offered >= live * (1 - max_shrink):
+        return None
+    return (f"has {offered:,} numbers, the live list {live:,}: a shrink of more than {max_shrink:.0%} "
+            "is refused unless forced")
+
+
 class SyncError(Exception):
     """A sync that did not complete; ``cause`` (one of ``FAILURE_CAUSES``) labels the failure metric."""
 
@@ -325,17 +334,16 @@ class Syncer:
         uniq = await asyncio.to_thread(sorted_distinct, parsed.adds)
         parsed.adds = array("q")
         size = len(uniq)
-        floor = live_count * (1 - self.settings.max_shrink)
-        if size < floor and not force:
+        shrink = too_big_a_shrink(size, live_count, self.settings.max_shrink)
+        if shrink is not None and not force:
             log.error("sync.shrink_refused", list_name=self.list_name, live=live_count, offered=size,
                       max_shrink=self.settings.max_shrink, advice="check the source; --force loads it anyway")
-            raise SyncError("shrink", f"snapshot {entry.sequence} has {size:,} numbers, the live list {live_count:,}: "
-                                      f"a shrink of more than {self.settings.max_shrink:.0%} is refused unless forced")
+            raise SyncError("shrink", f"snapshot {entry.sequence} {shrink}")
         result = await self._store(self.store.replace_list(self.list_name, uniq, progress=progress),
                                    "load snapshot")
         report.snapshot, report.loaded, report.version = entry.sequence, result.loaded, result.version
         log.info("sync.snapshot_applied", list_name=self.list_name, sequence=entry.sequence, version=result.version,
-                 loaded=result.loaded, previous_version=result.previous_version, forced=force and size < floor)
+                 loaded=result.loaded, previous_version=result.previous_version, forced=shrink is not None)
         if self.publisher is not None:
             await self.publisher.snapshot(entry.sequence, uniq)
 
