@@ -17,8 +17,9 @@ from datetime import date, datetime, time
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
 from phonenumbers.tzdata import TIMEZONE_DATA, TIMEZONE_LONGEST_PREFIX
+
+from dncgate.numbers import country_code_length
 
 UNKNOWN_ZONE = "Etc/Unknown"
 _WINDOW = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)-([01]?\d|2[0-4]):([0-5]\d)")
@@ -95,12 +96,9 @@ def zone_names(
 
 @lru_cache(maxsize=1024)
 def _country_zones(head: str) -> tuple[str, ...]:
-    """Every zone of the country whose calling code begins ``head`` (the codes are prefix-free)."""
-    for n in (1, 2, 3):
-        if int(head[:n] or "0") in COUNTRY_CODE_TO_REGION_CODE:
-            zones = TIMEZONE_DATA.get(head[:n], ())
-            return tuple(z for z in zones if z != UNKNOWN_ZONE)
-    return ()
+    """Every zone of the country whose calling code begins ``head``."""
+    size = country_code_length(head)
+    return tuple(z for z in TIMEZONE_DATA.get(head[:size], ()) if z != UNKNOWN_ZONE) if size else ()
 
 
 @lru_cache(maxsize=65536)

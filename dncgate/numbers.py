@@ -24,6 +24,7 @@ from phonenumbers import shortnumberinfo
 from phonenumbers.phonenumberutil import is_number_type_geographical
 
 INVALID_NUMBER: Final = "invalid_number"
+_COUNTRY_CODES: Final = frozenset(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
 MAX_DIALLED_CHARS: Final = 256
 # Separators people and switches put inside numbers; tel: URIs use the same "visual separators".
 _VISUAL_SEPARATORS = re.compile(r"[\s\-.()/\[\]]")
@@ -136,6 +137,12 @@ def _normalise(raw: str, plan: DialPlan) -> Callee:
         raw, phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
         is_number_type_geographical(number_kind, number.country_code or 0),
     )
+
+
+def country_code_length(digits: str) -> int:
+    """How many leading digits of an E.164 number (no ``+``) are its country code; 0 for none.
+    phonenumbers takes the first of 1, 2, 3 digits that is a country code (the codes are prefix-free)."""
+    return next((n for n in (1, 2, 3) if digits[:n].isdigit() and int(digits[:n]) in _COUNTRY_CODES), 0)
 
 
 def warm_up(plans: Iterable[DialPlan]) -> None:

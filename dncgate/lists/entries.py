@@ -10,15 +10,7 @@ import phonenumbers
 from phonenumbers import PhoneMetadata
 
 from dncgate.lists.formats import Entry, LineError
-from dncgate.numbers import DialPlan, InvalidNumber, Subscriber, normalise
-
-_COUNTRY_CODES = frozenset(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
-
-
-def country_code_length(digits: str) -> int:
-    """How many leading digits of an E.164 number (no ``+``) are its country code; 0 for none.
-    phonenumbers takes the first of 1, 2, 3 digits that is a country code (the codes are prefix-free)."""
-    return next((n for n in (1, 2, 3) if digits[:n].isdigit() and int(digits[:n]) in _COUNTRY_CODES), 0)
+from dncgate.numbers import DialPlan, InvalidNumber, Subscriber, country_code_length, normalise
 
 
 @cache

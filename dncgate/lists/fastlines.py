@@ -28,7 +28,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import BinaryIO
 
-from dncgate.lists.entries import country_code_length, keeps_national_digits, national_prefix
+from dncgate.lists.entries import keeps_national_digits, national_prefix
 from dncgate.lists.formats import (
     GZIP_MAGIC,
     MAX_LINE_CHARS,
@@ -38,6 +38,7 @@ from dncgate.lists.formats import (
     _magic,
     _sniff,
 )
+from dncgate.numbers import country_code_length
 
 CHUNK_BYTES = 4 << 20
 _PLAIN = b"+0123456789\n"
