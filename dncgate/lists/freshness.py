@@ -18,7 +18,7 @@ import structlog
 
 from dncgate.model import TenantPolicy
 from dncgate.store.errors import StoreError
-from dncgate.store.protocol import NATIONAL, ListStore
+from dncgate.store.protocol import NATIONAL, ListStore, stats_of
 
 log = structlog.get_logger("dncgate.lists.freshness")
 
@@ -52,8 +52,8 @@ class ListFreshness:
         state = await self.store.sync_state(self.list_name)
         fresh_at = parse_time(state.get("fresh_at", ""))
         if fresh_at is None:
-            live = next((s for s in await self.store.stats() if s.list_name == self.list_name and s.version), None)
-            fresh_at = parse_time(live.loaded_at) if live is not None else None
+            live = await stats_of(self.store, self.list_name)
+            fresh_at = parse_time(live.loaded_at) if live is not None and live.version else None
         self.fresh_at = fresh_at
         age = self.age()
         stale = frozenset(name for name, t in self.tenants.items() if age is None or age > t.max_list_age)

@@ -11,7 +11,7 @@ from dncgate.lists.distinct import sorted_distinct
 from dncgate.lists.formats import LineError
 from dncgate.lists.sync import parse_file, too_big_a_shrink
 from dncgate.numbers import DialPlan
-from dncgate.store.protocol import ListStore, parse_list_name
+from dncgate.store.protocol import ListStore, parse_list_name, stats_of
 
 
 @dataclass
@@ -72,8 +72,8 @@ async def load_file(
         if not allow_empty:
             raise LoadRefused(summary, _empty_message(name, path, summary))
     elif max_shrink is not None and not force:
-        live = next((s.count for s in await store.stats() if s.list_name == name), 0)
-        if (shrink := too_big_a_shrink(len(uniq), live, max_shrink)) is not None:
+        live = await stats_of(store, name)
+        if (shrink := too_big_a_shrink(len(uniq), live.count if live else 0, max_shrink)) is not None:
             raise LoadRefused(summary, f"{name}: not replaced: {path} {shrink} (--force)")
     result = await store.replace_list(name, uniq)
     summary.loaded = result.loaded

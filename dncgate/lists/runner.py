@@ -19,7 +19,7 @@ from dncgate.lists.sources import DropDirSource, HttpSettings, HttpSource, SyncS
 from dncgate.lists.sync import Syncer, SyncError, SyncObserver, SyncReport, SyncSettings, cause_of_exit
 from dncgate.lists.upstream import Outbox, Pusher
 from dncgate.store.errors import StoreError
-from dncgate.store.protocol import ListStore, Progress
+from dncgate.store.protocol import ListStore, Progress, stats_of
 
 log = structlog.get_logger("dncgate.lists.runner")
 SYNC_NICENESS = 10  # the child sync yields the CPU to the process answering calls
@@ -159,12 +159,13 @@ async def _report_success(store: ListStore, list_name: str, observer: SyncObserv
     """What the child applied, read back from the store (the list's sync state and size)."""
     try:
         state = await store.sync_state(list_name)
-        count = next((s.count for s in await store.stats() if s.list_name == list_name), None)
+        live = await stats_of(store, list_name)
     except StoreError as exc:
         log.warning("sync.report_failed", list_name=list_name, error=str(exc))
         return
     sequence = state.get("sequence", "")
-    observer.succeeded(list_name, SyncReport(list_name, sequence=int(sequence) if sequence.isdigit() else None), count)
+    report = SyncReport(list_name, sequence=int(sequence) if sequence.isdigit() else None)
+    observer.succeeded(list_name, report, live.count if live is not None else None)
 
 
 async def _run_child(command: list[str], *, deadline: float, stop: asyncio.Event) -> str | None:

@@ -34,7 +34,7 @@ from dncgate.lists.manifest import FileEntry, IntegrityError, Manifest, Manifest
 from dncgate.lists.sources import Fetched, SourceError, SyncSource
 from dncgate.numbers import DialPlan
 from dncgate.store.errors import StoreError
-from dncgate.store.protocol import ListStore, Progress, parse_list_name
+from dncgate.store.protocol import ListStore, Progress, parse_list_name, stats_of
 
 log = structlog.get_logger("dncgate.lists.sync")
 _T = TypeVar("_T")
@@ -204,13 +204,13 @@ class Syncer:
 
     async def _count(self) -> int | None:
         try:
-            return next((s.count for s in await self.store.stats() if s.list_name == self.list_name), None)
+            live = await stats_of(self.store, self.list_name)
         except StoreError:
             return None
+        return live.count if live is not None else None
 
     async def _live(self) -> tuple[str, int]:
-        stats = await self._store(self.store.stats(), "read list stats")
-        live = next((s for s in stats if s.list_name == self.list_name), None)
+        live = await self._store(stats_of(self.store, self.list_name), "read list stats")
         return (live.version, live.count) if live is not None else ("", 0)
 
     async def _store(self, work: Awaitable[_T], what: str) -> _T:

@@ -72,6 +72,11 @@ class ListStats:
     detail: str = ""
 
 
+async def stats_of(store: ListStore, list_name: str) -> ListStats | None:
+    """One list's stats from ``store.stats()``; None when the store has no such list."""
+    return next((s for s in await store.stats() if s.list_name == list_name), None)
+
+
 class ListStore(Protocol):
     """A list store. Every method may raise ``StoreUnavailable``; none raises anything but ``StoreError``."""
 
