@@ -131,6 +131,13 @@ class _Reader:
             raise self.error(key, f"expected {kind.__name__}, got {value!r}")
         return value
 
+    def between(self, key: str, kind: type, default: Any, low: float, high: float) -> Any:
+        """A number from ``low`` to ``high`` (both included); ``default`` when the key is not set."""
+        value = self.get(key, kind, default)
+        if not low <= value <= high:
+            raise self.error(key, f"must be between {low:g} and {high:g}")
+        return value
+
     def optional(self, key: str, kind: type) -> Any:
         """The value when the key is set, else None (the reader's own default applies)."""
         self.used.add(key)
@@ -197,12 +204,10 @@ def _build(root: _Reader) -> GateConfig:
         backend=store_t.get("backend", str, "sqlite"),
         path=Path(store_t.get("path", str, "dncgate.sqlite3")),
         url=store_t.get("url", str, "redis://127.0.0.1:6379/0"),
-        timeout_ms=store_t.get("timeout_ms", int, 250),
+        timeout_ms=store_t.between("timeout_ms", int, 250, 1, 10_000),
     )
     if store.backend not in {"sqlite", "redis"}:
         raise store_t.error("backend", f"{store.backend!r} is not one of sqlite, redis")
-    if not 1 <= store.timeout_ms <= 10_000:
-        raise store_t.error("timeout_ms", "must be between 1 and 10000")
     store_t.check_unknown()
     national = root.table("national")
     national_region = _region(national, national.get("region", str, "US"))
@@ -288,13 +293,6 @@ def _esl_handler(t: _Reader) -> EslHandlerConfig:
     return config
 
 
-def _max_list_age_days(t: _Reader) -> int:
-    days: int = t.get("max_list_age_days", int, 31)
-    if not 1 <= days <= 999_999:  # a very large value turns the staleness alarm off in practice
-        raise t.error("max_list_age_days", f"{days}: must be between 1 and 999999")
-    return days
-
-
 def _region(table: _Reader, region: str) -> str:
     import phonenumbers
 
@@ -327,7 +325,8 @@ def _tenant(name: str, t: _Reader) -> TenantPolicy:
         service_on_failure=t.choice("service_on_failure", FailureAction, FailureAction.ALLOW),
         language=t.get("language", str, "en"),
         announcement=t.get("announcement", str, "dncgate/{language}/declined"),
-        max_list_age=timedelta(days=_max_list_age_days(t)),
+        # a very large maximum age turns the staleness alarm off in practice
+        max_list_age=timedelta(days=t.between("max_list_age_days", int, 31, 1, 999_999)),
         stale_action=t.choice("stale_action", StaleAction, StaleAction.ALARM),
     )
     policy = replace(policy, hours=hours_settings(t.table("hours")))
