@@ -162,12 +162,9 @@ class FeedServer:
             body = await request.json()
             if not isinstance(body, dict):
                 raise ValueError("expected a JSON object")
-            category = body.get("category")
-            if category is not None and not isinstance(category, str):
-                raise ValueError("category: expected a string")
-            queued = await self._registrations.enqueue_registration(
+            queued = await self._registrations.enqueue_registration(  # it checks the category
                 str(body.get("number", "")), action=str(body.get("action", "add")),
-                channel=f"reseller:{reseller}", category=category, key=key or None,
+                channel=f"reseller:{reseller}", category=body.get("category"), key=key or None,
             )
         except (ValueError, json.JSONDecodeError, RegistrationError) as exc:
             return web.json_response({"error": str(exc)}, status=422)
