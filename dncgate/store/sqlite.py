@@ -200,15 +200,19 @@ class SqliteListStore:
             raise
 
     def _replace(
-        self, name: str, numbers: Iterable[int], progress: Progress | None, abandoned: threading.Event | None = None,
+        self, name: str, numbers: Iterable[int], progress: Progress | None, abandoned: threading.Event,
     ) -> LoadResult:
+        def give_up_if_abandoned() -> None:
+            if abandoned.is_set():
+                raise StoreUnavailable(f"sqlite {self.path}: load of {name} abandoned by its caller")
+
         given = 0
         unique: set[int] = set()
         for number in numbers:
             given += 1
             unique.add(_checked(number))
-            if not given % _BATCH and abandoned is not None and abandoned.is_set():
-                raise StoreUnavailable(f"sqlite {self.path}: load of {name} abandoned by its caller")
+            if not given % _BATCH:
+                give_up_if_abandoned()
         ordered = sorted(unique)
         conn = self._writer_conn()
         # One transaction from the first row to the flip: no other writer ever sees this build unfinished.
@@ -218,8 +222,7 @@ class SqliteListStore:
             loaded = 0
             iterator = iter(ordered)
             while batch := list(islice(iterator, _BATCH)):
-                if abandoned is not None and abandoned.is_set():
-                    raise StoreUnavailable(f"sqlite {self.path}: load of {name} abandoned by its caller")
+                give_up_if_abandoned()
                 conn.executemany(
                     "INSERT INTO numbers (version, number) VALUES (?, ?)", ((version, n) for n in batch)
                 )
