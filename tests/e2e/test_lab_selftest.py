@@ -171,3 +171,34 @@ def test_sipp_bind_failure_is_retried_on_fresh_ports(
     assert call.callee_completed, call
     assert len(fake_gate.requests) == 1  # the failed attempt never reached Asterisk
     assert "could not bind a port calling 15551230100 (attempt 1)" in capsys.readouterr().out
+
+
+def test_missing_uriencode_fails_the_check_without_asking_the_gate(lab: AsteriskLab, fake_gate: FakeGate) -> None:
+    # Issue 11 item 7: without func_uri the query reached the gate as tenant=&purpose= and every
+    # call was decided for the default tenant. The subroutine now refuses to ask and says why.
+    offset = lab.log_size()
+    def module(load_type: str) -> None:  # the CLI's "module unload" is blacklisted on AMI
+        reply = lab.ami.action("ModuleLoad", Module="func_uri.so", LoadType=load_type)
+        assert reply["response"] == ["Success"], reply
+
+    module("unload")
+    try:
+        lab.set_global("DNCGATE_SERVICE_ON_FAILURE", "allow")
+        marketing = lab.place_call("15551230100", tenant="acme", purpose="marketing")
+        service = lab.place_call("15551230101", tenant="acme", purpose="service")
+    finally:
+        module("load")
+    assert marketing.final_code == 603, marketing
+    assert not marketing.reached_callee, marketing
+    assert not marketing.got_183, marketing  # a failed check plays no "declined" announcement
+    # a service call goes on only where the operator chose that for a failed check
+    assert service.final_code == 200, service
+    assert fake_gate.requests == []  # the gate was never asked with a broken query
+    log = lab.log_text(offset)
+    assert "URIENCODE does not work, load func_uri.so: the gate cannot be asked, failing the check" in log
+    warnings = [line for line in log.splitlines() if "] WARNING[" in line and "dncgate: check failed" in line]
+    assert len(warnings) == 2, warnings
+    # and with func_uri back, the gate is asked again
+    call = lab.place_call("15551230100", tenant="acme", purpose="marketing")
+    assert call.final_code == 200, call
+    assert len(fake_gate.requests) == 1
