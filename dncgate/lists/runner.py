@@ -60,7 +60,7 @@ async def sync_once(config: GateConfig, store: ListStore, *, force: bool = False
                          + f", invalid lines {len(report.invalid):,}, {report.seconds:.1f} s")
             for error in report.invalid[:20]:
                 lines.append(f"  line {error.line}: {error.text!r}: {error.problem}")
-            if report.outcome == "unchanged":
+            if report.outcome != "updated":
                 break
     finally:
         await source.close()

@@ -62,10 +62,24 @@ class PushResult:
     detail: str = ""
 
 
+class Unchanged:
+    """The source confirmed that the manifest the list was synced from is still current.
+
+    Only a positive confirmation refreshes the list's age: an HTTP 304 for the validators of the
+    sequence the list holds. A source with nothing to offer (an empty drop directory) returns
+    ``None``, which says nothing about the list's freshness: the job that fills it may have died.
+    """
+
+    __slots__ = ()
+
+
+UNCHANGED = Unchanged()
+
+
 class SyncSource(Protocol):
     name: str
 
-    async def manifest(self, validators: Mapping[str, str]) -> Fetched | None: ...
+    async def manifest(self, validators: Mapping[str, str]) -> Fetched | Unchanged | None: ...
 
     async def fetch(self, entry: FileEntry, workdir: Path) -> Path:
         """The file, verified against ``entry``. Raises ``SourceError`` or ``IntegrityError``."""
@@ -128,7 +142,7 @@ class HttpSource:
                                                   auto_decompress=False)
         return self._session
 
-    async def manifest(self, validators: Mapping[str, str]) -> Fetched | None:
+    async def manifest(self, validators: Mapping[str, str]) -> Fetched | Unchanged | None:
         headers = {}
         if validators.get("etag"):
             headers["If-None-Match"] = validators["etag"]
@@ -139,7 +153,8 @@ class HttpSource:
             async with asyncio.timeout(self.settings.manifest_deadline):
                 async with self._client().get(url, headers=headers) as response:
                     if response.status == 304:
-                        return None
+                        # a confirmation only when we asked about the manifest we hold
+                        return UNCHANGED if headers else None
                     _check_status(response, url)
                     raw = await _read_limited(response, MAX_MANIFEST_BYTES, url)
                     found = {k: v for k, v in (("etag", response.headers.get("ETag", "")),

@@ -31,7 +31,7 @@ from dncgate.lists.distinct import sorted_distinct
 from dncgate.lists.entries import entry_number, number_of
 from dncgate.lists.formats import LineError, ListFileError, read_entries
 from dncgate.lists.manifest import FileEntry, IntegrityError, Manifest, ManifestError, now_iso, verify_signature
-from dncgate.lists.sources import Fetched, SourceError, SyncSource
+from dncgate.lists.sources import Fetched, SourceError, SyncSource, Unchanged
 from dncgate.numbers import DialPlan
 from dncgate.store.errors import StoreError
 from dncgate.store.protocol import ListStore, Progress, parse_list_name, stats_of
@@ -87,7 +87,7 @@ class SyncSettings:
 @dataclass
 class SyncReport:
     list_name: str
-    outcome: str = "unchanged"  # unchanged | updated
+    outcome: str = "unchanged"  # unchanged (the source confirmed it) | updated | nothing_new
     sequence: int | None = None
     snapshot: int | None = None  # the sequence of the snapshot loaded, if one was
     deltas: list[int] = field(default_factory=list)
@@ -234,8 +234,14 @@ class Syncer:
             raise SyncError("source", str(exc)) from None
         except ManifestError as exc:
             raise SyncError("manifest", str(exc)) from None
-        if fetched is None:
-            state["fresh_at"] = state["checked_at"] = now_iso()
+        if fetched is None or isinstance(fetched, Unchanged):
+            # Only the source's confirmation that our sequence is current refreshes the age;
+            # "nothing new" (an empty drop directory) leaves it to grow, so staleness still fires.
+            state["checked_at"] = now_iso()
+            if isinstance(fetched, Unchanged):
+                state["fresh_at"] = state["checked_at"]
+            else:
+                report.outcome = "nothing_new"
             if trusted:
                 await self._store(self.store.set_sync_state(self.list_name, state), "write sync state")
             report.sequence = sequence

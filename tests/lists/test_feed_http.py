@@ -48,7 +48,10 @@ async def test_reseller_syncs_from_the_carrier_exactly_as_from_the_national_plat
         state = await reseller_store.sync_state("national")
         assert state["etag"]
         # Unchanged feed: a conditional GET answered 304, the list is confirmed fresh, nothing re-applied.
+        await reseller_store.set_sync_state("national", {**state, "fresh_at": "2020-01-01T00:00:00+00:00"})
         assert (await reseller.sync_once()).outcome == "unchanged"
+        # ...and that positive confirmation is what refreshes the list's age (issue 11 item 3)
+        assert (await reseller_store.sync_state("national"))["fresh_at"] > "2026"
         # The carrier applies delta 42; the reseller picks up just that delta.
         write_manifest(drop, None, [write_delta(drop, 42, adds=numbers(900, 1), removes=numbers(1, 1))],
                        name="2.manifest.json")

@@ -38,10 +38,16 @@ async def test_snapshot_then_deltas_in_order_and_files_moved_aside(any_store: Li
     assert sorted(p.name for p in (drop / "processed").iterdir()) == sorted(
         ["0001.manifest.json", snap.file, d11.file, d12.file])
     assert not list(drop.glob("*.manifest.json"))
-    # Nothing new dropped: unchanged, and the list is confirmed fresh.
+    # Nothing new dropped: that confirms nothing (issue 11 item 3: the job filling the directory
+    # may have died), so the list's age keeps growing and staleness can still fire.
+    old = {**state, "fresh_at": "2020-01-01T00:00:00+00:00", "checked_at": "2020-01-01T00:00:00+00:00"}
+    await any_store.set_sync_state("national", old)
     again = await _syncer(any_store, drop, tmp_path).sync_once()
-    assert again.outcome == "unchanged"
-    assert (await any_store.sync_state("national"))["sequence"] == "12"
+    assert again.outcome == "nothing_new"
+    after = await any_store.sync_state("national")
+    assert after["sequence"] == "12"
+    assert after["fresh_at"] == "2020-01-01T00:00:00+00:00"
+    assert after["checked_at"] > "2026"  # it was asked, and said nothing
 
 
 async def test_deltas_already_applied_are_skipped_and_a_gap_loads_the_snapshot(
