@@ -23,9 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from dncgate.audit_record import AuditRecord
-from dncgate.consent.facts import consent_fact, declined
-from dncgate.consent.sqlite_schema import CONSENT_SCHEMA
-from dncgate.consent.sqlite_schema import FACTS_SQL as CONSENT_FACTS_SQL
+from dncgate.consent.facts import NotAConsentState, consent_fact, declined
 from dncgate.model import Facts, ListHit
 from dncgate.store.errors import StoreCorrupt, StoreError, StoreUnavailable
 from dncgate.store.protocol import (
@@ -38,7 +36,9 @@ from dncgate.store.protocol import (
     parse_prefix,
     prefixes_of,
 )
-from dncgate.store.sqlite_tx import write_transaction
+from dncgate.store.sqlite.schema import CONSENT_SCHEMA
+from dncgate.store.sqlite.schema import FACTS_SQL as CONSENT_FACTS_SQL
+from dncgate.store.sqlite.tx import write_transaction
 
 _T = TypeVar("_T")
 _BATCH = 50_000
@@ -66,7 +66,7 @@ CREATE TABLE IF NOT EXISTS sync_state (list_name TEXT PRIMARY KEY, state TEXT NO
 @lru_cache(maxsize=16)
 def _facts_sql(prefix_count: int) -> str:
     """Pointers and membership for both lists, the longest prefix rule and the consent ledger's
-    current state (``consent.sqlite_schema``), in one statement."""
+    current state (``schema``), in one statement."""
     marks = ",".join(f"?{i}" for i in range(5, 5 + prefix_count))
     return f"""
 SELECT l.name, l.version,
@@ -170,9 +170,13 @@ class SqliteListStore:
         rule = None
         if prefix_rule is not None:
             rule = ListHit(prefix_rule[0], self._version_of(versions, prefix_rule[0]), prefix=prefix_rule[1])
+        try:
+            consent = consent_fact(ledger.get("consent"), f"sqlite {self.path}")
+        except NotAConsentState as exc:
+            raise StoreCorrupt(str(exc)) from exc
         return Facts(
             national=national, tenant_list=tenant, prefix_rule=rule, national_version=national_version,
-            consent=consent_fact(ledger.get("consent"), f"sqlite {self.path}"),
+            consent=consent,
             declined_categories=declined(ledger.get("declined")),
             subscriber_blocks_originator="block" in ledger,
         )
