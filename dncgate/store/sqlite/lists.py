@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from dncgate.audit_record import AuditRecord
 from dncgate.consent.facts import NotAConsentState, consent_fact, declined
 from dncgate.model import Facts, ListHit
+from dncgate.store.distinct import MAX_NUMBER
 from dncgate.store.errors import StoreCorrupt, StoreError, StoreUnavailable
 from dncgate.store.protocol import (
     NATIONAL,
@@ -40,7 +41,6 @@ from dncgate.store.sqlite.tx import write_transaction
 
 _T = TypeVar("_T")
 _BATCH = 50_000
-_MAX_NUMBER = 10**15
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -374,6 +374,6 @@ class SqliteListStore:
 
 
 def _checked(number: int) -> int:
-    if not isinstance(number, int) or not 0 < number < _MAX_NUMBER:
+    if not isinstance(number, int) or not 0 < number <= MAX_NUMBER:
         raise ValueError(f"not an E.164 number as an integer: {number!r}")
     return number
