@@ -29,11 +29,11 @@ import redis.asyncio as aioredis
 from bench.store_redis import start_redis
 from bench.synthetic import CN_MOBILE
 from dncgate.lists import sync as sync_module
-from dncgate.lists.distinct import sorted_distinct
 from dncgate.lists.manifest import Manifest, file_entry
 from dncgate.lists.runner import SYNC_NICENESS
 from dncgate.lists.sources import DropDirSource
 from dncgate.lists.sync import Syncer, SyncSettings
+from dncgate.store.distinct import sorted_distinct
 from dncgate.store.protocol import LoadResult
 from dncgate.store.redis import RedisListStore, RedisSettings
 

@@ -122,7 +122,7 @@ def _parser() -> argparse.ArgumentParser:
     config = sub.add_parser("config", help="configuration").add_subparsers(required=True, metavar="ACTION")
     _command(config, "check", _config_check, "validate the configuration and print it")
 
-    from dncgate.consent.cli import add_commands
+    from dncgate.cli_consent import add_commands
 
     add_commands(sub, _command)  # consent export|verify|purge, api-key new
     return parser

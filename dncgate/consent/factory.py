@@ -9,9 +9,9 @@ from dncgate.consent.ledger import Ledger
 
 def open_ledger(store: StoreConfig, config: ConsentConfig) -> Ledger:
     if store.backend == "redis":
-        from dncgate.consent.redis_ledger import RedisLedger
+        from dncgate.store.redis.ledger import RedisLedger
 
         return RedisLedger.connect(store.url, config, timeout=max(store.timeout_ms / 1000, 1.0))
-    from dncgate.consent.sqlite_ledger import SqliteLedger
+    from dncgate.store.sqlite.ledger import SqliteLedger
 
     return SqliteLedger(store.path, config)

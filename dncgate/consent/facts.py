@@ -1,4 +1,7 @@
-"""The consent part of ``Facts``, from what a store's one lookup read (shared by both stores)."""
+"""The consent part of ``Facts``, from what a store's one lookup read (shared by both backends).
+
+The rules of reading the ledger's current state; a backend turns ``NotAConsentState`` into its
+own ``StoreCorrupt`` (this room knows no store)."""
 
 from __future__ import annotations
 
@@ -7,7 +10,10 @@ from datetime import datetime
 from typing import Any
 
 from dncgate.model import ConsentFact, ConsentStatus
-from dncgate.store.errors import StoreCorrupt
+
+
+class NotAConsentState(ValueError):
+    """A stored current-state record that does not parse; the message names where it was read."""
 
 
 def consent_fact(raw: bytes | str | None, where: str) -> ConsentFact | None:
@@ -24,7 +30,7 @@ def consent_fact(raw: bytes | str | None, where: str) -> ConsentFact | None:
             _time(data.get("expires_at")),
         )
     except (ValueError, KeyError, TypeError) as exc:
-        raise StoreCorrupt(f"{where}: not a consent state ({exc})") from exc
+        raise NotAConsentState(f"{where}: not a consent state ({exc})") from exc
 
 
 def declined(raw: bytes | str | None) -> frozenset[str]:

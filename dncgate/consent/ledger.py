@@ -1,7 +1,7 @@
 """What a consent ledger backend offers, and the pieces both backends share.
 
-Backends: ``consent.sqlite_ledger`` (the same file as the SQLite list store) and
-``consent.redis_ledger`` (the same Redis). Every method may raise ``StoreError``; ``append`` and
+Backends: ``store.sqlite.ledger`` (the same file as the SQLite list store) and
+``store.redis.ledger`` (the same Redis). Every method may raise ``StoreError``; ``append`` and
 ``purge`` raise ``LedgerError`` for a record that must not be written.
 """
 

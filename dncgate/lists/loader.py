@@ -7,10 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dncgate.lists.distinct import sorted_distinct
 from dncgate.lists.formats import LineError
 from dncgate.lists.sync import parse_file, too_big_a_shrink
 from dncgate.numbers import DialPlan
+from dncgate.store.distinct import sorted_distinct
 from dncgate.store.protocol import ListStore, parse_list_name, stats_of
 
 

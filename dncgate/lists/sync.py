@@ -27,12 +27,12 @@ from typing import Protocol, TypeVar
 import structlog
 
 from dncgate.lists import fastlines
-from dncgate.lists.distinct import sorted_distinct
 from dncgate.lists.entries import entry_number, number_of
 from dncgate.lists.formats import LineError, ListFileError, read_entries
 from dncgate.lists.manifest import FileEntry, IntegrityError, Manifest, ManifestError, now_iso, verify_signature
 from dncgate.lists.sources import Fetched, SourceError, SyncSource, Unchanged
 from dncgate.numbers import DialPlan
+from dncgate.store.distinct import sorted_distinct
 from dncgate.store.errors import StoreError
 from dncgate.store.protocol import ListStore, Progress, parse_list_name, stats_of
 

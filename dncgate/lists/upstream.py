@@ -27,7 +27,7 @@ from dncgate.lists.entries import number_of
 from dncgate.lists.manifest import now_iso
 from dncgate.lists.sources import PushResult, Registration, SyncSource
 from dncgate.numbers import DialPlan
-from dncgate.store.sqlite_tx import write_transaction
+from dncgate.store.sqlite.tx import write_transaction
 
 log = structlog.get_logger("dncgate.lists.upstream")
 _SCHEMA = """

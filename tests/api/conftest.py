@@ -14,7 +14,6 @@ from dncgate.api.config import ApiConfig, ApiKey, hash_key
 from dncgate.api.context import ApiContext
 from dncgate.audit import AuditSink
 from dncgate.consent.config import ConsentConfig
-from dncgate.consent.sqlite_ledger import SqliteLedger
 from dncgate.gate import Gate
 from dncgate.hours import CallingHours, parse_overrides
 from dncgate.http import make_app
@@ -22,6 +21,7 @@ from dncgate.metrics import GateMetrics
 from dncgate.model import TenantPolicy
 from dncgate.numbers import DialPlan
 from dncgate.store.sqlite import SqliteListStore
+from dncgate.store.sqlite.ledger import SqliteLedger
 
 ACME_KEY = "dncg_acme-test-key-0123456789"
 GLOBEX_KEY = "dncg_globex-test-key-9876543210"

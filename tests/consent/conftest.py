@@ -42,14 +42,14 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path, redis_server: 
     store: ListStore
     ledger: Ledger
     if request.param == "sqlite":
-        from dncgate.consent.sqlite_ledger import SqliteLedger
         from dncgate.store.sqlite import SqliteListStore
+        from dncgate.store.sqlite.ledger import SqliteLedger
 
         store = SqliteListStore(tmp_path / "dncgate.sqlite3")
         ledger = SqliteLedger(tmp_path / "dncgate.sqlite3", config, clock=clock)
     else:
-        from dncgate.consent.redis_ledger import RedisLedger
         from dncgate.store.redis import RedisListStore, RedisSettings
+        from dncgate.store.redis.ledger import RedisLedger
 
         redis_server.flush()
         store = await RedisListStore.connect(RedisSettings(url=redis_server.url))

@@ -14,8 +14,8 @@ from dncgate.cli import main
 from dncgate.config import ConfigError, load
 from dncgate.consent.config import ConsentConfig
 from dncgate.consent.model import Action
-from dncgate.consent.sqlite_ledger import SqliteLedger
 from dncgate.hours import Window
+from dncgate.store.sqlite.ledger import SqliteLedger
 from tests.consent.conftest import event
 
 

@@ -7,12 +7,16 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from redis.asyncio import Redis
 
 from dncgate.consent.config import ConsentConfig
 from dncgate.consent.ledger import ChainPoint
 from dncgate.consent.model import GENESIS, Action, ConsentState, LedgerError, LedgerEvent, chain_hash
-from dncgate.consent.sqlite_ledger import SqliteLedger
 from dncgate.model import ConsentStatus
+from dncgate.store.errors import StoreCorrupt
+from dncgate.store.redis import ledger_keys
+from dncgate.store.sqlite.ledger import SqliteLedger
+from tests.conftest import RedisServer
 from tests.consent.conftest import Backend, event
 
 CALLEE = 8613800138000
@@ -182,3 +186,23 @@ async def test_sqlite_history_cannot_be_edited_or_deleted_inside_retention(tmp_p
         assert conn.execute("SELECT count(*) FROM consent_log").fetchone() == (1,)
     finally:
         conn.close()
+
+
+async def test_a_corrupt_current_state_is_store_corrupt_in_facts(
+    backend: Backend, tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """consent.facts reads the state but knows no store: each backend raises its StoreCorrupt,
+    so the gate fails closed exactly as before the rooms were split."""
+    await backend.ledger.append(event(Action.GRANT))
+    if backend.name == "sqlite":
+        with sqlite3.connect(tmp_path / "dncgate.sqlite3") as conn:
+            conn.execute("UPDATE consent_current SET state = '{\"status\": \"granted\"}'")
+    else:
+        raw = Redis.from_url(redis_server.url)
+        try:
+            await raw.set(ledger_keys.consent("acme", "bank-1", CALLEE), "not json")
+        finally:
+            await raw.aclose()
+    with pytest.raises(StoreCorrupt, match="not a consent state"):
+        await backend.store.facts("acme", CALLEE, entity="bank-1")
+    assert (await backend.store.facts("acme", CALLEE)).consent is None  # no entity: the state is not read

@@ -13,13 +13,13 @@ import structlog
 from dncgate.audit import AuditSink
 from dncgate.consent.config import ConsentConfig
 from dncgate.consent.model import Action, Channel, Evidence, LedgerEvent
-from dncgate.consent.sqlite_ledger import SqliteLedger
 from dncgate.gate import CheckRequest, Gate
 from dncgate.ivr.flow import IvrSettings
 from dncgate.ivr.runner import IvrContext
 from dncgate.model import Originator, TenantPolicy
 from dncgate.numbers import DialPlan
 from dncgate.store.sqlite import SqliteListStore
+from dncgate.store.sqlite.ledger import SqliteLedger
 
 CALLER = "+12015550188"  # the subscriber calling the IVR
 TENANTS = {

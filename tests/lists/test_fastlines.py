@@ -13,10 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dncgate.lists import fastlines
-from dncgate.lists.distinct import sorted_distinct
 from dncgate.lists.formats import ListFileError
 from dncgate.lists.sync import Parsed, parse_entries, parse_file
 from dncgate.numbers import DialPlan
+from dncgate.store.distinct import sorted_distinct
 
 PLAN = DialPlan(region="US")
 

@@ -10,9 +10,9 @@ import pytest
 
 from dncgate.consent.config import ConsentConfig
 from dncgate.consent.model import Action, Channel, Evidence, LedgerEvent
-from dncgate.consent.sqlite_ledger import SqliteLedger
 from dncgate.lists.registrations import forward_once
 from dncgate.lists.upstream import Outbox
+from dncgate.store.sqlite.ledger import SqliteLedger
 
 CALLEE = "+8613800138000"
 

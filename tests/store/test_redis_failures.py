@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 
 from dncgate.store.errors import StoreUnavailable
 from dncgate.store.redis import RedisListStore, RedisSettings
-from dncgate.store.redis_conn import make_client
+from dncgate.store.redis.conn import make_client
 from tests.conftest import RedisServer, free_port
 
 CN_MOBILE = 8613800138000

@@ -7,7 +7,7 @@ import asyncio
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from dncgate.store.redis_mux import Multiplexer, pack
+from dncgate.store.redis.mux import Multiplexer, pack
 from tests.conftest import RedisServer
 
 

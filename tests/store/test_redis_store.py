@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 from structlog.testing import capture_logs
 
 from dncgate.store.redis import RedisListStore, RedisSettings
-from dncgate.store.redis_keys import ListKeys, tag
+from dncgate.store.redis.keys import ListKeys, tag
 from tests.conftest import RedisServer
 
 NATIONAL = ListKeys.of("national")

@@ -17,12 +17,12 @@ from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from dncgate.store.distinct import MAX_NUMBER
+
 CANDIDATE_K: tuple[int, ...] = (3, 4, 5, 6, 7)
 # Bytes a block costs beyond its members: the key's dict entry, key string, object header and
 # intset header. Measured on Redis 7.0 (jemalloc) for keys like "dnc:{national}:v17:b86138001".
 PER_BLOCK_OVERHEAD = 112
-# The largest E.164 number has 15 digits.
-MAX_NUMBER = 10**15 - 1
 
 
 def block_size(k: int) -> int:

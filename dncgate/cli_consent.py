@@ -1,4 +1,9 @@
-"""``dncgate consent export|verify|purge`` and ``dncgate api-key new`` (registered by ``dncgate.cli``)."""
+"""``dncgate consent export|verify|purge`` and ``dncgate api-key new`` (registered by ``dncgate.cli``).
+
+A command opens the configured store's ledger, so it sits above ``consent`` and ``store``, beside
+``cli``: inside ``consent`` it would make the consent room import the store backends that
+implement its ledger.
+"""
 
 from __future__ import annotations
 

@@ -19,10 +19,10 @@ from itertools import islice
 from operator import lt
 from typing import overload
 
-from dncgate.lists.blocks import MAX_NUMBER
-
 CHUNK = 1 << 20
 _SAMPLE = 1 << 16
+# The largest E.164 number has 15 digits.
+MAX_NUMBER = 10**15 - 1
 
 
 class SortedDistinct(Sequence[int]):

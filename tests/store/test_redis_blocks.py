@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dncgate.lists.blocks import (
+from dncgate.store.redis.blocks import (
     PER_BLOCK_OVERHEAD,
     check_numbers,
     choose_k,

@@ -18,13 +18,13 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
-from dncgate.lists.blocks import BlockEstimate, choose_k, iter_blocks, members_of
-from dncgate.lists.distinct import SortedDistinct, sorted_distinct
+from dncgate.store.distinct import SortedDistinct, sorted_distinct
 from dncgate.store.errors import StoreCorrupt, StoreUnavailable
 from dncgate.store.protocol import Progress
-from dncgate.store.redis_conn import RedisSettings, redis_errors
-from dncgate.store.redis_keys import LISTS, ListKeys, Pointer, now_iso, now_ms
-from dncgate.store.redis_mux import Command, pack
+from dncgate.store.redis.blocks import BlockEstimate, choose_k, iter_blocks, members_of
+from dncgate.store.redis.conn import RedisSettings, redis_errors
+from dncgate.store.redis.keys import LISTS, ListKeys, Pointer, now_iso, now_ms
+from dncgate.store.redis.mux import Command, pack
 
 _EDIT_ATTEMPTS = 3  # a swap during an edit: the edit is written again on the new live version
 
@@ -40,7 +40,7 @@ def text(value: bytes | str) -> str:
 def distinct_sorted(numbers: Iterable[int]) -> tuple[Sequence[int], int]:
     """``(sorted distinct numbers, how many were given)``; raises ``ValueError`` for non-E.164.
 
-    Kept in an ``array('q')`` and sorted chunk by chunk (``dncgate.lists.distinct``): a Python set
+    Kept in an ``array('q')`` and sorted chunk by chunk (``dncgate.store.distinct``): a Python set
     and list of 100M numbers took 9 GiB."""
     uniq = sorted_distinct(numbers)
     return uniq, uniq.given

@@ -1,14 +1,14 @@
 """The Redis list store: numbers sharded into intset blocks, versioned lists behind a pointer.
 
 Numbers are split by a block size ``10**k`` chosen per load from the data's density
-(``dncgate.lists.blocks``): key ``dnc:{L}:v<V>:b<number // 10**k>`` holds ``number % 10**k``, so
+(``dncgate.store.redis.blocks``): key ``dnc:{L}:v<V>:b<number // 10**k>`` holds ``number % 10**k``, so
 Redis keeps each block as an intset of 16- or 32-bit members (about 2-5 bytes a number where a set
-of E.164 strings costs ~65). The key layout is documented in ``dncgate.store.redis_keys``.
+of E.164 strings costs ~65). The key layout is documented in ``dncgate.store.redis.keys``.
 
 A lookup is one pipelined round trip: both lists' pointers, SISMEMBER in the block of the version
 last seen for each list, HMGET of both rule hashes over every leading part of the number. When a
 pointer read back names another version than the one used, the cache is updated and the lookup
-is redone once. Lookups travel over one auto-pipelined connection (``redis_mux``): redis-py's
+is redone once. Lookups travel over one auto-pipelined connection (``mux``): redis-py's
 pipeline costs ~200 us of CPU per call; loads, stats and audit use bounded redis-py pools.
 Old versions are freed ``retire_grace`` seconds after a swap, long after any lookup that could
 still use them has finished.
@@ -29,10 +29,8 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from dncgate.audit_record import AuditRecord
-from dncgate.consent import keys as consent_keys
-from dncgate.consent.facts import consent_fact, declined
+from dncgate.consent.facts import NotAConsentState, consent_fact, declined
 from dncgate.model import Facts, ListHit
-from dncgate.store import redis_audit
 from dncgate.store.errors import StoreCorrupt, StoreUnavailable
 from dncgate.store.protocol import (
     NATIONAL,
@@ -44,16 +42,18 @@ from dncgate.store.protocol import (
     parse_prefix,
     prefixes_of,
 )
-from dncgate.store.redis_conn import (
+from dncgate.store.redis import audit as audit_log
+from dncgate.store.redis import ledger_keys
+from dncgate.store.redis.conn import (
     RECOMMENDED_INTSET_ENTRIES,
     REDIS_DEFAULT_INTSET_ENTRIES,
     RedisSettings,
     make_client,
     redis_errors,
 )
-from dncgate.store.redis_keys import LISTS, ListKeys, Pointer
-from dncgate.store.redis_load import Built, Loader, distinct_sorted, text
-from dncgate.store.redis_mux import Command, Multiplexer, pack
+from dncgate.store.redis.keys import LISTS, ListKeys, Pointer
+from dncgate.store.redis.load import Built, Loader, distinct_sorted, text
+from dncgate.store.redis.mux import Command, Multiplexer, pack
 
 __all__ = ["RedisListStore", "RedisSettings"]
 
@@ -159,7 +159,7 @@ class RedisListStore:
 
         The consent ledger's current state rides in the same pipeline, last: GET of the consent
         key of (tenant, entity, number) and HMGET of the number's preferences
-        (``dncgate.consent.keys``)."""
+        (``ledger_keys``)."""
         prefixes = prefixes_of(number)
         used = [self._pointers.get(keys.name, (None, None)) for keys in lists]
         commands: list[Command] = [("GET", keys.pointer) for keys in lists]
@@ -168,9 +168,9 @@ class RedisListStore:
                 block, member = divmod(number, 10**pointer.k)
                 commands.append(("SISMEMBER", keys.block(pointer.version, block), member))
         commands.extend(("HMGET", keys.rules, *prefixes) for keys in lists)
-        prefs = consent_keys.prefs(tenant, number)
-        commands.append(("GET", consent_keys.consent(tenant, entity, number)) if entity else ("ECHO", ""))
-        commands.append(("HMGET", prefs, "declined", consent_keys.block_field(entity)))
+        prefs = ledger_keys.prefs(tenant, number)
+        commands.append(("GET", ledger_keys.consent(tenant, entity, number)) if entity else ("ECHO", ""))
+        commands.append(("HMGET", prefs, "declined", ledger_keys.block_field(entity)))
         with redis_errors("facts"):
             replies = await self._mux.execute(pack(*commands), len(commands))
         for reply in replies:
@@ -194,14 +194,17 @@ class RedisListStore:
             position += 1
         rules = _longest_rule(lists, used, prefixes, replies[position], replies[position + 1])
         national_pointer = used[0][1]
-        consent_raw = replies[-2] if entity else None
         declined_raw, block = replies[-1]
+        try:
+            consent = consent_fact(replies[-2] if entity else None, "redis consent state")
+        except NotAConsentState as exc:
+            raise StoreCorrupt(str(exc)) from exc
         return Facts(
             national=hits[0],
             tenant_list=hits[1],
             prefix_rule=rules,
             national_version=national_pointer.version if national_pointer is not None else "",
-            consent=consent_fact(consent_raw, "redis consent state"),
+            consent=consent,
             declined_categories=declined(declined_raw),
             subscriber_blocks_originator=bool(entity) and block is not None,
         )
@@ -348,13 +351,13 @@ class RedisListStore:
     # -- audit, health ------------------------------------------------------------------------
 
     async def append_audit(self, records: Sequence[AuditRecord]) -> None:
-        await redis_audit.append(self._client, records, self._settings.audit_maxlen)
+        await audit_log.append(self._client, records, self._settings.audit_maxlen)
 
     async def audit_tail(self, limit: int) -> list[AuditRecord]:
-        return await redis_audit.tail(self._admin, limit)
+        return await audit_log.tail(self._admin, limit)
 
     async def audit_export(self) -> AsyncIterator[AuditRecord]:
-        async for record in redis_audit.export(self._admin, self._settings.audit_page):
+        async for record in audit_log.export(self._admin, self._settings.audit_page):
             yield record
 
     async def ping(self) -> None:

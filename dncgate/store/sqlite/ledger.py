@@ -1,4 +1,4 @@
-"""The consent ledger on the SQLite list store's file (tables in ``consent.sqlite_schema``).
+"""The consent ledger on the SQLite list store's file (tables in ``schema``).
 
 Its own connection on its own thread; each append is one ``BEGIN IMMEDIATE`` transaction (history
 row, current state, chain head, outbox), so a revocation is visible to the store's next lookup as
@@ -29,9 +29,9 @@ from dncgate.consent.model import (
     iso,
     validate,
 )
-from dncgate.consent.sqlite_schema import CONSENT_SCHEMA
 from dncgate.store.errors import StoreCorrupt, StoreError, StoreUnavailable
-from dncgate.store.sqlite_tx import write_transaction
+from dncgate.store.sqlite.schema import CONSENT_SCHEMA
+from dncgate.store.sqlite.tx import write_transaction
 
 _T = TypeVar("_T")
 

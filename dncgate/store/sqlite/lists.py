@@ -17,16 +17,14 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from functools import lru_cache
 from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
 
 from dncgate.audit_record import AuditRecord
-from dncgate.consent.facts import consent_fact, declined
-from dncgate.consent.sqlite_schema import CONSENT_SCHEMA
-from dncgate.consent.sqlite_schema import FACTS_SQL as CONSENT_FACTS_SQL
+from dncgate.consent.facts import NotAConsentState, consent_fact, declined
 from dncgate.model import Facts, ListHit
+from dncgate.store.distinct import MAX_NUMBER
 from dncgate.store.errors import StoreCorrupt, StoreError, StoreUnavailable
 from dncgate.store.protocol import (
     NATIONAL,
@@ -38,48 +36,11 @@ from dncgate.store.protocol import (
     parse_prefix,
     prefixes_of,
 )
-from dncgate.store.sqlite_tx import write_transaction
+from dncgate.store.sqlite.schema import CONSENT_SCHEMA, LISTS_SCHEMA, facts_sql
+from dncgate.store.sqlite.tx import write_transaction
 
 _T = TypeVar("_T")
 _BATCH = 50_000
-_MAX_NUMBER = 10**15
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS lists (
-    name TEXT PRIMARY KEY, version INTEGER NOT NULL, count INTEGER NOT NULL, loaded_at TEXT NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS versions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, list_name TEXT NOT NULL, state TEXT NOT NULL,
-    created_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS numbers (
-    version INTEGER NOT NULL, number INTEGER NOT NULL, PRIMARY KEY (version, number)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS prefix_rules (
-    list_name TEXT NOT NULL, prefix TEXT NOT NULL, created_at TEXT NOT NULL,
-    PRIMARY KEY (list_name, prefix)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, record TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS sync_state (list_name TEXT PRIMARY KEY, state TEXT NOT NULL) WITHOUT ROWID;
-"""
-
-
-@lru_cache(maxsize=16)
-def _facts_sql(prefix_count: int) -> str:
-    """Pointers and membership for both lists, the longest prefix rule and the consent ledger's
-    current state (``consent.sqlite_schema``), in one statement."""
-    marks = ",".join(f"?{i}" for i in range(5, 5 + prefix_count))
-    return f"""
-SELECT l.name, l.version,
-       EXISTS (SELECT 1 FROM numbers n WHERE n.version = l.version AND n.number = ?1), NULL
-FROM lists l WHERE l.name IN ('national', ?2)
-UNION ALL
-SELECT * FROM (
-    SELECT list_name, NULL, NULL, prefix FROM prefix_rules
-    WHERE list_name IN ('national', ?2) AND prefix IN ({marks})
-    ORDER BY length(prefix) DESC, list_name = 'national' LIMIT 1
-)""" + CONSENT_FACTS_SQL  # noqa: S608 -- only numbered '?' marks are formatted in
-
-
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -117,7 +78,7 @@ class SqliteListStore:
     def _open(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = _connect(self.path)
-        conn.executescript(_SCHEMA + CONSENT_SCHEMA)  # idempotent: whichever connection comes first creates it
+        conn.executescript(LISTS_SCHEMA + CONSENT_SCHEMA)  # idempotent: whichever connection comes first creates it
         return conn
 
     async def _run(self, pool: ThreadPoolExecutor, fn: Callable[..., _T], *args: Any) -> _T:
@@ -148,7 +109,7 @@ class SqliteListStore:
         prefixes = prefixes_of(number)
         # One statement is one read transaction: pointers, membership, rules and consent from one snapshot.
         rows = self._reader_conn().execute(
-            _facts_sql(len(prefixes)), (number, list_key(tenant_name), tenant_name, entity, *prefixes)
+            facts_sql(len(prefixes)), (number, list_key(tenant_name), tenant_name, entity, *prefixes)
         ).fetchall()
         national = tenant = prefix_rule = None
         national_version = ""
@@ -170,9 +131,13 @@ class SqliteListStore:
         rule = None
         if prefix_rule is not None:
             rule = ListHit(prefix_rule[0], self._version_of(versions, prefix_rule[0]), prefix=prefix_rule[1])
+        try:
+            consent = consent_fact(ledger.get("consent"), f"sqlite {self.path}")
+        except NotAConsentState as exc:
+            raise StoreCorrupt(str(exc)) from exc
         return Facts(
             national=national, tenant_list=tenant, prefix_rule=rule, national_version=national_version,
-            consent=consent_fact(ledger.get("consent"), f"sqlite {self.path}"),
+            consent=consent,
             declined_categories=declined(ledger.get("declined")),
             subscriber_blocks_originator="block" in ledger,
         )
@@ -409,6 +374,6 @@ class SqliteListStore:
 
 
 def _checked(number: int) -> int:
-    if not isinstance(number, int) or not 0 < number < _MAX_NUMBER:
+    if not isinstance(number, int) or not 0 < number <= MAX_NUMBER:
         raise ValueError(f"not an E.164 number as an integer: {number!r}")
     return number

@@ -9,8 +9,8 @@ from redis.asyncio import Redis
 
 from dncgate.audit_record import AuditRecord
 from dncgate.store.errors import StoreCorrupt
-from dncgate.store.redis_conn import redis_errors
-from dncgate.store.redis_keys import AUDIT
+from dncgate.store.redis.conn import redis_errors
+from dncgate.store.redis.keys import AUDIT
 
 FIELD = b"r"
 

@@ -17,8 +17,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError, ResponseError
 
-from dncgate.lists.blocks import CANDIDATE_K
 from dncgate.store.errors import StoreCorrupt, StoreUnavailable
+from dncgate.store.redis.blocks import CANDIDATE_K
 
 RECOMMENDED_INTSET_ENTRIES = 1_000_000
 REDIS_DEFAULT_INTSET_ENTRIES = 512

@@ -1,4 +1,4 @@
-"""The consent ledger on Redis (key layout in ``consent.keys``).
+"""The consent ledger on Redis (key layout in ``ledger_keys``).
 
 An append is one MULTI/EXEC under WATCH of the tenant's chain head and the state it folds into:
 XADD to the history stream (ID ``<seq>-0``), the new current state, the new head, the outbox.
@@ -16,7 +16,6 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
-from dncgate.consent import keys
 from dncgate.consent.config import ConsentConfig
 from dncgate.consent.ledger import ChainPoint, Clock, check_purge, is_upload, purge_record, utc_now
 from dncgate.consent.model import (
@@ -30,7 +29,8 @@ from dncgate.consent.model import (
     validate,
 )
 from dncgate.store.errors import StoreUnavailable
-from dncgate.store.redis_conn import RedisSettings, make_client, redis_errors
+from dncgate.store.redis import ledger_keys as keys
+from dncgate.store.redis.conn import RedisSettings, make_client, redis_errors
 
 _APPEND_ATTEMPTS = 50
 _PAGE = 500

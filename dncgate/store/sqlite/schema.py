@@ -1,0 +1,84 @@
+"""Every table of the SQLite file, and the one statement a lookup runs.
+
+The list store (``lists``) creates all of them, the consent ledger (``ledger``) its own; both
+scripts are idempotent, so whichever connection comes first creates what is missing. The consent
+tables sit in the same file so that one lookup reads lists and consent from one snapshot.
+
+The consent history is append-only by trigger: no UPDATE ever, and DELETE only of records older
+than the tenant's ``purge_before`` mark, which only the purge command moves (after checking the
+retention).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+LISTS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS lists (
+    name TEXT PRIMARY KEY, version INTEGER NOT NULL, count INTEGER NOT NULL, loaded_at TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS versions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, list_name TEXT NOT NULL, state TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS numbers (
+    version INTEGER NOT NULL, number INTEGER NOT NULL, PRIMARY KEY (version, number)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS prefix_rules (
+    list_name TEXT NOT NULL, prefix TEXT NOT NULL, created_at TEXT NOT NULL,
+    PRIMARY KEY (list_name, prefix)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sync_state (list_name TEXT PRIMARY KEY, state TEXT NOT NULL) WITHOUT ROWID;
+"""
+
+
+CONSENT_SCHEMA = """
+CREATE TABLE IF NOT EXISTS consent_log (
+    tenant TEXT NOT NULL, seq INTEGER NOT NULL, id TEXT NOT NULL, recorded_at TEXT NOT NULL,
+    callee INTEGER, event TEXT NOT NULL, PRIMARY KEY (tenant, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS consent_log_callee ON consent_log (tenant, callee);
+CREATE TABLE IF NOT EXISTS consent_current (
+    tenant TEXT NOT NULL, callee INTEGER NOT NULL, entity TEXT NOT NULL, state TEXT NOT NULL,
+    PRIMARY KEY (tenant, callee, entity)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS subscriber_prefs (
+    tenant TEXT NOT NULL, callee INTEGER NOT NULL, item TEXT NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (tenant, callee, item)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS consent_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS registry_outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL, event TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS consent_log_append_only BEFORE UPDATE ON consent_log
+BEGIN SELECT RAISE(ABORT, 'consent_log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS consent_log_retention BEFORE DELETE ON consent_log
+WHEN old.recorded_at >= coalesce((SELECT value FROM consent_meta WHERE key = 'purge_before:' || old.tenant), '')
+BEGIN SELECT RAISE(ABORT, 'consent records inside the retention period cannot be deleted'); END;
+"""
+
+# The consent part of the list store's one-statement lookup: ?1 number, ?3 tenant, ?4 entity.
+CONSENT_FACTS_SQL = """
+UNION ALL
+SELECT '~consent', NULL, NULL, state FROM consent_current WHERE tenant = ?3 AND callee = ?1 AND entity = ?4
+UNION ALL
+SELECT '~pref', NULL, item, value FROM subscriber_prefs
+WHERE tenant = ?3 AND callee = ?1 AND item IN ('declined', 'b:' || ?4)"""
+
+
+@lru_cache(maxsize=16)
+def facts_sql(prefix_count: int) -> str:
+    """Pointers and membership for both lists, the longest prefix rule and the consent ledger's
+    current state (``CONSENT_FACTS_SQL``), in one statement."""
+    marks = ",".join(f"?{i}" for i in range(5, 5 + prefix_count))
+    return f"""
+SELECT l.name, l.version,
+       EXISTS (SELECT 1 FROM numbers n WHERE n.version = l.version AND n.number = ?1), NULL
+FROM lists l WHERE l.name IN ('national', ?2)
+UNION ALL
+SELECT * FROM (
+    SELECT list_name, NULL, NULL, prefix FROM prefix_rules
+    WHERE list_name IN ('national', ?2) AND prefix IN ({marks})
+    ORDER BY length(prefix) DESC, list_name = 'national' LIMIT 1
+)""" + CONSENT_FACTS_SQL  # noqa: S608 -- only numbered '?' marks are formatted in
