@@ -36,6 +36,7 @@ for its CHANNEL_EXECUTE_COMPLETE.
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -43,13 +44,14 @@ from types import MappingProxyType
 
 import structlog
 
+from dncgate.esl.ending import PROTO_CAUSE_VARIABLE, kill, schedule_hangup, wait_gone
 from dncgate.esl.errors import EslConnectionClosed, EslError
 from dncgate.esl.messages import ChannelData
 from dncgate.esl.outbound import Handler, OutboundSession
 from dncgate.gate import CheckRequest, CheckResult, Gate
 from dncgate.model import FAILURE_REASONS, Decision, Originator, Verdict
 
-__all__ = ["CheckCall", "EslCheckSettings", "esl_check_handler", "read_call"]
+__all__ = ["CheckCall", "EslCheckSettings", "esl_check_handler", "read_call", "reject_deadline", "reject_guard_delay"]
 
 Log = structlog.typing.FilteringBoundLogger
 
@@ -61,6 +63,7 @@ _TOKEN = re.compile(r"[A-Za-z0-9_+*#.\-]{1,64}")
 # 608 has no cause (CALL_REJECTED maps to 603), so 608 is sent with ``respond``.
 DEFAULT_CAUSES: Mapping[int, str] = MappingProxyType({603: "CALL_REJECTED", 607: "UNWANTED"})
 DEFAULT_PHRASES: Mapping[int, str] = MappingProxyType({603: "Decline", 607: "Unwanted", 608: "Rejected"})
+NO_CAUSE_HANGUP = "CALL_REJECTED"  # what ``respond 608`` hangs up with (sofia_glue_sip_cause_to_freeswitch)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +87,12 @@ class EslCheckSettings:
     # number).  Empty: leave FreeSWITCH's default.
     sip_reason: str = 'Q.850;cause=21;text="CALL_REJECTED"'
     fallback_sip_code: int = 603  # a reject without a code
-    playback_deadline: float = 30.0  # the announcement must finish within this
-    settle_deadline: float = 2.0  # for the transfer's CHANNEL_EXECUTE_COMPLETE
+    # The announcement (pre_answer and playback) must finish within this; else the call is ended
+    # through the API (uuid_kill), since a playback that blocks also blocks a queued hangup.
+    playback_deadline: float = 30.0
+    # For the transfer's CHANNEL_EXECUTE_COMPLETE, and for a reject's hangup to be seen (else
+    # uuid_kill).  dialplan/freeswitch/dncgate.xml's park_timeout must exceed reject_deadline().
+    settle_deadline: float = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,36 +198,80 @@ async def _allow(session: OutboundSession, log: Log, call: CheckCall, decision: 
 
 async def _reject(session: OutboundSession, log: Log, decision: Decision, cfg: EslCheckSettings) -> None:
     code = decision.sip_code or cfg.fallback_sip_code
+    cause = cfg.causes.get(code)
+    # What ends the call through the API (uuid_kill, sched_hangup): the code's cause, or for a code
+    # no cause maps to (608) CALL_REJECTED with proto_specific_hangup_cause=sip:<code> (multiset).
+    api_cause = cause or NO_CAUSE_HANGUP
+    queue_free = True
     if cfg.announce and decision.announcement:
         path = f"{cfg.sounds_dir.rstrip('/')}/{decision.announcement}.{cfg.sound_ext}"
-        await _announce(session, log, path, cfg)
-    cause = cfg.causes.get(code)
+        await _guard(session, log, api_cause, cfg)
+        queue_free = await _announce(session, log, path, cfg)
+    fields: dict[str, object] = {"reason": decision.reason.value, "sip_code": code}
+    if not queue_free:
+        # The playback may be blocking the channel's queue: a queued hangup would never run.
+        await _force(session, log, api_cause, "playback_deadline", fields, cfg)
+        return
     if cause is not None:
         await session.hangup(cause)
-        log.info("esl.check.rejected", reason=decision.reason.value, sip_code=code, cause=cause)
+        fields["cause"] = cause
     else:
-        phrase = cfg.phrases.get(code, "Rejected")
-        await session.execute("respond", f"{code} {phrase}")
-        log.info("esl.check.rejected", reason=decision.reason.value, sip_code=code, respond=f"{code} {phrase}")
+        respond = fields["respond"] = f"{code} {cfg.phrases.get(code, 'Rejected')}"
+        await session.execute("respond", respond)
+    if await wait_gone(session, cfg.settle_deadline):
+        log.info("esl.check.rejected", **fields)
+    else:
+        await _force(session, log, api_cause, "hangup_not_seen", fields, cfg)
 
 
-async def _announce(session: OutboundSession, log: Log, path: str, cfg: EslCheckSettings) -> None:
-    """Early media then the announcement; a failed announcement never stops the reject."""
+async def _guard(session: OutboundSession, log: Log, cause: str, cfg: EslCheckSettings) -> None:
+    """The switch's own bound on the reject (``sched_hangup``): holds when the gate is gone too."""
+    delay = reject_guard_delay(cfg)
+    answer = await schedule_hangup(session, delay, cause)
+    if not answer.startswith("+OK"):
+        log.warning("esl.check.guard_refused", answer=answer[:120], delay_s=delay)
+
+
+async def _force(session: OutboundSession, log: Log, cause: str, why: str, fields: dict[str, object],
+                 cfg: EslCheckSettings) -> None:
+    """End the call through the API thread (``uuid_kill``), past whatever the channel is running."""
+    answer = await kill(session, cause)
+    gone = await wait_gone(session, cfg.settle_deadline)
+    event = "esl.check.rejected" if gone else "esl.check.reject_unconfirmed"
+    (log.info if gone else log.error)(event, **fields, forced=why, kill_cause=cause, answer=answer[:120])
+
+
+def reject_deadline(cfg: EslCheckSettings) -> float:
+    """The longest a reject takes once decided: the announcement, then a settle for the hangup to
+    be seen and one for the forced end.  The dialplan's park_timeout must exceed it."""
+    return (cfg.playback_deadline if cfg.announce else 0.0) + 2 * cfg.settle_deadline
+
+
+def reject_guard_delay(cfg: EslCheckSettings) -> int:
+    """Whole seconds for ``sched_hangup``: after the gate's own bound, so it never pre-empts it."""
+    return math.ceil(reject_deadline(cfg)) + 1
+
+
+async def _announce(session: OutboundSession, log: Log, path: str, cfg: EslCheckSettings) -> bool:
+    """Early media then the announcement; a failed announcement never stops the reject.
+
+    False when the playback did not finish in time: it may block the channel's queue."""
     try:
-        await session.execute("pre_answer", wait=True)
         async with asyncio.timeout(cfg.playback_deadline):
+            await session.execute("pre_answer", wait=True)
             done = await session.execute("playback", path, wait=True)
     except EslConnectionClosed:
         raise
     except TimeoutError:
         log.warning("esl.check.announcement_timeout", file=path, deadline_s=cfg.playback_deadline)
-        return
+        return False
     except EslError as exc:
         log.warning("esl.check.announcement_failed", file=path, error=str(exc), error_type=type(exc).__name__)
-        return
+        return True
     response = done.application_response if done is not None else None
     if response != "FILE PLAYED":
         log.warning("esl.check.announcement_not_played", file=path, response=response)
+    return True
 
 
 def _variables(result: CheckResult, call: CheckCall, cfg: EslCheckSettings) -> dict[str, str]:
@@ -234,8 +285,12 @@ def _variables(result: CheckResult, call: CheckCall, cfg: EslCheckSettings) -> d
     }
     if _TOKEN.fullmatch(call.number):
         variables["dncgate_callee"] = call.number
-    if decision.verdict is Verdict.REJECT and cfg.sip_reason:
-        variables["sip_reason"] = cfg.sip_reason
+    if decision.verdict is Verdict.REJECT:
+        if cfg.sip_reason:
+            variables["sip_reason"] = cfg.sip_reason
+        code = decision.sip_code or cfg.fallback_sip_code
+        if code not in cfg.causes:  # 608: what an API hangup (uuid_kill, sched_hangup) sends instead of 603
+            variables[PROTO_CAUSE_VARIABLE] = f"sip:{code}"
     return variables
 
 

@@ -16,6 +16,7 @@ from dncgate.esl.errors import CommandEncodingError
 
 __all__ = [
     "api",
+    "api_command",
     "auth",
     "bgapi",
     "connect",
@@ -34,6 +35,7 @@ MyEventsFormat = Literal["plain", "json", "xml"]
 
 _TOKEN = re.compile(r"[A-Za-z0-9_\-.:]+")
 _CAUSE = re.compile(r"[A-Z0-9_]+")
+_API_ARG = re.compile(r"\+?[A-Za-z0-9_\-.:]+")  # a token, or a relative time like +35
 
 
 def _clean(value: str, what: str, *, allow_empty: bool = False) -> str:
@@ -104,6 +106,18 @@ def event(fmt: MyEventsFormat, names: Iterable[str]) -> bytes:
 
 def api(command: str) -> bytes:
     return _frame(f"api {_clean(command, 'api command')}")
+
+
+def api_command(name: str, *args: str) -> str:
+    """An API command line (``uuid_kill <uuid> CALL_REJECTED``) whose every part is one plain token.
+
+    For :func:`api` / ``OutboundSession.api``: a value from a call can add no argument (no spaces)
+    and no second command (no CR/LF).
+    """
+    for arg in args:
+        if not _API_ARG.fullmatch(arg):
+            raise CommandEncodingError(f"API argument is not a plain token: {arg[:60]!r}")
+    return " ".join([_token(name, "API command"), *args])
 
 
 def bgapi(command: str, job_uuid: str | None = None) -> bytes:

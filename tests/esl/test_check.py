@@ -21,7 +21,7 @@ from fake_freeswitch import CallTrace, FakeFreeSwitch, connect_reply, with_desti
 
 from dncgate.audit import AuditSink
 from dncgate.config import EslHandlerConfig, GateConfig, ListenConfig, StoreConfig
-from dncgate.esl.check import EslCheckSettings, _multiset_arg, esl_check_handler
+from dncgate.esl.check import EslCheckSettings, _multiset_arg, esl_check_handler, reject_guard_delay
 from dncgate.esl.outbound import OutboundConfig, OutboundServer, OutboundSession
 from dncgate.gate import Gate
 from dncgate.model import Facts, Mode, Purpose, TenantPolicy
@@ -119,8 +119,18 @@ def multiset(trace: CallTrace) -> dict[str, str]:
     return dict(pair.split("=", 1) for pair in command.arg.split(" "))
 
 
+REJECT_UUID = "3753a4b6-7830-45ee-9088-df11de005f1d"  # Unique-ID of REJECT_REPLY
+
+
+def guard(final: str, settings: EslCheckSettings = SETTINGS, uuid: str = REJECT_UUID) -> str:
+    """The switch-side bound sent before the announcement: sched_hangup with the reject's cause."""
+    cause = final.split(" ")[1] if final.startswith("hangup ") else "CALL_REJECTED"
+    return f"api sched_hangup +{reject_guard_delay(settings)} {uuid} {cause}"
+
+
 def reject_sequence(final: str) -> list[str]:
-    return ["myevents", "execute multiset", "execute pre_answer", f"execute playback {DECLINED}", final]
+    return ["myevents", "execute multiset", guard(final), "execute pre_answer", f"execute playback {DECLINED}",
+            final]
 
 
 def shorts(trace: CallTrace) -> list[str]:
