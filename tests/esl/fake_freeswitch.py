@@ -175,6 +175,7 @@ class FakeFreeSwitch:
     # playback then never completes, and every sendmsg after it gets +OK but waits behind it
     # (recorded on FreeSWITCH 1.11.1, real-switch-facts.md "Media timer").
     media_timer: bool = True
+    blocks_on: str | None = None  # any app that, like that playback, never returns
     # The dialplan's park_timeout ("N:CAUSE", set before socket): ends a call the socket left parked.
     park_timeout: str | None = None
 
@@ -256,7 +257,7 @@ class FakeFreeSwitch:
                 trace.outcome = f"hangup {command.headers.get('hangup-cause', '')}" if name == "hangup" \
                     else f"respond {command.arg}"
                 return
-            if name == "playback" and not self.media_timer:
+            if (name == "playback" and not self.media_timer) or name == self.blocks_on:
                 blocked = True  # no CHANNEL_EXECUTE_COMPLETE: it waits for RTP that never comes
             elif events and command.headers.get("Event-UUID"):
                 writer.write(self._complete(command))
