@@ -168,3 +168,45 @@ async def test_check_sessions_are_unchanged(esl: EslLab) -> None:
     assert trace.shorts()[0] == "myevents"
     assert trace.shorts()[1].startswith("execute multiset dncgate_verdict=allow")
     assert trace.shorts()[2] == "execute transfer 2015550199 XML dncgate_allowed"
+
+
+# --- a prompt that blocks (recorded: no media timer, no RTP from the caller) ---------------------
+
+IVR_UUID = "7e27fcf0-df80-4c13-94b2-bd5f27554bdb"  # Unique-ID of RECORDED
+
+
+async def call_quick(esl: EslLab, peer: FakeFreeSwitch) -> tuple[CallTrace, list[dict[str, Any]]]:
+    """The IVR handler alone, with a short prompt deadline (a setting, not a wait)."""
+    config = OutboundConfig(port=0, connect_deadline=2.0, command_deadline=2.0, event_deadline=2.0)
+    with structlog.testing.capture_logs() as logs:
+        async with OutboundServer(ivr_esl_handler(esl.lab.ctx, SOUNDS, prompt_deadline=0.05, settle_deadline=0.05),
+                                  config) as server:
+            trace = await peer.call(server.port)
+    return trace, logs
+
+
+async def test_blocked_playback_prompt_is_cut_through_the_api(esl: EslLab) -> None:
+    peer = FakeIvrSwitch(ivr_reply("anonymous"), media_timer=False)
+    trace, logs = await call_quick(esl, peer)
+    assert trace.shorts() == ["myevents", "execute answer", f"execute playback {wav('ivr-unidentified')}",
+                              f"api uuid_kill {IVR_UUID} NORMAL_CLEARING"]
+    assert trace.queued == []  # no sendmsg hangup left waiting behind the playback
+    assert trace.outcome == "uuid_kill NORMAL_CLEARING"
+    stuck = next(e for e in logs if e["event"] == "ivr.esl.prompt_stuck")
+    assert (stuck["app"], stuck["prompts"], stuck["answer"]) == ("playback", ["ivr-unidentified"], "+OK")
+
+
+async def test_blocked_question_is_cut_through_the_api(esl: EslLab) -> None:
+    peer = FakeIvrSwitch(ivr_reply(), keys=["1"], blocks_on=PGD)
+    trace, logs = await call_quick(esl, peer)
+    assert trace.shorts()[-2:] == [pgd(1, ["ivr-welcome", "ivr-menu"]), f"api uuid_kill {IVR_UUID} NORMAL_CLEARING"]
+    assert trace.outcome == "uuid_kill NORMAL_CLEARING"
+    assert next(e for e in logs if e["event"] == "ivr.esl.prompt_stuck")["app"] == PGD
+    assert await esl.lab.history() == []  # nothing was pressed, nothing recorded
+
+
+async def test_the_ivr_hangup_is_sent_once_when_the_call_ends(esl: EslLab) -> None:
+    trace, logs = await call_quick(esl, FakeIvrSwitch(ivr_reply("anonymous")))
+    assert trace.shorts()[-1] == "hangup NORMAL_CLEARING"
+    assert trace.outcome == "hangup NORMAL_CLEARING"
+    assert not [e for e in logs if e["event"].startswith("ivr.esl.")]
