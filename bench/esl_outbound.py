@@ -5,8 +5,8 @@
 Each call: the fake dials the OutboundServer, sends a connect reply recorded from FreeSWITCH
 1.11.1 (6 kB of channel data, destination rewritten), and answers every command as FreeSWITCH
 did (command replies, CHANNEL_EXECUTE_COMPLETE from the recordings; announcements "play" in
-zero time).  Half the calls dial a listed number (reject: myevents, multiset, pre_answer,
-playback, hangup), half a clear one (allow: myevents, multiset, transfer).
+zero time).  Half the calls dial a listed number (reject: myevents, multiset, api sched_hangup,
+pre_answer, playback, hangup), half a clear one (allow: myevents, multiset, transfer).
 
 Latency = connect reply written -> the verdict-carrying command (multiset) received, i.e. what
 the gate adds before FreeSWITCH can act: channel-data parsing, the myevents round trip, the
