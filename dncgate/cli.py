@@ -353,6 +353,9 @@ async def _config_check(args: argparse.Namespace, config: GateConfig) -> int:
     for door in ("agi", "esl", "http"):
         listen = getattr(config, door)
         print(f"  {door}: {'on' if listen.enabled else 'off'} {listen.host}:{listen.port}")
+    ami, esl_feed = config.ami, config.esl_feed
+    print(f"  ami feed: {f'on {ami.manager.host}:{ami.manager.port} as {ami.manager.username}' if ami else 'off'}")
+    print(f"  esl feed: {f'on {esl_feed.host}:{esl_feed.port}' if esl_feed else 'off'}")
     if overrides := config.esl_handler.overrides():
         print("  esl handler: " + ", ".join(f"{key} {value!r}" for key, value in overrides.items()))
     for name, t in sorted(config.tenants.items()):

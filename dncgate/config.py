@@ -13,8 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from dncgate.ami.settings import AmiFeedSettings, AmiSettings, TrackerSettings  # light: no panoramisk
 from dncgate.api.config import ApiConfig, api_settings
 from dncgate.consent.config import ConsentConfig
 from dncgate.consent.settings import consent_settings, hours_settings
@@ -24,6 +25,9 @@ from dncgate.model import REJECT_SIP_CODES, FailureAction, ListPolicy, Mode, Pur
 from dncgate.numbers import DialPlan
 from dncgate.store.errors import UnknownList
 from dncgate.store.protocol import list_key
+
+if TYPE_CHECKING:  # imported by _esl_feed only when the table is there (the esl package is heavy)
+    from dncgate.esl.inbound import InboundConfig
 
 ENV_PREFIX = "DNCGATE_"
 DEFAULT_TENANT = "default"
@@ -88,6 +92,8 @@ class GateConfig:
     sync: SyncConfig = field(default_factory=SyncConfig)
     feed: FeedConfig = field(default_factory=FeedConfig)
     path: Path | None = None  # the TOML file it was read from (child processes read it again)
+    ami: AmiFeedSettings | None = None  # [ami] enabled: the Asterisk call feed
+    esl_feed: InboundConfig | None = None  # [esl_feed] enabled: the FreeSWITCH call feed
 
     def tenant(self, name: str | None) -> TenantPolicy | None:
         """The named tenant, or the default one when no name was given."""
@@ -231,6 +237,7 @@ def _build(root: _Reader) -> GateConfig:
     consent = consent_settings(root.table("consent"))
     ivr = ivr_settings(root.table("ivr"))
     api = api_settings(root.table("api"), tenants)
+    ami, esl_feed = _ami(root.table("ami")), _esl_feed(root.table("esl_feed"))
     root.check_unknown()
     return GateConfig(
         source=root.source,
@@ -247,6 +254,8 @@ def _build(root: _Reader) -> GateConfig:
         esl=listeners["esl"],
         esl_handler=esl_handler,
         http=listeners["http"],
+        ami=ami,
+        esl_feed=esl_feed,
     )
 
 
@@ -263,6 +272,52 @@ def _listen(table: _Reader, enabled: bool, port: int) -> ListenConfig:
         raise table.error("max_sessions", "must be at least 1")
     table.check_unknown()
     return config
+
+
+def _ami(t: _Reader) -> AmiFeedSettings | None:
+    """``[ami]``: the Asterisk Manager call feed, None unless enabled; the defaults are the settings types'."""
+    manager, calls = AmiSettings(username="", secret=""), TrackerSettings()
+    enabled = t.get("enabled", bool, False)
+    manager = replace(
+        manager, host=t.get("host", str, manager.host), port=t.between("port", int, manager.port, 1, 65535),
+        username=t.get("username", str, manager.username), secret=t.get("secret", str, manager.secret),
+        # Asterisk answers a refused Login after 1 s: a shorter deadline would hide bad credentials
+        connect_timeout=t.between("connect_timeout_s", float, manager.connect_timeout, 1.5, 60),
+        keepalive_interval=t.between("keepalive_s", float, manager.keepalive_interval, 1, 3600),
+    )
+    zone = t.optional("cdr_timezone", str)
+    if zone is not None:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            calls = replace(calls, cdr_timezone=ZoneInfo(zone))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise t.error("cdr_timezone", f"{zone!r} is not a time zone name (like UTC, Asia/Shanghai)") from None
+    t.check_unknown()
+    for key in ("username", "secret"):
+        if enabled and not getattr(manager, key):
+            raise t.error(key, "required when enabled (manager.conf's [user] and its secret)")
+    return AmiFeedSettings(manager, calls) if enabled else None
+
+
+def _esl_feed(t: _Reader) -> InboundConfig | None:
+    """``[esl_feed]``: the FreeSWITCH inbound event-socket call feed, None unless enabled."""
+    if not t.data:
+        return None
+    from dncgate.esl.inbound import InboundConfig
+
+    base = InboundConfig()
+    enabled = t.get("enabled", bool, False)
+    config = replace(
+        base, host=t.get("host", str, base.host), port=t.between("port", int, base.port, 1, 65535),
+        password=t.get("password", str, base.password),
+        connect_deadline=t.between("connect_deadline_s", float, base.connect_deadline, 0.1, 60),
+    )
+    silence = t.optional("silence_deadline_s", float)  # None: the feed's own (3 missed heartbeats)
+    if silence is not None:
+        config = replace(config, event_deadline=t.between("silence_deadline_s", float, silence, 1, 3600))
+    t.check_unknown()
+    return config if enabled else None
 
 
 def _esl_handler(t: _Reader) -> EslHandlerConfig:

@@ -1,9 +1,14 @@
-"""The gate's small HTTP side: ``/healthz`` (store reachable within a deadline) and ``/metrics``."""
+"""The gate's small HTTP side: ``/healthz`` (store reachable within a deadline) and ``/metrics``.
+
+``/healthz`` also shows the call feeds' states (``"feeds"``); a feed that is down does not fail it:
+the call path does not use the feeds.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -21,6 +26,7 @@ _MONITORING = frozenset({"/healthz", "/metrics"})  # never counted against [http
 
 def make_app(
     store: ListStore, metrics: GateMetrics, doors: dict[str, bool], *, max_requests: int = 512,
+    feeds: Callable[[], Mapping[str, Any]] = dict,
 ) -> web.Application:
     """``/healthz`` and ``/metrics`` (the API adds ``/v1``); at most ``max_requests`` other requests in flight."""
     in_flight = 0
@@ -48,10 +54,11 @@ def make_app(
                 await store.ping()
         except (TimeoutError, StoreError) as exc:
             return web.json_response(
-                {"status": "degraded", "store": "unavailable", "error": str(exc) or "timeout", "doors": doors},
+                {"status": "degraded", "store": "unavailable", "error": str(exc) or "timeout", "doors": doors,
+                 "feeds": feeds()},
                 status=503,
             )
-        return web.json_response({"status": "ok", "store": "ok", "doors": doors})
+        return web.json_response({"status": "ok", "store": "ok", "doors": doors, "feeds": feeds()})
 
     async def prometheus(_: web.Request) -> web.Response:
         return web.Response(body=metrics.render(), content_type="text/plain", charset="utf-8")

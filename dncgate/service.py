@@ -20,6 +20,8 @@ from dncgate.config import GateConfig
 from dncgate.consent.factory import open_ledger
 from dncgate.esl import OutboundConfig, OutboundServer
 from dncgate.esl.check import EslCheckSettings, esl_check_handler
+from dncgate.events import CallEventStream
+from dncgate.feeds import CallFeeds
 from dncgate.gate import Gate
 from dncgate.http import make_app
 from dncgate.ivr.agi import ivr_agi_handler, with_ivr
@@ -46,6 +48,8 @@ class Running:
     esl_port: int | None = None
     http_port: int | None = None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
+    calls: CallEventStream = field(default_factory=CallEventStream)  # the feeds' records: subscribe here
+    feeds: CallFeeds | None = None
 
 
 async def serve(config: GateConfig, *, on_ready: Callable[[Running], None] | None = None,
@@ -68,6 +72,7 @@ async def serve(config: GateConfig, *, on_ready: Callable[[Running], None] | Non
     agi: AgiServer | None = None
     esl: OutboundServer | None = None
     runner: web.AppRunner | None = None
+    feeds: CallFeeds | None = None
     try:
         lists = await start_services(config, store, sync_metrics, ledger)
         sync_metrics.watch(lists.freshness)
@@ -75,6 +80,9 @@ async def serve(config: GateConfig, *, on_ready: Callable[[Running], None] | Non
         gate = Gate(config.tenants, store, audit, store_deadline=config.store.timeout_ms / 1000, metrics=metrics,
                     list_age=lists.freshness.age)
         running = Running(gate)
+        feeds = running.feeds = CallFeeds(running.calls, ami=config.ami, esl_feed=config.esl_feed,
+                                          registry=metrics.registry)
+        feeds.start()  # in the background: a switch that is down shows in /healthz, calls need no feed
         ivr = IvrContext(gate.tenants, ledger, settings=config.ivr.menu, ledger_deadline=config.ivr.ledger_deadline,
                          call_deadline=config.ivr.call_deadline)  # the subscriber self-service menu
         if config.agi.enabled:
@@ -95,7 +103,7 @@ async def serve(config: GateConfig, *, on_ready: Callable[[Running], None] | Non
             running.esl_port = esl.port
         if config.http.enabled:
             doors = {"agi": agi is not None, "esl": esl is not None}
-            app = make_app(store, metrics, doors, max_requests=config.http.max_sessions)
+            app = make_app(store, metrics, doors, max_requests=config.http.max_sessions, feeds=feeds.health)
             if config.api.enabled:
                 install_api(app, ApiContext.of(gate, ledger, config.api))  # /v1: same process, same loop
             runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
@@ -114,7 +122,7 @@ async def serve(config: GateConfig, *, on_ready: Callable[[Running], None] | Non
         await running.stop.wait()
         log.info("gate.stopping")
     finally:
-        await _close_doors(lists, agi, esl, runner)
+        await _close_doors(lists, agi, esl, runner, feeds)
         await audit.close(timeout=AUDIT_GRACE)
         await ledger.close()
         await store.close()
@@ -123,8 +131,9 @@ async def serve(config: GateConfig, *, on_ready: Callable[[Running], None] | Non
 
 async def _close_doors(
     lists: SyncServices | None, agi: AgiServer | None, esl: OutboundServer | None, runner: web.AppRunner | None,
+    feeds: CallFeeds | None = None,
 ) -> None:
-    """Stop every door and the list services at once, each bounded by ``SHUTDOWN_GRACE``."""
+    """Stop every door, the list services and the call feeds at once, each bounded by ``SHUTDOWN_GRACE``."""
     from dncgate.lists.runner import stop_services
 
     parts: dict[str, Awaitable[None]] = {}
@@ -136,6 +145,8 @@ async def _close_doors(
         parts["esl"] = esl.close(timeout=SHUTDOWN_GRACE)
     if runner is not None:
         parts["http"] = runner.cleanup()
+    if feeds is not None:
+        parts["feeds"] = feeds.close(timeout=SHUTDOWN_GRACE)
     results = await asyncio.gather(*parts.values(), return_exceptions=True)
     for name, result in zip(parts, results, strict=True):
         if isinstance(result, Exception):

@@ -1,37 +1,7 @@
-"""Asterisk Manager Interface feed: a reconnecting client over panoramisk and a call tracker."""
+"""Asterisk Manager Interface feed: a reconnecting client over panoramisk and a call tracker.
 
-from dncgate.ami.calls import CallTracker, TrackerSettings
-from dncgate.ami.causes import CAUSE_NAMES, cause_name
-from dncgate.ami.client import AmiClient, AmiSettings, BackoffPolicy, EventListener, ExponentialBackoff
-from dncgate.ami.errors import (
-    AmiActionError,
-    AmiConnectionLost,
-    AmiEncodingError,
-    AmiError,
-    AmiLoginError,
-    AmiTimeout,
-    AmiUnavailable,
-)
-from dncgate.ami.message import DEFAULT_NOISE, AmiMessage, AmiResponse
-
-__all__ = [
-    "CAUSE_NAMES",
-    "DEFAULT_NOISE",
-    "AmiActionError",
-    "AmiClient",
-    "AmiConnectionLost",
-    "AmiEncodingError",
-    "AmiError",
-    "AmiLoginError",
-    "AmiMessage",
-    "AmiResponse",
-    "AmiSettings",
-    "AmiTimeout",
-    "AmiUnavailable",
-    "BackoffPolicy",
-    "CallTracker",
-    "EventListener",
-    "ExponentialBackoff",
-    "TrackerSettings",
-    "cause_name",
-]
+Import from the modules: ``ami.client`` (:class:`AmiClient`, panoramisk), ``ami.calls``
+(:class:`CallTracker`), ``ami.settings`` (the settings types, light: the configuration reads them),
+``ami.message``, ``ami.causes``, ``ami.errors``. The package itself imports nothing, so reading
+the settings does not pull panoramisk into every classic AGI process.
+"""

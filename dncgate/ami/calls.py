@@ -37,6 +37,7 @@ import structlog
 
 from dncgate.ami.causes import DISPOSITION_CAUSES, cause_name
 from dncgate.ami.message import AmiMessage
+from dncgate.ami.settings import TrackerSettings
 from dncgate.events import CallEventStream, CallRecord
 
 __all__ = ["CallTracker", "TrackerSettings"]
@@ -47,16 +48,6 @@ _CDR_TIME = "%Y-%m-%d %H:%M:%S"
 
 class _Listens(Protocol):
     def add_listener(self, listener: Callable[[AmiMessage], None]) -> Callable[[], None]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class TrackerSettings:
-    switch: str = "asterisk"
-    grace: float = 2.0  # wait this long for the Cdr after the Hangup (or the Hangup after the Cdr)
-    max_calls: int = 10_000  # calls in flight
-    ttl: float = 4 * 3600.0  # seconds a call may stay in flight before it is evicted
-    cdr_timezone: tzinfo = UTC  # the Asterisk host's local time zone (Cdr times carry none)
-    remember_finished: int = 4096  # ids of emitted calls kept to recognise late duplicates
 
 
 @dataclass(slots=True)

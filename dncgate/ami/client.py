@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -38,30 +37,15 @@ from dncgate.ami.errors import (
     AmiTimeout,
     AmiUnavailable,
 )
-from dncgate.ami.message import DEFAULT_NOISE, AmiMessage, AmiResponse
+from dncgate.ami.message import AmiMessage, AmiResponse
+from dncgate.ami.settings import AmiSettings
 from dncgate.backoff import BackoffPolicy, ExponentialBackoff
 
-__all__ = ["AmiClient", "AmiSettings", "BackoffPolicy", "EventListener", "ExponentialBackoff"]
+__all__ = ["AmiClient", "AmiSettings", "BackoffPolicy", "EventListener", "ExponentialBackoff", "StateListener"]
 
 EventListener = Callable[[AmiMessage], None]
+StateListener = Callable[[str, str], None]  # ("connected", "") or ("down", why)
 ActionValue = str | int | Sequence[str]
-
-
-@dataclass(frozen=True, slots=True)
-class AmiSettings:
-    username: str
-    secret: str = field(repr=False)
-    host: str = "127.0.0.1"
-    port: int = 5038
-    connect_timeout: float = 2.0  # TCP connect + Login response
-    action_timeout: float = 2.0  # default deadline of each action
-    backoff_base: float = 0.5  # first reconnect delay
-    backoff_max: float = 30.0
-    backoff_jitter: float = 0.2  # +/- fraction of each delay
-    events: str = "on"  # Login ``Events:`` ("on", "off" or a class mask such as "call,cdr")
-    keepalive_interval: float | None = 20.0  # Ping after this long without a disconnect; None: off
-    noise: frozenset[str] = DEFAULT_NOISE  # event names never passed to listeners
-    close_timeout: float = 1.0
 
 
 class _Protocol(AMIProtocol):  # type: ignore[misc]
@@ -112,7 +96,8 @@ class AmiClient:
     """One AMI connection with reconnects; events go to listeners, actions return :class:`AmiResponse`.
 
     ``async with AmiClient(settings) as ami`` connects (raising on bad credentials or an unreachable
-    Asterisk) and closes on exit.
+    Asterisk) and closes on exit. A long-running feed calls :meth:`start` instead: it connects in the
+    background and keeps trying, and ``on_state`` hears every connect, loss and failed attempt.
     """
 
     def __init__(
@@ -121,8 +106,10 @@ class AmiClient:
         *,
         backoff: BackoffPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        on_state: StateListener | None = None,
     ) -> None:
         self.settings = settings
+        self._on_state = on_state
         self.backoff: BackoffPolicy = backoff or ExponentialBackoff(
             initial=settings.backoff_base, maximum=settings.backoff_max, jitter=settings.backoff_jitter
         )
@@ -138,6 +125,7 @@ class AmiClient:
         self._closing = False
         self.connects = 0  # successful logins, including reconnects
         self.filtered = 0  # events dropped by the noise filter
+        self.failed_events = 0  # events a listener raised on (logged as ami.listener_failed)
 
     # ------------------------------------------------------------------ state
     @property
@@ -180,6 +168,15 @@ class AmiClient:
             return
         await self._open()
         self._supervisor = asyncio.get_running_loop().create_task(self._supervise(), name="ami-supervisor")
+
+    def start(self) -> None:
+        """Connect in the background, at once and then with backoff, until :meth:`close`; never raises
+        for an unreachable Asterisk or refused credentials (``on_state`` and the log say so)."""
+        if self._closing:
+            raise AmiUnavailable("client is closed")
+        if self._supervisor is None:
+            self._supervisor = asyncio.get_running_loop().create_task(
+                self._supervise(at_once=True), name="ami-supervisor")
 
     async def _open(self) -> None:
         s = self.settings
@@ -226,6 +223,7 @@ class AmiClient:
         self._lost.clear()
         self.connects += 1
         self._log.info("ami.connected", username=s.username, version=protocol.version, connects=self.connects)
+        self._tell("connected", "")
 
     def _discard(self, protocol: _Protocol | None) -> None:
         if protocol is not None:
@@ -250,23 +248,32 @@ class AmiClient:
             self._manager.awaiting_actions.clear()
         if not self._closing:
             self._log.warning("ami.disconnected", reason=reason)
+            self._tell("down", reason)
         self._lost.set()
 
-    async def _supervise(self) -> None:
+    def _tell(self, state: str, why: str) -> None:
+        if self._on_state is not None:
+            self._on_state(state, why)
+
+    async def _supervise(self, *, at_once: bool = False) -> None:
         while not self._closing:
             await self._wait_lost_or_keepalive()
             attempt = 0
             while not self._closing and self._live is None:
-                delay = self.backoff.delay(attempt)
-                attempt += 1
-                self._log.info("ami.reconnecting", attempt=attempt, delay_s=round(delay, 3))
-                await self._sleep(delay)
+                if not at_once:
+                    delay = self.backoff.delay(attempt)
+                    attempt += 1
+                    self._log.info("ami.reconnecting", attempt=attempt, delay_s=round(delay, 3))
+                    await self._sleep(delay)
+                at_once = False
                 try:
                     await self._open()
-                except AmiLoginError:
-                    pass  # logged as ami.login_failed; credentials may be fixed, keep trying at the backoff cap
+                except AmiLoginError as exc:
+                    # logged as ami.login_failed; credentials may be fixed, keep trying at the backoff cap
+                    self._tell("down", str(exc))
                 except AmiUnavailable as exc:
                     self._log.warning("ami.connect_failed", attempt=attempt, error=str(exc))
+                    self._tell("down", str(exc))
 
     async def _wait_lost_or_keepalive(self) -> None:
         interval = self.settings.keepalive_interval
@@ -293,6 +300,7 @@ class AmiClient:
             try:
                 listener(event)
             except Exception:  # noqa: BLE001 - one broken consumer must not stop the feed
+                self.failed_events += 1
                 self._log.exception("ami.listener_failed", event_name=event.event)
 
     # ------------------------------------------------------------------ actions

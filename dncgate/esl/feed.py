@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import structlog
@@ -33,7 +34,7 @@ from dncgate.esl.inbound import BackoffPolicy, InboundClient, InboundConfig, str
 from dncgate.esl.messages import Event
 from dncgate.events import CallEventStream, CallRecord
 
-__all__ = ["FEED_EVENTS", "EslCallFeed", "record_from_hangup", "run_esl_feed"]
+__all__ = ["FEED_EVENTS", "EslCallFeed", "feed_inbound_config", "record_from_hangup", "run_esl_feed"]
 
 FEED_EVENTS: tuple[str, ...] = ("CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_HANGUP_COMPLETE")
 # FreeSWITCH sends HEARTBEAT every 20 s (switch.conf event-heartbeat-interval): a feed that hears
@@ -119,9 +120,12 @@ def record_from_hangup(event: Event, created: datetime | None = None, answered: 
 class EslCallFeed:
     """Turns a stream of channel events into call records on ``stream``."""
 
-    def __init__(self, stream: CallEventStream, *, max_pending: int = 100_000) -> None:
+    def __init__(self, stream: CallEventStream, *, max_pending: int = 100_000,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.stream = stream
         self.max_pending = max_pending
+        self._clock = clock
+        self.last_event_at: datetime | None = None  # any event, HEARTBEAT included: the feed is alive
         # Unique-ID -> [created, answered] from CHANNEL_CREATE / CHANNEL_ANSWER.
         self._pending: OrderedDict[str, list[datetime | None]] = OrderedDict()
         self.published = 0
@@ -133,6 +137,7 @@ class EslCallFeed:
         return len(self._pending)
 
     def on_event(self, event: Event) -> CallRecord | None:
+        self.last_event_at = self._clock()
         name, uid = event.name, event.unique_id
         if not uid or name not in FEED_EVENTS:
             return None
@@ -176,6 +181,12 @@ class EslCallFeed:
             self.on_event(event)
 
 
+def feed_inbound_config(base: InboundConfig) -> InboundConfig:
+    """``base`` subscribed to :data:`FEED_EVENTS` and HEARTBEAT in json, with a silence deadline."""
+    deadline = base.event_deadline if base.event_deadline is not None else FEED_SILENCE_DEADLINE
+    return replace(base, events=(*FEED_EVENTS, "HEARTBEAT"), event_format="json", event_deadline=deadline)
+
+
 async def run_esl_feed(
     stream: CallEventStream,
     config: InboundConfig | None = None,
@@ -184,24 +195,22 @@ async def run_esl_feed(
     max_attempts: int | None = None,
     client_factory: Callable[[], InboundClient] | None = None,
     sleep: Callable[[float], Awaitable[None]] | None = None,
+    feed: EslCallFeed | None = None,
+    on_state: Callable[[str, str], None] | None = None,
+    retry_auth_errors: bool = False,
 ) -> EslCallFeed:
     """Connect to FreeSWITCH (8021), subscribe to :data:`FEED_EVENTS` in json and feed ``stream``.
 
     HEARTBEAT is subscribed too, and a connection silent for ``config.event_deadline`` (default
-    :data:`FEED_SILENCE_DEADLINE`) is dropped and reconnected.
+    :data:`FEED_SILENCE_DEADLINE`) is dropped and reconnected. ``feed`` (its counters) and
+    ``on_state`` (connected / down, see :func:`stream_events`) let a caller watch it run.
 
     Runs until cancelled (or until ``max_attempts`` consecutive reconnects fail).
     """
-    base = config if config is not None else InboundConfig()
-    cfg = InboundConfig(
-        host=base.host, port=base.port, password=base.password, events=(*FEED_EVENTS, "HEARTBEAT"),
-        event_format="json", connect_deadline=base.connect_deadline, command_deadline=base.command_deadline,
-        event_deadline=base.event_deadline if base.event_deadline is not None else FEED_SILENCE_DEADLINE,
-        close_deadline=base.close_deadline,
-        max_queued_events=base.max_queued_events, limits=base.limits,
-    )
-    feed = EslCallFeed(stream)
+    cfg = feed_inbound_config(config if config is not None else InboundConfig())
+    feed = feed if feed is not None else EslCallFeed(stream)
     factory = client_factory if client_factory is not None else (lambda: InboundClient(cfg))
-    events = stream_events(factory, backoff=backoff, max_attempts=max_attempts, sleep=sleep or asyncio.sleep)
+    events = stream_events(factory, backoff=backoff, max_attempts=max_attempts, sleep=sleep or asyncio.sleep,
+                           on_state=on_state, retry_auth_errors=retry_auth_errors)
     await feed.consume(events)
     return feed

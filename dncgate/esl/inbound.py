@@ -139,13 +139,20 @@ async def stream_events(
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     max_attempts: int | None = None,
     retry_auth_errors: bool = False,
+    on_state: Callable[[str, str], None] | None = None,
 ) -> AsyncIterator[Event]:
     """Yield events forever, reconnecting with backoff.
 
     ``AuthError`` is raised (a wrong password does not fix itself) unless
     ``retry_auth_errors``.  ``max_attempts`` consecutive failures raise the last
-    error.  The attempt counter resets after each successful connect.
+    error.  The attempt counter resets after each successful connect.  ``on_state`` hears
+    ``("connected", "")`` after each connect and ``("down", why)`` after each loss or failed attempt.
     """
+
+    def tell(state: str, why: str) -> None:
+        if on_state is not None:
+            on_state(state, why)
+
     policy = backoff if backoff is not None else ExponentialBackoff()
     log = structlog.get_logger()
     failures = 0
@@ -154,15 +161,19 @@ async def stream_events(
         try:
             await client.connect()
             failures = 0
+            tell("connected", "")
             async for event in client.events():
                 yield event
             log.info("esl.inbound.disconnected")
-        except AuthError:
+            tell("down", "FreeSWITCH closed the connection")
+        except AuthError as exc:
+            tell("down", str(exc))
             if not retry_auth_errors:
                 raise
             log.warning("esl.inbound.auth_failed")
         except EslError as exc:
             log.warning("esl.inbound.connection_lost", error=str(exc), error_type=type(exc).__name__)
+            tell("down", str(exc))
         finally:
             await client.close()
         if max_attempts is not None and failures >= max_attempts:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dncgate.ami import AmiMessage
+from dncgate.ami.message import AmiMessage
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "ami"
 TRANSCRIPT = FIXTURES / "ami-session.log"

@@ -8,7 +8,10 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from structlog.testing import capture_logs
 
-from dncgate.ami import AmiMessage, CallTracker, TrackerSettings, cause_name
+from dncgate.ami.calls import CallTracker
+from dncgate.ami.causes import cause_name
+from dncgate.ami.message import AmiMessage
+from dncgate.ami.settings import TrackerSettings
 from dncgate.events import CallEventStream, CallRecord
 from tests.ami.ami_helpers import transcript_events
 from tests.ami.test_client import COMPLETED, REJECTED

@@ -12,19 +12,18 @@ from datetime import UTC, datetime
 import pytest
 from structlog.testing import capture_logs
 
-from dncgate.ami import (
+from dncgate.ami.calls import CallTracker
+from dncgate.ami.client import AmiClient, ExponentialBackoff
+from dncgate.ami.errors import (
     AmiActionError,
-    AmiClient,
     AmiConnectionLost,
     AmiEncodingError,
     AmiLoginError,
-    AmiMessage,
-    AmiSettings,
     AmiTimeout,
     AmiUnavailable,
-    CallTracker,
-    ExponentialBackoff,
 )
+from dncgate.ami.message import AmiMessage
+from dncgate.ami.settings import AmiSettings
 from dncgate.events import CallEventStream, CallRecord
 from tests.ami.ami_helpers import FakeAmi, RecordingBackoff, RecordingSleep, event_bytes, transcript_parts, wait_until
 

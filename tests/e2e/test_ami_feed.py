@@ -7,7 +7,9 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from dncgate.ami import AmiClient, AmiSettings, CallTracker
+from dncgate.ami.calls import CallTracker
+from dncgate.ami.client import AmiClient
+from dncgate.ami.settings import AmiSettings
 from dncgate.events import CallEventStream, CallRecord
 from tests.e2e.fake_gate import FakeGate
 from tests.e2e.lab import AsteriskLab
