@@ -9,7 +9,7 @@ counted and logged, never blocking the feed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -60,14 +60,14 @@ class CallEventStream:
                 log.warning("events.subscriber_lagging", dropped=self.dropped, call_id=record.call_id)
             queue.put_nowait(record)
 
-    def subscribe(self) -> AsyncIterator[CallRecord]:
+    def subscribe(self) -> AsyncGenerator[CallRecord, None]:
         """Records published from now on. Registered at once, before the first ``anext``;
         ``aclose()`` the iterator (or let it finish) to unsubscribe."""
         queue: asyncio.Queue[CallRecord] = asyncio.Queue(self._buffer)
         self._subscribers.append(queue)
         return self._drain(queue)
 
-    async def _drain(self, queue: asyncio.Queue[CallRecord]) -> AsyncIterator[CallRecord]:
+    async def _drain(self, queue: asyncio.Queue[CallRecord]) -> AsyncGenerator[CallRecord, None]:
         try:
             while True:
                 yield await queue.get()

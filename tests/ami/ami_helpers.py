@@ -6,13 +6,45 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from dncgate.ami.message import AmiMessage
+from dncgate.events import CallRecord
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "ami"
 TRANSCRIPT = FIXTURES / "ami-session.log"
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
+
+# The two calls of the recorded session, as the tracker must publish them.
+REJECTED = CallRecord(
+    switch="asterisk",
+    call_id="1795809201.22",
+    originator="15551230000",
+    account="",
+    callee="18005550100",
+    start=datetime(2026, 11, 27, 19, 53, 21, tzinfo=UTC),
+    answer=None,
+    end=datetime(2026, 11, 27, 19, 53, 26, tzinfo=UTC),
+    billsec=0,
+    hangup_cause=21,
+    hangup_cause_name="CALL_REJECTED",
+    sip_code=603,
+)
+COMPLETED = CallRecord(
+    switch="asterisk",
+    call_id="1795809207.23",
+    originator="15551230000",
+    account="",
+    callee="18005550123",
+    start=datetime(2026, 11, 27, 19, 53, 27, tzinfo=UTC),
+    answer=datetime(2026, 11, 27, 19, 53, 28, tzinfo=UTC),
+    end=datetime(2026, 11, 27, 19, 53, 29, tzinfo=UTC),
+    billsec=1,
+    hangup_cause=16,
+    hangup_cause_name="NORMAL_CLEARING",
+    sip_code=None,
+)
 
 
 def transcript_parts() -> tuple[bytes, bytes]:

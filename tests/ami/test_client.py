@@ -7,7 +7,6 @@ import random
 import socket
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 
 import pytest
 from structlog.testing import capture_logs
@@ -24,36 +23,16 @@ from dncgate.ami.errors import (
 )
 from dncgate.ami.message import AmiMessage
 from dncgate.ami.settings import AmiSettings
-from dncgate.events import CallEventStream, CallRecord
-from tests.ami.ami_helpers import FakeAmi, RecordingBackoff, RecordingSleep, event_bytes, transcript_parts, wait_until
-
-REJECTED = CallRecord(
-    switch="asterisk",
-    call_id="1795809201.22",
-    originator="15551230000",
-    account="",
-    callee="18005550100",
-    start=datetime(2026, 11, 27, 19, 53, 21, tzinfo=UTC),
-    answer=None,
-    end=datetime(2026, 11, 27, 19, 53, 26, tzinfo=UTC),
-    billsec=0,
-    hangup_cause=21,
-    hangup_cause_name="CALL_REJECTED",
-    sip_code=603,
-)
-COMPLETED = CallRecord(
-    switch="asterisk",
-    call_id="1795809207.23",
-    originator="15551230000",
-    account="",
-    callee="18005550123",
-    start=datetime(2026, 11, 27, 19, 53, 27, tzinfo=UTC),
-    answer=datetime(2026, 11, 27, 19, 53, 28, tzinfo=UTC),
-    end=datetime(2026, 11, 27, 19, 53, 29, tzinfo=UTC),
-    billsec=1,
-    hangup_cause=16,
-    hangup_cause_name="NORMAL_CLEARING",
-    sip_code=None,
+from dncgate.events import CallEventStream
+from tests.ami.ami_helpers import (
+    COMPLETED,
+    REJECTED,
+    FakeAmi,
+    RecordingBackoff,
+    RecordingSleep,
+    event_bytes,
+    transcript_parts,
+    wait_until,
 )
 
 
@@ -393,3 +372,35 @@ async def test_close_while_reconnect_waits_for_login_leaves_no_socket(fake: Fake
     await client.close(timeout=0.5)
     assert time.monotonic() - started < 0.5
     await wait_until(lambda: not fake._tasks)  # the server saw our socket close
+
+
+async def test_start_connects_in_the_background_and_reports_every_state(fake: FakeAmi) -> None:
+    """A feed's start(): the first attempt at once, failures reported (not raised), then the backoff."""
+    fake.refuse_connections = 2  # connections 1 and 2 close at once, 3 works
+    states: list[tuple[str, str]] = []
+    backoff, sleep = RecordingBackoff([0.5, 1.0]), RecordingSleep()
+    client = AmiClient(settings(fake.port), backoff=backoff, sleep=sleep,
+                       on_state=lambda s, why: states.append((s, why)))
+    client.start()
+    assert not client.connected  # start() returns at once
+    await wait_until(lambda: client.connected)
+    fake.drop()
+    await wait_until(lambda: client.connects == 2)
+    await client.close()
+    assert [s for s, _ in states] == ["down", "down", "connected", "down", "connected"]  # close is not a loss
+    assert "closed the connection before answering Login" in states[0][1]
+    assert states[2][1] == ""
+    assert backoff.attempts == [0, 1, 0]  # the first try did not wait; the loss restarted the backoff
+    assert sleep.calls == [0.5, 1.0, 0.5]
+
+
+async def test_start_reports_refused_credentials_and_keeps_trying(fake: FakeAmi) -> None:
+    states: list[tuple[str, str]] = []
+    sleep = RecordingSleep()
+    client = AmiClient(settings(fake.port, secret="wrong"), backoff=RecordingBackoff(), sleep=sleep,
+                       on_state=lambda s, why: states.append((s, why)))
+    client.start()
+    await wait_until(lambda: len(states) >= 2)
+    await client.close()
+    assert states[:2] == [("down", "AMI login refused: Authentication failed")] * 2
+    assert not client.connected
