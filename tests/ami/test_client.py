@@ -6,7 +6,6 @@ import asyncio
 import random
 import socket
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 from structlog.testing import capture_logs
@@ -47,14 +46,6 @@ def settings(port: int, **overrides: object) -> AmiSettings:
     }
     values.update(overrides)
     return AmiSettings(**values)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeAmi]:
-    server = FakeAmi()
-    await server.start()
-    yield server
-    await server.close()
 
 
 def free_port() -> int:

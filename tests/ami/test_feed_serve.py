@@ -7,7 +7,6 @@ on it, /metrics counts it; a lost manager connection is reported down and comes 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -15,14 +14,6 @@ import pytest
 from tests.ami.ami_helpers import COMPLETED, REJECTED, FakeAmi, transcript_parts
 from tests.conftest import free_port, serving
 from tests.feed_serving import feed_config, healthz, metric_lines
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeAmi]:
-    server = FakeAmi()
-    await server.start()
-    yield server
-    await server.close()
 
 
 def ami_table(port: int, *, wrong_secret: bool = False) -> str:

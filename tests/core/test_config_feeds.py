@@ -48,23 +48,6 @@ def test_ami_every_key(tmp_path: Path) -> None:
     assert config.ami.calls.cdr_timezone is UTC
 
 
-@pytest.mark.parametrize(("body", "key", "problem"), [
-    ('enabled = true\nusername = "gate"', "ami.secret", "required"),
-    ('enabled = true\nsecret = "x"', "ami.username", "required"),
-    ('enabled = true\nusername = "g"\nsecret = "x"\nport = 0', "ami.port", "between"),
-    ('username = "g"\nport = "many"', "ami.port", "whole number"),
-    ('enabled = true\nusername = "g"\nsecret = "x"\nconnect_timeout_s = 1', "ami.connect_timeout_s", "between"),
-    ('enabled = true\nusername = "g"\nsecret = "x"\ncdr_timezone = "Mars/Olympus"', "ami.cdr_timezone",
-     "time zone"),
-    ('enabled = true\nusername = "g"\nsecret = "x"\nuser = "g"', "ami.user", "unknown key"),
-])
-def test_ami_errors_name_the_key(tmp_path: Path, body: str, key: str, problem: str) -> None:
-    path = write(tmp_path, f"[ami]\n{body}\n")
-    with pytest.raises(ConfigError, match=problem) as caught:
-        load(path, environ={})
-    assert f"{path}: {key}:" in str(caught.value)
-
-
 def test_esl_feed_keys_and_defaults(tmp_path: Path) -> None:
     config = load(write(tmp_path, "[esl_feed]\nenabled = true\n"), environ={})
     assert config.esl_feed == InboundConfig()  # 127.0.0.1:8021, FreeSWITCH's default password
@@ -76,14 +59,23 @@ def test_esl_feed_keys_and_defaults(tmp_path: Path) -> None:
     assert "pw" not in repr(config.esl_feed)
 
 
-@pytest.mark.parametrize(("body", "key", "problem"), [
-    ("enabled = true\nport = 70000", "esl_feed.port", "between"),
-    ("enabled = true\nsilence_deadline_s = 0", "esl_feed.silence_deadline_s", "between"),
-    ('enabled = "maybe"', "esl_feed.enabled", "true or false"),
-    ('enabled = true\npasword = "typo"', "esl_feed.pasword", "unknown key"),
+@pytest.mark.parametrize(("table", "body", "key", "problem"), [
+    ("ami", 'enabled = true\nusername = "gate"', "ami.secret", "required"),
+    ("ami", 'enabled = true\nsecret = "x"', "ami.username", "required"),
+    ("ami", 'enabled = true\nusername = "g"\nsecret = "x"\nport = 0', "ami.port", "between"),
+    ("ami", 'username = "g"\nport = "many"', "ami.port", "whole number"),
+    ("ami", 'enabled = true\nusername = "g"\nsecret = "x"\nconnect_timeout_s = 1', "ami.connect_timeout_s",
+     "between"),
+    ("ami", 'enabled = true\nusername = "g"\nsecret = "x"\ncdr_timezone = "Mars/Olympus"', "ami.cdr_timezone",
+     "time zone"),
+    ("ami", 'enabled = true\nusername = "g"\nsecret = "x"\nuser = "g"', "ami.user", "unknown key"),
+    ("esl_feed", "enabled = true\nport = 70000", "esl_feed.port", "between"),
+    ("esl_feed", "enabled = true\nsilence_deadline_s = 0", "esl_feed.silence_deadline_s", "between"),
+    ("esl_feed", 'enabled = "maybe"', "esl_feed.enabled", "true or false"),
+    ("esl_feed", 'enabled = true\npasword = "typo"', "esl_feed.pasword", "unknown key"),
 ])
-def test_esl_feed_errors_name_the_key(tmp_path: Path, body: str, key: str, problem: str) -> None:
-    path = write(tmp_path, f"[esl_feed]\n{body}\n")
+def test_errors_name_the_key(tmp_path: Path, table: str, body: str, key: str, problem: str) -> None:
+    path = write(tmp_path, f"[{table}]\n{body}\n")
     with pytest.raises(ConfigError, match=problem) as caught:
         load(path, environ={})
     assert f"{path}: {key}:" in str(caught.value)
