@@ -15,7 +15,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dncgate.ami.settings import AmiFeedSettings, AmiSettings, TrackerSettings  # light: no panoramisk
 from dncgate.api.config import ApiConfig, api_settings
 from dncgate.consent.config import ConsentConfig
 from dncgate.consent.settings import consent_settings, hours_settings
@@ -26,7 +25,8 @@ from dncgate.numbers import DialPlan
 from dncgate.store.errors import UnknownList
 from dncgate.store.protocol import list_key
 
-if TYPE_CHECKING:  # imported by _esl_feed only when the table is there (the esl package is heavy)
+if TYPE_CHECKING:  # imported by _ami / _esl_feed only when their table is there (classic AGI reads this file)
+    from dncgate.ami.settings import AmiFeedSettings
     from dncgate.esl.inbound import InboundConfig
 
 ENV_PREFIX = "DNCGATE_"
@@ -276,6 +276,10 @@ def _listen(table: _Reader, enabled: bool, port: int) -> ListenConfig:
 
 def _ami(t: _Reader) -> AmiFeedSettings | None:
     """``[ami]``: the Asterisk Manager call feed, None unless enabled; the defaults are the settings types'."""
+    if not t.data:
+        return None
+    from dncgate.ami.settings import AmiFeedSettings, AmiSettings, TrackerSettings  # light: no panoramisk
+
     manager, calls = AmiSettings(username="", secret=""), TrackerSettings()
     enabled = t.get("enabled", bool, False)
     manager = replace(

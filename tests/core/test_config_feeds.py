@@ -81,11 +81,15 @@ def test_errors_name_the_key(tmp_path: Path, table: str, body: str, key: str, pr
     assert f"{path}: {key}:" in str(caught.value)
 
 
-def test_reading_the_ami_settings_imports_no_switch_client(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("tables", "prefixes"), [
+    ("", ("dncgate.ami", "dncgate.esl", "panoramisk")),  # no feed: nothing of either
+    ('[ami]\nenabled = true\nusername = "g"\nsecret = "x"\n', ("dncgate.ami.c", "dncgate.esl", "panoramisk")),
+])
+def test_reading_the_settings_imports_no_switch_client(tmp_path: Path, tables: str, prefixes: tuple[str, ...]) -> None:
     """Classic AGI reads the same configuration on every call: [ami] must not pull panoramisk in."""
-    path = write(tmp_path, '[ami]\nenabled = true\nusername = "g"\nsecret = "x"\n')
+    path = write(tmp_path, tables)
     code = ("import sys; from pathlib import Path; from dncgate.config import load; "
-            f"c = load(Path({str(path)!r}), environ={{}}); assert c.ami is not None; "
-            "print(sorted(m for m in sys.modules if m.startswith(('panoramisk', 'dncgate.esl', 'dncgate.ami.c'))))")
+            f"c = load(Path({str(path)!r}), environ={{}}); assert (c.ami is not None) == {bool(tables)}; "
+            f"print(sorted(m for m in sys.modules if m.startswith({prefixes!r})))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert result.stdout.strip() == "[]"
