@@ -18,6 +18,7 @@ from pathlib import Path
 
 from dncgate.consent.ledger import Ledger, utc_now
 from dncgate.consent.model import Action, Evidence, LedgerEvent, iso, parse_time
+from dncgate.errors import ConsentError
 
 FORMATS = ("jsonl", "csv")
 CSV_COLUMNS = (
@@ -27,7 +28,7 @@ CSV_COLUMNS = (
 )
 
 
-class ExportError(Exception):
+class ExportError(ConsentError):
     """The export does not prove itself complete (the message says where it breaks)."""
 
 

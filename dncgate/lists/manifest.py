@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from dncgate.errors import ListError
 from dncgate.lists.formats import FORMATS
 
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
@@ -34,11 +35,11 @@ _FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-class ManifestError(Exception):
+class ManifestError(ListError):
     """A manifest that cannot be used: malformed, for another list, or badly signed."""
 
 
-class IntegrityError(Exception):
+class IntegrityError(ListError):
     """A file whose size or SHA-256 differs from what the manifest says."""
 
 

@@ -19,13 +19,14 @@ from typing import Protocol
 import aiohttp
 import structlog
 
+from dncgate.errors import ListError
 from dncgate.lists.manifest import MAX_MANIFEST_BYTES, FileEntry, Manifest, now_iso, parse_manifest, verify_file
 
 log = structlog.get_logger("dncgate.lists.sources")
 _CHUNK = 1 << 16
 
 
-class SourceError(Exception):
+class SourceError(ListError):
     """The source could not be reached or answered nonsense (retried at the next sync)."""
 
 

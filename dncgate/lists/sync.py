@@ -26,6 +26,7 @@ from typing import Protocol, TypeVar
 
 import structlog
 
+from dncgate.errors import ListError
 from dncgate.lists import fastlines
 from dncgate.lists.entries import entry_number, number_of
 from dncgate.lists.formats import LineError, ListFileError, read_entries
@@ -67,7 +68,7 @@ def too_big_a_shrink(offered: int, live: int, max_shrink: float) -> str | None:
             "is refused unless forced")
 
 
-class SyncError(Exception):
+class SyncError(ListError):
     """A sync that did not complete; ``cause`` (one of ``FAILURE_CAUSES``) labels the failure metric."""
 
     def __init__(self, cause: str, message: str) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 
 import structlog
 
+from dncgate.errors import ListError
 from dncgate.lists.entries import number_of
 from dncgate.lists.manifest import now_iso
 from dncgate.lists.sources import PushResult, Registration, SyncSource
@@ -46,7 +47,7 @@ _KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123
 _MAX_CATEGORY = 1024
 
 
-class RegistrationError(ValueError):
+class RegistrationError(ListError, ValueError):
     """A registration that cannot be queued (bad number, action or key)."""
 
 
