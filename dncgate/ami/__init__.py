@@ -2,7 +2,7 @@
 
 from dncgate.ami.calls import CallTracker, TrackerSettings
 from dncgate.ami.causes import CAUSE_NAMES, cause_name
-from dncgate.ami.client import AmiClient, AmiSettings, BackoffPolicy, EventListener, ExponentialBackoff
+from dncgate.ami.client import AmiClient, AmiSettings, Backoff, BackoffPolicy, EventListener
 from dncgate.ami.errors import (
     AmiActionError,
     AmiConnectionLost,
@@ -28,10 +28,10 @@ __all__ = [
     "AmiSettings",
     "AmiTimeout",
     "AmiUnavailable",
+    "Backoff",
     "BackoffPolicy",
     "CallTracker",
     "EventListener",
-    "ExponentialBackoff",
     "TrackerSettings",
     "cause_name",
 ]

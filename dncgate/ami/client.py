@@ -39,9 +39,9 @@ from dncgate.ami.errors import (
     AmiUnavailable,
 )
 from dncgate.ami.message import DEFAULT_NOISE, AmiMessage, AmiResponse
-from dncgate.backoff import BackoffPolicy, ExponentialBackoff
+from dncgate.backoff import Backoff, BackoffPolicy
 
-__all__ = ["AmiClient", "AmiSettings", "BackoffPolicy", "EventListener", "ExponentialBackoff"]
+__all__ = ["AmiClient", "AmiSettings", "Backoff", "BackoffPolicy", "EventListener"]
 
 EventListener = Callable[[AmiMessage], None]
 ActionValue = str | int | Sequence[str]
@@ -123,7 +123,7 @@ class AmiClient:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.settings = settings
-        self.backoff: BackoffPolicy = backoff or ExponentialBackoff(
+        self.backoff: BackoffPolicy = backoff or Backoff(
             initial=settings.backoff_base, maximum=settings.backoff_max, jitter=settings.backoff_jitter
         )
         self._sleep = sleep
