@@ -31,6 +31,7 @@ from datetime import timedelta
 
 from dncgate.hours import outside_hours
 from dncgate.model import (
+    DECLINE_ALL,
     FAILURE_REASONS,
     CallAttempt,
     ConsentStatus,
@@ -47,8 +48,6 @@ from dncgate.model import (
     Verdict,
 )
 from dncgate.numbers import InvalidNumber, ShortNumber, Subscriber
-
-DECLINE_ALL = "*"
 
 
 def decide(attempt: CallAttempt, facts: Facts | FactsUnavailable) -> Decision:

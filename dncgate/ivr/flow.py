@@ -39,7 +39,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from dncgate.consent.model import DECLINE_ALL, Action
+from dncgate.consent.model import Action
+from dncgate.model import DECLINE_ALL
 
 MENU_KEYS = "12349"
 MAX_LIST = 9  # one digit per category / business

@@ -19,8 +19,9 @@ from typing import Protocol
 import aiohttp
 import structlog
 
+from dncgate.clock import now_iso
 from dncgate.errors import ListError
-from dncgate.lists.manifest import MAX_MANIFEST_BYTES, FileEntry, Manifest, now_iso, parse_manifest, verify_file
+from dncgate.lists.manifest import MAX_MANIFEST_BYTES, FileEntry, ListManifest, parse_manifest, verify_file
 
 log = structlog.get_logger("dncgate.lists.sources")
 _CHUNK = 1 << 16
@@ -32,7 +33,7 @@ class SourceError(ListError):
 
 @dataclass(frozen=True, slots=True)
 class Fetched:
-    manifest: Manifest
+    manifest: ListManifest
     raw: bytes  # the manifest's exact bytes, for the signature
     signature: bytes | None
     validators: dict[str, str] = field(default_factory=dict)  # etag / last_modified for the next ask

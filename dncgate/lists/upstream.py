@@ -24,9 +24,9 @@ from typing import Any
 import structlog
 
 from dncgate.backoff import EQUAL_JITTER, Backoff, BackoffPolicy
+from dncgate.clock import now_iso
 from dncgate.errors import ListError
 from dncgate.lists.entries import number_of
-from dncgate.lists.manifest import now_iso
 from dncgate.lists.sources import PushResult, Registration, SyncSource
 from dncgate.numbers import DialPlan
 from dncgate.store.sqlite.tx import write_transaction
