@@ -17,6 +17,7 @@ from dncgate.agi.errors import AgiEncodingError, AgiError, AgiLimitExceeded, Agi
 from dncgate.ami.errors import AmiEncodingError, AmiError
 from dncgate.api.errors import ApiError
 from dncgate.consent.export import ExportError
+from dncgate.consent.facts import NotAConsentState
 from dncgate.consent.model import LedgerError
 from dncgate.esl.errors import CommandEncodingError, EslError, EslProtocolError, LimitExceededError
 from dncgate.ivr.runner import CallerGone
@@ -67,7 +68,7 @@ def test_the_errors_module_imports_nothing_from_dncgate() -> None:
     (SyncError, errors.ListError), (LoadRefused, errors.ListError), (SourceError, errors.ListError),
     (RegistrationError, errors.ListError), (ListFileError, errors.ListError), (ManifestError, errors.ListError),
     (IntegrityError, errors.ListError),
-    (LedgerError, errors.ConsentError), (ExportError, errors.ConsentError),
+    (LedgerError, errors.ConsentError), (ExportError, errors.ConsentError), (NotAConsentState, errors.ConsentError),
     (AgiError, errors.SwitchError), (EslError, errors.SwitchError), (AmiError, errors.SwitchError),
     (CallerGone, errors.SwitchError),
     (AgiProtocolError, errors.RemoteProtocolError), (AgiLimitExceeded, errors.RemoteProtocolError),
@@ -82,7 +83,9 @@ def test_each_room_s_errors_sit_on_their_branch(cls: type[Exception], branch: ty
 
 def test_rebasing_kept_the_builtin_bases_callers_catch() -> None:
     # Callers catch these as ValueError today; the tree adds bases, it removes none.
-    for cls in (LedgerError, RegistrationError, AgiEncodingError, CommandEncodingError, AmiEncodingError):
+    value_errors = (LedgerError, NotAConsentState, RegistrationError, AgiEncodingError, CommandEncodingError,
+                    AmiEncodingError)
+    for cls in value_errors:
         assert issubclass(cls, ValueError), cls
     assert not issubclass(ExportError, ValueError)
     assert StoreError is errors.StoreError
