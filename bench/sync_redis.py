@@ -29,7 +29,7 @@ import redis.asyncio as aioredis
 from bench.store_redis import start_redis
 from bench.synthetic import CN_MOBILE
 from dncgate.lists import sync as sync_module
-from dncgate.lists.manifest import Manifest, file_entry
+from dncgate.lists.manifest import ListManifest, file_entry
 from dncgate.lists.runner import SYNC_NICENESS
 from dncgate.lists.sources import DropDirSource
 from dncgate.lists.sync import Syncer, SyncSettings
@@ -66,7 +66,7 @@ async def delta_sync(store: RedisListStore, workdir: Path, delta: int, adds: Seq
         out.write("".join(f"+{n},remove\n" for n in removes))
     live = next(s for s in await store.stats() if s.list_name == "national")
     await store.set_sync_state("national", {"sequence": "1", "version": live.version})
-    manifest = Manifest("national", "", None, (file_entry(path, 2, "csv"),))
+    manifest = ListManifest("national", "", None, (file_entry(path, 2, "csv"),))
     (drop / "2.manifest.json").write_bytes(manifest.to_bytes())
     syncer = Syncer(store, DropDirSource(drop), SyncSettings(workdir=workdir / "w"))
     started = time.perf_counter()
@@ -193,7 +193,7 @@ async def full_sync(count: int, delta: int, workdir: Path) -> None:
     probes, listed = write_clustered_snapshot(path, count)
     print(f"generated {count:,} lines: {path.stat().st_size / 2**20:.0f} MiB gzip in "
           f"{time.perf_counter() - started:.0f} s", flush=True)
-    manifest = Manifest("national", "", file_entry(path, 1, "lines"), ())
+    manifest = ListManifest("national", "", file_entry(path, 1, "lines"), ())
     (drop / "1.manifest.json").write_bytes(manifest.to_bytes())
     process, url = start_redis(workdir)
     store = await RedisListStore.connect(RedisSettings(url=url, retire_grace=1.0))

@@ -15,7 +15,7 @@ from typing import Any
 
 from dncgate.api.config import hash_key, new_key
 from dncgate.config import GateConfig
-from dncgate.consent.export import FORMATS, ExportError, Manifest, export, manifest_path, verify
+from dncgate.consent.export import FORMATS, ExportError, ExportManifest, export, manifest_path, verify
 from dncgate.consent.factory import open_ledger
 from dncgate.consent.model import LedgerError, check_name, parse_time
 
@@ -57,7 +57,7 @@ async def _export(args: argparse.Namespace, config: GateConfig) -> int:
 async def _verify(args: argparse.Namespace, config: GateConfig) -> int:
     path = args.manifest or manifest_path(args.file)
     try:
-        count = verify(args.file, Manifest.from_json(path.read_text(encoding="utf-8")))
+        count = verify(args.file, ExportManifest.from_json(path.read_text(encoding="utf-8")))
     except (ExportError, ValueError, KeyError, TypeError) as exc:
         print(f"dncgate: {args.file}: NOT complete: {exc}", file=sys.stderr)
         return 1

@@ -68,6 +68,8 @@ class Reason(StrEnum):
 
 
 REJECT_SIP_CODES = frozenset({603, 607, 608})
+# The category a subscriber declines to decline all marketing (in Facts.declined_categories).
+DECLINE_ALL = "*"
 # The check could not be completed: these decisions follow the tenant's failure policy.
 FAILURE_REASONS = frozenset({Reason.CHECK_FAILED, Reason.INVALID_NUMBER})
 
@@ -157,7 +159,7 @@ class Facts:
     prefix_rule: ListHit | None = None
     national_version: str = ""
     consent: ConsentFact | None = None
-    # Categories the callee declined; "*" declines all marketing.
+    # Categories the callee declined; DECLINE_ALL ("*") declines all marketing.
     declined_categories: frozenset[str] = frozenset()
     # The callee recorded a specific block against this originator (applies to service calls too).
     subscriber_blocks_originator: bool = False

@@ -1,36 +1,23 @@
 """``decide()``: the one pure function both switches share.
 
 No I/O, no clock, no globals: the attempt and the store's facts in, a decision out. The order in
-which rules apply is part of the contract (README, "Decision order"):
-
-1. invalid callee            -> ``invalid_number`` (marketing rejected; service per tenant)
-2. emergency / short number  -> ``allowed_emergency`` (never a commercial callee)
-3. facts unavailable         -> ``check_failed`` (fail closed for marketing unless configured)
-4. originator suspended      -> ``originator_suspended``
-5. callee blocks originator  -> ``subscriber_block`` (the one cause that stops a service call)
-6. service purpose           -> ``allowed_service``
-7. consent revoked           -> ``consent_revoked``
-8. category declined         -> ``category_declined``
-9. consent granted, in scope and in force -> ``allowed_consent`` (explicit consent outranks the
-   lists; an expired or not-yet-valid consent counts as none)
-10. national list too old    -> ``list_stale`` (only when the tenant's stale_action is reject)
-11. national list            -> ``national_dnc``
-12. tenant list              -> ``tenant_dnc``
-13. prefix / range rule      -> ``prefix_rule``
-14. opt-in tenant, no consent -> ``no_consent``
-15. calling hours            -> ``outside_hours``: a marketing call that rows 9 or 16 would allow is
-    rejected outside the tenant's window in the callee's local time (consent does not lift it)
-16. otherwise                -> ``allowed_clear``
+which rules apply is part of the contract: :data:`RULES` below, the one statement of it. The
+README's "How a call is decided" table is checked against it, and ``decide()`` is checked to
+follow it (tests/core/test_rule_order.py). The first rule that matches decides, with one twist:
+calling hours (``outside_hours``) reject a marketing call that explicit consent or a clear callee
+would allow; consent does not lift them. An expired or not-yet-valid consent counts as none.
 
 In ``monitor`` mode every call is allowed and the would-be verdict is kept as ``outcome``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from dncgate.hours import outside_hours
 from dncgate.model import (
+    DECLINE_ALL,
     FAILURE_REASONS,
     CallAttempt,
     ConsentStatus,
@@ -48,7 +35,33 @@ from dncgate.model import (
 )
 from dncgate.numbers import InvalidNumber, ShortNumber, Subscriber
 
-DECLINE_ALL = "*"
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One row of the decision order: when it applies, and the reason a decision by it carries."""
+
+    when: str
+    reason: Reason
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("the callee is not a valid number", Reason.INVALID_NUMBER),
+    Rule("emergency or short service number", Reason.ALLOWED_EMERGENCY),
+    Rule("the store could not answer in time", Reason.CHECK_FAILED),
+    Rule("the originator is suspended", Reason.ORIGINATOR_SUSPENDED),
+    Rule("the callee blocks this originator by name", Reason.SUBSCRIBER_BLOCK),
+    Rule("service call", Reason.ALLOWED_SERVICE),
+    Rule("the callee withdrew consent from this entity", Reason.CONSENT_REVOKED),
+    Rule("the callee declined this category, or all marketing", Reason.CATEGORY_DECLINED),
+    Rule("explicit consent covering this category, in force", Reason.ALLOWED_CONSENT),
+    Rule("national list older than the tenant allows", Reason.LIST_STALE),
+    Rule("on the national list", Reason.NATIONAL_DNC),
+    Rule("on the tenant's own list", Reason.TENANT_DNC),
+    Rule("a prefix / range rule", Reason.PREFIX_RULE),
+    Rule("opt-in tenant and no consent in force", Reason.NO_CONSENT),
+    Rule("marketing outside the calling window in the callee's local time", Reason.OUTSIDE_HOURS),
+    Rule("none of the above", Reason.ALLOWED_CLEAR),
+)
 
 
 def decide(attempt: CallAttempt, facts: Facts | FactsUnavailable) -> Decision:

@@ -2,8 +2,8 @@
 
 ::
 
-    AgiError
-    ├── AgiProtocolError          the peer sent something that is not AGI
+    AgiError (a dncgate.errors.SwitchError)
+    ├── AgiProtocolError          the peer sent something that is not AGI (a RemoteProtocolError)
     │   └── AgiLimitExceeded      a line / header block exceeded a configured limit
     ├── AgiConnectionLost         EOF or a socket error before the exchange finished
     ├── AgiTimeout                a read (header or command reply) missed its deadline
@@ -12,7 +12,7 @@
     │   ├── AgiInvalidCommand     510 Invalid or unknown command
     │   ├── AgiDeadChannel        511 Command Not Permitted on a dead channel ... (also an AgiHangup)
     │   └── AgiUsageError         520 Invalid command syntax (carries the usage text)
-    └── AgiEncodingError          we refused to encode a command (also a ValueError)
+    └── AgiEncodingError          we refused to encode a command (a LocalProtocolError, a ValueError)
 
 A bad peer shows up as AgiProtocolError, AgiConnectionLost or AgiTimeout; the server's
 per-session error boundary turns each into one warning log line.
@@ -21,6 +21,8 @@ per-session error boundary turns each into one warning log line.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+
+from dncgate.errors import LocalProtocolError, RemoteProtocolError, SwitchError
 
 if TYPE_CHECKING:
     from dncgate.agi.codec import AgiReply
@@ -40,11 +42,11 @@ __all__ = [
 ]
 
 
-class AgiError(Exception):
+class AgiError(SwitchError):
     """Base class of every error raised by dncgate.agi."""
 
 
-class AgiProtocolError(AgiError):
+class AgiProtocolError(AgiError, RemoteProtocolError):
     """The peer sent bytes that do not follow the AGI protocol."""
 
 
@@ -101,5 +103,5 @@ class AgiUsageError(AgiCommandError):
         return self.reply.usage
 
 
-class AgiEncodingError(AgiError, ValueError):
+class AgiEncodingError(AgiError, LocalProtocolError, ValueError):
     """A command argument cannot be encoded safely (e.g. a variable name with a newline)."""

@@ -39,9 +39,9 @@ from dncgate.ami.errors import (
 )
 from dncgate.ami.message import AmiMessage, AmiResponse
 from dncgate.ami.settings import AmiSettings
-from dncgate.backoff import BackoffPolicy, ExponentialBackoff
+from dncgate.backoff import Backoff, BackoffPolicy
 
-__all__ = ["AmiClient", "AmiSettings", "BackoffPolicy", "EventListener", "ExponentialBackoff", "StateListener"]
+__all__ = ["AmiClient", "AmiSettings", "Backoff", "BackoffPolicy", "EventListener", "StateListener"]
 
 EventListener = Callable[[AmiMessage], None]
 StateListener = Callable[[str, str], None]  # ("connected", "") or ("down", why)
@@ -110,7 +110,7 @@ class AmiClient:
     ) -> None:
         self.settings = settings
         self._on_state = on_state
-        self.backoff: BackoffPolicy = backoff or ExponentialBackoff(
+        self.backoff: BackoffPolicy = backoff or Backoff(
             initial=settings.backoff_base, maximum=settings.backoff_max, jitter=settings.backoff_jitter
         )
         self._sleep = sleep

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dncgate.errors import LocalProtocolError, SwitchError
 
-class AmiError(Exception):
+
+class AmiError(SwitchError):
     """Base class for every error raised by :mod:`dncgate.ami`."""
 
 
@@ -36,5 +38,5 @@ class AmiActionError(AmiError):
         self.message = message
 
 
-class AmiEncodingError(AmiError, ValueError):
+class AmiEncodingError(AmiError, LocalProtocolError, ValueError):
     """An action field cannot be sent safely (CR/LF would inject headers or end the action)."""

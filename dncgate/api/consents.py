@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from dncgate.api.context import callee_of, caller
-from dncgate.api.errors import json_body
-from dncgate.api.records import categories_of, consent_json, entity_of, evidence_of, record_json, time_of
-from dncgate.consent.model import Action, LedgerEvent
+from dncgate.api.context import callee_of, caller, posted
+from dncgate.api.records import categories_of, consent_json, entity_of, record_json, time_of
+from dncgate.consent.model import Action
 
 
 async def grant(request: web.Request) -> web.Response:
@@ -19,18 +18,15 @@ async def revoke(request: web.Request) -> web.Response:
 
 
 async def _record(request: web.Request, action: Action) -> web.Response:
-    context, who = caller(request)
-    data = await json_body(request)
-    callee = callee_of(who.tenant, data.get("number"))
-    event = LedgerEvent(
-        tenant=who.tenant.name, action=action, callee=callee.e164, entity=entity_of(data),
-        categories=categories_of(data),
+    post = await posted(request)
+    context, data = post.context, post.data
+    event = post.event(
+        action, entity=entity_of(data), categories=categories_of(data),
         valid_from=time_of(data, "valid_from") if action is Action.GRANT else None,
         expires_at=time_of(data, "expires_at") if action is Action.GRANT else None,
-        evidence=evidence_of(data), detail=f"api key {who.key.key_id}",
     )
     sealed = await context.bounded(context.ledger.append(event))
-    states = await context.bounded(context.ledger.consents(who.tenant.name, callee.digits))
+    states = await context.bounded(context.ledger.consents(post.who.tenant.name, post.callee.digits))
     body = {"record": record_json(sealed), "consent": consent_json(event.entity, states[event.entity])}
     return web.json_response(body, status=201)
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
+from datetime import datetime
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 from dncgate.api.config import ApiConfig, ApiKey, hash_key
-from dncgate.api.errors import ApiError
+from dncgate.api.errors import ApiError, json_body
+from dncgate.api.records import evidence_of
 from dncgate.consent.ledger import Ledger
-from dncgate.consent.model import LedgerError
+from dncgate.consent.model import Action, LedgerError, LedgerEvent
 from dncgate.gate import Gate
 from dncgate.model import TenantPolicy
 from dncgate.numbers import Subscriber, normalise
@@ -79,3 +81,30 @@ def callee_of(tenant: TenantPolicy, raw: object, name: str = "number") -> Subscr
         region = tenant.dial_plan.region
         raise ApiError(422, "invalid_number", f"{name}: {raw[:64]!r} is not a subscriber number in {region}")
     return callee
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    """A POST that records a ledger event: its context, caller, JSON body, and the ``number`` it names."""
+
+    context: ApiContext
+    who: Caller
+    data: dict[str, Any]
+    callee: Subscriber
+
+    def event(
+        self, action: Action, *, entity: str = "", categories: tuple[str, ...] = (),
+        valid_from: datetime | None = None, expires_at: datetime | None = None,
+    ) -> LedgerEvent:
+        """The event for this caller's tenant and callee, with the body's evidence and the key named."""
+        return LedgerEvent(
+            tenant=self.who.tenant.name, action=action, callee=self.callee.e164, entity=entity,
+            categories=categories, valid_from=valid_from, expires_at=expires_at, evidence=evidence_of(self.data),
+            detail=f"api key {self.who.key.key_id}",
+        )
+
+
+async def posted(request: web.Request) -> Posted:
+    context, who = caller(request)
+    data = await json_body(request)
+    return Posted(context, who, data, callee_of(who.tenant, data.get("number")))

@@ -9,6 +9,8 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from dncgate.errors import DncgateError
+
 log = structlog.get_logger("dncgate.api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -18,7 +20,9 @@ _HTTP_CODES = {
 }
 
 
-class ApiError(Exception):
+class ApiError(DncgateError):
+    """A request answered with ``status`` and the JSON error ``code``/``message``."""
+
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message

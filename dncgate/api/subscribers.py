@@ -4,36 +4,27 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from dncgate.api.context import callee_of, caller
-from dncgate.api.errors import ApiError, field, json_body
-from dncgate.api.records import categories_of, entity_of, evidence_of, preferences_json, record_json
+from dncgate.api.context import callee_of, caller, posted
+from dncgate.api.errors import ApiError, field
+from dncgate.api.records import categories_of, entity_of, preferences_json, record_json
 from dncgate.consent.model import Action, LedgerEvent
 
 
 async def register(request: web.Request) -> web.Response:
     """POST /v1/subscribers {number, decline: "all" | "categories", categories?, evidence}"""
-    _, who = caller(request)
-    data = await json_body(request)
-    callee = callee_of(who.tenant, data.get("number"))
-    decline = field(data, "decline", str)
-    categories = categories_of(data)
+    post = await posted(request)
+    decline = field(post.data, "decline", str)
+    categories = categories_of(post.data)
     if decline == "all":
         categories = ()
     elif decline != "categories" or not categories:
         raise ApiError(422, "invalid_field", "decline: 'all', or 'categories' with a non-empty categories array")
-    return await _append(request, LedgerEvent(
-        tenant=who.tenant.name, action=Action.DECLINE, callee=callee.e164, categories=categories,
-        evidence=evidence_of(data), detail=f"api key {who.key.key_id}"))
+    return await _append(request, post.event(Action.DECLINE, categories=categories))
 
 
 async def withdraw(request: web.Request) -> web.Response:
     """POST /v1/subscribers/withdraw {number, evidence}: the registration no longer applies."""
-    _, who = caller(request)
-    data = await json_body(request)
-    callee = callee_of(who.tenant, data.get("number"))
-    return await _append(request, LedgerEvent(
-        tenant=who.tenant.name, action=Action.WITHDRAW, callee=callee.e164, evidence=evidence_of(data),
-        detail=f"api key {who.key.key_id}"))
+    return await _append(request, (await posted(request)).event(Action.WITHDRAW))
 
 
 async def block(request: web.Request) -> web.Response:
@@ -46,12 +37,8 @@ async def unblock(request: web.Request) -> web.Response:
 
 async def _block(request: web.Request, action: Action) -> web.Response:
     """POST /v1/subscribers/blocks|unblock {number, entity, evidence}: a block stops service calls too."""
-    _, who = caller(request)
-    data = await json_body(request)
-    callee = callee_of(who.tenant, data.get("number"))
-    return await _append(request, LedgerEvent(
-        tenant=who.tenant.name, action=action, callee=callee.e164, entity=entity_of(data),
-        evidence=evidence_of(data), detail=f"api key {who.key.key_id}"))
+    post = await posted(request)
+    return await _append(request, post.event(action, entity=entity_of(post.data)))
 
 
 async def _append(request: web.Request, event: LedgerEvent) -> web.Response:

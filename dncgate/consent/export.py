@@ -18,6 +18,7 @@ from pathlib import Path
 
 from dncgate.consent.ledger import Ledger, utc_now
 from dncgate.consent.model import Action, Evidence, LedgerEvent, iso, parse_time
+from dncgate.errors import ConsentError
 
 FORMATS = ("jsonl", "csv")
 CSV_COLUMNS = (
@@ -27,12 +28,14 @@ CSV_COLUMNS = (
 )
 
 
-class ExportError(Exception):
+class ExportError(ConsentError):
     """The export does not prove itself complete (the message says where it breaks)."""
 
 
 @dataclass(frozen=True, slots=True)
-class Manifest:
+class ExportManifest:
+    """Written beside a ledger export: the chain's anchor and head, the record count, the file's SHA-256."""
+
     tenant: str
     format: str
     records: int
@@ -47,11 +50,11 @@ class Manifest:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
 
     @classmethod
-    def from_json(cls, raw: str) -> Manifest:
+    def from_json(cls, raw: str) -> ExportManifest:
         return cls(**json.loads(raw))
 
 
-async def export(ledger: Ledger, tenant: str, fmt: str, path: Path) -> Manifest:
+async def export(ledger: Ledger, tenant: str, fmt: str, path: Path) -> ExportManifest:
     """Write ``path`` and ``path.manifest.json``; returns the manifest."""
     if fmt not in FORMATS:
         raise ValueError(f"format {fmt!r}: one of {', '.join(FORMATS)}")
@@ -68,7 +71,7 @@ async def export(ledger: Ledger, tenant: str, fmt: str, path: Path) -> Manifest:
             line = event.to_json() + "\n" if fmt == "jsonl" else _csv_line(_csv_row(event))
             _write(out, digest, line)
             count += 1
-    manifest = Manifest(tenant, fmt, count, anchor.seq, anchor.hash, head.seq, head.hash, digest.hexdigest(),
+    manifest = ExportManifest(tenant, fmt, count, anchor.seq, anchor.hash, head.seq, head.hash, digest.hexdigest(),
                         iso(utc_now()) or "")
     manifest_path(path).write_text(manifest.to_json() + "\n", encoding="utf-8")
     return manifest
@@ -78,7 +81,7 @@ def manifest_path(path: Path) -> Path:
     return path.with_name(path.name + ".manifest.json")
 
 
-def verify(path: Path, manifest: Manifest) -> int:
+def verify(path: Path, manifest: ExportManifest) -> int:
     """Check the file against its manifest; returns the number of records. Raises ``ExportError``."""
     data = path.read_bytes()
     if hashlib.sha256(data).hexdigest() != manifest.file_sha256:

@@ -9,10 +9,11 @@ import json
 from datetime import datetime
 from typing import Any
 
+from dncgate.errors import ConsentError
 from dncgate.model import ConsentFact, ConsentStatus
 
 
-class NotAConsentState(ValueError):
+class NotAConsentState(ConsentError, ValueError):
     """A stored current-state record that does not parse; the message names where it was read."""
 
 

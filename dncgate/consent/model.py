@@ -20,17 +20,13 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from dncgate.model import ConsentFact, ConsentStatus
+from dncgate.errors import LedgerError as LedgerError  # re-exported: callers import it from here
+from dncgate.model import DECLINE_ALL, ConsentFact, ConsentStatus
 
 GENESIS = "0" * 64
-DECLINE_ALL = "*"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 MAX_TEXT = 4000
-
-
-class LedgerError(ValueError):
-    """An event that cannot be recorded as given (the message says which field and why)."""
 
 
 class Channel(StrEnum):

@@ -17,13 +17,14 @@ from dncgate.esl.errors import (
     MalformedHeaderError,
     UnexpectedMessageError,
 )
-from dncgate.esl.inbound import ExponentialBackoff, InboundClient, InboundConfig, stream_events
+from dncgate.esl.inbound import Backoff, InboundClient, InboundConfig, stream_events
 from dncgate.esl.messages import ChannelData, Event, Headers, Message
 from dncgate.esl.outbound import Handler, OutboundConfig, OutboundServer, OutboundSession
 
 __all__ = [
     "AccessDeniedError",
     "AuthError",
+    "Backoff",
     "ChannelData",
     "CommandEncodingError",
     "CommandError",
@@ -33,7 +34,6 @@ __all__ = [
     "EslProtocolError",
     "EslTimeoutError",
     "Event",
-    "ExponentialBackoff",
     "Handler",
     "Headers",
     "InboundClient",

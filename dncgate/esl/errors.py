@@ -2,17 +2,20 @@
 
 Everything the ESL code raises on purpose derives from :class:`EslError`, so a
 session's error boundary can tell "the peer spoke garbage" from "our handler has
-a bug" without string matching.
+a bug" without string matching. ``EslError`` is a :class:`dncgate.errors.SwitchError`; the
+protocol errors are also ``RemoteProtocolError`` and the encoding error a ``LocalProtocolError``.
 """
 
 from __future__ import annotations
 
+from dncgate.errors import LocalProtocolError, RemoteProtocolError, SwitchError
 
-class EslError(Exception):
+
+class EslError(SwitchError):
     """Base class for every error raised by :mod:`dncgate.esl`."""
 
 
-class EslProtocolError(EslError):
+class EslProtocolError(EslError, RemoteProtocolError):
     """The peer sent bytes that are not valid event-socket protocol."""
 
 
@@ -71,5 +74,5 @@ class AccessDeniedError(EslError):
     """FreeSWITCH sent ``text/rude-rejection`` (ACL refused our address)."""
 
 
-class CommandEncodingError(EslError, ValueError):
+class CommandEncodingError(EslError, LocalProtocolError, ValueError):
     """A command argument cannot be encoded safely (e.g. contains a newline)."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from dncgate.backoff import BackoffPolicy, ExponentialBackoff
+from dncgate.backoff import Backoff, BackoffPolicy
 from dncgate.esl import commands
 from dncgate.esl.codec import Limits
 from dncgate.esl.connection import EslConnection
@@ -21,8 +21,8 @@ from dncgate.esl.messages import Event, EventFormat, Message
 
 __all__ = [
     "DEFAULT_EVENTS",
+    "Backoff",
     "BackoffPolicy",
-    "ExponentialBackoff",
     "InboundClient",
     "InboundConfig",
     "stream_events",
@@ -153,7 +153,7 @@ async def stream_events(
         if on_state is not None:
             on_state(state, why)
 
-    policy = backoff if backoff is not None else ExponentialBackoff()
+    policy = backoff if backoff is not None else Backoff()
     log = structlog.get_logger()
     failures = 0
     while True:

@@ -39,7 +39,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from dncgate.consent.model import DECLINE_ALL, Action
+from dncgate.consent.model import Action
+from dncgate.model import DECLINE_ALL
 
 MENU_KEYS = "12349"
 MAX_LIST = 9  # one digit per category / business
@@ -280,21 +281,15 @@ class IvrFlow:
         for n, code in enumerate(offered, start=1):
             listing += [category_prompt(code), "ivr-press", digit(n)]
         listing.append("ivr-categories-finish")
-        while True:
-            keys = yield from self._ask(tuple(listing), len(offered), "categories")
-            if keys is None or keys == BACK:
-                return None  # the menu loop says goodbye when out of tries
-            if keys == "":
-                continue
-            picked = _pick(keys, len(offered))
-            if picked is None:
-                yield from self._invalid()
-                continue
-            chosen = tuple(offered[n - 1] for n in sorted(picked))
-            confirm = ("ivr-saved-categories", *(category_prompt(c) for c in chosen))
-            return (yield from self._save(
-                Change(Action.DECLINE, categories=chosen, prompt="ivr-categories-intro", keys=keys + TERMINATOR),
-                confirm))
+        choice = yield from self._pick_from(tuple(listing), len(offered), "categories", len(offered))
+        if choice is None:
+            return None  # the menu loop says goodbye when out of tries
+        keys, picked = choice
+        chosen = tuple(offered[n - 1] for n in sorted(picked))
+        confirm = ("ivr-saved-categories", *(category_prompt(c) for c in chosen))
+        return (yield from self._save(
+            Change(Action.DECLINE, categories=chosen, prompt="ivr-categories-intro", keys=keys + TERMINATOR),
+            confirm))
 
     def _withdraw_consent(self) -> Generator[Step, Any, End | None]:
         holders = self._snapshot.consents[:MAX_LIST]
@@ -305,21 +300,29 @@ class IvrFlow:
         for n, entity in enumerate(holders, start=1):
             listing += ["ivr-business", digit(n), *spell(entity)]
         listing.append("ivr-consents-choose")
+        choice = yield from self._pick_from(tuple(listing), 1, "consents", len(holders))
+        if choice is None:
+            return None
+        keys, (n,) = choice
+        return (yield from self._save(
+            Change(Action.REVOKE, entity=holders[n - 1], prompt="ivr-consents-choose", keys=keys),
+            ("ivr-consent-withdrawn",)))
+
+    def _pick_from(
+        self, listing: tuple[str, ...], max_digits: int, name: str, count: int,
+    ) -> Generator[Step, Any, tuple[str, set[int]] | None]:
+        """Ask until the keys pick some of 1..``count``: (keys, numbers); None on back or out of tries."""
         while True:
-            keys = yield from self._ask(tuple(listing), 1, "consents")
+            keys = yield from self._ask(listing, max_digits, name)
             if keys is None or keys == BACK:
                 return None
             if keys == "":
                 continue
-            picked = _pick(keys, len(holders))
+            picked = _pick(keys, count)
             if picked is None:
                 yield from self._invalid()
                 continue
-            (n,) = picked
-            entity = holders[n - 1]
-            return (yield from self._save(
-                Change(Action.REVOKE, entity=entity, prompt="ivr-consents-choose", keys=keys),
-                ("ivr-consent-withdrawn",)))
+            return keys, picked
 
     def _status(self) -> tuple[str, ...]:
         snap = self._snapshot

@@ -23,6 +23,7 @@ import structlog
 
 from dncgate.consent.ledger import Ledger
 from dncgate.consent.model import Channel, Evidence, LedgerError, LedgerEvent
+from dncgate.errors import SwitchError
 from dncgate.ivr.flow import Ask, Caller, Change, End, Hangup, IvrFlow, IvrSettings, Load, Save, Say, Snapshot, Step
 from dncgate.ivr.settings import CALL_DEADLINE_S, LEDGER_DEADLINE_S
 from dncgate.model import ConsentStatus, TenantPolicy
@@ -37,7 +38,7 @@ CAPTURED_BY = "ivr"
 CALLER_GONE = "caller"
 
 
-class CallerGone(Exception):
+class CallerGone(SwitchError):
     """The caller hung up (raised by an adapter; ends the flow)."""
 
 

@@ -23,7 +23,8 @@ from pathlib import Path
 import structlog
 from aiohttp import web
 
-from dncgate.lists.manifest import FileEntry, Manifest, ManifestError, file_entry, now_iso, parse_manifest, sign
+from dncgate.clock import now_iso
+from dncgate.lists.manifest import FileEntry, ListManifest, ManifestError, file_entry, parse_manifest, sign
 
 log = structlog.get_logger("dncgate.lists.feed")
 MANIFEST = "manifest.json"
@@ -35,7 +36,7 @@ class FeedPublisher:
         self.directory, self.list_name = directory, list_name
         self.keep_deltas, self.private_key = keep_deltas, private_key
         directory.mkdir(parents=True, exist_ok=True)
-        self.manifest = Manifest(list_name, now_iso(), None, ())
+        self.manifest = ListManifest(list_name, now_iso(), None, ())
         current = directory / MANIFEST
         if current.exists():
             try:
@@ -71,7 +72,7 @@ class FeedPublisher:
         tmp.replace(path)
         return file_entry(path, sequence, "csv")
 
-    async def _publish(self, manifest: Manifest) -> None:
+    async def _publish(self, manifest: ListManifest) -> None:
         manifest = replace(manifest, generated_at=now_iso())
         await asyncio.to_thread(self._write_manifest, manifest)
         old = self.manifest
@@ -83,7 +84,7 @@ class FeedPublisher:
         log.info("feed.published", list_name=self.list_name, sequence=manifest.latest_sequence,
                  deltas=len(manifest.deltas))
 
-    def _write_manifest(self, manifest: Manifest) -> None:
+    def _write_manifest(self, manifest: ListManifest) -> None:
         raw = manifest.to_bytes()
         if self.private_key is not None:
             sig = self.directory / (MANIFEST + ".sig.tmp")

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from dncgate.errors import ListError
+
 GZIP_MAGIC = b"\x1f\x8b"
 ZIP_MAGIC = b"PK\x03\x04"
 # A zip starts with a member (ZIP_MAGIC), the end record of an empty archive, or a spanning marker.
@@ -29,7 +31,7 @@ MAX_LINE_CHARS = 4096
 _ZIP_ENCRYPTED = 0x1  # general purpose flag bit 0
 
 
-class ListFileError(Exception):
+class ListFileError(ListError):
     """The file as a whole cannot be read (missing, corrupt gzip, not text, no number column)."""
 
 

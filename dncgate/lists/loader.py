@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dncgate.errors import ListError
 from dncgate.lists.formats import LineError
 from dncgate.lists.sync import parse_file, too_big_a_shrink
 from dncgate.numbers import DialPlan
@@ -27,7 +28,7 @@ class LoadSummary:
     invalid: list[LineError] = field(default_factory=list)
 
 
-class LoadRefused(Exception):
+class LoadRefused(ListError):
     """A replace that ``load_file`` will not do, the list left as it was: the file gave no valid
     numbers (a wrong format, an empty archive), or far fewer than the live list holds."""
 

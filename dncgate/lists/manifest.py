@@ -23,10 +23,10 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from dncgate.errors import ListError
 from dncgate.lists.formats import FORMATS
 
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
@@ -34,11 +34,11 @@ _FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-class ManifestError(Exception):
+class ManifestError(ListError):
     """A manifest that cannot be used: malformed, for another list, or badly signed."""
 
 
-class IntegrityError(Exception):
+class IntegrityError(ListError):
     """A file whose size or SHA-256 differs from what the manifest says."""
 
 
@@ -56,7 +56,9 @@ class FileEntry:
 
 
 @dataclass(frozen=True, slots=True)
-class Manifest:
+class ListManifest:
+    """What a list source publishes: the snapshot and deltas of one list, each with digest and size."""
+
     list_name: str
     generated_at: str
     snapshot: FileEntry | None
@@ -74,7 +76,7 @@ class Manifest:
         return json.dumps(data, indent=1).encode() + b"\n"
 
 
-def parse_manifest(raw: bytes, origin: str) -> Manifest:
+def parse_manifest(raw: bytes, origin: str) -> ListManifest:
     """Parse and check a manifest. Raises ``ManifestError`` naming ``origin`` and the problem."""
     if len(raw) > MAX_MANIFEST_BYTES:
         raise ManifestError(f"{origin}: manifest larger than {MAX_MANIFEST_BYTES} bytes")
@@ -96,7 +98,7 @@ def parse_manifest(raw: bytes, origin: str) -> Manifest:
     sequences = [d.sequence for d in deltas]
     if len(set(sequences)) != len(sequences):
         raise ManifestError(f"{origin}: two deltas share a sequence number")
-    return Manifest(list_name, str(data.get("generated_at", "")), snapshot, deltas)
+    return ListManifest(list_name, str(data.get("generated_at", "")), snapshot, deltas)
 
 
 def _entry(value: object, origin: str, where: str) -> FileEntry:
@@ -141,10 +143,6 @@ def verify_file(path: Path, entry: FileEntry) -> None:
 def file_entry(path: Path, sequence: int, fmt: str = "auto") -> FileEntry:
     sha, size = digest(path)
     return FileEntry(sequence, path.name, sha, size, fmt)
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 # -- Ed25519 -----------------------------------------------------------------------------------

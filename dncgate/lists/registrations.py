@@ -17,7 +17,7 @@ from collections.abc import Iterable
 
 import structlog
 
-from dncgate.backoff import BackoffPolicy, ExponentialBackoff
+from dncgate.backoff import Backoff, BackoffPolicy
 from dncgate.consent.ledger import Ledger
 from dncgate.consent.model import Action, LedgerEvent
 from dncgate.lists.upstream import Outbox, RegistrationError
@@ -67,7 +67,7 @@ async def run_forwarder(ledger: Ledger, outbox: Outbox, tenants: Iterable[str], 
     every registration reaching the platform until a restart): it is logged and retried, waiting
     longer after each consecutive failure (``backoff``; from ``interval`` up to 5 minutes)."""
     names = list(tenants)
-    backoff = backoff or ExponentialBackoff(initial=interval, maximum=max(interval, 300.0))
+    backoff = backoff or Backoff(initial=interval, maximum=max(interval, 300.0))
     failures = 0
     while not stop.is_set():
         try:

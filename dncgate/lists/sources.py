@@ -19,19 +19,21 @@ from typing import Protocol
 import aiohttp
 import structlog
 
-from dncgate.lists.manifest import MAX_MANIFEST_BYTES, FileEntry, Manifest, now_iso, parse_manifest, verify_file
+from dncgate.clock import now_iso
+from dncgate.errors import ListError
+from dncgate.lists.manifest import MAX_MANIFEST_BYTES, FileEntry, ListManifest, parse_manifest, verify_file
 
 log = structlog.get_logger("dncgate.lists.sources")
 _CHUNK = 1 << 16
 
 
-class SourceError(Exception):
+class SourceError(ListError):
     """The source could not be reached or answered nonsense (retried at the next sync)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Fetched:
-    manifest: Manifest
+    manifest: ListManifest
     raw: bytes  # the manifest's exact bytes, for the signature
     signature: bytes | None
     validators: dict[str, str] = field(default_factory=dict)  # etag / last_modified for the next ask

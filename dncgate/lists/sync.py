@@ -26,10 +26,12 @@ from typing import Protocol, TypeVar
 
 import structlog
 
+from dncgate.clock import now_iso
+from dncgate.errors import ListError
 from dncgate.lists import fastlines
 from dncgate.lists.entries import entry_number, number_of
 from dncgate.lists.formats import LineError, ListFileError, read_entries
-from dncgate.lists.manifest import FileEntry, IntegrityError, Manifest, ManifestError, now_iso, verify_signature
+from dncgate.lists.manifest import FileEntry, IntegrityError, ListManifest, ManifestError, verify_signature
 from dncgate.lists.sources import Fetched, SourceError, SyncSource, Unchanged
 from dncgate.numbers import DialPlan
 from dncgate.store.distinct import sorted_distinct
@@ -67,7 +69,7 @@ def too_big_a_shrink(offered: int, live: int, max_shrink: float) -> str | None:
             "is refused unless forced")
 
 
-class SyncError(Exception):
+class SyncError(ListError):
     """A sync that did not complete; ``cause`` (one of ``FAILURE_CAUSES``) labels the failure metric."""
 
     def __init__(self, cause: str, message: str) -> None:
@@ -282,7 +284,7 @@ class Syncer:
             except ManifestError as exc:
                 raise SyncError("signature", str(exc)) from None
 
-    def _plan(self, manifest: Manifest, sequence: int | None) -> tuple[FileEntry | None, list[FileEntry]]:
+    def _plan(self, manifest: ListManifest, sequence: int | None) -> tuple[FileEntry | None, list[FileEntry]]:
         """The snapshot to load (if any) and the deltas to apply after it, in order, without gaps."""
         if sequence is not None:
             pending = [d for d in manifest.deltas if d.sequence > sequence]

@@ -4,27 +4,29 @@
 registration durably under an idempotency key (the same key twice is one registration) and
 returns the key. ``Pusher`` sends what is due through the sync source's adapter (``push``),
 each with its ``Idempotency-Key``, so a retry after a lost reply is not a second registration.
-Refused for good (4xx) -> ``refused``; otherwise retried with exponential backoff and jitter
-until ``max_attempts`` -> ``failed``. Every step is a row in the audit trail (``trail()``).
-The outbox is a small SQLite file local to the gate (WAL, one writer thread).
+Refused for good (4xx) -> ``refused``; otherwise retried after ``RETRY_BACKOFF`` (2 s doubling to
+an hour, half to all of each delay at random) until ``max_attempts`` (20) -> ``failed``. Every
+step is a row in the audit trail (``trail()``). The outbox is a small SQLite file local to the
+gate (WAL, one writer thread); retries are due by its ``clock`` (the wall clock unless injected).
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
 import sqlite3
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import structlog
 
+from dncgate.backoff import EQUAL_JITTER, Backoff, BackoffPolicy
+from dncgate.clock import now_iso
+from dncgate.errors import ListError
 from dncgate.lists.entries import number_of
-from dncgate.lists.manifest import now_iso
 from dncgate.lists.sources import PushResult, Registration, SyncSource
 from dncgate.numbers import DialPlan
 from dncgate.store.sqlite.tx import write_transaction
@@ -46,23 +48,22 @@ _KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123
 _MAX_CATEGORY = 1024
 
 
-class RegistrationError(ValueError):
+class RegistrationError(ListError, ValueError):
     """A registration that cannot be queued (bad number, action or key)."""
 
 
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    base: float = 2.0
-    cap: float = 3600.0
-    max_attempts: int = 20
-
-    def delay(self, attempts: int) -> float:
-        return float(min(self.cap, self.base * 2 ** (attempts - 1)) * random.uniform(0.5, 1.0))
+RETRY_BACKOFF = Backoff(initial=2.0, factor=2.0, maximum=3600.0, jitter=EQUAL_JITTER)
+MAX_ATTEMPTS = 20
 
 
 class Outbox:
-    def __init__(self, path: Path, *, region: str = "US", retry: RetryPolicy | None = None) -> None:
-        self.path, self.plan, self.retry = path, DialPlan(region=region), retry or RetryPolicy()
+    def __init__(
+        self, path: Path, *, region: str = "US", backoff: BackoffPolicy = RETRY_BACKOFF,
+        max_attempts: int = MAX_ATTEMPTS, clock: Callable[[], float] = time.time,
+    ) -> None:
+        """``clock`` is the wall clock (seconds since the epoch) a retry's due time is kept in."""
+        self.path, self.plan = path, DialPlan(region=region)
+        self.backoff, self.max_attempts, self.clock = backoff, max_attempts, clock
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="dncgate-outbox")
         self._conn: sqlite3.Connection | None = None
 
@@ -114,11 +115,11 @@ class Outbox:
         rows = await self._run(lambda: self._db().execute(
             "SELECT key, number, action, channel, at, category FROM registrations "
             "WHERE state = 'queued' AND next_at <= ? ORDER BY next_at, at LIMIT ?",
-            (time.time() if now is None else now, limit)).fetchall())
+            (self.clock() if now is None else now, limit)).fetchall())
         return [Registration(*row) for row in rows]
 
     async def record(self, results: list[PushResult], now: float | None = None) -> None:
-        await self._run(self._record, results, time.time() if now is None else now)
+        await self._run(self._record, results, self.clock() if now is None else now)
 
     def _record(self, results: list[PushResult], now: float) -> None:
         with write_transaction(self._db()) as db:
@@ -129,10 +130,10 @@ class Outbox:
                     state, next_at, event = "pushed", 0.0, "pushed"
                 elif result.permanent:
                     state, next_at, event = "refused", 0.0, "refused"
-                elif attempts >= self.retry.max_attempts:
+                elif attempts >= self.max_attempts:
                     state, next_at, event = "failed", 0.0, "gave_up"
-                else:
-                    state, next_at, event = "queued", now + self.retry.delay(attempts), "retry"
+                else:  # attempt 1 failed: the first retry (backoff attempt 0)
+                    state, next_at, event = "queued", now + self.backoff.delay(attempts - 1), "retry"
                 db.execute("UPDATE registrations SET state = ?, attempts = ?, next_at = ?, last_error = ?, "
                            "pushed_at = CASE WHEN ? THEN ? ELSE pushed_at END WHERE key = ?",
                            (state, attempts, next_at, "" if result.accepted else result.detail, result.accepted,

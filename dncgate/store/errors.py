@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from dncgate.errors import StoreError
 
-class StoreError(Exception):
-    """Base class for everything a store raises."""
+__all__ = ["StoreCorrupt", "StoreError", "StoreUnavailable", "UnknownList"]
 
 
 class StoreUnavailable(StoreError):

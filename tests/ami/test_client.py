@@ -11,7 +11,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from dncgate.ami.calls import CallTracker
-from dncgate.ami.client import AmiClient, ExponentialBackoff
+from dncgate.ami.client import AmiClient
 from dncgate.ami.errors import (
     AmiActionError,
     AmiConnectionLost,
@@ -22,6 +22,7 @@ from dncgate.ami.errors import (
 )
 from dncgate.ami.message import AmiMessage
 from dncgate.ami.settings import AmiSettings
+from dncgate.backoff import Backoff
 from dncgate.events import CallEventStream
 from tests.ami.ami_helpers import (
     COMPLETED,
@@ -340,10 +341,10 @@ async def test_close_is_bounded_when_supervisor_is_reconnecting(fake: FakeAmi) -
 
 
 def test_exponential_backoff_grows_caps_and_jitters() -> None:
-    exact = ExponentialBackoff(initial=0.5, maximum=4.0, jitter=0.0)
+    exact = Backoff(initial=0.5, maximum=4.0, jitter=0.0)
     assert [exact.delay(n) for n in range(6)] == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
     assert exact.delay(10_000) == 4.0
-    jittered = ExponentialBackoff(initial=1.0, maximum=8.0, jitter=0.25, rng=random.Random(7))
+    jittered = Backoff(initial=1.0, maximum=8.0, jitter=0.25, rng=random.Random(7))
     delays = [jittered.delay(3) for _ in range(200)]
     assert all(6.0 <= d <= 10.0 for d in delays)
     assert len(set(delays)) > 100

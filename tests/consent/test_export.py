@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dncgate.consent.export import ExportError, Manifest, export, manifest_path, verify
+from dncgate.consent.export import ExportError, ExportManifest, export, manifest_path, verify
 from dncgate.consent.model import Action
 from tests.consent.conftest import Backend, event
 
@@ -27,7 +27,7 @@ async def test_export_verifies_and_holds_only_the_tenant(backend: Backend, tmp_p
     manifest = await export(backend.ledger, "acme", fmt, path)
     assert manifest.records == 3
     assert (manifest.anchor_seq, manifest.head_seq) == (0, 3)
-    assert Manifest.from_json(manifest_path(path).read_text()) == manifest
+    assert ExportManifest.from_json(manifest_path(path).read_text()) == manifest
     assert verify(path, manifest) == 3
     text = path.read_text()
     assert "globex" not in text
@@ -47,13 +47,13 @@ async def test_a_dropped_or_altered_record_is_detected(backend: Backend, tmp_pat
     # Even with a manifest rewritten to match the shorter file, the chain shows the gap.
     import hashlib
 
-    forged = Manifest(**{**json.loads(manifest.to_json()),
+    forged = ExportManifest(**{**json.loads(manifest.to_json()),
                          "file_sha256": hashlib.sha256(dropped.read_bytes()).hexdigest()})
     with pytest.raises(ExportError, match="records missing"):
         verify(dropped, forged)
     altered = tmp_path / f"altered.{fmt}"
     altered.write_text(path.read_text().replace("finance", "health", 1))
-    forged = Manifest(**{**json.loads(manifest.to_json()),
+    forged = ExportManifest(**{**json.loads(manifest.to_json()),
                          "file_sha256": hashlib.sha256(altered.read_bytes()).hexdigest()})
     with pytest.raises(ExportError, match="does not match its content"):
         verify(altered, forged)

@@ -14,7 +14,7 @@ import structlog
 from esl_helpers import Step, fixture_bytes, transcript_steps
 
 from dncgate.esl.errors import AccessDeniedError, AuthError, EslConnectionClosed, EslTimeoutError
-from dncgate.esl.inbound import ExponentialBackoff, InboundClient, InboundConfig, stream_events
+from dncgate.esl.inbound import Backoff, InboundClient, InboundConfig, stream_events
 from dncgate.esl.messages import Event
 
 AUTH_REQUEST = b"Content-Type: auth/request\n\n"
@@ -165,7 +165,7 @@ async def test_api_returns_body() -> None:
 
 
 def test_exponential_backoff_bounds() -> None:
-    policy = ExponentialBackoff(initial=0.5, factor=2.0, maximum=4.0, jitter=0.25, rng=random.Random(7))
+    policy = Backoff(initial=0.5, factor=2.0, maximum=4.0, jitter=0.25, rng=random.Random(7))
     for attempt, base in [(0, 0.5), (1, 1.0), (2, 2.0), (3, 4.0), (10, 4.0), (10_000, 4.0)]:
         delays = {policy.delay(attempt) for _ in range(50)}
         assert all(base * 0.75 <= d <= base * 1.25 for d in delays)
@@ -197,7 +197,7 @@ async def test_stream_events_reconnects_with_backoff() -> None:
         sleeps.append(delay)
 
     async with fake_freeswitch(flaky) as port:
-        backoff = ExponentialBackoff(initial=1.0, factor=2.0, jitter=0.1, rng=random.Random(1))
+        backoff = Backoff(initial=1.0, factor=2.0, jitter=0.1, rng=random.Random(1))
         with structlog.testing.capture_logs() as logs:
             stream = stream_events(lambda: InboundClient(cfg(port)), backoff=backoff, sleep=fake_sleep)
             first = await asyncio.wait_for(anext(stream), 5)

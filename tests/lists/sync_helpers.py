@@ -6,7 +6,7 @@ import gzip
 from collections.abc import Iterable
 from pathlib import Path
 
-from dncgate.lists.manifest import FileEntry, Manifest, file_entry, sign
+from dncgate.lists.manifest import FileEntry, ListManifest, file_entry, sign
 
 BASE = 12015550000  # +1 201 555 xxxx
 
@@ -35,7 +35,7 @@ def write_manifest(
     list_name: str = "national", private_key: bytes | None = None,
 ) -> Path:
     path = directory / name
-    raw = Manifest(list_name, "2026-11-27T00:00:00+00:00", snapshot, tuple(deltas)).to_bytes()
+    raw = ListManifest(list_name, "2026-11-27T00:00:00+00:00", snapshot, tuple(deltas)).to_bytes()
     path.write_bytes(raw)
     if private_key is not None:
         (directory / (name + ".sig")).write_bytes(sign(raw, private_key))

@@ -3,14 +3,23 @@ idempotency keys, permanent refusals and the audit trail."""
 
 from __future__ import annotations
 
-import asyncio
+import random
 from pathlib import Path
 
 import pytest
 from aiohttp import web
 
+from dncgate.backoff import EQUAL_JITTER, Backoff
 from dncgate.lists.sources import HttpSettings, HttpSource
-from dncgate.lists.upstream import Outbox, Pusher, RegistrationError, RetryPolicy
+from dncgate.lists.upstream import RETRY_BACKOFF, Outbox, Pusher, RegistrationError
+
+
+class FakeClock:
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
 
 
 class FakePlatform:
@@ -40,7 +49,9 @@ async def test_registrations_are_pushed_with_retries_and_an_audit_trail(tmp_path
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     port = runner.addresses[0][1]
-    outbox = Outbox(tmp_path / "outbox.sqlite3", region="US", retry=RetryPolicy(base=0.01, cap=0.02, max_attempts=3))
+    clock = FakeClock()
+    outbox = Outbox(tmp_path / "outbox.sqlite3", region="US", max_attempts=3, clock=clock,
+                    backoff=Backoff(initial=0.01, maximum=0.02, jitter=EQUAL_JITTER, rng=random.Random(3)))
     source = HttpSource(HttpSettings(f"http://127.0.0.1:{port}/", push_deadline=5))
     try:
         key = await outbox.enqueue_registration("(201) 555-0123", channel="ivr", key="ivr-call-1")
@@ -54,7 +65,7 @@ async def test_registrations_are_pushed_with_retries_and_an_audit_trail(tmp_path
         assert await pusher.push_once() == 0  # 503 for the first, 422 for the refused one
         assert await outbox.counts() == {"queued": 1, "refused": 1}
         assert await pusher.push_once() == 0  # not due yet: backoff
-        await asyncio.sleep(0.05)
+        clock.now += 0.05
         assert await pusher.push_once() == 1
         assert await outbox.counts() == {"pushed": 1, "refused": 1}
         assert platform.registered == {"ivr-call-1": {
@@ -73,7 +84,7 @@ async def test_registrations_are_pushed_with_retries_and_an_audit_trail(tmp_path
 async def test_unreachable_platform_gives_up_after_max_attempts(tmp_path: Path) -> None:
     from tests.conftest import free_port
 
-    outbox = Outbox(tmp_path / "o.sqlite3", retry=RetryPolicy(base=0.0, cap=0.0, max_attempts=2))
+    outbox = Outbox(tmp_path / "o.sqlite3", backoff=Backoff(initial=0.0, maximum=0.0), max_attempts=2)
     source = HttpSource(HttpSettings(f"http://127.0.0.1:{free_port()}/", connect_timeout=1, push_deadline=2))
     try:
         key = await outbox.enqueue_registration("+12015550150", channel="api")
@@ -87,3 +98,13 @@ async def test_unreachable_platform_gives_up_after_max_attempts(tmp_path: Path) 
     finally:
         await source.close()
         await outbox.close()
+
+
+def test_a_failed_push_is_retried_after_the_registration_backoff() -> None:
+    # 2 s doubling to an hour; each delay half to all of that ("equal jitter").
+    backoff = Backoff(initial=RETRY_BACKOFF.initial, maximum=RETRY_BACKOFF.maximum, jitter=RETRY_BACKOFF.jitter,
+                      rng=random.Random(5))
+    for attempt, full in [(0, 2.0), (1, 4.0), (10, 2048.0), (11, 3600.0), (19, 3600.0)]:
+        delays = [backoff.delay(attempt) for _ in range(50)]
+        assert all(full / 2 <= d <= full for d in delays), attempt
+    assert RETRY_BACKOFF.multipliers == (0.5, 1.0)

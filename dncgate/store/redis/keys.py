@@ -120,9 +120,5 @@ class Pointer:
         return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")
-
-
 def now_ms() -> int:
     return int(datetime.now(UTC).timestamp() * 1000)

@@ -18,12 +18,13 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
+from dncgate.clock import now_iso
 from dncgate.store.distinct import SortedDistinct, sorted_distinct
 from dncgate.store.errors import StoreCorrupt, StoreUnavailable
 from dncgate.store.protocol import Progress
 from dncgate.store.redis.blocks import BlockEstimate, choose_k, iter_blocks, members_of
 from dncgate.store.redis.conn import RedisSettings, redis_errors
-from dncgate.store.redis.keys import LISTS, ListKeys, Pointer, now_iso, now_ms
+from dncgate.store.redis.keys import LISTS, ListKeys, Pointer, now_ms
 from dncgate.store.redis.mux import Command, pack
 
 _EDIT_ATTEMPTS = 3  # a swap during an edit: the edit is written again on the new live version
@@ -99,7 +100,7 @@ class Loader:
                  k=est.k, blocks=est.blocks, largest=est.largest, estimated_bytes=est.bytes)
         try:
             largest = await self._fill(keys, version, uniq, est.k, progress)
-            pointer = Pointer(version, est.k, len(uniq), now_iso())
+            pointer = Pointer(version, est.k, len(uniq), now_iso("microseconds"))
             with redis_errors("finish load"):
                 await self._client.set(keys.count(version), len(uniq))
             previous = await self._flip(keys, pointer)
@@ -204,7 +205,7 @@ class Loader:
             await self._client.hset(keys.versions, version, f"building:{now_ms()}")
             await self._client.sadd(LISTS, keys.name)
             await self._client.set(keys.count(version), 0)
-            pointer = Pointer(version, k, 0, now_iso())
+            pointer = Pointer(version, k, 0, now_iso("microseconds"))
             if await self._client.set(keys.pointer, pointer.encode(), nx=True):
                 await self._client.hset(keys.versions, version, "live")
                 return pointer

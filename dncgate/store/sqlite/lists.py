@@ -16,12 +16,12 @@ import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
 
 from dncgate.audit_record import AuditRecord
+from dncgate.clock import now_iso
 from dncgate.consent.facts import NotAConsentState, consent_fact, declined
 from dncgate.model import Facts, ListHit
 from dncgate.store.distinct import MAX_NUMBER
@@ -41,8 +41,6 @@ from dncgate.store.sqlite.tx import write_transaction
 
 _T = TypeVar("_T")
 _BATCH = 50_000
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -203,7 +201,7 @@ class SqliteListStore:
     @staticmethod
     def _new_version(conn: sqlite3.Connection, name: str) -> int:
         cursor = conn.execute(
-            "INSERT INTO versions (list_name, state, created_at) VALUES (?, 'building', ?)", (name, _now())
+            "INSERT INTO versions (list_name, state, created_at) VALUES (?, 'building', ?)", (name, now_iso())
         )
         assert cursor.lastrowid is not None  # an INSERT into a rowid table always sets it
         return cursor.lastrowid
@@ -216,7 +214,7 @@ class SqliteListStore:
             "INSERT INTO lists (name, version, count, loaded_at) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (name) DO UPDATE SET version = excluded.version, count = excluded.count, "
             "loaded_at = excluded.loaded_at",
-            (name, version, count, _now()),
+            (name, version, count, now_iso()),
         )
         conn.execute("UPDATE versions SET state = 'live' WHERE id = ?", (version,))
         if row is None:
@@ -284,7 +282,7 @@ class SqliteListStore:
             if present:
                 conn.execute(
                     "INSERT OR IGNORE INTO prefix_rules (list_name, prefix, created_at) VALUES (?, ?, ?)",
-                    (name, digits, _now()),
+                    (name, digits, now_iso()),
                 )
             else:
                 conn.execute("DELETE FROM prefix_rules WHERE list_name = ? AND prefix = ?", (name, digits))

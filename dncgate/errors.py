@@ -1,0 +1,78 @@
+"""The one exception tree: everything dncgate raises on purpose derives from :class:`DncgateError`.
+
+::
+
+    DncgateError
+    ├── ConfigError              a configuration value that cannot be used (key and source named)
+    ├── StoreError               a store could not answer, or answered nonsense (store/errors.py)
+    ├── ListError                list files, manifests, sources, sync, loads, registrations (lists/)
+    ├── ConsentError             the consent ledger
+    │   ├── LedgerError          an event that cannot be recorded as given (also a ValueError)
+    │   └── ExportError          an export that does not prove itself complete (consent/export.py)
+    ├── ApiError                 an HTTP API request answered with an error (api/errors.py)
+    ├── SwitchError              talking to a switch: AGI, the event socket, AMI, the IVR's caller
+    └── ProtocolError            bytes on a wire that break its protocol
+        ├── LocalProtocolError   ... that we refused to send (a CR/LF in a command argument)
+        └── RemoteProtocolError  ... that the peer sent
+
+A door's errors are both: ``AgiProtocolError`` is an ``AgiError`` (a ``SwitchError``) and a
+``RemoteProtocolError``; ``AgiEncodingError`` an ``AgiError`` and a ``LocalProtocolError``.
+
+This module is the bottom room: it imports nothing from dncgate, so any module (classic AGI's
+fast path included) can import it for nothing.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "ConsentError",
+    "DncgateError",
+    "LedgerError",
+    "ListError",
+    "LocalProtocolError",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "StoreError",
+    "SwitchError",
+]
+
+
+class DncgateError(Exception):
+    """Base class of every error dncgate raises on purpose."""
+
+
+class ConfigError(DncgateError):
+    """A configuration value that cannot be used; the message names the key and its source."""
+
+
+class StoreError(DncgateError):
+    """Base class for everything a store raises."""
+
+
+class ListError(DncgateError):
+    """A list file, manifest, source, sync, load or registration that cannot be used as given."""
+
+
+class ConsentError(DncgateError):
+    """Base class of the consent ledger's errors."""
+
+
+class LedgerError(ConsentError, ValueError):
+    """An event that cannot be recorded as given (the message says which field and why)."""
+
+
+class SwitchError(DncgateError):
+    """Talking to a switch failed: an AGI session, an event-socket connection, AMI, a caller gone."""
+
+
+class ProtocolError(DncgateError):
+    """Bytes on a wire that do not follow its protocol."""
+
+
+class LocalProtocolError(ProtocolError):
+    """We refused to send something the protocol cannot carry (e.g. a newline inside an argument)."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer sent bytes that do not follow the protocol."""
