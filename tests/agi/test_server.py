@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from dncgate.agi import AgiError, AgiLimits, AgiServer, AgiSession, SessionOutcome
+from dncgate.sessions import ServerLimits
 from tests.agi.agi_helpers import (
     TRANSCRIPT,
     close_client,
@@ -256,7 +257,7 @@ async def test_concurrency_limit(make_server: ServerFactory, logs: Logs) -> None
         running.append(s.request.uniqueid)
         await release.wait()
 
-    server = await make_server(handler, AgiLimits(max_sessions=2))
+    server = await make_server(handler, FAST, ServerLimits(max_sessions=2))
     clients = [await open_client(server.port) for _ in range(2)]
     for _, w in clients:
         w.write(HEADER)
@@ -266,9 +267,10 @@ async def test_concurrency_limit(make_server: ServerFactory, logs: Logs) -> None
     extra_reader, extra_writer = await open_client(server.port)
     assert await read_until_closed(extra_reader, timeout=1.0) == b""  # closed at once
     await close_client(extra_writer)
-    [w] = events(logs, "agi.server.session_limit")
+    [w] = events(logs, "door.server.session_refused")
     assert (w["log_level"], w["max_sessions"], w["active"]) == ("warning", 2, 2)
-    assert server.rejected == 1
+    assert (w["door"], w["reason"]) == ("agi", "max_sessions")
+    assert server.refused == 1
     assert server.active_sessions == 2
     release.set()
     for r, wr in clients:
@@ -297,9 +299,9 @@ async def test_graceful_shutdown_waits_for_a_session_in_flight(make_server: Serv
     await asyncio.wait_for(closing, 2)
     assert rec.values == ["15551230000"]
     assert server.outcomes[SessionOutcome.OK] == 1
-    assert events(logs, "agi.server.sessions_cancelled") == []
-    assert [e["event"] for e in logs if e["event"].startswith("agi.server.clos")] == [
-        "agi.server.closing", "agi.server.closed",
+    assert events(logs, "door.server.sessions_cancelled") == []
+    assert [e["event"] for e in logs if e["event"].startswith("door.server.clos")] == [
+        "door.server.closing", "door.server.closed",
     ]
 
 
@@ -318,7 +320,7 @@ async def test_graceful_shutdown_cancels_after_the_grace_period(make_server: Ser
     await close_client(writer)
     assert server.active_sessions == 0
     assert server.outcomes[SessionOutcome.CANCELLED] == 1
-    [c] = events(logs, "agi.server.sessions_cancelled")
+    [c] = events(logs, "door.server.sessions_cancelled")
     assert c["count"] == 1
     assert len(events(logs, "agi.session.cancelled")) == 1
     await server.close(timeout=0.1)  # idempotent
