@@ -292,7 +292,7 @@ class SessionServer:
         if running:
             _, pending = await asyncio.wait(running, timeout=timeout)
             await self._cancel(pending)
-        await self._cancel(set(self._tasks))  # accepted while we were closing, and still running
+        await self._cancel(set(self._tasks) - running)  # accepted while we were closing, still running
         if self._server is not None:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.server_limits.cancel_timeout):

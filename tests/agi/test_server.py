@@ -400,3 +400,47 @@ async def test_after_close_callbacks_run_once_after_eof_whatever_the_ending(
     failures = events(logs, "agi.session.after_close_failed")
     assert [f["error"] for f in failures] == ["ZeroDivisionError('division by zero')"] * 2
     assert len(events(logs, "agi.session.handler_error")) == 1
+
+
+async def test_a_peer_outside_allow_is_closed_before_its_header(make_server: ServerFactory, logs: Logs) -> None:
+    """Issue 11 item 10: whoever reaches the port could drive /ivr; only allowed peers get a session."""
+    rec = Recorder()
+    server = await make_server(rec, FAST, ServerLimits(allow=("127.0.0.1/32",)))
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port, local_addr=("127.0.0.2", 0))
+    writer.write(HEADER)
+    assert await read_until_closed(reader) == b""
+    await close_client(writer)
+    assert rec.calls == []
+    assert server.refused_by == {"not_allowed": 1}
+    [w] = events(logs, "door.server.session_refused")
+    assert (w["door"], w["reason"], w["remote"].split(":")[0]) == ("agi", "not_allowed", "127.0.0.2")
+    await proper_session(server.port)  # 127.0.0.1 is served
+    assert rec.calls == ["1795809160.17"]
+
+
+async def test_one_peer_cannot_hold_every_agi_session(make_server: ServerFactory, logs: Logs) -> None:
+    """Issue 11 item 10: one peer reconnecting could hold all the sessions."""
+    release = asyncio.Event()
+    entered = asyncio.Event()
+
+    async def handler(s: AgiSession) -> None:
+        entered.set()
+        await release.wait()
+
+    server = await make_server(handler, FAST, ServerLimits(max_sessions=3, max_sessions_per_peer=1))
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port, local_addr=("127.0.0.2", 0))
+    writer.write(HEADER)
+    await asyncio.wait_for(entered.wait(), 2)
+    extra_reader, extra_writer = await asyncio.open_connection(
+        "127.0.0.1", server.port, local_addr=("127.0.0.2", 0))
+    assert await read_until_closed(extra_reader) == b""  # AGISTATUS=FAILURE: the dialplan fails closed
+    await close_client(extra_writer)
+    assert server.refused_by == {"max_sessions_per_peer": 1}
+    assert server.sessions_of("127.0.0.2") == 1
+    release.set()
+    assert await read_until_closed(reader) == b""
+    await close_client(writer)
+    server.handler = Recorder()
+    await proper_session(server.port)  # another peer was never short of a slot
+    await wait_idle(server)
+    assert server.outcomes[SessionOutcome.OK] == 2
