@@ -30,7 +30,7 @@ from typing import Any, Self
 
 import structlog
 
-__all__ = ["LOOPBACK", "Peer", "Refusal", "ServerLimits", "SessionRunner", "SessionServer"]
+__all__ = ["LOOPBACK", "Peer", "Refusal", "ServerLimits", "SessionRunner", "SessionServer", "is_loopback_host"]
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 LOOPBACK: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
@@ -72,6 +72,11 @@ class ServerLimits:
         object.__setattr__(self, "allow", tuple(str(n) for n in networks))
         object.__setattr__(self, "networks", tuple(networks))
 
+    @property
+    def loopback_only(self) -> bool:
+        """Whether only loopback peers are allowed (a door listening beyond loopback then serves nobody)."""
+        return all(net.is_loopback for net in self.networks)
+
     def allows(self, address: str) -> bool:
         """Whether a peer at ``address`` (as :attr:`Peer.address`) may connect."""
         try:
@@ -108,6 +113,14 @@ server's ``outcomes`` counter; only CancelledError may escape."""
 Refusal = Callable[[asyncio.StreamReader, asyncio.StreamWriter, Peer, str], Awaitable[None]]
 """A door's answer to an allowed peer it has no room for (the reason is the last argument); it must
 be bounded in time and close the connection."""
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether a listen address is loopback only (a wildcard or a host name is not)."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"  # "", "0.0.0.0"-like names and other host names listen beyond it
 
 
 @dataclass(slots=True)
@@ -192,6 +205,9 @@ class SessionServer:
         limits = self.server_limits
         self._log.info("door.server.started", host=self.host, port=self.port, max_sessions=limits.max_sessions,
                        max_sessions_per_peer=limits.max_sessions_per_peer, allow=list(limits.allow))
+        if not is_loopback_host(self.host) and limits.loopback_only:
+            self._log.warning("door.server.loopback_only", host=self.host, allow=list(limits.allow),
+                              detail="listening beyond loopback, but only loopback peers are allowed")
 
     async def serve_forever(self) -> None:
         """Wait until :meth:`close` has finished (starting the server first if needed)."""

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from dncgate.sessions import LOOPBACK, Peer, ServerLimits, SessionServer
+from dncgate.sessions import LOOPBACK, Peer, ServerLimits, SessionServer, is_loopback_host
 
 Logs = list[MutableMapping[str, Any]]
 OTHER = "127.0.0.2"
@@ -205,3 +205,12 @@ def test_default_allow_is_loopback_only() -> None:
 def test_bad_limits_are_refused_with_the_field_named(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         ServerLimits(**kwargs)
+
+
+
+def test_a_loopback_allowlist_on_a_wider_listen_address_is_detected() -> None:
+    """serve warns (door.server.loopback_only) when a door listens beyond loopback but allows only it."""
+    assert ServerLimits().loopback_only
+    assert not ServerLimits(allow=("127.0.0.0/8", "192.0.2.0/24")).loopback_only
+    hosts = ("127.0.0.1", "::1", "localhost", "0.0.0.0", "::", "", "gate.lan")  # noqa: S104 - names, never bound
+    assert [is_loopback_host(h) for h in hosts] == [True, True, True, False, False, False, False]
