@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import structlog
 from esl_helpers import FIXTURES, fixture_bytes, replay_as_freeswitch, transcript_steps
-from fake_freeswitch import FakeFreeSwitch, connect_reply
+from fake_freeswitch import DIALPLAN, PARKED, FakeFreeSwitch, connect_reply
 
 from dncgate.esl.outbound import OutboundConfig, OutboundServer, OutboundSession
 from dncgate.sessions import ServerLimits
@@ -109,6 +109,7 @@ async def test_the_fake_freeswitch_sees_no_verdict_only_the_close_after_connect(
         writer.close()
     assert trace.shorts() == []  # no transfer: the dialplan's fail-closed reject runs
     assert trace.ended_by == "server"
+    assert trace.outcome == DIALPLAN != PARKED
 
 
 async def test_one_peer_over_its_cap_is_refused_after_connect_another_is_served(
