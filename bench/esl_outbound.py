@@ -137,7 +137,7 @@ async def bench_store(name: str, store: ListStore, national: int, per_worker: in
     audit = AuditSink(store)
     audit.start()
     gate = Gate({"default": TenantPolicy(name="default", dial_plan=DialPlan(region="US"))}, store, audit)
-    config = OutboundConfig(port=0, max_sessions=512)
+    config = OutboundConfig(port=0)
     try:
         async with OutboundServer(esl_check_handler(gate, SETTINGS), config) as server:
             await peer_level(server.port, listed, clear, 4, 10)  # warm-up

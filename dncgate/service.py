@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import structlog
 from aiohttp import web
 
-from dncgate.agi import AgiLimits, AgiServer
+from dncgate.agi import AgiServer
 from dncgate.agi.check import check_handler
 from dncgate.api.app import install_api
 from dncgate.api.context import ApiContext
@@ -29,6 +29,7 @@ from dncgate.ivr.esl import ivr_esl_handler, with_esl_ivr
 from dncgate.ivr.runner import IvrContext
 from dncgate.metrics import GateMetrics
 from dncgate.numbers import warm_up
+from dncgate.sessions import ServerLimits
 from dncgate.store.factory import open_store
 
 if TYPE_CHECKING:  # the list services are imported when serve() starts
@@ -88,17 +89,18 @@ async def serve(config: GateConfig, *, on_ready: Callable[[Running], None] | Non
         if config.agi.enabled:
             agi = AgiServer(with_ivr(check_handler(gate), ivr_agi_handler(ivr)), host=config.agi.host,
                             port=config.agi.port,
-                            limits=AgiLimits(max_sessions=config.agi.max_sessions))
+                            server_limits=ServerLimits(max_sessions=config.agi.max_sessions))
             await agi.start()
             running.agi_port = agi.port
         if config.esl.enabled:
             settings = replace(EslCheckSettings(), **config.esl_handler.overrides())
             handler = with_esl_ivr(esl_check_handler(gate, settings), ivr_esl_handler(ivr, settings.sounds_dir))
             esl = OutboundServer(handler, OutboundConfig(
-                host=config.esl.host, port=config.esl.port, max_sessions=config.esl.max_sessions,
+                host=config.esl.host, port=config.esl.port,
                 # the check's announcement is bounded at 30 s by its handler; an IVR call at
                 # [ivr] call_deadline_s (600 s by default) by the IVR
-                session_deadline=ivr.call_deadline + 60.0))
+                session_deadline=ivr.call_deadline + 60.0),
+                server_limits=ServerLimits(max_sessions=config.esl.max_sessions))
             await esl.start()
             running.esl_port = esl.port
         if config.http.enabled:

@@ -89,7 +89,7 @@ async def _run(header: bytes, why: str, named: str | None) -> int:
     gate = Gate(config.tenants, store, audit, store_deadline=config.store.timeout_ms / 1000)
     try:
         outcome = await run_stdio_session(
-            check_handler(gate, door="agi-classic"), AgiLimits(max_sessions=1), initial=header
+            check_handler(gate, door="agi-classic"), AgiLimits(), initial=header
         )
     finally:
         await audit.close(timeout=AUDIT_FLUSH)

@@ -1,4 +1,7 @@
-"""Size limits and deadlines for one AGI session (FastAGI or classic AGI)."""
+"""Size limits and deadlines for one AGI session (FastAGI or classic AGI).
+
+How many sessions a FastAGI server runs, and for whom, is :class:`dncgate.sessions.ServerLimits`.
+"""
 
 from __future__ import annotations
 
@@ -32,14 +35,11 @@ class AgiLimits:
     """Seconds to wait for our side of the socket to close cleanly before it is aborted."""
     session_timeout: float | None = None
     """Seconds the handler may run in total; None means no bound beyond the per-read deadlines."""
-    max_sessions: int = 256
-    """Concurrent sessions per server; further connections are closed at once."""
     read_chunk: int = 4096
     """Bytes asked of the transport per read."""
 
     def __post_init__(self) -> None:
-        for name in ("max_line_bytes", "max_header_lines", "max_header_bytes", "max_usage_lines",
-                     "max_sessions", "read_chunk"):
+        for name in ("max_line_bytes", "max_header_lines", "max_header_bytes", "max_usage_lines", "read_chunk"):
             if getattr(self, name) < 1:
                 raise ValueError(f"AgiLimits.{name} must be >= 1")
         for name in ("header_timeout", "reply_timeout", "close_timeout"):

@@ -5,12 +5,19 @@ For each connection the server sends ``connect``, parses the channel data into
 :class:`~dncgate.esl.messages.ChannelData`, and awaits ``handler(session)``.
 Every session runs inside one error boundary (logged, never crashing the
 server) under an overall deadline, and the server always closes the socket.
+
+Accepting, the peer allowlist, the session caps and the bounded close are the shared
+:class:`~dncgate.sessions.SessionServer`'s.  A call the gate has no room for is still answered
+with ``connect`` and then closed (:meth:`OutboundServer._refuse_call`): after ``connect`` a closed
+socket makes FreeSWITCH continue with the dialplan's fail path (the reject after ``socket``,
+as for any check that did not decide), while a socket closed before ``connect`` parks the
+call.  A peer outside ``allow`` is not a FreeSWITCH we trust: it is closed at once, without
+``connect`` (the shipped dialplan bounds that park with ``park_timeout``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import time
 import uuid
@@ -30,6 +37,7 @@ from dncgate.esl.errors import (
     EslTimeoutError,
 )
 from dncgate.esl.messages import ChannelData, Event, EventFormat, Message
+from dncgate.sessions import Peer, ServerLimits, SessionServer
 
 __all__ = ["Handler", "OutboundConfig", "OutboundServer", "OutboundSession"]
 
@@ -38,7 +46,6 @@ __all__ = ["Handler", "OutboundConfig", "OutboundServer", "OutboundSession"]
 class OutboundConfig:
     host: str = "127.0.0.1"
     port: int = 8084
-    max_sessions: int = 256
     connect_deadline: float = 5.0  # for the reply to `connect`
     command_deadline: float = 5.0  # for each command reply
     event_deadline: float = 60.0  # idle time allowed between events in session.events()
@@ -144,80 +151,51 @@ class OutboundSession:
 Handler = Callable[[OutboundSession], Awaitable[None]]
 
 
-class OutboundServer:
+class OutboundServer(SessionServer):
+    """The outbound-socket server: ``handler(session)`` once per call, after ``connect``."""
+
     def __init__(
         self,
         handler: Handler,
         config: OutboundConfig | None = None,
         *,
+        server_limits: ServerLimits | None = None,
         uuid_factory: Callable[[], str] | None = None,
     ) -> None:
         self._handler = handler
         self._config = config if config is not None else OutboundConfig()
         self._uuid_factory = uuid_factory if uuid_factory is not None else (lambda: str(uuid.uuid4()))
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
         self._ids = itertools.count(1)
-        self._log = structlog.get_logger()
-        self.refused = 0
+        super().__init__("esl", self._run_session, host=self._config.host, port=self._config.port,
+                         limits=server_limits, refuse=self._refuse_call)
 
-    @property
-    def active_sessions(self) -> int:
-        return len(self._tasks)
-
-    @property
-    def port(self) -> int:
-        if self._server is None or not self._server.sockets:
-            raise RuntimeError("server not started")
-        return int(self._server.sockets[0].getsockname()[1])
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._on_connect, self._config.host, self._config.port)
-        self._log.info("esl.server.listening", host=self._config.host, port=self.port)
-
-    async def __aenter__(self) -> OutboundServer:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    async def close(self, timeout: float = 10.0) -> None:
-        """Stop accepting, let sessions finish for up to ``timeout`` s, then cancel the rest."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.close()
-        tasks = set(self._tasks)
-        if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=timeout)
-            if pending:
-                self._log.warning("esl.server.cancelling_sessions", count=len(pending))
-                for task in pending:
-                    task.cancel()
-                await asyncio.gather(*pending, return_exceptions=True)
-        if server is not None:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._config.close_deadline):
-                    await server.wait_closed()
-        self._log.info("esl.server.closed")
-
-    def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = writer.get_extra_info("peername")
-        if self._server is None or len(self._tasks) >= self._config.max_sessions:
-            self.refused += 1
-            self._log.warning("esl.server.session_refused", peer=str(peer), active=len(self._tasks))
-            writer.close()
-            return
-        task = asyncio.create_task(self._run_session(reader, writer, peer))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _run_session(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: object
-    ) -> None:
+    def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    log: structlog.typing.FilteringBoundLogger) -> EslConnection:
         cfg = self._config
-        log = self._log.bind(session=next(self._ids), peer=str(peer))
-        conn = EslConnection(reader, writer, limits=cfg.limits, max_queued_events=cfg.max_queued_events, log=log)
+        return EslConnection(reader, writer, limits=cfg.limits, max_queued_events=cfg.max_queued_events, log=log)
+
+    async def _refuse_call(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: Peer,
+                      reason: str) -> None:
+        """``connect``, then close: FreeSWITCH goes on to the dialplan's reject (bounded in time)."""
+        cfg = self._config
+        log = self._log.bind(session=next(self._ids), peer=peer.remote, reason=reason)
+        conn = self._connection(reader, writer, log)
+        unique_id: str | None = None
+        try:
+            conn.start()
+            reply = await conn.command(commands.connect(), cfg.connect_deadline)
+            unique_id = ChannelData.from_reply(reply).unique_id
+        except (EslError, TimeoutError) as exc:
+            log.warning("esl.session.refusal_failed", error=str(exc), error_type=type(exc).__name__)
+        finally:
+            await conn.close(cfg.close_deadline)
+        if unique_id is not None:
+            log.info("esl.session.refused", unique_id=unique_id, fallback="dialplan rejects")
+
+    async def _run_session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: Peer) -> str:
+        cfg = self._config
+        log = self._log.bind(session=next(self._ids), peer=peer.remote)
+        conn = self._connection(reader, writer, log)
         started = time.monotonic()
         outcome = "ok"
         try:
@@ -258,3 +236,4 @@ class OutboundServer:
                 duration_ms=round((time.monotonic() - started) * 1000, 1),
                 dropped_events=conn.dropped_events,
             )
+        return outcome

@@ -11,6 +11,7 @@ from structlog.testing import capture_logs
 
 from dncgate.agi import AgiLimits, AgiServer
 from dncgate.agi.session import AgiHandler
+from dncgate.sessions import ServerLimits, SessionServer
 
 FAST = AgiLimits(header_timeout=1.0, reply_timeout=1.0, close_timeout=0.5)
 
@@ -27,8 +28,10 @@ def logs() -> Iterator[list[MutableMapping[str, Any]]]:
 async def make_server(logs: list[MutableMapping[str, Any]]) -> AsyncIterator[ServerFactory]:
     servers: list[AgiServer] = []
 
-    async def factory(handler: AgiHandler, limits: AgiLimits = FAST) -> AgiServer:
-        server = AgiServer(handler, host="127.0.0.1", port=0, limits=limits)
+    async def factory(
+        handler: AgiHandler, limits: AgiLimits = FAST, server_limits: ServerLimits | None = None,
+    ) -> AgiServer:
+        server = AgiServer(handler, host="127.0.0.1", port=0, limits=limits, server_limits=server_limits)
         await server.start()
         servers.append(server)
         return server
@@ -46,7 +49,7 @@ def no_tracebacks(logs: list[MutableMapping[str, Any]]) -> bool:
     return not any("exc_info" in e or "exception" in e for e in logs)
 
 
-async def wait_idle(server: AgiServer, timeout: float = 3.0) -> None:
+async def wait_idle(server: SessionServer, timeout: float = 3.0) -> None:
     """Wait until the server has no running session (they finish after the client saw EOF)."""
     async with asyncio.timeout(timeout):
         while server.active_sessions:  # noqa: ASYNC110 - polling a counter in a test

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from dncgate.agi import AgiLimits, AgiServer, AgiSession
+from dncgate.agi import AgiServer, AgiSession
 from dncgate.agi.relay import gate_address, wants_in_process
+from dncgate.sessions import ServerLimits
 from dncgate.store.sqlite import SqliteListStore
 from tests.agi.agi_helpers import check_server
 from tests.conftest import free_port
@@ -126,7 +127,7 @@ async def test_a_gate_at_its_session_limit_is_decided_in_process(tmp_path: Path)
         held.set()
         await asyncio.sleep(10)
 
-    server = AgiServer(hold, port=0, limits=AgiLimits(max_sessions=1))
+    server = AgiServer(hold, port=0, server_limits=ServerLimits(max_sessions=1))
     await server.start()
     _reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     try:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from dncgate.agi import AgiError, AgiLimits, AgiServer, AgiSession, SessionOutcome
+from dncgate.sessions import ServerLimits
 from tests.agi.agi_helpers import (
     TRANSCRIPT,
     close_client,
@@ -256,7 +257,7 @@ async def test_concurrency_limit(make_server: ServerFactory, logs: Logs) -> None
         running.append(s.request.uniqueid)
         await release.wait()
 
-    server = await make_server(handler, AgiLimits(max_sessions=2))
+    server = await make_server(handler, FAST, ServerLimits(max_sessions=2))
     clients = [await open_client(server.port) for _ in range(2)]
     for _, w in clients:
         w.write(HEADER)
@@ -266,9 +267,10 @@ async def test_concurrency_limit(make_server: ServerFactory, logs: Logs) -> None
     extra_reader, extra_writer = await open_client(server.port)
     assert await read_until_closed(extra_reader, timeout=1.0) == b""  # closed at once
     await close_client(extra_writer)
-    [w] = events(logs, "agi.server.session_limit")
+    [w] = events(logs, "door.server.session_refused")
     assert (w["log_level"], w["max_sessions"], w["active"]) == ("warning", 2, 2)
-    assert server.rejected == 1
+    assert (w["door"], w["reason"]) == ("agi", "max_sessions")
+    assert server.refused == 1
     assert server.active_sessions == 2
     release.set()
     for r, wr in clients:
@@ -297,9 +299,9 @@ async def test_graceful_shutdown_waits_for_a_session_in_flight(make_server: Serv
     await asyncio.wait_for(closing, 2)
     assert rec.values == ["15551230000"]
     assert server.outcomes[SessionOutcome.OK] == 1
-    assert events(logs, "agi.server.sessions_cancelled") == []
-    assert [e["event"] for e in logs if e["event"].startswith("agi.server.clos")] == [
-        "agi.server.closing", "agi.server.closed",
+    assert events(logs, "door.server.sessions_cancelled") == []
+    assert [e["event"] for e in logs if e["event"].startswith("door.server.clos")] == [
+        "door.server.closing", "door.server.closed",
     ]
 
 
@@ -318,7 +320,7 @@ async def test_graceful_shutdown_cancels_after_the_grace_period(make_server: Ser
     await close_client(writer)
     assert server.active_sessions == 0
     assert server.outcomes[SessionOutcome.CANCELLED] == 1
-    [c] = events(logs, "agi.server.sessions_cancelled")
+    [c] = events(logs, "door.server.sessions_cancelled")
     assert c["count"] == 1
     assert len(events(logs, "agi.session.cancelled")) == 1
     await server.close(timeout=0.1)  # idempotent
@@ -398,3 +400,47 @@ async def test_after_close_callbacks_run_once_after_eof_whatever_the_ending(
     failures = events(logs, "agi.session.after_close_failed")
     assert [f["error"] for f in failures] == ["ZeroDivisionError('division by zero')"] * 2
     assert len(events(logs, "agi.session.handler_error")) == 1
+
+
+async def test_a_peer_outside_allow_is_closed_before_its_header(make_server: ServerFactory, logs: Logs) -> None:
+    """Issue 11 item 10: whoever reaches the port could drive /ivr; only allowed peers get a session."""
+    rec = Recorder()
+    server = await make_server(rec, FAST, ServerLimits(allow=("127.0.0.1/32",)))
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port, local_addr=("127.0.0.2", 0))
+    writer.write(HEADER)
+    assert await read_until_closed(reader) == b""
+    await close_client(writer)
+    assert rec.calls == []
+    assert server.refused_by == {"not_allowed": 1}
+    [w] = events(logs, "door.server.session_refused")
+    assert (w["door"], w["reason"], w["remote"].split(":")[0]) == ("agi", "not_allowed", "127.0.0.2")
+    await proper_session(server.port)  # 127.0.0.1 is served
+    assert rec.calls == ["1795809160.17"]
+
+
+async def test_one_peer_cannot_hold_every_agi_session(make_server: ServerFactory, logs: Logs) -> None:
+    """Issue 11 item 10: one peer reconnecting could hold all the sessions."""
+    release = asyncio.Event()
+    entered = asyncio.Event()
+
+    async def handler(s: AgiSession) -> None:
+        entered.set()
+        await release.wait()
+
+    server = await make_server(handler, FAST, ServerLimits(max_sessions=3, max_sessions_per_peer=1))
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port, local_addr=("127.0.0.2", 0))
+    writer.write(HEADER)
+    await asyncio.wait_for(entered.wait(), 2)
+    extra_reader, extra_writer = await asyncio.open_connection(
+        "127.0.0.1", server.port, local_addr=("127.0.0.2", 0))
+    assert await read_until_closed(extra_reader) == b""  # AGISTATUS=FAILURE: the dialplan fails closed
+    await close_client(extra_writer)
+    assert server.refused_by == {"max_sessions_per_peer": 1}
+    assert server.sessions_of("127.0.0.2") == 1
+    release.set()
+    assert await read_until_closed(reader) == b""
+    await close_client(writer)
+    server.handler = Recorder()
+    await proper_session(server.port)  # another peer was never short of a slot
+    await wait_idle(server)
+    assert server.outcomes[SessionOutcome.OK] == 2
