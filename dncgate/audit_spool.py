@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from dncgate.audit_record import AuditRecord
+from dncgate.errors import DncgateError
 
 if TYPE_CHECKING:
     from dncgate.config import AuditSpoolConfig
@@ -37,8 +38,10 @@ MAX_LINE = 64 * 1024  # a record is a few hundred bytes; a longer line is damage
 _PREFIX, _SUFFIX = "audit-", ".jsonl"
 
 
-class SpoolError(OSError):
-    """The spool directory cannot be used (missing parent, not writable, held by another gate)."""
+class SpoolError(DncgateError, OSError):
+    """The spool directory cannot be used (missing parent, not writable, held by another gate).
+
+    Also an ``OSError``: the CLI reports it like any file it cannot use (exit 2)."""
 
 
 class Segment:
