@@ -21,21 +21,27 @@ import contextlib
 import fcntl
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import structlog
 
 from dncgate.audit_record import AuditRecord
 from dncgate.errors import DncgateError
 
-if TYPE_CHECKING:
-    from dncgate.config import AuditSpoolConfig
-
 log = structlog.get_logger("dncgate.audit")
 
 MAX_LINE = 64 * 1024  # a record is a few hundred bytes; a longer line is damage, skipped at replay
 _PREFIX, _SUFFIX = "audit-", ".jsonl"
+
+
+@dataclass(frozen=True, slots=True)
+class AuditSpoolConfig:
+    """``[audit] spool_dir``, ``spool_max_bytes``, ``spool_sync_ms``: the write-ahead spool."""
+
+    directory: Path
+    max_bytes: int = 256 << 20
+    sync_interval: float = 0.1
 
 
 class SpoolError(DncgateError, OSError):

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dncgate.api.config import ApiConfig, api_settings
+from dncgate.audit_spool import AuditSpoolConfig
 from dncgate.consent.config import ConsentConfig
 from dncgate.consent.settings import consent_settings, hours_settings
 from dncgate.ivr.settings import IvrConfig, ivr_settings
@@ -73,15 +74,6 @@ class EslHandlerConfig:
     def overrides(self) -> dict[str, Any]:  # keyword arguments for EslCheckSettings
         values = {name: getattr(self, name) for name in self.__slots__}
         return {name: value for name, value in values.items() if value is not None}
-
-
-@dataclass(frozen=True, slots=True)
-class AuditSpoolConfig:
-    """``[audit] spool_dir``, ``spool_max_bytes``, ``spool_sync_ms``: the write-ahead spool (``audit_spool``)."""
-
-    directory: Path
-    max_bytes: int = 256 << 20
-    sync_interval: float = 0.1
 
 
 @dataclass(frozen=True, slots=True)
