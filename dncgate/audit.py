@@ -1,8 +1,11 @@
-"""Durable audit, off the call's path: decisions are queued and written to the store in batches.
+"""Durable audit: decisions are spooled before the verdict, then written to the store in batches.
 
-The decision's JSON log line is written at once by the gate; this sink adds the durable record.
-If the store is down, batches are kept and retried; if the queue overflows, the record is written
-whole into an ``audit.overflow`` log line, so nothing is lost without a trace.
+``submit`` appends the record to the write-ahead spool (``dncgate.audit_spool``: a local file,
+no fsync on the call's path) and queues it; the writer sends batches to the store off the call's
+path and tells the spool which records the store has. At start, what an earlier process left in
+the spool is replayed first. If the store is down, batches are kept and retried; if the queue
+overflows, the record is written whole into an ``audit.overflow`` log line (and stays in the
+spool for the next start), so nothing is lost without a trace.
 """
 
 from __future__ import annotations
@@ -13,10 +16,12 @@ import contextlib
 import structlog
 
 from dncgate.audit_record import AuditRecord
+from dncgate.audit_spool import AuditSpool, Segment, read_segment
 from dncgate.store.errors import StoreError
 from dncgate.store.protocol import ListStore
 
 log = structlog.get_logger("dncgate.audit")
+Queued = tuple[AuditRecord, Segment | None]  # a record and the spool segment holding it
 
 
 class AuditSink:
@@ -28,42 +33,79 @@ class AuditSink:
         batch_size: int = 500,
         retry_delay: float = 0.5,
         linger: float = 0.05,
+        spool: AuditSpool | None = None,
     ) -> None:
         self._store = store
-        self._queue: asyncio.Queue[AuditRecord] = asyncio.Queue(queue_size)
+        self._spool = spool
+        self._queue: asyncio.Queue[Queued] = asyncio.Queue(queue_size)
         self._batch_size = batch_size
         self._retry_delay = retry_delay
         # Wait this long after the first record so that a busy gate writes batches, not one
         # store round trip per call (a single-record write costs about as much CPU as the call).
         self._linger = linger
         self._task: asyncio.Task[None] | None = None
-        self._current: list[AuditRecord] = []
+        self._commits: asyncio.Task[None] | None = None
+        self._current: list[Queued] = []
         self.written = 0
         self.overflowed = 0
+        self.replayed = 0
 
     def submit(self, record: AuditRecord) -> None:
-        """Queue a record without waiting; never blocks the call."""
+        """Spool and queue a record without waiting; never blocks the call.
+
+        Called before the door sends the verdict: once it returns, a killed process loses nothing
+        a power loss would not (see ``dncgate.audit_spool``).
+        """
+        segment = self._spool.append(record) if self._spool is not None else None
         try:
-            self._queue.put_nowait(record)
+            self._queue.put_nowait((record, segment))
         except asyncio.QueueFull:
             self.overflowed += 1
-            log.error("audit.overflow", **record.as_dict())
+            log.error("audit.overflow", spooled=segment is not None, **record.as_dict())
 
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="dncgate-audit")
+        if self._spool is not None and self._commits is None:
+            self._commits = asyncio.create_task(self._spool.run_group_commit(), name="dncgate-audit-spool")
 
     async def _run(self) -> None:
+        await self._replay()
         while True:
-            batch = self._current = [await self._queue.get()]  # held where close() can find it
+            queued = self._current = [await self._queue.get()]  # held where close() can find it
             if self._linger and self._queue.qsize() < self._batch_size:
                 await asyncio.sleep(self._linger)
-            while len(batch) < self._batch_size and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            await self._write(batch)
+            while len(queued) < self._batch_size and not self._queue.empty():
+                queued.append(self._queue.get_nowait())
+            await self._write([record for record, _ in queued])
             self._current = []
-            for _ in batch:
+            self._spooled(queued)
+            for _ in queued:
                 self._queue.task_done()
+
+    def _spooled(self, queued: list[Queued]) -> None:
+        """Tell the spool which of its records the store now has."""
+        if self._spool is None:
+            return
+        counts: dict[Segment, int] = {}
+        for _, segment in queued:
+            if segment is not None:
+                counts[segment] = counts.get(segment, 0) + 1
+        for segment, count in counts.items():
+            self._spool.written(segment, count)
+
+    async def _replay(self) -> None:
+        """Write what an earlier process left in the spool (the store skips decision ids it has)."""
+        if self._spool is None:
+            return
+        for segment in list(self._spool.leftover):
+            count = 0
+            for batch in read_segment(segment.path, self._batch_size):
+                await self._write(batch)
+                count += len(batch)
+            self._spool.replay_done(segment)
+            self.replayed += count
+            log.info("audit.spool_replayed", path=str(segment.path), records=count)
 
     async def _write(self, batch: list[AuditRecord]) -> None:
         while True:
@@ -83,11 +125,16 @@ class AuditSink:
         task, self._task = self._task, None
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._queue.join(), timeout)
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for running in (task, self._commits):
+            if running is not None:
+                running.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await running
+        self._commits = None
         unwritten = self._current + [self._queue.get_nowait() for _ in range(self._queue.qsize())]
         self._current = []
-        for record in unwritten:
+        for record, segment in unwritten:
             self.overflowed += 1
-            log.error("audit.unwritten_at_shutdown", **record.as_dict())
+            log.error("audit.unwritten_at_shutdown", spooled=segment is not None, **record.as_dict())
+        if self._spool is not None:
+            await self._spool.close()  # what the store lacks stays in the spool for the next start

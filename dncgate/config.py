@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dncgate.api.config import ApiConfig, api_settings
+from dncgate.audit_spool import AuditSpoolConfig
 from dncgate.consent.config import ConsentConfig
 from dncgate.consent.settings import consent_settings, hours_settings
 from dncgate.ivr.settings import IvrConfig, ivr_settings
@@ -86,6 +87,7 @@ class GateConfig:
     esl_handler: EslHandlerConfig = field(default_factory=EslHandlerConfig)
     http: ListenConfig = field(default_factory=lambda: ListenConfig(True, "127.0.0.1", 9464))
     audit_queue_size: int = 100_000
+    audit_spool: AuditSpoolConfig | None = None  # None: [audit] spool_dir = "" (no write-ahead spool)
     consent: ConsentConfig = field(default_factory=ConsentConfig)
     ivr: IvrConfig = field(default_factory=IvrConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
@@ -226,6 +228,7 @@ def _build(root: _Reader) -> GateConfig:
     }
     audit = root.table("audit")
     queue = audit.get("queue_size", int, 100_000)
+    spool = _audit_spool(audit, store)
     audit.check_unknown()
     sync = sync_settings(root.table("sync"), national_region, _region)
     feed = feed_settings(root.table("feed"))
@@ -245,6 +248,7 @@ def _build(root: _Reader) -> GateConfig:
         tenants=tenants,
         national_region=national_region,
         audit_queue_size=queue,
+        audit_spool=spool,
         consent=consent,
         ivr=ivr,
         api=api,
@@ -257,6 +261,17 @@ def _build(root: _Reader) -> GateConfig:
         ami=ami,
         esl_feed=esl_feed,
     )
+
+
+def _audit_spool(audit: _Reader, store: StoreConfig) -> AuditSpoolConfig | None:
+    # By default next to the SQLite file (it moves with the store), else in the working directory.
+    default = f"{store.path}.audit-spool" if store.backend == "sqlite" else "dncgate-audit-spool"
+    directory = audit.get("spool_dir", str, default)
+    max_bytes = audit.between("spool_max_bytes", int, 256 << 20, 1 << 20, 1 << 40)
+    sync_ms = audit.between("spool_sync_ms", int, 100, 10, 5_000)
+    if not directory.strip():
+        return None
+    return AuditSpoolConfig(Path(directory), max_bytes, sync_ms / 1000)
 
 
 def _listen(table: _Reader, enabled: bool, port: int) -> ListenConfig:

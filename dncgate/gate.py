@@ -102,7 +102,8 @@ class Gate:
     ) -> CheckResult:
         """Decide one call. Never raises for bad input or a failed store: that is a decision too.
 
-        The log line, the audit record and the metrics are written after the verdict is handed
+        The audit record is spooled before this returns (``AuditSink.submit``: one local append);
+        the log line, the store's audit write and the metrics come after the verdict is handed
         over: on the loop's next turn, or through ``defer`` when the door knows better (the
         FastAGI door runs them once the session's socket is closed, so that they do not delay
         Asterisk's reply to the verdict either). ``defer`` must run what it is given exactly once.
@@ -132,7 +133,9 @@ class Gate:
         decision = decide(attempt, facts)
         latency_us = (time.perf_counter_ns() - started) // 1000
         result = CheckResult(decision, new_decision_id(), attempt, request.door, request.dialled, latency_us)
-        finish = partial(self._record, log, result)
+        record = result.record
+        self.audit.submit(record)  # spooled before the door sends the verdict: it survives a kill -9
+        finish = partial(self._record, log, decision, record)
         if defer is None:
             # The door writes the verdict synchronously when check() returns: this runs after it.
             asyncio.get_running_loop().call_soon(finish)
@@ -140,10 +143,8 @@ class Gate:
             defer(finish)
         return result
 
-    def _record(self, log: structlog.typing.FilteringBoundLogger, result: CheckResult) -> None:
-        record = result.record
-        _log_decision(log, result.decision, record)
-        self.audit.submit(record)
+    def _record(self, log: structlog.typing.FilteringBoundLogger, decision: Decision, record: AuditRecord) -> None:
+        _log_decision(log, decision, record)
         if self.metrics is not None:
             self.metrics.observe(record, record.latency_us)
 

@@ -16,6 +16,7 @@ from dncgate.agi.check import check_handler
 from dncgate.api.app import install_api
 from dncgate.api.context import ApiContext
 from dncgate.audit import AuditSink
+from dncgate.audit_spool import open_spool
 from dncgate.config import GateConfig
 from dncgate.consent.factory import open_ledger
 from dncgate.esl import OutboundConfig, OutboundServer
@@ -60,9 +61,15 @@ async def serve(config: GateConfig, *, on_ready: Callable[[Running], None] | Non
     The doors and the list services close together (each within ``SHUTDOWN_GRACE``), then the
     audit sink gets ``AUDIT_GRACE`` to write what is queued: under Docker's 10 s stop timeout.
     """
-    store = await open_store(config.store)
-    audit = AuditSink(store, queue_size=config.audit_queue_size)
-    audit.start()
+    spool = open_spool(config.audit_spool)  # before the store: a second gate on this spool stops here
+    try:
+        store = await open_store(config.store)
+    except BaseException:
+        if spool is not None:
+            await spool.close()
+        raise
+    audit = AuditSink(store, queue_size=config.audit_queue_size, spool=spool)
+    audit.start()  # replays what a killed gate left in the spool, then writes the new records
     metrics = GateMetrics()
     from dncgate.lists.runner import start_services
     from dncgate.lists.sync_metrics import SyncMetrics

@@ -141,7 +141,8 @@ async def test_store_failure_fails_closed_and_says_so(tmp_path: Path, delay: flo
             service = await settled(gate,
                 CheckRequest(dialled="+8613800138001", door="test", purpose="service"))
             elapsed = asyncio.get_running_loop().time() - started
-        assert elapsed < 1.0
+        if delay:  # the store deadline answered, not the store (which takes 5 s): no tighter bound
+            assert elapsed < delay
         assert marketing.decision.verdict is Verdict.REJECT
         assert marketing.decision.reason is Reason.CHECK_FAILED
         assert marketing.decision.sip_code == 603
@@ -193,7 +194,7 @@ async def test_a_record_taken_off_the_queue_during_the_linger_is_not_lost_at_shu
             self.appended: list[AuditRecord] = []
 
         async def append_audit(self, batch: Sequence[AuditRecord]) -> None:
-            await asyncio.sleep(0.3)
+            await asyncio.sleep(0)
             self.appended.extend(batch)
 
     def record(i: int) -> AuditRecord:
@@ -203,13 +204,21 @@ async def test_a_record_taken_off_the_queue_during_the_linger_is_not_lost_at_shu
             verdict="reject", outcome="reject", reason="national_dnc", list_name="national", list_version="1",
             mode="enforce", sip_code=607, latency_us=1)
 
+    async def until(condition: Callable[[], bool]) -> None:
+        for _ in range(1_000):  # loop turns, not time
+            if condition():
+                return
+            await asyncio.sleep(0)
+        raise AssertionError("the writer did not get there")
+
     store = SlowStore()
-    sink = AuditSink(store, linger=0.05)  # type: ignore[arg-type]
+    sink = AuditSink(store, linger=0)  # type: ignore[arg-type]
     sink.start()
     sink.submit(record(1))
-    await asyncio.sleep(0.4)  # written
-    sink.submit(record(2))  # taken by the writer, which lingers 50 ms
-    await asyncio.sleep(0.01)
+    await until(lambda: bool(store.appended))  # written
+    sink._linger = 3600.0  # the writer now lingers far longer than any shutdown grace
+    sink.submit(record(2))
+    await until(lambda: bool(sink._current))  # taken by the writer, which lingers
     with capture_logs() as logs:
         await sink.close(timeout=0.02)  # the shutdown grace ends during the linger
     assert [r.decision_id for r in store.appended] == ["id1"]

@@ -180,6 +180,16 @@ async def test_audit_records_round_trip_in_order(store: ListStore) -> None:
     assert exported == records
 
 
+async def test_a_replayed_audit_record_is_not_added_twice(store: ListStore) -> None:
+    # The audit spool replays, after a crash, records the store may already have (by decision id).
+    records = [_record(i) for i in range(6)]
+    await store.append_audit(records[:4])
+    await store.append_audit(records[2:])  # d2, d3 again: a replay overlapping what was written
+    await store.append_audit(records[:1] * 3)
+    exported = [r async for r in store.audit_export()]
+    assert [r.decision_id for r in exported] == [f"d{i}" for i in range(6)]
+
+
 async def test_ping(store: ListStore) -> None:
     await store.ping()
 

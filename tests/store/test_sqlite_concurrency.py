@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import sqlite3
 import threading
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,7 +24,9 @@ OLD = 8613800000000
 LISTED = 8613800000001
 OTHER = 8613900000001
 X = 8613999999999
-WAIT = 2.0  # upper bound for any event below; the tests pass in well under a second
+# A hang guard, not a timing bound: every wait below is for an event that the other side sets
+# as soon as it gets there; only a broken test would wait this long (a busy machine does not).
+WAIT = 60.0
 
 
 class FeedBroke(Exception):
@@ -77,7 +78,8 @@ def held_until(inside: threading.Event, release: threading.Event) -> Callable[[i
 
     def progress(_: int) -> None:
         inside.set()
-        release.wait(WAIT)
+        if not release.wait(WAIT):
+            raise AssertionError("the other writer never got to its statement")
 
     return progress
 
@@ -294,15 +296,24 @@ async def test_remove_racing_a_load_lands_in_the_version_that_goes_live(
 async def test_a_cancelled_load_stops_in_its_thread_and_close_does_not_wait_for_it(path: Path) -> None:
     store = SqliteListStore(path)
     await store.replace_list("national", [LISTED])
-    started = threading.Event()
+    started, cancelled = threading.Event(), threading.Event()
+    written: list[int] = []
+    total = 4_000_000
+
+    def progress(loaded: int) -> None:  # holds the load after its first batch until it is cancelled
+        written.append(loaded)
+        started.set()
+        cancelled.wait(WAIT)
+
     load = asyncio.ensure_future(
-        store.replace_list("national", range(8_600_000_000_000, 8_600_004_000_000), progress=lambda _: started.set()))
+        store.replace_list("national", range(8_600_000_000_000, 8_600_000_000_000 + total), progress=progress))
     await wait_for(started)  # the rows are being written
     load.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await load
-    t0 = time.monotonic()
-    await store.close()  # waits for the writer thread
-    assert time.monotonic() - t0 < 2.0
+    cancelled.set()
+    await store.close()  # waits for the writer thread, which stops at its next batch
+    assert written == [written[0]]  # not one batch after the cancel: the thread did not finish the load
+    assert written[0] < total
     with plain(path) as conn:
         assert live_has(conn, LISTED)  # rolled back: the old version still serves

@@ -34,14 +34,34 @@ def _decode(entry: Entry) -> AuditRecord:
         raise StoreCorrupt(f"{AUDIT} entry {entry_id!r}: not an audit record ({exc})") from exc
 
 
+# The decision ids of the last DEDUPE_WINDOW records (a sorted set scored by stream time, same hash
+# tag): a record replayed from the audit spool after a crash is not added twice. A spool replays
+# at most its unconfirmed records, far fewer than this; ~100 bytes of Redis memory per id.
+AUDIT_IDS = AUDIT + ":ids"
+DEDUPE_WINDOW = 200_000
+_APPEND = """
+local added = 0
+for i = 3, #ARGV, 2 do
+  if not redis.call('ZSCORE', KEYS[2], ARGV[i]) then
+    local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'r', ARGV[i + 1])
+    redis.call('ZADD', KEYS[2], tonumber(string.match(id, '^%d+')), ARGV[i])
+    added = added + 1
+  end
+end
+redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(tonumber(ARGV[2]) + 1))
+return added
+"""
+
+
 async def append(client: Redis, records: Sequence[AuditRecord], maxlen: int) -> None:
+    """XADD each record whose decision id is not among the last ``DEDUPE_WINDOW`` (one script)."""
     if not records:
         return
-    pipe = client.pipeline(transaction=False)
+    args: list[str | int] = [maxlen, DEDUPE_WINDOW]
     for record in records:
-        pipe.xadd(AUDIT, {FIELD: record.to_json()}, maxlen=maxlen, approximate=True)
+        args += [record.decision_id, record.to_json()]
     with redis_errors("audit append"):
-        await pipe.execute()
+        await client.eval(_APPEND, 2, AUDIT, AUDIT_IDS, *args)
 
 
 async def tail(client: Redis, limit: int) -> list[AuditRecord]:

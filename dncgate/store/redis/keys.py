@@ -17,6 +17,7 @@ key                                type     holds
 ``dnc:{L}:rules``                  hash     prefix digits -> ``1``: prefix rules of the list
 ``dnc:{L}:sync``                   string   the list's sync state, JSON object of strings
 ``dnc:{audit}``                    stream   audit records, field ``r`` = the record's JSON
+``dnc:{audit}:ids``                zset     the last records' decision ids (a replay adds none twice)
 =================================  =======  ==========================================================
 
 A lookup pipelines GET of both pointers, SISMEMBER of the block key of the cached versions and

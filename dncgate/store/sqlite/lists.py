@@ -337,7 +337,7 @@ class SqliteListStore:
 
     def _append_audit(self, rows: list[tuple[str]]) -> None:
         with write_transaction(self._writer_conn()) as conn:
-            conn.executemany("INSERT INTO audit (record) VALUES (?)", rows)
+            conn.executemany("INSERT OR IGNORE INTO audit (record) VALUES (?)", rows)  # by decision id
 
     async def audit_tail(self, limit: int) -> list[AuditRecord]:
         rows = await self._write(

@@ -29,6 +29,8 @@ CREATE TABLE IF NOT EXISTS prefix_rules (
     PRIMARY KEY (list_name, prefix)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, record TEXT NOT NULL);
+-- one record per decision: a record replayed from the audit spool after a crash is not added twice
+CREATE UNIQUE INDEX IF NOT EXISTS audit_decision_id ON audit (json_extract(record, '$.decision_id'));
 CREATE TABLE IF NOT EXISTS sync_state (list_name TEXT PRIMARY KEY, state TEXT NOT NULL) WITHOUT ROWID;
 """
 
