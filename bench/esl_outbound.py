@@ -39,17 +39,18 @@ from fake_freeswitch import FakeFreeSwitch, connect_reply, with_destination
 
 from dncgate import logs
 from dncgate.audit import AuditSink
-from dncgate.esl.check import EslCheckSettings, esl_check_handler
+from dncgate.esl.check import esl_check_handler
 from dncgate.esl.outbound import OutboundConfig, OutboundServer
 from dncgate.gate import Gate
 from dncgate.model import TenantPolicy
 from dncgate.numbers import DialPlan
+from dncgate.settings import EslSettings
 from dncgate.store.protocol import ListStore
 from dncgate.store.sqlite import SqliteListStore
 
 CONCURRENCY = (1, 10, 50, 100)
 REPLY = connect_reply("outbound_1_85551003")
-SETTINGS = EslCheckSettings(strip_prefix="8")
+SETTINGS = EslSettings(strip_prefix="8")
 
 
 def numbers(count: int, seed: int = 7) -> list[int]:

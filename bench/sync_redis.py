@@ -32,7 +32,7 @@ from dncgate.lists import sync as sync_module
 from dncgate.lists.manifest import ListManifest, file_entry
 from dncgate.lists.runner import SYNC_NICENESS
 from dncgate.lists.sources import DropDirSource
-from dncgate.lists.sync import Syncer, SyncSettings
+from dncgate.lists.sync import Syncer, SyncJob
 from dncgate.store.distinct import sorted_distinct
 from dncgate.store.protocol import LoadResult
 from dncgate.store.redis import RedisListStore, RedisSettings
@@ -68,7 +68,7 @@ async def delta_sync(store: RedisListStore, workdir: Path, delta: int, adds: Seq
     await store.set_sync_state("national", {"sequence": "1", "version": live.version})
     manifest = ListManifest("national", "", None, (file_entry(path, 2, "csv"),))
     (drop / "2.manifest.json").write_bytes(manifest.to_bytes())
-    syncer = Syncer(store, DropDirSource(drop), SyncSettings(workdir=workdir / "w"))
+    syncer = Syncer(store, DropDirSource(drop), SyncJob(workdir=workdir / "w"))
     started = time.perf_counter()
     report = await syncer.sync_once()
     print(f"delta of {delta:,} changes through the sync engine (parse + apply): "
@@ -223,7 +223,7 @@ async def full_sync(count: int, delta: int, workdir: Path) -> None:
     try:
         base = await used_memory(url)
         rss0 = peak_rss_mib()
-        syncer = Syncer(store, DropDirSource(drop), SyncSettings(workdir=workdir / "w"))
+        syncer = Syncer(store, DropDirSource(drop), SyncJob(workdir=workdir / "w"))
         started = time.perf_counter()
         report = await syncer.sync_once()
         total = time.perf_counter() - started

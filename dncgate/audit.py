@@ -23,6 +23,8 @@ from dncgate.store.protocol import ListStore
 log = structlog.get_logger("dncgate.audit")
 Queued = tuple[AuditRecord, Segment | None]  # a record and the spool segment holding it
 
+LINGER = 0.05  # after the first record of a batch, for more to join it
+
 
 class AuditSink:
     def __init__(
@@ -32,7 +34,7 @@ class AuditSink:
         queue_size: int = 100_000,
         batch_size: int = 500,
         retry_delay: float = 0.5,
-        linger: float = 0.05,
+        linger: float = LINGER,
         spool: AuditSpool | None = None,
     ) -> None:
         self._store = store

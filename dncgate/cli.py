@@ -13,17 +13,19 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TextIO
 
+import msgspec
+
 from dncgate import __version__
-from dncgate.audit import AuditSink
-from dncgate.config import ConfigError, GateConfig, load
-from dncgate.gate import CheckRequest, Gate
+from dncgate.app import open_app
+from dncgate.config_file import SYSTEM_CONFIG, find_config
+from dncgate.gate import CheckRequest
 from dncgate.lists.formats import FORMATS, ListFileError
 from dncgate.lists.loader import LoadRefused, LoadSummary, load_file
 from dncgate.logs import configure
 from dncgate.model import Originator
 from dncgate.numbers import DialPlan
+from dncgate.settings import ConfigError, EslSettings, Listener, Settings, load
 from dncgate.store.errors import StoreError
-from dncgate.store.factory import open_store
 from dncgate.store.protocol import ListStore, parse_prefix
 
 EXIT_USAGE = 2
@@ -40,15 +42,17 @@ def _positive(text: str) -> int:
     return value
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, system_config: str = SYSTEM_CONFIG) -> int:
+    """``system_config``: the system-wide file read when neither --config nor $DNCGATE_CONFIG names one."""
     args = _parser().parse_args(argv)
     configure(args.log_level)
     try:
-        config = _config(args)
+        config = _config(args, system_config)
         result: int = asyncio.run(args.run(args, config))
         return result
     except ConfigError as exc:
-        print(f"dncgate: configuration error: {exc}", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"dncgate: configuration error: {problem}", file=sys.stderr)
     except ListFileError as exc:
         print(f"dncgate: {exc}", file=sys.stderr)
     except StoreError as exc:
@@ -60,21 +64,23 @@ def main(argv: list[str] | None = None) -> int:
     return EXIT_USAGE
 
 
-def _config(args: argparse.Namespace) -> GateConfig:
-    path = args.config or os.environ.get("DNCGATE_CONFIG")
+def _config(args: argparse.Namespace, system_config: str) -> Settings:
+    path = find_config(args.config, os.environ, system=system_config)
     config = load(Path(path) if path else None)
     if getattr(args, "demo", False):
-        config = replace(config, store=replace(config.store, backend="sqlite", path=Path(args.demo_db)))
+        store = msgspec.structs.replace(config.store, backend="sqlite", path=Path(args.demo_db))
+        config = replace(config, store=store)
     return config
 
 
-Command = Callable[[argparse.Namespace, GateConfig], Coroutine[Any, Any, int]]
+Command = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dncgate", description="A do-not-call gate inside the telephone switch.")
     parser.add_argument("--version", action="version", version=f"dncgate {__version__}")
-    parser.add_argument("--config", help="TOML file (default: $DNCGATE_CONFIG, else built-in defaults)")
+    parser.add_argument("--config", help=f"TOML file (default: $DNCGATE_CONFIG, else {SYSTEM_CONFIG} if it exists, "
+                        "else built-in defaults)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
@@ -134,15 +140,12 @@ def _command(sub: Any, name: str, run: Command, text: str) -> argparse.ArgumentP
     return parser
 
 
-async def _with_store(config: GateConfig, work: Callable[[ListStore], Coroutine[Any, Any, int]]) -> int:
-    store = await open_store(config.store)
-    try:
-        return await work(store)
-    finally:
-        await store.close()
+async def _with_store(config: Settings, work: Callable[[ListStore], Coroutine[Any, Any, int]]) -> int:
+    async with open_app(config, audit_queue_size=16) as app:
+        return await work(app.store)
 
 
-async def _serve(args: argparse.Namespace, config: GateConfig) -> int:
+async def _serve(args: argparse.Namespace, config: Settings) -> int:
     from dncgate.service import Running, serve
 
     if args.demo:
@@ -166,7 +169,7 @@ async def _load_demo(store: ListStore) -> int:
     return 0
 
 
-def _print_demo_help(running: Any, config: GateConfig) -> None:
+def _print_demo_help(running: Any, config: Settings) -> None:
     env = f"DNCGATE_STORE__PATH={config.store.path}"
     print(
         f"""
@@ -186,33 +189,27 @@ Stop it with Ctrl-C.""",
     )
 
 
-async def _check(args: argparse.Namespace, config: GateConfig) -> int:
-    async def run(store: ListStore) -> int:
-        audit = AuditSink(store, queue_size=16)
-        audit.start()
-        gate = Gate(config.tenants, store, audit, store_deadline=max(config.store.timeout_ms / 1000, 1.0))
-        from structlog import get_logger
+async def _check(args: argparse.Namespace, config: Settings) -> int:
+    from structlog import get_logger
 
-        request = CheckRequest(
-            dialled=args.number, door="cli", tenant=args.tenant, purpose=args.purpose, category=args.category,
-            originator=Originator(account=args.account),
-        )
-        result = await gate.check(request, get_logger("dncgate.cli"))
-        await audit.close()
-        d = result.decision
-        print(f"{d.verdict.value.upper()}  reason={d.reason.value}  outcome={d.outcome.value}  mode={d.mode.value}")
-        print(f"  callee={result.record.callee or '-'}  list={d.list_name or '-'}  version={d.list_version or '-'}")
-        if d.sip_code:
-            print(f"  sip={d.sip_code}  announcement={d.announcement}")
-        if d.detail:
-            print(f"  detail={d.detail}")
-        print(f"  decision_id={result.decision_id}  latency_us={result.record.latency_us}")
-        return 0
-
-    return await _with_store(config, run)
+    request = CheckRequest(
+        dialled=args.number, door="cli", tenant=args.tenant, purpose=args.purpose, category=args.category,
+        originator=Originator(account=args.account),
+    )
+    async with open_app(config, audit_queue_size=16) as app:
+        result = await app.gate.check(request, get_logger("dncgate.cli"))
+    d = result.decision
+    print(f"{d.verdict.value.upper()}  reason={d.reason.value}  outcome={d.outcome.value}  mode={d.mode.value}")
+    print(f"  callee={result.record.callee or '-'}  list={d.list_name or '-'}  version={d.list_version or '-'}")
+    if d.sip_code:
+        print(f"  sip={d.sip_code}  announcement={d.announcement}")
+    if d.detail:
+        print(f"  detail={d.detail}")
+    print(f"  decision_id={result.decision_id}  latency_us={result.record.latency_us}")
+    return 0
 
 
-async def _lists_load(args: argparse.Namespace, config: GateConfig) -> int:
+async def _lists_load(args: argparse.Namespace, config: Settings) -> int:
     region = (args.region or config.national_region).upper()
     progress = _progress(sys.stderr) if sys.stderr.isatty() else None
 
@@ -265,7 +262,7 @@ def _report_invalid(summary: LoadSummary, errors_path: Path | None, out: TextIO)
         print(f"  every invalid line is in {errors_path}", file=out)
 
 
-async def _lists_sync(args: argparse.Namespace, config: GateConfig) -> int:
+async def _lists_sync(args: argparse.Namespace, config: Settings) -> int:
     from dncgate.lists.runner import sync_once
     from dncgate.lists.sync import SyncError, exit_code_of
 
@@ -295,7 +292,7 @@ def _progress_numbers(stream: TextIO) -> Callable[[int], None]:
     return show
 
 
-async def _lists_stats(args: argparse.Namespace, config: GateConfig) -> int:
+async def _lists_stats(args: argparse.Namespace, config: Settings) -> int:
     async def run(store: ListStore) -> int:
         stats = await store.stats()
         if not stats:
@@ -308,7 +305,7 @@ async def _lists_stats(args: argparse.Namespace, config: GateConfig) -> int:
     return await _with_store(config, run)
 
 
-async def _lists_rule(args: argparse.Namespace, config: GateConfig) -> int:
+async def _lists_rule(args: argparse.Namespace, config: Settings) -> int:
     digits = parse_prefix(args.prefix)
 
     async def run(store: ListStore) -> int:
@@ -319,7 +316,7 @@ async def _lists_rule(args: argparse.Namespace, config: GateConfig) -> int:
     return await _with_store(config, run)
 
 
-async def _audit_tail(args: argparse.Namespace, config: GateConfig) -> int:
+async def _audit_tail(args: argparse.Namespace, config: Settings) -> int:
     async def run(store: ListStore) -> int:
         for record in await store.audit_tail(args.n):
             print(record.to_json())
@@ -328,7 +325,7 @@ async def _audit_tail(args: argparse.Namespace, config: GateConfig) -> int:
     return await _with_store(config, run)
 
 
-async def _audit_export(args: argparse.Namespace, config: GateConfig) -> int:
+async def _audit_export(args: argparse.Namespace, config: Settings) -> int:
     async def run(store: ListStore) -> int:
         out = args.output.open("w", encoding="utf-8") if args.output else sys.stdout
         count = 0
@@ -345,7 +342,8 @@ async def _audit_export(args: argparse.Namespace, config: GateConfig) -> int:
     return await _with_store(config, run)
 
 
-async def _config_check(args: argparse.Namespace, config: GateConfig) -> int:
+async def _config_check(args: argparse.Namespace, config: Settings) -> int:
+    print(f"configuration file: {config.path or 'none (built-in defaults)'}")
     print(f"configuration OK ({config.source})")
     print(f"  store: {config.store.backend} "
           f"{config.store.path if config.store.backend == 'sqlite' else config.store.url} "
@@ -353,17 +351,26 @@ async def _config_check(args: argparse.Namespace, config: GateConfig) -> int:
     for door in ("agi", "esl", "http"):
         listen = getattr(config, door)
         print(f"  {door}: {'on' if listen.enabled else 'off'} {listen.host}:{listen.port}")
-    ami, esl_feed = config.ami, config.esl_feed
+    from dncgate.feeds import asterisk_feed_of, freeswitch_feed_of
+
+    ami, esl_feed = asterisk_feed_of(config.ami), freeswitch_feed_of(config.esl_feed)
     print(f"  ami feed: {f'on {ami.manager.host}:{ami.manager.port} as {ami.manager.username}' if ami else 'off'}")
     print(f"  esl feed: {f'on {esl_feed.host}:{esl_feed.port}' if esl_feed else 'off'}")
-    if overrides := config.esl_handler.overrides():
-        print("  esl handler: " + ", ".join(f"{key} {value!r}" for key, value in overrides.items()))
+    if changed := _changed(config.esl):
+        print("  esl handler: " + ", ".join(f"{key} {value!r}" for key, value in changed.items()))
     for name, t in sorted(config.tenants.items()):
         print(f"  tenant {name}: region {t.dial_plan.region}, {t.mode.value}, {t.list_policy.value}, "
               f"default {t.default_purpose.value}, reject {t.reject_sip_code}, "
               f"check failed {t.check_failed_sip_code} (marketing {t.marketing_on_failure.value}, "
               f"service {t.service_on_failure.value})")
     return 0
+
+
+def _changed(table: EslSettings) -> dict[str, object]:
+    """The handler keys of ``[esl]`` that differ from their defaults."""
+    default = EslSettings()
+    return {f.encode_name: getattr(table, f.name) for f in msgspec.structs.fields(table)
+            if f.name not in Listener.__struct_fields__ and getattr(table, f.name) != getattr(default, f.name)}
 
 
 if __name__ == "__main__":

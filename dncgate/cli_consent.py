@@ -13,13 +13,13 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from dncgate.api.config import hash_key, new_key
-from dncgate.config import GateConfig
+from dncgate.api.keys import hash_key, new_key
+from dncgate.app import open_app
 from dncgate.consent.export import FORMATS, ExportError, ExportManifest, export, manifest_path, verify
-from dncgate.consent.factory import open_ledger
 from dncgate.consent.model import LedgerError, check_name, parse_time
+from dncgate.settings import Settings
 
-Command = Callable[[argparse.Namespace, GateConfig], Coroutine[Any, Any, int]]
+Command = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
 AddCommand = Callable[[Any, str, Command, str], argparse.ArgumentParser]
 
 
@@ -43,18 +43,15 @@ def add_commands(sub: Any, command: AddCommand) -> None:
     key.add_argument("--id", default="", help="key id (default: TENANT-api)")
 
 
-async def _export(args: argparse.Namespace, config: GateConfig) -> int:
-    ledger = open_ledger(config.store, config.consent)
-    try:
-        manifest = await export(ledger, check_name("tenant", args.tenant), args.format, args.output)
-    finally:
-        await ledger.close()
+async def _export(args: argparse.Namespace, config: Settings) -> int:
+    async with open_app(config, ledger=True) as app:
+        manifest = await export(app.consent_ledger(), check_name("tenant", args.tenant), args.format, args.output)
     print(manifest.to_json())
     print(f"wrote {args.output} and {manifest_path(args.output)}", file=sys.stderr)
     return 0
 
 
-async def _verify(args: argparse.Namespace, config: GateConfig) -> int:
+async def _verify(args: argparse.Namespace, config: Settings) -> int:
     path = args.manifest or manifest_path(args.file)
     try:
         count = verify(args.file, ExportManifest.from_json(path.read_text(encoding="utf-8")))
@@ -65,20 +62,17 @@ async def _verify(args: argparse.Namespace, config: GateConfig) -> int:
     return 0
 
 
-async def _purge(args: argparse.Namespace, config: GateConfig) -> int:
+async def _purge(args: argparse.Namespace, config: Settings) -> int:
     before = parse_time(args.before, "--before")
     if before is None:
         raise LedgerError("--before: required")
-    ledger = open_ledger(config.store, config.consent)
-    try:
-        record = await ledger.purge(check_name("tenant", args.tenant), before, by=args.by)
-    finally:
-        await ledger.close()
+    async with open_app(config, ledger=True) as app:
+        record = await app.consent_ledger().purge(check_name("tenant", args.tenant), before, by=args.by)
     print(record.to_json())
     return 0
 
 
-async def _new_key(args: argparse.Namespace, config: GateConfig) -> int:
+async def _new_key(args: argparse.Namespace, config: Settings) -> int:
     tenant = check_name("tenant", args.tenant)
     key = new_key()
     print(f"API key (shown once, give it to the tenant): {key}", file=sys.stderr)

@@ -43,7 +43,13 @@ class DncgateError(Exception):
 
 
 class ConfigError(DncgateError):
-    """A configuration value that cannot be used; the message names the key and its source."""
+    """A configuration that cannot be used. ``problems``: one line per problem, each naming its
+    source (the file, or the environment variable), the key path and what is wrong
+    (``dncgate.settings`` collects them all before raising)."""
+
+    def __init__(self, problems: list[str] | str) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("\n".join(self.problems))
 
 
 class StoreError(DncgateError):

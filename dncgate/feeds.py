@@ -16,8 +16,10 @@ from __future__ import annotations
 import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import structlog
 from prometheus_client import CollectorRegistry
@@ -27,15 +29,17 @@ from prometheus_client.registry import Collector
 from dncgate.ami.calls import CallTracker
 from dncgate.ami.client import AmiClient
 from dncgate.ami.message import AmiMessage
-from dncgate.ami.settings import AmiFeedSettings
+from dncgate.ami.settings import AmiFeedSettings, AmiSettings, TrackerSettings
 from dncgate.esl.feed import EslCallFeed, run_esl_feed
 from dncgate.esl.inbound import InboundConfig
 from dncgate.events import CallEventStream
+from dncgate.settings import AsteriskFeedSettings, FreeswitchFeedSettings
 
 __all__ = ["AsteriskFeed", "CallFeed", "CallFeeds", "FreeswitchFeed"]
 
 log = structlog.get_logger("dncgate.feeds")
 Clock = Callable[[], datetime]
+T = TypeVar("T")
 
 
 def _utc_now() -> datetime:
@@ -184,6 +188,40 @@ class FreeswitchFeed(CallFeed):
         await asyncio.wait({task}, timeout=timeout)
         if not task.done():
             log.warning("feeds.close_timeout", feed=self.name, timeout_s=timeout)
+
+
+def asterisk_feed_of(table: AsteriskFeedSettings) -> AmiFeedSettings | None:
+    """``[ami]`` as the Asterisk feed's settings (None unless enabled); a key not set keeps the feed's default."""
+    if not table.enabled:
+        return None
+    base = AmiSettings(username=table.username, secret=table.secret)
+    manager = replace(
+        base, host=_or(table.host, base.host), port=_or(table.port, base.port),
+        connect_timeout=_or(table.connect_timeout, base.connect_timeout),
+        keepalive_interval=_or(table.keepalive, base.keepalive_interval),
+    )
+    calls = TrackerSettings()
+    if table.cdr_timezone is not None:
+        calls = replace(calls, cdr_timezone=ZoneInfo(table.cdr_timezone))
+    return AmiFeedSettings(manager, calls)
+
+
+def freeswitch_feed_of(table: FreeswitchFeedSettings) -> InboundConfig | None:
+    """``[esl_feed]`` as the FreeSWITCH feed's settings (None unless enabled); a key not set keeps its default."""
+    if not table.enabled:
+        return None
+    base = InboundConfig()
+    return replace(
+        base, host=_or(table.host, base.host), port=_or(table.port, base.port),
+        password=_or(table.password, base.password),
+        connect_deadline=_or(table.connect_deadline, base.connect_deadline),
+        event_deadline=_or(table.silence_deadline, base.event_deadline),
+    )
+
+
+def _or(value: T | None, default: T) -> T:
+    """A key the configuration sets, else the feed's own default."""
+    return default if value is None else value
 
 
 class CallFeeds:

@@ -6,6 +6,7 @@ builds facts, ``policy.decide()`` turns both into a decision.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -70,6 +71,8 @@ class Reason(StrEnum):
 REJECT_SIP_CODES = frozenset({603, 607, 608})
 # The category a subscriber declines to decline all marketing (in Facts.declined_categories).
 DECLINE_ALL = "*"
+# A tenant's name: it names the tenant's own list (``tenant:NAME``), its keys and its records.
+TENANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 # The check could not be completed: these decisions follow the tenant's failure policy.
 FAILURE_REASONS = frozenset({Reason.CHECK_FAILED, Reason.INVALID_NUMBER})
 

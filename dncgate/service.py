@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import structlog
@@ -15,30 +15,25 @@ from dncgate.agi import AgiServer
 from dncgate.agi.check import check_handler
 from dncgate.api.app import install_api
 from dncgate.api.context import ApiContext
-from dncgate.audit import AuditSink
-from dncgate.audit_spool import open_spool
-from dncgate.config import GateConfig
-from dncgate.consent.factory import open_ledger
+from dncgate.app import AUDIT_GRACE, open_app
 from dncgate.esl import OutboundConfig, OutboundServer
-from dncgate.esl.check import EslCheckSettings, esl_check_handler
+from dncgate.esl.check import esl_check_handler
 from dncgate.events import CallEventStream
-from dncgate.feeds import CallFeeds
+from dncgate.feeds import CallFeeds, asterisk_feed_of, freeswitch_feed_of
 from dncgate.gate import Gate
 from dncgate.http import make_app
 from dncgate.ivr.agi import ivr_agi_handler, with_ivr
 from dncgate.ivr.esl import ivr_esl_handler, with_esl_ivr
 from dncgate.ivr.runner import IvrContext
-from dncgate.metrics import GateMetrics
 from dncgate.numbers import warm_up
 from dncgate.sessions import ServerLimits
-from dncgate.store.factory import open_store
+from dncgate.settings import Settings
 
 if TYPE_CHECKING:  # the list services are imported when serve() starts
     from dncgate.lists.runner import SyncServices
 
 log = structlog.get_logger("dncgate.service")
 SHUTDOWN_GRACE = 5.0  # the doors and list services, closing together
-AUDIT_GRACE = 2.0  # then the audit sink
 
 
 @dataclass
@@ -54,88 +49,76 @@ class Running:
     feeds: CallFeeds | None = None
 
 
-async def serve(config: GateConfig, *, on_ready: Callable[[Running], None] | None = None,
+async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None = None,
                 handle_signals: bool = True) -> None:
     """Run until SIGTERM/SIGINT (or ``Running.stop`` is set), then shut down within a bound.
 
     The doors and the list services close together (each within ``SHUTDOWN_GRACE``), then the
     audit sink gets ``AUDIT_GRACE`` to write what is queued: under Docker's 10 s stop timeout.
     """
-    spool = open_spool(config.audit_spool)  # before the store: a second gate on this spool stops here
-    try:
-        store = await open_store(config.store)
-    except BaseException:
-        if spool is not None:
-            await spool.close()
-        raise
-    audit = AuditSink(store, queue_size=config.audit_queue_size, spool=spool)
-    audit.start()  # replays what a killed gate left in the spool, then writes the new records
-    metrics = GateMetrics()
     from dncgate.lists.runner import start_services
     from dncgate.lists.sync_metrics import SyncMetrics
 
-    sync_metrics = SyncMetrics(metrics.registry)
-    ledger = open_ledger(config.store, config.consent)  # the consent ledger, on the same store
-    lists: SyncServices | None = None
-    agi: AgiServer | None = None
-    esl: OutboundServer | None = None
-    runner: web.AppRunner | None = None
-    feeds: CallFeeds | None = None
-    try:
-        lists = await start_services(config, store, sync_metrics, ledger)
-        sync_metrics.watch(lists.freshness)
-        warm_up(tenant.dial_plan for tenant in config.tenants.values())
-        gate = Gate(config.tenants, store, audit, store_deadline=config.store.timeout_ms / 1000, metrics=metrics,
-                    list_age=lists.freshness.age)
-        running = Running(gate)
-        feeds = running.feeds = CallFeeds(running.calls, ami=config.ami, esl_feed=config.esl_feed,
-                                          registry=metrics.registry)
-        feeds.start()  # in the background: a switch that is down shows in /healthz, calls need no feed
-        ivr = IvrContext(gate.tenants, ledger, settings=config.ivr.menu, ledger_deadline=config.ivr.ledger_deadline,
-                         call_deadline=config.ivr.call_deadline)  # the subscriber self-service menu
-        if config.agi.enabled:
-            agi = AgiServer(with_ivr(check_handler(gate), ivr_agi_handler(ivr)), host=config.agi.host,
-                            port=config.agi.port,
-                            server_limits=ServerLimits(max_sessions=config.agi.max_sessions))
-            await agi.start()
-            running.agi_port = agi.port
-        if config.esl.enabled:
-            settings = replace(EslCheckSettings(), **config.esl_handler.overrides())
-            handler = with_esl_ivr(esl_check_handler(gate, settings), ivr_esl_handler(ivr, settings.sounds_dir))
-            esl = OutboundServer(handler, OutboundConfig(
-                host=config.esl.host, port=config.esl.port,
-                # the check's announcement is bounded at 30 s by its handler; an IVR call at
-                # [ivr] call_deadline_s (600 s by default) by the IVR
-                session_deadline=ivr.call_deadline + 60.0),
-                server_limits=ServerLimits(max_sessions=config.esl.max_sessions))
-            await esl.start()
-            running.esl_port = esl.port
-        if config.http.enabled:
-            doors = {"agi": agi is not None, "esl": esl is not None}
-            app = make_app(store, metrics, doors, max_requests=config.http.max_sessions, feeds=feeds.health)
-            if config.api.enabled:
-                install_api(app, ApiContext.of(gate, ledger, config.api))  # /v1: same process, same loop
-            runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
-            await runner.setup()
-            site = web.TCPSite(runner, config.http.host, config.http.port)
-            await site.start()
-            running.http_port = _bound_port(runner)
-        if handle_signals:
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, running.stop.set)
-        log.info("gate.started", config=config.source, store=config.store.backend, agi_port=running.agi_port,
-                 esl_port=running.esl_port, http_port=running.http_port, tenants=sorted(config.tenants))
-        if on_ready is not None:
-            on_ready(running)
-        await running.stop.wait()
-        log.info("gate.stopping")
-    finally:
-        await _close_doors(lists, agi, esl, runner, feeds)
-        await audit.close(timeout=AUDIT_GRACE)
-        await ledger.close()
-        await store.close()
-        log.info("gate.stopped", audit_written=audit.written, audit_unwritten=audit.overflowed)
+    async with open_app(config, ledger=True, metrics=True, spool=True, audit_grace=AUDIT_GRACE) as app:
+        metrics, ledger, gate = app.metrics, app.consent_ledger(), app.gate
+        if metrics is None:
+            raise RuntimeError("open_app(metrics=True) gave no metrics")
+        sync_metrics = SyncMetrics(metrics.registry)
+        lists: SyncServices | None = None
+        agi: AgiServer | None = None
+        esl: OutboundServer | None = None
+        runner: web.AppRunner | None = None
+        feeds: CallFeeds | None = None
+        try:
+            lists = await start_services(config, app.store, app.freshness, sync_metrics, ledger)
+            sync_metrics.watch(lists.freshness)
+            warm_up(tenant.dial_plan for tenant in config.tenants.values())
+            running = Running(gate)
+            feeds = running.feeds = CallFeeds(running.calls, ami=asterisk_feed_of(config.ami),
+                                              esl_feed=freeswitch_feed_of(config.esl_feed), registry=metrics.registry)
+            feeds.start()  # in the background: a switch that is down shows in /healthz, calls need no feed
+            ivr = IvrContext(gate.tenants, ledger, settings=config.ivr)  # the subscriber self-service menu
+            if config.agi.enabled:
+                agi = AgiServer(with_ivr(check_handler(gate), ivr_agi_handler(ivr)), host=config.agi.host,
+                                port=config.agi.port, server_limits=ServerLimits(max_sessions=config.agi.max_sessions))
+                await agi.start()
+                running.agi_port = agi.port
+            if config.esl.enabled:
+                handler = with_esl_ivr(esl_check_handler(gate, config.esl),
+                                       ivr_esl_handler(ivr, config.esl.sounds_dir))
+                esl = OutboundServer(handler, OutboundConfig(
+                    host=config.esl.host, port=config.esl.port,
+                    # the check's announcement is bounded at 30 s by its handler; an IVR call at
+                    # [ivr] call_deadline_s (600 s by default) by the IVR
+                    session_deadline=config.ivr.call_deadline + 60.0),
+                    server_limits=ServerLimits(max_sessions=config.esl.max_sessions))
+                await esl.start()
+                running.esl_port = esl.port
+            if config.http.enabled:
+                doors = {"agi": agi is not None, "esl": esl is not None}
+                http = make_app(app.store, metrics, doors, max_requests=config.http.max_sessions,
+                                feeds=feeds.health)
+                if config.api.enabled:
+                    install_api(http, ApiContext.of(gate, ledger, config.api))  # /v1: same process, same loop
+                runner = web.AppRunner(http, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+                await runner.setup()
+                site = web.TCPSite(runner, config.http.host, config.http.port)
+                await site.start()
+                running.http_port = _bound_port(runner)
+            if handle_signals:
+                loop = asyncio.get_running_loop()
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.add_signal_handler(sig, running.stop.set)
+            log.info("gate.started", config=str(config.path) if config.path else "none (built-in defaults)",
+                     source=config.source, store=config.store.backend, agi_port=running.agi_port,
+                     esl_port=running.esl_port, http_port=running.http_port, tenants=sorted(config.tenants))
+            if on_ready is not None:
+                on_ready(running)
+            await running.stop.wait()
+            log.info("gate.stopping")
+        finally:
+            await _close_doors(lists, agi, esl, runner, feeds)
+    log.info("gate.stopped", audit_written=app.audit.written, audit_unwritten=app.audit.overflowed)
 
 
 async def _close_doors(

@@ -19,8 +19,8 @@ from dncgate.store.protocol import ListStore
 from tests import ports
 
 if TYPE_CHECKING:
-    from dncgate.config import GateConfig
     from dncgate.service import Running
+    from dncgate.settings import Settings
 
 
 def free_port() -> int:
@@ -135,7 +135,7 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, s
 
 
 @contextlib.asynccontextmanager
-async def serving(config: GateConfig, *, stop_within: float = 10.0) -> AsyncIterator[Running]:
+async def serving(config: Settings, *, stop_within: float = 10.0) -> AsyncIterator[Running]:
     """``dncgate serve`` on this loop for the block (no signal handlers); stopped when it ends."""
     from dncgate.service import serve
 

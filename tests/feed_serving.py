@@ -7,10 +7,10 @@ from typing import Any
 
 import aiohttp
 
-from dncgate.config import GateConfig, load
+from dncgate.settings import Settings, load
 
 
-def feed_config(tmp_path: Path, tables: str) -> GateConfig:
+def feed_config(tmp_path: Path, tables: str) -> Settings:
     """serve on free 127.0.0.1 ports (FastAGI, HTTP; no ESL door), an SQLite store, plus ``tables``."""
     path = tmp_path / "dncgate.toml"
     path.write_text(f"""\

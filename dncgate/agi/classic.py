@@ -19,7 +19,6 @@ import os
 import sys
 
 from dncgate.agi.relay import (
-    SYSTEM_CONFIG,
     RelayBroken,
     RelayUnavailable,
     gate_address,
@@ -27,17 +26,19 @@ from dncgate.agi.relay import (
     relay,
     wants_in_process,
 )
+from dncgate.config_file import SYSTEM_CONFIG, find_config
 
 AUDIT_FLUSH = 2.0
 
 
-def main() -> int:
-    address = gate_address()
+def main(system_config: str = SYSTEM_CONFIG) -> int:
+    """``system_config``: the system-wide file read when $DNCGATE_CONFIG names none (a parameter for tests)."""
+    address = gate_address(system=system_config)
     header, why = b"", "relay off"
     if address is not None:
         header = read_header(sys.stdin.fileno())
         if wants_in_process(header):
-            return _standalone(header, "relay=off argument")
+            return _standalone(header, "relay=off argument", system_config)
         try:
             relay(sys.stdin.fileno(), sys.stdout.fileno(), address, header)
             return 0
@@ -47,18 +48,17 @@ def main() -> int:
             # No traceback on Asterisk's console; no verdict variables, so the dialplan fails closed.
             print(f"dncgate-agi: agi.relay.broken: {exc}", file=sys.stderr)
             return 1
-    return _standalone(header, why)
+    return _standalone(header, why, system_config)
 
 
-def _standalone(header: bytes, why: str) -> int:
+def _standalone(header: bytes, why: str, system_config: str) -> int:
     """Decide in this process (imports the whole decision path)."""
     import asyncio
 
     from dncgate.logs import configure
 
     configure(os.environ.get("DNCGATE_LOG_LEVEL", "info"), stream=sys.stderr)
-    named = os.environ.get("DNCGATE_CONFIG") or (SYSTEM_CONFIG if os.path.exists(SYSTEM_CONFIG) else None)
-    return asyncio.run(_run(header, why, named))
+    return asyncio.run(_run(header, why, find_config(None, os.environ, system=system_config)))
 
 
 async def _run(header: bytes, why: str, named: str | None) -> int:
@@ -69,31 +69,22 @@ async def _run(header: bytes, why: str, named: str | None) -> int:
     from dncgate.agi.check import check_handler
     from dncgate.agi.limits import AgiLimits
     from dncgate.agi.stdio import run_stdio_session
-    from dncgate.audit import AuditSink
-    from dncgate.config import ConfigError, load
-    from dncgate.gate import Gate
+    from dncgate.app import open_app
+    from dncgate.settings import ConfigError, load
     from dncgate.store.errors import StoreError
-    from dncgate.store.factory import open_store
 
     log = structlog.get_logger("dncgate.agi.classic")
-    log.info("agi.classic.in_process", reason=why)
+    log.info("agi.classic.in_process", reason=why, config=named or "none (built-in defaults)")
     try:
         config = load(Path(named) if named else None)
-        store = await open_store(config.store)
+        async with open_app(config, audit_queue_size=64, audit_linger=0, audit_grace=AUDIT_FLUSH) as app:
+            outcome = await run_stdio_session(
+                check_handler(app.gate, door="agi-classic"), AgiLimits(), initial=header
+            )
     except (ConfigError, StoreError) as exc:
         # No variables get set: the shipped dialplan treats that as a failed check (fail closed).
         log.error("agi.classic.startup_failed", error=str(exc))
         return 1
-    audit = AuditSink(store, queue_size=64, linger=0)
-    audit.start()
-    gate = Gate(config.tenants, store, audit, store_deadline=config.store.timeout_ms / 1000)
-    try:
-        outcome = await run_stdio_session(
-            check_handler(gate, door="agi-classic"), AgiLimits(), initial=header
-        )
-    finally:
-        await audit.close(timeout=AUDIT_FLUSH)
-        await store.close()
     return 0 if outcome.value == "ok" else 1
 
 

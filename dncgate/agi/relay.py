@@ -18,18 +18,20 @@ import os
 import selectors
 import socket
 
+from dncgate.config_file import AGI_HOST, AGI_PORT, SYSTEM_CONFIG, find_config
+from dncgate.errors import SwitchError
+
 MAX_HEADER = 64 * 1024
 CONNECT_DEADLINE = 0.2
 IDLE_DEADLINE = 30.0  # no byte either way for this long: give up (the dialplan then fails closed)
 _CHUNK = 65536
-SYSTEM_CONFIG = "/etc/dncgate/dncgate.toml"
 
 
-class RelayBroken(Exception):
+class RelayBroken(SwitchError):
     """The gate's connection broke after bytes had passed to Asterisk: too late to decide here."""
 
 
-class RelayUnavailable(Exception):
+class RelayUnavailable(SwitchError):
     """The gate did not accept the session; ``header`` holds what was already read from Asterisk."""
 
     def __init__(self, header: bytes, reason: str) -> None:
@@ -37,12 +39,13 @@ class RelayUnavailable(Exception):
         self.header = header
 
 
-def gate_address(environ: dict[str, str] | None = None, config: str | None = None) -> tuple[str, int] | None:
+def gate_address(environ: dict[str, str] | None = None, config: str | None = None, *,
+                 system: str = SYSTEM_CONFIG) -> tuple[str, int] | None:
     """Where the local gate's FastAGI door listens: ``DNCGATE_AGI_RELAY`` (``host:port``, or
-    ``off``), else the ``[agi]`` table of the configuration file (``$DNCGATE_CONFIG``, else
-    /etc/dncgate/dncgate.toml) with ``DNCGATE_AGI__HOST``/``__PORT`` overrides, else
-    127.0.0.1:4573. None when relaying is off or the door is disabled. A wildcard bind address is
-    reached on loopback."""
+    ``off``), else the ``[agi]`` table of the configuration file (``config``, else the one
+    ``dncgate serve`` reads: ``dncgate.config_file.find_config``) with ``DNCGATE_AGI__HOST``/``__PORT``
+    overrides, else 127.0.0.1:4573. None when relaying is off or the door is disabled. A wildcard
+    bind address is reached on loopback."""
     env = os.environ if environ is None else environ
     named = env.get("DNCGATE_AGI_RELAY", "")
     if named.lower() in {"off", "no", "0", "false"}:
@@ -50,11 +53,12 @@ def gate_address(environ: dict[str, str] | None = None, config: str | None = Non
     if named:
         host, _, port = named.rpartition(":")
     else:
-        table = _agi_table(config if config is not None else env.get("DNCGATE_CONFIG") or SYSTEM_CONFIG)
+        path = find_config(config, env, system=system)
+        table = _agi_table(path) if path is not None else {}
         if str(env.get("DNCGATE_AGI__ENABLED", table.get("enabled", True))).lower() in {"false", "0", "no"}:
             return None
-        host = env.get("DNCGATE_AGI__HOST", str(table.get("host", "127.0.0.1")))
-        port = env.get("DNCGATE_AGI__PORT", str(table.get("port", 4573)))
+        host = env.get("DNCGATE_AGI__HOST", str(table.get("host", AGI_HOST)))
+        port = env.get("DNCGATE_AGI__PORT", str(table.get("port", AGI_PORT)))
     if host in {"", "0.0.0.0", "::"}:  # noqa: S104 -- a bind-all address names no peer: use loopback
         host = "127.0.0.1"
     try:

@@ -10,12 +10,12 @@ import asyncio
 
 from dncgate.agi.limits import AgiLimits
 from dncgate.agi.session import AgiHandler, run_session
+from dncgate.config_file import AGI_HOST, AGI_PORT
 from dncgate.sessions import Peer, ServerLimits, SessionServer
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "AgiServer"]
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 4573  # the FastAGI port Asterisk uses when agi:// names none
+DEFAULT_HOST, DEFAULT_PORT = AGI_HOST, AGI_PORT  # [agi]'s defaults
 
 
 class AgiServer(SessionServer):

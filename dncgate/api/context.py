@@ -10,38 +10,41 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from dncgate.api.config import ApiConfig, ApiKey, hash_key
 from dncgate.api.errors import ApiError, json_body
+from dncgate.api.keys import ApiKey, hash_key
 from dncgate.api.records import evidence_of
 from dncgate.consent.ledger import Ledger
 from dncgate.consent.model import Action, LedgerError, LedgerEvent
 from dncgate.gate import Gate
 from dncgate.model import TenantPolicy
 from dncgate.numbers import Subscriber, normalise
+from dncgate.settings import ApiSettings
 from dncgate.store.errors import StoreError
 
 _T = TypeVar("_T")
+WRITE_DEADLINE = 2.0  # every ledger write and lookup of the API
 
 
 @dataclass(frozen=True, slots=True)
 class ApiContext:
     gate: Gate
     ledger: Ledger
-    config: ApiConfig
     tenants: Mapping[str, TenantPolicy]
     keys: dict[str, ApiKey] = field(default_factory=dict)  # sha256 -> key
+    write_deadline: float = WRITE_DEADLINE
 
     @classmethod
-    def of(cls, gate: Gate, ledger: Ledger, config: ApiConfig) -> ApiContext:
-        return cls(gate, ledger, config, gate.tenants, {k.sha256: k for k in config.keys})
+    def of(cls, gate: Gate, ledger: Ledger, settings: ApiSettings) -> ApiContext:
+        keys = [ApiKey(key_id, entry.tenant, entry.sha256.lower()) for key_id, entry in settings.keys.items()]
+        return cls(gate, ledger, gate.tenants, {k.sha256: k for k in keys})
 
     async def bounded(self, operation: Awaitable[_T]) -> _T:
         """Run a ledger operation under the API's deadline; store trouble is a 503, bad records a 422."""
         try:
-            async with asyncio.timeout(self.config.write_deadline):
+            async with asyncio.timeout(self.write_deadline):
                 return await operation
         except TimeoutError:
-            raise ApiError(503, "store_unavailable", f"no answer within {self.config.write_deadline} s") from None
+            raise ApiError(503, "store_unavailable", f"no answer within {self.write_deadline} s") from None
         except LedgerError as exc:
             raise ApiError(422, "invalid_record", str(exc)) from None
         except StoreError as exc:

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from dncgate.consent.config import ConsentConfig, retention_cutoff
 from dncgate.consent.model import (
     GENESIS,
     Action,
@@ -24,6 +23,7 @@ from dncgate.consent.model import (
     iso,
     parse_time,
 )
+from dncgate.settings import ConsentSettings
 
 Clock = Callable[[], datetime]
 
@@ -53,7 +53,7 @@ class ChainPoint:
 
 
 class Ledger(Protocol):
-    config: ConsentConfig
+    config: ConsentSettings
 
     async def append(self, event: LedgerEvent) -> LedgerEvent:
         """Record ``event`` and fold it into the current state in one transaction; returns it sealed
@@ -92,13 +92,26 @@ class Ledger(Protocol):
     async def close(self) -> None: ...
 
 
-def check_purge(config: ConsentConfig, before: datetime, now: datetime) -> None:
+def check_purge(config: ConsentSettings, before: datetime, now: datetime) -> None:
     limit = retention_cutoff(now, config.retention_months)
     if before > limit:
         raise LedgerError(
             f"purge before {iso(before)}: inside the retention period of {config.retention_months} months "
             f"(records from {iso(limit)} on are kept)"
         )
+
+
+def retention_cutoff(now: datetime, months: int) -> datetime:
+    """``now`` minus ``months`` calendar months (the day clamped to the month's end)."""
+    month_index = now.year * 12 + now.month - 1 - months
+    year, month = divmod(month_index, 12)
+    month += 1
+    for day in range(now.day, 27, -1):
+        try:
+            return now.replace(year=year, month=month, day=day)
+        except ValueError:
+            continue
+    return now.replace(year=year, month=month, day=min(now.day, 28))
 
 
 def purge_record(tenant: str, before: datetime, by: str, deleted: int, last: ChainPoint) -> LedgerEvent:

@@ -39,7 +39,7 @@ import asyncio
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
 
 import structlog
@@ -50,8 +50,9 @@ from dncgate.esl.messages import ChannelData
 from dncgate.esl.outbound import Handler, OutboundSession
 from dncgate.gate import CheckRequest, CheckResult, Gate
 from dncgate.model import FAILURE_REASONS, Decision, Originator, Verdict
+from dncgate.settings import EslSettings  # [esl]: the handler's keys (strip_prefix, transfer_to, ...)
 
-__all__ = ["CheckCall", "EslCheckSettings", "esl_check_handler", "read_call", "reject_deadline", "reject_guard_delay"]
+__all__ = ["CheckCall", "esl_check_handler", "read_call", "reject_deadline", "reject_guard_delay"]
 
 Log = structlog.typing.FilteringBoundLogger
 
@@ -67,35 +68,6 @@ NO_CAUSE_HANGUP = "CALL_REJECTED"  # what ``respond 608`` hangs up with (sofia_g
 
 
 @dataclass(frozen=True, slots=True)
-class EslCheckSettings:
-    # Leading digits the dialplan adds to route into the gate (``8`` for ``8<number>``);
-    # stripped from Caller-Destination-Number (not from dncgate_number).
-    strip_prefix: str = ""
-    # The continuation an allowed call is transferred to: ``<extension> XML <context>``.
-    # Placeholders: {number} the number checked, {destination} the destination without the
-    # prefix, {context} the channel's dialplan context.  Keep the continuation in a context
-    # no SIP profile routes into, or a caller could dial it directly and skip the gate.
-    transfer_to: str = "{number} XML dncgate_allowed"
-    # Where the prompts tree is installed; the announcement name is appended.
-    sounds_dir: str = "/usr/share/freeswitch/sounds"
-    sound_ext: str = "wav"
-    announce: bool = True
-    causes: Mapping[int, str] = field(default_factory=lambda: DEFAULT_CAUSES)
-    phrases: Mapping[int, str] = field(default_factory=lambda: DEFAULT_PHRASES)
-    # Reason header on the final response (channel variable sip_reason).  Without it 607 goes
-    # out with ``Reason: SIP;cause=819;text="UNWANTED"`` (819 is FreeSWITCH's own cause
-    # number).  Empty: leave FreeSWITCH's default.
-    sip_reason: str = 'Q.850;cause=21;text="CALL_REJECTED"'
-    fallback_sip_code: int = 603  # a reject without a code
-    # The announcement (pre_answer and playback) must finish within this; else the call is ended
-    # through the API (uuid_kill), since a playback that blocks also blocks a queued hangup.
-    playback_deadline: float = 30.0
-    # For the transfer's CHANNEL_EXECUTE_COMPLETE, and for a reject's hangup to be seen (else
-    # uuid_kill).  dialplan/freeswitch/dncgate.xml's park_timeout must exceed reject_deadline().
-    settle_deadline: float = 2.0
-
-
-@dataclass(frozen=True, slots=True)
 class CheckCall:
     """What the handler read from the channel."""
 
@@ -106,7 +78,7 @@ class CheckCall:
     purpose: str  # as the channel gave it ("" when unset)
 
 
-def read_call(channel: ChannelData, settings: EslCheckSettings, door: str = "esl") -> CheckCall:
+def read_call(channel: ChannelData, settings: EslSettings, door: str = "esl") -> CheckCall:
     raw_destination = (channel.destination_number or "").strip()
     destination = raw_destination
     prefix = settings.strip_prefix
@@ -139,9 +111,9 @@ def read_call(channel: ChannelData, settings: EslCheckSettings, door: str = "esl
     return CheckCall(request, number, destination, channel.context or "", purpose.lower())
 
 
-def esl_check_handler(gate: Gate, settings: EslCheckSettings | None = None) -> Handler:
+def esl_check_handler(gate: Gate, settings: EslSettings | None = None) -> Handler:
     """An :class:`~dncgate.esl.outbound.OutboundServer` handler bound to ``gate``."""
-    cfg = settings if settings is not None else EslCheckSettings()
+    cfg = settings if settings is not None else EslSettings()
 
     async def handle(session: OutboundSession) -> None:
         call = read_call(session.channel, cfg)
@@ -173,7 +145,7 @@ def esl_check_handler(gate: Gate, settings: EslCheckSettings | None = None) -> H
 
 
 async def _allow(session: OutboundSession, log: Log, call: CheckCall, decision: Decision,
-                 cfg: EslCheckSettings) -> None:
+                 cfg: EslSettings) -> None:
     target = _transfer_target(cfg, call)
     if target is None:
         log.error("esl.check.transfer_refused", reason=decision.reason.value,
@@ -196,9 +168,9 @@ async def _allow(session: OutboundSession, log: Log, call: CheckCall, decision: 
              transfer=target, response=done.application_response if done is not None else None)
 
 
-async def _reject(session: OutboundSession, log: Log, decision: Decision, cfg: EslCheckSettings) -> None:
+async def _reject(session: OutboundSession, log: Log, decision: Decision, cfg: EslSettings) -> None:
     code = decision.sip_code or cfg.fallback_sip_code
-    cause = cfg.causes.get(code)
+    cause = DEFAULT_CAUSES.get(code)
     # What ends the call through the API (uuid_kill, sched_hangup): the code's cause, or for a code
     # no cause maps to (608) CALL_REJECTED with proto_specific_hangup_cause=sip:<code> (multiset).
     api_cause = cause or NO_CAUSE_HANGUP
@@ -216,7 +188,7 @@ async def _reject(session: OutboundSession, log: Log, decision: Decision, cfg: E
         await session.hangup(cause)
         fields["cause"] = cause
     else:
-        respond = fields["respond"] = f"{code} {cfg.phrases.get(code, 'Rejected')}"
+        respond = fields["respond"] = f"{code} {DEFAULT_PHRASES.get(code, 'Rejected')}"
         await session.execute("respond", respond)
     if await wait_gone(session, cfg.settle_deadline):
         log.info("esl.check.rejected", **fields)
@@ -224,7 +196,7 @@ async def _reject(session: OutboundSession, log: Log, decision: Decision, cfg: E
         await _force(session, log, api_cause, "hangup_not_seen", fields, cfg)
 
 
-async def _guard(session: OutboundSession, log: Log, cause: str, cfg: EslCheckSettings) -> None:
+async def _guard(session: OutboundSession, log: Log, cause: str, cfg: EslSettings) -> None:
     """The switch's own bound on the reject (``sched_hangup``): holds when the gate is gone too."""
     delay = reject_guard_delay(cfg)
     answer = await schedule_hangup(session, delay, cause)
@@ -233,7 +205,7 @@ async def _guard(session: OutboundSession, log: Log, cause: str, cfg: EslCheckSe
 
 
 async def _force(session: OutboundSession, log: Log, cause: str, why: str, fields: dict[str, object],
-                 cfg: EslCheckSettings) -> None:
+                 cfg: EslSettings) -> None:
     """End the call through the API thread (``uuid_kill``), past whatever the channel is running."""
     answer = await kill(session, cause)
     gone = await wait_gone(session, cfg.settle_deadline)
@@ -241,18 +213,18 @@ async def _force(session: OutboundSession, log: Log, cause: str, why: str, field
     (log.info if gone else log.error)(event, **fields, forced=why, kill_cause=cause, answer=answer[:120])
 
 
-def reject_deadline(cfg: EslCheckSettings) -> float:
+def reject_deadline(cfg: EslSettings) -> float:
     """The longest a reject takes once decided: the announcement, then a settle for the hangup to
     be seen and one for the forced end.  The dialplan's park_timeout must exceed it."""
     return (cfg.playback_deadline if cfg.announce else 0.0) + 2 * cfg.settle_deadline
 
 
-def reject_guard_delay(cfg: EslCheckSettings) -> int:
+def reject_guard_delay(cfg: EslSettings) -> int:
     """Whole seconds for ``sched_hangup``: after the gate's own bound, so it never pre-empts it."""
     return math.ceil(reject_deadline(cfg)) + 1
 
 
-async def _announce(session: OutboundSession, log: Log, path: str, cfg: EslCheckSettings) -> bool:
+async def _announce(session: OutboundSession, log: Log, path: str, cfg: EslSettings) -> bool:
     """Early media then the announcement; a failed announcement never stops the reject.
 
     False when the playback did not finish in time: it may block the channel's queue."""
@@ -274,7 +246,7 @@ async def _announce(session: OutboundSession, log: Log, path: str, cfg: EslCheck
     return True
 
 
-def _variables(result: CheckResult, call: CheckCall, cfg: EslCheckSettings) -> dict[str, str]:
+def _variables(result: CheckResult, call: CheckCall, cfg: EslSettings) -> dict[str, str]:
     decision = result.decision
     variables = {
         "dncgate_verdict": decision.verdict.value,
@@ -289,7 +261,7 @@ def _variables(result: CheckResult, call: CheckCall, cfg: EslCheckSettings) -> d
         if cfg.sip_reason:
             variables["sip_reason"] = cfg.sip_reason
         code = decision.sip_code or cfg.fallback_sip_code
-        if code not in cfg.causes:  # 608: what an API hangup (uuid_kill, sched_hangup) sends instead of 603
+        if code not in DEFAULT_CAUSES:  # 608: what an API hangup (uuid_kill, sched_hangup) sends instead of 603
             variables[PROTO_CAUSE_VARIABLE] = f"sip:{code}"
     return variables
 
@@ -307,7 +279,7 @@ def _multiset_arg(variables: Mapping[str, str]) -> str:
     return "^^|" + "|".join(pairs)
 
 
-def _transfer_target(cfg: EslCheckSettings, call: CheckCall) -> str | None:
+def _transfer_target(cfg: EslSettings, call: CheckCall) -> str | None:
     values = {"number": call.number, "destination": call.destination, "context": call.context}
     if not all(_TOKEN.fullmatch(value) for value in values.values() if value):
         return None

@@ -39,6 +39,7 @@ from dncgate.esl.errors import EslConnectionClosed, EslError
 from dncgate.esl.outbound import Handler, OutboundSession
 from dncgate.ivr.flow import Ask
 from dncgate.ivr.runner import CallerGone, IvrCall, IvrContext, language_of, run_ivr
+from dncgate.settings import EslSettings
 
 APP_VARIABLE = "dncgate_app"
 APP = "ivr"
@@ -142,7 +143,7 @@ def read_call(session: OutboundSession) -> IvrCall:
     )
 
 
-def ivr_esl_handler(ctx: IvrContext, sounds_dir: str = "/usr/share/freeswitch/sounds",
+def ivr_esl_handler(ctx: IvrContext, sounds_dir: str = EslSettings().sounds_dir,
                     prompt_deadline: float = PROMPT_DEADLINE_S, settle_deadline: float = SETTLE_DEADLINE_S) -> Handler:
     """The outbound-socket IVR handler."""
 

@@ -41,6 +41,7 @@ from typing import Any
 
 from dncgate.consent.model import Action
 from dncgate.model import DECLINE_ALL
+from dncgate.settings import IvrSettings  # the menu's bounds: digit_timeout, max_failures, max_asks
 
 MENU_KEYS = "12349"
 MAX_LIST = 9  # one digit per category / business
@@ -116,13 +117,6 @@ class Snapshot:
     @property
     def declines_all(self) -> bool:
         return DECLINE_ALL in self.declined
-
-
-@dataclass(frozen=True, slots=True)
-class IvrSettings:
-    digit_timeout: float = 6.0  # after the prompt, for the first digit (and between digits)
-    max_failures: int = 3  # consecutive timeouts / invalid choices before goodbye
-    max_asks: int = 30  # collections in one call, whatever happens
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,10 +24,10 @@ import structlog
 from dncgate.consent.ledger import Ledger
 from dncgate.consent.model import Channel, Evidence, LedgerError, LedgerEvent
 from dncgate.errors import SwitchError
-from dncgate.ivr.flow import Ask, Caller, Change, End, Hangup, IvrFlow, IvrSettings, Load, Save, Say, Snapshot, Step
-from dncgate.ivr.settings import CALL_DEADLINE_S, LEDGER_DEADLINE_S
+from dncgate.ivr.flow import Ask, Caller, Change, End, Hangup, IvrFlow, Load, Save, Say, Snapshot, Step
 from dncgate.model import ConsentStatus, TenantPolicy
 from dncgate.numbers import Subscriber, normalise
+from dncgate.settings import IvrSettings
 from dncgate.store.errors import StoreError
 
 Log = Any  # structlog's bound logger
@@ -70,10 +70,8 @@ class IvrContext:
 
     tenants: Mapping[str, TenantPolicy]
     ledger: Ledger
-    settings: IvrSettings = field(default_factory=IvrSettings)
+    settings: IvrSettings = field(default_factory=IvrSettings)  # the menu's bounds and both deadlines
     default_tenant: str = "default"
-    ledger_deadline: float = LEDGER_DEADLINE_S  # every ledger read and write
-    call_deadline: float = CALL_DEADLINE_S  # the whole call, prompts included
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
 
@@ -112,7 +110,7 @@ async def run_ivr(port: IvrPort, call: IvrCall, ctx: IvrContext, log: Log | None
     flow = IvrFlow(caller, ctx.ledger.config.categories, ctx.settings)
     saved: list[LedgerEvent] = []
     reason = "deadline"
-    deadline = asyncio.timeout(ctx.call_deadline)
+    deadline = asyncio.timeout(ctx.settings.call_deadline)
     try:
         async with deadline:
             step: Step = flow.start()
@@ -125,7 +123,7 @@ async def run_ivr(port: IvrPort, call: IvrCall, ctx: IvrContext, log: Log | None
     except TimeoutError:
         if not deadline.expired():
             raise  # a switch command timed out: the adapter's error, for the server's session boundary
-        log.warning("ivr.deadline", deadline_s=ctx.call_deadline)
+        log.warning("ivr.deadline", deadline_s=ctx.settings.call_deadline)
         with contextlib.suppress(Exception):  # the call is over either way
             await port.hangup()
     log.info("ivr.finished", reason=str(reason), saved=[e.action.value for e in saved])
@@ -185,10 +183,10 @@ def _event(change: Change, call: IvrCall, ctx: IvrContext, tenant: str, caller: 
 
 async def _bounded(ctx: IvrContext, operation: Awaitable[_T], log: Log, what: str) -> _T | None:
     try:
-        async with asyncio.timeout(ctx.ledger_deadline):
+        async with asyncio.timeout(ctx.settings.ledger_deadline):
             return await operation
     except TimeoutError:
-        log.error(f"ivr.{what}_failed", error=f"no answer within {ctx.ledger_deadline} s")
+        log.error(f"ivr.{what}_failed", error=f"no answer within {ctx.settings.ledger_deadline} s")
     except (StoreError, LedgerError) as exc:
         log.error(f"ivr.{what}_failed", error=str(exc), error_type=type(exc).__name__)
     return None

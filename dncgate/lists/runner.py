@@ -9,15 +9,15 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from dncgate.config import GateConfig
 from dncgate.consent.ledger import Ledger
 from dncgate.lists.feed import FeedPublisher, FeedServer
 from dncgate.lists.freshness import ListFreshness
 from dncgate.lists.manifest import load_public_key
 from dncgate.lists.registrations import run_forwarder
 from dncgate.lists.sources import DropDirSource, HttpSettings, HttpSource, SyncSource
-from dncgate.lists.sync import Syncer, SyncError, SyncObserver, SyncReport, SyncSettings, cause_of_exit
+from dncgate.lists.sync import Syncer, SyncError, SyncJob, SyncObserver, SyncReport, cause_of_exit
 from dncgate.lists.upstream import Outbox, Pusher
+from dncgate.settings import Settings
 from dncgate.store.errors import StoreError
 from dncgate.store.protocol import ListStore, Progress, stats_of
 
@@ -26,7 +26,7 @@ SYNC_NICENESS = 10  # the child sync yields the CPU to the process answering cal
 ISOLATED_SYNC_DEADLINE = 2 * 3600.0  # a 100M-number snapshot takes minutes; a stuck child is killed
 
 
-def make_source(config: GateConfig) -> SyncSource:
+def make_source(config: Settings) -> SyncSource:
     sync = config.sync
     if sync.source == "dir":
         return DropDirSource(sync.directory)
@@ -34,17 +34,17 @@ def make_source(config: GateConfig) -> SyncSource:
                                    client_key=sync.client_key, ca_file=sync.ca_file))
 
 
-def make_syncer(config: GateConfig, store: ListStore, source: SyncSource,
+def make_syncer(config: Settings, store: ListStore, source: SyncSource,
                 observer: SyncObserver | None = None) -> Syncer:
     sync = config.sync
-    settings = SyncSettings(list_name=sync.list_name, region=sync.region or config.national_region,
+    settings = SyncJob(list_name=sync.list_name, region=sync.region or config.national_region,
                             max_shrink=sync.max_shrink, workdir=sync.workdir,
                             public_key=load_public_key(sync.public_key) if sync.public_key else None)
     publisher = FeedPublisher(sync.publish_dir, sync.list_name) if sync.publish_dir else None
     return Syncer(store, source, settings, observer=observer, publisher=publisher)
 
 
-async def sync_once(config: GateConfig, store: ListStore, *, force: bool = False,
+async def sync_once(config: Settings, store: ListStore, *, force: bool = False,
                     progress: Progress | None = None) -> list[str]:
     """One sync (a drop directory: every pending drop, oldest first); returns a line per sync."""
     source = make_source(config)
@@ -79,12 +79,10 @@ class SyncServices:
     feed: FeedServer | None = None
 
 
-async def start_services(config: GateConfig, store: ListStore, observer: SyncObserver | None,
-                         ledger: Ledger | None = None) -> SyncServices:
-    freshness = ListFreshness(store, config.tenants, list_name=config.sync.list_name)
+async def start_services(config: Settings, store: ListStore, freshness: ListFreshness,
+                         observer: SyncObserver | None, ledger: Ledger | None = None) -> SyncServices:
+    """Start the list's background work; ``freshness`` (read once by ``dncgate.app``) is kept current."""
     services = SyncServices(freshness)
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(freshness.refresh(), 2.0)
     services.tasks.append(asyncio.create_task(freshness.run(services.stop)))
     sync = config.sync
     if sync.enabled or sync.outbox is not None:
@@ -127,7 +125,7 @@ async def _periodic(syncer: Syncer, freshness: ListFreshness, interval: float, s
             pass
 
 
-def sync_command(config: GateConfig) -> list[str]:
+def sync_command(config: Settings) -> list[str]:
     """``dncgate lists sync`` as a child process of this one: same interpreter, same configuration file
     (environment overrides are inherited)."""
     command = [sys.executable, "-m", "dncgate.cli"]
@@ -136,7 +134,7 @@ def sync_command(config: GateConfig) -> list[str]:
     return [*command, "lists", "sync", "--nice", str(SYNC_NICENESS)]
 
 
-async def _periodic_isolated(config: GateConfig, observer: SyncObserver | None, freshness: ListFreshness,
+async def _periodic_isolated(config: Settings, observer: SyncObserver | None, freshness: ListFreshness,
                              stop: asyncio.Event) -> None:
     """The periodic sync in a child process; this process only refreshes the list's age afterwards."""
     interval = config.sync.interval_s

@@ -78,7 +78,9 @@ class SyncError(ListError):
 
 
 @dataclass(frozen=True, slots=True)
-class SyncSettings:
+class SyncJob:
+    """What one ``Syncer`` syncs, and how carefully (``lists.runner`` builds it from ``[sync]``)."""
+
     list_name: str = "national"
     region: str = "US"
     max_shrink: float = 0.05  # a snapshot with fewer than (1 - max_shrink) x the live count is refused
@@ -174,7 +176,7 @@ def parse_entries(
 
 class Syncer:
     def __init__(
-        self, store: ListStore, source: SyncSource, settings: SyncSettings, *,
+        self, store: ListStore, source: SyncSource, settings: SyncJob, *,
         observer: SyncObserver | None = None, publisher: Publisher | None = None,
     ) -> None:
         self.store, self.source, self.settings = store, source, settings

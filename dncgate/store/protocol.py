@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from dncgate.audit_record import AuditRecord
+from dncgate.model import TENANT_NAME as _TENANT_NAME
 from dncgate.model import Facts
 from dncgate.store.errors import UnknownList
 
 NATIONAL = "national"
-_TENANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _PREFIX = re.compile(r"[1-9][0-9]{0,14}")
 
 Progress = Callable[[int], None]

@@ -10,16 +10,16 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from dncgate.api.app import install_api
-from dncgate.api.config import ApiConfig, ApiKey, hash_key
 from dncgate.api.context import ApiContext
+from dncgate.api.keys import hash_key
 from dncgate.audit import AuditSink
-from dncgate.consent.config import ConsentConfig
 from dncgate.gate import Gate
 from dncgate.hours import CallingHours, parse_overrides
 from dncgate.http import make_app
 from dncgate.metrics import GateMetrics
 from dncgate.model import TenantPolicy
 from dncgate.numbers import DialPlan
+from dncgate.settings import ApiKeySettings, ApiSettings, ConsentSettings
 from dncgate.store.sqlite import SqliteListStore
 from dncgate.store.sqlite.ledger import SqliteLedger
 
@@ -68,14 +68,14 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
     path = tmp_path / "api.sqlite3"
     store = SqliteListStore(path)
     await store.replace_list("national", [int(LISTED[1:])])
-    ledger = SqliteLedger(path, ConsentConfig())
+    ledger = SqliteLedger(path, ConsentSettings())
     audit = AuditSink(store)
     audit.start()
     gate = Gate(TENANTS, store, audit, clock=lambda: NOW)
-    keys = tuple(ApiKey(f"{t}-key", t, hash_key(k)) for t, k in
-                 (("acme", ACME_KEY), ("globex", GLOBEX_KEY), ("night", NIGHT_KEY)))
+    keys = {f"{t}-key": ApiKeySettings(t, hash_key(k)) for t, k in
+            (("acme", ACME_KEY), ("globex", GLOBEX_KEY), ("night", NIGHT_KEY))}
     app = make_app(store, GateMetrics(), {"agi": False, "esl": False})
-    install_api(app, ApiContext.of(gate, ledger, ApiConfig(enabled=True, keys=keys)))
+    install_api(app, ApiContext.of(gate, ledger, ApiSettings(enabled=True, keys=keys)))
     client = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()
     try:

@@ -9,9 +9,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from dncgate.config import ConfigError, load
 from dncgate.http import make_app
 from dncgate.metrics import GateMetrics
+from dncgate.settings import ConfigError, load
 
 
 class Store:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from dncgate.consent.config import ConsentConfig
 from dncgate.consent.ledger import Ledger
 from dncgate.consent.model import Action, Channel, Evidence, LedgerEvent
+from dncgate.settings import ConsentSettings
 from dncgate.store.protocol import ListStore
 from tests.conftest import RedisServer
 
@@ -38,7 +38,7 @@ class Backend:
 @pytest.fixture(params=["sqlite", "redis"])
 async def backend(request: pytest.FixtureRequest, tmp_path: Path, redis_server: RedisServer) -> AsyncIterator[Backend]:
     clock = Clock()
-    config = ConsentConfig()
+    config = ConsentSettings()
     store: ListStore
     ledger: Ledger
     if request.param == "sqlite":

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from dncgate.api.config import hash_key
+from dncgate.api.keys import hash_key
 from dncgate.cli import main
-from dncgate.config import ConfigError, load
-from dncgate.consent.config import ConsentConfig
 from dncgate.consent.model import Action
 from dncgate.hours import Window
+from dncgate.settings import ConfigError, ConsentSettings, load
 from dncgate.store.sqlite.ledger import SqliteLedger
 from tests.consent.conftest import event
 
@@ -26,7 +25,7 @@ def _config(tmp_path: Path, extra: str = "") -> Path:
 
 
 async def _fill(tmp_path: Path) -> None:
-    ledger = SqliteLedger(tmp_path / "db.sqlite3", ConsentConfig(), clock=lambda: datetime(2025, 1, 2, tzinfo=UTC))
+    ledger = SqliteLedger(tmp_path / "db.sqlite3", ConsentSettings(), clock=lambda: datetime(2025, 1, 2, tzinfo=UTC))
     try:
         await ledger.append(event(Action.GRANT))
         await ledger.append(event(Action.DECLINE, categories=("food",)))
@@ -66,8 +65,8 @@ def test_api_key_new_prints_only_a_hash_for_the_config(tmp_path: Path, capsys: p
     assert key not in captured.out
     config = load(_config(tmp_path, "[api]\nenabled = true\n" + captured.out))
     assert config.api.enabled
-    assert config.api.keys[0].sha256 == hash_key(key)
-    assert config.api.keys[0].tenant == "acme"
+    assert next(iter(config.api.keys.values())).sha256 == hash_key(key)
+    assert next(iter(config.api.keys.values())).tenant == "acme"
 
 
 def test_hours_consent_and_api_settings(tmp_path: Path) -> None:
@@ -93,7 +92,7 @@ retention_months = 12
     assert hours.holidays == frozenset({date(2026, 10, 1)})
     assert hours.zone_overrides == (("86991", ("Asia/Urumqi",)),)
     assert config.tenants["off"].hours is None
-    assert config.consent == ConsentConfig(("finance", "games"), 12)
+    assert config.consent == ConsentSettings(("finance", "games"), 12)
     default = load(None, {})
     assert default.tenants["default"].hours is not None  # on by default, 08:00-21:00
     assert default.consent.retention_months == 5

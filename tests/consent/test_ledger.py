@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from dncgate.consent.config import ConsentConfig
 from dncgate.consent.ledger import ChainPoint
 from dncgate.consent.model import GENESIS, Action, ConsentState, LedgerError, LedgerEvent, chain_hash
 from dncgate.model import ConsentStatus
+from dncgate.settings import ConsentSettings
 from dncgate.store.errors import StoreCorrupt
 from dncgate.store.redis import ledger_keys
 from dncgate.store.sqlite.ledger import SqliteLedger
@@ -172,7 +172,7 @@ async def test_purge_is_refused_inside_retention_and_recorded_after_it(backend: 
 
 
 async def test_sqlite_history_cannot_be_edited_or_deleted_inside_retention(tmp_path: Path) -> None:
-    ledger = SqliteLedger(tmp_path / "ledger.sqlite3", ConsentConfig())
+    ledger = SqliteLedger(tmp_path / "ledger.sqlite3", ConsentSettings())
     try:
         await ledger.append(event(Action.GRANT))
     finally:

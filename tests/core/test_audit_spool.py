@@ -15,10 +15,10 @@ from structlog.testing import capture_logs
 from dncgate.audit import AuditSink
 from dncgate.audit_record import AuditRecord
 from dncgate.audit_spool import AuditSpool, SpoolError, open_spool
-from dncgate.config import ConfigError, load
 from dncgate.gate import CheckRequest, Gate
 from dncgate.model import TenantPolicy
 from dncgate.numbers import DialPlan
+from dncgate.settings import ConfigError, load
 from dncgate.store.sqlite import SqliteListStore
 
 TENANTS = {"default": TenantPolicy(name="default", dial_plan=DialPlan(region="CN"))}

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from pathlib import Path
 
+import msgspec
 import pytest
 
-from dncgate.config import ConfigError, load
-from dncgate.esl.check import EslCheckSettings
 from dncgate.model import FailureAction, ListPolicy, Mode, Purpose
+from dncgate.settings import ConfigError, EslSettings, load
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -134,7 +133,7 @@ def test_missing_file(tmp_path: Path) -> None:
 
 
 def test_esl_handler_keys(tmp_path: Path) -> None:
-    assert load(None, environ={}).esl_handler.overrides() == {}  # the handler keeps its own defaults
+    assert load(None, environ={}).esl == EslSettings()  # the handler's defaults
     path = write(tmp_path, """
 [esl]
 enabled = true
@@ -148,12 +147,13 @@ playback_deadline_s = 12.5
 """)
     config = load(path, environ={"DNCGATE_ESL__SOUND_EXT": "sln16", "DNCGATE_ESL__SETTLE_DEADLINE_S": "1"})
     assert config.esl.enabled is True
-    assert config.esl_handler.overrides() == {
+    assert msgspec.structs.asdict(config.esl) == {
+        "enabled": True, "host": "127.0.0.1", "port": 8084, "max_sessions": 512,
         "strip_prefix": "8", "transfer_to": "dnc_ok_{number} XML {context}", "sounds_dir": "/srv/fs/sounds",
         "sound_ext": "sln16", "announce": False, "sip_reason": "", "fallback_sip_code": 607,
         "playback_deadline": 12.5, "settle_deadline": 1.0,
     }
-    settings = replace(EslCheckSettings(), **config.esl_handler.overrides())  # what serve does
+    settings = config.esl  # what serve hands the handler
     assert (settings.fallback_sip_code, settings.playback_deadline, settings.settle_deadline) == (607, 12.5, 1.0)
 
 
@@ -173,10 +173,10 @@ def test_esl_handler_keys_are_checked(tmp_path: Path, line: str, message: str) -
 
 def test_ivr_keys(tmp_path: Path) -> None:
     defaults = load(None, environ={}).ivr
-    assert (defaults.menu.digit_timeout, defaults.call_deadline, defaults.ledger_deadline) == (6.0, 600.0, 2.0)
+    assert (defaults.digit_timeout, defaults.call_deadline, defaults.ledger_deadline) == (6.0, 600.0, 2.0)
     path = write(tmp_path, "[ivr]\ndigit_timeout_s = 4.5\nmax_failures = 2\nmax_asks = 12\nledger_deadline_ms = 500\n")
     ivr = load(path, environ={"DNCGATE_IVR__CALL_DEADLINE_S": "120"}).ivr
-    assert (ivr.menu.digit_timeout, ivr.menu.max_failures, ivr.menu.max_asks) == (4.5, 2, 12)
+    assert (ivr.digit_timeout, ivr.max_failures, ivr.max_asks) == (4.5, 2, 12)
     assert (ivr.call_deadline, ivr.ledger_deadline) == (120.0, 0.5)
 
 

@@ -6,10 +6,10 @@ import asyncio
 import time
 from pathlib import Path
 
-from dncgate.config import GateConfig, ListenConfig, StoreConfig
 from dncgate.model import TenantPolicy
 from dncgate.numbers import DialPlan
 from dncgate.service import AUDIT_GRACE, SHUTDOWN_GRACE
+from dncgate.settings import AgiSettings, EslSettings, HttpServerSettings, Settings, StoreSettings
 from tests.conftest import serving
 
 HEADER = (
@@ -20,11 +20,11 @@ HEADER = (
 
 
 async def test_doors_close_together_within_the_shutdown_bound(tmp_path: Path) -> None:
-    config = GateConfig(
-        source="test", store=StoreConfig(path=tmp_path / "serve.sqlite3"),
+    config = Settings(
+        source="test", store=StoreSettings(path=tmp_path / "serve.sqlite3"),
         tenants={"default": TenantPolicy(name="default", dial_plan=DialPlan(region="US"))},
-        agi=ListenConfig(True, "127.0.0.1", 0), esl=ListenConfig(True, "127.0.0.1", 0),
-        http=ListenConfig(True, "127.0.0.1", 0),
+        agi=AgiSettings(enabled=True, port=0), esl=EslSettings(enabled=True, port=0),
+        http=HttpServerSettings(enabled=True, port=0),
     )
     writers: list[asyncio.StreamWriter] = []
     try:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from dncgate.config import load
 from dncgate.events import CallRecord
+from dncgate.settings import load
 from tests.conftest import RedisServer, serving
 from tests.e2e.gate_process import CLEAR, LISTED, STANDARD_LISTS, gate_config, load_lists
 from tests.e2e.lab import AsteriskLab

@@ -20,12 +20,12 @@ from esl_helpers import fixture_bytes, transcript_steps, uuid_sequence
 from fake_freeswitch import CallTrace, FakeFreeSwitch, connect_reply, with_destination, with_variables
 
 from dncgate.audit import AuditSink
-from dncgate.config import EslHandlerConfig, GateConfig, ListenConfig, StoreConfig
-from dncgate.esl.check import EslCheckSettings, _multiset_arg, esl_check_handler, reject_guard_delay
+from dncgate.esl.check import _multiset_arg, esl_check_handler, reject_guard_delay
 from dncgate.esl.outbound import OutboundConfig, OutboundServer, OutboundSession
 from dncgate.gate import Gate
 from dncgate.model import Facts, Mode, Purpose, TenantPolicy
 from dncgate.numbers import DialPlan
+from dncgate.settings import AgiSettings, EslSettings, HttpServerSettings, Settings, StoreSettings
 from dncgate.store.errors import StoreUnavailable
 from dncgate.store.sqlite import SqliteListStore
 from tests.conftest import serving
@@ -42,9 +42,9 @@ TENANTS = {
     "watch": TenantPolicy(name="watch", dial_plan=DialPlan(region="US"), mode=Mode.MONITOR),
     "svc": TenantPolicy(name="svc", dial_plan=DialPlan(region="US"), default_purpose=Purpose.SERVICE),
 }
-SETTINGS = EslCheckSettings(strip_prefix="8", sounds_dir=SOUNDS)
+SETTINGS = EslSettings(strip_prefix="8", sounds_dir=SOUNDS)
 # The recorded lab layout: ``transfer dnc_ok_<number> XML public``.
-LAB = EslCheckSettings(strip_prefix="8", sounds_dir=SOUNDS, transfer_to="dnc_ok_{number} XML {context}")
+LAB = EslSettings(strip_prefix="8", sounds_dir=SOUNDS, transfer_to="dnc_ok_{number} XML {context}")
 
 ALLOW_REPLY = connect_reply("outbound_1_85551003")  # fail-closed layout, destination 85551003
 REJECT_REPLY = connect_reply("outbound_2_85550001")  # fail-closed layout, destination 85550001
@@ -63,7 +63,7 @@ class Lab:
     async def call(
         self,
         reply: bytes,
-        settings: EslCheckSettings = SETTINGS,
+        settings: EslSettings = SETTINGS,
         *,
         peer: FakeFreeSwitch | None = None,
         uuids: tuple[str, ...] = (),
@@ -122,7 +122,7 @@ def multiset(trace: CallTrace) -> dict[str, str]:
 REJECT_UUID = "3753a4b6-7830-45ee-9088-df11de005f1d"  # Unique-ID of REJECT_REPLY
 
 
-def guard(final: str, settings: EslCheckSettings = SETTINGS, uuid: str = REJECT_UUID) -> str:
+def guard(final: str, settings: EslSettings = SETTINGS, uuid: str = REJECT_UUID) -> str:
     """The switch-side bound sent before the announcement: sched_hangup with the reject's cause."""
     cause = final.split(" ")[1] if final.startswith("hangup ") else "CALL_REJECTED"
     return f"api sched_hangup +{reject_guard_delay(settings)} {uuid} {cause}"
@@ -170,7 +170,7 @@ async def test_reject_sendmsg_bytes_match_the_recording(lab: Lab) -> None:
     """pre_answer / playback / hangup frames are byte-identical to the recorded 603 session."""
     recorded = [s.data for s in transcript_steps("outbound_2_85550001") if s.direction == "tx"]
     pre_answer, playback, hangup = recorded[-3:]
-    settings = EslCheckSettings(strip_prefix="8", sounds_dir="/srv/lab-fs/sounds")
+    settings = EslSettings(strip_prefix="8", sounds_dir="/srv/lab-fs/sounds")
     reply = with_destination(REJECT_REPLY, "8" + LISTED)
     uuids = ("multiset-uuid", "e3b743e5-6b29-48b1-9715-3fe2eb319102", "1cbc954c-5980-439d-9975-9fe7f5d79076")
     received = bytearray()
@@ -207,7 +207,7 @@ async def test_reject_without_an_announcement_file(lab: Lab) -> None:
 
 async def test_announcement_can_be_switched_off(lab: Lab) -> None:
     reply = with_destination(REJECT_REPLY, "8" + LISTED)
-    trace, _ = await lab.call(reply, EslCheckSettings(strip_prefix="8", announce=False))
+    trace, _ = await lab.call(reply, EslSettings(strip_prefix="8", announce=False))
     assert shorts(trace) == ["myevents", "execute multiset", "hangup CALL_REJECTED"]
 
 
@@ -375,7 +375,7 @@ async def test_stalled_freeswitch_times_out_without_allowing(lab: Lab) -> None:
 async def test_unconfirmed_transfer_is_logged(lab: Lab) -> None:
     """+OK for the transfer but no CHANNEL_EXECUTE_COMPLETE within the settle deadline."""
     reply = with_destination(ALLOW_REPLY, "8" + CLEAR)
-    settings = EslCheckSettings(strip_prefix="8", settle_deadline=0.1)
+    settings = EslSettings(strip_prefix="8", settle_deadline=0.1)
     peer = _NoCompleteFor(reply, "transfer")
     trace, logs = await lab.call(reply, settings, peer=peer)
     assert trace.shorts()[-1] == f"execute transfer {CLEAR} XML dncgate_allowed"
@@ -426,12 +426,12 @@ def test_multiset_argument_forms() -> None:
         _multiset_arg({"a": "${x}"})
 
 
-def esl_only(tmp_path: Path, handler: EslHandlerConfig | None = None) -> GateConfig:
+def esl_only(tmp_path: Path, esl: EslSettings | None = None) -> Settings:
     """serve's configuration with the ESL door alone on a loopback port, on a SQLite store."""
-    return GateConfig(
-        source="test", store=StoreConfig(path=tmp_path / "serve.sqlite3"), tenants=TENANTS,
-        agi=ListenConfig(False, "127.0.0.1", 0), http=ListenConfig(False, "127.0.0.1", 0),
-        esl=ListenConfig(True, "127.0.0.1", 0), esl_handler=handler or EslHandlerConfig(),
+    return Settings(
+        source="test", store=StoreSettings(path=tmp_path / "serve.sqlite3"), tenants=TENANTS,
+        agi=AgiSettings(enabled=False, port=0), http=HttpServerSettings(enabled=False, port=0),
+        esl=esl or EslSettings(enabled=True, port=0),
     )
 
 
@@ -444,7 +444,7 @@ async def test_serve_starts_the_esl_door(tmp_path: Path) -> None:
 
 
 async def test_serve_applies_the_esl_handler_keys_of_the_config(tmp_path: Path) -> None:
-    handler = EslHandlerConfig(strip_prefix="8", transfer_to="dnc_ok_{number} XML {context}")
+    handler = EslSettings(enabled=True, port=0, strip_prefix="8", transfer_to="dnc_ok_{number} XML {context}")
     async with serving(esl_only(tmp_path, handler)) as running:
         assert running.esl_port
         trace = await FakeFreeSwitch(with_destination(ALLOW_REPLY, "8" + CLEAR)).call(running.esl_port)

@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 from fake_freeswitch import DIALPLAN, STUCK, FakeFreeSwitch, with_destination, with_variables
 
-from dncgate.esl.check import EslCheckSettings, reject_guard_delay
+from dncgate.esl.check import reject_guard_delay
 from dncgate.esl.outbound import OutboundSession
+from dncgate.settings import EslSettings
 from dncgate.store.sqlite import SqliteListStore
 from tests.esl.test_check import (
     DECLINED,
@@ -35,7 +36,7 @@ from tests.esl.test_check import (
     shorts,
 )
 
-QUICK = EslCheckSettings(strip_prefix="8", sounds_dir=SOUNDS, playback_deadline=0.05, settle_deadline=0.05)
+QUICK = EslSettings(strip_prefix="8", sounds_dir=SOUNDS, playback_deadline=0.05, settle_deadline=0.05)
 CASES = [("default", "CALL_REJECTED", 603), ("unwanted", "UNWANTED", 607), ("rejected", "CALL_REJECTED", 608)]
 
 
@@ -84,7 +85,7 @@ async def test_blocked_announcement_is_cut_through_the_api(lab: Lab, tenant: str
 async def test_switch_side_guard_ends_the_call_when_the_gate_is_gone(lab: Lab, tenant: str, cause: str,
                                                                       code: int) -> None:
     """The gate's session ends (deadline, crash) while the playback blocks: sched_hangup ends it."""
-    settings = EslCheckSettings(strip_prefix="8", sounds_dir=SOUNDS)  # default deadlines
+    settings = EslSettings(strip_prefix="8", sounds_dir=SOUNDS)  # default deadlines
     trace, logs = await lab.call(listed(tenant), settings, peer=FakeFreeSwitch(listed(tenant), media_timer=False),
                                  session_deadline=0.2)
     assert one(logs, "esl.session.closed")["outcome"] == "timeout"
@@ -94,14 +95,14 @@ async def test_switch_side_guard_ends_the_call_when_the_gate_is_gone(lab: Lab, t
 
 
 def test_the_guard_fires_after_the_gate_has_given_up() -> None:
-    defaults = EslCheckSettings()
+    defaults = EslSettings()
     assert reject_guard_delay(defaults) > defaults.playback_deadline + 2 * defaults.settle_deadline
-    assert reject_guard_delay(EslCheckSettings(announce=False)) > 2 * defaults.settle_deadline
+    assert reject_guard_delay(EslSettings(announce=False)) > 2 * defaults.settle_deadline
 
 
 async def test_hangup_not_seen_within_the_settle_deadline_is_forced(lab: Lab) -> None:
     """Any hangup that does not take effect (here: the channel is stuck after multiset) is forced."""
-    settings = EslCheckSettings(strip_prefix="8", announce=False, settle_deadline=0.05)
+    settings = EslSettings(strip_prefix="8", announce=False, settle_deadline=0.05)
     trace, logs = await lab.call(listed("unwanted"), settings, peer=FakeFreeSwitch(listed("unwanted"),
                                                                                    blocks_on="multiset"))
     assert shorts(trace) == ["myevents", "execute multiset", "hangup UNWANTED", f"api uuid_kill {REJECT_UUID} UNWANTED"]

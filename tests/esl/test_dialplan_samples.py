@@ -1,6 +1,6 @@
 """The shipped FreeSWITCH samples (dialplan/freeswitch/) hold together and match the gate's bounds.
 
-Parsed as XML; the bounds come from the code (EslCheckSettings' defaults, the IVR's call deadline),
+Parsed as XML; the bounds come from the code (EslSettings' defaults, the IVR's call deadline),
 never from a copy.  The park test plays what a real FreeSWITCH 1.11.1 did with a socket closed
 before ``connect`` (real-switch-facts.md): the call stays parked unless park_timeout ends it.
 """
@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from fake_freeswitch import PARKED, FakeFreeSwitch, connect_reply
 
-from dncgate.esl.check import EslCheckSettings, reject_deadline, reject_guard_delay
-from dncgate.ivr.settings import CALL_DEADLINE_S
+from dncgate.esl.check import reject_deadline, reject_guard_delay
+from dncgate.settings import EslSettings, IvrSettings
 
 SAMPLES = Path(__file__).resolve().parents[2] / "dialplan" / "freeswitch"
 
@@ -55,7 +55,7 @@ def test_dialer_profile_has_a_media_timer() -> None:
 
 
 def test_check_park_timeout_outlasts_the_gates_reject() -> None:
-    defaults = EslCheckSettings()
+    defaults = EslSettings()
     bounds = park_timeouts("dncgate.xml")
     assert len(bounds) == 2  # the fail-closed check and the service fail-open
     for seconds, cause in bounds:
@@ -67,7 +67,7 @@ def test_check_park_timeout_outlasts_the_gates_reject() -> None:
 
 def test_ivr_park_timeout_outlasts_the_ivr_call() -> None:
     ((seconds, cause),) = park_timeouts("dncgate_ivr.xml")
-    assert seconds > CALL_DEADLINE_S
+    assert seconds > IvrSettings().call_deadline
     assert cause == "NORMAL_CLEARING"
 
 

@@ -11,13 +11,12 @@ import pytest
 import structlog
 
 from dncgate.audit import AuditSink
-from dncgate.consent.config import ConsentConfig
 from dncgate.consent.model import Action, Channel, Evidence, LedgerEvent
 from dncgate.gate import CheckRequest, Gate
-from dncgate.ivr.flow import IvrSettings
 from dncgate.ivr.runner import IvrContext
 from dncgate.model import Originator, TenantPolicy
 from dncgate.numbers import DialPlan
+from dncgate.settings import ConsentSettings, IvrSettings
 from dncgate.store.sqlite import SqliteListStore
 from dncgate.store.sqlite.ledger import SqliteLedger
 
@@ -58,7 +57,7 @@ async def ivr_lab(tmp_path: Path) -> AsyncIterator[IvrLab]:
     path = tmp_path / "ivr.sqlite3"
     store = SqliteListStore(path)
     await store.replace_list("national", [12015550123])
-    ledger = SqliteLedger(path, ConsentConfig())
+    ledger = SqliteLedger(path, ConsentSettings())
     audit = AuditSink(store)
     audit.start()
     gate = Gate(TENANTS, store, audit)

@@ -266,7 +266,7 @@ async def test_check_is_unchanged_on_the_same_server(agi: AgiServer) -> None:
 
 
 async def test_serve_applies_the_ivr_keys_of_the_config(tmp_path: Path) -> None:
-    from dncgate.config import load
+    from dncgate.settings import load
 
     toml = tmp_path / "dncgate.toml"
     toml.write_text(f"""

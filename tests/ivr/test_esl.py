@@ -18,9 +18,10 @@ import pytest
 import structlog
 
 from dncgate.consent.model import Action, Channel
-from dncgate.esl.check import EslCheckSettings, esl_check_handler
+from dncgate.esl.check import esl_check_handler
 from dncgate.esl.outbound import OutboundConfig, OutboundServer
 from dncgate.ivr.esl import ivr_esl_handler, with_esl_ivr
+from dncgate.settings import EslSettings
 from tests.esl.fake_freeswitch import (
     _DISCONNECT,
     CallTrace,
@@ -80,7 +81,7 @@ class EslLab:
     lab: IvrLab
 
     async def call(self, peer: FakeFreeSwitch) -> tuple[CallTrace, list[dict[str, Any]]]:
-        handler = with_esl_ivr(esl_check_handler(self.lab.gate, EslCheckSettings(strip_prefix="8", sounds_dir=SOUNDS)),
+        handler = with_esl_ivr(esl_check_handler(self.lab.gate, EslSettings(strip_prefix="8", sounds_dir=SOUNDS)),
                                ivr_esl_handler(self.lab.ctx, SOUNDS))
         config = OutboundConfig(port=0, connect_deadline=2.0, command_deadline=2.0, event_deadline=2.0)
         with structlog.testing.capture_logs() as logs:

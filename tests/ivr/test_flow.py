@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from dncgate.consent.config import DEFAULT_TAXONOMY
 from dncgate.consent.model import Action
 from dncgate.ivr.flow import (
     Ask,
@@ -17,7 +16,6 @@ from dncgate.ivr.flow import (
     End,
     Hangup,
     IvrFlow,
-    IvrSettings,
     Load,
     Save,
     Say,
@@ -25,6 +23,7 @@ from dncgate.ivr.flow import (
     Step,
     spell,
 )
+from dncgate.settings import DEFAULT_TAXONOMY, IvrSettings
 
 CATS = tuple(DEFAULT_TAXONOMY)
 ME = Caller("+12015550188")

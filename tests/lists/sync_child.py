@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from dncgate.lists.sources import DropDirSource
-from dncgate.lists.sync import Syncer, SyncSettings
+from dncgate.lists.sync import Syncer, SyncJob
 from dncgate.store.protocol import ListStore
 
 
@@ -26,7 +26,7 @@ async def main(backend: str, target: str, drop: str, workdir: str) -> None:
         print(f"progress {n}", flush=True)
 
     try:
-        await Syncer(store, DropDirSource(Path(drop)), SyncSettings(workdir=Path(workdir))).sync_once(progress=progress)
+        await Syncer(store, DropDirSource(Path(drop)), SyncJob(workdir=Path(workdir))).sync_once(progress=progress)
         print("done", flush=True)
     finally:
         await store.close()

@@ -12,7 +12,7 @@ from aiohttp import web
 from dncgate.lists.feed import FeedPublisher, FeedServer
 from dncgate.lists.manifest import file_entry
 from dncgate.lists.sources import DropDirSource, HttpSettings, HttpSource, SourceError
-from dncgate.lists.sync import Syncer, SyncError, SyncSettings
+from dncgate.lists.sync import Syncer, SyncError, SyncJob
 from dncgate.store.protocol import ListStore
 from dncgate.store.sqlite import SqliteListStore
 from tests.lists.sync_helpers import numbers, write_delta, write_manifest, write_snapshot
@@ -29,7 +29,7 @@ async def test_reseller_syncs_from_the_carrier_exactly_as_from_the_national_plat
     """Carrier: national drop directory -> its store (either backend) + feed; reseller: SQLite via HTTP."""
     drop, feed_dir = tmp_path / "national-drop", tmp_path / "feed"
     drop.mkdir()
-    carrier = Syncer(any_store, DropDirSource(drop), SyncSettings(workdir=tmp_path / "cw"),
+    carrier = Syncer(any_store, DropDirSource(drop), SyncJob(workdir=tmp_path / "cw"),
                      publisher=FeedPublisher(feed_dir, "national"))
     write_manifest(drop, write_snapshot(drop, 40, numbers(0, 300)),
                    [write_delta(drop, 41, adds=numbers(300, 3), removes=numbers(0, 1))], name="1.manifest.json")
@@ -38,7 +38,7 @@ async def test_reseller_syncs_from_the_carrier_exactly_as_from_the_national_plat
     await server.start()
     reseller_store = SqliteListStore(tmp_path / "reseller.sqlite3")
     source = HttpSource(HttpSettings(server.url, auth_header="Authorization: Bearer token-b"))
-    reseller = Syncer(reseller_store, source, SyncSettings(workdir=tmp_path / "rw"))
+    reseller = Syncer(reseller_store, source, SyncJob(workdir=tmp_path / "rw"))
     try:
         first = await reseller.sync_once()
         assert (first.snapshot, first.deltas, first.sequence) == (40, [41], 41)
@@ -61,7 +61,7 @@ async def test_reseller_syncs_from_the_carrier_exactly_as_from_the_national_plat
         assert await _listed(reseller_store, numbers(900, 1) + numbers(1, 1)) == [True, False]
         # A wrong token is refused with a clear error, never a traceback.
         intruder = Syncer(SqliteListStore(tmp_path / "x.sqlite3"), HttpSource(HttpSettings(
-            server.url, auth_header="Authorization: Bearer nope")), SyncSettings(workdir=tmp_path / "xw"))
+            server.url, auth_header="Authorization: Bearer nope")), SyncJob(workdir=tmp_path / "xw"))
         with pytest.raises(SyncError, match="not authorised") as caught:
             await intruder.sync_once()
         assert caught.value.cause == "source"
@@ -99,7 +99,7 @@ async def test_interrupted_download_resumes_with_a_range_request(tmp_path: Path)
     source = HttpSource(HttpSettings(f"http://127.0.0.1:{port}/"))
     store = SqliteListStore(tmp_path / "s.sqlite3")
     try:
-        report = await Syncer(store, source, SyncSettings(workdir=workdir)).sync_once()
+        report = await Syncer(store, source, SyncJob(workdir=workdir)).sync_once()
         assert report.loaded == 20000
         assert f"bytes={len(data) // 2}-" in seen
         assert (workdir / f"{entry.sha256[:16]}-{entry.file}").read_bytes() == data
@@ -108,10 +108,10 @@ async def test_interrupted_download_resumes_with_a_range_request(tmp_path: Path)
         write_manifest(served, entry2, [])
         (workdir / f"{entry2.sha256[:16]}-{entry2.file}.part").write_bytes(b"garbage" * 100)
         with pytest.raises(SyncError) as caught:
-            await Syncer(store, source, SyncSettings(workdir=workdir)).sync_once()
+            await Syncer(store, source, SyncJob(workdir=workdir)).sync_once()
         assert caught.value.cause == "integrity"
         assert not (workdir / f"{entry2.sha256[:16]}-{entry2.file}.part").exists()
-        assert (await Syncer(store, source, SyncSettings(workdir=workdir)).sync_once()).snapshot == 8
+        assert (await Syncer(store, source, SyncJob(workdir=workdir)).sync_once()).snapshot == 8
     finally:
         await source.close()
         await store.close()
@@ -135,7 +135,7 @@ async def test_client_certificate_over_tls(tmp_path: Path) -> None:
     try:
         with pytest.raises(SourceError):
             await without.manifest({})
-        report = await Syncer(store, with_cert, SyncSettings(workdir=tmp_path / "w")).sync_once()
+        report = await Syncer(store, with_cert, SyncJob(workdir=tmp_path / "w")).sync_once()
         assert (report.snapshot, report.loaded) == (3, 50)
     finally:
         await with_cert.close()

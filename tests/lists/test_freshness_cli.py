@@ -15,7 +15,7 @@ from dncgate.cli import main
 from dncgate.gate import CheckRequest, Gate
 from dncgate.lists.freshness import ListFreshness
 from dncgate.lists.sources import DropDirSource
-from dncgate.lists.sync import Syncer, SyncError, SyncSettings
+from dncgate.lists.sync import Syncer, SyncError, SyncJob
 from dncgate.lists.sync_metrics import SyncMetrics
 from dncgate.model import Reason, StaleAction, TenantPolicy
 from dncgate.numbers import DialPlan
@@ -48,7 +48,7 @@ async def test_stale_list_rejects_marketing_for_tenants_that_chose_reject(tmp_pa
         unknown = await gate.check(CheckRequest("+12015559999", "cli", tenant="strict"), log)
         assert unknown.decision.reason is Reason.LIST_STALE  # never synced: unknown age counts as stale
         write_manifest(drop, write_snapshot(drop, 1, numbers(0, 10)), name="1.manifest.json")
-        await Syncer(store, DropDirSource(drop), SyncSettings(workdir=tmp_path / "w"), observer=metrics).sync_once()
+        await Syncer(store, DropDirSource(drop), SyncJob(workdir=tmp_path / "w"), observer=metrics).sync_once()
         await freshness.refresh()
         clear = await gate.check(CheckRequest("+12015559999", "cli", tenant="strict"), log)
         listed = await gate.check(CheckRequest(f"+{numbers(0, 1)[0]}", "cli", tenant="strict"), log)
@@ -72,7 +72,7 @@ async def test_stale_list_rejects_marketing_for_tenants_that_chose_reject(tmp_pa
         # A failed sync is counted by cause.
         write_manifest(drop, None, [], name="2.manifest.json", list_name="tenant:x")
         with pytest.raises(SyncError):
-            await Syncer(store, DropDirSource(drop), SyncSettings(workdir=tmp_path / "w"), observer=metrics).sync_once()
+            await Syncer(store, DropDirSource(drop), SyncJob(workdir=tmp_path / "w"), observer=metrics).sync_once()
         assert 'dncgate_sync_failures_total{cause="manifest",list="national"} 1.0' in generate_latest(registry).decode()
     finally:
         await audit.close()

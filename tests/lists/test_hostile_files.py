@@ -14,7 +14,7 @@ from dncgate.cli import main
 from dncgate.lists.formats import Entry, ListFileError, read_entries
 from dncgate.lists.manifest import file_entry
 from dncgate.lists.sources import DropDirSource
-from dncgate.lists.sync import Syncer, SyncError, SyncReport, SyncSettings
+from dncgate.lists.sync import Syncer, SyncError, SyncJob, SyncReport
 from dncgate.store.sqlite import SqliteListStore
 from tests.lists.sync_helpers import numbers, write_manifest, write_snapshot
 
@@ -97,7 +97,7 @@ async def test_lists_sync_counts_a_failed_sync_and_keeps_the_live_list(tmp_path:
     drop.mkdir()
     store = SqliteListStore(tmp_path / "gate.sqlite3")
     observer = Observer()
-    syncer = Syncer(store, DropDirSource(drop), SyncSettings(workdir=tmp_path / "w"), observer=observer)
+    syncer = Syncer(store, DropDirSource(drop), SyncJob(workdir=tmp_path / "w"), observer=observer)
     try:
         write_manifest(drop, write_snapshot(drop, 1, numbers(0, 10)), name="1.manifest.json")
         await syncer.sync_once()

@@ -6,9 +6,10 @@ import asyncio
 import time
 from pathlib import Path
 
-from dncgate.config import load
+from dncgate.lists.freshness import ListFreshness
 from dncgate.lists.runner import start_services, stop_services, sync_command
 from dncgate.lists.sync import FAILURE_CAUSES, SyncReport, cause_of_exit, exit_code_of
+from dncgate.settings import load
 from dncgate.store.sqlite import SqliteListStore
 from tests.lists.sync_helpers import numbers, write_manifest, write_snapshot
 
@@ -53,7 +54,7 @@ async def test_periodic_sync_loads_in_a_child_while_the_loop_stays_responsive(tm
     assert sync_command(config)[-6:] == ["--config", str(config.path), "lists", "sync", "--nice", "10"]
     store = SqliteListStore(config.store.path)
     observer = RecordingObserver()
-    services = await start_services(config, store, observer)
+    services = await start_services(config, store, ListFreshness(store, config.tenants), observer)
     try:
         # While the child parses and loads, this loop is never held for long.
         worst, deadline = 0.0, time.monotonic() + 60
@@ -96,7 +97,7 @@ async def test_an_isolated_sync_that_fails_is_counted_by_its_cause(tmp_path: Pat
     config = load(config_file(tmp_path, drop), environ={})
     store = SqliteListStore(config.store.path)
     observer = RecordingObserver()
-    services = await start_services(config, store, observer)
+    services = await start_services(config, store, ListFreshness(store, config.tenants), observer)
     try:
         async with asyncio.timeout(60):
             while not observer.failures:  # noqa: ASYNC110 - polling what the parent reported

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from dncgate.consent.config import ConsentConfig
 from dncgate.consent.model import Action, Channel, Evidence, LedgerEvent
 from dncgate.lists.registrations import forward_once
 from dncgate.lists.upstream import Outbox
+from dncgate.settings import ConsentSettings
 from dncgate.store.sqlite.ledger import SqliteLedger
 
 CALLEE = "+8613800138000"
@@ -19,7 +19,7 @@ CALLEE = "+8613800138000"
 
 @pytest.fixture
 async def parts(tmp_path: Path) -> AsyncIterator[tuple[SqliteLedger, Outbox]]:
-    ledger = SqliteLedger(tmp_path / "ledger.sqlite3", ConsentConfig())
+    ledger = SqliteLedger(tmp_path / "ledger.sqlite3", ConsentSettings())
     outbox = Outbox(tmp_path / "outbox.sqlite3", region="CN")
     try:
         yield ledger, outbox

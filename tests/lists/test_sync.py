@@ -9,7 +9,7 @@ import pytest
 
 from dncgate.lists.manifest import load_public_key, public_key_of
 from dncgate.lists.sources import DropDirSource
-from dncgate.lists.sync import Syncer, SyncError, SyncSettings
+from dncgate.lists.sync import Syncer, SyncError, SyncJob
 from dncgate.store.protocol import ListStore
 from tests.lists.sync_helpers import numbers, write_delta, write_manifest, write_snapshot
 
@@ -19,7 +19,7 @@ async def _listed(store: ListStore, items: list[int]) -> list[bool]:
 
 
 def _syncer(store: ListStore, drop: Path, tmp_path: Path, **settings: object) -> Syncer:
-    return Syncer(store, DropDirSource(drop), SyncSettings(workdir=tmp_path / "work", **settings))  # type: ignore[arg-type]
+    return Syncer(store, DropDirSource(drop), SyncJob(workdir=tmp_path / "work", **settings))  # type: ignore[arg-type]
 
 
 async def test_snapshot_then_deltas_in_order_and_files_moved_aside(any_store: ListStore, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from dncgate.lists.sources import DropDirSource
-from dncgate.lists.sync import Syncer, SyncSettings
+from dncgate.lists.sync import Syncer, SyncJob
 from dncgate.store.protocol import ListStore
 from dncgate.store.redis import RedisListStore, RedisSettings
 from dncgate.store.sqlite import SqliteListStore
@@ -40,7 +40,7 @@ async def test_kill_9_mid_load_keeps_the_previous_version_and_the_next_sync_succ
         store = await RedisListStore.connect(RedisSettings(url=target))
     try:
         write_manifest(drop, write_snapshot(drop, 1, old), name="1.manifest.json")
-        await Syncer(store, DropDirSource(drop), SyncSettings(workdir=tmp_path / "w")).sync_once()
+        await Syncer(store, DropDirSource(drop), SyncJob(workdir=tmp_path / "w")).sync_once()
         live = (await store.facts("t", old[0])).national
         assert live is not None
         write_manifest(drop, write_snapshot(drop, 2, new), name="2.manifest.json")
@@ -64,7 +64,7 @@ async def test_kill_9_mid_load_keeps_the_previous_version_and_the_next_sync_succ
         assert (await store.facts("t", new[-1])).national is None
         assert (await store.sync_state("national"))["sequence"] == "1"
         # The drop was not consumed: the next sync loads it.
-        report = await Syncer(store, DropDirSource(drop), SyncSettings(workdir=tmp_path / "w")).sync_once()
+        report = await Syncer(store, DropDirSource(drop), SyncJob(workdir=tmp_path / "w")).sync_once()
         assert (report.snapshot, report.loaded) == (2, len(new))
         assert (await store.facts("t", new[-1])).national is not None
     finally:
@@ -76,7 +76,7 @@ async def test_decisions_during_a_sync_swap_are_all_consistent(any_store: ListSt
     drop.mkdir()
     first, second = set(numbers(0, 40_000)), set(numbers(20_000, 40_000))
     write_manifest(drop, write_snapshot(drop, 1, sorted(first)), name="1.manifest.json")
-    syncer = Syncer(any_store, DropDirSource(drop), SyncSettings(workdir=tmp_path / "w", max_shrink=1.0))
+    syncer = Syncer(any_store, DropDirSource(drop), SyncJob(workdir=tmp_path / "w", max_shrink=1.0))
     await syncer.sync_once()
     v1 = (await any_store.facts("t", numbers(0, 1)[0])).national_version
     probes = numbers(0, 1) + numbers(30_000, 1) + numbers(59_999, 1)  # first only, both, second only
@@ -113,7 +113,7 @@ async def test_old_version_keys_are_freed_after_the_swap(redis_server: RedisServ
     drop = tmp_path / "drop"
     drop.mkdir()
     try:
-        syncer = Syncer(store, DropDirSource(drop), SyncSettings(workdir=tmp_path / "w"))
+        syncer = Syncer(store, DropDirSource(drop), SyncJob(workdir=tmp_path / "w"))
         write_manifest(drop, write_snapshot(drop, 1, numbers(0, 5000)), name="1.manifest.json")
         old = (await syncer.sync_once()).version
         assert [k async for k in client.scan_iter(f"dnc:{{national}}:v{old}:*")]

@@ -16,7 +16,6 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
-from dncgate.consent.config import ConsentConfig
 from dncgate.consent.ledger import ChainPoint, Clock, check_purge, is_upload, purge_record, utc_now
 from dncgate.consent.model import (
     CONSENT_ACTIONS,
@@ -28,6 +27,7 @@ from dncgate.consent.model import (
     fold_preferences,
     validate,
 )
+from dncgate.settings import ConsentSettings
 from dncgate.store.errors import StoreUnavailable
 from dncgate.store.redis import ledger_keys as keys
 from dncgate.store.redis.conn import RedisSettings, make_client, redis_errors
@@ -37,7 +37,7 @@ _PAGE = 500
 
 
 class RedisLedger:
-    def __init__(self, client: Redis, config: ConsentConfig, *, clock: Clock = utc_now,
+    def __init__(self, client: Redis, config: ConsentSettings, *, clock: Clock = utc_now,
                  deadline: float = 5.0) -> None:
         self._r = client
         self.config = config
@@ -45,7 +45,7 @@ class RedisLedger:
         self._deadline = deadline
 
     @classmethod
-    def connect(cls, url: str, config: ConsentConfig, *, clock: Clock = utc_now, timeout: float = 2.0) -> RedisLedger:
+    def connect(cls, url: str, config: ConsentSettings, *, clock: Clock = utc_now, timeout: float = 2.0) -> RedisLedger:
         settings = RedisSettings(url=url, socket_timeout=timeout, connect_timeout=timeout, client_name="dncgate-ledger")
         return cls(make_client(settings), config, clock=clock, deadline=timeout * 3)
 

@@ -15,7 +15,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from dncgate.consent.config import ConsentConfig
 from dncgate.consent.ledger import ChainPoint, Clock, check_purge, is_upload, purge_record, utc_now
 from dncgate.consent.model import (
     CONSENT_ACTIONS,
@@ -29,6 +28,7 @@ from dncgate.consent.model import (
     iso,
     validate,
 )
+from dncgate.settings import ConsentSettings
 from dncgate.store.errors import StoreCorrupt, StoreError, StoreUnavailable
 from dncgate.store.sqlite.schema import CONSENT_SCHEMA
 from dncgate.store.sqlite.tx import write_transaction
@@ -37,7 +37,7 @@ _T = TypeVar("_T")
 
 
 class SqliteLedger:
-    def __init__(self, path: Path | str, config: ConsentConfig, *, clock: Clock = utc_now) -> None:
+    def __init__(self, path: Path | str, config: ConsentSettings, *, clock: Clock = utc_now) -> None:
         self.path = Path(path)
         self.config = config
         self._clock = clock

@@ -1,0 +1,116 @@
+"""The composition root: the one place that opens the store, the consent ledger, the audit sink, the
+national list's freshness and the metrics, and builds the one ``Gate``.
+
+``dncgate serve``, ``dncgate check``, the lists, audit and consent commands, classic AGI's
+in-process decision and the benches all go through ``open_app``, so the same call gets the same
+decision from each: the same tenants, the same store deadline, and the list's age always known
+(``stale_action = "reject"`` needs it). What differs per program is a parameter here, not wiring
+of its own: whether it needs the ledger or metrics, and how its audit sink queues and lingers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import structlog
+
+from dncgate.audit import LINGER, AuditSink
+from dncgate.audit_spool import AuditSpool, open_spool
+from dncgate.gate import Gate
+from dncgate.lists.freshness import ListFreshness
+from dncgate.settings import Settings
+from dncgate.store.errors import StoreError
+from dncgate.store.factory import open_store
+from dncgate.store.protocol import ListStore
+
+if TYPE_CHECKING:  # imported when asked for: classic AGI needs neither (consent.model, prometheus_client)
+    from dncgate.consent.ledger import Ledger
+    from dncgate.metrics import GateMetrics
+
+log = structlog.get_logger("dncgate.app")
+AUDIT_GRACE = 2.0  # what is queued for the audit gets this long to be written on the way out
+FIRST_READ_DEADLINE = 2.0  # the list's freshness, read once at start (serve then keeps it current)
+
+
+@dataclass
+class App:
+    settings: Settings
+    store: ListStore
+    audit: AuditSink
+    freshness: ListFreshness
+    gate: Gate
+    ledger: Ledger | None = None  # when asked for (``open_app(ledger=True)``)
+    metrics: GateMetrics | None = None  # when asked for (``open_app(metrics=True)``)
+
+    def consent_ledger(self) -> Ledger:
+        """The ledger; only for a program that opened it."""
+        if self.ledger is None:
+            raise RuntimeError("open_app(ledger=True) opens the consent ledger")
+        return self.ledger
+
+
+@asynccontextmanager
+async def open_app(
+    settings: Settings, *, ledger: bool = False, metrics: bool = False, spool: bool = False,
+    audit_queue_size: int | None = None, audit_linger: float = LINGER, audit_grace: float = AUDIT_GRACE,
+) -> AsyncIterator[App]:
+    """Everything a program needs to decide calls, opened from ``settings``; closed in reverse on exit.
+
+    ``spool``: the audit's write-ahead spool (``[audit] spool_dir``), for the long-running gate
+    (``serve``): it holds the spool's lock, replays what a killed gate left and spools before each
+    verdict. A short-lived program (``check``, classic AGI) writes its few records directly.
+
+    ``audit_queue_size`` defaults to ``[audit] queue_size``; ``audit_linger`` to the sink's (a process
+    that decides one call and exits passes 0). Raises ``StoreError`` if the store cannot be
+    opened."""
+    async with AsyncExitStack() as stack:
+        audit_spool = open_spool(settings.audit_spool) if spool else None  # a second gate on it stops here
+        store = await _open_store(settings, audit_spool)
+        stack.push_async_callback(store.close)
+        consent = _open_ledger(settings) if ledger else None
+        if consent is not None:
+            stack.push_async_callback(consent.close)
+        audit = AuditSink(store, queue_size=audit_queue_size or settings.audit.queue_size, linger=audit_linger,
+                          spool=audit_spool)
+        audit.start()  # replays what a killed gate left in the spool, then writes the new records
+        stack.push_async_callback(audit.close, timeout=audit_grace)
+        freshness = ListFreshness(store, settings.tenants, list_name=settings.sync.list_name)
+        await _first_read(freshness)
+        gate_metrics = _metrics() if metrics else None
+        gate = Gate(settings.tenants, store, audit, store_deadline=settings.store.timeout, metrics=gate_metrics,
+                    list_age=freshness.age)
+        yield App(settings, store, audit, freshness, gate, consent, gate_metrics)
+
+
+async def _open_store(settings: Settings, audit_spool: AuditSpool | None) -> ListStore:
+    try:
+        return await open_store(settings.store)
+    except BaseException:
+        if audit_spool is not None:  # the audit sink owns it from here on; not yet
+            await audit_spool.close()
+        raise
+
+
+async def _first_read(freshness: ListFreshness) -> None:
+    """The list's age before the first call; if the store cannot say, the age stays unknown (logged)."""
+    try:
+        async with asyncio.timeout(FIRST_READ_DEADLINE):
+            await freshness.refresh()
+    except (StoreError, TimeoutError) as exc:
+        log.warning("list.freshness_unavailable", list_name=freshness.list_name, error=str(exc) or "timeout")
+
+
+def _open_ledger(settings: Settings) -> Ledger:
+    from dncgate.store.factory import open_ledger
+
+    return open_ledger(settings.store, settings.consent)
+
+
+def _metrics() -> GateMetrics:
+    from dncgate.metrics import GateMetrics
+
+    return GateMetrics()

@@ -1,0 +1,34 @@
+"""Which configuration file a program reads, and the FastAGI door's default address.
+
+Standard library only: classic AGI's relay (``dncgate.agi.relay``) imports this on every call
+before it knows whether it will decide in-process, and must stay fast to start. ``dncgate serve``,
+every ``dncgate`` command and ``dncgate-agi`` find their file here, so they read the same one:
+
+1. ``--config FILE`` (commands that take it), else
+2. ``$DNCGATE_CONFIG``, else
+3. ``/etc/dncgate/dncgate.toml`` when that file exists, else
+4. none: built-in defaults (plus ``DNCGATE_*`` environment overrides).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+SYSTEM_CONFIG = "/etc/dncgate/dncgate.toml"
+CONFIG_VARIABLE = "DNCGATE_CONFIG"
+# [agi] host and port when the file sets none (the relay reads them without the settings schema).
+AGI_HOST = "127.0.0.1"
+AGI_PORT = 4573
+
+
+def find_config(explicit: str | None, environ: Mapping[str, str], *, system: str = SYSTEM_CONFIG) -> str | None:
+    """The configuration file to read, or None for built-in defaults.
+
+    ``system`` is the system-wide file's path: a parameter so tests can point it elsewhere."""
+    if explicit:
+        return explicit
+    named = environ.get(CONFIG_VARIABLE, "")
+    if named:
+        return named
+    return system if os.path.isfile(system) else None

@@ -1,0 +1,259 @@
+"""Every table and key of ``dncgate.toml``: its type, its bounds and its default, each written once.
+
+A ``Table`` refuses keys it does not know. A field's Python name may differ from its TOML key
+(``msgspec.field(name=...)``: ``playback_deadline`` is read from ``playback_deadline_s``). Bounds are
+``msgspec.Meta`` on the type; the checks that need more than a type (region codes, placeholders,
+patterns, one key against another) are in ``dncgate.settings.checks``. The tenants' defaults are the
+core's own (``TenantPolicy``, ``DialPlan``, ``CallingHours``): the schema reads them from there.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta, field
+
+from dncgate.config_file import AGI_HOST, AGI_PORT
+from dncgate.hours import CallingHours, Window
+from dncgate.model import FailureAction, ListPolicy, Mode, Purpose, StaleAction, TenantPolicy
+
+Port = Annotated[int, Meta(ge=0, le=65535, description="a TCP port")]
+Texts = tuple[str, ...]
+
+# The default marketing taxonomy (code -> what it covers).
+DEFAULT_TAXONOMY: dict[str, str] = {
+    "finance": "finance and insurance",
+    "real_estate": "real estate",
+    "education": "education",
+    "health": "health",
+    "consumer": "consumer goods and cars",
+    "telecom": "telecom, media and IT",
+    "travel": "travel and leisure",
+    "food": "food",
+}
+MIN_RETENTION_MONTHS = 5
+
+_POLICY = TenantPolicy(name="default")  # the core's defaults for a tenant
+_HOURS = CallingHours()  # the calling window a tenant has unless its [hours] say otherwise
+
+
+def _window(window: Window | None) -> str:
+    return "closed" if window is None else str(window)
+
+
+class Table(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One TOML table."""
+
+
+class StoreSettings(Table, frozen=True):
+    backend: Literal["sqlite", "redis"] = "sqlite"
+    path: Path = Path("dncgate.sqlite3")
+    url: str = "redis://127.0.0.1:6379/0"
+    timeout_ms: Annotated[int, Meta(ge=1, le=10_000)] = 250  # every store call on a call's path
+
+    @property
+    def timeout(self) -> float:
+        return self.timeout_ms / 1000
+
+
+class NationalSettings(Table, frozen=True):
+    region: str = "US"  # for numbers not in +E.164 form on the national list
+
+
+class Listener(Table, frozen=True):
+    """A door's listening socket."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: Port = 0
+    max_sessions: Annotated[int, Meta(ge=1)] = 512
+
+
+class AgiSettings(Listener, frozen=True):
+    host: str = AGI_HOST
+    port: Port = AGI_PORT
+
+
+class HttpServerSettings(Listener, frozen=True):
+    """``[http]``: health, metrics and (``[api]``) the HTTP API; ``max_sessions`` bounds requests in flight."""
+
+    port: Port = 9464
+
+
+class EslSettings(Listener, frozen=True):
+    """``[esl]``: FreeSWITCH's outbound event socket, and what its check handler does with a verdict."""
+
+    enabled: bool = False
+    port: Port = 8084
+    # Leading digits the dialplan adds to route into the gate (``8`` for ``8<number>``);
+    # stripped from Caller-Destination-Number (not from dncgate_number).
+    strip_prefix: str = ""
+    # The continuation an allowed call is transferred to: ``<extension> XML <context>``.
+    # Placeholders: {number} the number checked, {destination} the destination without the
+    # prefix, {context} the channel's dialplan context.  Keep the continuation in a context
+    # no SIP profile routes into, or a caller could dial it directly and skip the gate.
+    transfer_to: str = "{number} XML dncgate_allowed"
+    # Where the prompts tree is installed; the announcement name is appended.
+    sounds_dir: str = "/usr/share/freeswitch/sounds"
+    sound_ext: str = "wav"
+    announce: bool = True
+    # Reason header on the final response (channel variable sip_reason).  Without it 607 goes
+    # out with ``Reason: SIP;cause=819;text="UNWANTED"`` (819 is FreeSWITCH's own cause
+    # number).  Empty: leave FreeSWITCH's default.
+    sip_reason: str = 'Q.850;cause=21;text="CALL_REJECTED"'
+    fallback_sip_code: int = 603  # a reject verdict that carries no code
+    # The announcement (pre_answer and playback) must finish within this; else the call is ended
+    # through the API (uuid_kill), since a playback that blocks also blocks a queued hangup.
+    playback_deadline: float = field(default=30.0, name="playback_deadline_s")
+    # For the transfer's CHANNEL_EXECUTE_COMPLETE, and for a reject's hangup to be seen (else
+    # uuid_kill).  dialplan/freeswitch/dncgate.xml's park_timeout must exceed reject_deadline().
+    settle_deadline: float = field(default=2.0, name="settle_deadline_s")
+
+
+class AuditSettings(Table, frozen=True):
+    queue_size: int = 100_000  # records waiting for the durable audit; more are counted and dropped
+    # The write-ahead spool (``dncgate.audit_spool``): None (not set) is next to the SQLite file
+    # (it moves with the store), else ``dncgate-audit-spool``; "" turns the spool off.
+    spool_dir: str | None = None
+    spool_max_bytes: Annotated[int, Meta(ge=1 << 20, le=1 << 40)] = 256 << 20
+    spool_sync_ms: Annotated[int, Meta(ge=10, le=5_000)] = 100  # the group commit's fsync interval
+
+
+class ConsentSettings(Table, frozen=True):
+    """``[consent]``: the category taxonomy and the retention period of the consent ledger."""
+
+    categories: Texts = tuple(DEFAULT_TAXONOMY)
+    retention_months: int = MIN_RETENTION_MONTHS
+
+
+class IvrSettings(Table, frozen=True):
+    """``[ivr]``: the self-service menu's bounds."""
+
+    # after a prompt, for the first digit (and between digits); seconds, whole or decimal
+    digit_timeout: Annotated[float, Meta(ge=1.0, le=60.0)] = field(default=6.0, name="digit_timeout_s")
+    max_failures: Annotated[int, Meta(ge=1, le=10)] = 3  # timeouts or invalid choices in a row
+    max_asks: int = 30  # digit collections in one call, whatever happens (max_failures..200)
+    call_deadline: Annotated[float, Meta(ge=30.0, le=3600.0)] = field(default=600.0, name="call_deadline_s")
+    ledger_deadline_ms: Annotated[int, Meta(ge=50, le=30_000)] = 2000  # every consent-ledger read and write
+
+    @property
+    def ledger_deadline(self) -> float:
+        return self.ledger_deadline_ms / 1000
+
+
+class ApiKeySettings(Table, frozen=True):
+    tenant: str = ""
+    sha256: str = ""  # of the key, lowercase hex (``dncgate api-key new`` prints it)
+
+
+class ApiSettings(Table, frozen=True):
+    """``[api]``: the HTTP API on the ``[http]`` listener; ``[api.keys.ID]``: its tenant-scoped keys."""
+
+    enabled: bool = False
+    keys: dict[str, ApiKeySettings] = {}
+
+
+class SyncSettings(Table, frozen=True):
+    """``[sync]``: where a list is synced from (``dncgate lists sync``, and periodically in ``serve``)."""
+
+    enabled: bool = False  # periodic sync inside ``dncgate serve``
+    source: Literal["http", "dir"] = "http"  # the national platform / a carrier's feed, or a drop directory
+    url: str = ""
+    directory: Path = Path("dncgate-drop")
+    auth_header: str = ""
+    client_cert: Path | None = None
+    client_key: Path | None = None
+    ca_file: Path | None = None
+    public_key: str = ""  # base64 Ed25519: manifests must then be signed
+    list_name: str = field(default="national", name="list")
+    region: str = ""  # for numbers not in +E.164 form; empty: the [national] region
+    interval_s: Annotated[int, Meta(ge=10)] = 3600
+    max_shrink_percent: Annotated[int, Meta(ge=0, le=100)] = 5
+    workdir: Path = Path("dncgate-sync")
+    outbox: Path | None = None  # registrations queue (SQLite file); pushed upstream when set
+    # Run each periodic sync in a child process, so parsing and sorting a large snapshot never
+    # holds the event loop (and the calls waiting on it) of the serving process.
+    isolate: bool = True
+    publish_dir: Path | None = None  # republish what was applied, for resellers (see [feed])
+
+    @property
+    def max_shrink(self) -> float:
+        return self.max_shrink_percent / 100
+
+
+class FeedSettings(Table, frozen=True):
+    """``[feed]``: serve ``sync.publish_dir`` to resellers holding a token ("name:token" entries)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: Port = 9465
+    tokens: Texts = ()
+
+
+class HoursSettings(Table, frozen=True):
+    """``[tenants.NAME.hours]``: the calling window in the callee's local time; ``enabled = false``: none."""
+
+    enabled: bool = True
+    weekday: str = _window(_HOURS.weekday)
+    weekend: str = _window(_HOURS.weekend)
+    holiday: str = _window(_HOURS.holiday)
+    weekend_days: Texts = ("sat", "sun")
+    holidays: Texts = ()  # callee-local dates like 2026-10-01
+    zone_overrides: dict[str, str | list[str]] = {}  # "+86991" = "Asia/Urumqi"
+
+
+class TenantSettings(Table, frozen=True):
+    """``[tenants.NAME]``: one tenant's dial plan and policy (``dncgate.model.TenantPolicy``)."""
+
+    region: str = _POLICY.dial_plan.region
+    trunk_prefix: str = ""  # empty: the region's own, from phonenumbers' metadata
+    international_prefixes: Texts = _POLICY.dial_plan.international_prefixes
+    technical_prefixes: Texts = _POLICY.dial_plan.technical_prefixes
+    short_numbers: Texts = ()
+    mode: Mode = _POLICY.mode
+    policy: ListPolicy = _POLICY.list_policy
+    default_purpose: Purpose = _POLICY.default_purpose
+    reject_sip_code: int = _POLICY.reject_sip_code  # one of 603, 607, 608
+    check_failed_sip_code: int = _POLICY.check_failed_sip_code
+    marketing_on_failure: FailureAction = _POLICY.marketing_on_failure
+    service_on_failure: FailureAction = _POLICY.service_on_failure
+    language: str = _POLICY.language
+    announcement: str = _POLICY.announcement
+    # a very large maximum age turns the staleness alarm off in practice
+    max_list_age_days: Annotated[int, Meta(ge=1, le=999_999)] = _POLICY.max_list_age.days
+    stale_action: StaleAction = _POLICY.stale_action
+    hours: HoursSettings = field(default_factory=HoursSettings)
+
+
+class AsteriskFeedSettings(Table, frozen=True):
+    """``[ami]``: the Asterisk Manager call feed (``dncgate.feeds``). A key left out (None) keeps the
+    feed's own default (``dncgate.ami.settings``)."""
+
+    enabled: bool = False
+    host: str | None = None
+    port: int | None = None  # 1-65535
+    username: str = ""  # manager.conf's [user]; required when enabled
+    secret: str = ""  # required when enabled
+    connect_timeout: float | None = field(default=None, name="connect_timeout_s")  # 1.5-60
+    keepalive: float | None = field(default=None, name="keepalive_s")  # 1-3600
+    cdr_timezone: str | None = None  # the Asterisk host's zone (Cdr times carry none); default UTC
+
+    def __repr__(self) -> str:  # never the secret
+        return f"AsteriskFeedSettings(enabled={self.enabled}, host={self.host!r}, port={self.port})"
+
+
+class FreeswitchFeedSettings(Table, frozen=True):
+    """``[esl_feed]``: the FreeSWITCH inbound event-socket call feed (``dncgate.feeds``). A key left
+    out (None) keeps the feed's own default (``dncgate.esl.inbound.InboundConfig``)."""
+
+    enabled: bool = False
+    host: str | None = None
+    port: int | None = None  # 1-65535
+    password: str | None = None
+    connect_deadline: float | None = field(default=None, name="connect_deadline_s")  # 0.1-60
+    silence_deadline: float | None = field(default=None, name="silence_deadline_s")  # 1-3600
+
+    def __repr__(self) -> str:  # never the password
+        return f"FreeswitchFeedSettings(enabled={self.enabled}, host={self.host!r}, port={self.port})"
