@@ -38,15 +38,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "esl")
 from fake_freeswitch import FakeFreeSwitch, connect_reply, with_destination
 
 from dncgate import logs
-from dncgate.audit import AuditSink
+from dncgate.app import open_app
 from dncgate.esl.check import esl_check_handler
 from dncgate.esl.outbound import OutboundConfig, OutboundServer
-from dncgate.gate import Gate
 from dncgate.model import TenantPolicy
 from dncgate.numbers import DialPlan
-from dncgate.settings import EslSettings
-from dncgate.store.protocol import ListStore
-from dncgate.store.sqlite import SqliteListStore
+from dncgate.settings import EslSettings, Settings, StoreSettings
 
 CONCURRENCY = (1, 10, 50, 100)
 REPLY = connect_reply("outbound_1_85551003")
@@ -128,19 +125,18 @@ def peer_main(port: int, workers: int, per_worker: int) -> None:
     json.dump({"wall": wall, "latencies": latencies, "failures": failures}, sys.stdout)
 
 
-async def bench_store(name: str, store: ListStore, national: int, per_worker: int) -> None:
-    listed_all = numbers(national)
-    await store.replace_list("national", listed_all)
-    rng = random.Random(1)
-    listed = rng.sample(listed_all, 1000)
-    listed_set = set(listed_all)
-    clear = [n for n in numbers(5000, seed=99) if n not in listed_set]
-    audit = AuditSink(store)
-    audit.start()
-    gate = Gate({"default": TenantPolicy(name="default", dial_plan=DialPlan(region="US"))}, store, audit)
-    config = OutboundConfig(port=0)
-    try:
-        async with OutboundServer(esl_check_handler(gate, SETTINGS), config) as server:
+async def bench_store(name: str, store: StoreSettings, national: int, per_worker: int) -> None:
+    settings = Settings(tenants={"default": TenantPolicy(name="default", dial_plan=DialPlan(region="US"))},
+                        store=store)
+    async with open_app(settings) as app:  # the store, the audit and the Gate, as serve opens them
+        listed_all = numbers(national)
+        await app.store.replace_list("national", listed_all)
+        rng = random.Random(1)
+        listed = rng.sample(listed_all, 1000)
+        listed_set = set(listed_all)
+        clear = [n for n in numbers(5000, seed=99) if n not in listed_set]
+        config = OutboundConfig(port=0)
+        async with OutboundServer(esl_check_handler(app.gate, SETTINGS), config) as server:
             await peer_level(server.port, listed, clear, 4, 10)  # warm-up
             for workers in CONCURRENCY:
                 wall, lat, failures = await peer_level(server.port, listed, clear, workers, per_worker)
@@ -150,25 +146,16 @@ async def bench_store(name: str, store: ListStore, national: int, per_worker: in
                 print(f"{name:7} conc={workers:4d} calls={len(lat) + failures:5d} "
                       f"calls/s={len(lat) / wall:8.0f} latency ms p50={q[49]:6.2f} p95={q[94]:6.2f} "
                       f"p99={q[98]:6.2f} max={ms[-1]:6.2f} failed={failures}", flush=True)
-    finally:
-        await audit.close()
-        await store.close()
 
 
 async def amain(args: argparse.Namespace, tmp: Path, redis_url: str | None) -> None:
-    await bench_store("sqlite", SqliteListStore(tmp / "bench.sqlite3"), args.national, args.calls_per_worker)
+    await bench_store("sqlite", StoreSettings(path=tmp / "bench.sqlite3"), args.national, args.calls_per_worker)
     if args.no_redis:
-        return
-    try:
-        from dncgate.store.redis import RedisListStore, RedisSettings
-    except ImportError as exc:
-        print(f"redis   skipped: dncgate.store.redis not importable ({exc})")
         return
     if redis_url is None:
         print("redis   skipped: no redis-server could be started")
         return
-    store = await RedisListStore.connect(RedisSettings(url=redis_url))
-    await bench_store("redis", store, args.national, args.calls_per_worker)
+    await bench_store("redis", StoreSettings(backend="redis", url=redis_url), args.national, args.calls_per_worker)
 
 
 def main() -> None:
