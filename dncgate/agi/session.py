@@ -56,6 +56,10 @@ class ByteWriter(Protocol):
     async def wait_closed(self) -> None: ...
 
 
+class _SilentPeer(AgiConnectionLost):
+    """The peer closed before sending a byte: what health probes do, logged at debug."""
+
+
 class SessionOutcome(enum.StrEnum):
     """How a session ended (returned by run_session, logged as ``outcome``)."""
 
@@ -133,6 +137,10 @@ class AgiSession:
                 f"no complete header within {limits.header_timeout}s", phase="header",
                 timeout=limits.header_timeout,
             ) from exc
+        except AgiConnectionLost as exc:
+            if not decoder.header_started:  # a connect-and-close probe (a load balancer, a monitor)
+                raise _SilentPeer(f"closed before sending anything: {exc}") from None
+            raise
         return cls(reader, writer, request, decoder, limits=limits,
                    log=log if log is not None else structlog.get_logger())
 
@@ -354,7 +362,8 @@ def _log_failure(log: Logger, exc: Exception, session: AgiSession | None) -> Ses
         log.warning("agi.session.timeout", phase=exc.phase, timeout=exc.timeout, error=str(exc))
         return SessionOutcome.TIMEOUT
     if isinstance(exc, AgiConnectionLost):
-        log.warning("agi.session.peer_gone", phase=phase, error=str(exc))
+        say = log.debug if isinstance(exc, _SilentPeer) else log.warning
+        say("agi.session.peer_gone", phase=phase, error=str(exc))
         return SessionOutcome.PEER_GONE
     if isinstance(exc, AgiLimitExceeded):
         log.warning("agi.session.protocol_error", phase=phase, error=str(exc), limit=exc.limit,

@@ -60,10 +60,26 @@ async def test_connect_and_close_without_header(make_server: ServerFactory, logs
     assert rec.calls == []
     gone = events(logs, "agi.session.peer_gone")
     assert len(gone) == 3
-    assert all(e["phase"] == "header" and e["log_level"] == "warning" for e in gone)
+    # A connect-and-close probe (load balancers, monitors) is routine: a debug line, no warning (issue 11.18).
+    assert all(e["phase"] == "header" and e["log_level"] == "debug" for e in gone)
     assert await proper_session(server.port) == b"GET VARIABLE CALLERID(num)\n"
     assert rec.calls == ["1795809160.17"]
     assert no_tracebacks(logs)
+
+
+async def test_a_peer_gone_inside_its_header_is_still_a_warning(make_server: ServerFactory, logs: Logs) -> None:
+    rec = Recorder()
+    server = await make_server(rec)
+    for sent in (HEADER[:20], HEADER.split(b"\n", 1)[0] + b"\n"):  # half a line; one whole line
+        _, writer = await open_client(server.port)
+        writer.write(sent)
+        await writer.drain()
+        await close_client(writer)
+    await wait_idle(server)
+    gone = events(logs, "agi.session.peer_gone")
+    assert [(e["phase"], e["log_level"]) for e in gone] == [("header", "warning")] * 2
+    assert server.outcomes[SessionOutcome.PEER_GONE] == 2
+    assert rec.calls == []
 
 
 async def test_silent_peer_does_not_block_other_sessions(make_server: ServerFactory, logs: Logs) -> None:
