@@ -43,6 +43,10 @@ _ARG_KEY = re.compile(r"agi_arg_([0-9]{1,6})")
 _STATUS = re.compile(r"([0-9]{3})(?:([ -])(.*))?", re.DOTALL)
 _RESULT = re.compile(r"result=(\S*)(?: \((.*)\))?(?: endpos=(-?[0-9]+))?", re.DOTALL)
 _INT = re.compile(r"-?[0-9]+")
+# Asterisk's longest integer reply is GET DATA's digits (res_agi.c reads at most 1023 of them);
+# endpos= is a sample offset. More digits is no Asterisk, and int() would refuse past 4,300.
+MAX_RESULT_DIGITS = 1024
+MAX_ENDPOS_DIGITS = 20
 
 
 def _decode(raw: bytes | bytearray) -> str:
@@ -287,9 +291,13 @@ def parse_reply_line(line: str) -> AgiReply | HangupNotice:
     r = _RESULT.fullmatch(text)
     if not r:
         raise AgiProtocolError(f"200 reply without result=: {line[:80]!r}")
-    result_text = r.group(1)
+    result_text, endpos_text = r.group(1), r.group(3)
+    if len(result_text.removeprefix("-")) > MAX_RESULT_DIGITS:
+        raise AgiProtocolError(f"result= longer than {MAX_RESULT_DIGITS} characters: {line[:80]!r}")
+    if endpos_text is not None and len(endpos_text.removeprefix("-")) > MAX_ENDPOS_DIGITS:
+        raise AgiProtocolError(f"endpos= longer than {MAX_ENDPOS_DIGITS} digits: {line[:80]!r}")
     result = int(result_text) if _INT.fullmatch(result_text) else None
-    endpos = int(r.group(3)) if r.group(3) is not None else None
+    endpos = int(endpos_text) if endpos_text is not None else None
     return AgiReply(
         code=200, text=text, result=result, result_text=result_text, data=r.group(2), endpos=endpos,
         lines=(line,),

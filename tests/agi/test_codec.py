@@ -8,7 +8,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dncgate.agi.codec import AgiDecoder, AgiReply, AgiRequest, HangupNotice, LineBuffer, parse_reply_line
+from dncgate.agi.codec import (
+    MAX_ENDPOS_DIGITS,
+    MAX_RESULT_DIGITS,
+    AgiDecoder,
+    AgiReply,
+    AgiRequest,
+    HangupNotice,
+    LineBuffer,
+    parse_reply_line,
+)
 from dncgate.agi.errors import AgiConnectionLost, AgiLimitExceeded, AgiProtocolError
 from dncgate.agi.limits import AgiLimits
 from tests.agi.agi_helpers import HANGUPWAIT, TRANSCRIPT, USAGE520, load_transcript
@@ -210,6 +219,24 @@ def test_reply_forms(line: str, expected: AgiReply) -> None:
 def test_malformed_replies(line: str) -> None:
     with pytest.raises(AgiProtocolError):
         parse_reply_line(line)
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["200 result=" + "1" * 4301, "200 result=-" + "1" * 4301, "200 result=" + "1" * (MAX_RESULT_DIGITS + 1),
+     "200 result=0 endpos=" + "1" * 4301, "200 result=0 (x) endpos=" + "9" * (MAX_ENDPOS_DIGITS + 1)],
+)
+def test_overlong_integers_are_protocol_errors_not_value_errors(line: str) -> None:
+    """Issue 11.13: int() refuses more than 4,300 digits with a plain ValueError; the codec bounds them first."""
+    with pytest.raises(AgiProtocolError, match="longer than"):
+        parse_reply_line(line)
+
+
+def test_integers_at_their_bounds_still_parse() -> None:
+    got = parse_reply_line("200 result=-" + "1" * MAX_RESULT_DIGITS + " endpos=" + "9" * MAX_ENDPOS_DIGITS)
+    assert isinstance(got, AgiReply)
+    assert got.result == -int("1" * MAX_RESULT_DIGITS)
+    assert got.endpos == int("9" * MAX_ENDPOS_DIGITS)
 
 
 @pytest.mark.parametrize("name", [TRANSCRIPT, HANGUPWAIT, USAGE520])

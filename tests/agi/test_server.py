@@ -67,6 +67,23 @@ async def test_connect_and_close_without_header(make_server: ServerFactory, logs
     assert no_tracebacks(logs)
 
 
+async def test_a_reply_with_thousands_of_digits_is_a_protocol_error(make_server: ServerFactory, logs: Logs) -> None:
+    """Issue 11.13: a GET VARIABLE answered with 5,000 digits was a handler_error with a traceback."""
+    rec = Recorder()
+    server = await make_server(rec)
+    reader, writer = await open_client(server.port)
+    writer.write(HEADER)
+    assert await reader.readline() == b"GET VARIABLE CALLERID(num)\n"
+    writer.write(b"200 result=" + b"1" * 5000 + b"\n")
+    assert await read_until_closed(reader) == b""
+    await close_client(writer)
+    await wait_idle(server)
+    assert server.outcomes[SessionOutcome.PROTOCOL_ERROR] == 1
+    assert [e["phase"] for e in events(logs, "agi.session.protocol_error")] == ["session"]
+    assert events(logs, "agi.session.handler_error") == []
+    assert no_tracebacks(logs)
+
+
 async def test_a_peer_gone_inside_its_header_is_still_a_warning(make_server: ServerFactory, logs: Logs) -> None:
     rec = Recorder()
     server = await make_server(rec)
