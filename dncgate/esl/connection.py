@@ -220,6 +220,11 @@ class EslConnection:
             except asyncio.CancelledError:
                 self._fail(EslConnectionClosed("command cancelled; reply order lost"))
                 raise
+            finally:
+                # A failure while writing (a reset peer) sets the connection's error on ``fut`` too,
+                # unawaited: mark it retrieved, or the loop logs "Future exception was never retrieved".
+                if fut.done() and not fut.cancelled():
+                    fut.exception()
 
     async def send_and_wait_execute(
         self, data: bytes, event_uuid: str, reply_deadline: float, complete_deadline: float
