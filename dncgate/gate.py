@@ -9,6 +9,7 @@ marketing by default). Every decision is logged as one JSON line and queued for 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -39,6 +40,18 @@ from dncgate.store.protocol import ListStore
 if TYPE_CHECKING:  # prometheus_client costs ~25 ms to import: classic AGI starts a process per call
     from dncgate.metrics import GateMetrics
 
+# A language as switches name their sound directories ("en", "fr-CA", "en_GB", "zh-Hans-CN"): it
+# ends up in a file path and in switch arguments, so nothing else ("../", FreeSWITCH's "${...}").
+_LANGUAGE_TAG = re.compile(r"[a-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*")
+MAX_LANGUAGE_CHARS = 35
+UNKNOWN_TENANT_LABEL = "unknown"  # the metrics' tenant label for a tenant that is not configured
+
+
+def language_tag(value: str | None) -> str | None:
+    """``value`` when it is a short language tag (BCP 47-like, at most 35 characters), else None."""
+    if value is None or len(value) > MAX_LANGUAGE_CHARS or not _LANGUAGE_TAG.fullmatch(value):
+        return None
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +125,7 @@ class Gate:
         tenant, tenant_problem = self._tenant(request.tenant)
         purpose = _purpose(request.purpose, tenant.default_purpose)
         callee = normalise(request.dialled, tenant.dial_plan)
+        language = language_tag(request.language)  # None: the tenant's own language
         attempt = CallAttempt(
             tenant=tenant,
             originator=request.originator,
@@ -119,7 +133,7 @@ class Gate:
             callee=callee,
             at=self._clock(),
             category=request.category or None,
-            language=request.language or None,
+            language=language,
         )
         facts: Facts | FactsUnavailable
         if tenant_problem:
@@ -135,7 +149,8 @@ class Gate:
         result = CheckResult(decision, new_decision_id(), attempt, request.door, request.dialled, latency_us)
         record = result.record
         self.audit.submit(record)  # spooled before the door sends the verdict: it survives a kill -9
-        finish = partial(self._record, log, decision, record)
+        refused = request.language if request.language and language is None else None
+        finish = partial(self._record, log, result, record, refused)
         if defer is None:
             # The door writes the verdict synchronously when check() returns: this runs after it.
             asyncio.get_running_loop().call_soon(finish)
@@ -143,10 +158,19 @@ class Gate:
             defer(finish)
         return result
 
-    def _record(self, log: structlog.typing.FilteringBoundLogger, decision: Decision, record: AuditRecord) -> None:
-        _log_decision(log, decision, record)
+    def _record(
+        self, log: structlog.typing.FilteringBoundLogger, result: CheckResult, record: AuditRecord,
+        refused_language: str | None,
+    ) -> None:
+        if refused_language is not None:
+            log.warning("gate.language_refused", door=result.door, language=refused_language[:MAX_LANGUAGE_CHARS + 5],
+                        used=result.attempt.tenant.language, decision_id=result.decision_id)
+        _log_decision(log, result.decision, record)
         if self.metrics is not None:
-            self.metrics.observe(record, record.latency_us)
+            # Only configured tenants are labels: any name a request makes up would be a new series.
+            known = self.tenants.get(result.attempt.tenant.name) is result.attempt.tenant
+            self.metrics.observe(record, record.latency_us, tenant=record.tenant if known else UNKNOWN_TENANT_LABEL,
+                                 language_refused=refused_language is not None)
 
     def _tenant(self, name: str | None) -> tuple[TenantPolicy, str]:
         key = name or self.default_tenant

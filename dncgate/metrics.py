@@ -26,9 +26,23 @@ class GateMetrics:
             registry=self.registry,
         )
 
-    def observe(self, record: AuditRecord, latency_us: int) -> None:
-        self.decisions.labels(record.tenant, record.door, record.verdict, record.outcome, record.reason).inc()
+        self.language_fallbacks = Counter(
+            "dncgate_language_fallbacks",
+            "Requests whose language was not a language tag: the tenant's own language was used",
+            ("door",),
+            registry=self.registry,
+        )
+
+    def observe(
+        self, record: AuditRecord, latency_us: int, *, tenant: str | None = None, language_refused: bool = False,
+    ) -> None:
+        """Count one decision. ``tenant``: its label (the gate passes ``unknown`` for a tenant that is not
+        configured, so that names in requests cannot add series without limit); default the record's."""
+        label = record.tenant if tenant is None else tenant
+        self.decisions.labels(label, record.door, record.verdict, record.outcome, record.reason).inc()
         self.latency.labels(record.door).observe(latency_us / 1e6)
+        if language_refused:
+            self.language_fallbacks.labels(record.door).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import urllib.parse
 from collections.abc import AsyncIterator, MutableMapping
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,27 @@ async def test_verdict_variables(server: tuple[AgiServer, SqliteListStore], requ
     assert values["DNCGATE_ANNOUNCEMENT"] == ("dncgate/en/declined" if verdict == "reject" else "")
     # Tenant and purpose came in the query string: no GET VARIABLE round trips on the call's path.
     assert [c[0] for c in commands] == ["EXEC"]
+
+
+@pytest.mark.parametrize(("language", "announcement"), [
+    ("../../../../tmp/x", "dncgate/en/declined"), ("${system id}", "dncgate/en/declined"),
+    ("fr-CA", "dncgate/fr-CA/declined"), ("en_GB", "dncgate/en_GB/declined"),
+])
+async def test_the_language_is_a_language_tag_or_the_tenants_own(
+    server: tuple[AgiServer, SqliteListStore], logs: list[MutableMapping[str, Any]], language: str, announcement: str,
+) -> None:
+    """Issue 11.14: ?language=../../../../tmp/x went out as DNCGATE_ANNOUNCEMENT=dncgate/../../../../tmp/x/declined."""
+    agi, _ = server
+    query = urllib.parse.urlencode({"tenant": "default", "purpose": "marketing", "language": language},
+                                   quote_via=urllib.parse.quote)
+    values = mset(await fake_asterisk(agi.port, f"agi://127.0.0.1/check?{query}", ["2015550123"]))
+    assert values["DNCGATE_VERDICT"] == "reject"
+    assert values["DNCGATE_ANNOUNCEMENT"] == announcement
+    await wait_idle(agi)
+    refused = [e for e in logs if e["event"] == "gate.language_refused"]
+    expect_refused = not announcement.startswith(f"dncgate/{language}/")
+    assert [(e["language"], e["used"], e["door"]) for e in refused] == ([(language, "en", "agi")] if expect_refused
+                                                                         else [])
 
 
 async def test_channel_variables_are_the_fallback(server: tuple[AgiServer, SqliteListStore]) -> None:

@@ -13,7 +13,8 @@ from structlog.testing import capture_logs
 
 from dncgate.audit import AuditSink
 from dncgate.audit_record import AuditRecord, new_decision_id
-from dncgate.gate import CheckRequest, CheckResult, Gate
+from dncgate.gate import CheckRequest, CheckResult, Gate, language_tag
+from dncgate.metrics import GateMetrics
 from dncgate.model import Facts, Mode, Originator, Reason, TenantPolicy, Verdict
 from dncgate.numbers import DialPlan
 from dncgate.store.errors import StoreUnavailable
@@ -224,3 +225,52 @@ async def test_a_record_taken_off_the_queue_during_the_linger_is_not_lost_at_shu
     assert [r.decision_id for r in store.appended] == ["id1"]
     assert [(e["event"], e["decision_id"]) for e in logs] == [("audit.unwritten_at_shutdown", "id2")]
     assert sink.overflowed == 1
+
+
+@pytest.mark.parametrize(
+    ("value", "tag"),
+    [("en", "en"), ("fr-CA", "fr-CA"), ("en_GB", "en_GB"), ("zh-Hans-CN", "zh-Hans-CN"), ("yue", "yue"),
+     (None, None), ("", None), ("EN", None), ("e", None), ("../../../../tmp/x", None), ("${system id}", None),
+     ("en/../x", None), ("en-", None), ("en-a", None), ("en\n", None), ("fr-" + "a" * 9, None),
+     ("en" + "-abcdefgh" * 4, None)],  # 38 characters: over the 35 allowed
+)
+def test_language_tag(value: str | None, tag: str | None) -> None:
+    assert language_tag(value) == tag
+
+
+async def test_a_language_that_is_no_tag_falls_back_to_the_tenants_and_is_counted(store: SqliteListStore) -> None:
+    """Issue 11.14: the language is checked once, in the gate, whatever door it came through."""
+    audit = AuditSink(store)
+    audit.start()
+    metrics = GateMetrics()
+    gate = Gate(TENANTS, store, audit, metrics=metrics)
+    try:
+        with capture_logs() as logs:
+            bad = await settled(gate, CheckRequest("13800138000", "cli", purpose="marketing", language="../x"))
+            good = await settled(gate, CheckRequest("13800138000", "cli", purpose="marketing", language="zh-CN"))
+    finally:
+        await audit.close()
+    assert (bad.attempt.language, bad.decision.announcement) == (None, "dncgate/en/declined")
+    assert (good.attempt.language, good.decision.announcement) == ("zh-CN", "dncgate/zh-CN/declined")
+    refused = [e for e in logs if e["event"] == "gate.language_refused"]
+    assert [(e["language"], e["used"], e["log_level"]) for e in refused] == [("../x", "en", "warning")]
+    assert metrics.registry.get_sample_value("dncgate_language_fallbacks_total", {"door": "cli"}) == 1
+
+
+async def test_unknown_tenants_are_one_metrics_label(store: SqliteListStore) -> None:
+    """Issue 11.16: 5,000 made-up ?tenant= names added 10,000 series; now they are all ``unknown``."""
+    audit = AuditSink(store)
+    audit.start()
+    metrics = GateMetrics()
+    gate = Gate(TENANTS, store, audit, metrics=metrics)
+    try:
+        for i in range(300):
+            await settled(gate, CheckRequest("13800138000", "agi", tenant=f"made-up-{i}", purpose="marketing"))
+        await settled(gate, CheckRequest("13800138000", "agi", tenant="watch", purpose="marketing"))
+        await settled(gate, CheckRequest("13800138000", "agi", tenant="default!", purpose="marketing"))
+    finally:
+        await audit.close()
+    (family,) = [f for f in metrics.registry.collect() if f.name == "dncgate_decisions"]
+    totals = [s for s in family.samples if s.name == "dncgate_decisions_total"]
+    assert {s.labels["tenant"] for s in totals} == {"unknown", "watch"}  # "default!" is no "default", though
+    assert sum(s.value for s in totals if s.labels["tenant"] == "unknown") == 301  # its safe name is

@@ -166,6 +166,23 @@ async def test_reject_sequence(lab: Lab, tenant: str, final: str, code: str) -> 
     assert "transfer" not in " ".join(trace.shorts())
 
 
+@pytest.mark.parametrize("language", ["${system id}", "../../../../tmp/x", "en/../../x", "e" * 40, "EN", "fr CA"])
+async def test_a_language_that_is_no_language_tag_plays_the_tenants_own(lab: Lab, language: str) -> None:
+    """Issue 11.14: variable_dncgate_language reached the playback path unchecked (FreeSWITCH expands ${...})."""
+    reply = with_variables(with_destination(REJECT_REPLY, "8" + LISTED), dncgate_language=language)
+    trace, logs = await lab.call(reply)
+    assert shorts(trace) == reject_sequence("hangup CALL_REJECTED")  # the tenant's own: .../dncgate/en/declined.wav
+    refused = one(logs, "gate.language_refused")
+    assert (refused["language"], refused["used"], refused["door"]) == (language, "en", "esl")
+
+
+async def test_a_language_tag_picks_its_announcement(lab: Lab) -> None:
+    reply = with_variables(with_destination(REJECT_REPLY, "8" + LISTED), dncgate_language="fr-CA")
+    trace, logs = await lab.call(reply)
+    assert f"execute playback {SOUNDS}/dncgate/fr-CA/declined.wav" in trace.shorts()
+    assert "gate.language_refused" not in [e["event"] for e in logs]
+
+
 async def test_reject_sendmsg_bytes_match_the_recording(lab: Lab) -> None:
     """pre_answer / playback / hangup frames are byte-identical to the recorded 603 session."""
     recorded = [s.data for s in transcript_steps("outbound_2_85550001") if s.direction == "tx"]
