@@ -211,14 +211,18 @@ def _international_form(dialled: str, plan: DialPlan) -> str | None:
     if dialled.startswith("+"):
         return dialled
     for prefix in sorted(plan.international_prefixes, key=len, reverse=True):
-        if prefix and dialled.startswith(prefix):
+        # As phonenumbers reads the region's own: not before a 0, which begins no country code
+        # (India's 000800 numbers stay national with "00" configured).
+        if prefix and dialled.startswith(prefix) and dialled[len(prefix) : len(prefix) + 1] not in ("", "0"):
             return "+" + dialled[len(prefix) :]
     return None
 
 
 def _national_form(dialled: str, plan: DialPlan) -> str:
     # An operator-configured trunk prefix replaces the region's own; phonenumbers strips the latter.
-    if plan.trunk_prefix is None:
+    if plan.trunk_prefix is None or starts_with_own_international_prefix(dialled, plan.region):
+        # phonenumbers reads the region's own international prefix first (0033... in FR, whatever
+        # the trunk prefix): it is always understood, as with the region's own trunk prefix.
         return dialled
     if plan.trunk_prefix and dialled.startswith(plan.trunk_prefix):
         dialled = dialled[len(plan.trunk_prefix) :]
@@ -226,3 +230,87 @@ def _national_form(dialled: str, plan: DialPlan) -> str:
     own = metadata.national_prefix if metadata is not None else None
     # Re-add the region's own prefix so phonenumbers reads the rest as a national number.
     return (own or "") + dialled
+
+
+@lru_cache(maxsize=256)
+def _own_international_prefix(region: str) -> re.Pattern[str] | None:
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    pattern = metadata.international_prefix if metadata is not None else None
+    return re.compile(pattern) if pattern else None
+
+
+def starts_with_own_international_prefix(dialled: str, region: str) -> bool:
+    """Whether ``dialled`` (digits) starts with ``region``'s international prefix as phonenumbers reads
+    it (``00`` in FR, ``011`` in the US, ``0011`` in AU...): a match followed by a digit other than 0,
+    since no country code starts with 0."""
+    pattern = _own_international_prefix(region)
+    match = pattern.match(dialled) if pattern is not None else None
+    return match is not None and dialled[match.end() : match.end() + 1] not in ("", "0")
+
+
+_PREFIX_DIGITS = re.compile(r"[0-9]{1,8}")
+_TECHNICAL_PREFIX = re.compile(r"[0-9Xx*#]{1,16}")
+
+
+def dial_plan_problems(plan: DialPlan) -> list[str]:
+    """What is wrong with ``plan`` as configured, one sentence each; empty when nothing is.
+
+    Checks the region, the trunk prefix (digits, not the region's international prefix), each
+    international prefix (digits, and no valid national number of the region starts with it:
+    ``011`` in GB or IN would turn Leicester's 0116 or Delhi's 011 numbers into foreign ones) and each
+    technical prefix (digits, ``*``, ``#`` or ``X``; not only ``X``; not the start of an international prefix)."""
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(plan.region)
+    if metadata is None:
+        return [f"region {plan.region!r} is not a region phonenumbers knows (an ISO 3166 code such as US, GB, CN)"]
+    problems: list[str] = []
+    trunk = plan.trunk_prefix
+    if trunk is not None and trunk and not _PREFIX_DIGITS.fullmatch(trunk):
+        problems.append(f"trunk_prefix {trunk!r} is not 1-8 digits (or empty)")
+    elif trunk and starts_with_own_international_prefix(trunk + "1", plan.region):
+        problems.append(f"trunk_prefix {trunk!r} starts like {plan.region}'s own international prefix")
+    for prefix in plan.international_prefixes:
+        if not _PREFIX_DIGITS.fullmatch(prefix):
+            problems.append(f"international prefix {prefix!r} is not 1-8 digits")
+        elif (example := _national_number_starting(prefix, plan.region)) is not None:
+            problems.append(f"international prefix {prefix!r} begins {plan.region} national numbers "
+                            f"({example}): they would be read as international")
+    for prefix in plan.technical_prefixes:
+        if not _TECHNICAL_PREFIX.fullmatch(prefix):
+            problems.append(f"technical prefix {prefix!r} is not 1-16 of the digits, *, # and X (any digit)")
+        elif not prefix.strip("Xx"):
+            problems.append(f"technical prefix {prefix!r} is only X: it would strip the start of every number")
+        elif any(_prefix_matches(idd + "1", prefix) for idd in _international_prefixes_of(plan)):
+            problems.append(f"technical prefix {prefix!r} would strip the start of the international prefix")
+    return problems
+
+
+def _international_prefixes_of(plan: DialPlan) -> list[str]:
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(plan.region)
+    own = metadata.preferred_international_prefix or metadata.international_prefix if metadata else None
+    return [p for p in (own, *plan.international_prefixes) if p and p.isdigit()]
+
+
+@lru_cache(maxsize=64)
+def _national_number_starting(prefix: str, region: str) -> str | None:
+    """A valid national number of ``region``, dialled as such, that starts with ``prefix``; None when
+    none of the candidates tried is one (the prefix, up to two more digits, then one digit repeated,
+    at each length a national number has, with and without the trunk prefix). Up to ~0.5 s, cached."""
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    if metadata is None:
+        return None
+    general = metadata.general_desc
+    lengths = (general.possible_length if general is not None else None) or (10,)
+    trunk = metadata.national_prefix or ""
+    totals = sorted({n + extra for n in lengths for extra in {0, len(trunk)}})
+    for more in ("", *map(str, range(10)), *(f"{a}{b}" for a in range(10) for b in range(10))):
+        for total in totals:
+            for fill in "0123456789":
+                dialled = (prefix + more).ljust(total, fill)
+                if (len(prefix) + len(more) > total or total <= len(prefix) or dialled[len(prefix)] == "0"
+                        or starts_with_own_international_prefix(dialled, region)):
+                    continue  # not read as international after the prefix; or it is anyway
+                with contextlib.suppress(phonenumbers.NumberParseException):
+                    number = phonenumbers.parse(dialled, region)
+                    if number.country_code == metadata.country_code and phonenumbers.is_valid_number(number):
+                        return dialled
+    return None

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from dncgate.numbers import DialPlan, InvalidNumber, ShortKind, ShortNumber, Subscriber, normalise
+from dncgate.numbers import (
+    DialPlan,
+    InvalidNumber,
+    ShortKind,
+    ShortNumber,
+    Subscriber,
+    dial_plan_problems,
+    normalise,
+)
 
 CN = DialPlan(region="CN", international_prefixes=("00",), technical_prefixes=("17951", "12593"))
 US = DialPlan(region="US", international_prefixes=("011",), technical_prefixes=("9", "*67", "1010XXX"))
@@ -177,3 +185,59 @@ def test_only_the_regions_own_international_prefix_by_default(
 
 def test_00_is_not_international_in_nanpa_unless_configured() -> None:
     assert isinstance(normalise("0012015550123", DialPlan(region="US")), InvalidNumber)
+
+
+@pytest.mark.parametrize(
+    ("plan", "dialled", "e164"),
+    [
+        (DialPlan(region="FR", trunk_prefix=""), "0033123456789", "+33123456789"),
+        (DialPlan(region="FR", trunk_prefix=""), "+33123456789", "+33123456789"),
+        (DialPlan(region="FR", trunk_prefix=""), "123456789", "+33123456789"),
+        (DialPlan(region="GB", trunk_prefix="9"), "0033123456789", "+33123456789"),
+        (DialPlan(region="GB", trunk_prefix="9"), "00442079460000", "+442079460000"),
+        (DialPlan(region="GB", trunk_prefix="9"), "92079460000", "+442079460000"),
+        (DialPlan(region="US", trunk_prefix="0"), "01133123456789", "+33123456789"),
+        (DialPlan(region="AU", trunk_prefix=""), "001133123456789", "+33123456789"),
+    ],
+)
+def test_an_overridden_trunk_prefix_keeps_the_regions_own_international_prefix(
+    plan: DialPlan, dialled: str, e164: str,
+) -> None:
+    """Issue 11.8: trunk_prefix="" in FR (or "9" in GB) made 0033123456789 invalid."""
+    assert normalise(dialled, plan) == Subscriber(dialled, e164)
+
+
+@pytest.mark.parametrize("plan", [CN, US, GB, IN, DE, DialPlan(), DialPlan(region="US", international_prefixes=("00",)),
+                                  DialPlan(region="GB", trunk_prefix="9"), DialPlan(region="FR", trunk_prefix="")])
+def test_the_plans_the_tests_and_readme_use_have_no_problems(plan: DialPlan) -> None:
+    assert dial_plan_problems(plan) == []
+
+
+@pytest.mark.parametrize(
+    ("plan", "problem"),
+    [
+        (DialPlan(region="GB", international_prefixes=("011",)), "'011' begins GB national numbers"),
+        (DialPlan(region="IN", international_prefixes=("011",)), "'011' begins IN national numbers"),
+        (DialPlan(region="JP", international_prefixes=("00",)), "'00' begins JP national numbers"),
+        (DialPlan(region="US", international_prefixes=("+00",)), "'+00' is not 1-8 digits"),
+        (DialPlan(region="US", international_prefixes=("",)), "'' is not 1-8 digits"),
+        (DialPlan(region="XX"), "region 'XX' is not a region"),
+        (DialPlan(region="GB", trunk_prefix="00"), "starts like GB's own international prefix"),
+        (DialPlan(region="GB", trunk_prefix="O"), "trunk_prefix 'O' is not 1-8 digits"),
+        (DialPlan(region="US", technical_prefixes=("XXX",)), "'XXX' is only X"),
+        (DialPlan(region="US", technical_prefixes=("0",)), "'0' would strip the start of the international prefix"),
+        (DialPlan(region="GB", technical_prefixes=("0X",)), "'0X' would strip the start of the international prefix"),
+        (DialPlan(region="US", technical_prefixes=("9 ",)), "'9 ' is not 1-16 of the digits"),
+    ],
+)
+def test_dial_plan_problems(plan: DialPlan, problem: str) -> None:
+    problems = dial_plan_problems(plan)
+    assert len(problems) == 1, problems
+    assert problem in problems[0]
+
+
+def test_a_configured_international_prefix_before_a_0_is_no_international_prefix() -> None:
+    """As phonenumbers reads the region's own: India's 000800 toll-free numbers survive "00" configured."""
+    plan = DialPlan(region="IN", international_prefixes=("00",))
+    assert normalise("0008001234567", plan) == normalise("0008001234567", DialPlan(region="IN"))
+    assert isinstance(normalise("0008001234567", plan), Subscriber)
