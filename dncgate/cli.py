@@ -23,10 +23,10 @@ from dncgate.lists.formats import FORMATS, ListFileError
 from dncgate.lists.loader import LoadRefused, LoadSummary, load_file
 from dncgate.logs import configure
 from dncgate.model import Originator
-from dncgate.numbers import DialPlan
+from dncgate.numbers import DialPlan, rule_prefix
 from dncgate.settings import ConfigError, EslSettings, Listener, Settings, load
 from dncgate.store.errors import StoreError
-from dncgate.store.protocol import ListStore, parse_prefix
+from dncgate.store.protocol import ListStore, stats_of
 
 EXIT_USAGE = 2
 SHOWN_ERRORS = 20
@@ -117,7 +117,8 @@ def _parser() -> argparse.ArgumentParser:
     rule = _command(lists, "rule", _lists_rule, "add or remove a prefix rule (block +86170 wholesale)")
     rule.add_argument("action", choices=["add", "remove"])
     rule.add_argument("--list", required=True, dest="list_name")
-    rule.add_argument("prefix")
+    rule.add_argument("prefix", help="+86170 (E.164), or national in the list's region (170 in CN)")
+    rule.add_argument("--force", action="store_true", help="take a prefix no longer than a country code")
 
     audit = sub.add_parser("audit", help="read the durable audit").add_subparsers(required=True, metavar="ACTION")
     tail = _command(audit, "tail", _audit_tail, "the newest decisions, as JSON lines")
@@ -306,10 +307,20 @@ async def _lists_stats(args: argparse.Namespace, config: Settings) -> int:
 
 
 async def _lists_rule(args: argparse.Namespace, config: Settings) -> int:
-    digits = parse_prefix(args.prefix)
+    tenant = config.tenants.get(args.list_name.partition(":")[2]) if args.list_name.startswith("tenant:") else None
+    region = tenant.dial_plan.region if tenant is not None else config.national_region  # national forms read here
+    digits = rule_prefix(args.prefix, region, force=args.force or args.action == "remove")
 
     async def run(store: ListStore) -> int:
+        before = await stats_of(store, args.list_name)
         await store.set_prefix_rule(args.list_name, digits, present=args.action == "add")
+        after = await stats_of(store, args.list_name)
+        if (after.prefix_rules if after else 0) == (before.prefix_rules if before else 0):
+            if args.action == "remove":
+                print(f"dncgate: {args.list_name}: no prefix rule +{digits} to remove", file=sys.stderr)
+                return 1
+            print(f"{args.list_name}: prefix +{digits} was already there")
+            return 0
         print(f"{args.list_name}: prefix +{digits} {'added' if args.action == 'add' else 'removed'}")
         return 0
 

@@ -314,3 +314,44 @@ def _national_number_starting(prefix: str, region: str) -> str | None:
                     if number.country_code == metadata.country_code and phonenumbers.is_valid_number(number):
                         return dialled
     return None
+
+
+_RULE_DIGITS = re.compile(r"\+?[0-9]{1,15}")
+
+
+def rule_prefix(text: str, region: str, *, force: bool = False) -> str:
+    """A prefix rule as E.164 digits without ``+``; raises ``ValueError`` saying why not.
+
+    ``+86170`` is E.164; ``0086170`` starts with ``region``'s own international prefix; anything
+    else is national, read in ``region`` (``170`` or ``0170`` in CN is ``86170``). A prefix no
+    longer than its country code (``+86``: a whole country) or shorter than any (``+8``: Japan,
+    Korea, China...) is refused unless ``force``."""
+    dialled = _VISUAL_SEPARATORS.sub("", text.strip())
+    if not _RULE_DIGITS.fullmatch(dialled):
+        raise ValueError(f"prefix {text!r}: expected digits, like +86170 or, in the list's region, 170")
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    idd = _own_international_prefix(region)
+    international = idd.match(dialled) if idd and starts_with_own_international_prefix(dialled, region) else None
+    if dialled.startswith("+"):
+        digits = dialled[1:]
+    elif international is not None:
+        digits = dialled[international.end() :]
+    elif metadata is None or metadata.country_code is None:
+        raise ValueError(f"prefix {text!r}: national, but region {region!r} is unknown: give it as +CC...")
+    else:
+        trunk = metadata.national_prefix or ""
+        digits = str(metadata.country_code) + (dialled.removeprefix(trunk) if trunk else dialled)
+    if not 1 <= len(digits) <= 15:
+        raise ValueError(f"prefix {text!r}: +{digits} is not 1-15 digits of an E.164 number")
+    size = country_code_length(digits)
+    codes = sorted(c for c in _COUNTRY_CODES if str(c).startswith(digits)) if size == 0 else []
+    if size == 0 and not codes:
+        raise ValueError(f"prefix +{digits} starts no country code: it would block nothing")
+    if not force and size == 0:
+        shown = ", ".join(f"+{c}" for c in codes[:6]) + (", ..." if len(codes) > 6 else "")
+        raise ValueError(f"prefix +{digits} is shorter than any country code: it would block every number "
+                         f"of {shown} (--force if you mean it)")
+    if not force and len(digits) <= size:
+        raise ValueError(f"prefix +{digits} is the whole of country code +{digits[:size]}: it would block every "
+                         "number there (--force if you mean it)")
+    return digits

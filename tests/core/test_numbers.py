@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from dncgate.numbers import (
@@ -12,6 +14,7 @@ from dncgate.numbers import (
     Subscriber,
     dial_plan_problems,
     normalise,
+    rule_prefix,
 )
 
 CN = DialPlan(region="CN", international_prefixes=("00",), technical_prefixes=("17951", "12593"))
@@ -241,3 +244,31 @@ def test_a_configured_international_prefix_before_a_0_is_no_international_prefix
     plan = DialPlan(region="IN", international_prefixes=("00",))
     assert normalise("0008001234567", plan) == normalise("0008001234567", DialPlan(region="IN"))
     assert isinstance(normalise("0008001234567", plan), Subscriber)
+
+
+@pytest.mark.parametrize(
+    ("text", "region", "digits"),
+    [("+86170", "US", "86170"), ("170", "CN", "86170"), ("0170", "CN", "86170"), ("0086170", "CN", "86170"),
+     ("+86 170", "CN", "86170"), ("201", "US", "1201"), ("1201", "US", "1201"), ("011 86170", "US", "86170"),
+     ("0800", "GB", "44800"), ("06", "IT", "3906")],
+)
+def test_rule_prefix_reads_national_forms_in_the_region(text: str, region: str, digits: str) -> None:
+    assert rule_prefix(text, region) == digits
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("+8", "shorter than any country code"), ("+86", "the whole of country code +86"), ("+1", "country code +1"),
+     ("+0", "starts no country code"), ("+999", "starts no country code"), ("86x", "expected digits"),
+     ("+1234567890123456", "expected digits"), ("", "expected digits")],
+)
+def test_rule_prefix_refusals(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        rule_prefix(text, "CN")
+
+
+def test_rule_prefix_force_takes_a_whole_country_but_never_nothing() -> None:
+    assert rule_prefix("+8", "CN", force=True) == "8"
+    assert rule_prefix("+86", "CN", force=True) == "86"
+    with pytest.raises(ValueError, match="starts no country code"):
+        rule_prefix("+0", "CN", force=True)
