@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
+from http import HTTPStatus
 from typing import Any
 
 import structlog
@@ -67,3 +68,49 @@ def make_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", prometheus)
     return app
+
+
+class _JsonErrorHandler(web.RequestHandler):
+    """aiohttp's per-connection protocol, answering what fails before the app runs (an over-long
+    request line or header, too many headers, bytes that are not HTTP) in the API's JSON error shape
+    with one warning line, instead of a plain-text 400 and a traceback in the log."""
+
+    def handle_error(
+        self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None,
+    ) -> web.StreamResponse:
+        if status >= 500:
+            log.error("http.internal_error", status=status, path=request.path, error=repr(exc), exc_info=exc)
+            text, code = "internal error (logged)", "internal_error"
+        else:
+            reason = getattr(exc, "message", None) or message or HTTPStatus(status).phrase
+            text, code = str(reason).strip().splitlines()[0][:200], "bad_request" if status == 400 else "http_error"
+            log.warning("http.bad_request", status=status, remote=request.remote, error=text,
+                        kind=type(exc).__name__ if exc is not None else None)
+        if request.writer.output_size > 0:  # a response is under way: the connection is all that can go
+            raise ConnectionError("response already started, cannot send the error")
+        response = web.json_response({"error": {"code": code, "message": text}}, status=status)
+        response.force_close()
+        return response
+
+
+class _JsonErrorServer(web.Server):
+    def __call__(self) -> web.RequestHandler:
+        return _JsonErrorHandler(self, loop=self._loop, **self._kwargs)
+
+
+class GateRunner(web.AppRunner):
+    """``web.AppRunner`` whose connections answer errors raised before the app runs as JSON
+    (``{"error": {"code", "message"}}``, one ``http.bad_request`` warning). aiohttp has no public
+    hook for those (aio-libs/aiohttp#3287): this overrides its protocol's ``handle_error``."""
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        return _JsonErrorServer(
+            server.request_handler, request_factory=server.request_factory,
+            handler_cancellation=server.handler_cancellation, loop=server._loop, **server._kwargs,
+        )
+
+
+def make_runner(app: web.Application, **kwargs: Any) -> web.AppRunner:
+    """The runner ``serve`` starts ``app`` with (``kwargs``: ``web.AppRunner``'s)."""
+    return GateRunner(app, **kwargs)

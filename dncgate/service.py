@@ -21,7 +21,7 @@ from dncgate.esl.check import esl_check_handler
 from dncgate.events import CallEventStream
 from dncgate.feeds import CallFeeds, asterisk_feed_of, freeswitch_feed_of
 from dncgate.gate import Gate
-from dncgate.http import make_app
+from dncgate.http import make_app, make_runner
 from dncgate.ivr.agi import ivr_agi_handler, with_ivr
 from dncgate.ivr.esl import ivr_esl_handler, with_esl_ivr
 from dncgate.ivr.runner import IvrContext
@@ -100,7 +100,7 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
                                 feeds=feeds.health)
                 if config.api.enabled:
                     install_api(http, ApiContext.of(gate, ledger, config.api))  # /v1: same process, same loop
-                runner = web.AppRunner(http, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+                runner = make_runner(http, access_log=None, handle_signals=False, shutdown_timeout=1.0)
                 await runner.setup()
                 site = web.TCPSite(runner, config.http.host, config.http.port)
                 await site.start()
