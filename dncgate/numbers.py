@@ -142,6 +142,8 @@ def _normalise(raw: str, plan: DialPlan) -> Callee:
 def country_code_length(digits: str) -> int:
     """How many leading digits of an E.164 number (no ``+``) are its country code; 0 for none.
     phonenumbers takes the first of 1, 2, 3 digits that is a country code (the codes are prefix-free)."""
+    if digits[:1] == "0":  # no country code starts with 0 ("020" is not Egypt's 20)
+        return 0
     return next((n for n in (1, 2, 3) if digits[:n].isdigit() and int(digits[:n]) in _COUNTRY_CODES), 0)
 
 

@@ -10,6 +10,7 @@ import phonenumbers
 from phonenumbers import PhoneMetadata
 
 from dncgate.lists.formats import Entry, LineError
+from dncgate.lists.validity import valid_digits
 from dncgate.numbers import DialPlan, InvalidNumber, Subscriber, country_code_length, normalise
 
 
@@ -40,18 +41,20 @@ def number_of(text: str, plan: DialPlan) -> int | str:
     """The E.164 integer for a list entry, or why it is not one.
 
     ``+`` forms take a fast path (a known country code and 8-15 digits): national lists ship
-    millions of them and full validation costs ~20 us each. The fast path is taken only when
-    phonenumbers would keep the digits as they are (``keeps_national_digits``), so a listed
-    number always equals ``normalise()`` of the same number dialled: ``+4402079460000`` is stored
-    as ``+442079460000``. (It does not validate: a number ``normalise`` rejects may be stored, and no
-    dialled number ever matches it.) Anything else is normalised like a dialled number under ``plan``.
+    millions of them and ``normalise`` costs ~20 us each. The fast path is taken only when
+    phonenumbers would keep the digits as they are (``keeps_national_digits``) and finds them
+    valid (``validity.valid_digits``, one regular expression), so it accepts and refuses exactly
+    what ``normalise()`` of the same number dialled does: ``+4402079460000`` is stored as
+    ``+442079460000``, an invalid one is refused with ``normalise``'s reason. Anything else is
+    normalised like a dialled number under ``plan``.
     """
     if text.startswith("+") and text[1:].isascii() and text[1:].isdigit() and 8 <= len(text) - 1 <= 15:
         digits = text[1:]
         size = country_code_length(digits)
         if not size:
             return "unknown country code"
-        if keeps_national_digits(int(digits[:size]), digits[size:]):
+        code, national = int(digits[:size]), digits[size:]
+        if keeps_national_digits(code, national) and valid_digits(code, national):
             return int(digits)
     result = normalise(text, plan)
     if isinstance(result, Subscriber):

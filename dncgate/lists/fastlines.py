@@ -4,11 +4,13 @@
 5 minutes for a 100M-line national snapshot. Here the file is read in binary chunks cut at a
 newline, and a chunk whose every line is a plain ``+E.164`` (``+`` and 8-15 ASCII digits, a
 known country code) is checked with a few C-level scans of the whole chunk and converted with
-``int`` into an ``array('q')``; one more search of the chunk finds the national numbers that
-may start with a prefix phonenumbers strips (a trunk ``0`` after ``+44``), which take
-``number_of`` and its full normalisation. Any other line goes through exactly the per-line path
-of ``read_entries``/``parse_file`` (strip, BOM, comments, over-long lines, ``number_of``), so
-every bad line is reported with its line number and the same problem text.
+``int`` into an ``array('q')``; one search of the chunk finds the lines phonenumbers does not find
+valid (``lists.validity``: its patterns as one regular expression) and one more the national
+numbers that may start with a prefix phonenumbers strips (a trunk ``0`` after ``+44``): those take
+``number_of`` and its full normalisation, so the fast path accepts and refuses what it does. Any
+other line goes through exactly the per-line path of ``read_entries``/``parse_file`` (strip, BOM,
+comments, over-long lines, ``number_of``), so every bad line is reported with its line number and
+the same problem text.
 
 Lines end at ``\\n``, ``\\r\\n`` or a lone ``\\r``, like the text reader: a chunk with a lone ``\\r``
 is handled line by line by the text reader itself.
@@ -38,6 +40,7 @@ from dncgate.lists.formats import (
     _magic,
     _sniff,
 )
+from dncgate.lists.validity import invalid_lines_search, valid_digits
 from dncgate.numbers import country_code_length
 
 CHUNK_BYTES = 4 << 20
@@ -91,6 +94,7 @@ class _CountryCodes:
     def __init__(self) -> None:
         self._codes: dict[bytes, bytes] = {}  # first three digits -> country code digits (b"": none)
         self._searches: dict[frozenset[bytes], re.Pattern[bytes] | None] = {}
+        self._invalid: dict[frozenset[bytes], re.Pattern[bytes]] = {}
 
     def code(self, first3: bytes) -> bytes:
         code = self._codes.get(first3)
@@ -106,6 +110,19 @@ class _CountryCodes:
         code = self.code(line[1:4])
         return keeps_national_digits(int(code), line[1 + len(code) :].decode("ascii"))
 
+    def valid(self, line: bytes) -> bool:
+        """``validity.valid_digits`` for one ``+`` line with a known country code."""
+        code = self.code(line[1:4])
+        return valid_digits(int(code), line[1 + len(code) :].decode("ascii"))
+
+    def invalid_lines(self, body: bytes, first3s: set[bytes]) -> Iterator[int]:
+        """The indexes, ascending, of the lines of ``body`` (as for ``prefixed_lines``) whose digits
+        phonenumbers does not find valid as they stand: one search of the whole chunk."""
+        codes = frozenset(map(self.code, first3s))
+        if codes not in self._invalid:
+            self._invalid[codes] = invalid_lines_search(codes)
+        yield from _line_indexes(body, self._invalid[codes])
+
     def prefixed_lines(self, body: bytes, first3s: set[bytes]) -> Iterator[int]:
         """The indexes, ascending, of the lines of ``body`` (plain ``+`` lines, every country code
         known, first three digits ``first3s``) whose national part their country's
@@ -114,14 +131,18 @@ class _CountryCodes:
         if codes not in self._searches:
             self._searches[codes] = _prefix_search(codes)
         search = self._searches[codes]
-        if search is None:
-            return
-        lines = b"\n" + body  # every line, the first too, starts after a newline
-        index, last = 0, 0
-        for match in search.finditer(lines):
-            index += lines.count(b"\n", last, match.start())
-            last = match.start()
-            yield index
+        if search is not None:
+            yield from _line_indexes(b"\n" + body, search)  # every line, the first too, starts after a newline
+
+
+def _line_indexes(text: bytes, search: re.Pattern[bytes]) -> Iterator[int]:
+    """For each match of ``search`` in ``text``, ascending: how many newlines come before it (the
+    index of its line, when each match starts its line or sits on the newline before it)."""
+    index, last = 0, 0
+    for match in search.finditer(text):
+        index += text.count(b"\n", last, match.start())
+        last = match.start()
+        yield index
 
 
 def _prefix_search(codes: frozenset[bytes]) -> re.Pattern[bytes] | None:
@@ -198,11 +219,13 @@ def _chunk(
         and max(map(len, lines)) <= 16
         and all(map(known, first3s := set(map(_FIRST3, lines))))
     ):
-        # Lines whose national part may start with a prefix phonenumbers strips take number_of.
+        # Lines that are not valid as they stand, or whose national part may start with a prefix
+        # phonenumbers strips, take number_of (its reason, or the number phonenumbers makes of them).
+        slow = set(known.invalid_lines(body, first3s))
+        # A prefix candidate that phonenumbers keeps as it is (an empty match) stays on the fast path.
+        slow.update(i for i in known.prefixed_lines(body, first3s) if i not in slow and not known.keeps(lines[i]))
         start = 0
-        for index in known.prefixed_lines(body, first3s):
-            if known.keeps(lines[index]):  # a candidate phonenumbers keeps as it is (an empty match)
-                continue
+        for index in sorted(slow):
             out.numbers.extend(map(int, lines[start:index]))
             _slow_line(lines[index].decode("ascii"), line + 1 + index, out, number_of)
             out.read -= 1  # counted below with the rest
@@ -212,7 +235,7 @@ def _chunk(
         return line + count
     for index, text in enumerate(lines, start=line + 1):
         if (9 <= len(text) <= 16 and text.startswith(b"+") and text[1:].isdigit() and known(text[1:4])
-                and known.keeps(text)):
+                and known.keeps(text) and known.valid(text)):
             out.numbers.append(int(text))
             out.read += 1
         else:
