@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
@@ -19,7 +20,7 @@ from dncgate import __version__
 from dncgate.app import open_app
 from dncgate.config_file import SYSTEM_CONFIG, find_config
 from dncgate.gate import CheckRequest
-from dncgate.lists.formats import FORMATS, ListFileError
+from dncgate.lists.formats import FORMATS, LineError, ListFileError
 from dncgate.lists.loader import LoadRefused, LoadSummary, load_file
 from dncgate.logs import configure
 from dncgate.model import Originator
@@ -216,11 +217,12 @@ async def _lists_load(args: argparse.Namespace, config: Settings) -> int:
 
     async def run(store: ListStore) -> int:
         try:
-            summary = await load_file(
-                store, args.list_name, args.file, DialPlan(region=region), fmt=args.format, delta=args.delta,
-                progress=progress, allow_empty=args.allow_empty, max_shrink=config.sync.max_shrink,
-                force=args.force,
-            )
+            with _errors_file(args.errors) as on_invalid:  # every bad line, written as it is found
+                summary = await load_file(
+                    store, args.list_name, args.file, DialPlan(region=region), fmt=args.format, delta=args.delta,
+                    progress=progress, allow_empty=args.allow_empty, max_shrink=config.sync.max_shrink,
+                    force=args.force, on_invalid=on_invalid,
+                )
         except LoadRefused as exc:
             if progress is not None:
                 sys.stderr.write("\n")
@@ -257,10 +259,21 @@ def _report_invalid(summary: LoadSummary, errors_path: Path | None, out: TextIO)
     if len(summary.invalid) > SHOWN_ERRORS and errors_path is None:
         print(f"  ... {len(summary.invalid) - SHOWN_ERRORS:,} more: use --errors FILE for all of them", file=out)
     if errors_path is not None:
-        with errors_path.open("w", encoding="utf-8") as f:
-            for error in summary.invalid:
-                f.write(json.dumps({"line": error.line, "text": error.text, "problem": error.problem}) + "\n")
         print(f"  every invalid line is in {errors_path}", file=out)
+
+
+@contextlib.contextmanager
+def _errors_file(path: Path | None) -> Iterator[Callable[[LineError], None] | None]:
+    """A writer of bad lines to ``path`` as JSON lines (None: no file)."""
+    if path is None:
+        yield None
+        return
+    with path.open("w", encoding="utf-8") as f:
+
+        def write(error: LineError) -> None:
+            f.write(json.dumps({"line": error.line, "text": error.text, "problem": error.problem}) + "\n")
+
+        yield write
 
 
 async def _lists_sync(args: argparse.Namespace, config: Settings) -> int:

@@ -32,14 +32,15 @@ from typing import BinaryIO
 
 from dncgate.lists.entries import keeps_national_digits, national_prefix
 from dncgate.lists.formats import (
-    GZIP_MAGIC,
     MAX_LINE_CHARS,
     ZIP_MAGICS,
     LineError,
     ListFileError,
     _magic,
     _sniff,
+    open_binary,
 )
+from dncgate.lists.invalid import InvalidLines, InvalidShare
 from dncgate.lists.validity import invalid_lines_search, valid_digits
 from dncgate.numbers import country_code_length
 
@@ -49,11 +50,20 @@ _FIRST3 = itemgetter(slice(1, 4))
 _UNTRUSTED = re.compile(r"\^|\\[AZbB1-9]|\(\?<|\(\?P=")
 
 
+# A run without a newline this long (bytes) is an over-long line, or lines ended by lone CRs:
+# either way the text reader's bounded lines, not this path, read the file (``NotFast``).
+MAX_RUN_BYTES = 4 * MAX_LINE_CHARS + 64
+
+
+class NotFast(Exception):
+    """This file is for the per-line path (``sync.parse_entries``): nothing of it was kept."""
+
+
 @dataclass
 class FastParsed:
     numbers: array[int] = field(default_factory=lambda: array("q"))
     read: int = 0
-    invalid: list[LineError] = field(default_factory=list)
+    invalid: InvalidLines = field(default_factory=InvalidLines)
 
 
 def applies(path: Path, fmt: str) -> bool:
@@ -80,9 +90,7 @@ def _file_errors(path: Path) -> Iterator[None]:
 
 
 def _open(path: Path) -> BinaryIO:
-    if _magic(path)[:2] == GZIP_MAGIC:
-        return gzip.GzipFile(path, "rb")  # type: ignore[return-value]  # a binary file in all but name
-    return path.open("rb")
+    return open_binary(path)
 
 
 class _CountryCodes:
@@ -169,14 +177,17 @@ def _prefix_search(codes: frozenset[bytes]) -> re.Pattern[bytes] | None:
 
 
 def parse_lines_fast(
-    path: Path, number_of: Callable[[str], int | str], *, progress: Callable[[int], None] | None = None
+    path: Path, number_of: Callable[[str], int | str], *, progress: Callable[[int], None] | None = None,
+    invalid: InvalidLines | None = None, give_up: InvalidShare | None = None,
 ) -> FastParsed:
     """Every line of a one-number-a-line snapshot: numbers in file order, bad lines reported.
 
     ``number_of`` is the slow path's normaliser (``loader.number_of`` under the dial plan).
-    Same results as ``read_entries`` + ``parse_file``; raises ``ListFileError`` like them.
-    ``progress`` is told the lines read so far, after each chunk."""
-    out = FastParsed()
+    Same results as ``read_entries`` + ``parse_file``; raises ``ListFileError`` like them, and
+    ``NotFast`` for a file with a run of ``MAX_RUN_BYTES`` without a newline. ``invalid`` collects
+    the bad lines; ``give_up`` is checked after each chunk. ``progress`` is told the lines read so
+    far, after each chunk."""
+    out = FastParsed(invalid=invalid if invalid is not None else InvalidLines())
     known = _CountryCodes()
     line = 0  # lines before the current chunk
     with _file_errors(path), _open(path) as raw:
@@ -185,13 +196,19 @@ def parse_lines_fast(
             cut = data.rfind(b"\n") + 1
             if cut == 0:
                 rest += data
+                if len(rest) > MAX_RUN_BYTES:
+                    raise NotFast(f"{path}: more than {MAX_RUN_BYTES} bytes without a newline")
                 continue
             line = _chunk(rest + data[:cut], line, out, known, number_of)
             rest = data[cut:]
+            if give_up is not None:
+                give_up.check(out.read, len(out.invalid), path)
             if progress is not None:
                 progress(out.read)
         if rest:
             _chunk(rest, line, out, known, number_of)
+    if give_up is not None:
+        give_up.check(out.read, len(out.invalid), path)
     if progress is not None:
         progress(out.read)
     return out

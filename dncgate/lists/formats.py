@@ -13,11 +13,12 @@ import io
 import lzma
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from dncgate.errors import ListError
 
@@ -28,6 +29,11 @@ ZIP_MAGICS = (ZIP_MAGIC, b"PK\x05\x06", b"PK\x07\x08")
 FORMATS = ("auto", "lines", "csv", "ftc", "tps")
 ACTIONS = frozenset({"add", "remove"})
 MAX_LINE_CHARS = 4096
+# A compressed file or zip member may expand at most this much once past MAX_RATIO_AFTER_BYTES:
+# a gzipped list of numbers is about 5:1 (consecutive numbers too), the same line repeated 500:1,
+# deflate's limit (blank lines) 1030:1; bzip2 and LZMA zip members go far beyond.
+MAX_RATIO = 100
+MAX_RATIO_AFTER_BYTES = 16 << 20
 _ZIP_ENCRYPTED = 0x1  # general purpose flag bit 0
 
 
@@ -51,12 +57,69 @@ class LineError:
     problem: str
 
 
+def open_binary(path: Path) -> BinaryIO:
+    """A list file's bytes, gunzipped when it starts with the gzip magic (at most ``MAX_RATIO``:1)."""
+    if _magic(path)[:2] != GZIP_MAGIC:
+        return path.open("rb")
+    compressed = path.open("rb")
+    inflated = _Inflated(gzip.GzipFile(fileobj=compressed, mode="rb"), compressed.tell, path, compressed.close)
+    return io.BufferedReader(inflated)
+
+
 def open_text(path: Path) -> io.TextIOWrapper:
     """Open a list file as UTF-8 text, gunzipping when it starts with the gzip magic."""
-    magic = _magic(path)
     # The caller closes the wrapper, which closes the binary stream under it.
-    raw = gzip.GzipFile(path, "rb") if magic[:2] == GZIP_MAGIC else path.open("rb")
-    return io.TextIOWrapper(raw, encoding="utf-8", newline="")
+    return io.TextIOWrapper(open_binary(path), encoding="utf-8", newline="")
+
+
+class _Inflated(io.RawIOBase):
+    """A decompressing stream that raises ``ListFileError`` once it has expanded more than
+    ``MAX_RATIO``:1 past ``MAX_RATIO_AFTER_BYTES`` (``compressed()``: the input bytes read so far)."""
+
+    def __init__(self, stream: gzip.GzipFile, compressed: Callable[[], int], path: Path,
+                 close_input: Callable[[], None]) -> None:
+        self._stream, self._compressed, self._path, self._close_input = stream, compressed, path, close_input
+        self._out = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        count = self._stream.readinto(buffer)
+        self._out += count
+        if self._out > MAX_RATIO_AFTER_BYTES and self._out > MAX_RATIO * max(self._compressed(), 1):
+            raise ListFileError(f"{self._path}: expands more than {MAX_RATIO}:1 ({self._out:,} bytes from "
+                                f"{self._compressed():,}): refused as a compression bomb")
+        return count
+
+    def close(self) -> None:
+        try:
+            self._stream.close()
+        finally:
+            self._close_input()
+            super().close()
+
+
+# No line is read whole past this many characters: the longest a CSV field may be (the csv
+# module's default limit), and well over ``MAX_LINE_CHARS``, which the other formats report.
+READ_LINE_CHARS = 128 * 1024
+
+
+def bounded_lines(text: io.TextIOWrapper) -> Iterator[str]:
+    """The lines of ``text`` with their ends, none longer than ``READ_LINE_CHARS`` + 2 characters:
+    a longer line is cut there, without its end, and the rest of it read and dropped, so that no
+    line is ever whole in memory (``cut_line`` is true of it)."""
+    limit = READ_LINE_CHARS + 2  # room for "\r\n"
+    while line := text.readline(limit):
+        if cut_line(line):
+            while (rest := text.readline(1 << 16)) and not rest.endswith(("\n", "\r")):
+                pass
+        yield line
+
+
+def cut_line(line: str) -> bool:
+    """Whether :func:`bounded_lines` cut this line (it was longer than ``READ_LINE_CHARS``)."""
+    return len(line) == READ_LINE_CHARS + 2 and not line.endswith("\n")
 
 
 def _magic(path: Path) -> bytes:
@@ -78,6 +141,9 @@ def _members(path: Path, stack: ExitStack) -> Iterator[tuple[str, io.TextIOWrapp
             continue
         if info.flag_bits & _ZIP_ENCRYPTED:
             raise ListFileError(f"{path}: zip member {info.filename!r} is encrypted: cannot be read")
+        if info.file_size > MAX_RATIO_AFTER_BYTES and info.file_size > MAX_RATIO * max(info.compress_size, 1):
+            raise ListFileError(f"{path}: zip member {info.filename!r} expands more than {MAX_RATIO}:1 ("
+                                f"{info.file_size:,} bytes from {info.compress_size:,}): refused as a compression bomb")
         try:
             member = archive.open(info)
         except (NotImplementedError, RuntimeError) as exc:  # an unsupported compression method, say
@@ -93,9 +159,10 @@ def read_entries(path: Path, fmt: str = "auto") -> Iterator[Entry | LineError]:
     try:
         with ExitStack() as stack:
             for member, text in _members(path, stack):
-                first = text.readline()
+                lines = bounded_lines(text)
+                first = next(lines, "")
                 kind = fmt if fmt != "auto" else _sniff(first)
-                entries = _parse(kind, path, _chain(first, text))
+                entries = _parse(kind, path, _chain(first, lines))
                 for entry in entries:
                     if member and isinstance(entry, LineError):
                         entry = LineError(entry.line, entry.text, f"{member}: {entry.problem}")
@@ -126,7 +193,7 @@ def _parse(kind: str, path: Path, lines: Iterator[str]) -> Iterator[Entry | Line
     return _line_entries(lines)
 
 
-def _chain(first: str, rest: io.TextIOWrapper) -> Iterator[str]:
+def _chain(first: str, rest: Iterator[str]) -> Iterator[str]:
     if first:
         yield first
     yield from rest
@@ -149,7 +216,15 @@ def _line_entries(lines: Iterator[str]) -> Iterator[Entry | LineError]:
 
 
 def _csv_entries(path: Path, lines: Iterator[str]) -> Iterator[Entry | LineError]:
-    reader = csv.reader(lines)
+    def whole(numbered: Iterator[str]) -> Iterator[str]:
+        # csv never sees a cut line (it could read a valid-looking record in it): as csv itself would.
+        for number, line in enumerate(numbered, start=1):
+            if cut_line(line):
+                raise ListFileError(f"{path}: line {number}: unreadable CSV: field larger than field limit "
+                                    f"({READ_LINE_CHARS}): the line has more characters")
+            yield line
+
+    reader = csv.reader(whole(lines))
     try:
         header = [h.strip().lstrip("\ufeff").lower() for h in next(reader)]
     except StopIteration:

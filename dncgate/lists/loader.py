@@ -9,6 +9,7 @@ from pathlib import Path
 
 from dncgate.errors import ListError
 from dncgate.lists.formats import LineError
+from dncgate.lists.invalid import InvalidLines
 from dncgate.lists.sync import parse_file, too_big_a_shrink
 from dncgate.numbers import DialPlan
 from dncgate.store.distinct import sorted_distinct
@@ -25,7 +26,7 @@ class LoadSummary:
     duplicates: int = 0
     version: str = ""
     previous_version: str | None = None
-    invalid: list[LineError] = field(default_factory=list)
+    invalid: InvalidLines = field(default_factory=InvalidLines)  # the first KEPT_INVALID; len(): all
 
 
 class LoadRefused(ListError):
@@ -49,6 +50,7 @@ async def load_file(
     allow_empty: bool = False,
     max_shrink: float | None = None,
     force: bool = False,
+    on_invalid: Callable[[LineError], None] | None = None,
 ) -> LoadSummary:
     """Replace ``list_name`` with the file's numbers, or (``delta``) apply its adds and removes.
 
@@ -56,10 +58,12 @@ async def load_file(
     fast path, and in a delta the last line for a number wins. A replace is refused
     (``LoadRefused``, nothing changed) when the file gave no valid numbers, unless
     ``allow_empty``; and, with ``max_shrink`` (sync's guard, a fraction), when it would shrink
-    the live list by more than that, unless ``force``."""
+    the live list by more than that, unless ``force``. Each bad line is passed to ``on_invalid`` as
+    it is found (the summary keeps the first ``invalid.KEPT_INVALID``); a file whose lines are mostly
+    bad raises ``ListFileError`` (``invalid.GIVE_UP``)."""
     name = parse_list_name(list_name)
     summary = LoadSummary(name, "delta" if delta else "replace")
-    parsed = parse_file(path, fmt, plan, delta=delta, progress=progress)
+    parsed = parse_file(path, fmt, plan, delta=delta, progress=progress, on_invalid=on_invalid)
     summary.read, summary.invalid = parsed.read, parsed.invalid
     if delta:
         summary.duplicates = parsed.superseded

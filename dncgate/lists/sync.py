@@ -31,6 +31,7 @@ from dncgate.errors import ListError
 from dncgate.lists import fastlines
 from dncgate.lists.entries import entry_number, number_of
 from dncgate.lists.formats import LineError, ListFileError, read_entries
+from dncgate.lists.invalid import GIVE_UP, InvalidLines, InvalidShare
 from dncgate.lists.manifest import FileEntry, IntegrityError, ListManifest, ManifestError, verify_signature
 from dncgate.lists.sources import Fetched, SourceError, SyncSource, Unchanged
 from dncgate.numbers import DialPlan
@@ -100,7 +101,7 @@ class SyncReport:
     removed: int = 0
     version: str = ""
     read: int = 0
-    invalid: list[LineError] = field(default_factory=list)
+    invalid: InvalidLines = field(default_factory=InvalidLines)
     seconds: float = 0.0
 
 
@@ -109,7 +110,7 @@ class Parsed:
     adds: array[int]
     removes: array[int]
     read: int = 0
-    invalid: list[LineError] = field(default_factory=list)
+    invalid: InvalidLines = field(default_factory=InvalidLines)
     categories: int = 0
     superseded: int = 0  # delta lines for a number that a later line of the file overrides
 
@@ -129,30 +130,41 @@ class SyncObserver(Protocol):
 
 
 def parse_file(
-    path: Path, fmt: str, plan: DialPlan, *, delta: bool, progress: Callable[[int], None] | None = None
+    path: Path, fmt: str, plan: DialPlan, *, delta: bool, progress: Callable[[int], None] | None = None,
+    on_invalid: Callable[[LineError], None] | None = None, give_up: InvalidShare | None = GIVE_UP,
 ) -> Parsed:
     """Numbers of a snapshot (adds only) or a delta (final action per number: the last line wins).
 
     A snapshot in the one-number-a-line format (plain or gzip) takes ``lists.fastlines``: the
     same numbers and bad lines at ~10x the speed. ``progress`` is told the lines read so far.
+    Bad lines: the first ``invalid.KEPT_INVALID`` kept, all counted and each passed to
+    ``on_invalid``; ``give_up`` refuses (``ListFileError``) a file whose lines are mostly bad.
     ``lists load`` parses with this too, so a file means the same to both."""
     if not delta and fastlines.applies(path, fmt):
-        fast = fastlines.parse_lines_fast(path, lambda text: number_of(text, plan), progress=progress)
-        return Parsed(fast.numbers, array("q"), fast.read, fast.invalid)
-    return parse_entries(path, fmt, plan, delta=delta, progress=progress)
+        try:
+            fast = fastlines.parse_lines_fast(path, lambda text: number_of(text, plan), progress=progress,
+                                              invalid=InvalidLines(sink=on_invalid), give_up=give_up)
+            return Parsed(fast.numbers, array("q"), fast.read, fast.invalid)
+        except fastlines.NotFast:
+            pass  # megabytes without a newline: the per-line path reads it with bounded lines
+    return parse_entries(path, fmt, plan, delta=delta, progress=progress, on_invalid=on_invalid, give_up=give_up)
 
 
 def parse_entries(
-    path: Path, fmt: str, plan: DialPlan, *, delta: bool, progress: Callable[[int], None] | None = None
+    path: Path, fmt: str, plan: DialPlan, *, delta: bool, progress: Callable[[int], None] | None = None,
+    on_invalid: Callable[[LineError], None] | None = None, give_up: InvalidShare | None = GIVE_UP,
 ) -> Parsed:
     """``parse_file`` entry by entry (``read_entries``): every format, deltas, and the reference
     that the snapshot fast path must agree with."""
-    parsed = Parsed(array("q"), array("q"))
+    parsed = Parsed(array("q"), array("q"), invalid=InvalidLines(sink=on_invalid))
     final: dict[int, bool] = {}
     for raw in read_entries(path, fmt):
         parsed.read += 1
-        if progress is not None and parsed.read % PROGRESS_LINES == 0:
-            progress(parsed.read)
+        if parsed.read % PROGRESS_LINES == 0:
+            if give_up is not None:
+                give_up.check(parsed.read, len(parsed.invalid), path)
+            if progress is not None:
+                progress(parsed.read)
         checked = entry_number(raw, plan)
         if isinstance(checked, LineError):
             parsed.invalid.append(checked)
@@ -169,6 +181,8 @@ def parse_entries(
     if delta:
         parsed.adds = array("q", sorted(n for n, add in final.items() if add))
         parsed.removes = array("q", sorted(n for n, add in final.items() if not add))
+    if give_up is not None:
+        give_up.check(parsed.read, len(parsed.invalid), path)
     if progress is not None:
         progress(parsed.read)
     return parsed

@@ -95,8 +95,9 @@ def test_the_chunked_fast_path_agrees_on_every_input(
     texts = inputs if chunk > 64 else inputs[::7]
     path = tmp_path / "full.txt"
     path.write_text("\n".join(texts) + "\n")
-    fast = parse_file(path, "lines", US, delta=False)
-    slow = parse_entries(path, "lines", US, delta=False)
+    # Mostly invalid lines (a sweep, not a list): the give-up share is not what this compares.
+    fast = parse_file(path, "lines", US, delta=False, give_up=None)
+    slow = parse_entries(path, "lines", US, delta=False, give_up=None)
     assert list(fast.adds) == list(slow.adds)
     assert fast.invalid == slow.invalid
     assert fast.read == slow.read
