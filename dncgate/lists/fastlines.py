@@ -30,6 +30,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import BinaryIO
 
+from dncgate.errors import ListError
 from dncgate.lists.entries import keeps_national_digits, national_prefix
 from dncgate.lists.formats import (
     MAX_LINE_CHARS,
@@ -55,7 +56,7 @@ _UNTRUSTED = re.compile(r"\^|\\[AZbB1-9]|\(\?<|\(\?P=")
 MAX_RUN_BYTES = 4 * MAX_LINE_CHARS + 64
 
 
-class NotFast(Exception):
+class NotFast(ListError):
     """This file is for the per-line path (``sync.parse_entries``): nothing of it was kept."""
 
 
