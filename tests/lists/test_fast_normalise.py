@@ -62,8 +62,8 @@ def test_the_fast_path_stores_what_normalise_gives(inputs: list[str]) -> None:
             assert number_of(f"+{full.digits}", US) == full.digits  # the stored form is stable
             stripped += full.digits != int(text[1:])
         else:
-            # Not validated on the fast path, but only ever stored as written: a number that
-            # normalise rejects, so no dialled number can match it.
+            # Refused like normalise refuses it (tests/lists/test_fast_validity.py holds the fast
+            # path to exactly that); at the least never stored other than as written.
             assert isinstance(fast, str) or fast == int(text[1:]), text
     assert stripped > 100  # the inputs do exercise the prefixes phonenumbers strips
 
