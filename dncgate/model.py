@@ -62,6 +62,8 @@ class Reason(StrEnum):
     CATEGORY_DECLINED = "category_declined"
     SUBSCRIBER_BLOCK = "subscriber_block"
     ORIGINATOR_SUSPENDED = "originator_suspended"
+    # Enforcement restricted the originator and this marketing call is over its caps.
+    ORIGINATOR_RESTRICTED = "originator_restricted"
     # The national list is older than the tenant allows (and the tenant chose to reject).
     LIST_STALE = "list_stale"
     # A marketing call outside the tenant's calling window in the callee's local time.
@@ -75,6 +77,27 @@ DECLINE_ALL = "*"
 TENANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 # The check could not be completed: these decisions follow the tenant's failure policy.
 FAILURE_REASONS = frozenset({Reason.CHECK_FAILED, Reason.INVALID_NUMBER})
+# Analytics (enforcement) blocked the call: answered ATIS-1000099 "603+" (``AnalyticsBlock``).
+ANALYTICS_REASONS = frozenset({Reason.ORIGINATOR_SUSPENDED, Reason.ORIGINATOR_RESTRICTED})
+
+
+@dataclass(frozen=True, slots=True)
+class AnalyticsBlock:
+    """How a call analytics blocked is answered (ATIS-1000099 "603+"): the code, its reason phrase,
+    and the Reason header's parts: where it was blocked and whom to contact for redress."""
+
+    sip_code: int = 603
+    reason_phrase: str = "Network Blocked"
+    location: str = ""  # the blocking network's name (empty: the tenant's name)
+    redress: str = ""  # a URL or tel: URI the caller can use to dispute the block
+
+
+@dataclass(frozen=True, slots=True)
+class Restriction:
+    """Caps on an originator's marketing calls while enforcement restricts it (0: no cap)."""
+
+    per_minute: int = 0
+    concurrent: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +121,7 @@ class TenantPolicy:
     stale_action: StaleAction = StaleAction.ALARM
     # Calling window in the callee's local time for marketing calls (None: no window).
     hours: CallingHours | None = None
+    analytics_block: AnalyticsBlock = field(default_factory=AnalyticsBlock)
 
     def announcement_for(self, language: str | None = None) -> str:
         return self.announcement.format(language=language or self.language, tenant=self.name)
@@ -167,6 +191,10 @@ class Facts:
     # The callee recorded a specific block against this originator (applies to service calls too).
     subscriber_blocks_originator: bool = False
     originator_suspended: bool = False
+    # Enforcement restricts the originator (its caps, from the store) ...
+    originator_restriction: Restriction | None = None
+    # ... and this call is over them (the gate's counters say so; see dncgate.enforcement.limits).
+    originator_restricted: bool = False
     # Age of the national list's live version (None: unknown, or no list loaded).
     list_age: timedelta | None = None
 

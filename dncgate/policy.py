@@ -17,6 +17,7 @@ from datetime import timedelta
 
 from dncgate.hours import outside_hours
 from dncgate.model import (
+    ANALYTICS_REASONS,
     DECLINE_ALL,
     FAILURE_REASONS,
     CallAttempt,
@@ -51,6 +52,7 @@ RULES: tuple[Rule, ...] = (
     Rule("the originator is suspended", Reason.ORIGINATOR_SUSPENDED),
     Rule("the callee blocks this originator by name", Reason.SUBSCRIBER_BLOCK),
     Rule("service call", Reason.ALLOWED_SERVICE),
+    Rule("the originator is restricted and over its marketing caps", Reason.ORIGINATOR_RESTRICTED),
     Rule("the callee withdrew consent from this entity", Reason.CONSENT_REVOKED),
     Rule("the callee declined this category, or all marketing", Reason.CATEGORY_DECLINED),
     Rule("explicit consent covering this category, in force", Reason.ALLOWED_CONSENT),
@@ -80,6 +82,8 @@ def decide(attempt: CallAttempt, facts: Facts | FactsUnavailable) -> Decision:
             detail=detail,
         )
     code = tenant.check_failed_sip_code if reason in FAILURE_REASONS else tenant.reject_sip_code
+    if reason in ANALYTICS_REASONS:
+        code = tenant.analytics_block.sip_code
     return Decision(
         verdict=Verdict.REJECT,
         outcome=Verdict.REJECT,
@@ -119,6 +123,8 @@ def _conclude(attempt: CallAttempt, facts: Facts | FactsUnavailable) -> _Conclus
         return Verdict.REJECT, Reason.SUBSCRIBER_BLOCK, None, ""
     if not marketing:
         return Verdict.ALLOW, Reason.ALLOWED_SERVICE, None, ""
+    if facts.originator_restricted:
+        return Verdict.REJECT, Reason.ORIGINATOR_RESTRICTED, None, ""
     return _conclude_marketing(attempt, facts)
 
 

@@ -68,6 +68,7 @@ TRIGGERS: dict[Reason, Callable[[Case], Case]] = {
     Reason.ORIGINATOR_SUSPENDED: lambda c: _facts(c, originator_suspended=True),
     Reason.SUBSCRIBER_BLOCK: lambda c: _facts(c, subscriber_blocks_originator=True),
     Reason.ALLOWED_SERVICE: lambda c: _attempt(c, purpose=Purpose.SERVICE),
+    Reason.ORIGINATOR_RESTRICTED: lambda c: _facts(c, originator_restricted=True),
     Reason.CONSENT_REVOKED: lambda c: _facts(c, consent=ConsentFact(ConsentStatus.REVOKED, record_id="c-2")),
     Reason.CATEGORY_DECLINED: lambda c: _facts(c, declined_categories=frozenset({"finance"})),
     Reason.ALLOWED_CONSENT: lambda c: _facts(c, consent=ConsentFact(ConsentStatus.GRANTED, record_id="c-1")),
@@ -79,7 +80,7 @@ TRIGGERS: dict[Reason, Callable[[Case], Case]] = {
     Reason.OUTSIDE_HOURS: lambda c: _attempt(c, at=NIGHT),
     Reason.ALLOWED_CLEAR: lambda c: c,
 }
-# A later row that still wins over an earlier one (README: row 15 applies to what row 9 allows).
+# A later row that still wins over an earlier one (README: row 16 applies to what row 10 allows).
 OVERRIDDEN_BY = {Reason.ALLOWED_CONSENT: Reason.OUTSIDE_HOURS}
 
 
@@ -96,7 +97,7 @@ def _readme_rows() -> list[tuple[int, str, str]]:
 
 
 def test_rules_name_every_reason_once() -> None:
-    assert len(RULES) == 16
+    assert len(RULES) == 17
     assert sorted(rule.reason for rule in RULES) == sorted(Reason)
 
 
