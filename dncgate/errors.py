@@ -9,6 +9,8 @@
     ├── ConsentError             the consent ledger
     │   ├── LedgerError          an event that cannot be recorded as given (also a ValueError)
     │   └── ExportError          an export that does not prove itself complete (consent/export.py)
+    ├── EnforcementError         enforcement cases, complaints, notices (enforcement/)
+    │   └── CaseError            a case action that cannot be taken as asked (also a ValueError)
     ├── ApiError                 an HTTP API request answered with an error (api/errors.py)
     ├── SwitchError              talking to a switch: AGI, the event socket, AMI, the IVR's caller
     └── ProtocolError            bytes on a wire that break its protocol
@@ -27,7 +29,9 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "ConsentError",
+    "CaseError",
     "DncgateError",
+    "EnforcementError",
     "LedgerError",
     "ListError",
     "LocalProtocolError",
@@ -66,6 +70,15 @@ class ConsentError(DncgateError):
 
 class LedgerError(ConsentError, ValueError):
     """An event that cannot be recorded as given (the message says which field and why)."""
+
+
+class EnforcementError(DncgateError):
+    """Base class of enforcement's errors (cases, complaints, notices)."""
+
+
+class CaseError(EnforcementError, ValueError):
+    """A case action that cannot be taken as asked (the message says why): a transition the case's
+    state does not allow, a suspension inside the notice period, an appeal on a closed case."""
 
 
 class SwitchError(DncgateError):

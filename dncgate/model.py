@@ -98,6 +98,7 @@ class Restriction:
 
     per_minute: int = 0
     concurrent: int = 0
+    originator: str = ""  # the restricted key, ``kind:value`` (``account:acme-out``): the counters' key
 
 
 @dataclass(frozen=True, slots=True)

@@ -80,10 +80,11 @@ async def stats_of(store: ListStore, list_name: str) -> ListStats | None:
 class ListStore(Protocol):
     """A list store. Every method may raise ``StoreUnavailable``; none raises anything but ``StoreError``."""
 
-    async def facts(self, tenant: str, number: int, *, entity: str = "") -> Facts:
-        """National list, the tenant's list and prefix rules for one number, and the consent
-        ledger's current state for (tenant, entity, number) and the number's preferences: one
-        round trip."""
+    async def facts(self, tenant: str, number: int, *, entity: str = "", originators: Sequence[str] = ()) -> Facts:
+        """National list, the tenant's list and prefix rules for one number, the consent
+        ledger's current state for (tenant, entity, number) and the number's preferences, and the
+        standing enforcement gave the originator's keys (``originators``: ``account:X``, at most 4,
+        ``dncgate.enforcement.model.originator_keys``): one round trip."""
         ...
 
     async def replace_list(

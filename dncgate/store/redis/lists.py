@@ -30,6 +30,8 @@ from redis.exceptions import ResponseError
 
 from dncgate.audit_record import AuditRecord
 from dncgate.consent.facts import NotAConsentState, consent_fact, declined
+from dncgate.enforcement.model import standing_of
+from dncgate.errors import CaseError
 from dncgate.model import Facts, ListHit
 from dncgate.store.errors import StoreCorrupt, StoreUnavailable
 from dncgate.store.protocol import (
@@ -43,7 +45,7 @@ from dncgate.store.protocol import (
     prefixes_of,
 )
 from dncgate.store.redis import audit as audit_log
-from dncgate.store.redis import ledger_keys
+from dncgate.store.redis import case_keys, ledger_keys
 from dncgate.store.redis.conn import (
     RECOMMENDED_INTSET_ENTRIES,
     REDIS_DEFAULT_INTSET_ENTRIES,
@@ -140,12 +142,13 @@ class RedisListStore:
                 self._tenant_keys[tenant] = keys
         return keys
 
-    async def facts(self, tenant: str, number: int, *, entity: str = "") -> Facts:
+    async def facts(self, tenant: str, number: int, *, entity: str = "", originators: Sequence[str] = ()) -> Facts:
         lists = (_NATIONAL, self._keys_of_tenant(tenant))
+        keys = tuple(originators[:4])
         try:
             async with asyncio.timeout(self._settings.lookup_deadline):
                 for _ in range(_ATTEMPTS):
-                    facts = await self._lookup(lists, number, tenant, entity)
+                    facts = await self._lookup(lists, number, tenant, entity, keys)
                     if facts is not None:
                         return facts
         except TimeoutError as exc:
@@ -153,13 +156,13 @@ class RedisListStore:
         raise StoreUnavailable("redis facts: list pointers kept moving during the lookup")
 
     async def _lookup(
-        self, lists: tuple[ListKeys, ListKeys], number: int, tenant: str, entity: str
+        self, lists: tuple[ListKeys, ListKeys], number: int, tenant: str, entity: str, originators: tuple[str, ...],
     ) -> Facts | None:
         """One round trip; ``None`` when a pointer read back differs from the one used (redo).
 
-        The consent ledger's current state rides in the same pipeline, last: GET of the consent
-        key of (tenant, entity, number) and HMGET of the number's preferences
-        (``ledger_keys``)."""
+        The consent ledger's current state rides in the same pipeline: GET of the consent key of
+        (tenant, entity, number) and HMGET of the number's preferences (``ledger_keys``); last,
+        HMGET of the originator's keys in the tenant's standing hash (``case_keys``)."""
         prefixes = prefixes_of(number)
         used = [self._pointers.get(keys.name, (None, None)) for keys in lists]
         commands: list[Command] = [("GET", keys.pointer) for keys in lists]
@@ -171,6 +174,7 @@ class RedisListStore:
         prefs = ledger_keys.prefs(tenant, number)
         commands.append(("GET", ledger_keys.consent(tenant, entity, number)) if entity else ("ECHO", ""))
         commands.append(("HMGET", prefs, "declined", ledger_keys.block_field(entity)))
+        commands.append(("HMGET", case_keys.standing(tenant), *originators) if originators else ("ECHO", ""))
         with redis_errors("facts"):
             replies = await self._mux.execute(pack(*commands), len(commands))
         for reply in replies:
@@ -194,10 +198,12 @@ class RedisListStore:
             position += 1
         rules = _longest_rule(lists, used, prefixes, replies[position], replies[position + 1])
         national_pointer = used[0][1]
-        declined_raw, block = replies[-1]
+        declined_raw, block = replies[-2]
+        found = dict(zip(originators, replies[-1], strict=True)) if originators else {}
         try:
-            consent = consent_fact(replies[-2] if entity else None, "redis consent state")
-        except NotAConsentState as exc:
+            consent = consent_fact(replies[-3] if entity else None, "redis consent state")
+            suspended, restriction = standing_of(originators, found)
+        except (NotAConsentState, CaseError) as exc:
             raise StoreCorrupt(str(exc)) from exc
         return Facts(
             national=hits[0],
@@ -207,6 +213,7 @@ class RedisListStore:
             consent=consent,
             declined_categories=declined(declined_raw),
             subscriber_blocks_originator=bool(entity) and block is not None,
+            originator_suspended=suspended, originator_restriction=restriction,
         )
 
     # -- loads and edits ----------------------------------------------------------------------

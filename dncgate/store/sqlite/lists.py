@@ -23,6 +23,8 @@ from typing import Any, TypeVar
 from dncgate.audit_record import AuditRecord
 from dncgate.clock import now_iso
 from dncgate.consent.facts import NotAConsentState, consent_fact, declined
+from dncgate.enforcement.model import standing_of
+from dncgate.errors import CaseError
 from dncgate.model import Facts, ListHit
 from dncgate.store.distinct import MAX_NUMBER
 from dncgate.store.errors import StoreCorrupt, StoreError, StoreUnavailable
@@ -36,7 +38,7 @@ from dncgate.store.protocol import (
     parse_prefix,
     prefixes_of,
 )
-from dncgate.store.sqlite.schema import CONSENT_SCHEMA, LISTS_SCHEMA, facts_sql
+from dncgate.store.sqlite.schema import CASES_SCHEMA, CONSENT_SCHEMA, LISTS_SCHEMA, STANDING_KEYS, facts_sql
 from dncgate.store.sqlite.tx import write_transaction
 
 _T = TypeVar("_T")
@@ -76,7 +78,7 @@ class SqliteListStore:
     def _open(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = _connect(self.path)
-        conn.executescript(LISTS_SCHEMA + CONSENT_SCHEMA)  # idempotent: whichever connection comes first creates it
+        conn.executescript(LISTS_SCHEMA + CONSENT_SCHEMA + CASES_SCHEMA)  # idempotent: whichever connection comes first creates it
         return conn
 
     async def _run(self, pool: ThreadPoolExecutor, fn: Callable[..., _T], *args: Any) -> _T:
@@ -100,20 +102,25 @@ class SqliteListStore:
 
     # -- lookups --------------------------------------------------------------------------
 
-    async def facts(self, tenant: str, number: int, *, entity: str = "") -> Facts:
-        return await self._read(self._facts, tenant, number, entity)
+    async def facts(self, tenant: str, number: int, *, entity: str = "", originators: Sequence[str] = ()) -> Facts:
+        return await self._read(self._facts, tenant, number, entity, tuple(originators[:STANDING_KEYS]))
 
-    def _facts(self, tenant_name: str, number: int, entity: str) -> Facts:
+    def _facts(self, tenant_name: str, number: int, entity: str, originators: tuple[str, ...]) -> Facts:
         prefixes = prefixes_of(number)
-        # One statement is one read transaction: pointers, membership, rules and consent from one snapshot.
+        keys = originators + ("",) * (STANDING_KEYS - len(originators))
+        # One statement is one read transaction: pointers, membership, rules, consent and standing from one snapshot.
         rows = self._reader_conn().execute(
-            facts_sql(len(prefixes)), (number, list_key(tenant_name), tenant_name, entity, *prefixes)
+            facts_sql(len(prefixes)), (number, list_key(tenant_name), tenant_name, entity, *prefixes, *keys)
         ).fetchall()
         national = tenant = prefix_rule = None
         national_version = ""
         versions: list[tuple[str, int, int]] = []
         ledger: dict[str, str] = {}
+        standing: dict[str, str] = {}
         for name, version, listed, prefix in rows:
+            if name == "~standing":  # ('~standing', NULL, originator key, standing)
+                standing[listed] = prefix
+                continue
             if name[0] == "~":  # the consent ledger's rows: ('~consent', state) and ('~pref', item, value)
                 ledger["consent" if name == "~consent" else "block" if listed != "declined" else "declined"] = prefix
                 continue
@@ -131,13 +138,15 @@ class SqliteListStore:
             rule = ListHit(prefix_rule[0], self._version_of(versions, prefix_rule[0]), prefix=prefix_rule[1])
         try:
             consent = consent_fact(ledger.get("consent"), f"sqlite {self.path}")
-        except NotAConsentState as exc:
+            suspended, restriction = standing_of(originators, standing)
+        except (NotAConsentState, CaseError) as exc:
             raise StoreCorrupt(str(exc)) from exc
         return Facts(
             national=national, tenant_list=tenant, prefix_rule=rule, national_version=national_version,
             consent=consent,
             declined_categories=declined(ledger.get("declined")),
             subscriber_blocks_originator="block" in ledger,
+            originator_suspended=suspended, originator_restriction=restriction,
         )
 
     @staticmethod

@@ -1,6 +1,7 @@
 """Every table of the SQLite file, and the one statement a lookup runs.
 
-The list store (``lists``) creates all of them, the consent ledger (``ledger``) its own; both
+The list store (``lists``) creates all of them, the consent ledger (``ledger``) and the case store
+(``cases``) their own; both
 scripts are idempotent, so whichever connection comes first creates what is missing. The consent
 tables sit in the same file so that one lookup reads lists and consent from one snapshot.
 
@@ -60,6 +61,48 @@ WHEN old.recorded_at >= coalesce((SELECT value FROM consent_meta WHERE key = 'pu
 BEGIN SELECT RAISE(ABORT, 'consent records inside the retention period cannot be deleted'); END;
 """
 
+CASES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS case_log (
+    tenant TEXT NOT NULL, case_id TEXT NOT NULL, seq INTEGER NOT NULL, idempotency_key TEXT NOT NULL,
+    at TEXT NOT NULL, record TEXT NOT NULL, PRIMARY KEY (tenant, case_id, seq)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS case_log_idempotency ON case_log (tenant, idempotency_key);
+CREATE TABLE IF NOT EXISTS cases (
+    tenant TEXT NOT NULL, case_id TEXT NOT NULL, originator TEXT NOT NULL, state TEXT NOT NULL,
+    updated_at TEXT NOT NULL, record TEXT NOT NULL, PRIMARY KEY (tenant, case_id)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS cases_open ON cases (tenant, originator) WHERE state != 'closed';
+CREATE TABLE IF NOT EXISTS originator_standing (
+    tenant TEXT NOT NULL, originator TEXT NOT NULL, standing TEXT NOT NULL, case_id TEXT NOT NULL,
+    PRIMARY KEY (tenant, originator)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS complaints (
+    tenant TEXT NOT NULL, id TEXT NOT NULL, received_at TEXT NOT NULL, record TEXT NOT NULL,
+    PRIMARY KEY (tenant, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS case_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS case_log_append_only BEFORE UPDATE ON case_log
+BEGIN SELECT RAISE(ABORT, 'case_log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS case_log_retention BEFORE DELETE ON case_log
+WHEN old.at >= coalesce((SELECT value FROM case_meta WHERE key = 'purge_before:' || old.tenant), '')
+BEGIN SELECT RAISE(ABORT, 'case records inside the retention period cannot be deleted'); END;
+CREATE TRIGGER IF NOT EXISTS complaints_kept BEFORE DELETE ON complaints
+BEGIN SELECT RAISE(ABORT, 'complaints cannot be deleted'); END;
+"""
+
+# The enforcement part of the lookup: ?3 tenant, the originator keys (``kind:value``: account, trunk,
+# caller ID, entity; "" when absent) at ?{first}..?{first+3}; rows ('~standing', NULL, key, standing).
+STANDING_KEYS = 4
+
+
+def standing_sql(first: int) -> str:
+    marks = ",".join(f"?{i}" for i in range(first, first + STANDING_KEYS))
+    return f"""
+UNION ALL
+SELECT '~standing', NULL, originator, standing FROM originator_standing
+WHERE tenant = ?3 AND originator IN ({marks})"""  # noqa: S608 -- only numbered '?' marks are formatted in
+
+
 # The consent part of the list store's one-statement lookup: ?1 number, ?3 tenant, ?4 entity.
 CONSENT_FACTS_SQL = """
 UNION ALL
@@ -71,8 +114,9 @@ WHERE tenant = ?3 AND callee = ?1 AND item IN ('declined', 'b:' || ?4)"""
 
 @lru_cache(maxsize=16)
 def facts_sql(prefix_count: int) -> str:
-    """Pointers and membership for both lists, the longest prefix rule and the consent ledger's
-    current state (``CONSENT_FACTS_SQL``), in one statement."""
+    """Pointers and membership for both lists, the longest prefix rule, the consent ledger's
+    current state (``CONSENT_FACTS_SQL``) and the originator's standing (``standing_sql``), in one
+    statement."""
     marks = ",".join(f"?{i}" for i in range(5, 5 + prefix_count))
     return f"""
 SELECT l.name, l.version,
@@ -83,4 +127,4 @@ SELECT * FROM (
     SELECT list_name, NULL, NULL, prefix FROM prefix_rules
     WHERE list_name IN ('national', ?2) AND prefix IN ({marks})
     ORDER BY length(prefix) DESC, list_name = 'national' LIMIT 1
-)""" + CONSENT_FACTS_SQL  # noqa: S608 -- only numbered '?' marks are formatted in
+)""" + CONSENT_FACTS_SQL + standing_sql(5 + prefix_count)  # noqa: S608 -- only numbered '?' marks are formatted in

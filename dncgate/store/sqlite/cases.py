@@ -1,0 +1,169 @@
+"""Enforcement cases on the SQLite list store's file: the case log, the cases, the originators'
+standing (read by the list store's one-statement lookup) and complaints.
+
+Its own connection on its own thread. ``append`` is one ``BEGIN IMMEDIATE`` transaction: the log
+row (unique by (tenant, idempotency key): a replay is found, not written), the case row and the
+standing row (tables in ``schema``), so the gate's next lookup sees a suspension as soon as ``append`` returns. The log
+is append-only by trigger: no UPDATE, and no DELETE of a record inside the tenant's retention
+(``case_meta`` ``purge_before:<tenant>``, which nothing in dncgate moves yet).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from dncgate.early_warning.alerts import OriginatorKey
+from dncgate.enforcement.complaints import Complaint
+from dncgate.enforcement.model import Case, CaseState, Transition, encode_standing, standing_key
+from dncgate.enforcement.protocol import CaseConflict
+from dncgate.errors import EnforcementError
+from dncgate.store.errors import StoreCorrupt, StoreError, StoreUnavailable
+from dncgate.store.sqlite.schema import CASES_SCHEMA
+from dncgate.store.sqlite.tx import write_transaction
+
+_T = TypeVar("_T")
+
+class SqliteCaseStore:
+    """``CaseStore`` on the SQLite file of the list store."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="dncgate-cases")
+        self._conn: sqlite3.Connection | None = None
+
+    def _c(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=2.0, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA busy_timeout=2000")
+            conn.executescript(CASES_SCHEMA)
+            self._conn = conn
+        return self._conn
+
+    async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        except (StoreError, EnforcementError):
+            raise
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"sqlite cases {self.path}: {exc}") from exc
+        except sqlite3.DatabaseError as exc:
+            raise StoreCorrupt(f"sqlite cases {self.path}: {exc}") from exc
+        except RuntimeError as exc:
+            raise StoreUnavailable(f"sqlite cases {self.path}: {exc}") from exc
+
+    # -- cases ----------------------------------------------------------------------------
+
+    async def append(self, step: Transition, case: Case) -> tuple[Transition, bool]:
+        return await self._run(self._append, step, case)
+
+    def _append(self, step: Transition, case: Case) -> tuple[Transition, bool]:
+        with write_transaction(self._c()) as conn:
+            row = conn.execute("SELECT record FROM case_log WHERE tenant = ? AND idempotency_key = ?",
+                               (step.tenant, step.idempotency_key)).fetchone()
+            if row is not None:
+                return Transition.from_json(row[0]), True
+            head = conn.execute("SELECT seq, record FROM case_log WHERE tenant = ? AND case_id = ? "
+                                "ORDER BY seq DESC LIMIT 1", (step.tenant, step.case_id)).fetchone()
+            head_seq, head_hash = (0, "") if head is None else (int(head[0]), Transition.from_json(head[1]).hash)
+            if step.seq != head_seq + 1 or (head is not None and step.prev_hash != head_hash):
+                raise CaseConflict(f"case {step.case_id}: at seq {head_seq}, not {step.seq - 1}")
+            conn.execute("INSERT INTO case_log (tenant, case_id, seq, idempotency_key, at, record) "
+                         "VALUES (?, ?, ?, ?, ?, ?)", (step.tenant, step.case_id, step.seq, step.idempotency_key,
+                                                       step.at.isoformat(), step.to_json()))
+            try:
+                conn.execute(
+                    "INSERT INTO cases (tenant, case_id, originator, state, updated_at, record) VALUES (?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (tenant, case_id) DO UPDATE SET state = excluded.state, "
+                    "updated_at = excluded.updated_at, record = excluded.record",
+                    (case.tenant, case.case_id, case.key, case.state.value, case.updated_at.isoformat(), case.to_json()))
+            except sqlite3.IntegrityError:
+                raise CaseConflict(f"{case.originator} already has an open case") from None
+            self._set_standing(conn, case)
+        return step, False
+
+    @staticmethod
+    def _set_standing(conn: sqlite3.Connection, case: Case) -> None:
+        value = encode_standing(case)
+        if value is None:
+            conn.execute("DELETE FROM originator_standing WHERE tenant = ? AND originator = ? AND case_id = ?",
+                         (case.tenant, case.key, case.case_id))
+            return
+        conn.execute("INSERT INTO originator_standing (tenant, originator, standing, case_id) VALUES (?, ?, ?, ?) "
+                     "ON CONFLICT (tenant, originator) DO UPDATE SET standing = excluded.standing, "
+                     "case_id = excluded.case_id", (case.tenant, case.key, value, case.case_id))
+
+    async def case(self, tenant: str, case_id: str) -> Case | None:
+        row = await self._run(lambda: self._c().execute(
+            "SELECT record FROM cases WHERE tenant = ? AND case_id = ?", (tenant, case_id)).fetchone())
+        return None if row is None else Case.from_json(row[0])
+
+    async def open_case(self, originator: OriginatorKey) -> Case | None:
+        row = await self._run(lambda: self._c().execute(
+            "SELECT record FROM cases WHERE tenant = ? AND originator = ? AND state != 'closed'",
+            (originator.tenant, standing_key(originator))).fetchone())
+        return None if row is None else Case.from_json(row[0])
+
+    async def cases(self, tenant: str, *, state: CaseState | None = None, limit: int = 100) -> list[Case]:
+        sql = "SELECT record FROM cases WHERE tenant = ?" + (" AND state = ?" if state else "")
+        args: tuple[Any, ...] = (tenant, state.value) if state else (tenant,)
+        rows = await self._run(lambda: self._c().execute(
+            sql + " ORDER BY updated_at DESC LIMIT ?", (*args, limit)).fetchall())
+        return [Case.from_json(r[0]) for r in rows]
+
+    async def transitions(self, tenant: str, case_id: str) -> AsyncIterator[Transition]:
+        after = 0
+        while True:
+            rows = await self._run(lambda: self._c().execute(
+                "SELECT seq, record FROM case_log WHERE tenant = ? AND case_id = ? AND seq > ? ORDER BY seq LIMIT 500",
+                (tenant, case_id, after)).fetchall())
+            if not rows:
+                return
+            for seq, record in rows:
+                after = int(seq)
+                yield Transition.from_json(record)
+
+    # -- complaints -----------------------------------------------------------------------
+
+    async def put_complaint(self, complaint: Complaint) -> tuple[Complaint, bool]:
+        return await self._run(self._put_complaint, complaint)
+
+    def _put_complaint(self, complaint: Complaint) -> tuple[Complaint, bool]:
+        with write_transaction(self._c()) as conn:
+            row = conn.execute("SELECT record FROM complaints WHERE tenant = ? AND id = ?",
+                               (complaint.tenant, complaint.id)).fetchone()
+            if row is not None:
+                return Complaint.from_json(row[0]), True
+            conn.execute("INSERT INTO complaints (tenant, id, received_at, record) VALUES (?, ?, ?, ?)",
+                         (complaint.tenant, complaint.id, complaint.received_at.isoformat(), complaint.to_json()))
+        return complaint, False
+
+    async def update_complaint(self, complaint: Complaint) -> None:
+        def update() -> None:
+            with write_transaction(self._c()) as conn:
+                conn.execute("UPDATE complaints SET record = ? WHERE tenant = ? AND id = ?",
+                             (complaint.to_json(), complaint.tenant, complaint.id))
+        await self._run(update)
+
+    async def complaint(self, tenant: str, complaint_id: str) -> Complaint | None:
+        row = await self._run(lambda: self._c().execute(
+            "SELECT record FROM complaints WHERE tenant = ? AND id = ?", (tenant, complaint_id)).fetchone())
+        return None if row is None else Complaint.from_json(row[0])
+
+    async def complaints(self, tenant: str, *, limit: int = 100) -> list[Complaint]:
+        rows = await self._run(lambda: self._c().execute(
+            "SELECT record FROM complaints WHERE tenant = ? ORDER BY received_at DESC LIMIT ?",
+            (tenant, limit)).fetchall())
+        return [Complaint.from_json(r[0]) for r in rows]
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await asyncio.get_running_loop().run_in_executor(self._pool, self._conn.close)
+            self._conn = None
+        self._pool.shutdown(wait=True)
