@@ -27,9 +27,9 @@ fast path included) can import it for nothing.
 from __future__ import annotations
 
 __all__ = [
+    "CaseError",
     "ConfigError",
     "ConsentError",
-    "CaseError",
     "DncgateError",
     "EnforcementError",
     "LedgerError",

@@ -165,7 +165,8 @@ def complaint_of(tenant: str, data: dict[str, Any], *, received_at: datetime, re
         raise CaseError("called_at: in the future")
     return Complaint(
         tenant=tenant, complainant=text("complainant"), originator_number=text("originator_number", limit=32),
-        called_at=called_at, text=checked_text("text", str(data.get("text", ""))), received_at=received_at.astimezone(UTC),
+        called_at=called_at, text=checked_text("text", str(data.get("text", ""))),
+        received_at=received_at.astimezone(UTC),
         source=source, id=complaint_id or str(uuid.uuid4()), recorded_by=recorded_by,
     )
 

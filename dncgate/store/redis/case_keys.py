@@ -10,7 +10,7 @@ key                                  type    holds
 ``dnc:{e:T}:cases``                  hash    case id -> the case (JSON)
 ``dnc:{e:T}:updated``                zset    case id by last update (ms): listing, newest first
 ``dnc:{e:T}:open``                   hash    ``kind:value`` -> the id of its case that is not closed
-``dnc:{e:T}:idem``                   hash    idempotency key -> ``<case id> <seq>`` of the transition
+``dnc:{e:T}:idem``                   hash    idempotency key -> the transition it wrote (JSON)
 ``dnc:{e:T}:complaints``             hash    complaint id -> the complaint (JSON)
 ``dnc:{e:T}:complaints:by_time``     zset    complaint id by receipt (ms)
 ===================================  ======  ============================================================

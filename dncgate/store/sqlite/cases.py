@@ -77,12 +77,12 @@ class SqliteCaseStore:
             conn.execute("INSERT INTO case_log (tenant, case_id, seq, idempotency_key, at, record) "
                          "VALUES (?, ?, ?, ?, ?, ?)", (step.tenant, step.case_id, step.seq, step.idempotency_key,
                                                        step.at.isoformat(), step.to_json()))
+            row = (case.tenant, case.case_id, case.key, case.state.value, case.updated_at.isoformat(), case.to_json())
             try:
                 conn.execute(
-                    "INSERT INTO cases (tenant, case_id, originator, state, updated_at, record) VALUES (?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT (tenant, case_id) DO UPDATE SET state = excluded.state, "
-                    "updated_at = excluded.updated_at, record = excluded.record",
-                    (case.tenant, case.case_id, case.key, case.state.value, case.updated_at.isoformat(), case.to_json()))
+                    "INSERT INTO cases (tenant, case_id, originator, state, updated_at, record) "
+                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, case_id) DO UPDATE SET state = excluded.state, "
+                    "updated_at = excluded.updated_at, record = excluded.record", row)
             except sqlite3.IntegrityError:
                 raise CaseConflict(f"{case.originator} already has an open case") from None
             self._set_standing(conn, case)
@@ -111,23 +111,25 @@ class SqliteCaseStore:
         return None if row is None else Case.from_json(row[0])
 
     async def cases(self, tenant: str, *, state: CaseState | None = None, limit: int = 100) -> list[Case]:
-        sql = "SELECT record FROM cases WHERE tenant = ?" + (" AND state = ?" if state else "")
-        args: tuple[Any, ...] = (tenant, state.value) if state else (tenant,)
         rows = await self._run(lambda: self._c().execute(
-            sql + " ORDER BY updated_at DESC LIMIT ?", (*args, limit)).fetchall())
+            "SELECT record FROM cases WHERE tenant = ?1 AND (?2 IS NULL OR state = ?2) "
+            "ORDER BY updated_at DESC LIMIT ?3", (tenant, state.value if state else None, limit)).fetchall())
         return [Case.from_json(r[0]) for r in rows]
 
     async def transitions(self, tenant: str, case_id: str) -> AsyncIterator[Transition]:
         after = 0
         while True:
-            rows = await self._run(lambda: self._c().execute(
-                "SELECT seq, record FROM case_log WHERE tenant = ? AND case_id = ? AND seq > ? ORDER BY seq LIMIT 500",
-                (tenant, case_id, after)).fetchall())
+            rows = await self._run(self._log_page, tenant, case_id, after)
             if not rows:
                 return
             for seq, record in rows:
                 after = int(seq)
                 yield Transition.from_json(record)
+
+    def _log_page(self, tenant: str, case_id: str, after: int) -> list[tuple[int, str]]:
+        return self._c().execute(
+            "SELECT seq, record FROM case_log WHERE tenant = ? AND case_id = ? AND seq > ? ORDER BY seq LIMIT 500",
+            (tenant, case_id, after)).fetchall()
 
     # -- complaints -----------------------------------------------------------------------
 

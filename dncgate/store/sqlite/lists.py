@@ -78,7 +78,8 @@ class SqliteListStore:
     def _open(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = _connect(self.path)
-        conn.executescript(LISTS_SCHEMA + CONSENT_SCHEMA + CASES_SCHEMA)  # idempotent: whichever connection comes first creates it
+        # idempotent: whichever connection comes first creates it
+        conn.executescript(LISTS_SCHEMA + CONSENT_SCHEMA + CASES_SCHEMA)
         return conn
 
     async def _run(self, pool: ThreadPoolExecutor, fn: Callable[..., _T], *args: Any) -> _T:
