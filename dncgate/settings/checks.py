@@ -16,8 +16,9 @@ from typing import TypeVar
 import msgspec
 
 from dncgate.hours import CallingHours, parse_days, parse_overrides, parse_window
-from dncgate.model import REJECT_SIP_CODES, TENANT_NAME, TenantPolicy
+from dncgate.model import REJECT_SIP_CODES, TENANT_NAME, AnalyticsBlock, TenantPolicy
 from dncgate.numbers import DialPlan
+from dncgate.settings.enforcement import EnforcementSettings
 from dncgate.settings.problems import Key, Problems
 from dncgate.settings.schema import (
     MIN_RETENTION_MONTHS,
@@ -176,6 +177,7 @@ def tenant(name: str, table: TenantSettings, problems: Problems) -> TenantPolicy
     for code_key in ("reject_sip_code", "check_failed_sip_code"):
         if getattr(table, code_key) not in REJECT_SIP_CODES:
             problems.add((*key, code_key), f"{getattr(table, code_key)} is not one of {_CODES}")
+    block = analytics_block(name, table, (*key, "enforcement"), problems)
     hours = calling_hours(table.hours, (*key, "hours"), problems)
     if len(problems.lines) > before:
         return None
@@ -190,6 +192,7 @@ def tenant(name: str, table: TenantSettings, problems: Problems) -> TenantPolicy
         marketing_on_failure=table.marketing_on_failure, service_on_failure=table.service_on_failure,
         language=table.language, announcement=table.announcement,
         max_list_age=timedelta(days=table.max_list_age_days), stale_action=table.stale_action, hours=hours,
+        analytics_block=block,
     )
     try:
         policy.announcement_for()
@@ -197,6 +200,21 @@ def tenant(name: str, table: TenantSettings, problems: Problems) -> TenantPolicy
         problems.add((*key, "announcement"), "may use only {language} and {tenant}")
         return None
     return policy
+
+
+def analytics_block(name: str, table: TenantSettings, key: Key, problems: Problems) -> AnalyticsBlock:
+    """``[tenants.NAME.enforcement]`` as the core's ``AnalyticsBlock`` (problems reported)."""
+    enforcement = table.enforcement
+    if enforcement.analytics_sip_code not in REJECT_SIP_CODES:
+        problems.add((*key, "analytics_sip_code"), f"{enforcement.analytics_sip_code} is not one of {_CODES}")
+    for text_key in ("reason_phrase", "location", "redress"):
+        value = getattr(enforcement, text_key)
+        if len(value) > 200 or any(c in value for c in '"\\\r\n$|') or (text_key == "reason_phrase" and not value):
+            problems.add((*key, text_key), "1-200 characters without quotes, backslashes, '$', '|' or line breaks")
+    if enforcement.redress and not enforcement.redress.startswith(("https://", "http://", "tel:", "mailto:")):
+        problems.add((*key, "redress"), "a https://, tel: or mailto: URI")
+    return AnalyticsBlock(enforcement.analytics_sip_code, enforcement.reason_phrase,
+                          enforcement.location or name, enforcement.redress)
 
 
 def calling_hours(table: HoursSettings, key: Key, problems: Problems) -> CallingHours | None:
@@ -231,3 +249,21 @@ def calling_hours(table: HoursSettings, key: Key, problems: Problems) -> Calling
 def upper_region(table: R) -> R:
     """The table with its region code in upper case (as phonenumbers spells them)."""
     return msgspec.structs.replace(table, region=table.region.upper()) if table.region else table
+
+
+
+def enforcement(table: EnforcementSettings) -> Found:
+    """Notice URLs are http(s); the complaint calendar's days and dates parse."""
+    for name in ("webhook_url", "provisioning_url"):
+        url = getattr(table.notice, name)
+        if url and not url.startswith(("http://", "https://")):
+            yield f"notice.{name}", f"{url!r} is not an http:// or https:// URL"
+    days = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+    for day in table.complaints.weekend_days:
+        if day.lower() not in days:
+            yield "complaints.weekend_days", f"{day!r} is not one of {', '.join(days)}"
+    for holiday in table.complaints.holidays:
+        try:
+            date.fromisoformat(holiday)
+        except ValueError:
+            yield "complaints.holidays", f"{holiday!r} is not a date like 2026-10-01"

@@ -18,6 +18,7 @@ from dncgate.errors import ConfigError
 from dncgate.model import TenantPolicy
 from dncgate.settings import checks
 from dncgate.settings.decode import decode
+from dncgate.settings.enforcement import EnforcementSettings
 from dncgate.settings.problems import Key, Problems
 from dncgate.settings.schema import (
     AgiSettings,
@@ -65,6 +66,7 @@ class Settings:
     feed: FeedSettings = field(default_factory=FeedSettings)
     ami: AsteriskFeedSettings = field(default_factory=AsteriskFeedSettings)
     esl_feed: FreeswitchFeedSettings = field(default_factory=FreeswitchFeedSettings)
+    enforcement: EnforcementSettings = field(default_factory=EnforcementSettings)
 
     @property
     def audit_spool(self) -> AuditSpoolConfig | None:
@@ -92,7 +94,7 @@ TABLES: dict[str, type[Table]] = {
     "store": StoreSettings, "national": NationalSettings, "agi": AgiSettings, "esl": EslSettings,
     "http": HttpServerSettings, "audit": AuditSettings, "consent": ConsentSettings, "ivr": IvrSettings,
     "api": ApiSettings, "sync": SyncSettings, "feed": FeedSettings, "ami": AsteriskFeedSettings,
-    "esl_feed": FreeswitchFeedSettings,
+    "esl_feed": FreeswitchFeedSettings, "enforcement": EnforcementSettings,
 }
 NAMES = {cls: name for name, cls in TABLES.items()}
 
@@ -160,6 +162,7 @@ def _build(data: dict[str, Any], problems: Problems) -> Settings | None:
         "feed": _read(FeedSettings, data, problems, lambda table: checks.feed(table, publish_dir)),
         "ami": _read(AsteriskFeedSettings, data, problems, checks.asterisk_feed),
         "esl_feed": _read(FreeswitchFeedSettings, data, problems, checks.freeswitch_feed),
+        "enforcement": _read(EnforcementSettings, data, problems, checks.enforcement),
     }
     if tenants is None or any(table is None for table in tables.values()):
         return None

@@ -12,12 +12,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-import msgspec
 from msgspec import Meta, field
 
 from dncgate.config_file import AGI_HOST, AGI_PORT
 from dncgate.hours import CallingHours, Window
 from dncgate.model import FailureAction, ListPolicy, Mode, Purpose, StaleAction, TenantPolicy
+from dncgate.settings.enforcement import TenantEnforcementSettings
+from dncgate.settings.table import Table as Table  # re-exported: the tables' base
 
 Port = Annotated[int, Meta(ge=0, le=65535, description="a TCP port")]
 Texts = tuple[str, ...]
@@ -41,10 +42,6 @@ _HOURS = CallingHours()  # the calling window a tenant has unless its [hours] sa
 
 def _window(window: Window | None) -> str:
     return "closed" if window is None else str(window)
-
-
-class Table(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """One TOML table."""
 
 
 class StoreSettings(Table, frozen=True):
@@ -152,7 +149,7 @@ class ApiSettings(Table, frozen=True):
     """``[api]``: the HTTP API on the ``[http]`` listener; ``[api.keys.ID]``: its tenant-scoped keys."""
 
     enabled: bool = False
-    keys: dict[str, ApiKeySettings] = {}
+    keys: dict[str, ApiKeySettings] = field(default_factory=dict)
 
 
 class SyncSettings(Table, frozen=True):
@@ -201,7 +198,7 @@ class HoursSettings(Table, frozen=True):
     holiday: str = _window(_HOURS.holiday)
     weekend_days: Texts = ("sat", "sun")
     holidays: Texts = ()  # callee-local dates like 2026-10-01
-    zone_overrides: dict[str, str | list[str]] = {}  # "+86991" = "Asia/Urumqi"
+    zone_overrides: dict[str, str | list[str]] = field(default_factory=dict)  # "+86991" = "Asia/Urumqi"
 
 
 class TenantSettings(Table, frozen=True):
@@ -225,6 +222,7 @@ class TenantSettings(Table, frozen=True):
     max_list_age_days: Annotated[int, Meta(ge=1, le=999_999)] = _POLICY.max_list_age.days
     stale_action: StaleAction = _POLICY.stale_action
     hours: HoursSettings = field(default_factory=HoursSettings)
+    enforcement: TenantEnforcementSettings = field(default_factory=TenantEnforcementSettings)
 
 
 class AsteriskFeedSettings(Table, frozen=True):
