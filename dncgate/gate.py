@@ -21,6 +21,8 @@ import structlog
 
 from dncgate.audit import AuditSink
 from dncgate.audit_record import AuditRecord, new_decision_id
+from dncgate.enforcement.limits import RestrictionCounter
+from dncgate.enforcement.model import originator_keys
 from dncgate.model import (
     FAILURE_REASONS,
     CallAttempt,
@@ -109,6 +111,8 @@ class Gate:
         self._clock = clock
         # The national list's age, cached off the call's path (``lists.freshness``): fills Facts.list_age.
         self.list_age = list_age
+        # A restricted originator's calls per minute and in progress, counted here (enforcement.limits).
+        self.restrictions = RestrictionCounter()
 
     async def check(
         self, request: CheckRequest, log: structlog.typing.FilteringBoundLogger, *, defer: Deferrer | None = None,
@@ -139,12 +143,19 @@ class Gate:
         if tenant_problem:
             facts = FactsUnavailable(tenant_problem)
         elif isinstance(callee, Subscriber):
-            facts = await self._facts(tenant.name, callee.digits, request.originator.entity)
+            facts = await self._facts(tenant.name, callee.digits, request.originator)
         else:
             facts = Facts()
         if self.list_age is not None and isinstance(facts, Facts):
             facts = replace(facts, list_age=self.list_age())
+        restriction = None
+        if isinstance(facts, Facts) and purpose is Purpose.MARKETING:
+            restriction = facts.originator_restriction
+            if restriction is not None and self.restrictions.over(restriction, time.monotonic()):
+                facts = replace(facts, originator_restricted=True)
         decision = decide(attempt, facts)
+        if restriction is not None and decision.outcome is Verdict.ALLOW:
+            self.restrictions.admit(restriction, time.monotonic())
         latency_us = (time.perf_counter_ns() - started) // 1000
         result = CheckResult(decision, new_decision_id(), attempt, request.door, request.dialled, latency_us)
         record = result.record
@@ -180,10 +191,11 @@ class Gate:
         # An unknown tenant is a configuration fault: decided under default failure rules.
         return TenantPolicy(name=_safe_name(key)), f"unknown tenant {key!r}"
 
-    async def _facts(self, tenant: str, number: int, entity: str) -> Facts | FactsUnavailable:
+    async def _facts(self, tenant: str, number: int, originator: Originator) -> Facts | FactsUnavailable:
+        keys = originator_keys(originator.account, originator.trunk, originator.caller_id, originator.entity)
         try:
             async with asyncio.timeout(self.store_deadline):
-                return await self.store.facts(tenant, number, entity=entity)
+                return await self.store.facts(tenant, number, entity=originator.entity, originators=keys)
         except TimeoutError:
             return FactsUnavailable(f"store did not answer within {self.store_deadline * 1000:.0f} ms")
         except StoreError as exc:

@@ -119,7 +119,7 @@ class BrokenStore(SqliteListStore):
         super().__init__(path)
         self.delay = delay
 
-    async def facts(self, tenant: str, number: int, *, entity: str = "") -> Facts:
+    async def facts(self, tenant: str, number: int, *, entity: str = "", originators: Sequence[str] = ()) -> Facts:
         if self.delay:
             await asyncio.sleep(self.delay)
             return Facts()

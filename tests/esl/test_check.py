@@ -9,7 +9,7 @@ sends, because that sequence is what carries out the decision on a real switch.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,7 +51,7 @@ REJECT_REPLY = connect_reply("outbound_2_85550001")  # fail-closed layout, desti
 
 
 class FailingStore(SqliteListStore):
-    async def facts(self, tenant: str, number: int, *, entity: str = "") -> Facts:
+    async def facts(self, tenant: str, number: int, *, entity: str = "", originators: Sequence[str] = ()) -> Facts:
         raise StoreUnavailable("connection refused")
 
 
