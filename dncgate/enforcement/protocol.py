@@ -29,6 +29,10 @@ class CaseStore(Protocol):
         Raises ``CaseConflict`` when the head moved or the originator already has an open case."""
         ...
 
+    async def transition_by_key(self, tenant: str, idempotency_key: str) -> Transition | None:
+        """The transition the tenant recorded under this idempotency key, if any."""
+        ...
+
     async def case(self, tenant: str, case_id: str) -> Case | None: ...
 
     async def open_case(self, originator: OriginatorKey) -> Case | None:

@@ -106,6 +106,10 @@ class RedisCaseStore:
             raise CaseConflict(f"case {step.case_id} of {case.originator}: {detail}")
         return step, False
 
+    async def transition_by_key(self, tenant: str, idempotency_key: str) -> Transition | None:
+        raw = await self._bounded("case replay", self._r.hget(keys.idempotency(tenant), idempotency_key))
+        return None if raw is None else Transition.from_json(raw)  # type: ignore[arg-type]
+
     async def case(self, tenant: str, case_id: str) -> Case | None:
         raw = await self._bounded("case get", self._r.hget(keys.cases(tenant), case_id))
         return None if raw is None else Case.from_json(raw)  # type: ignore[arg-type]

@@ -99,6 +99,12 @@ class SqliteCaseStore:
                      "ON CONFLICT (tenant, originator) DO UPDATE SET standing = excluded.standing, "
                      "case_id = excluded.case_id", (case.tenant, case.key, value, case.case_id))
 
+    async def transition_by_key(self, tenant: str, idempotency_key: str) -> Transition | None:
+        row = await self._run(lambda: self._c().execute(
+            "SELECT record FROM case_log WHERE tenant = ? AND idempotency_key = ?",
+            (tenant, idempotency_key)).fetchone())
+        return None if row is None else Transition.from_json(row[0])
+
     async def case(self, tenant: str, case_id: str) -> Case | None:
         row = await self._run(lambda: self._c().execute(
             "SELECT record FROM cases WHERE tenant = ? AND case_id = ?", (tenant, case_id)).fetchone())
