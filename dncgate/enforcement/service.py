@@ -143,6 +143,8 @@ class Enforcement:
         """Take ``action`` on the case. Raises ``UnknownCase``, ``CaseError`` (not allowed, and why)."""
         if action not in machine.ACTIONS or action in (CaseAction.DELIVERY, CaseAction.ALERT):
             raise CaseError(f"{action.value} is recorded by dncgate itself, not asked for")
+        if urgent and not reason.strip():
+            raise CaseError("an urgent action needs a written reason")
         checked_text("reason", reason)
         checked_text("actor", actor)
         case = await self.case(tenant, case_id)
