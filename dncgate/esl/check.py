@@ -29,8 +29,11 @@ Reject: ``pre_answer``; ``playback`` of ``{sounds_dir}/{announcement}.{sound_ext
 first tries ``<dir>/<rate>/<file>``, so the ``prompts/freeswitch/<lang>/<rate>/`` tree installed
 as ``{sounds_dir}/dncgate/`` plays at the channel's rate); then ``hangup`` with the cause that
 mod_sofia maps to the SIP code (603 CALL_REJECTED, 607 UNWANTED) or, for codes no cause maps to
-(608), ``respond <code> <phrase>``.  Allow: ``transfer`` to ``transfer_to`` and wait (bounded)
-for its CHANNEL_EXECUTE_COMPLETE.
+(608), ``respond <code> <phrase>``.  A call enforcement blocked (``originator_suspended``,
+``originator_restricted``) is answered ATIS-1000099 "603+": ``respond 603 Network Blocked`` (the
+tenant's ``[tenants.NAME.enforcement]`` code and phrase) with ``sip_reason`` set to
+``SIP;cause=603;text="Network Blocked";location="<network>";redress="<uri>"``.  Allow: ``transfer``
+to ``transfer_to`` and wait (bounded) for its CHANNEL_EXECUTE_COMPLETE.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ from dncgate.esl.errors import EslConnectionClosed, EslError
 from dncgate.esl.messages import ChannelData
 from dncgate.esl.outbound import Handler, OutboundSession
 from dncgate.gate import CheckRequest, CheckResult, Gate
-from dncgate.model import FAILURE_REASONS, Decision, Originator, Verdict
+from dncgate.model import ANALYTICS_REASONS, FAILURE_REASONS, AnalyticsBlock, Decision, Originator, Verdict
 from dncgate.settings import EslSettings  # [esl]: the handler's keys (strip_prefix, transfer_to, ...)
 
 __all__ = ["CheckCall", "esl_check_handler", "read_call", "reject_deadline", "reject_guard_delay"]
@@ -136,7 +139,8 @@ def esl_check_handler(gate: Gate, settings: EslSettings | None = None) -> Handle
                 await _allow(session, log, call, result.decision, cfg)
             else:
                 stage = "reject"
-                await _reject(session, log, result.decision, cfg)
+                await _reject(session, log, result.decision, cfg,
+                              decision_block(result.decision, result.attempt.tenant.analytics_block))
         except EslError as exc:
             _fail(log, call, stage, exc)
             raise  # the server logs the session outcome (peer_closed, timeout, ...)
@@ -168,7 +172,8 @@ async def _allow(session: OutboundSession, log: Log, call: CheckCall, decision: 
              transfer=target, response=done.application_response if done is not None else None)
 
 
-async def _reject(session: OutboundSession, log: Log, decision: Decision, cfg: EslSettings) -> None:
+async def _reject(session: OutboundSession, log: Log, decision: Decision, cfg: EslSettings,
+                  block: AnalyticsBlock | None = None) -> None:
     code = decision.sip_code or cfg.fallback_sip_code
     cause = DEFAULT_CAUSES.get(code)
     # What ends the call through the API (uuid_kill, sched_hangup): the code's cause, or for a code
@@ -184,11 +189,12 @@ async def _reject(session: OutboundSession, log: Log, decision: Decision, cfg: E
         # The playback may be blocking the channel's queue: a queued hangup would never run.
         await _force(session, log, api_cause, "playback_deadline", fields, cfg)
         return
-    if cause is not None:
+    if cause is not None and block is None:
         await session.hangup(cause)
         fields["cause"] = cause
-    else:
-        respond = fields["respond"] = f"{code} {DEFAULT_PHRASES.get(code, 'Rejected')}"
+    else:  # 608, or an analytics block: the code with its own phrase ("603 Network Blocked")
+        phrase = block.reason_phrase if block is not None else DEFAULT_PHRASES.get(code, "Rejected")
+        respond = fields["respond"] = f"{code} {phrase}"
         await session.execute("respond", respond)
     if await wait_gone(session, cfg.settle_deadline):
         log.info("esl.check.rejected", **fields)
@@ -211,6 +217,21 @@ async def _force(session: OutboundSession, log: Log, cause: str, why: str, field
     gone = await wait_gone(session, cfg.settle_deadline)
     event = "esl.check.rejected" if gone else "esl.check.reject_unconfirmed"
     (log.info if gone else log.error)(event, **fields, forced=why, kill_cause=cause, answer=answer[:120])
+
+
+def decision_block(decision: Decision, block: AnalyticsBlock) -> AnalyticsBlock | None:
+    """The tenant's "603+" answer when analytics (enforcement) blocked the call, else None."""
+    return block if decision.reason in ANALYTICS_REASONS else None
+
+
+def analytics_reason(block: AnalyticsBlock, code: int) -> str:
+    """The Reason header of an analytics block (ATIS-1000099 "603+"): cause, text, where, and redress."""
+    parts = [f"SIP;cause={code}", f'text="{block.reason_phrase}"']
+    if block.location:
+        parts.append(f'location="{block.location}"')
+    if block.redress:
+        parts.append(f'redress="{block.redress}"')
+    return ";".join(parts)
 
 
 def reject_deadline(cfg: EslSettings) -> float:
@@ -258,7 +279,10 @@ def _variables(result: CheckResult, call: CheckCall, cfg: EslSettings) -> dict[s
     if _TOKEN.fullmatch(call.number):
         variables["dncgate_callee"] = call.number
     if decision.verdict is Verdict.REJECT:
-        if cfg.sip_reason:
+        block = decision_block(decision, result.attempt.tenant.analytics_block)
+        if block is not None:
+            variables["sip_reason"] = analytics_reason(block, decision.sip_code or block.sip_code)
+        elif cfg.sip_reason:
             variables["sip_reason"] = cfg.sip_reason
         code = decision.sip_code or cfg.fallback_sip_code
         if code not in DEFAULT_CAUSES:  # 608: what an API hangup (uuid_kill, sched_hangup) sends instead of 603

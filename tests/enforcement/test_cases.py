@@ -16,7 +16,7 @@ from dncgate.enforcement.notices import WebhookNotifier
 from dncgate.enforcement.service import Enforcement, Policy, UnknownCase
 from dncgate.errors import CaseError
 from dncgate.model import Restriction
-from tests.enforcement.conftest import ACME_OUT, Clock, Receiver, Stores, alert
+from tests.enforcement.conftest import Clock, Receiver, Stores, alert
 
 NUMBER = 8613800138000
 OTHER = OriginatorKey("acme", OriginatorKind.ACCOUNT, "other")
@@ -43,30 +43,37 @@ async def test_alert_notice_period_suspension_appeal_reinstatement(stores: Store
     service = _service(stores, clock, receiver.url)
     receiver.statuses = [500]  # the first attempt fails: retried, then delivered
     step = await service.on_alert(alert())
-    assert step is not None and step.case.state is CaseState.NOTICED
+    assert step is not None
+    assert step.case.state is CaseState.NOTICED
     await service.drain()
     case = step.case
     steps = [s async for s in stores.cases.transitions("acme", case.case_id)]
     assert [s.action for s in steps] == [CaseAction.OPEN, CaseAction.NOTICE, CaseAction.DELIVERY]
-    assert steps[2].evidence["status"] == 200 and steps[2].evidence["attempts"] == 2
-    assert receiver.bodies[-1]["kind"] == "notice" and receiver.bodies[-1]["case"]["originator"] == "acme-out"
+    assert steps[2].evidence["status"] == 200
+    assert steps[2].evidence["attempts"] == 2
+    assert receiver.bodies[-1]["kind"] == "notice"
+    assert receiver.bodies[-1]["case"]["originator"] == "acme-out"
 
     scheduled = await service.act("acme", case.case_id, CaseAction.SUSPEND, actor="api:ops", reason="campaign")
     assert scheduled.transition.action is CaseAction.SCHEDULE_SUSPENSION
     assert scheduled.case.suspend_at == clock.at + timedelta(hours=24)
-    assert await service.tick() == [] and not await _suspended(stores)
+    assert await service.tick() == []
+    assert not await _suspended(stores)
 
     clock.advance(hours=24)
     applied = await service.tick()
     assert [s.case.standing for s in applied] == [Standing.SUSPENDED]
-    assert await _suspended(stores) and not await _suspended(stores, "account:other")
+    assert await _suspended(stores)
+    assert not await _suspended(stores, "account:other")
     await service.drain()
     assert receiver.bodies[-1]["kind"] == "stop_new_numbers"
 
     appealed = await service.act("acme", case.case_id, CaseAction.APPEAL, actor="api:acme", reason="consents held")
-    assert appealed.case.state is CaseState.APPEALED and await _suspended(stores)  # the measure holds meanwhile
+    assert appealed.case.state is CaseState.APPEALED
+    assert await _suspended(stores)
     done = await service.act("acme", case.case_id, CaseAction.REINSTATE, actor="api:ops", reason="consents shown")
-    assert done.case.standing is Standing.CLEAR and not await _suspended(stores)
+    assert done.case.standing is Standing.CLEAR
+    assert not await _suspended(stores)
     closed = await service.act("acme", case.case_id, CaseAction.CLOSE, actor="api:ops", reason="done")
     with pytest.raises(CaseError, match="closed"):
         await service.act("acme", case.case_id, CaseAction.APPEAL, actor="api:acme", reason="again")
@@ -81,7 +88,8 @@ async def test_alert_notice_period_suspension_appeal_reinstatement(stores: Store
 async def test_suspension_before_the_notice_period_needs_urgency_and_a_reason(stores: Stores) -> None:
     service = _service(stores, Clock())
     opened = await service.on_alert(alert(severity=Severity.WARNING))
-    assert opened is not None and opened.case.state is CaseState.OPEN
+    assert opened is not None
+    assert opened.case.state is CaseState.OPEN
     case_id = opened.case.case_id
     with pytest.raises(CaseError, match="suspend needs one of"):
         await service.act("acme", case_id, CaseAction.SUSPEND, actor="cli:ops", reason="x")
@@ -89,7 +97,8 @@ async def test_suspension_before_the_notice_period_needs_urgency_and_a_reason(st
         await service.act("acme", case_id, CaseAction.SUSPEND, actor="cli:ops", reason=" ", urgent=True)
     step = await service.act("acme", case_id, CaseAction.SUSPEND, actor="cli:ops", reason="fraud in progress",
                              urgent=True)
-    assert step.case.standing is Standing.SUSPENDED and step.case.noticed_at is not None  # notified with it
+    assert step.case.standing is Standing.SUSPENDED
+    assert step.case.noticed_at is not None
     assert await _suspended(stores)
     with pytest.raises(CaseError, match="close needs one of"):
         await service.act("acme", case_id, CaseAction.CLOSE, actor="cli:ops", reason="x")
@@ -102,15 +111,19 @@ async def test_a_restart_loses_no_step_and_applies_none_twice(stores: Stores) ->
     assert first is not None
     restarted = Enforcement(stores.reopen(), service.policy, tenants=["acme"], clock=clock)
     again = await restarted.on_alert(alert("a-7"))  # the analyser replays the alert it had not acknowledged
-    assert again is not None and again.replayed
+    assert again is not None
+    assert again.replayed
     case = await restarted.case("acme", first.case.case_id)
-    assert case.seq == first.case.seq and case.state is CaseState.NOTICED
+    assert case.seq == first.case.seq
+    assert case.state is CaseState.NOTICED
     one = await restarted.act("acme", case.case_id, CaseAction.RESTRICT, actor="api:ops", reason="r", key="req-1")
     two = await restarted.act("acme", case.case_id, CaseAction.RESTRICT, actor="api:ops", reason="r", key="req-1")
-    assert two.replayed and two.transition.hash == one.transition.hash
+    assert two.replayed
+    assert two.transition.hash == one.transition.hash
     assert (await restarted.case("acme", case.case_id)).seq == one.case.seq
     facts = await stores.lists.facts("acme", NUMBER, originators=("caller_id:1", "account:acme-out"))
-    assert facts.originator_restriction == Restriction(10, 2, "account:acme-out") and not facts.originator_suspended
+    assert facts.originator_restriction == Restriction(10, 2, "account:acme-out")
+    assert not facts.originator_suspended
 
 
 async def test_two_writers_on_one_case_both_land_in_the_chain(stores: Stores) -> None:
@@ -122,7 +135,8 @@ async def test_two_writers_on_one_case_both_land_in_the_chain(stores: Stores) ->
     await one.act("acme", stale.case_id, CaseAction.NOTE, actor="cli:a", reason="first")
     await two._step(stale, CaseAction.NOTE, "cli:b", "second", "k-2")  # from a stale head: reloaded, redone
     steps = [s async for s in stores.cases.transitions("acme", stale.case_id)]
-    assert [s.reason for s in steps[1:]] == ["first", "second"] and [s.seq for s in steps] == [1, 2, 3]
+    assert [s.reason for s in steps[1:]] == ["first", "second"]
+    assert [s.seq for s in steps] == [1, 2, 3]
 
 
 async def test_report_only_alerts_and_unknown_things(stores: Stores) -> None:
@@ -139,7 +153,9 @@ async def test_report_only_alerts_and_unknown_things(stores: Stores) -> None:
     with pytest.raises(CaseError, match="needs one of"):
         await service.act("acme", opened.case.case_id, CaseAction.REINSTATE, actor="cli:ops", reason="x")
     update = await service.on_alert(alert("a-2", severity=Severity.WARNING))
-    assert update is not None and update.case.case_id == opened.case.case_id and update.case.alerts == 2
+    assert update is not None
+    assert update.case.case_id == opened.case.case_id
+    assert update.case.alerts == 2
 
 
 async def test_a_tampered_case_file_fails_verification(stores: Stores) -> None:
@@ -173,7 +189,7 @@ async def test_garbage_standing_fails_the_lookup_closed(stores: Stores) -> None:
 
         from tests.conftest import RedisServer  # noqa: F401 -- the fixture's server
 
-        stores_url = getattr(stores.lists, "_settings").url
+        stores_url = stores.lists._settings.url
         Redis.from_url(stores_url).hset("dnc:{e:acme}:standing", "account:x", "zz")
     with pytest.raises(StoreCorrupt, match="standing"):
         await stores.lists.facts("acme", NUMBER, originators=("account:x",))
