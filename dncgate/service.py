@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import structlog
@@ -15,10 +16,13 @@ from dncgate.agi import AgiServer
 from dncgate.agi.check import check_handler
 from dncgate.api.app import install_api
 from dncgate.api.context import ApiContext
+from dncgate.api.enforcement import install_enforcement
 from dncgate.app import AUDIT_GRACE, open_app
+from dncgate.enforcement.desk import EnforcementDesk, desk_of
+from dncgate.enforcement.model import originator_keys
 from dncgate.esl import OutboundConfig, OutboundServer
 from dncgate.esl.check import esl_check_handler
-from dncgate.events import CallEventStream
+from dncgate.events import CallEventStream, CallRecord
 from dncgate.feeds import CallFeeds, asterisk_feed_of, freeswitch_feed_of
 from dncgate.gate import Gate
 from dncgate.http import make_app, make_runner
@@ -28,6 +32,8 @@ from dncgate.ivr.runner import IvrContext
 from dncgate.numbers import warm_up
 from dncgate.sessions import ServerLimits
 from dncgate.settings import Settings
+from dncgate.store.factory import open_case_store
+from dncgate.store.protocol import ListStore
 
 if TYPE_CHECKING:  # the list services are imported when serve() starts
     from dncgate.lists.runner import SyncServices
@@ -47,6 +53,7 @@ class Running:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     calls: CallEventStream = field(default_factory=CallEventStream)  # the feeds' records: subscribe here
     feeds: CallFeeds | None = None
+    enforcement: EnforcementDesk | None = None  # [enforcement] enabled: its on_alert is the analyser's callback
 
 
 async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None = None,
@@ -69,6 +76,8 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
         esl: OutboundServer | None = None
         runner: web.AppRunner | None = None
         feeds: CallFeeds | None = None
+        desk: EnforcementDesk | None = None
+        enforcing: list[asyncio.Task[None]] = []
         try:
             lists = await start_services(config, app.store, app.freshness, sync_metrics, ledger)
             sync_metrics.watch(lists.freshness)
@@ -77,6 +86,9 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
             feeds = running.feeds = CallFeeds(running.calls, ami=asterisk_feed_of(config.ami),
                                               esl_feed=freeswitch_feed_of(config.esl_feed), registry=metrics.registry)
             feeds.start()  # in the background: a switch that is down shows in /healthz, calls need no feed
+            if config.enforcement.enabled:
+                desk, enforcing = await _start_enforcement(config, app.store, running)
+                running.enforcement = desk
             ivr = IvrContext(gate.tenants, ledger, settings=config.ivr)  # the subscriber self-service menu
             if config.agi.enabled:
                 agi = AgiServer(with_ivr(check_handler(gate), ivr_agi_handler(ivr)), host=config.agi.host,
@@ -100,6 +112,8 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
                                 feeds=feeds.health)
                 if config.api.enabled:
                     install_api(http, ApiContext.of(gate, ledger, config.api))  # /v1: same process, same loop
+                    if running.enforcement is not None:
+                        install_enforcement(http, running.enforcement)
                 runner = make_runner(http, access_log=None, handle_signals=False, shutdown_timeout=1.0)
                 await runner.setup()
                 site = web.TCPSite(runner, config.http.host, config.http.port)
@@ -118,6 +132,7 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
             log.info("gate.stopping")
         finally:
             await _close_doors(lists, agi, esl, runner, feeds)
+            await _stop_enforcement(desk, enforcing)
     log.info("gate.stopped", audit_written=app.audit.written, audit_unwritten=app.audit.overflowed)
 
 
@@ -143,6 +158,40 @@ async def _close_doors(
     for name, result in zip(parts, results, strict=True):
         if isinstance(result, Exception):
             log.error("gate.stop_failed", part=name, error=repr(result))
+
+
+async def _start_enforcement(config: Settings, store: ListStore,
+                             running: Running) -> tuple[EnforcementDesk, list[asyncio.Task[None]]]:
+    """The case store, the scheduler (due suspensions) and the releaser of restricted calls in progress."""
+    case_store = open_case_store(config.store)
+    desk = desk_of(config.enforcement, config.tenants, case_store, store, clock=lambda: datetime.now(UTC))
+    calls = running.calls.subscribe()  # registered now: no record published after start is missed
+    tasks = [asyncio.create_task(desk.cases.run(running.stop, config.enforcement.scheduler_interval)),
+             asyncio.create_task(_release_ended_calls(calls, running.gate))]
+    return desk, tasks
+
+
+async def _release_ended_calls(calls: AsyncGenerator[CallRecord, None], gate: Gate) -> None:
+    """A restricted originator's call that ended no longer counts as in progress (enforcement.limits)."""
+    try:
+        async for record in calls:
+            for key in originator_keys(account=record.account, caller_id=record.originator):
+                gate.restrictions.release(key)
+    finally:
+        await calls.aclose()
+
+
+async def _stop_enforcement(desk: EnforcementDesk | None, tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    if desk is not None:
+        try:
+            async with asyncio.timeout(SHUTDOWN_GRACE):
+                await desk.cases.drain()
+        except TimeoutError:
+            log.warning("enforcement.deliveries_abandoned", advice="their delivery is not recorded")
+        await desk.cases.store.close()
 
 
 def _bound_port(runner: web.AppRunner) -> int | None:

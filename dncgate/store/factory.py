@@ -9,6 +9,7 @@ from dncgate.store.protocol import ListStore
 
 if TYPE_CHECKING:
     from dncgate.consent.ledger import Ledger
+    from dncgate.enforcement.protocol import CaseStore
 
 
 async def open_store(config: StoreSettings) -> ListStore:
@@ -34,3 +35,14 @@ def open_ledger(store: StoreSettings, config: ConsentSettings) -> Ledger:
     from dncgate.store.sqlite.ledger import SqliteLedger
 
     return SqliteLedger(store.path, config)
+
+
+def open_case_store(store: StoreSettings) -> CaseStore:
+    """The enforcement-case store in the configured backend (the SQLite file or the Redis of the list store)."""
+    if store.backend == "redis":
+        from dncgate.store.redis.cases import RedisCaseStore
+
+        return RedisCaseStore.connect(store.url, timeout=max(store.timeout, 1.0))
+    from dncgate.store.sqlite.cases import SqliteCaseStore
+
+    return SqliteCaseStore(store.path)
