@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from dncgate.api import check, consents, subscribers
+from dncgate.api import check, consents, enforcement, subscribers
 from dncgate.api.context import CONTEXT, ApiContext
 from dncgate.api.errors import json_errors
 
@@ -30,3 +30,4 @@ def install_api(app: web.Application, context: ApiContext) -> None:
     app.router.add_post("/v1/subscribers/blocks", subscribers.block)
     app.router.add_post("/v1/subscribers/unblock", subscribers.unblock)
     app.router.add_get("/v1/subscribers/{number}", subscribers.status)
+    enforcement.add_routes(app)  # alerts, cases, complaints: 404 unless [enforcement] is enabled

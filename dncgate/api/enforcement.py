@@ -207,7 +207,12 @@ def _limit(request: web.Request) -> int:
 
 
 def install_enforcement(app: web.Application, desk: EnforcementDesk) -> None:
+    """Give the routes (``add_routes``, mounted by ``install_api``) their enforcement."""
     app[ENFORCEMENT] = desk
+
+
+def add_routes(app: web.Application) -> None:
+    """The routes, always mounted (documented in openapi.json): 404 until ``install_enforcement``."""
     app.router.add_get("/v1/alerts", list_alerts)
     app.router.add_post("/v1/alerts", post_alert)
     app.router.add_post("/v1/alerts/{alert_id}/acknowledge", acknowledge_alert)
