@@ -31,7 +31,9 @@ KEYS = ("account:acme-out", "trunk:t1", "caller_id:8610500000", "entity:bank-1")
 VARIANTS: dict[str, Sequence[str]] = {"no keys (before)": (), "4 keys, clear": KEYS, "4 keys, restricted": KEYS}
 
 
-async def _measure(store: ListStore, numbers: list[int], keys: Sequence[str], lookups: int) -> tuple[float, float, float]:
+async def _measure(
+    store: ListStore, numbers: list[int], keys: Sequence[str], lookups: int,
+) -> tuple[float, float, float]:
     latencies = []
     for number in numbers[:lookups]:
         started = time.perf_counter_ns()
@@ -69,39 +71,43 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def main(lookups: int) -> None:
+async def main(lookups: int, tmp: str, port: int) -> None:
+    path = Path(tmp) / "bench.sqlite3"
+    sqlite_store = SqliteListStore(path)
+
+    async def restrict_sqlite() -> None:
+        cases = SqliteCaseStore(path)
+        await cases.cases("acme")
+        await cases.close()
+        with sqlite3.connect(path) as conn:
+            conn.execute("INSERT INTO originator_standing VALUES ('acme', 'trunk:t1', 'r:10:2', 'case-1')")
+
+    await _run("sqlite", sqlite_store, restrict_sqlite, lookups)
+    await sqlite_store.close()
+    for _ in range(100):
+        try:
+            redis_store = await RedisListStore.connect(RedisSettings(url=f"redis://127.0.0.1:{port}/0"))
+            break
+        except Exception:  # noqa: BLE001 -- the server is still starting
+            await asyncio.sleep(0.05)
+    else:
+        raise SystemExit("redis-server did not start")
+
+    async def restrict_redis() -> None:
+        await redis_store._admin.hset("dnc:{e:acme}:standing", "trunk:t1", "r:10:2")
+
+    await _run("redis", redis_store, restrict_redis, lookups)
+    await redis_store.close()
+
+
+def run(lookups: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "bench.sqlite3"
-        sqlite_store = SqliteListStore(path)
-
-        async def restrict_sqlite() -> None:
-            cases = SqliteCaseStore(path)
-            await cases.cases("acme")
-            await cases.close()
-            with sqlite3.connect(path) as conn:
-                conn.execute("INSERT INTO originator_standing VALUES ('acme', 'trunk:t1', 'r:10:2', 'case-1')")
-
-        await _run("sqlite", sqlite_store, restrict_sqlite, lookups)
-        await sqlite_store.close()
         port = _free_port()
         server = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind",
                                    "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", tmp],
                                   stdout=subprocess.DEVNULL)
         try:
-            for _ in range(100):
-                try:
-                    redis_store = await RedisListStore.connect(RedisSettings(url=f"redis://127.0.0.1:{port}/0"))
-                    break
-                except Exception:  # noqa: BLE001 -- the server is still starting
-                    await asyncio.sleep(0.05)
-            else:
-                raise SystemExit("redis-server did not start")
-
-            async def restrict_redis() -> None:
-                await redis_store._admin.hset("dnc:{e:acme}:standing", "trunk:t1", "r:10:2")
-
-            await _run("redis", redis_store, restrict_redis, lookups)
-            await redis_store.close()
+            asyncio.run(main(lookups, tmp, port))
         finally:
             server.terminate()
             server.wait(10)
@@ -110,4 +116,4 @@ async def main(lookups: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lookups", type=int, default=20_000)
-    asyncio.run(main(parser.parse_args().lookups))
+    run(parser.parse_args().lookups)
