@@ -4,7 +4,6 @@ and other accounts are not counted; the minute slides (no reset on a boundary)."
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import structlog
@@ -15,18 +14,14 @@ from dncgate.gate import CheckRequest, Gate
 from dncgate.model import Originator, Reason, Restriction, TenantPolicy
 from dncgate.numbers import DialPlan
 from dncgate.store.sqlite import SqliteListStore
-from dncgate.store.sqlite.cases import SqliteCaseStore
+from tests.enforcement.standing import write_standing
 
 LOG = structlog.get_logger("test")
 
 
 async def test_marketing_over_the_cap_is_refused_and_service_calls_pass(tmp_path: Path) -> None:
     path = tmp_path / "g.sqlite3"
-    cases = SqliteCaseStore(path)
-    await cases.cases("acme")
-    await cases.close()
-    with sqlite3.connect(path) as conn:
-        conn.execute("INSERT INTO originator_standing VALUES ('acme', 'account:blasts', 'r:2:0', 'case-1')")
+    await write_standing(path, "acme", "account:blasts", "r:2:0")
     store = SqliteListStore(path)
     audit = AuditSink(store)
     audit.start()

@@ -4,20 +4,17 @@ call to the same number goes through."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from fake_freeswitch import with_destination, with_variables
-from test_check import ALLOW_REPLY, CLEAR, REJECT_REPLY, Lab, guard, one
+from test_check import ALLOW_REPLY, CLEAR, REJECT_REPLY, Lab, _lab, guard, one
 
-from dncgate.audit import AuditSink
-from dncgate.gate import Gate
 from dncgate.model import AnalyticsBlock, TenantPolicy
 from dncgate.numbers import DialPlan
 from dncgate.store.sqlite import SqliteListStore
-from dncgate.store.sqlite.cases import SqliteCaseStore
+from tests.enforcement.standing import write_standing
 
 BLOCK = AnalyticsBlock(603, "Network Blocked", "carrier-x", "tel:+18005550100")
 TENANTS = {"default": TenantPolicy(name="default", dial_plan=DialPlan(region="US"), analytics_block=BLOCK)}
@@ -26,19 +23,10 @@ TENANTS = {"default": TenantPolicy(name="default", dial_plan=DialPlan(region="US
 @pytest.fixture
 async def lab(tmp_path: Path) -> AsyncIterator[Lab]:
     path = tmp_path / "esl.sqlite3"
-    cases = SqliteCaseStore(path)
-    await cases.cases("default")  # creates the tables
-    await cases.close()
-    with sqlite3.connect(path) as conn:
-        conn.execute("INSERT INTO originator_standing VALUES ('default', 'account:blasts', 's', 'case-1')")
-    store = SqliteListStore(path)
-    audit = AuditSink(store)
-    audit.start()
-    try:
-        yield Lab(Gate(TENANTS, store, audit), store)
-    finally:
-        await audit.close()
-        await store.close()
+    await write_standing(path, "default", "account:blasts", "s")
+    async for value in _lab(tmp_path, SqliteListStore(path)):
+        value.gate.tenants = TENANTS
+        yield value
 
 
 def _variables(arg: str) -> dict[str, str]:

@@ -10,21 +10,17 @@ is append-only by trigger: no UPDATE, and no DELETE of a record inside the tenan
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from dncgate.early_warning.alerts import OriginatorKey
 from dncgate.enforcement.complaints import Complaint
 from dncgate.enforcement.model import Case, CaseState, Transition, encode_standing, standing_key
 from dncgate.enforcement.protocol import CaseConflict
-from dncgate.errors import EnforcementError
-from dncgate.store.errors import StoreCorrupt, StoreError, StoreUnavailable
 from dncgate.store.sqlite.schema import CASES_SCHEMA
-from dncgate.store.sqlite.tx import write_transaction
+from dncgate.store.sqlite.tx import Worker, write_transaction
 
 _T = TypeVar("_T")
 
@@ -33,30 +29,9 @@ class SqliteCaseStore:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="dncgate-cases")
-        self._conn: sqlite3.Connection | None = None
-
-    def _c(self) -> sqlite3.Connection:
-        if self._conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=2.0, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA busy_timeout=2000")
-            conn.executescript(CASES_SCHEMA)
-            self._conn = conn
-        return self._conn
-
-    async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
-        except (StoreError, EnforcementError):
-            raise
-        except sqlite3.OperationalError as exc:
-            raise StoreUnavailable(f"sqlite cases {self.path}: {exc}") from exc
-        except sqlite3.DatabaseError as exc:
-            raise StoreCorrupt(f"sqlite cases {self.path}: {exc}") from exc
-        except RuntimeError as exc:
-            raise StoreUnavailable(f"sqlite cases {self.path}: {exc}") from exc
+        self._worker = Worker(self.path, CASES_SCHEMA, "cases")
+        self._c = self._worker.connection
+        self._run = self._worker.run
 
     # -- cases ----------------------------------------------------------------------------
 
@@ -171,7 +146,4 @@ class SqliteCaseStore:
         return [Complaint.from_json(r[0]) for r in rows]
 
     async def close(self) -> None:
-        if self._conn is not None:
-            await asyncio.get_running_loop().run_in_executor(self._pool, self._conn.close)
-            self._conn = None
-        self._pool.shutdown(wait=True)
+        await self._worker.close()

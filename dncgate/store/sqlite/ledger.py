@@ -7,20 +7,17 @@ soon as ``append`` returns.
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from dncgate.consent.ledger import ChainPoint, Clock, check_purge, is_upload, purge_record, utc_now
 from dncgate.consent.model import (
     CONSENT_ACTIONS,
     PREFERENCE_ACTIONS,
     ConsentState,
-    LedgerError,
     LedgerEvent,
     Preferences,
     fold_consent,
@@ -29,9 +26,8 @@ from dncgate.consent.model import (
     validate,
 )
 from dncgate.settings import ConsentSettings
-from dncgate.store.errors import StoreCorrupt, StoreError, StoreUnavailable
 from dncgate.store.sqlite.schema import CONSENT_SCHEMA
-from dncgate.store.sqlite.tx import write_transaction
+from dncgate.store.sqlite.tx import Worker, write_transaction
 
 _T = TypeVar("_T")
 
@@ -41,30 +37,9 @@ class SqliteLedger:
         self.path = Path(path)
         self.config = config
         self._clock = clock
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="dncgate-ledger")
-        self._conn: sqlite3.Connection | None = None
-
-    def _c(self) -> sqlite3.Connection:
-        if self._conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=2.0, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA busy_timeout=2000")
-            conn.executescript(CONSENT_SCHEMA)
-            self._conn = conn
-        return self._conn
-
-    async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
-        except (StoreError, LedgerError):
-            raise
-        except sqlite3.OperationalError as exc:
-            raise StoreUnavailable(f"sqlite ledger {self.path}: {exc}") from exc
-        except sqlite3.DatabaseError as exc:
-            raise StoreCorrupt(f"sqlite ledger {self.path}: {exc}") from exc
-        except RuntimeError as exc:
-            raise StoreUnavailable(f"sqlite ledger {self.path}: {exc}") from exc
+        self._worker = Worker(self.path, CONSENT_SCHEMA, "ledger")  # its own connection and thread
+        self._c = self._worker.connection
+        self._run = self._worker.run
 
     # -- writes -------------------------------------------------------------------------------
 
@@ -187,10 +162,7 @@ class SqliteLedger:
         return [LedgerEvent.from_json(raw) for (raw,) in rows]
 
     async def close(self) -> None:
-        if self._conn is not None:
-            await asyncio.get_running_loop().run_in_executor(self._pool, self._conn.close)
-            self._conn = None
-        self._pool.shutdown(wait=True)
+        await self._worker.close()
 
 
 def _meta(conn: sqlite3.Connection, key: str) -> str | None:

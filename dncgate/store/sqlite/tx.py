@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from dncgate.store.errors import StoreCorrupt, StoreUnavailable
+
+_T = TypeVar("_T")
 
 
 @contextmanager
@@ -24,3 +32,39 @@ def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+class Worker:
+    """One connection on its own thread for a part of the SQLite file (the ledger, the cases): opened
+    on first use with the part's schema; SQLite's errors become ``StoreError``s, others pass through."""
+
+    def __init__(self, path: Path, schema: str, name: str) -> None:
+        self.path, self.schema, self.name = path, schema, name
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix=f"dncgate-{name}")
+        self.conn: sqlite3.Connection | None = None
+
+    def connection(self) -> sqlite3.Connection:
+        if self.conn is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=2.0, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA busy_timeout=2000")
+            conn.executescript(self.schema)
+            self.conn = conn
+        return self.conn
+
+    async def run(self, fn: Callable[..., _T], *args: Any) -> _T:
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"sqlite {self.name} {self.path}: {exc}") from exc
+        except sqlite3.DatabaseError as exc:
+            raise StoreCorrupt(f"sqlite {self.name} {self.path}: {exc}") from exc
+        except RuntimeError as exc:  # executor shut down: closed
+            raise StoreUnavailable(f"sqlite {self.name} {self.path}: {exc}") from exc
+
+    async def close(self) -> None:
+        if self.conn is not None:
+            await asyncio.get_running_loop().run_in_executor(self.pool, self.conn.close)
+            self.conn = None
+        self.pool.shutdown(wait=True)
