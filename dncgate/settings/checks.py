@@ -17,7 +17,7 @@ import msgspec
 
 from dncgate.hours import CallingHours, parse_days, parse_overrides, parse_window
 from dncgate.model import REJECT_SIP_CODES, TENANT_NAME, AnalyticsBlock, TenantPolicy
-from dncgate.numbers import DialPlan
+from dncgate.numbers import DialPlan, dial_plan_problems
 from dncgate.settings.enforcement import EnforcementSettings
 from dncgate.settings.problems import Key, Problems
 from dncgate.settings.schema import (
@@ -199,7 +199,11 @@ def tenant(name: str, table: TenantSettings, problems: Problems) -> TenantPolicy
     except (KeyError, IndexError, ValueError):
         problems.add((*key, "announcement"), "may use only {language} and {tenant}")
         return None
-    return policy
+    # the prefixes against the region's own numbers: '011' in GB or IN would read Leicester's 0116
+    # numbers as foreign ones (numbers.dial_plan_problems)
+    for problem in dial_plan_problems(policy.dial_plan):
+        problems.add(key, problem)
+    return None if len(problems.lines) > before else policy
 
 
 def analytics_block(name: str, table: TenantSettings, key: Key, problems: Problems) -> AnalyticsBlock:

@@ -148,3 +148,15 @@ def test_an_environment_value_is_converted_by_the_same_schema(tmp_path: Path) ->
     assert config.feed.tokens == ("a:1", "b:2")
     with pytest.raises(ConfigError, match=r"^environment DNCGATE_STORE__TIMEOUT_MS: store.timeout_ms: must be between"):
         load(None, environ={"DNCGATE_STORE__TIMEOUT_MS": "0"})
+
+
+def test_a_dial_plan_that_misreads_the_regions_own_numbers_is_a_config_error(tmp_path: Path) -> None:
+    # Issue 11 item 8: the README's warning (never 011 in GB or IN) is enforced, with the key named.
+    config = tmp_path / "dncgate.toml"
+    config.write_text('[tenants.uk]\nregion = "GB"\ninternational_prefixes = ["00", "011"]\n'
+                      '[tenants.cn]\nregion = "CN"\ntechnical_prefixes = ["X"]\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load(config, environ={})
+    text = str(caught.value)
+    assert "tenants.uk" in text and "'011' begins GB national numbers" in text
+    assert "tenants.cn" in text and "technical prefix 'X' is only X" in text
