@@ -158,5 +158,7 @@ def test_a_dial_plan_that_misreads_the_regions_own_numbers_is_a_config_error(tmp
     with pytest.raises(ConfigError) as caught:
         load(config, environ={})
     text = str(caught.value)
-    assert "tenants.uk" in text and "'011' begins GB national numbers" in text
-    assert "tenants.cn" in text and "technical prefix 'X' is only X" in text
+    assert "tenants.uk" in text
+    assert "'011' begins GB national numbers" in text
+    assert "tenants.cn" in text
+    assert "technical prefix 'X' is only X" in text
