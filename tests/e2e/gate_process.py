@@ -69,8 +69,11 @@ enabled = false
 
 
 def gate_config(redis_url: str, *, agi_port: int, http_port: int, timeout_ms: int = 250,
-                tenants: str = E2E_TENANTS) -> str:
-    return f"""\
+                tenants: str = E2E_TENANTS, spool_dir: Path | None = None) -> str:
+    # Each gate process its own audit spool (the default is relative to the working directory,
+    # shared by every gate the suite starts: a second one would find it locked).
+    spool = f'[audit]\nspool_dir = "{spool_dir}"\n\n' if spool_dir is not None else ""
+    return spool + f"""\
 [store]
 backend = "redis"
 url = "{redis_url}"
@@ -138,7 +141,7 @@ class GateProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(gate_config(
             self.redis_url, agi_port=self.agi_port, http_port=self.http_port, timeout_ms=self.timeout_ms,
-            tenants=self.tenants,
+            tenants=self.tenants, spool_dir=self.workdir / "audit-spool",
         ))
         env = {k: v for k, v in os.environ.items() if not k.startswith("DNCGATE_")}
         with self.log_path.open("ab") as log:

@@ -27,7 +27,7 @@ async def test_serve_publishes_the_calls_asterisk_reports(lab: AsteriskLab, redi
                                                          tmp_path: Path) -> None:
     await asyncio.to_thread(load_lists, redis_server.url, STANDARD_LISTS)
     path = tmp_path / "dncgate.toml"
-    path.write_text(gate_config(redis_server.url, agi_port=0, http_port=0) + f"""
+    path.write_text(gate_config(redis_server.url, agi_port=0, http_port=0, spool_dir=tmp_path / "spool") + f"""
 [ami]
 enabled = true
 port = {lab.ami_port}
