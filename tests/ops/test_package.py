@@ -47,7 +47,8 @@ def test_the_wheel_ships_the_dialplans_prompts_and_operations_files(wheel: Path)
     shipped = {name.removeprefix("dncgate/share/") for name in names if name.startswith("dncgate/share/")}
     assert _repo_files("dialplan") <= shipped
     assert _repo_files("prompts") <= shipped
-    assert {"systemd/dncgate.service", "systemd/dncgate.sysusers"} <= shipped
+    assert {"systemd/dncgate.service", "systemd/dncgate.sysusers", "prometheus/dncgate-alerts.yml",
+            "grafana/dncgate.json"} <= shipped
     assert {"dncgate/demo/national.txt", "dncgate/api/openapi.json", "dncgate/py.typed"} <= names
 
 
