@@ -81,7 +81,8 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
             ivr = IvrContext(gate.tenants, ledger, settings=config.ivr)  # the subscriber self-service menu
             if config.agi.enabled:
                 agi = AgiServer(with_ivr(check_handler(gate), ivr_agi_handler(ivr)), host=config.agi.host,
-                                port=config.agi.port, server_limits=ServerLimits(max_sessions=config.agi.max_sessions))
+                                port=config.agi.port,
+                                server_limits=ServerLimits(max_sessions=config.agi.max_sessions, allow=config.agi.allow))
                 await agi.start()
                 metrics.watch_door("agi", agi)
                 running.agi_port = agi.port
@@ -93,7 +94,7 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
                     # the check's announcement is bounded at 30 s by its handler; an IVR call at
                     # [ivr] call_deadline_s (600 s by default) by the IVR
                     session_deadline=config.ivr.call_deadline + 60.0),
-                    server_limits=ServerLimits(max_sessions=config.esl.max_sessions))
+                    server_limits=ServerLimits(max_sessions=config.esl.max_sessions, allow=config.esl.allow))
                 await esl.start()
                 metrics.watch_door("esl", esl)
                 running.esl_port = esl.port
