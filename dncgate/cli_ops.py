@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 from dncgate.install import Action, Copy, InstallError, apply, installed_command, plan, service_plan, switch_plan
 
 if TYPE_CHECKING:
-    from dncgate.config import GateConfig
+    from dncgate.settings import Settings
 
-Command = Callable[[argparse.Namespace, "GateConfig"], Coroutine[Any, Any, int]]
+Command = Callable[[argparse.Namespace, "Settings"], Coroutine[Any, Any, int]]
 AddCommand = Callable[[Any, str, Command, str], argparse.ArgumentParser]
 EXIT_REFUSED = 1
 
@@ -57,14 +57,14 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="print what would be done; write nothing")
 
 
-async def _dialplan_install(args: argparse.Namespace, _: GateConfig) -> int:
+async def _dialplan_install(args: argparse.Namespace, _: Settings) -> int:
     switch, etc = ("asterisk", args.asterisk) if args.asterisk is not None else ("freeswitch", args.freeswitch)
     if args.no_dialplan and args.sounds is None:
         raise InstallError("--no-dialplan installs only the prompts: give --sounds")
     return _install(switch_plan(switch, None if args.no_dialplan else etc, args.sounds), args)
 
 
-async def _service_install(args: argparse.Namespace, _: GateConfig) -> int:
+async def _service_install(args: argparse.Namespace, _: Settings) -> int:
     command = args.command or installed_command()
     if not args.dry_run and not command.is_file():
         raise InstallError(f"{command}: no such program (give --exec PATH)")

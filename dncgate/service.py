@@ -81,8 +81,8 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
             ivr = IvrContext(gate.tenants, ledger, settings=config.ivr)  # the subscriber self-service menu
             if config.agi.enabled:
                 agi = AgiServer(with_ivr(check_handler(gate), ivr_agi_handler(ivr)), host=config.agi.host,
-                                port=config.agi.port,
-                                server_limits=ServerLimits(max_sessions=config.agi.max_sessions, allow=config.agi.allow))
+                                port=config.agi.port, server_limits=ServerLimits(
+                                    max_sessions=config.agi.max_sessions, allow=config.agi.allow))
                 await agi.start()
                 metrics.watch_door("agi", agi)
                 running.agi_port = agi.port

@@ -16,7 +16,7 @@ import jsonschema
 import pytest
 import yaml
 
-from dncgate.config import ConfigError, load
+from dncgate.settings import ConfigError, load
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"

@@ -17,7 +17,6 @@ import structlog
 from prometheus_client import CollectorRegistry, generate_latest
 
 from dncgate.audit import AuditSink
-from dncgate.config import load
 from dncgate.gate import CheckRequest, Gate
 from dncgate.install import shared
 from dncgate.lists.freshness import ListFreshness
@@ -25,6 +24,7 @@ from dncgate.lists.sync_metrics import SyncMetrics
 from dncgate.metrics import GateMetrics
 from dncgate.model import Reason, TenantPolicy
 from dncgate.numbers import DialPlan
+from dncgate.settings import load
 from dncgate.store.errors import StoreUnavailable
 from dncgate.store.sqlite import SqliteListStore
 from tests.conftest import run_cli, serving
