@@ -146,6 +146,7 @@ class GateProcess:
             self.process = subprocess.Popen(
                 [str(DNCGATE), "--config", str(self.config_path), "serve"],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                cwd=self.workdir,  # its own working directory: a relative [audit] spool_dir is not shared
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
