@@ -65,6 +65,11 @@ class AuditSink:
             self.overflowed += 1
             log.error("audit.overflow", spooled=segment is not None, **record.as_dict())
 
+    @property
+    def backlog(self) -> int:
+        """Records queued or in the batch being written: not in the store yet (``dncgate_audit_backlog``)."""
+        return self._queue.qsize() + len(self._current)
+
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="dncgate-audit")

@@ -133,6 +133,9 @@ def _parser() -> argparse.ArgumentParser:
     from dncgate.cli_consent import add_commands
 
     add_commands(sub, _command)  # consent export|verify|purge, api-key new
+    from dncgate.cli_ops import add_commands as add_ops_commands
+
+    add_ops_commands(sub, _command)  # dialplan install, service install
     return parser
 
 

@@ -197,9 +197,15 @@ class Gate:
             async with asyncio.timeout(self.store_deadline):
                 return await self.store.facts(tenant, number, entity=originator.entity, originators=keys)
         except TimeoutError:
+            self._store_failed()
             return FactsUnavailable(f"store did not answer within {self.store_deadline * 1000:.0f} ms")
         except StoreError as exc:
+            self._store_failed()
             return FactsUnavailable(f"{type(exc).__name__}: {exc}")
+
+    def _store_failed(self) -> None:
+        if self.metrics is not None:
+            self.metrics.store_failed("facts")
 
 
 def _purpose(value: str | None, default: Purpose) -> Purpose:

@@ -1,17 +1,76 @@
-"""Prometheus metrics for decisions; one registry per gate so tests and processes never collide."""
+"""Prometheus metrics of a gate; one registry per gate so tests and processes never collide.
+
+Besides decisions: the process and platform collectors, ``dncgate_build_info``, the doors' open
+and refused sessions, store errors on the check path and the audit backlog. No ``_created``
+series: a counter's creation time doubles the series for nothing a dashboard uses. The doors and
+the audit sink are read when Prometheus scrapes (see :class:`_Watched`), nothing kept in step.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+import platform
+from collections.abc import Iterable, Mapping
+from typing import Protocol
 
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
+
+from dncgate import __version__
 from dncgate.audit_record import AuditRecord
 
 _LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+STORE_OPS = ("facts",)  # the store calls counted in dncgate_store_errors_total; shown at 0 from the start
+
+disable_created_metrics()  # type: ignore[no-untyped-call]  # process-wide (prometheus_client has no per-registry switch)
+
+
+class Door(Protocol):
+    """What the metrics read of a door (``dncgate.sessions.SessionServer``)."""
+
+    @property
+    def active_sessions(self) -> int: ...
+
+    @property
+    def serving(self) -> bool: ...
+
+    @property
+    def accepted(self) -> int: ...
+
+    @property
+    def refused_by(self) -> Mapping[str, int]: ...
+
+
+class AuditBacklog(Protocol):
+    """What the metrics read of the audit sink (``dncgate.audit.AuditSink``)."""
+
+    @property
+    def backlog(self) -> int: ...
+
+    @property
+    def written(self) -> int: ...
+
+    @property
+    def overflowed(self) -> int: ...
 
 
 class GateMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        build = Gauge("dncgate_build_info", "dncgate's version and Python's (always 1)", ("version", "python"),
+                      registry=self.registry)
+        build.labels(__version__, platform.python_version()).set(1)
         self.decisions = Counter(
             "dncgate_decisions",
             "Decisions by tenant, door, verdict, outcome and reason",
@@ -25,6 +84,14 @@ class GateMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.store_errors = Counter(
+            "dncgate_store_errors", "Store calls on the check path that failed or missed their deadline", ("op",),
+            registry=self.registry,
+        )
+        for op in STORE_OPS:
+            self.store_errors.labels(op)
+        self._watched = _Watched()
+        self.registry.register(self._watched)
 
         self.language_fallbacks = Counter(
             "dncgate_language_fallbacks",
@@ -44,5 +111,52 @@ class GateMetrics:
         if language_refused:
             self.language_fallbacks.labels(record.door).inc()
 
+    def store_failed(self, op: str) -> None:
+        self.store_errors.labels(op).inc()
+
+    def watch_door(self, name: str, door: Door) -> None:
+        """Export ``door``'s sessions as ``door`` (agi, esl) from now on."""
+        self._watched.doors[name] = door
+
+    def watch_audit(self, audit: AuditBacklog) -> None:
+        self._watched.audit = audit
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _Watched(Collector):
+    """The doors' sessions and the audit sink's backlog, read at each scrape."""
+
+    def __init__(self) -> None:
+        self.doors: dict[str, Door] = {}
+        self.audit: AuditBacklog | None = None
+
+    def collect(self) -> Iterable[Metric]:
+        up = GaugeMetricFamily("dncgate_door_up", "1 while the door accepts connections", labels=["door"])
+        sessions = GaugeMetricFamily("dncgate_door_sessions", "Sessions open now", labels=["door"])
+        accepted = CounterMetricFamily("dncgate_door_accepted", "Sessions accepted", labels=["door"])
+        refused = CounterMetricFamily("dncgate_door_refused", "Connections refused, by reason",
+                                      labels=["door", "reason"])
+        for name, door in sorted(self.doors.items()):
+            up.add_metric([name], float(door.serving))
+            sessions.add_metric([name], door.active_sessions)
+            accepted.add_metric([name], door.accepted)
+            for reason, count in sorted(door.refused_by.items()):
+                refused.add_metric([name, reason], count)
+        found: list[Metric] = [up, sessions, accepted, refused]
+        if self.audit is not None:
+            backlog = GaugeMetricFamily("dncgate_audit_backlog",
+                                        "Decisions queued for the durable audit, not written yet")
+            backlog.add_metric([], self.audit.backlog)
+            written = CounterMetricFamily("dncgate_audit_written", "Decisions written to the durable audit")
+            written.add_metric([], self.audit.written)
+            lost = CounterMetricFamily("dncgate_audit_unwritten",
+                                       "Decisions the audit could not keep (queue full, or left at shutdown): "
+                                       "each one is in an audit.overflow or audit.unwritten_at_shutdown log line")
+            lost.add_metric([], self.audit.overflowed)
+            found += [backlog, written, lost]
+        return found
+
+    def describe(self) -> Iterable[Metric]:
+        return []  # collected at each scrape only: the names are not fixed before the doors start

@@ -71,6 +71,7 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
         if metrics is None:
             raise RuntimeError("open_app(metrics=True) gave no metrics")
         sync_metrics = SyncMetrics(metrics.registry)
+        metrics.watch_audit(app.audit)
         lists: SyncServices | None = None
         agi: AgiServer | None = None
         esl: OutboundServer | None = None
@@ -92,8 +93,10 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
             ivr = IvrContext(gate.tenants, ledger, settings=config.ivr)  # the subscriber self-service menu
             if config.agi.enabled:
                 agi = AgiServer(with_ivr(check_handler(gate), ivr_agi_handler(ivr)), host=config.agi.host,
-                                port=config.agi.port, server_limits=ServerLimits(max_sessions=config.agi.max_sessions))
+                                port=config.agi.port, server_limits=ServerLimits(
+                                    max_sessions=config.agi.max_sessions, allow=config.agi.allow))
                 await agi.start()
+                metrics.watch_door("agi", agi)
                 running.agi_port = agi.port
             if config.esl.enabled:
                 handler = with_esl_ivr(esl_check_handler(gate, config.esl),
@@ -103,8 +106,9 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
                     # the check's announcement is bounded at 30 s by its handler; an IVR call at
                     # [ivr] call_deadline_s (600 s by default) by the IVR
                     session_deadline=config.ivr.call_deadline + 60.0),
-                    server_limits=ServerLimits(max_sessions=config.esl.max_sessions))
+                    server_limits=ServerLimits(max_sessions=config.esl.max_sessions, allow=config.esl.allow))
                 await esl.start()
+                metrics.watch_door("esl", esl)
                 running.esl_port = esl.port
             if config.http.enabled:
                 doors = {"agi": agi is not None, "esl": esl is not None}

@@ -29,6 +29,7 @@ PACKAGES=(
   redis-server   # store tests start a real redis-server
   sip-tester     # sipp: caller and callee of the e2e lab
   espeak-ng sox  # prompts/generate.sh
+  prometheus     # promtool: checks the shipped alerting rules (tests/ops/test_metrics.py)
   debootstrap    # scripts/asterisk-chroot.sh
   util-linux     # unshare, mount (the lab's mount namespace)
   coreutils      # chroot
@@ -50,9 +51,10 @@ else
 fi
 
 # Debian's redis-server package starts a system instance; the tests start their own on a free
-# port and do not need it, so leave it as the package configured it.
+# port and do not need it, so leave it as the package configured it. The same goes for the
+# Prometheus server the prometheus package starts: the tests only run its promtool.
 
-for tool in sipp espeak-ng sox debootstrap unshare chroot redis-server; do
+for tool in sipp espeak-ng sox debootstrap unshare chroot redis-server promtool; do
   command -v "$tool" >/dev/null || die "$tool still missing after installation"
 done
 

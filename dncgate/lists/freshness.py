@@ -18,7 +18,7 @@ import structlog
 
 from dncgate.model import TenantPolicy
 from dncgate.store.errors import StoreError
-from dncgate.store.protocol import NATIONAL, ListStore, stats_of
+from dncgate.store.protocol import NATIONAL, ListStore
 
 log = structlog.get_logger("dncgate.lists.freshness")
 
@@ -40,6 +40,10 @@ class ListFreshness:
         self.interval, self.clock = interval, clock
         self.fresh_at: datetime | None = None
         self.stale_tenants: frozenset[str] = frozenset()
+        # every list's size at the last refresh: a `dncgate lists load` in another process shows up
+        # here (and in dncgate_list_numbers, through on_counts) within ``interval``
+        self.counts: dict[str, int] = {}
+        self.on_counts: Callable[[Mapping[str, int]], None] | None = None
 
     def age(self) -> timedelta | None:
         """The list's age now (``None``: never loaded, or not read yet)."""
@@ -50,9 +54,13 @@ class ListFreshness:
     async def refresh(self) -> None:
         """Read the list's freshness from the store; log ``list.stale`` / ``list.fresh`` on changes."""
         state = await self.store.sync_state(self.list_name)
+        stats = await self.store.stats()
+        self.counts = {s.list_name: s.count for s in stats if s.version}
+        if self.on_counts is not None:
+            self.on_counts(self.counts)
         fresh_at = parse_time(state.get("fresh_at", ""))
         if fresh_at is None:
-            live = await stats_of(self.store, self.list_name)
+            live = next((s for s in stats if s.list_name == self.list_name), None)
             fresh_at = parse_time(live.loaded_at) if live is not None and live.version else None
         self.fresh_at = fresh_at
         age = self.age()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -16,8 +17,8 @@ class SyncMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.sequence = Gauge("dncgate_list_sequence", "Last applied sequence (snapshot or delta) of a synced list",
                               ("list",), registry=registry)
-        self.size = Gauge("dncgate_list_numbers", "Numbers on the list after the last sync", ("list",),
-                          registry=registry)
+        self.size = Gauge("dncgate_list_numbers", "Numbers on the list (after a sync, or as the store last said)",
+                          ("list",), registry=registry)
         self.last_success = Gauge("dncgate_sync_last_success_timestamp_seconds",
                                   "Unix time of the last successful sync", ("list",), registry=registry)
         self.failures = Counter("dncgate_sync_failures", "Failed syncs by cause", ("list", "cause"), registry=registry)
@@ -36,7 +37,14 @@ class SyncMetrics:
     def failed(self, list_name: str, cause: str) -> None:
         self.failures.labels(list_name, cause).inc()
 
+    def counted(self, counts: Mapping[str, int]) -> None:
+        """Every loaded list's size, as ``ListFreshness`` read it (a ``lists load`` by the CLI included)."""
+        for list_name, count in counts.items():
+            self.size.labels(list_name).set(count)
+
     def watch(self, freshness: ListFreshness) -> None:
+        freshness.on_counts = self.counted
+        self.counted(freshness.counts)
         def age() -> float:
             value = freshness.age()
             return float("nan") if value is None else value.total_seconds()

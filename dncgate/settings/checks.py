@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import re
 from collections.abc import Iterator, Mapping
 from datetime import date, timedelta
@@ -30,6 +31,7 @@ from dncgate.settings.schema import (
     FreeswitchFeedSettings,
     HoursSettings,
     IvrSettings,
+    Listener,
     NationalSettings,
     SyncSettings,
     TenantSettings,
@@ -61,7 +63,16 @@ def national(table: NationalSettings) -> Found:
         yield "region", problem
 
 
+def listener(table: Listener) -> Found:
+    for network in table.allow:
+        try:
+            ipaddress.ip_network(network)
+        except ValueError as exc:
+            yield "allow", f"{network!r} is not a network or address ({exc})"
+
+
 def esl(table: EslSettings) -> Found:
+    yield from listener(table)
     if table.fallback_sip_code not in REJECT_SIP_CODES:
         yield "fallback_sip_code", f"{table.fallback_sip_code}: one of {_CODES}"
     for key, value, most in (("playback_deadline_s", table.playback_deadline, 300.0),

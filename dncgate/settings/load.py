@@ -151,7 +151,7 @@ def _build(data: dict[str, Any], problems: Problems) -> Settings | None:
     tables: dict[str, Table | None] = {
         "store": _read(StoreSettings, data, problems),
         "national": checks.upper_region(national) if national is not None else None,
-        "agi": _read(AgiSettings, data, problems),
+        "agi": _read(AgiSettings, data, problems, checks.listener),
         "esl": _read(EslSettings, data, problems, checks.esl),
         "http": _read(HttpServerSettings, data, problems),
         "audit": _read(AuditSettings, data, problems),

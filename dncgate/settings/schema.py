@@ -22,6 +22,7 @@ from dncgate.settings.table import Table as Table  # re-exported: the tables' ba
 
 Port = Annotated[int, Meta(ge=0, le=65535, description="a TCP port")]
 Texts = tuple[str, ...]
+LOOPBACK_PEERS: Texts = ("127.0.0.0/8", "::1/128")  # the doors' default peer allowlist (sessions.ServerLimits)
 
 # The default marketing taxonomy (code -> what it covers).
 DEFAULT_TAXONOMY: dict[str, str] = {
@@ -66,6 +67,7 @@ class Listener(Table, frozen=True):
     host: str = "127.0.0.1"
     port: Port = 0
     max_sessions: Annotated[int, Meta(ge=1)] = 512
+    allow: Texts = LOOPBACK_PEERS  # peer networks (CIDR) a call door accepts; ignored by [http]
 
 
 class AgiSettings(Listener, frozen=True):

@@ -128,6 +128,7 @@ class GateProcess:
     timeout_ms: int = 250
     tenants: str = E2E_TENANTS
     process: subprocess.Popen[bytes] | None = None
+    config_text: str | None = None  # a whole configuration of its own (else gate_config's, on the free ports)
 
     def __post_init__(self) -> None:
         self.agi_port = free_tcp_port()
@@ -139,7 +140,7 @@ class GateProcess:
 
     def start(self, timeout: float = 20.0) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(gate_config(
+        self.config_path.write_text(self.config_text or gate_config(
             self.redis_url, agi_port=self.agi_port, http_port=self.http_port, timeout_ms=self.timeout_ms,
             tenants=self.tenants, spool_dir=self.workdir / "audit-spool",
         ))
@@ -148,6 +149,7 @@ class GateProcess:
             self.process = subprocess.Popen(
                 [str(DNCGATE), "--config", str(self.config_path), "serve"],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                cwd=self.workdir,  # its own working directory: a relative [audit] spool_dir is not shared
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
