@@ -9,6 +9,7 @@ import json
 import re
 import shutil
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 import aiohttp
@@ -98,7 +99,9 @@ async def test_a_running_gate_exports_process_build_door_and_audit_series(tmp_pa
 
 
 class _FailingStore(SqliteListStore):
-    async def facts(self, tenant: str, number: int, *, entity: str = "") -> object:  # type: ignore[override]
+    async def facts(  # type: ignore[override]
+        self, tenant: str, number: int, *, entity: str = "", originators: Sequence[str] = ()
+    ) -> object:
         raise StoreUnavailable("the store is down (test)")
 
 
