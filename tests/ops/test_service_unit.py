@@ -7,6 +7,7 @@ this installation's ``dncgate`` and the configuration path by a test file, nothi
 from __future__ import annotations
 
 import json
+import os
 import selectors
 import shlex
 import shutil
@@ -85,20 +86,29 @@ def test_service_install_refuses_a_relative_or_unquotable_program(tmp_path: Path
     assert list(tmp_path.iterdir()) == []
 
 
-def _read_until_started(proc: subprocess.Popen[str], deadline: float = 30.0) -> dict[str, object]:
-    """The ``gate.started`` log line of serve (JSON on stderr), read line by line up to a bound."""
+def _read_until_started(proc: subprocess.Popen[bytes], deadline: float = 30.0) -> dict[str, object]:
+    """The ``gate.started`` log line of serve (JSON on stderr), read line by line up to a bound.
+
+    Reads the pipe's descriptor itself: a buffered reader may hold several lines that ``select``
+    no longer reports as readable, which made this wait out its deadline on a busy machine.
+    """
     assert proc.stderr is not None
+    fd = proc.stderr.fileno()
+    pending = b""
     with selectors.DefaultSelector() as selector:
-        selector.register(proc.stderr, selectors.EVENT_READ)
-        for _ in range(500):
+        selector.register(fd, selectors.EVENT_READ)
+        for _ in range(2000):
             if not selector.select(deadline):
                 break
-            line = proc.stderr.readline()
-            if not line:
+            chunk = os.read(fd, 65536)
+            if not chunk:
                 break
-            event = json.loads(line)
-            if event.get("event") == "gate.started":
-                return dict(event)
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                event = json.loads(line)
+                if event.get("event") == "gate.started":
+                    return dict(event)
     proc.kill()
     raise AssertionError(f"serve did not start (exit {proc.wait()})")
 
@@ -122,7 +132,7 @@ port = {http_port}
     assert argv.count(UNIT_CONFIG) == 1
     argv = [str(installed_command()), *(str(config) if arg == UNIT_CONFIG else arg for arg in argv[1:])]
     proc = subprocess.Popen(argv, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE)
     try:
         started = _read_until_started(proc)
         assert (started["agi_port"], started["http_port"]) == (agi_port, http_port)
