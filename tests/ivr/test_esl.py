@@ -177,10 +177,11 @@ IVR_UUID = "7e27fcf0-df80-4c13-94b2-bd5f27554bdb"  # Unique-ID of RECORDED
 
 
 async def call_quick(esl: EslLab, peer: FakeFreeSwitch) -> tuple[CallTrace, list[dict[str, Any]]]:
-    """The IVR handler alone, with a short prompt deadline (a setting, not a wait)."""
+    """The IVR handler alone, with a short prompt deadline (a setting, not a wait); the settle after
+    uuid_kill keeps a long one, so a busy machine cannot fire it."""
     config = OutboundConfig(port=0, connect_deadline=2.0, command_deadline=2.0, event_deadline=2.0)
     with structlog.testing.capture_logs() as logs:
-        async with OutboundServer(ivr_esl_handler(esl.lab.ctx, SOUNDS, prompt_deadline=0.05, settle_deadline=0.05),
+        async with OutboundServer(ivr_esl_handler(esl.lab.ctx, SOUNDS, prompt_deadline=0.05, settle_deadline=5.0),
                                   config) as server:
             trace = await peer.call(server.port)
     return trace, logs
