@@ -6,6 +6,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from dncgate.derived import Derived
 from dncgate.esl.errors import CommandError, UnexpectedMessageError
 
 EventFormat = Literal["plain", "json"]
@@ -158,6 +159,11 @@ class Message:
         return self
 
 
+def _first_of(*names: str) -> Derived[ChannelData, str | None]:
+    """A :class:`ChannelData` header read as an attribute: the first of ``names`` sent non-empty."""
+    return Derived(lambda data: data.first(*names))
+
+
 @dataclass(frozen=True, slots=True)
 class ChannelData:
     """The channel snapshot FreeSWITCH sends as the reply to outbound ``connect``."""
@@ -174,7 +180,8 @@ class ChannelData:
             raise UnexpectedMessageError("connect reply has no Unique-ID")
         return data
 
-    def _first(self, *names: str) -> str | None:
+    def first(self, *names: str) -> str | None:
+        """The first of ``names`` sent with a value (None: none of them)."""
         for name in names:
             value = self.headers.get(name)
             if value:
@@ -183,31 +190,15 @@ class ChannelData:
 
     @property
     def unique_id(self) -> str:
-        return self._first("Unique-ID", "Channel-Unique-ID", "Caller-Unique-ID") or ""
+        return self.first("Unique-ID", "Channel-Unique-ID", "Caller-Unique-ID") or ""
 
-    @property
-    def destination_number(self) -> str | None:
-        return self._first("Caller-Destination-Number", "Channel-Destination-Number")
-
-    @property
-    def caller_id_number(self) -> str | None:
-        return self._first("Caller-Caller-ID-Number", "Channel-Caller-ID-Number")
-
-    @property
-    def caller_id_name(self) -> str | None:
-        return self._first("Caller-Caller-ID-Name", "Channel-Caller-ID-Name")
-
-    @property
-    def ani(self) -> str | None:
-        return self._first("Caller-ANI", "Channel-ANI")
-
-    @property
-    def context(self) -> str | None:
-        return self._first("Caller-Context", "Channel-Context")
-
-    @property
-    def channel_name(self) -> str | None:
-        return self._first("Channel-Name", "Caller-Channel-Name")
+    # the channel's headers, each the first of its names FreeSWITCH sent non-empty (None: none of them)
+    destination_number = _first_of("Caller-Destination-Number", "Channel-Destination-Number")
+    caller_id_number = _first_of("Caller-Caller-ID-Number", "Channel-Caller-ID-Number")
+    caller_id_name = _first_of("Caller-Caller-ID-Name", "Channel-Caller-ID-Name")
+    ani = _first_of("Caller-ANI", "Channel-ANI")
+    context = _first_of("Caller-Context", "Channel-Context")
+    channel_name = _first_of("Channel-Name", "Caller-Channel-Name")
 
     @property
     def answer_state(self) -> str | None:
