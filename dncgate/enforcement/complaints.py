@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from dncgate.enforcement.model import checked_text, iso, parse_iso
+from dncgate.enforcement.model import canonical_json, checked_text, iso, parse_iso
 from dncgate.errors import CaseError
 
 MAX_DECISIONS = 20  # decision ids matched from the audit and kept with a complaint
@@ -120,7 +120,7 @@ class Complaint:
         return body
 
     def to_json(self) -> str:
-        return json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return canonical_json(self.as_dict())
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> Complaint:

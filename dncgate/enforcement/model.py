@@ -83,6 +83,11 @@ def standing_key(originator: OriginatorKey) -> str:
     return f"{originator.kind.value}:{originator.value}"
 
 
+def canonical_json(data: Mapping[str, Any]) -> str:
+    """A record's stored form: compact, keys sorted (the hash chain hashes this text)."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def iso(value: datetime | None) -> str | None:
     return None if value is None else value.astimezone(UTC).isoformat(timespec="microseconds")
 
@@ -145,11 +150,11 @@ class Transition:
         return {**self.body(), "hash": self.hash}
 
     def to_json(self) -> str:
-        return json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return canonical_json(self.as_dict())
 
     def sealed(self, seq: int, prev_hash: str) -> Transition:
         unsealed = replace(self, seq=seq, prev_hash=prev_hash, hash="")
-        canonical = json.dumps(unsealed.body(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        canonical = canonical_json(unsealed.body())
         return replace(unsealed, hash=hashlib.sha256((prev_hash + canonical).encode("utf-8")).hexdigest())
 
     def verifies(self) -> bool:
@@ -212,7 +217,7 @@ class Case:
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return canonical_json(self.as_dict())
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> Case:
