@@ -31,7 +31,7 @@ from dncgate.ivr.esl import ivr_esl_handler, with_esl_ivr
 from dncgate.ivr.runner import IvrContext
 from dncgate.numbers import warm_up
 from dncgate.sessions import ServerLimits
-from dncgate.settings import Settings
+from dncgate.settings import Listener, Settings
 from dncgate.store.factory import open_case_store
 from dncgate.store.protocol import ListStore
 
@@ -93,8 +93,7 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
             ivr = IvrContext(gate.tenants, ledger, settings=config.ivr)  # the subscriber self-service menu
             if config.agi.enabled:
                 agi = AgiServer(with_ivr(check_handler(gate), ivr_agi_handler(ivr)), host=config.agi.host,
-                                port=config.agi.port, server_limits=ServerLimits(
-                                    max_sessions=config.agi.max_sessions, allow=config.agi.allow))
+                                port=config.agi.port, server_limits=_limits(config.agi))
                 await agi.start()
                 metrics.watch_door("agi", agi)
                 running.agi_port = agi.port
@@ -106,7 +105,7 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
                     # the check's announcement is bounded at 30 s by its handler; an IVR call at
                     # [ivr] call_deadline_s (600 s by default) by the IVR
                     session_deadline=config.ivr.call_deadline + 60.0),
-                    server_limits=ServerLimits(max_sessions=config.esl.max_sessions, allow=config.esl.allow))
+                    server_limits=_limits(config.esl))
                 await esl.start()
                 metrics.watch_door("esl", esl)
                 running.esl_port = esl.port
@@ -196,6 +195,12 @@ async def _stop_enforcement(desk: EnforcementDesk | None, tasks: list[asyncio.Ta
         except TimeoutError:
             log.warning("enforcement.deliveries_abandoned", advice="their delivery is not recorded")
         await desk.cases.store.close()
+
+
+def _limits(door: Listener) -> ServerLimits:
+    """A call door's session caps and peer allowlist, from its ``[agi]`` or ``[esl]`` table."""
+    return ServerLimits(max_sessions=door.max_sessions, max_sessions_per_peer=door.max_sessions_per_peer,
+                        allow=door.allow)
 
 
 def _bound_port(runner: web.AppRunner) -> int | None:

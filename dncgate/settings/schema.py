@@ -14,7 +14,15 @@ from typing import Annotated, Literal
 
 from msgspec import Meta, field
 
-from dncgate.config_file import AGI_HOST, AGI_PORT
+from dncgate.config_file import (
+    AGI_HOST,
+    AGI_PORT,
+    ESL_PORT,
+    HTTP_PORT,
+    LOOPBACK_PEERS,
+    MAX_SESSIONS,
+    MAX_SESSIONS_PER_PEER,
+)
 from dncgate.hours import CallingHours, Window
 from dncgate.model import FailureAction, ListPolicy, Mode, Purpose, StaleAction, TenantPolicy
 from dncgate.settings.enforcement import TenantEnforcementSettings
@@ -22,7 +30,6 @@ from dncgate.settings.table import Table as Table  # re-exported: the tables' ba
 
 Port = Annotated[int, Meta(ge=0, le=65535, description="a TCP port")]
 Texts = tuple[str, ...]
-LOOPBACK_PEERS: Texts = ("127.0.0.0/8", "::1/128")  # the doors' default peer allowlist (sessions.ServerLimits)
 
 # The default marketing taxonomy (code -> what it covers).
 DEFAULT_TAXONOMY: dict[str, str] = {
@@ -66,7 +73,8 @@ class Listener(Table, frozen=True):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: Port = 0
-    max_sessions: Annotated[int, Meta(ge=1)] = 512
+    max_sessions: Annotated[int, Meta(ge=1)] = MAX_SESSIONS  # sessions at once ([http]: requests in flight)
+    max_sessions_per_peer: Annotated[int, Meta(ge=1)] = MAX_SESSIONS_PER_PEER  # one peer's share; ignored by [http]
     allow: Texts = LOOPBACK_PEERS  # peer networks (CIDR) a call door accepts; ignored by [http]
 
 
@@ -78,14 +86,14 @@ class AgiSettings(Listener, frozen=True):
 class HttpServerSettings(Listener, frozen=True):
     """``[http]``: health, metrics and (``[api]``) the HTTP API; ``max_sessions`` bounds requests in flight."""
 
-    port: Port = 9464
+    port: Port = HTTP_PORT
 
 
 class EslSettings(Listener, frozen=True):
     """``[esl]``: FreeSWITCH's outbound event socket, and what its check handler does with a verdict."""
 
     enabled: bool = False
-    port: Port = 8084
+    port: Port = ESL_PORT
     # Leading digits the dialplan adds to route into the gate (``8`` for ``8<number>``);
     # stripped from Caller-Destination-Number (not from dncgate_number).
     strip_prefix: str = ""
