@@ -65,7 +65,9 @@ def test_service_install_points_execstart_at_this_installation(tmp_path: Path,
     assert code == 0
     unit = tmp_path / "etc/systemd/system/dncgate.service"
     users = tmp_path / "etc/sysusers.d/dncgate.conf"
-    assert out.splitlines() == [f"install           {unit}", f"install           {users}"]
+    sample = tmp_path / "etc/dncgate/dncgate.toml"
+    assert out.splitlines() == [f"install           {path}" for path in (unit, users, sample)]
+    assert sample.read_text(encoding="utf-8") == shared("dncgate.toml").read_text(encoding="utf-8")
     assert unit_keys(unit.read_text())["Service"]["ExecStart"] == f"{installed_command()} --config {UNIT_CONFIG} serve"
     code, out, _ = run_cli(capsys, "service", "install", "--prefix", str(tmp_path),
                            "--exec", "/opt/dncgate/bin/dncgate", "--dry-run")
@@ -75,6 +77,17 @@ def test_service_install_points_execstart_at_this_installation(tmp_path: Path,
         verify = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60,
                                 check=False)
         assert (verify.returncode, verify.stderr) == (0, "")
+
+
+def test_service_install_never_replaces_the_operators_configuration(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "etc/dncgate/dncgate.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text("[store]\nbackend = \"redis\"\n", encoding="utf-8")
+    code, out, _ = run_cli(capsys, "service", "install", "--prefix", str(tmp_path), "--force")
+    assert code == 0
+    assert f"kept              {config} (yours: never replaced)" in out.splitlines()
+    assert config.read_text(encoding="utf-8") == "[store]\nbackend = \"redis\"\n"
 
 
 def test_service_install_refuses_a_relative_or_unquotable_program(tmp_path: Path,
