@@ -81,6 +81,11 @@ class Headers(Mapping[str, str]):
         return self._lower.get(name.lower(), default)
 
 
+def _event_header(name: str) -> Derived[Event, str | None]:
+    """One header of an :class:`Event` read as an attribute (None when FreeSWITCH did not send it)."""
+    return Derived(lambda event: event.headers.get(name))
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     """A FreeSWITCH event (from ``text/event-plain`` or ``text/event-json``)."""
@@ -93,29 +98,13 @@ class Event:
     def name(self) -> str:
         return self.headers.get("Event-Name", "")
 
-    @property
-    def unique_id(self) -> str | None:
-        return self.headers.get("Unique-ID")
-
-    @property
-    def application(self) -> str | None:
-        return self.headers.get("Application")
-
-    @property
-    def application_uuid(self) -> str | None:
-        return self.headers.get("Application-UUID")
-
-    @property
-    def application_response(self) -> str | None:
-        return self.headers.get("Application-Response")
-
-    @property
-    def hangup_cause(self) -> str | None:
-        return self.headers.get("Hangup-Cause")
-
-    @property
-    def job_uuid(self) -> str | None:
-        return self.headers.get("Job-UUID")
+    # the headers every handler reads (None: not sent)
+    unique_id = _event_header("Unique-ID")
+    application = _event_header("Application")
+    application_uuid = _event_header("Application-UUID")
+    application_response = _event_header("Application-Response")
+    hangup_cause = _event_header("Hangup-Cause")
+    job_uuid = _event_header("Job-UUID")
 
     def get(self, name: str, default: str | None = None) -> str | None:
         return self.headers.get(name, default)
