@@ -15,7 +15,8 @@ problem listed) and the running settings stay as they were.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections import UserDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
@@ -31,23 +32,11 @@ log = structlog.get_logger("dncgate.reload")
 _LIVE = frozenset({"tenants", "source", "path"})  # Settings fields a reload applies (or that only describe it)
 
 
-class LiveTenants(Mapping[str, TenantPolicy]):
-    """The configured tenants, replaceable whole while serve runs (``replace``)."""
-
-    def __init__(self, tenants: Mapping[str, TenantPolicy]) -> None:
-        self._tenants = dict(tenants)
+class LiveTenants(UserDict[str, TenantPolicy]):
+    """The configured tenants, replaceable whole while serve runs (``replace``); read as a Mapping."""
 
     def replace(self, tenants: Mapping[str, TenantPolicy]) -> None:
-        self._tenants = dict(tenants)
-
-    def __getitem__(self, name: str) -> TenantPolicy:
-        return self._tenants[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._tenants)
-
-    def __len__(self) -> int:
-        return len(self._tenants)
+        self.data = dict(tenants)  # one assignment: a reader sees the old tenants or the new, never a mix
 
 
 @dataclass(frozen=True, slots=True)
