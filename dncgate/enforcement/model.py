@@ -88,6 +88,18 @@ def canonical_json(data: Mapping[str, Any]) -> str:
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+class StoredRecord:
+    """A record the case store keeps as JSON: ``as_dict()`` its object, ``to_json()`` the stored text."""
+
+    __slots__ = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def to_json(self) -> str:
+        return canonical_json(self.as_dict())
+
+
 def iso(value: datetime | None) -> str | None:
     return None if value is None else value.astimezone(UTC).isoformat(timespec="microseconds")
 
@@ -111,7 +123,7 @@ def checked_text(what: str, value: str, *, required: bool = True) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Transition:
+class Transition(StoredRecord):
     """One step of a case, sealed (``seq``, ``prev_hash``, ``hash``) by ``sealed()``."""
 
     tenant: str
@@ -149,9 +161,6 @@ class Transition:
     def as_dict(self) -> dict[str, Any]:
         return {**self.body(), "hash": self.hash}
 
-    def to_json(self) -> str:
-        return canonical_json(self.as_dict())
-
     def sealed(self, seq: int, prev_hash: str) -> Transition:
         unsealed = replace(self, seq=seq, prev_hash=prev_hash, hash="")
         canonical = canonical_json(unsealed.body())
@@ -182,7 +191,7 @@ class Transition:
 
 
 @dataclass(frozen=True, slots=True)
-class Case:
+class Case(StoredRecord):
     """A case's current state: the fold of its transitions."""
 
     tenant: str
@@ -215,9 +224,6 @@ class Case:
             "noticed_at": iso(self.noticed_at), "suspend_at": iso(self.suspend_at),
             "before_appeal": self.before_appeal.value if self.before_appeal else None, "alerts": self.alerts,
         }
-
-    def to_json(self) -> str:
-        return canonical_json(self.as_dict())
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> Case:
