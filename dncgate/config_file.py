@@ -18,7 +18,8 @@ from collections.abc import Mapping
 SYSTEM_CONFIG = "/etc/dncgate/dncgate.toml"
 CONFIG_VARIABLE = "DNCGATE_CONFIG"
 # [agi] host and port when the file sets none (the relay reads them without the settings schema).
-AGI_HOST = "127.0.0.1"
+LOOPBACK_HOST = "127.0.0.1"  # where every listener listens, and every switch is looked for, by default
+AGI_HOST = LOOPBACK_HOST
 AGI_PORT = 4573
 ESL_PORT = 8084  # [esl]: FreeSWITCH's outbound socket connects here
 HTTP_PORT = 9464  # [http]: health, metrics and the API

@@ -19,6 +19,7 @@ from dncgate.config_file import (
     AGI_PORT,
     ESL_PORT,
     HTTP_PORT,
+    LOOPBACK_HOST,
     LOOPBACK_PEERS,
     MAX_SESSIONS,
     MAX_SESSIONS_PER_PEER,
@@ -76,7 +77,7 @@ class Listener(Table, frozen=True):
     """A door's listening socket."""
 
     enabled: bool = True  # whether serve opens this listener
-    host: str = "127.0.0.1"  # the address it listens on (beyond loopback, widen allow too)
+    host: str = LOOPBACK_HOST  # the address it listens on (beyond loopback, widen allow too)
     port: Port = 0  # the TCP port it listens on
     max_sessions: Annotated[int, Meta(ge=1)] = MAX_SESSIONS  # sessions at once ([http]: requests in flight)
     max_sessions_per_peer: Annotated[int, Meta(ge=1)] = MAX_SESSIONS_PER_PEER  # one peer's share; ignored by [http]
@@ -207,7 +208,7 @@ class FeedSettings(Table, frozen=True):
     """``[feed]``: serve ``sync.publish_dir`` to resellers holding a token ("name:token" entries)."""
 
     enabled: bool = False  # serve the feed from serve
-    host: str = "127.0.0.1"  # the address it listens on
+    host: str = LOOPBACK_HOST  # the address it listens on
     port: Port = 9465  # the TCP port it listens on
     tokens: Texts = ()  # "name:token" entries, one per reseller
 
