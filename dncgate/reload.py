@@ -75,8 +75,9 @@ def reload(running: Settings, tenants: LiveTenants, apply_keys: Callable[[Settin
         return None
     applied = []
     restart = needs_restart(running, new)
-    if running.enforcement.enabled and set(new.tenants) != set(tenants):
-        restart += ("enforcement (its tenant names)",)
+    if set(new.tenants) != set(tenants):  # what serve started per tenant name keeps the old names
+        restart += tuple(f"{table} (its tenant names)" for table, started in (
+            ("enforcement", running.enforcement.enabled), ("sync", running.sync.outbox is not None)) if started)
     if dict(new.tenants) != dict(tenants):
         tenants.replace(new.tenants)
         applied.append("tenants")

@@ -142,3 +142,14 @@ def test_a_refused_reload_keeps_everything(tmp_path: Path) -> None:
     assert len(logs[0]["problems"]) == 1
     assert "store.backend" in logs[0]["problems"][0]
     assert dict(tenants) == dict(running.tenants)
+
+
+def test_a_new_tenant_name_is_applied_and_named_for_what_started_per_tenant(tmp_path: Path) -> None:
+    text = config_text(9, policy="opt-out", key=OLD_KEY) + "[enforcement]\nenabled = true\n"
+    running = _settings(tmp_path, text)
+    tenants = LiveTenants(running.tenants)
+    (tmp_path / "dncgate.toml").write_text(text + '[tenants.globex]\nregion = "GB"\n', encoding="utf-8")
+    result = reload(running, tenants, pytest.fail, environ={})
+    assert result is not None
+    assert sorted(tenants) == ["acme", "globex"]
+    assert result.needs_restart == ("enforcement (its tenant names)",)
