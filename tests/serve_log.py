@@ -1,11 +1,14 @@
-"""Reading a ``dncgate serve`` subprocess's JSON log lines (stderr) up to a bound."""
+"""A ``dncgate serve`` subprocess for a test, and its JSON log lines (stderr) read up to a bound."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import selectors
 import subprocess
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 
@@ -36,3 +39,19 @@ class ServeLog:
                 break
             self.buffer += chunk
         raise AssertionError(f"no {event} from serve (exit {self.proc.poll()})")
+
+
+@contextlib.contextmanager
+def serve_process(argv: Sequence[str], cwd: Path) -> Iterator[tuple[subprocess.Popen[bytes], ServeLog]]:
+    """``argv`` (a ``dncgate ... serve`` command line) running in ``cwd`` until the block ends, then
+    killed if it still runs; its log is read through the ``ServeLog``."""
+    proc = subprocess.Popen(list(argv), cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        yield proc, ServeLog(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        assert proc.stderr is not None
+        proc.stderr.close()

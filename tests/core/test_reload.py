@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -20,7 +19,7 @@ from dncgate.model import ListPolicy
 from dncgate.reload import LiveTenants, needs_restart, reload
 from dncgate.settings import Settings, load
 from tests.conftest import free_port
-from tests.serve_log import ServeLog
+from tests.serve_log import serve_process
 
 OLD_KEY, NEW_KEY = "dncg_reload-old-key-0123456789", "dncg_reload-new-key-9876543210"
 NUMBER = "2015550123"  # a valid US number on no list
@@ -64,10 +63,7 @@ def test_sighup_applies_tenants_and_keys_and_refuses_a_bad_file(tmp_path: Path) 
     port = free_port()
     config = tmp_path / "dncgate.toml"
     config.write_text(config_text(port, policy="opt-out", key=OLD_KEY), encoding="utf-8")
-    proc = subprocess.Popen([str(installed_command()), "--config", str(config), "serve"], cwd=tmp_path,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        log = ServeLog(proc)
+    with serve_process([str(installed_command()), "--config", str(config), "serve"], tmp_path) as (proc, log):
         log.until("gate.started")
         status, body = _check(port, OLD_KEY)
         assert (status, body["verdict"]) == (200, "allow")
@@ -95,12 +91,6 @@ def test_sighup_applies_tenants_and_keys_and_refuses_a_bad_file(tmp_path: Path) 
 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        assert proc.stderr is not None
-        proc.stderr.close()
 
 
 def _settings(tmp_path: Path, text: str) -> Settings:
