@@ -22,6 +22,7 @@ from dncgate.audit import LINGER, AuditSink
 from dncgate.audit_spool import AuditSpool, open_spool
 from dncgate.gate import Gate
 from dncgate.lists.freshness import ListFreshness
+from dncgate.reload import LiveTenants
 from dncgate.settings import Settings
 from dncgate.store.errors import StoreError
 from dncgate.store.factory import open_store
@@ -43,6 +44,7 @@ class App:
     audit: AuditSink
     freshness: ListFreshness
     gate: Gate
+    tenants: LiveTenants  # what the gate and the freshness read; serve replaces it on SIGHUP
     ledger: Ledger | None = None  # when asked for (``open_app(ledger=True)``)
     metrics: GateMetrics | None = None  # when asked for (``open_app(metrics=True)``)
 
@@ -78,12 +80,13 @@ async def open_app(
                           spool=audit_spool)
         audit.start()  # replays what a killed gate left in the spool, then writes the new records
         stack.push_async_callback(audit.close, timeout=audit_grace)
-        freshness = ListFreshness(store, settings.tenants, list_name=settings.sync.list_name)
+        tenants = LiveTenants(settings.tenants)
+        freshness = ListFreshness(store, tenants, list_name=settings.sync.list_name)
         await _first_read(freshness)
         gate_metrics = _metrics() if metrics else None
-        gate = Gate(settings.tenants, store, audit, store_deadline=settings.store.timeout, metrics=gate_metrics,
+        gate = Gate(tenants, store, audit, store_deadline=settings.store.timeout, metrics=gate_metrics,
                     list_age=freshness.age)
-        yield App(settings, store, audit, freshness, gate, consent, gate_metrics)
+        yield App(settings, store, audit, freshness, gate, tenants, consent, gate_metrics)
 
 
 async def _open_store(settings: Settings, audit_spool: AuditSpool | None) -> ListStore:

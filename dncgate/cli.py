@@ -129,6 +129,8 @@ def _parser() -> argparse.ArgumentParser:
 
     config = sub.add_parser("config", help="configuration").add_subparsers(required=True, metavar="ACTION")
     _command(config, "check", _config_check, "validate the configuration and print it")
+    _command(config, "sample", _config_sample, "print a dncgate.toml with every key at its default, commented")
+    _command(config, "reference", _config_reference, "print the settings reference: every key (Markdown)")
 
     from dncgate.cli_consent import add_commands
 
@@ -390,6 +392,20 @@ async def _config_check(args: argparse.Namespace, config: Settings) -> int:
               f"default {t.default_purpose.value}, reject {t.reject_sip_code}, "
               f"check failed {t.check_failed_sip_code} (marketing {t.marketing_on_failure.value}, "
               f"service {t.service_on_failure.value})")
+    return 0
+
+
+async def _config_sample(args: argparse.Namespace, config: Settings) -> int:
+    from dncgate.settings.reference import sample
+
+    sys.stdout.write(sample())
+    return 0
+
+
+async def _config_reference(args: argparse.Namespace, config: Settings) -> int:
+    from dncgate.settings.reference import reference
+
+    sys.stdout.write(reference())
     return 0
 
 

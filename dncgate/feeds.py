@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -46,6 +46,15 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass(frozen=True, slots=True)
+class FeedCounts:
+    """What a feed has read so far."""
+
+    records: int  # call records published
+    bad_events: int  # switch events that could not be read (counted, logged, skipped)
+    last_event: datetime | None  # when the last event of the switch arrived
+
+
 class CallFeed(ABC):
     """One switch's feed: connection state set by its client's ``on_state``; counters by subclasses."""
 
@@ -57,20 +66,9 @@ class CallFeed(ABC):
         self.connects = 0
         self._changed = asyncio.Event()
 
-    @property
     @abstractmethod
-    def records(self) -> int:
-        """Call records published."""
-
-    @property
-    @abstractmethod
-    def bad_events(self) -> int:
-        """Switch events that could not be read (counted, logged, skipped)."""
-
-    @property
-    @abstractmethod
-    def last_event(self) -> datetime | None:
-        """When the last event of the switch arrived."""
+    def counts(self) -> FeedCounts:
+        """What the feed has read so far."""
 
     @abstractmethod
     def start(self) -> None:
@@ -101,12 +99,12 @@ class CallFeed(ABC):
             await self._changed.wait()
 
     def snapshot(self) -> dict[str, Any]:
-        last = self.last_event
+        counts = self.counts()
         return {
             "state": self.state, "address": self.address, "since": self.since.isoformat(),
             "last_error": self.last_error or None, "connects": self.connects, "reconnects": self.reconnects,
-            "records": self.records, "bad_events": self.bad_events,
-            "last_event": last.isoformat() if last is not None else None,
+            "records": counts.records, "bad_events": counts.bad_events,
+            "last_event": counts.last_event.isoformat() if counts.last_event is not None else None,
         }
 
 
@@ -125,17 +123,8 @@ class AsteriskFeed(CallFeed):
     def _saw(self, _event: AmiMessage) -> None:
         self._last_event = self._clock()
 
-    @property
-    def records(self) -> int:
-        return self.tracker.emitted
-
-    @property
-    def bad_events(self) -> int:
-        return self.client.failed_events
-
-    @property
-    def last_event(self) -> datetime | None:
-        return self._last_event
+    def counts(self) -> FeedCounts:
+        return FeedCounts(self.tracker.emitted, self.client.failed_events, self._last_event)
 
     def start(self) -> None:
         self.client.start()
@@ -154,17 +143,8 @@ class FreeswitchFeed(CallFeed):
         self.feed = EslCallFeed(stream, clock=clock)
         self._task: asyncio.Task[object] | None = None
 
-    @property
-    def records(self) -> int:
-        return self.feed.published
-
-    @property
-    def bad_events(self) -> int:
-        return self.feed.bad_events
-
-    @property
-    def last_event(self) -> datetime | None:
-        return self.feed.last_event_at
+    def counts(self) -> FeedCounts:
+        return FeedCounts(self.feed.published, self.feed.bad_events, self.feed.last_event_at)
 
     def start(self) -> None:
         if self._task is None:
@@ -276,12 +256,13 @@ class _FeedCollector(Collector):
         last = GaugeMetricFamily("dncgate_feed_last_event_timestamp_seconds", "Unix time of the feed's last event",
                                  labels=["feed"])
         for name, feed in self._feeds.feeds.items():
+            counts = feed.counts()
             up.add_metric([name], float(feed.state == "connected"))
-            records.add_metric([name], feed.records)
+            records.add_metric([name], counts.records)
             reconnects.add_metric([name], feed.reconnects)
-            bad.add_metric([name], feed.bad_events)
-            if (at := feed.last_event) is not None:
-                last.add_metric([name], at.timestamp())
+            bad.add_metric([name], counts.bad_events)
+            if counts.last_event is not None:
+                last.add_metric([name], counts.last_event.timestamp())
         dropped = CounterMetricFamily("dncgate_call_records_dropped",
                                       "Call records a lagging subscriber of the stream lost")
         dropped.add_metric([], self._feeds.stream.dropped)

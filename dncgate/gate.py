@@ -36,6 +36,7 @@ from dncgate.model import (
 )
 from dncgate.numbers import Subscriber, normalise
 from dncgate.policy import decide
+from dncgate.settings.schema import StoreSettings
 from dncgate.store.errors import StoreError
 from dncgate.store.protocol import ListStore
 
@@ -97,7 +98,7 @@ class Gate:
         audit: AuditSink,
         *,
         default_tenant: str = "default",
-        store_deadline: float = 0.25,
+        store_deadline: float = StoreSettings().timeout,  # [store] timeout_ms's default
         metrics: GateMetrics | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         list_age: Callable[[], timedelta | None] | None = None,

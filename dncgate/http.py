@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from dncgate.config_file import MAX_SESSIONS
 from dncgate.metrics import GateMetrics
 from dncgate.store.errors import StoreError
 from dncgate.store.protocol import ListStore
@@ -26,7 +27,7 @@ _MONITORING = frozenset({"/healthz", "/metrics"})  # never counted against [http
 
 
 def make_app(
-    store: ListStore, metrics: GateMetrics, doors: dict[str, bool], *, max_requests: int = 512,
+    store: ListStore, metrics: GateMetrics, doors: dict[str, bool], *, max_requests: int = MAX_SESSIONS,
     feeds: Callable[[], Mapping[str, Any]] = dict,
 ) -> web.Application:
     """``/healthz`` and ``/metrics`` (the API adds ``/v1``); at most ``max_requests`` other requests in flight."""

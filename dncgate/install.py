@@ -29,6 +29,7 @@ FREESWITCH_LIVE = ("dncgate.xml", "dncgate_allowed.xml", "dncgate_ivr.xml")
 SAMPLES_DIR = "dncgate-samples"  # under the switch's configuration directory: read by nothing
 UNIT_EXEC = "/usr/local/bin/dncgate"  # ExecStart's program in the shipped unit; replaced on install
 UNIT_CONFIG = "/etc/dncgate/dncgate.toml"  # the configuration file the shipped unit names
+SAMPLE_CONFIG = "dncgate.toml"  # under share/: every key at its default, commented (``dncgate config sample``)
 
 
 class InstallError(DncgateError, ValueError):
@@ -46,6 +47,7 @@ class Copy:
     target: Path
     mode: int = 0o644
     content: bytes | None = None  # the shipped file rewritten for this host (the unit's ExecStart)
+    keep: bool = False  # the operator's file once written (the configuration): never replaced, not even forced
 
     def read(self) -> bytes:
         return self.source.read_bytes() if self.content is None else self.content
@@ -56,6 +58,7 @@ class Action(Enum):
     SAME = "unchanged"  # the target holds the shipped content already
     OVERWRITE = "overwrite"  # differs, replaced because forced
     REFUSE = "refused"  # differs, kept: the operator may have changed it
+    KEEP = "kept"  # differs and is the operator's own (``Copy.keep``): kept, whatever --force says
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +70,8 @@ class Step:
         verb = self.action.value
         if dry_run and self.action in (Action.INSTALL, Action.OVERWRITE):
             verb = f"would {verb}"
-        suffix = " (it differs from the shipped file; --force replaces it)" if self.action is Action.REFUSE else ""
+        suffix = {Action.REFUSE: " (it differs from the shipped file; --force replaces it)",
+                  Action.KEEP: " (yours: never replaced)"}.get(self.action, "")
         return f"{verb:<17} {self.copy.target}{suffix}"
 
 
@@ -127,6 +131,8 @@ def plan(copies: list[Copy], *, force: bool) -> list[Step]:
             raise InstallError(f"{copy.target}: is a directory") from None
         if current == copy.read():
             steps.append(Step(Action.SAME, copy))
+        elif copy.keep:
+            steps.append(Step(Action.KEEP, copy))
         else:
             steps.append(Step(Action.OVERWRITE if force else Action.REFUSE, copy))
     return steps
@@ -159,21 +165,26 @@ def installed_command() -> Path:
 
 
 def service_plan(prefix: Path, command: Path) -> list[Copy]:
-    """The systemd unit (its ExecStart running ``command``) and the sysusers.d entry, under ``prefix``."""
+    """The systemd unit (its ExecStart running ``command``), the sysusers.d entry and, when there is none
+    yet, the configuration the unit names (the sample: every key at its default, commented), under ``prefix``."""
     if not command.is_absolute():
         raise InstallError(f"{command}: ExecStart needs an absolute path")
     if any(c.isspace() or c in "\\\"'%$;" for c in str(command)):
         raise InstallError(f"{command}: a path with spaces, quotes, % or $ would need escaping in a unit file")
     unit = shared("systemd", "dncgate.service")
     users = shared("systemd", "dncgate.sysusers")
-    if not unit.is_file() or not users.is_file():
+    sample = shared(SAMPLE_CONFIG)
+    if not unit.is_file() or not users.is_file() or not sample.is_file():
         raise InstallError("the systemd unit is not shipped with this installation of dncgate")
     text = unit.read_text(encoding="utf-8")
     shipped = f"ExecStart={UNIT_EXEC} "
     if shipped not in text:
         raise InstallError(f"{unit}: no {shipped!r} line to point at {command}")
+    if f"--config {UNIT_CONFIG} " not in text:
+        raise InstallError(f"{unit}: ExecStart does not name {UNIT_CONFIG}")
     rendered = text.replace(shipped, f"ExecStart={command} ").encode()
     return [
         Copy(unit, prefix / "etc/systemd/system/dncgate.service", content=rendered),
         Copy(users, prefix / "etc/sysusers.d/dncgate.conf"),
+        Copy(sample, prefix / UNIT_CONFIG.lstrip("/"), keep=True),
     ]

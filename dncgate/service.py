@@ -30,8 +30,9 @@ from dncgate.ivr.agi import ivr_agi_handler, with_ivr
 from dncgate.ivr.esl import ivr_esl_handler, with_esl_ivr
 from dncgate.ivr.runner import IvrContext
 from dncgate.numbers import warm_up
+from dncgate.reload import Reloader
 from dncgate.sessions import ServerLimits
-from dncgate.settings import Settings
+from dncgate.settings import Listener, Settings
 from dncgate.store.factory import open_case_store
 from dncgate.store.protocol import ListStore
 
@@ -54,6 +55,7 @@ class Running:
     calls: CallEventStream = field(default_factory=CallEventStream)  # the feeds' records: subscribe here
     feeds: CallFeeds | None = None
     enforcement: EnforcementDesk | None = None  # [enforcement] enabled: its on_alert is the analyser's callback
+    reload: Reloader | None = None  # what SIGHUP calls: re-read the configuration, apply what can change live
 
 
 async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None = None,
@@ -76,6 +78,7 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
         agi: AgiServer | None = None
         esl: OutboundServer | None = None
         runner: web.AppRunner | None = None
+        api: ApiContext | None = None
         feeds: CallFeeds | None = None
         desk: EnforcementDesk | None = None
         enforcing: list[asyncio.Task[None]] = []
@@ -93,8 +96,7 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
             ivr = IvrContext(gate.tenants, ledger, settings=config.ivr)  # the subscriber self-service menu
             if config.agi.enabled:
                 agi = AgiServer(with_ivr(check_handler(gate), ivr_agi_handler(ivr)), host=config.agi.host,
-                                port=config.agi.port, server_limits=ServerLimits(
-                                    max_sessions=config.agi.max_sessions, allow=config.agi.allow))
+                                port=config.agi.port, server_limits=_limits(config.agi))
                 await agi.start()
                 metrics.watch_door("agi", agi)
                 running.agi_port = agi.port
@@ -106,7 +108,7 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
                     # the check's announcement is bounded at 30 s by its handler; an IVR call at
                     # [ivr] call_deadline_s (600 s by default) by the IVR
                     session_deadline=config.ivr.call_deadline + 60.0),
-                    server_limits=ServerLimits(max_sessions=config.esl.max_sessions, allow=config.esl.allow))
+                    server_limits=_limits(config.esl))
                 await esl.start()
                 metrics.watch_door("esl", esl)
                 running.esl_port = esl.port
@@ -115,7 +117,8 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
                 http = make_app(app.store, metrics, doors, max_requests=config.http.max_sessions,
                                 feeds=feeds.health)
                 if config.api.enabled:
-                    install_api(http, ApiContext.of(gate, ledger, config.api))  # /v1: same process, same loop
+                    api = ApiContext.of(gate, ledger, config.api)
+                    install_api(http, api)  # /v1: same process, same loop
                     if running.enforcement is not None:
                         install_enforcement(http, running.enforcement)
                 runner = make_runner(http, access_log=None, handle_signals=False, shutdown_timeout=1.0)
@@ -123,10 +126,13 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
                 site = web.TCPSite(runner, config.http.host, config.http.port)
                 await site.start()
                 running.http_port = _bound_port(runner)
+            reloader = running.reload = Reloader(config, app.tenants,
+                                                 lambda new: api.replace_keys(new.api) if api else None)
             if handle_signals:
                 loop = asyncio.get_running_loop()
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.add_signal_handler(sig, running.stop.set)
+                loop.add_signal_handler(signal.SIGHUP, reloader)  # re-read the file (dncgate.reload)
             log.info("gate.started", config=str(config.path) if config.path else "none (built-in defaults)",
                      source=config.source, store=config.store.backend, agi_port=running.agi_port,
                      esl_port=running.esl_port, http_port=running.http_port, tenants=sorted(config.tenants))
@@ -196,6 +202,12 @@ async def _stop_enforcement(desk: EnforcementDesk | None, tasks: list[asyncio.Ta
         except TimeoutError:
             log.warning("enforcement.deliveries_abandoned", advice="their delivery is not recorded")
         await desk.cases.store.close()
+
+
+def _limits(door: Listener) -> ServerLimits:
+    """A call door's session caps and peer allowlist, from its ``[agi]`` or ``[esl]`` table."""
+    return ServerLimits(max_sessions=door.max_sessions, max_sessions_per_peer=door.max_sessions_per_peer,
+                        allow=door.allow)
 
 
 def _bound_port(runner: web.AppRunner) -> int | None:

@@ -30,10 +30,12 @@ from typing import Any, Self
 
 import structlog
 
+from dncgate.config_file import LOOPBACK_PEERS, MAX_SESSIONS, MAX_SESSIONS_PER_PEER
+
 __all__ = ["LOOPBACK", "Peer", "Refusal", "ServerLimits", "SessionRunner", "SessionServer", "is_loopback_host"]
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-LOOPBACK: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+LOOPBACK = LOOPBACK_PEERS
 MAX_TRACKED_PEERS = 1024  # per-peer log state kept at most; beyond it, refusals share one "*" entry
 
 
@@ -41,9 +43,9 @@ MAX_TRACKED_PEERS = 1024  # per-peer log state kept at most; beyond it, refusals
 class ServerLimits:
     """Who may connect to a door and how many sessions it runs; the same type for every door."""
 
-    max_sessions: int = 512
+    max_sessions: int = MAX_SESSIONS
     """Sessions running at once; a connection beyond it is refused."""
-    max_sessions_per_peer: int = 256
+    max_sessions_per_peer: int = MAX_SESSIONS_PER_PEER
     """Sessions one peer address may hold at once, so that one peer cannot hold them all."""
     allow: tuple[str, ...] = LOOPBACK
     """Peer networks (CIDR, or a bare address) that may connect; anyone else is closed at once."""

@@ -27,6 +27,7 @@ from urllib.parse import parse_qsl
 
 from dncgate.agi.errors import AgiConnectionLost, AgiLimitExceeded, AgiProtocolError
 from dncgate.agi.limits import AgiLimits
+from dncgate.derived import Derived
 
 __all__ = [
     "AgiDecoder",
@@ -47,6 +48,11 @@ _INT = re.compile(r"-?[0-9]+")
 # endpos= is a sample offset. More digits is no Asterisk, and int() would refuse past 4,300.
 MAX_RESULT_DIGITS = 1024
 MAX_ENDPOS_DIGITS = 20
+
+
+def _header(key: str) -> Derived[AgiRequest, str]:
+    """An ``agi_*`` header read as an :class:`AgiRequest` attribute ("" when Asterisk did not send it)."""
+    return Derived(lambda request: request.env.get(key, ""))
 
 
 def _decode(raw: bytes | bytearray) -> str:
@@ -162,41 +168,16 @@ class AgiRequest:
         """True for FastAGI (``agi_network: yes``), False for classic AGI."""
         return self.env.get("agi_network") == "yes"
 
-    @property
-    def request(self) -> str:
-        return self.env.get("agi_request", "")
-
-    @property
-    def channel(self) -> str:
-        return self.env.get("agi_channel", "")
-
-    @property
-    def uniqueid(self) -> str:
-        return self.env.get("agi_uniqueid", "")
-
-    @property
-    def callerid(self) -> str:
-        return self.env.get("agi_callerid", "")
-
-    @property
-    def calleridname(self) -> str:
-        return self.env.get("agi_calleridname", "")
-
-    @property
-    def dnid(self) -> str:
-        return self.env.get("agi_dnid", "")
-
-    @property
-    def context(self) -> str:
-        return self.env.get("agi_context", "")
-
-    @property
-    def extension(self) -> str:
-        return self.env.get("agi_extension", "")
-
-    @property
-    def accountcode(self) -> str:
-        return self.env.get("agi_accountcode", "")
+    # the headers every door reads, "" when Asterisk did not send one
+    request = _header("agi_request")
+    channel = _header("agi_channel")
+    uniqueid = _header("agi_uniqueid")
+    callerid = _header("agi_callerid")
+    calleridname = _header("agi_calleridname")
+    dnid = _header("agi_dnid")
+    context = _header("agi_context")
+    extension = _header("agi_extension")
+    accountcode = _header("agi_accountcode")
 
 
 def _split_script(raw: str) -> tuple[str, str]:

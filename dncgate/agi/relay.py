@@ -18,7 +18,7 @@ import os
 import selectors
 import socket
 
-from dncgate.config_file import AGI_HOST, AGI_PORT, SYSTEM_CONFIG, find_config
+from dncgate.config_file import AGI_HOST, AGI_PORT, LOOPBACK_HOST, SYSTEM_CONFIG, find_config
 from dncgate.errors import SwitchError
 
 MAX_HEADER = 64 * 1024
@@ -60,7 +60,7 @@ def gate_address(environ: dict[str, str] | None = None, config: str | None = Non
         host = env.get("DNCGATE_AGI__HOST", str(table.get("host", AGI_HOST)))
         port = env.get("DNCGATE_AGI__PORT", str(table.get("port", AGI_PORT)))
     if host in {"", "0.0.0.0", "::"}:  # noqa: S104 -- a bind-all address names no peer: use loopback
-        host = "127.0.0.1"
+        host = LOOPBACK_HOST
     try:
         return host.strip("[]"), int(port)
     except ValueError:

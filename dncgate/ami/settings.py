@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, tzinfo
 
 from dncgate.ami.message import DEFAULT_NOISE
+from dncgate.config_file import LOOPBACK_HOST
 
 __all__ = ["AmiFeedSettings", "AmiSettings", "TrackerSettings"]
 
@@ -18,7 +19,7 @@ __all__ = ["AmiFeedSettings", "AmiSettings", "TrackerSettings"]
 class AmiSettings:
     username: str
     secret: str = field(repr=False)
-    host: str = "127.0.0.1"
+    host: str = LOOPBACK_HOST
     port: int = 5038
     connect_timeout: float = 2.0  # TCP connect + Login response
     action_timeout: float = 2.0  # default deadline of each action

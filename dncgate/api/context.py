@@ -35,8 +35,13 @@ class ApiContext:
 
     @classmethod
     def of(cls, gate: Gate, ledger: Ledger, settings: ApiSettings) -> ApiContext:
-        keys = [ApiKey(key_id, entry.tenant, entry.sha256.lower()) for key_id, entry in settings.keys.items()]
-        return cls(gate, ledger, gate.tenants, {k.sha256: k for k in keys})
+        return cls(gate, ledger, gate.tenants, _keys_of(settings))
+
+    def replace_keys(self, settings: ApiSettings) -> None:
+        """``[api.keys]`` reloaded: the next request is checked against these (no await in between)."""
+        keys = _keys_of(settings)
+        self.keys.clear()
+        self.keys.update(keys)
 
     async def bounded(self, operation: Awaitable[_T]) -> _T:
         """Run a ledger operation under the API's deadline; store trouble is a 503, bad records a 422."""
@@ -52,6 +57,12 @@ class ApiContext:
 
 
 CONTEXT = web.AppKey("dncgate_api", ApiContext)
+
+
+def _keys_of(settings: ApiSettings) -> dict[str, ApiKey]:
+    """sha256 -> key, from ``[api.keys.ID]``."""
+    keys = [ApiKey(key_id, entry.tenant, entry.sha256.lower()) for key_id, entry in settings.keys.items()]
+    return {k.sha256: k for k in keys}
 
 
 @dataclass(frozen=True, slots=True)

@@ -213,15 +213,13 @@ def install_enforcement(app: web.Application, desk: EnforcementDesk) -> None:
 
 def add_routes(app: web.Application) -> None:
     """The routes, always mounted (documented in openapi.json): 404 until ``install_enforcement``."""
-    app.router.add_get("/v1/alerts", list_alerts)
-    app.router.add_post("/v1/alerts", post_alert)
-    app.router.add_post("/v1/alerts/{alert_id}/acknowledge", acknowledge_alert)
-    app.router.add_get("/v1/cases", list_cases)
-    app.router.add_get("/v1/cases/{case_id}", get_case)
-    app.router.add_post("/v1/cases/{case_id}/actions", case_action)
-    app.router.add_post("/v1/cases/{case_id}/appeal", appeal)
-    app.router.add_post("/v1/cases/{case_id}/appeal/decision", decide_appeal)
-    app.router.add_get("/v1/cases/{case_id}/file", export_case)
-    app.router.add_post("/v1/complaints", file_complaint)
-    app.router.add_get("/v1/complaints", list_complaints)
-    app.router.add_post("/v1/complaints/{complaint_id}/steps", complaint_step)
+    app.add_routes([
+        web.get("/v1/alerts", list_alerts), web.post("/v1/alerts", post_alert),
+        web.post("/v1/alerts/{alert_id}/acknowledge", acknowledge_alert),
+        web.get("/v1/cases", list_cases), web.get("/v1/cases/{case_id}", get_case),
+        web.post("/v1/cases/{case_id}/actions", case_action), web.post("/v1/cases/{case_id}/appeal", appeal),
+        web.post("/v1/cases/{case_id}/appeal/decision", decide_appeal),
+        web.get("/v1/cases/{case_id}/file", export_case),
+        web.post("/v1/complaints", file_complaint), web.get("/v1/complaints", list_complaints),
+        web.post("/v1/complaints/{complaint_id}/steps", complaint_step),
+    ])

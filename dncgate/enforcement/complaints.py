@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from dncgate.enforcement.model import checked_text, iso, parse_iso
+from dncgate.enforcement.model import StoredRecord, checked_text, iso, parse_iso
 from dncgate.errors import CaseError
 
 MAX_DECISIONS = 20  # decision ids matched from the audit and kept with a complaint
@@ -65,7 +65,7 @@ class Sla:
 
 
 @dataclass(frozen=True, slots=True)
-class Complaint:
+class Complaint(StoredRecord):
     tenant: str
     complainant: str  # the subscriber's number, or the forwarding body's reference
     originator_number: str  # the calling number the complaint is about (E.164)
@@ -118,9 +118,6 @@ class Complaint:
         if sla is not None:
             body["deadlines"] = {step.value: iso(due) for step, due in self.deadlines(sla).items()}
         return body
-
-    def to_json(self) -> str:
-        return json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> Complaint:

@@ -83,6 +83,23 @@ def standing_key(originator: OriginatorKey) -> str:
     return f"{originator.kind.value}:{originator.value}"
 
 
+def canonical_json(data: Mapping[str, Any]) -> str:
+    """A record's stored form: compact, keys sorted (the hash chain hashes this text)."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+class StoredRecord:
+    """A record the case store keeps as JSON: ``as_dict()`` its object, ``to_json()`` the stored text."""
+
+    __slots__ = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def to_json(self) -> str:
+        return canonical_json(self.as_dict())
+
+
 def iso(value: datetime | None) -> str | None:
     return None if value is None else value.astimezone(UTC).isoformat(timespec="microseconds")
 
@@ -106,7 +123,7 @@ def checked_text(what: str, value: str, *, required: bool = True) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Transition:
+class Transition(StoredRecord):
     """One step of a case, sealed (``seq``, ``prev_hash``, ``hash``) by ``sealed()``."""
 
     tenant: str
@@ -144,12 +161,9 @@ class Transition:
     def as_dict(self) -> dict[str, Any]:
         return {**self.body(), "hash": self.hash}
 
-    def to_json(self) -> str:
-        return json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
     def sealed(self, seq: int, prev_hash: str) -> Transition:
         unsealed = replace(self, seq=seq, prev_hash=prev_hash, hash="")
-        canonical = json.dumps(unsealed.body(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        canonical = canonical_json(unsealed.body())
         return replace(unsealed, hash=hashlib.sha256((prev_hash + canonical).encode("utf-8")).hexdigest())
 
     def verifies(self) -> bool:
@@ -177,7 +191,7 @@ class Transition:
 
 
 @dataclass(frozen=True, slots=True)
-class Case:
+class Case(StoredRecord):
     """A case's current state: the fold of its transitions."""
 
     tenant: str
@@ -210,9 +224,6 @@ class Case:
             "noticed_at": iso(self.noticed_at), "suspend_at": iso(self.suspend_at),
             "before_appeal": self.before_appeal.value if self.before_appeal else None, "alerts": self.alerts,
         }
-
-    def to_json(self) -> str:
-        return json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> Case:

@@ -17,6 +17,7 @@ import aiohttp
 import structlog
 
 from dncgate.backoff import Backoff
+from dncgate.settings.enforcement import NoticeSettings
 
 log = structlog.get_logger("dncgate.enforcement.notices")
 Sleep = Callable[[float], Awaitable[None]]
@@ -38,6 +39,9 @@ class Delivery:
                 "delivered": self.delivered}
 
 
+_NOTICE = NoticeSettings()  # [enforcement.notice]'s defaults
+
+
 class Notifier(Protocol):
     async def post(self, url: str, payload: dict[str, Any]) -> Delivery: ...
 
@@ -45,7 +49,8 @@ class Notifier(Protocol):
 class WebhookNotifier:
     """POSTs JSON; retries on no answer, 408, 429 and 5xx, up to ``attempts``."""
 
-    def __init__(self, *, deadline: float = 5.0, attempts: int = 4, max_body_bytes: int = 64 << 10,
+    def __init__(self, *, deadline: float = _NOTICE.deadline, attempts: int = _NOTICE.attempts,
+                 max_body_bytes: int = _NOTICE.max_body_bytes,
                  backoff: Backoff | None = None, sleep: Sleep = asyncio.sleep) -> None:
         self.deadline, self.attempts, self.max_body_bytes = deadline, attempts, max_body_bytes
         self.backoff = backoff or Backoff(initial=1.0, maximum=60.0)

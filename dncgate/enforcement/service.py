@@ -35,9 +35,11 @@ from dncgate.enforcement.notices import Delivery, Notifier
 from dncgate.enforcement.protocol import CaseConflict, CaseStore
 from dncgate.errors import CaseError, EnforcementError
 from dncgate.model import Restriction
+from dncgate.settings.enforcement import EnforcementSettings
 
 log = structlog.get_logger("dncgate.enforcement")
 Clock = Callable[[], datetime]
+_SETTINGS = EnforcementSettings()  # the defaults, written once in the schema
 _ATTEMPTS = 5  # a conflicting writer (another gate, the scheduler) makes a step redo on the new head
 
 
@@ -49,12 +51,13 @@ class UnknownCase(EnforcementError):
 class Policy:
     """What enforcement does on its own, and with what (from ``[enforcement]``)."""
 
-    notice_period: timedelta = timedelta(hours=24)
-    auto_notice: bool = True
-    auto_suspend: bool = False
-    restriction: Restriction = field(default_factory=lambda: Restriction(10, 2))
-    webhook_url: str = ""
-    provisioning_url: str = ""
+    notice_period: timedelta = timedelta(seconds=_SETTINGS.notice_period)
+    auto_notice: bool = _SETTINGS.auto_notice
+    auto_suspend: bool = _SETTINGS.auto_suspend
+    restriction: Restriction = field(default_factory=lambda: Restriction(_SETTINGS.restrict_per_minute,
+                                                                         _SETTINGS.restrict_concurrent))
+    webhook_url: str = _SETTINGS.notice.webhook_url
+    provisioning_url: str = _SETTINGS.notice.provisioning_url
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from dncgate.backoff import Backoff, BackoffPolicy
+from dncgate.config_file import LOOPBACK_HOST
 from dncgate.esl import commands
 from dncgate.esl.codec import Limits
 from dncgate.esl.connection import EslConnection
@@ -33,7 +34,7 @@ DEFAULT_EVENTS: tuple[str, ...] = ("CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_
 
 @dataclass(frozen=True, slots=True)
 class InboundConfig:
-    host: str = "127.0.0.1"
+    host: str = LOOPBACK_HOST
     port: int = 8021
     password: str = field(default="ClueCon", repr=False)
     events: Sequence[str] = DEFAULT_EVENTS

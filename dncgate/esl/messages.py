@@ -6,6 +6,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from dncgate.derived import Derived
 from dncgate.esl.errors import CommandError, UnexpectedMessageError
 
 EventFormat = Literal["plain", "json"]
@@ -80,6 +81,11 @@ class Headers(Mapping[str, str]):
         return self._lower.get(name.lower(), default)
 
 
+def _event_header(name: str) -> Derived[Event, str | None]:
+    """One header of an :class:`Event` read as an attribute (None when FreeSWITCH did not send it)."""
+    return Derived(lambda event: event.headers.get(name))
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     """A FreeSWITCH event (from ``text/event-plain`` or ``text/event-json``)."""
@@ -92,29 +98,13 @@ class Event:
     def name(self) -> str:
         return self.headers.get("Event-Name", "")
 
-    @property
-    def unique_id(self) -> str | None:
-        return self.headers.get("Unique-ID")
-
-    @property
-    def application(self) -> str | None:
-        return self.headers.get("Application")
-
-    @property
-    def application_uuid(self) -> str | None:
-        return self.headers.get("Application-UUID")
-
-    @property
-    def application_response(self) -> str | None:
-        return self.headers.get("Application-Response")
-
-    @property
-    def hangup_cause(self) -> str | None:
-        return self.headers.get("Hangup-Cause")
-
-    @property
-    def job_uuid(self) -> str | None:
-        return self.headers.get("Job-UUID")
+    # the headers every handler reads (None: not sent)
+    unique_id = _event_header("Unique-ID")
+    application = _event_header("Application")
+    application_uuid = _event_header("Application-UUID")
+    application_response = _event_header("Application-Response")
+    hangup_cause = _event_header("Hangup-Cause")
+    job_uuid = _event_header("Job-UUID")
 
     def get(self, name: str, default: str | None = None) -> str | None:
         return self.headers.get(name, default)
@@ -158,6 +148,11 @@ class Message:
         return self
 
 
+def _first_of(*names: str) -> Derived[ChannelData, str | None]:
+    """A :class:`ChannelData` header read as an attribute: the first of ``names`` sent non-empty."""
+    return Derived(lambda data: data.first(*names))
+
+
 @dataclass(frozen=True, slots=True)
 class ChannelData:
     """The channel snapshot FreeSWITCH sends as the reply to outbound ``connect``."""
@@ -174,7 +169,8 @@ class ChannelData:
             raise UnexpectedMessageError("connect reply has no Unique-ID")
         return data
 
-    def _first(self, *names: str) -> str | None:
+    def first(self, *names: str) -> str | None:
+        """The first of ``names`` sent with a value (None: none of them)."""
         for name in names:
             value = self.headers.get(name)
             if value:
@@ -183,31 +179,15 @@ class ChannelData:
 
     @property
     def unique_id(self) -> str:
-        return self._first("Unique-ID", "Channel-Unique-ID", "Caller-Unique-ID") or ""
+        return self.first("Unique-ID", "Channel-Unique-ID", "Caller-Unique-ID") or ""
 
-    @property
-    def destination_number(self) -> str | None:
-        return self._first("Caller-Destination-Number", "Channel-Destination-Number")
-
-    @property
-    def caller_id_number(self) -> str | None:
-        return self._first("Caller-Caller-ID-Number", "Channel-Caller-ID-Number")
-
-    @property
-    def caller_id_name(self) -> str | None:
-        return self._first("Caller-Caller-ID-Name", "Channel-Caller-ID-Name")
-
-    @property
-    def ani(self) -> str | None:
-        return self._first("Caller-ANI", "Channel-ANI")
-
-    @property
-    def context(self) -> str | None:
-        return self._first("Caller-Context", "Channel-Context")
-
-    @property
-    def channel_name(self) -> str | None:
-        return self._first("Channel-Name", "Caller-Channel-Name")
+    # the channel's headers, each the first of its names FreeSWITCH sent non-empty (None: none of them)
+    destination_number = _first_of("Caller-Destination-Number", "Channel-Destination-Number")
+    caller_id_number = _first_of("Caller-Caller-ID-Number", "Channel-Caller-ID-Number")
+    caller_id_name = _first_of("Caller-Caller-ID-Name", "Channel-Caller-ID-Name")
+    ani = _first_of("Caller-ANI", "Channel-ANI")
+    context = _first_of("Caller-Context", "Channel-Context")
+    channel_name = _first_of("Channel-Name", "Caller-Channel-Name")
 
     @property
     def answer_state(self) -> str | None:

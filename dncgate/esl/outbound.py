@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from dncgate.config_file import ESL_PORT, LOOPBACK_HOST
 from dncgate.esl import commands
 from dncgate.esl.codec import Limits
 from dncgate.esl.connection import EslConnection
@@ -44,8 +45,8 @@ __all__ = ["Handler", "OutboundConfig", "OutboundServer", "OutboundSession"]
 
 @dataclass(frozen=True, slots=True)
 class OutboundConfig:
-    host: str = "127.0.0.1"
-    port: int = 8084
+    host: str = LOOPBACK_HOST
+    port: int = ESL_PORT
     connect_deadline: float = 5.0  # for the reply to `connect`
     command_deadline: float = 5.0  # for each command reply
     event_deadline: float = 60.0  # idle time allowed between events in session.events()

@@ -24,6 +24,7 @@ import structlog
 from aiohttp import web
 
 from dncgate.clock import now_iso
+from dncgate.config_file import LOOPBACK_HOST
 from dncgate.lists.manifest import FileEntry, ListManifest, ManifestError, file_entry, parse_manifest, sign
 
 log = structlog.get_logger("dncgate.lists.feed")
@@ -103,7 +104,7 @@ class FeedServer:
     """Serves a feed directory to resellers holding one of ``tokens`` (reseller name -> token)."""
 
     def __init__(
-        self, directory: Path, tokens: Mapping[str, str], *, host: str = "127.0.0.1", port: int = 0,
+        self, directory: Path, tokens: Mapping[str, str], *, host: str = LOOPBACK_HOST, port: int = 0,
         ssl_context: ssl.SSLContext | None = None, max_downloads: int = 16, registrations: object = None,
     ) -> None:
         if not tokens:

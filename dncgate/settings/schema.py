@@ -14,7 +14,16 @@ from typing import Annotated, Literal
 
 from msgspec import Meta, field
 
-from dncgate.config_file import AGI_HOST, AGI_PORT
+from dncgate.config_file import (
+    AGI_HOST,
+    AGI_PORT,
+    ESL_PORT,
+    HTTP_PORT,
+    LOOPBACK_HOST,
+    LOOPBACK_PEERS,
+    MAX_SESSIONS,
+    MAX_SESSIONS_PER_PEER,
+)
 from dncgate.hours import CallingHours, Window
 from dncgate.model import FailureAction, ListPolicy, Mode, Purpose, StaleAction, TenantPolicy
 from dncgate.settings.enforcement import TenantEnforcementSettings
@@ -22,7 +31,6 @@ from dncgate.settings.table import Table as Table  # re-exported: the tables' ba
 
 Port = Annotated[int, Meta(ge=0, le=65535, description="a TCP port")]
 Texts = tuple[str, ...]
-LOOPBACK_PEERS: Texts = ("127.0.0.0/8", "::1/128")  # the doors' default peer allowlist (sessions.ServerLimits)
 
 # The default marketing taxonomy (code -> what it covers).
 DEFAULT_TAXONOMY: dict[str, str] = {
@@ -46,10 +54,13 @@ def _window(window: Window | None) -> str:
 
 
 class StoreSettings(Table, frozen=True):
-    backend: Literal["sqlite", "redis"] = "sqlite"
-    path: Path = Path("dncgate.sqlite3")
-    url: str = "redis://127.0.0.1:6379/0"
-    timeout_ms: Annotated[int, Meta(ge=1, le=10_000)] = 250  # every store call on a call's path
+    """``[store]``: where the lists, the audit and the consent ledger are kept."""
+
+    backend: Literal["sqlite", "redis"] = "sqlite"  # sqlite: one host; redis: several switches share one list
+    path: Path = Path("dncgate.sqlite3")  # the SQLite file (backend sqlite); relative to the working directory
+    url: str = "redis://127.0.0.1:6379/0"  # the Redis server (backend redis)
+    # deadline of every store call on a call's path (ms); past it the check has failed
+    timeout_ms: Annotated[int, Meta(ge=1, le=10_000)] = 250
 
     @property
     def timeout(self) -> float:
@@ -57,20 +68,25 @@ class StoreSettings(Table, frozen=True):
 
 
 class NationalSettings(Table, frozen=True):
+    """``[national]``: the national do-not-call list."""
+
     region: str = "US"  # for numbers not in +E.164 form on the national list
 
 
 class Listener(Table, frozen=True):
     """A door's listening socket."""
 
-    enabled: bool = True
-    host: str = "127.0.0.1"
-    port: Port = 0
-    max_sessions: Annotated[int, Meta(ge=1)] = 512
+    enabled: bool = True  # whether serve opens this listener
+    host: str = LOOPBACK_HOST  # the address it listens on (beyond loopback, widen allow too)
+    port: Port = 0  # the TCP port it listens on
+    max_sessions: Annotated[int, Meta(ge=1)] = MAX_SESSIONS  # sessions at once ([http]: requests in flight)
+    max_sessions_per_peer: Annotated[int, Meta(ge=1)] = MAX_SESSIONS_PER_PEER  # one peer's share; ignored by [http]
     allow: Texts = LOOPBACK_PEERS  # peer networks (CIDR) a call door accepts; ignored by [http]
 
 
 class AgiSettings(Listener, frozen=True):
+    """``[agi]``: the FastAGI door Asterisk's dialplan calls (``AGI(agi://127.0.0.1:4573/check...)``)."""
+
     host: str = AGI_HOST
     port: Port = AGI_PORT
 
@@ -78,14 +94,14 @@ class AgiSettings(Listener, frozen=True):
 class HttpServerSettings(Listener, frozen=True):
     """``[http]``: health, metrics and (``[api]``) the HTTP API; ``max_sessions`` bounds requests in flight."""
 
-    port: Port = 9464
+    port: Port = HTTP_PORT
 
 
 class EslSettings(Listener, frozen=True):
     """``[esl]``: FreeSWITCH's outbound event socket, and what its check handler does with a verdict."""
 
     enabled: bool = False
-    port: Port = 8084
+    port: Port = ESL_PORT
     # Leading digits the dialplan adds to route into the gate (``8`` for ``8<number>``);
     # stripped from Caller-Destination-Number (not from dncgate_number).
     strip_prefix: str = ""
@@ -96,8 +112,8 @@ class EslSettings(Listener, frozen=True):
     transfer_to: str = "{number} XML dncgate_allowed"
     # Where the prompts tree is installed; the announcement name is appended.
     sounds_dir: str = "/usr/share/freeswitch/sounds"
-    sound_ext: str = "wav"
-    announce: bool = True
+    sound_ext: str = "wav"  # the announcement file's extension
+    announce: bool = True  # play the tenant's announcement before a reject
     # Reason header on the final response (channel variable sip_reason).  Without it 607 goes
     # out with ``Reason: SIP;cause=819;text="UNWANTED"`` (819 is FreeSWITCH's own cause
     # number).  Empty: leave FreeSWITCH's default.
@@ -112,19 +128,21 @@ class EslSettings(Listener, frozen=True):
 
 
 class AuditSettings(Table, frozen=True):
+    """``[audit]``: the durable record of every decision, and its write-ahead spool."""
+
     queue_size: int = 100_000  # records waiting for the durable audit; more are counted and dropped
     # The write-ahead spool (``dncgate.audit_spool``): None (not set) is next to the SQLite file
     # (it moves with the store), else ``dncgate-audit-spool``; "" turns the spool off.
     spool_dir: str | None = None
-    spool_max_bytes: Annotated[int, Meta(ge=1 << 20, le=1 << 40)] = 256 << 20
+    spool_max_bytes: Annotated[int, Meta(ge=1 << 20, le=1 << 40)] = 256 << 20  # the spool's bound on disk
     spool_sync_ms: Annotated[int, Meta(ge=10, le=5_000)] = 100  # the group commit's fsync interval
 
 
 class ConsentSettings(Table, frozen=True):
     """``[consent]``: the category taxonomy and the retention period of the consent ledger."""
 
-    categories: Texts = tuple(DEFAULT_TAXONOMY)
-    retention_months: int = MIN_RETENTION_MONTHS
+    categories: Texts = tuple(DEFAULT_TAXONOMY)  # the marketing categories a consent may name
+    retention_months: int = MIN_RETENTION_MONTHS  # how long ledger records are kept (at least 5)
 
 
 class IvrSettings(Table, frozen=True):
@@ -134,6 +152,7 @@ class IvrSettings(Table, frozen=True):
     digit_timeout: Annotated[float, Meta(ge=1.0, le=60.0)] = field(default=6.0, name="digit_timeout_s")
     max_failures: Annotated[int, Meta(ge=1, le=10)] = 3  # timeouts or invalid choices in a row
     max_asks: int = 30  # digit collections in one call, whatever happens (max_failures..200)
+    # one IVR call at the most, seconds; then it is ended
     call_deadline: Annotated[float, Meta(ge=30.0, le=3600.0)] = field(default=600.0, name="call_deadline_s")
     ledger_deadline_ms: Annotated[int, Meta(ge=50, le=30_000)] = 2000  # every consent-ledger read and write
 
@@ -143,14 +162,16 @@ class IvrSettings(Table, frozen=True):
 
 
 class ApiKeySettings(Table, frozen=True):
-    tenant: str = ""
+    """``[api.keys.ID]``: one API key, scoped to one tenant (``dncgate api-key new`` prints the table)."""
+
+    tenant: str = ""  # the tenant this key acts for (a [tenants.NAME])
     sha256: str = ""  # of the key, lowercase hex (``dncgate api-key new`` prints it)
 
 
 class ApiSettings(Table, frozen=True):
     """``[api]``: the HTTP API on the ``[http]`` listener; ``[api.keys.ID]``: its tenant-scoped keys."""
 
-    enabled: bool = False
+    enabled: bool = False  # serve /v1 on the [http] listener
     keys: dict[str, ApiKeySettings] = field(default_factory=dict)
 
 
@@ -159,18 +180,19 @@ class SyncSettings(Table, frozen=True):
 
     enabled: bool = False  # periodic sync inside ``dncgate serve``
     source: Literal["http", "dir"] = "http"  # the national platform / a carrier's feed, or a drop directory
-    url: str = ""
-    directory: Path = Path("dncgate-drop")
-    auth_header: str = ""
-    client_cert: Path | None = None
-    client_key: Path | None = None
-    ca_file: Path | None = None
+    url: str = ""  # source http: the manifest's URL
+    directory: Path = Path("dncgate-drop")  # source dir: where snapshots and their manifest are dropped
+    auth_header: str = ""  # sent with every request ("Authorization: Bearer ...")
+    client_cert: Path | None = None  # TLS client certificate (PEM)
+    client_key: Path | None = None  # its private key (PEM)
+    ca_file: Path | None = None  # the CA bundle the source's certificate is checked against
     public_key: str = ""  # base64 Ed25519: manifests must then be signed
-    list_name: str = field(default="national", name="list")
+    list_name: str = field(default="national", name="list")  # the list it updates: national or tenant:NAME
     region: str = ""  # for numbers not in +E.164 form; empty: the [national] region
-    interval_s: Annotated[int, Meta(ge=10)] = 3600
+    interval_s: Annotated[int, Meta(ge=10)] = 3600  # between two periodic syncs, seconds
+    # a snapshot that shrinks the list by more than this is refused
     max_shrink_percent: Annotated[int, Meta(ge=0, le=100)] = 5
-    workdir: Path = Path("dncgate-sync")
+    workdir: Path = Path("dncgate-sync")  # downloads and sync state
     outbox: Path | None = None  # registrations queue (SQLite file); pushed upstream when set
     # Run each periodic sync in a child process, so parsing and sorting a large snapshot never
     # holds the event loop (and the calls waiting on it) of the serving process.
@@ -185,20 +207,20 @@ class SyncSettings(Table, frozen=True):
 class FeedSettings(Table, frozen=True):
     """``[feed]``: serve ``sync.publish_dir`` to resellers holding a token ("name:token" entries)."""
 
-    enabled: bool = False
-    host: str = "127.0.0.1"
-    port: Port = 9465
-    tokens: Texts = ()
+    enabled: bool = False  # serve the feed from serve
+    host: str = LOOPBACK_HOST  # the address it listens on
+    port: Port = 9465  # the TCP port it listens on
+    tokens: Texts = ()  # "name:token" entries, one per reseller
 
 
 class HoursSettings(Table, frozen=True):
     """``[tenants.NAME.hours]``: the calling window in the callee's local time; ``enabled = false``: none."""
 
-    enabled: bool = True
-    weekday: str = _window(_HOURS.weekday)
-    weekend: str = _window(_HOURS.weekend)
-    holiday: str = _window(_HOURS.holiday)
-    weekend_days: Texts = ("sat", "sun")
+    enabled: bool = True  # false: marketing calls at any hour
+    weekday: str = _window(_HOURS.weekday)  # HH:MM-HH:MM the callee's local time, or "closed"
+    weekend: str = _window(_HOURS.weekend)  # on weekend_days
+    holiday: str = _window(_HOURS.holiday)  # on the dates in holidays
+    weekend_days: Texts = ("sat", "sun")  # mon..sun
     holidays: Texts = ()  # callee-local dates like 2026-10-01
     zone_overrides: dict[str, str | list[str]] = field(default_factory=dict)  # "+86991" = "Asia/Urumqi"
 
@@ -206,23 +228,23 @@ class HoursSettings(Table, frozen=True):
 class TenantSettings(Table, frozen=True):
     """``[tenants.NAME]``: one tenant's dial plan and policy (``dncgate.model.TenantPolicy``)."""
 
-    region: str = _POLICY.dial_plan.region
+    region: str = _POLICY.dial_plan.region  # ISO 3166 region the tenant's dialled digits are read in
     trunk_prefix: str = ""  # empty: the region's own, from phonenumbers' metadata
-    international_prefixes: Texts = _POLICY.dial_plan.international_prefixes
-    technical_prefixes: Texts = _POLICY.dial_plan.technical_prefixes
-    short_numbers: Texts = ()
-    mode: Mode = _POLICY.mode
-    policy: ListPolicy = _POLICY.list_policy
-    default_purpose: Purpose = _POLICY.default_purpose
+    international_prefixes: Texts = _POLICY.dial_plan.international_prefixes  # dialled before a country code
+    technical_prefixes: Texts = _POLICY.dial_plan.technical_prefixes  # carrier-select digits, stripped
+    short_numbers: Texts = ()  # dialled as they are, never a subscriber (12321)
+    mode: Mode = _POLICY.mode  # enforce: the verdict is carried out; monitor: recorded, every call allowed
+    policy: ListPolicy = _POLICY.list_policy  # opt-out: listed callees refused; opt-in: marketing needs consent
+    default_purpose: Purpose = _POLICY.default_purpose  # when the switch sends no or an unknown purpose
     reject_sip_code: int = _POLICY.reject_sip_code  # one of 603, 607, 608
-    check_failed_sip_code: int = _POLICY.check_failed_sip_code
-    marketing_on_failure: FailureAction = _POLICY.marketing_on_failure
-    service_on_failure: FailureAction = _POLICY.service_on_failure
-    language: str = _POLICY.language
-    announcement: str = _POLICY.announcement
+    check_failed_sip_code: int = _POLICY.check_failed_sip_code  # a call rejected because the check failed
+    marketing_on_failure: FailureAction = _POLICY.marketing_on_failure  # a marketing call when the check fails
+    service_on_failure: FailureAction = _POLICY.service_on_failure  # a service call when the check fails
+    language: str = _POLICY.language  # the announcement's language unless the call names one
+    announcement: str = _POLICY.announcement  # the prompt's name; placeholders {language}, {tenant}
     # a very large maximum age turns the staleness alarm off in practice
     max_list_age_days: Annotated[int, Meta(ge=1, le=999_999)] = _POLICY.max_list_age.days
-    stale_action: StaleAction = _POLICY.stale_action
+    stale_action: StaleAction = _POLICY.stale_action  # alarm: log and alert; reject: marketing calls too
     hours: HoursSettings = field(default_factory=HoursSettings)
     enforcement: TenantEnforcementSettings = field(default_factory=TenantEnforcementSettings)
 
@@ -231,13 +253,14 @@ class AsteriskFeedSettings(Table, frozen=True):
     """``[ami]``: the Asterisk Manager call feed (``dncgate.feeds``). A key left out (None) keeps the
     feed's own default (``dncgate.ami.settings``)."""
 
-    enabled: bool = False
-    host: str | None = None
-    port: int | None = None  # 1-65535
+    enabled: bool = False  # start the feed in serve
+    host: str | None = None  # Asterisk's manager address
+    port: int | None = None  # the manager port, 1-65535
     username: str = ""  # manager.conf's [user]; required when enabled
     secret: str = ""  # required when enabled
-    connect_timeout: float | None = field(default=None, name="connect_timeout_s")  # 1.5-60
-    keepalive: float | None = field(default=None, name="keepalive_s")  # 1-3600
+    # TCP connect and Login, seconds: 1.5-60
+    connect_timeout: float | None = field(default=None, name="connect_timeout_s")
+    keepalive: float | None = field(default=None, name="keepalive_s")  # a Ping after this many quiet seconds: 1-3600
     cdr_timezone: str | None = None  # the Asterisk host's zone (Cdr times carry none); default UTC
 
     def __repr__(self) -> str:  # never the secret
@@ -248,12 +271,14 @@ class FreeswitchFeedSettings(Table, frozen=True):
     """``[esl_feed]``: the FreeSWITCH inbound event-socket call feed (``dncgate.feeds``). A key left
     out (None) keeps the feed's own default (``dncgate.esl.inbound.InboundConfig``)."""
 
-    enabled: bool = False
-    host: str | None = None
-    port: int | None = None  # 1-65535
-    password: str | None = None
-    connect_deadline: float | None = field(default=None, name="connect_deadline_s")  # 0.1-60
-    silence_deadline: float | None = field(default=None, name="silence_deadline_s")  # 1-3600
+    enabled: bool = False  # start the feed in serve
+    host: str | None = None  # FreeSWITCH's event socket address
+    port: int | None = None  # the event socket port, 1-65535
+    password: str | None = None  # event_socket.conf.xml's password
+    # TCP connect and auth, seconds: 0.1-60
+    connect_deadline: float | None = field(default=None, name="connect_deadline_s")
+    # idle seconds allowed between two events: 1-3600
+    silence_deadline: float | None = field(default=None, name="silence_deadline_s")
 
     def __repr__(self) -> str:  # never the password
         return f"FreeswitchFeedSettings(enabled={self.enabled}, host={self.host!r}, port={self.port})"

@@ -148,7 +148,7 @@ playback_deadline_s = 12.5
     config = load(path, environ={"DNCGATE_ESL__SOUND_EXT": "sln16", "DNCGATE_ESL__SETTLE_DEADLINE_S": "1"})
     assert config.esl.enabled is True
     assert msgspec.structs.asdict(config.esl) == {
-        "enabled": True, "host": "127.0.0.1", "port": 8084, "max_sessions": 512,
+        "enabled": True, "host": "127.0.0.1", "port": 8084, "max_sessions": 512, "max_sessions_per_peer": 256,
         "allow": ("127.0.0.0/8", "::1/128"), "strip_prefix": "8", "transfer_to": "dnc_ok_{number} XML {context}",
         "sounds_dir": "/srv/fs/sounds",
         "sound_ext": "sln16", "announce": False, "sip_reason": "", "fallback_sip_code": 607,

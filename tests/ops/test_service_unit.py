@@ -7,8 +7,6 @@ this installation's ``dncgate`` and the configuration path by a test file, nothi
 from __future__ import annotations
 
 import json
-import os
-import selectors
 import shlex
 import shutil
 import signal
@@ -20,6 +18,7 @@ import pytest
 
 from dncgate.install import UNIT_CONFIG, UNIT_EXEC, installed_command, shared
 from tests.conftest import free_port, run_cli
+from tests.serve_log import serve_process
 
 HARDENING = {
     "User": "dncgate", "Group": "dncgate", "NoNewPrivileges": "yes", "ProtectSystem": "strict",
@@ -65,7 +64,9 @@ def test_service_install_points_execstart_at_this_installation(tmp_path: Path,
     assert code == 0
     unit = tmp_path / "etc/systemd/system/dncgate.service"
     users = tmp_path / "etc/sysusers.d/dncgate.conf"
-    assert out.splitlines() == [f"install           {unit}", f"install           {users}"]
+    sample = tmp_path / "etc/dncgate/dncgate.toml"
+    assert out.splitlines() == [f"install           {path}" for path in (unit, users, sample)]
+    assert sample.read_text(encoding="utf-8") == shared("dncgate.toml").read_text(encoding="utf-8")
     assert unit_keys(unit.read_text())["Service"]["ExecStart"] == f"{installed_command()} --config {UNIT_CONFIG} serve"
     code, out, _ = run_cli(capsys, "service", "install", "--prefix", str(tmp_path),
                            "--exec", "/opt/dncgate/bin/dncgate", "--dry-run")
@@ -77,6 +78,17 @@ def test_service_install_points_execstart_at_this_installation(tmp_path: Path,
         assert (verify.returncode, verify.stderr) == (0, "")
 
 
+def test_service_install_never_replaces_the_operators_configuration(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "etc/dncgate/dncgate.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text("[store]\nbackend = \"redis\"\n", encoding="utf-8")
+    code, out, _ = run_cli(capsys, "service", "install", "--prefix", str(tmp_path), "--force")
+    assert code == 0
+    assert f"kept              {config} (yours: never replaced)" in out.splitlines()
+    assert config.read_text(encoding="utf-8") == "[store]\nbackend = \"redis\"\n"
+
+
 def test_service_install_refuses_a_relative_or_unquotable_program(tmp_path: Path,
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
     for program in ("bin/dncgate", "/opt/my gate/dncgate"):
@@ -84,33 +96,6 @@ def test_service_install_refuses_a_relative_or_unquotable_program(tmp_path: Path
         assert code == 2
         assert program in err
     assert list(tmp_path.iterdir()) == []
-
-
-def _read_until_started(proc: subprocess.Popen[bytes], deadline: float = 30.0) -> dict[str, object]:
-    """The ``gate.started`` log line of serve (JSON on stderr), read line by line up to a bound.
-
-    Reads the pipe's descriptor itself: a buffered reader may hold several lines that ``select``
-    no longer reports as readable, which made this wait out its deadline on a busy machine.
-    """
-    assert proc.stderr is not None
-    fd = proc.stderr.fileno()
-    pending = b""
-    with selectors.DefaultSelector() as selector:
-        selector.register(fd, selectors.EVENT_READ)
-        for _ in range(2000):
-            if not selector.select(deadline):
-                break
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                break
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
-            for line in lines:
-                event = json.loads(line)
-                if event.get("event") == "gate.started":
-                    return dict(event)
-    proc.kill()
-    raise AssertionError(f"serve did not start (exit {proc.wait()})")
 
 
 def test_the_unit_s_command_line_as_written_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
@@ -131,19 +116,11 @@ port = {http_port}
     assert argv[0] == UNIT_EXEC
     assert argv.count(UNIT_CONFIG) == 1
     argv = [str(installed_command()), *(str(config) if arg == UNIT_CONFIG else arg for arg in argv[1:])]
-    proc = subprocess.Popen(argv, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    try:
-        started = _read_until_started(proc)
+    with serve_process(argv, tmp_path) as (proc, log):
+        started = log.until("gate.started")
         assert (started["agi_port"], started["http_port"]) == (agi_port, http_port)
         with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/healthz", timeout=10) as reply:
             assert json.loads(reply.read())["status"] == "ok"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        assert proc.stderr is not None
-        proc.stderr.close()
     assert (tmp_path / "dncgate.sqlite3").is_file()

@@ -20,38 +20,17 @@ Nothing here is ever deleted by dncgate (no command removes a log or a case).
 
 from __future__ import annotations
 
+from dncgate.store.redis.keys import TenantKey, tenant_tag
 
-def tag(tenant: str) -> str:
-    return "dnc:{e:" + tenant + "}"
-
-
-def standing(tenant: str) -> str:
-    return f"{tag(tenant)}:standing"
+FAMILY = "e"  # the hash tag's family: {e:TENANT}
+standing = TenantKey(FAMILY, "standing")
+cases = TenantKey(FAMILY, "cases")
+updated = TenantKey(FAMILY, "updated")
+open_cases = TenantKey(FAMILY, "open")
+idempotency = TenantKey(FAMILY, "idem")
+complaints = TenantKey(FAMILY, "complaints")
+complaints_by_time = TenantKey(FAMILY, "complaints:by_time")
 
 
 def log(tenant: str, case_id: str) -> str:
-    return f"{tag(tenant)}:log:{case_id}"
-
-
-def cases(tenant: str) -> str:
-    return f"{tag(tenant)}:cases"
-
-
-def updated(tenant: str) -> str:
-    return f"{tag(tenant)}:updated"
-
-
-def open_cases(tenant: str) -> str:
-    return f"{tag(tenant)}:open"
-
-
-def idempotency(tenant: str) -> str:
-    return f"{tag(tenant)}:idem"
-
-
-def complaints(tenant: str) -> str:
-    return f"{tag(tenant)}:complaints"
-
-
-def complaints_by_time(tenant: str) -> str:
-    return f"{tag(tenant)}:complaints:by_time"
+    return f"{tenant_tag(FAMILY, tenant)}:log:{case_id}"

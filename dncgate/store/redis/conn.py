@@ -17,11 +17,13 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError, ResponseError
 
+from dncgate.settings.schema import StoreSettings
 from dncgate.store.errors import StoreCorrupt, StoreUnavailable
 from dncgate.store.redis.blocks import CANDIDATE_K
 
 RECOMMENDED_INTSET_ENTRIES = 1_000_000
 REDIS_DEFAULT_INTSET_ENTRIES = 512
+_STORE = StoreSettings()
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,8 +32,8 @@ class RedisSettings:
 
     url: str
     # Lookup path: every call is bounded by about socket_timeout x (retries + 1) + backoff.
-    socket_timeout: float = 0.25
-    connect_timeout: float = 0.25
+    socket_timeout: float = _STORE.timeout  # [store] timeout_ms's default
+    connect_timeout: float = _STORE.timeout
     retries: int = 1
     retry_backoff_base: float = 0.01
     retry_backoff_cap: float = 0.1

@@ -31,6 +31,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from dncgate.derived import Derived
 from dncgate.store.errors import StoreCorrupt
 from dncgate.store.protocol import NATIONAL, parse_list_name
 
@@ -46,6 +47,27 @@ def tag(list_name: str) -> str:
     return "dnc:{t:" + name.removeprefix("tenant:") + "}"
 
 
+def tenant_tag(family: str, tenant: str) -> str:
+    """The hash-tagged prefix of a tenant's keys of one family (``e``: cases, ``c``: consent ledger)."""
+    return "dnc:{" + family + ":" + tenant + "}"
+
+
+@dataclass(frozen=True, slots=True)
+class TenantKey:
+    """One key a tenant has in a family: ``TenantKey("e", "cases")("acme")`` is ``dnc:{e:acme}:cases``."""
+
+    family: str
+    suffix: str
+
+    def __call__(self, tenant: str) -> str:
+        return f"{tenant_tag(self.family, tenant)}:{self.suffix}"
+
+
+def _list_key(suffix: str) -> Derived[ListKeys, str]:
+    """A key of a list that names no version, read as a :class:`ListKeys` attribute."""
+    return Derived(lambda keys: f"{keys.prefix}:{suffix}")
+
+
 @dataclass(frozen=True, slots=True)
 class ListKeys:
     """The keys of one list."""
@@ -57,25 +79,11 @@ class ListKeys:
     def of(cls, list_name: str) -> ListKeys:
         return cls(parse_list_name(list_name), tag(list_name))
 
-    @property
-    def pointer(self) -> str:
-        return f"{self.prefix}:ptr"
-
-    @property
-    def seq(self) -> str:
-        return f"{self.prefix}:seq"
-
-    @property
-    def versions(self) -> str:
-        return f"{self.prefix}:versions"
-
-    @property
-    def rules(self) -> str:
-        return f"{self.prefix}:rules"
-
-    @property
-    def sync(self) -> str:
-        return f"{self.prefix}:sync"
+    pointer = _list_key("ptr")
+    seq = _list_key("seq")
+    versions = _list_key("versions")
+    rules = _list_key("rules")
+    sync = _list_key("sync")
 
     def block(self, version: str, block: int) -> str:
         return f"{self.prefix}:v{version}:b{block}"

@@ -15,37 +15,25 @@ key                                 type    holds
 
 from __future__ import annotations
 
+from dncgate.store.redis.keys import TenantKey, tenant_tag
 
-def tag(tenant: str) -> str:
-    return "dnc:{c:" + tenant + "}"
+FAMILY = "c"  # the hash tag's family: {c:TENANT}
+log = TenantKey(FAMILY, "log")
+head = TenantKey(FAMILY, "head")
+anchor = TenantKey(FAMILY, "anchor")
+outbox = TenantKey(FAMILY, "outbox")
 
 
 def consent(tenant: str, entity: str, digits: int) -> str:
-    return f"{tag(tenant)}:con:{digits}:{entity}"
+    return f"{tenant_tag(FAMILY, tenant)}:con:{digits}:{entity}"
 
 
 def prefs(tenant: str, digits: int) -> str:
-    return f"{tag(tenant)}:sub:{digits}"
+    return f"{tenant_tag(FAMILY, tenant)}:sub:{digits}"
 
 
 def entities(tenant: str, digits: int) -> str:
-    return f"{tag(tenant)}:ents:{digits}"
-
-
-def log(tenant: str) -> str:
-    return f"{tag(tenant)}:log"
-
-
-def head(tenant: str) -> str:
-    return f"{tag(tenant)}:head"
-
-
-def anchor(tenant: str) -> str:
-    return f"{tag(tenant)}:anchor"
-
-
-def outbox(tenant: str) -> str:
-    return f"{tag(tenant)}:outbox"
+    return f"{tenant_tag(FAMILY, tenant)}:ents:{digits}"
 
 
 def block_field(entity: str) -> str:

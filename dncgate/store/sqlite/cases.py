@@ -20,7 +20,7 @@ from dncgate.enforcement.complaints import Complaint
 from dncgate.enforcement.model import Case, CaseState, Transition, encode_standing, standing_key
 from dncgate.enforcement.protocol import CaseConflict
 from dncgate.store.sqlite.schema import CASES_SCHEMA
-from dncgate.store.sqlite.tx import Worker, write_transaction
+from dncgate.store.sqlite.tx import Worker, paged, write_transaction
 
 _T = TypeVar("_T")
 
@@ -98,14 +98,8 @@ class SqliteCaseStore:
         return [Case.from_json(r[0]) for r in rows]
 
     async def transitions(self, tenant: str, case_id: str) -> AsyncIterator[Transition]:
-        after = 0
-        while True:
-            rows = await self._run(self._log_page, tenant, case_id, after)
-            if not rows:
-                return
-            for seq, record in rows:
-                after = int(seq)
-                yield Transition.from_json(record)
+        async for record in paged(lambda after: self._run(self._log_page, tenant, case_id, after)):
+            yield Transition.from_json(record)
 
     def _log_page(self, tenant: str, case_id: str, after: int) -> list[tuple[int, str]]:
         return self._c().execute(

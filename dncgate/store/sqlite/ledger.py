@@ -27,7 +27,7 @@ from dncgate.consent.model import (
 )
 from dncgate.settings import ConsentSettings
 from dncgate.store.sqlite.schema import CONSENT_SCHEMA
-from dncgate.store.sqlite.tx import Worker, write_transaction
+from dncgate.store.sqlite.tx import Worker, paged, write_transaction
 
 _T = TypeVar("_T")
 
@@ -132,14 +132,8 @@ class SqliteLedger:
         return await self._run(lambda: _prefs(self._c(), tenant, callee))
 
     async def history(self, tenant: str, callee: int | None = None) -> AsyncIterator[LedgerEvent]:
-        after = 0
-        while True:
-            rows = await self._run(self._page, tenant, callee, after)
-            if not rows:
-                return
-            for seq, raw in rows:
-                after = seq
-                yield LedgerEvent.from_json(raw)
+        async for raw in paged(lambda after: self._run(self._page, tenant, callee, after)):
+            yield LedgerEvent.from_json(raw)
 
     def _page(self, tenant: str, callee: int | None, after: int) -> list[tuple[int, str]]:
         if callee is None:

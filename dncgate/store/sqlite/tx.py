@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +32,16 @@ def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+async def paged(fetch: Callable[[int], Awaitable[list[tuple[int, str]]]]) -> AsyncIterator[str]:
+    """Every record of a log read page by page: ``fetch(after)`` returns the next ``(seq, record)`` rows
+    with ``seq > after`` in order, none at the end (each page is bounded by its query's LIMIT)."""
+    after = 0
+    while rows := await fetch(after):
+        for seq, record in rows:
+            after = int(seq)
+            yield record
 
 
 class Worker:
