@@ -24,7 +24,7 @@ from dncgate.gate import Gate
 from dncgate.lists.freshness import ListFreshness
 from dncgate.settings import Settings
 from dncgate.store.errors import StoreError
-from dncgate.store.factory import open_store
+from dncgate.store.factory import open_store, require_store
 from dncgate.store.protocol import ListStore
 
 if TYPE_CHECKING:  # imported when asked for: classic AGI needs neither (consent.model, prometheus_client)
@@ -55,10 +55,15 @@ class App:
 
 @asynccontextmanager
 async def open_app(
-    settings: Settings, *, ledger: bool = False, metrics: bool = False, spool: bool = False,
+    settings: Settings, *, create_store: bool = False, ledger: bool = False, metrics: bool = False,
+    spool: bool = False,
     audit_queue_size: int | None = None, audit_linger: float = LINGER, audit_grace: float = AUDIT_GRACE,
 ) -> AsyncIterator[App]:
     """Everything a program needs to decide calls, opened from ``settings``; closed in reverse on exit.
+
+    ``create_store``: only for a program that writes lists (or ``dncgate init``): a SQLite store
+    that does not exist is created. Otherwise it raises ``StoreMissing`` naming the path, before
+    anything (the audit spool beside the file included) is created.
 
     ``spool``: the audit's write-ahead spool (``[audit] spool_dir``), for the long-running gate
     (``serve``): it holds the spool's lock, replays what a killed gate left and spools before each
@@ -68,8 +73,10 @@ async def open_app(
     that decides one call and exits passes 0). Raises ``StoreError`` if the store cannot be
     opened."""
     async with AsyncExitStack() as stack:
+        if not create_store:
+            require_store(settings.store)
         audit_spool = open_spool(settings.audit_spool) if spool else None  # a second gate on it stops here
-        store = await _open_store(settings, audit_spool)
+        store = await _open_store(settings, audit_spool, create_store)
         stack.push_async_callback(store.close)
         consent = _open_ledger(settings) if ledger else None
         if consent is not None:
@@ -86,9 +93,9 @@ async def open_app(
         yield App(settings, store, audit, freshness, gate, consent, gate_metrics)
 
 
-async def _open_store(settings: Settings, audit_spool: AuditSpool | None) -> ListStore:
+async def _open_store(settings: Settings, audit_spool: AuditSpool | None, create: bool) -> ListStore:
     try:
-        return await open_store(settings.store)
+        return await open_store(settings.store, create=create)
     except BaseException:
         if audit_spool is not None:  # the audit sink owns it from here on; not yet
             await audit_spool.close()

@@ -69,7 +69,8 @@ def _config(args: argparse.Namespace, system_config: str) -> Settings:
     path = find_config(args.config, os.environ, system=system_config)
     config = load(Path(path) if path else None)
     if getattr(args, "demo", False):
-        store = msgspec.structs.replace(config.store, backend="sqlite", path=Path(args.demo_db))
+        # absolute: the banner's example commands then work from any directory
+        store = msgspec.structs.replace(config.store, backend="sqlite", path=Path(args.demo_db).absolute())
         config = replace(config, store=store)
     return config
 
@@ -127,6 +128,8 @@ def _parser() -> argparse.ArgumentParser:
     export = _command(audit, "export", _audit_export, "every retained decision, as JSON lines")
     export.add_argument("--output", type=Path, help="a file (default: standard output)")
 
+    _command(sub, "init", _init, "create the configured store and its schema (the SQLite file), print where it is")
+
     config = sub.add_parser("config", help="configuration").add_subparsers(required=True, metavar="ACTION")
     _command(config, "check", _config_check, "validate the configuration and print it")
 
@@ -145,8 +148,10 @@ def _command(sub: Any, name: str, run: Command, text: str) -> argparse.ArgumentP
     return parser
 
 
-async def _with_store(config: Settings, work: Callable[[ListStore], Coroutine[Any, Any, int]]) -> int:
-    async with open_app(config, audit_queue_size=16) as app:
+async def _with_store(config: Settings, work: Callable[[ListStore], Coroutine[Any, Any, int]], *,
+                      create: bool = False) -> int:
+    """``work`` on the configured store; ``create``: only for a command that writes lists (see store.factory)."""
+    async with open_app(config, create_store=create, audit_queue_size=16) as app:
         return await work(app.store)
 
 
@@ -154,7 +159,7 @@ async def _serve(args: argparse.Namespace, config: Settings) -> int:
     from dncgate.service import Running, serve
 
     if args.demo:
-        await _with_store(config, _load_demo)
+        await _with_store(config, _load_demo, create=True)
 
     def ready(running: Running) -> None:
         if args.demo:
@@ -235,7 +240,7 @@ async def _lists_load(args: argparse.Namespace, config: Settings) -> int:
         _report(summary, args.errors, sys.stdout)
         return 0
 
-    return await _with_store(config, run)
+    return await _with_store(config, run, create=True)
 
 
 def _progress(stream: TextIO) -> Callable[[int], None]:
@@ -298,7 +303,7 @@ async def _lists_sync(args: argparse.Namespace, config: Settings) -> int:
         print("\n".join(lines))
         return 0
 
-    return await _with_store(config, run)
+    return await _with_store(config, run, create=True)
 
 
 def _progress_numbers(stream: TextIO) -> Callable[[int], None]:
@@ -340,7 +345,7 @@ async def _lists_rule(args: argparse.Namespace, config: Settings) -> int:
         print(f"{args.list_name}: prefix +{digits} {'added' if args.action == 'add' else 'removed'}")
         return 0
 
-    return await _with_store(config, run)
+    return await _with_store(config, run, create=True)
 
 
 async def _audit_tail(args: argparse.Namespace, config: Settings) -> int:
@@ -367,6 +372,22 @@ async def _audit_export(args: argparse.Namespace, config: Settings) -> int:
         return 0
 
     return await _with_store(config, run)
+
+
+async def _init(args: argparse.Namespace, config: Settings) -> int:
+    store = config.store
+    existed = store.backend == "sqlite" and store.path.is_file()
+
+    async def run(opened: ListStore) -> int:
+        await opened.ping()  # the first connection creates the file and its schema
+        return 0
+
+    await _with_store(config, run, create=True)
+    if store.backend == "redis":
+        print(f"redis store {store.url}: reachable (Redis keeps no schema to create)")
+    else:
+        print(f"sqlite store {store.path.absolute()}: {'already there, schema checked' if existed else 'created'}")
+    return 0
 
 
 async def _config_check(args: argparse.Namespace, config: Settings) -> int:

@@ -134,11 +134,24 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, s
     return code, out, err
 
 
+async def create_store(config: Settings) -> None:
+    """What ``dncgate init`` does: the configured store created (serve never creates one)."""
+    from dncgate.store.factory import open_store
+
+    store = await open_store(config.store, create=True)
+    try:
+        await store.ping()
+    finally:
+        await store.close()
+
+
 @contextlib.asynccontextmanager
 async def serving(config: Settings, *, stop_within: float = 10.0) -> AsyncIterator[Running]:
-    """``dncgate serve`` on this loop for the block (no signal handlers); stopped when it ends."""
+    """``dncgate serve`` on this loop for the block (no signal handlers); stopped when it ends.
+    The store is created first, as ``dncgate init`` would (serve itself refuses a missing one)."""
     from dncgate.service import serve
 
+    await create_store(config)
     ready: asyncio.Queue[Running] = asyncio.Queue()
     task = asyncio.create_task(serve(config, on_ready=ready.put_nowait, handle_signals=False))
     started = asyncio.ensure_future(ready.get())

@@ -131,6 +131,11 @@ port = {http_port}
     assert argv[0] == UNIT_EXEC
     assert argv.count(UNIT_CONFIG) == 1
     argv = [str(installed_command()), *(str(config) if arg == UNIT_CONFIG else arg for arg in argv[1:])]
+    # serve never creates its store: the operator runs `dncgate init` once (in the state directory)
+    init = subprocess.run([argv[0], "--config", str(config), "init"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert init.returncode == 0, init.stderr
+    assert str(tmp_path / "dncgate.sqlite3") in init.stdout
     proc = subprocess.Popen(argv, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
     try:

@@ -45,8 +45,10 @@ _T = TypeVar("_T")
 _BATCH = 50_000
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, timeout=2.0, isolation_level=None, check_same_thread=False)
+def _connect(path: Path, *, create: bool = True) -> sqlite3.Connection:
+    # mode=rw: the file must exist (a program that only reads never creates an empty store)
+    target = str(path) if create else f"{path.absolute().as_uri()}?mode=rw"
+    conn = sqlite3.connect(target, timeout=2.0, isolation_level=None, check_same_thread=False, uri=not create)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA busy_timeout=2000")
@@ -54,10 +56,12 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 
 class SqliteListStore:
-    """``ListStore`` on one SQLite file."""
+    """``ListStore`` on one SQLite file. ``create``: create the file (and its directory) if it does not
+    exist; else opening a missing file fails with ``StoreUnavailable`` (``store.factory`` checks first)."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, create: bool = True) -> None:
         self.path = Path(path)
+        self.create = create
         self._reader_pool = ThreadPoolExecutor(1, thread_name_prefix="dncgate-sqlite-read")
         self._writer_pool = ThreadPoolExecutor(1, thread_name_prefix="dncgate-sqlite-write")
         self._reader: sqlite3.Connection | None = None
@@ -76,8 +80,9 @@ class SqliteListStore:
         return self._reader
 
     def _open(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = _connect(self.path)
+        if self.create:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = _connect(self.path, create=self.create)
         # idempotent: whichever connection comes first creates it
         conn.executescript(LISTS_SCHEMA + CONSENT_SCHEMA + CASES_SCHEMA)
         return conn
