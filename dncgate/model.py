@@ -68,6 +68,8 @@ class Reason(StrEnum):
     LIST_STALE = "list_stale"
     # A marketing call outside the tenant's calling window in the callee's local time.
     OUTSIDE_HOURS = "outside_hours"
+    # The request named a tenant that is not configured, or a blank one (a configuration fault).
+    UNKNOWN_TENANT = "unknown_tenant"
 
 
 REJECT_SIP_CODES = frozenset({603, 607, 608})
@@ -75,8 +77,9 @@ REJECT_SIP_CODES = frozenset({603, 607, 608})
 DECLINE_ALL = "*"
 # A tenant's name: it names the tenant's own list (``tenant:NAME``), its keys and its records.
 TENANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-# The check could not be completed: these decisions follow the tenant's failure policy.
-FAILURE_REASONS = frozenset({Reason.CHECK_FAILED, Reason.INVALID_NUMBER})
+# The check could not be completed: these decisions follow the tenant's failure policy (its
+# ``check_failed_sip_code``), and carry no announcement: the callee declined nothing.
+FAILURE_REASONS = frozenset({Reason.CHECK_FAILED, Reason.INVALID_NUMBER, Reason.UNKNOWN_TENANT})
 # Analytics (enforcement) blocked the call: answered ATIS-1000099 "603+" (``AnalyticsBlock``).
 ANALYTICS_REASONS = frozenset({Reason.ORIGINATOR_SUSPENDED, Reason.ORIGINATOR_RESTRICTED})
 
@@ -146,6 +149,9 @@ class CallAttempt:
     at: datetime
     category: str | None = None
     language: str | None = None
+    # The tenant the request named when no tenant has that name ("" for a blank one): ``tenant`` is
+    # then the gate's built-in defaults, and the decision is ``unknown_tenant``.
+    unknown_tenant: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,8 +46,9 @@ class Rule:
 
 
 RULES: tuple[Rule, ...] = (
-    Rule("the callee is not a valid number", Reason.INVALID_NUMBER),
     Rule("emergency or short service number", Reason.ALLOWED_EMERGENCY),
+    Rule("the request names a tenant that is not configured, or a blank one", Reason.UNKNOWN_TENANT),
+    Rule("the callee is not a valid number", Reason.INVALID_NUMBER),
     Rule("the store could not answer in time", Reason.CHECK_FAILED),
     Rule("the originator is suspended", Reason.ORIGINATOR_SUSPENDED),
     Rule("the callee blocks this originator by name", Reason.SUBSCRIBER_BLOCK),
@@ -92,7 +93,8 @@ def decide(attempt: CallAttempt, facts: Facts | FactsUnavailable) -> Decision:
         list_name=hit.list_name if hit else None,
         list_version=version,
         sip_code=code,
-        announcement=tenant.announcement_for(attempt.language),
+        # a failed check: the callee declined nothing, so no "does not accept marketing calls"
+        announcement=None if reason in FAILURE_REASONS else tenant.announcement_for(attempt.language),
         detail=detail,
     )
 
@@ -111,10 +113,12 @@ _Conclusion = tuple[Verdict, Reason, ListHit | None, str]
 def _conclude(attempt: CallAttempt, facts: Facts | FactsUnavailable) -> _Conclusion:
     callee = attempt.callee
     marketing = attempt.purpose is Purpose.MARKETING
-    if isinstance(callee, InvalidNumber):
-        return _on_failure(attempt, Reason.INVALID_NUMBER, callee.detail)
     if isinstance(callee, ShortNumber):
         return Verdict.ALLOW, Reason.ALLOWED_EMERGENCY, None, callee.kind.value
+    if attempt.unknown_tenant is not None:
+        return _on_failure(attempt, Reason.UNKNOWN_TENANT, _unknown_tenant_detail(attempt.unknown_tenant))
+    if isinstance(callee, InvalidNumber):
+        return _on_failure(attempt, Reason.INVALID_NUMBER, callee.detail)
     if isinstance(facts, FactsUnavailable):
         return _on_failure(attempt, Reason.CHECK_FAILED, facts.error)
     if facts.originator_suspended:
@@ -173,6 +177,12 @@ def is_stale(age: timedelta | None, max_age: timedelta) -> bool:
 
 def _consent_covers(categories: frozenset[str], category: str | None) -> bool:
     return not categories or (category is not None and category in categories)
+
+
+def _unknown_tenant_detail(name: str) -> str:
+    if not name.strip():
+        return "the request's tenant is blank (a dialplan variable that came out empty: is func_uri loaded?)"
+    return f"tenant {name[:64]!r} is not configured"
 
 
 def _on_failure(attempt: CallAttempt, reason: Reason, detail: str) -> _Conclusion:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from dncgate.model import (
+    FAILURE_REASONS,
     CallAttempt,
     ConsentFact,
     ConsentStatus,
@@ -111,7 +112,8 @@ def test_decision_order(
     assert decision.outcome is verdict
     if verdict is Verdict.REJECT:
         assert decision.sip_code in {603, 607, 608}
-        assert decision.announcement == "dncgate/en/declined"
+        # a failed check is no "this number does not accept marketing calls": the callee declined nothing
+        assert decision.announcement == (None if reason in FAILURE_REASONS else "dncgate/en/declined")
     else:
         assert decision.sip_code is None
         assert decision.announcement is None

@@ -62,8 +62,9 @@ def _tenant(case: Case, **changes: object) -> Case:
 
 
 TRIGGERS: dict[Reason, Callable[[Case], Case]] = {
-    Reason.INVALID_NUMBER: lambda c: _attempt(c, callee=InvalidNumber("12", "too short")),
     Reason.ALLOWED_EMERGENCY: lambda c: _attempt(c, callee=ShortNumber("110", "110", ShortKind.EMERGENCY)),
+    Reason.UNKNOWN_TENANT: lambda c: _attempt(c, unknown_tenant="acme-typo"),
+    Reason.INVALID_NUMBER: lambda c: _attempt(c, callee=InvalidNumber("12", "too short")),
     Reason.CHECK_FAILED: lambda c: (c[0], FactsUnavailable("timeout")),
     Reason.ORIGINATOR_SUSPENDED: lambda c: _facts(c, originator_suspended=True),
     Reason.SUBSCRIBER_BLOCK: lambda c: _facts(c, subscriber_blocks_originator=True),
@@ -80,7 +81,7 @@ TRIGGERS: dict[Reason, Callable[[Case], Case]] = {
     Reason.OUTSIDE_HOURS: lambda c: _attempt(c, at=NIGHT),
     Reason.ALLOWED_CLEAR: lambda c: c,
 }
-# A later row that still wins over an earlier one (README: row 16 applies to what row 10 allows).
+# A later row that still wins over an earlier one (README: row 17 applies to what row 11 allows).
 OVERRIDDEN_BY = {Reason.ALLOWED_CONSENT: Reason.OUTSIDE_HOURS}
 
 
@@ -97,7 +98,7 @@ def _readme_rows() -> list[tuple[int, str, str]]:
 
 
 def test_rules_name_every_reason_once() -> None:
-    assert len(RULES) == 17
+    assert len(RULES) == 18
     assert sorted(rule.reason for rule in RULES) == sorted(Reason)
 
 
