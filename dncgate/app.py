@@ -86,7 +86,8 @@ async def open_app(
         audit.start()  # replays what a killed gate left in the spool, then writes the new records
         stack.push_async_callback(audit.close, timeout=audit_grace)
         freshness = ListFreshness(store, settings.tenants, list_name=settings.sync.list_name)
-        await _first_read(freshness)
+        if not create_store:  # a program that decides calls; a list writer (or init) decides none
+            await _first_read(freshness)
         gate_metrics = _metrics() if metrics else None
         gate = Gate(settings.tenants, store, audit, store_deadline=settings.store.timeout, metrics=gate_metrics,
                     list_age=freshness.age)

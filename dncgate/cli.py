@@ -212,7 +212,7 @@ async def _check(args: argparse.Namespace, config: Settings) -> int:
     print(f"{d.verdict.value.upper()}  reason={d.reason.value}  outcome={d.outcome.value}  mode={d.mode.value}")
     print(f"  callee={result.record.callee or '-'}  list={d.list_name or '-'}  version={d.list_version or '-'}")
     if d.sip_code:
-        print(f"  sip={d.sip_code}  announcement={d.announcement}")
+        print(f"  sip={d.sip_code}  announcement={d.announcement or '-'}")
     if d.detail:
         print(f"  detail={d.detail}")
     print(f"  decision_id={result.decision_id}  latency_us={result.record.latency_us}")

@@ -20,6 +20,7 @@ from dncgate.model import (
     ANALYTICS_REASONS,
     DECLINE_ALL,
     FAILURE_REASONS,
+    NATIONAL_LIST,
     CallAttempt,
     ConsentStatus,
     Decision,
@@ -32,6 +33,7 @@ from dncgate.model import (
     Purpose,
     Reason,
     StaleAction,
+    TenantPolicy,
     Verdict,
 )
 from dncgate.numbers import InvalidNumber, ShortNumber, Subscriber
@@ -57,6 +59,7 @@ RULES: tuple[Rule, ...] = (
     Rule("the callee withdrew consent from this entity", Reason.CONSENT_REVOKED),
     Rule("the callee declined this category, or all marketing", Reason.CATEGORY_DECLINED),
     Rule("explicit consent covering this category, in force", Reason.ALLOWED_CONSENT),
+    Rule("a list the tenant needs has no live version", Reason.LIST_MISSING),
     Rule("national list older than the tenant allows", Reason.LIST_STALE),
     Rule("on the national list", Reason.NATIONAL_DNC),
     Rule("on the tenant's own list", Reason.TENANT_DNC),
@@ -155,6 +158,10 @@ def _conclude_consent_and_lists(attempt: CallAttempt, facts: Facts) -> _Conclusi
     if consent is not None and _consent_covers(consent.categories, category):
         return Verdict.ALLOW, Reason.ALLOWED_CONSENT, None, consent.record_id
     tenant = attempt.tenant
+    if missing := missing_lists(tenant, facts):
+        # whatever stale_action says: an empty store (a Redis restarted without its data, a new
+        # file) would otherwise answer every call "not listed"
+        return _on_failure(attempt, Reason.LIST_MISSING, "no live version of " + ", ".join(missing))
     if tenant.stale_action is StaleAction.REJECT and is_stale(facts.list_age, tenant.max_list_age):
         return Verdict.REJECT, Reason.LIST_STALE, None, f"national list is {facts.list_age} old"
     for hit, reason in (
@@ -168,6 +175,12 @@ def _conclude_consent_and_lists(attempt: CallAttempt, facts: Facts) -> _Conclusi
         detail = "consent does not cover this category" if consent is not None else ""
         return Verdict.REJECT, Reason.NO_CONSENT, None, detail
     return Verdict.ALLOW, Reason.ALLOWED_CLEAR, None, ""
+
+
+def missing_lists(tenant: TenantPolicy, facts: Facts) -> list[str]:
+    """The lists of ``tenant.required_lists`` the store has no live version of."""
+    versions = {NATIONAL_LIST: facts.national_version, tenant.own_list: facts.tenant_version}
+    return [name for name in tenant.required_lists if not versions.get(name)]
 
 
 def is_stale(age: timedelta | None, max_age: timedelta) -> bool:

@@ -113,7 +113,7 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
             if config.http.enabled:
                 doors = {"agi": agi is not None, "esl": esl is not None}
                 http = make_app(app.store, metrics, doors, max_requests=config.http.max_sessions,
-                                feeds=feeds.health)
+                                feeds=feeds.health, lists_missing=app.freshness.read_missing)
                 if config.api.enabled:
                     install_api(http, ApiContext.of(gate, ledger, config.api))  # /v1: same process, same loop
                     if running.enforcement is not None:

@@ -474,7 +474,7 @@ async def test_serve_starts_the_esl_door(tmp_path: Path) -> None:
 
 async def test_serve_applies_the_esl_handler_keys_of_the_config(tmp_path: Path) -> None:
     handler = EslSettings(enabled=True, port=0, strip_prefix="8", transfer_to="dnc_ok_{number} XML {context}")
-    async with serving(esl_only(tmp_path, handler)) as running:
+    async with serving(esl_only(tmp_path, handler), lists={"national": [int("1" + LISTED)]}) as running:
         assert running.esl_port
         trace = await FakeFreeSwitch(with_destination(ALLOW_REPLY, "8" + CLEAR)).call(running.esl_port)
         # the prefix is stripped before the check and the continuation follows the configured template

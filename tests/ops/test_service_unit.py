@@ -136,6 +136,11 @@ port = {http_port}
                           timeout=60, check=False)
     assert init.returncode == 0, init.stderr
     assert str(tmp_path / "dncgate.sqlite3") in init.stdout
+    # and loads the national list: until then /healthz says 503 (marketing calls are list_missing)
+    (tmp_path / "national.txt").write_text("+12015550123\n")
+    loaded = subprocess.run([argv[0], "--config", str(config), "lists", "load", "--list", "national", "national.txt"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
+    assert loaded.returncode == 0, loaded.stderr
     proc = subprocess.Popen(argv, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
     try:

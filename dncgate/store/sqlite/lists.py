@@ -119,7 +119,7 @@ class SqliteListStore:
             facts_sql(len(prefixes)), (number, list_key(tenant_name), tenant_name, entity, *prefixes, *keys)
         ).fetchall()
         national = tenant = prefix_rule = None
-        national_version = ""
+        national_version = tenant_version = ""
         versions: list[tuple[str, int, int]] = []
         ledger: dict[str, str] = {}
         standing: dict[str, str] = {}
@@ -138,7 +138,7 @@ class SqliteListStore:
             if name == NATIONAL:
                 national, national_version = hit, str(version)
             else:
-                tenant = hit
+                tenant, tenant_version = hit, str(version)
         rule = None
         if prefix_rule is not None:
             rule = ListHit(prefix_rule[0], self._version_of(versions, prefix_rule[0]), prefix=prefix_rule[1])
@@ -149,7 +149,7 @@ class SqliteListStore:
             raise StoreCorrupt(str(exc)) from exc
         return Facts(
             national=national, tenant_list=tenant, prefix_rule=rule, national_version=national_version,
-            consent=consent,
+            tenant_version=tenant_version, consent=consent,
             declined_categories=declined(ledger.get("declined")),
             subscriber_blocks_originator="block" in ledger,
             originator_suspended=suspended, originator_restriction=restriction,
