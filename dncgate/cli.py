@@ -23,7 +23,7 @@ from dncgate.gate import CheckRequest
 from dncgate.lists.formats import FORMATS, LineError, ListFileError
 from dncgate.lists.loader import LoadRefused, LoadSummary, load_file
 from dncgate.logs import configure
-from dncgate.model import Originator
+from dncgate.model import Originator, Purpose
 from dncgate.numbers import DialPlan, rule_prefix
 from dncgate.settings import ConfigError, EslSettings, Listener, Settings, load
 from dncgate.store.errors import StoreError
@@ -93,8 +93,9 @@ def _parser() -> argparse.ArgumentParser:
     check = _command(sub, "check", _check, "print the decision for one number, and why")
     check.add_argument("number")
     check.add_argument("--tenant")
-    check.add_argument("--purpose", help="service or marketing (default: the tenant's)")
-    check.add_argument("--category")
+    check.add_argument("--purpose", type=str.lower, choices=[p.value for p in Purpose],
+                       help="service or marketing (default: the tenant's)")
+    check.add_argument("--category", help="one of [consent] categories")
     check.add_argument("--account", default="cli")
 
     lists = sub.add_parser("lists", help="load and inspect lists").add_subparsers(required=True, metavar="ACTION")
@@ -202,8 +203,11 @@ Stop it with Ctrl-C.""",
 async def _check(args: argparse.Namespace, config: Settings) -> int:
     from structlog import get_logger
 
+    if args.tenant is not None:
+        config.configured_tenant(args.tenant)
     request = CheckRequest(
-        dialled=args.number, door="cli", tenant=args.tenant, purpose=args.purpose, category=args.category,
+        dialled=args.number, door="cli", tenant=args.tenant, purpose=args.purpose,
+        category=config.configured_category(args.category),
         originator=Originator(account=args.account),
     )
     async with open_app(config, audit_queue_size=16) as app:
@@ -220,6 +224,7 @@ async def _check(args: argparse.Namespace, config: Settings) -> int:
 
 
 async def _lists_load(args: argparse.Namespace, config: Settings) -> int:
+    config.configured_list(args.list_name)
     region = (args.region or config.national_region).upper()
     progress = _progress(sys.stderr) if sys.stderr.isatty() else None
 
@@ -328,6 +333,7 @@ async def _lists_stats(args: argparse.Namespace, config: Settings) -> int:
 
 
 async def _lists_rule(args: argparse.Namespace, config: Settings) -> int:
+    config.configured_list(args.list_name)
     tenant = config.tenants.get(args.list_name.partition(":")[2]) if args.list_name.startswith("tenant:") else None
     region = tenant.dial_plan.region if tenant is not None else config.national_region  # national forms read here
     digits = rule_prefix(args.prefix, region, force=args.force or args.action == "remove")
