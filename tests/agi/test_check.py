@@ -145,14 +145,18 @@ async def test_a_blank_purpose_is_the_tenants_default_not_a_channel_variable(
 ) -> None:
     """A dialplan variable that came out empty must not hand the choice to DNCGATE_PURPOSE, which
     a caller or an inherited variable may have set to "service"."""
-    agi, _ = server
-    commands = await fake_asterisk(
-        agi.port, "agi://127.0.0.1/check?tenant=default&purpose=&category=&entity=", ["2015550123"],
-        {"DNCGATE_TENANT": "watch", "DNCGATE_PURPOSE": "service"},
-    )
-    assert [c[0] for c in commands] == ["EXEC"]  # no GET VARIABLE at all
-    values = mset(commands)
+    values = await _with_planted_channel(server, "tenant=default&purpose=&category=&entity=", "2015550123")
     assert (values["DNCGATE_VERDICT"], values["DNCGATE_REASON"]) == ("reject", "national_dnc")
+
+
+async def _with_planted_channel(server: tuple[AgiServer, SqliteListStore], query: str, number: str) -> dict[str, str]:
+    """The verdict variables for ``query``, with DNCGATE_TENANT=watch (monitor mode) and
+    DNCGATE_PURPOSE=service planted on the channel: none of them may be read."""
+    agi, _ = server
+    commands = await fake_asterisk(agi.port, f"agi://127.0.0.1/check?{query}", [number],
+                                   {"DNCGATE_TENANT": "watch", "DNCGATE_PURPOSE": "service"})
+    assert [c[0] for c in commands] == ["EXEC"]  # no GET VARIABLE at all
+    return mset(commands)
 
 
 async def test_a_blank_tenant_is_a_configuration_fault_not_the_default_tenant(
@@ -161,13 +165,7 @@ async def test_a_blank_tenant_is_a_configuration_fault_not_the_default_tenant(
     """``tenant=&purpose=`` is what a dialplan sends when URIENCODE is not registered (func_uri not
     loaded): decided ``unknown_tenant`` under the built-in failure defaults (the monitor-mode
     tenant the channel names is not used), with no announcement, and logged as such."""
-    agi, _ = server
-    commands = await fake_asterisk(
-        agi.port, "agi://127.0.0.1/check?tenant=&purpose=&category=&entity=", [""],
-        {"DNCGATE_TENANT": "watch", "DNCGATE_PURPOSE": "service"},
-    )
-    assert [c[0] for c in commands] == ["EXEC"]  # no GET VARIABLE at all
-    values = mset(commands)
+    values = await _with_planted_channel(server, "tenant=&purpose=&category=&entity=", "")
     assert (values["DNCGATE_VERDICT"], values["DNCGATE_REASON"], values["DNCGATE_SIPCODE"]) == (
         "reject", "unknown_tenant", "603")
     assert values["DNCGATE_ANNOUNCEMENT"] == ""
