@@ -100,7 +100,8 @@ def run_responder(mode: str, port: int, redis_url: str, list_size: int) -> None:
                 task.add_done_callback(lambda t: self.answer(attempt, t.result()))
                 return
             hit = isinstance(callee, Subscriber) and callee.digits in listed
-            self.answer(attempt, Facts(national=ListHit("national", "bench") if hit else None))
+            national = ListHit("national", "bench") if hit else None
+            self.answer(attempt, Facts(national=national, national_version="bench"))
 
         def answer(self, attempt: CallAttempt, facts: Facts) -> None:
             assert self.transport is not None

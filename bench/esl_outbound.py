@@ -128,7 +128,8 @@ def peer_main(port: int, workers: int, per_worker: int) -> None:
 async def bench_store(name: str, store: StoreSettings, national: int, per_worker: int) -> None:
     settings = Settings(tenants={"default": TenantPolicy(name="default", dial_plan=DialPlan(region="US"))},
                         store=store)
-    async with open_app(settings) as app:  # the store, the audit and the Gate, as serve opens them
+    # the store, the audit and the Gate, as serve opens them (create_store: the bench loads the list itself)
+    async with open_app(settings, create_store=True) as app:
         listed_all = numbers(national)
         await app.store.replace_list("national", listed_all)
         rng = random.Random(1)

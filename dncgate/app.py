@@ -25,7 +25,7 @@ from dncgate.lists.freshness import ListFreshness
 from dncgate.reload import LiveTenants
 from dncgate.settings import Settings
 from dncgate.store.errors import StoreError
-from dncgate.store.factory import open_store
+from dncgate.store.factory import open_store, require_store
 from dncgate.store.protocol import ListStore
 
 if TYPE_CHECKING:  # imported when asked for: classic AGI needs neither (consent.model, prometheus_client)
@@ -57,10 +57,15 @@ class App:
 
 @asynccontextmanager
 async def open_app(
-    settings: Settings, *, ledger: bool = False, metrics: bool = False, spool: bool = False,
+    settings: Settings, *, create_store: bool = False, ledger: bool = False, metrics: bool = False,
+    spool: bool = False,
     audit_queue_size: int | None = None, audit_linger: float = LINGER, audit_grace: float = AUDIT_GRACE,
 ) -> AsyncIterator[App]:
     """Everything a program needs to decide calls, opened from ``settings``; closed in reverse on exit.
+
+    ``create_store``: only for a program that writes lists (or ``dncgate init``): a SQLite store
+    that does not exist is created. Otherwise it raises ``StoreMissing`` naming the path, before
+    anything (the audit spool beside the file included) is created.
 
     ``spool``: the audit's write-ahead spool (``[audit] spool_dir``), for the long-running gate
     (``serve``): it holds the spool's lock, replays what a killed gate left and spools before each
@@ -70,8 +75,10 @@ async def open_app(
     that decides one call and exits passes 0). Raises ``StoreError`` if the store cannot be
     opened."""
     async with AsyncExitStack() as stack:
+        if not create_store:
+            require_store(settings.store)
         audit_spool = open_spool(settings.audit_spool) if spool else None  # a second gate on it stops here
-        store = await _open_store(settings, audit_spool)
+        store = await _open_store(settings, audit_spool, create_store)
         stack.push_async_callback(store.close)
         consent = _open_ledger(settings) if ledger else None
         if consent is not None:
@@ -82,16 +89,17 @@ async def open_app(
         stack.push_async_callback(audit.close, timeout=audit_grace)
         tenants = LiveTenants(settings.tenants)
         freshness = ListFreshness(store, tenants, list_name=settings.sync.list_name)
-        await _first_read(freshness)
+        if not create_store:  # a program that decides calls; a list writer (or init) decides none
+            await _first_read(freshness)
         gate_metrics = _metrics() if metrics else None
         gate = Gate(tenants, store, audit, store_deadline=settings.store.timeout, metrics=gate_metrics,
                     list_age=freshness.age)
         yield App(settings, store, audit, freshness, gate, tenants, consent, gate_metrics)
 
 
-async def _open_store(settings: Settings, audit_spool: AuditSpool | None) -> ListStore:
+async def _open_store(settings: Settings, audit_spool: AuditSpool | None, create: bool) -> ListStore:
     try:
-        return await open_store(settings.store)
+        return await open_store(settings.store, create=create)
     except BaseException:
         if audit_spool is not None:  # the audit sink owns it from here on; not yet
             await audit_spool.close()

@@ -23,7 +23,7 @@ from dncgate.gate import CheckRequest
 from dncgate.lists.formats import FORMATS, LineError, ListFileError
 from dncgate.lists.loader import LoadRefused, LoadSummary, load_file
 from dncgate.logs import configure
-from dncgate.model import Originator
+from dncgate.model import Originator, Purpose
 from dncgate.numbers import DialPlan, rule_prefix
 from dncgate.settings import ConfigError, EslSettings, Listener, Settings, load
 from dncgate.store.errors import StoreError
@@ -69,7 +69,8 @@ def _config(args: argparse.Namespace, system_config: str) -> Settings:
     path = find_config(args.config, os.environ, system=system_config)
     config = load(Path(path) if path else None)
     if getattr(args, "demo", False):
-        store = msgspec.structs.replace(config.store, backend="sqlite", path=Path(args.demo_db))
+        # absolute: the banner's example commands then work from any directory
+        store = msgspec.structs.replace(config.store, backend="sqlite", path=Path(args.demo_db).absolute())
         config = replace(config, store=store)
     return config
 
@@ -92,8 +93,9 @@ def _parser() -> argparse.ArgumentParser:
     check = _command(sub, "check", _check, "print the decision for one number, and why")
     check.add_argument("number")
     check.add_argument("--tenant")
-    check.add_argument("--purpose", help="service or marketing (default: the tenant's)")
-    check.add_argument("--category")
+    check.add_argument("--purpose", type=str.lower, choices=[p.value for p in Purpose],
+                       help="service or marketing (default: the tenant's)")
+    check.add_argument("--category", help="one of [consent] categories")
     check.add_argument("--account", default="cli")
 
     lists = sub.add_parser("lists", help="load and inspect lists").add_subparsers(required=True, metavar="ACTION")
@@ -127,6 +129,8 @@ def _parser() -> argparse.ArgumentParser:
     export = _command(audit, "export", _audit_export, "every retained decision, as JSON lines")
     export.add_argument("--output", type=Path, help="a file (default: standard output)")
 
+    _command(sub, "init", _init, "create the configured store and its schema (the SQLite file), print where it is")
+
     config = sub.add_parser("config", help="configuration").add_subparsers(required=True, metavar="ACTION")
     _command(config, "check", _config_check, "validate the configuration and print it")
     _command(config, "sample", _config_sample, "print a dncgate.toml with every key at its default, commented")
@@ -147,8 +151,10 @@ def _command(sub: Any, name: str, run: Command, text: str) -> argparse.ArgumentP
     return parser
 
 
-async def _with_store(config: Settings, work: Callable[[ListStore], Coroutine[Any, Any, int]]) -> int:
-    async with open_app(config, audit_queue_size=16) as app:
+async def _with_store(config: Settings, work: Callable[[ListStore], Coroutine[Any, Any, int]], *,
+                      create: bool = False) -> int:
+    """``work`` on the configured store; ``create``: only for a command that writes lists (see store.factory)."""
+    async with open_app(config, create_store=create, audit_queue_size=16) as app:
         return await work(app.store)
 
 
@@ -156,7 +162,7 @@ async def _serve(args: argparse.Namespace, config: Settings) -> int:
     from dncgate.service import Running, serve
 
     if args.demo:
-        await _with_store(config, _load_demo)
+        await _with_store(config, _load_demo, create=True)
 
     def ready(running: Running) -> None:
         if args.demo:
@@ -199,8 +205,11 @@ Stop it with Ctrl-C.""",
 async def _check(args: argparse.Namespace, config: Settings) -> int:
     from structlog import get_logger
 
+    if args.tenant is not None:
+        config.configured_tenant(args.tenant)
     request = CheckRequest(
-        dialled=args.number, door="cli", tenant=args.tenant, purpose=args.purpose, category=args.category,
+        dialled=args.number, door="cli", tenant=args.tenant, purpose=args.purpose,
+        category=config.configured_category(args.category),
         originator=Originator(account=args.account),
     )
     async with open_app(config, audit_queue_size=16) as app:
@@ -209,7 +218,7 @@ async def _check(args: argparse.Namespace, config: Settings) -> int:
     print(f"{d.verdict.value.upper()}  reason={d.reason.value}  outcome={d.outcome.value}  mode={d.mode.value}")
     print(f"  callee={result.record.callee or '-'}  list={d.list_name or '-'}  version={d.list_version or '-'}")
     if d.sip_code:
-        print(f"  sip={d.sip_code}  announcement={d.announcement}")
+        print(f"  sip={d.sip_code}  announcement={d.announcement or '-'}")
     if d.detail:
         print(f"  detail={d.detail}")
     print(f"  decision_id={result.decision_id}  latency_us={result.record.latency_us}")
@@ -217,6 +226,7 @@ async def _check(args: argparse.Namespace, config: Settings) -> int:
 
 
 async def _lists_load(args: argparse.Namespace, config: Settings) -> int:
+    config.configured_list(args.list_name)
     region = (args.region or config.national_region).upper()
     progress = _progress(sys.stderr) if sys.stderr.isatty() else None
 
@@ -237,7 +247,7 @@ async def _lists_load(args: argparse.Namespace, config: Settings) -> int:
         _report(summary, args.errors, sys.stdout)
         return 0
 
-    return await _with_store(config, run)
+    return await _with_store(config, run, create=True)
 
 
 def _progress(stream: TextIO) -> Callable[[int], None]:
@@ -300,7 +310,7 @@ async def _lists_sync(args: argparse.Namespace, config: Settings) -> int:
         print("\n".join(lines))
         return 0
 
-    return await _with_store(config, run)
+    return await _with_store(config, run, create=True)
 
 
 def _progress_numbers(stream: TextIO) -> Callable[[int], None]:
@@ -325,6 +335,7 @@ async def _lists_stats(args: argparse.Namespace, config: Settings) -> int:
 
 
 async def _lists_rule(args: argparse.Namespace, config: Settings) -> int:
+    config.configured_list(args.list_name)
     tenant = config.tenants.get(args.list_name.partition(":")[2]) if args.list_name.startswith("tenant:") else None
     region = tenant.dial_plan.region if tenant is not None else config.national_region  # national forms read here
     digits = rule_prefix(args.prefix, region, force=args.force or args.action == "remove")
@@ -342,7 +353,7 @@ async def _lists_rule(args: argparse.Namespace, config: Settings) -> int:
         print(f"{args.list_name}: prefix +{digits} {'added' if args.action == 'add' else 'removed'}")
         return 0
 
-    return await _with_store(config, run)
+    return await _with_store(config, run, create=True)
 
 
 async def _audit_tail(args: argparse.Namespace, config: Settings) -> int:
@@ -369,6 +380,22 @@ async def _audit_export(args: argparse.Namespace, config: Settings) -> int:
         return 0
 
     return await _with_store(config, run)
+
+
+async def _init(args: argparse.Namespace, config: Settings) -> int:
+    store = config.store
+    existed = store.backend == "sqlite" and store.path.is_file()
+
+    async def run(opened: ListStore) -> int:
+        await opened.ping()  # the first connection creates the file and its schema
+        return 0
+
+    await _with_store(config, run, create=True)
+    if store.backend == "redis":
+        print(f"redis store {store.url}: reachable (Redis keeps no schema to create)")
+    else:
+        print(f"sqlite store {store.path.absolute()}: {'already there, schema checked' if existed else 'created'}")
+    return 0
 
 
 async def _config_check(args: argparse.Namespace, config: Settings) -> int:

@@ -44,6 +44,7 @@ def add_commands(sub: Any, command: AddCommand) -> None:
 
 
 async def _export(args: argparse.Namespace, config: Settings) -> int:
+    config.configured_tenant(args.tenant)  # else an empty export whose manifest looks complete
     async with open_app(config, ledger=True) as app:
         manifest = await export(app.consent_ledger(), check_name("tenant", args.tenant), args.format, args.output)
     print(manifest.to_json())
@@ -66,6 +67,7 @@ async def _purge(args: argparse.Namespace, config: Settings) -> int:
     before = parse_time(args.before, "--before")
     if before is None:
         raise LedgerError("--before: required")
+    config.configured_tenant(args.tenant)
     async with open_app(config, ledger=True) as app:
         record = await app.consent_ledger().purge(check_name("tenant", args.tenant), before, by=args.by)
     print(record.to_json())

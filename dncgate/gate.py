@@ -127,7 +127,7 @@ class Gate:
         Asterisk's reply to the verdict either). ``defer`` must run what it is given exactly once.
         """
         started = time.perf_counter_ns()
-        tenant, tenant_problem = self._tenant(request.tenant)
+        tenant, unknown_tenant = self._tenant(request.tenant)
         purpose = _purpose(request.purpose, tenant.default_purpose)
         callee = normalise(request.dialled, tenant.dial_plan)
         language = language_tag(request.language)  # None: the tenant's own language
@@ -139,10 +139,11 @@ class Gate:
             at=self._clock(),
             category=request.category or None,
             language=language,
+            unknown_tenant=unknown_tenant,
         )
         facts: Facts | FactsUnavailable
-        if tenant_problem:
-            facts = FactsUnavailable(tenant_problem)
+        if unknown_tenant is not None:
+            facts = Facts()  # no store lookup: nothing in it belongs to a tenant that does not exist
         elif isinstance(callee, Subscriber):
             facts = await self._facts(tenant.name, callee.digits, request.originator)
         else:
@@ -184,13 +185,23 @@ class Gate:
             self.metrics.observe(record, record.latency_us, tenant=record.tenant if known else UNKNOWN_TENANT_LABEL,
                                  language_refused=refused_language is not None)
 
-    def _tenant(self, name: str | None) -> tuple[TenantPolicy, str]:
-        key = name or self.default_tenant
-        tenant = self.tenants.get(key)
+    def _tenant(self, name: str | None) -> tuple[TenantPolicy, str | None]:
+        """The tenant the request names (None: the default tenant), and the name when none has it.
+
+        A blank name ("tenant=" from a dialplan whose variable came out empty) is not the default
+        tenant: it is a configuration fault like a name no tenant has, decided ``unknown_tenant``
+        under the built-in failure defaults (``TenantPolicy``: marketing rejected 603, service
+        allowed, enforce), whatever any tenant's own policy says; the dial plan, which only
+        tells emergency numbers apart, is the default tenant's."""
+        key = self.default_tenant if name is None else name.strip()
+        tenant = self.tenants.get(key) if key else None
         if tenant is not None:
-            return tenant, ""
-        # An unknown tenant is a configuration fault: decided under default failure rules.
-        return TenantPolicy(name=_safe_name(key)), f"unknown tenant {key!r}"
+            return tenant, None
+        default = self.tenants.get(self.default_tenant)
+        fallback = TenantPolicy(name=_safe_name(key))
+        if default is not None:
+            fallback = replace(fallback, dial_plan=default.dial_plan)
+        return fallback, name if name is not None else key
 
     async def _facts(self, tenant: str, number: int, originator: Originator) -> Facts | FactsUnavailable:
         keys = originator_keys(originator.account, originator.trunk, originator.caller_id, originator.entity)

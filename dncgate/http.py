@@ -1,7 +1,9 @@
-"""The gate's small HTTP side: ``/healthz`` (store reachable within a deadline) and ``/metrics``.
+"""The gate's small HTTP side: ``/healthz`` (store reachable within a deadline, and every list a
+tenant needs loaded) and ``/metrics``.
 
 ``/healthz`` also shows the call feeds' states (``"feeds"``); a feed that is down does not fail it:
-the call path does not use the feeds.
+the call path does not use the feeds. A list a tenant needs with no live version does (503,
+``"lists": "missing"`` and the reason): that tenant's marketing calls are being refused.
 """
 
 from __future__ import annotations
@@ -28,9 +30,11 @@ _MONITORING = frozenset({"/healthz", "/metrics"})  # never counted against [http
 
 def make_app(
     store: ListStore, metrics: GateMetrics, doors: dict[str, bool], *, max_requests: int = MAX_SESSIONS,
-    feeds: Callable[[], Mapping[str, Any]] = dict,
+    feeds: Callable[[], Mapping[str, Any]] = dict, lists_missing: Callable[[], Awaitable[str]] | None = None,
 ) -> web.Application:
-    """``/healthz`` and ``/metrics`` (the API adds ``/v1``); at most ``max_requests`` other requests in flight."""
+    """``/healthz`` and ``/metrics`` (the API adds ``/v1``); at most ``max_requests`` other requests in flight.
+    ``lists_missing``: reads the store and says why the lists the tenants need are not all there
+    ("" when they are); run by each health check within its deadline."""
     in_flight = 0
 
     @web.middleware
@@ -51,16 +55,25 @@ def make_app(
             in_flight -= 1
 
     async def healthz(_: web.Request) -> web.Response:
+        missing = ""
         try:
             async with asyncio.timeout(HEALTH_DEADLINE):
                 await store.ping()
+                if lists_missing is not None:
+                    missing = await lists_missing()
         except (TimeoutError, StoreError) as exc:
             return web.json_response(
                 {"status": "degraded", "store": "unavailable", "error": str(exc) or "timeout", "doors": doors,
                  "feeds": feeds()},
                 status=503,
             )
-        return web.json_response({"status": "ok", "store": "ok", "doors": doors, "feeds": feeds()})
+        if missing:
+            return web.json_response(
+                {"status": "degraded", "store": "ok", "lists": "missing", "error": missing, "doors": doors,
+                 "feeds": feeds()},
+                status=503,
+            )
+        return web.json_response({"status": "ok", "store": "ok", "lists": "ok", "doors": doors, "feeds": feeds()})
 
     async def prometheus(_: web.Request) -> web.Response:
         return web.Response(body=metrics.render(), content_type="text/plain", charset="utf-8")

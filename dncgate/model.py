@@ -68,6 +68,10 @@ class Reason(StrEnum):
     LIST_STALE = "list_stale"
     # A marketing call outside the tenant's calling window in the callee's local time.
     OUTSIDE_HOURS = "outside_hours"
+    # The request named a tenant that is not configured, or a blank one (a configuration fault).
+    UNKNOWN_TENANT = "unknown_tenant"
+    # A list the tenant needs (``required_lists``) has no live version: nothing says who is on it.
+    LIST_MISSING = "list_missing"
 
 
 REJECT_SIP_CODES = frozenset({603, 607, 608})
@@ -75,8 +79,10 @@ REJECT_SIP_CODES = frozenset({603, 607, 608})
 DECLINE_ALL = "*"
 # A tenant's name: it names the tenant's own list (``tenant:NAME``), its keys and its records.
 TENANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-# The check could not be completed: these decisions follow the tenant's failure policy.
-FAILURE_REASONS = frozenset({Reason.CHECK_FAILED, Reason.INVALID_NUMBER})
+# The check could not be completed: these decisions follow the tenant's failure policy (its
+# ``check_failed_sip_code``), and carry no announcement: the callee declined nothing.
+FAILURE_REASONS = frozenset({Reason.CHECK_FAILED, Reason.INVALID_NUMBER, Reason.UNKNOWN_TENANT, Reason.LIST_MISSING})
+NATIONAL_LIST = "national"  # the national list's name (a tenant's own is ``tenant:NAME``)
 # Analytics (enforcement) blocked the call: answered ATIS-1000099 "603+" (``AnalyticsBlock``).
 ANALYTICS_REASONS = frozenset({Reason.ORIGINATOR_SUSPENDED, Reason.ORIGINATOR_RESTRICTED})
 
@@ -123,9 +129,16 @@ class TenantPolicy:
     # Calling window in the callee's local time for marketing calls (None: no window).
     hours: CallingHours | None = None
     analytics_block: AnalyticsBlock = field(default_factory=AnalyticsBlock)
+    # The lists that must have a live version for a marketing call to be decided (else
+    # ``list_missing``): ``national`` and/or this tenant's own ``tenant:NAME``.
+    required_lists: tuple[str, ...] = (NATIONAL_LIST,)
 
     def announcement_for(self, language: str | None = None) -> str:
         return self.announcement.format(language=language or self.language, tenant=self.name)
+
+    @property
+    def own_list(self) -> str:
+        return f"tenant:{self.name}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +159,9 @@ class CallAttempt:
     at: datetime
     category: str | None = None
     language: str | None = None
+    # The tenant the request named when no tenant has that name ("" for a blank one): ``tenant`` is
+    # then the gate's built-in defaults, and the decision is ``unknown_tenant``.
+    unknown_tenant: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +201,8 @@ class Facts:
     national: ListHit | None = None
     tenant_list: ListHit | None = None
     prefix_rule: ListHit | None = None
-    national_version: str = ""
+    national_version: str = ""  # the national list's live version ("": none loaded)
+    tenant_version: str = ""  # the tenant's own list's live version ("": none loaded)
     consent: ConsentFact | None = None
     # Categories the callee declined; DECLINE_ALL ("*") declines all marketing.
     declined_categories: frozenset[str] = frozenset()

@@ -20,6 +20,7 @@ from dncgate.model import (
     ANALYTICS_REASONS,
     DECLINE_ALL,
     FAILURE_REASONS,
+    NATIONAL_LIST,
     CallAttempt,
     ConsentStatus,
     Decision,
@@ -32,6 +33,7 @@ from dncgate.model import (
     Purpose,
     Reason,
     StaleAction,
+    TenantPolicy,
     Verdict,
 )
 from dncgate.numbers import InvalidNumber, ShortNumber, Subscriber
@@ -46,8 +48,9 @@ class Rule:
 
 
 RULES: tuple[Rule, ...] = (
-    Rule("the callee is not a valid number", Reason.INVALID_NUMBER),
     Rule("emergency or short service number", Reason.ALLOWED_EMERGENCY),
+    Rule("the request names a tenant that is not configured, or a blank one", Reason.UNKNOWN_TENANT),
+    Rule("the callee is not a valid number", Reason.INVALID_NUMBER),
     Rule("the store could not answer in time", Reason.CHECK_FAILED),
     Rule("the originator is suspended", Reason.ORIGINATOR_SUSPENDED),
     Rule("the callee blocks this originator by name", Reason.SUBSCRIBER_BLOCK),
@@ -56,6 +59,7 @@ RULES: tuple[Rule, ...] = (
     Rule("the callee withdrew consent from this entity", Reason.CONSENT_REVOKED),
     Rule("the callee declined this category, or all marketing", Reason.CATEGORY_DECLINED),
     Rule("explicit consent covering this category, in force", Reason.ALLOWED_CONSENT),
+    Rule("a list the tenant needs has no live version", Reason.LIST_MISSING),
     Rule("national list older than the tenant allows", Reason.LIST_STALE),
     Rule("on the national list", Reason.NATIONAL_DNC),
     Rule("on the tenant's own list", Reason.TENANT_DNC),
@@ -92,7 +96,8 @@ def decide(attempt: CallAttempt, facts: Facts | FactsUnavailable) -> Decision:
         list_name=hit.list_name if hit else None,
         list_version=version,
         sip_code=code,
-        announcement=tenant.announcement_for(attempt.language),
+        # a failed check: the callee declined nothing, so no "does not accept marketing calls"
+        announcement=None if reason in FAILURE_REASONS else tenant.announcement_for(attempt.language),
         detail=detail,
     )
 
@@ -111,10 +116,12 @@ _Conclusion = tuple[Verdict, Reason, ListHit | None, str]
 def _conclude(attempt: CallAttempt, facts: Facts | FactsUnavailable) -> _Conclusion:
     callee = attempt.callee
     marketing = attempt.purpose is Purpose.MARKETING
-    if isinstance(callee, InvalidNumber):
-        return _on_failure(attempt, Reason.INVALID_NUMBER, callee.detail)
     if isinstance(callee, ShortNumber):
         return Verdict.ALLOW, Reason.ALLOWED_EMERGENCY, None, callee.kind.value
+    if attempt.unknown_tenant is not None:
+        return _on_failure(attempt, Reason.UNKNOWN_TENANT, _unknown_tenant_detail(attempt.unknown_tenant))
+    if isinstance(callee, InvalidNumber):
+        return _on_failure(attempt, Reason.INVALID_NUMBER, callee.detail)
     if isinstance(facts, FactsUnavailable):
         return _on_failure(attempt, Reason.CHECK_FAILED, facts.error)
     if facts.originator_suspended:
@@ -151,6 +158,10 @@ def _conclude_consent_and_lists(attempt: CallAttempt, facts: Facts) -> _Conclusi
     if consent is not None and _consent_covers(consent.categories, category):
         return Verdict.ALLOW, Reason.ALLOWED_CONSENT, None, consent.record_id
     tenant = attempt.tenant
+    if missing := missing_lists(tenant, facts):
+        # whatever stale_action says: an empty store (a Redis restarted without its data, a new
+        # file) would otherwise answer every call "not listed"
+        return _on_failure(attempt, Reason.LIST_MISSING, "no live version of " + ", ".join(missing))
     if tenant.stale_action is StaleAction.REJECT and is_stale(facts.list_age, tenant.max_list_age):
         return Verdict.REJECT, Reason.LIST_STALE, None, f"national list is {facts.list_age} old"
     for hit, reason in (
@@ -166,6 +177,12 @@ def _conclude_consent_and_lists(attempt: CallAttempt, facts: Facts) -> _Conclusi
     return Verdict.ALLOW, Reason.ALLOWED_CLEAR, None, ""
 
 
+def missing_lists(tenant: TenantPolicy, facts: Facts) -> list[str]:
+    """The lists of ``tenant.required_lists`` the store has no live version of."""
+    versions = {NATIONAL_LIST: facts.national_version, tenant.own_list: facts.tenant_version}
+    return [name for name in tenant.required_lists if not versions.get(name)]
+
+
 def is_stale(age: timedelta | None, max_age: timedelta) -> bool:
     """A list of unknown age counts as stale: nothing says it was ever synced."""
     return age is None or age > max_age
@@ -173,6 +190,12 @@ def is_stale(age: timedelta | None, max_age: timedelta) -> bool:
 
 def _consent_covers(categories: frozenset[str], category: str | None) -> bool:
     return not categories or (category is not None and category in categories)
+
+
+def _unknown_tenant_detail(name: str) -> str:
+    if not name.strip():
+        return "the request's tenant is blank (a dialplan variable that came out empty: is func_uri loaded?)"
+    return f"tenant {name[:64]!r} is not configured"
 
 
 def _on_failure(attempt: CallAttempt, reason: Reason, detail: str) -> _Conclusion:

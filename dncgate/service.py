@@ -115,7 +115,7 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
             if config.http.enabled:
                 doors = {"agi": agi is not None, "esl": esl is not None}
                 http = make_app(app.store, metrics, doors, max_requests=config.http.max_sessions,
-                                feeds=feeds.health)
+                                feeds=feeds.health, lists_missing=app.freshness.read_missing)
                 if config.api.enabled:
                     api = ApiContext.of(gate, ledger, config.api)
                     install_api(http, api)  # /v1: same process, same loop

@@ -8,7 +8,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -134,11 +134,29 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, s
     return code, out, err
 
 
+async def create_store(config: Settings, lists: Mapping[str, Iterable[int]] | None = None) -> None:
+    """What ``dncgate init`` does: the configured store created (serve never creates one); then
+    ``lists`` loaded (name -> E.164 numbers as integers), as ``dncgate lists load`` would."""
+    from dncgate.store.factory import open_store
+
+    store = await open_store(config.store, create=True)
+    try:
+        await store.ping()
+        for name, numbers in (lists or {}).items():
+            await store.replace_list(name, numbers)
+    finally:
+        await store.close()
+
+
 @contextlib.asynccontextmanager
-async def serving(config: Settings, *, stop_within: float = 10.0) -> AsyncIterator[Running]:
-    """``dncgate serve`` on this loop for the block (no signal handlers); stopped when it ends."""
+async def serving(config: Settings, *, stop_within: float = 10.0,
+                  lists: Mapping[str, Iterable[int]] | None = None) -> AsyncIterator[Running]:
+    """``dncgate serve`` on this loop for the block (no signal handlers); stopped when it ends.
+    The store is created first, as ``dncgate init`` would (serve itself refuses a missing one),
+    with ``lists`` loaded (see ``create_store``)."""
     from dncgate.service import serve
 
+    await create_store(config, lists)
     ready: asyncio.Queue[Running] = asyncio.Queue()
     task = asyncio.create_task(serve(config, on_ready=ready.put_nowait, handle_signals=False))
     started = asyncio.ensure_future(ready.get())

@@ -7,8 +7,10 @@ What it reads (query parameters first, then AGI arguments, then channel variable
     number      agi_arg_1, else agi_extension
     tenant      ?tenant=   else channel variable DNCGATE_TENANT    else the default tenant
     purpose     ?purpose=  else DNCGATE_PURPOSE                    else the tenant's default
-                (the channel variables are read only when the key is absent; a blank value
-                means the default)
+                (the channel variables are read only when the key is absent; a blank purpose
+                means the tenant's default, a blank ?tenant= is a configuration fault decided
+                ``unknown_tenant``: a dialplan variable came out empty, so the request cannot say
+                whose call it is)
     category    ?category=
     account     ?account=  else agi_accountcode
     trunk       ?trunk=
@@ -77,7 +79,7 @@ async def _check_request(session: AgiSession, door: str) -> CheckRequest:
     return CheckRequest(
         dialled=number,
         door=door,
-        tenant=values["tenant"] or None,
+        tenant=values["tenant"] if "tenant" in params else values["tenant"] or None,
         purpose=values["purpose"] or None,
         category=values["category"] or None,
         originator=Originator(

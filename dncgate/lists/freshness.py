@@ -6,6 +6,11 @@ refreshes the underlying time every ``interval`` seconds from the list's sync st
 unchanged manifest included) or, for a list never synced, from the live version's ``loaded_at``.
 Why not ``loaded_at`` from ``facts()``: it would change both stores' lookup, and a list kept
 current by daily deltas keeps its snapshot's ``loaded_at`` for months, so it would read as stale.
+
+The same refresh says which lists the tenants need (``required_lists``) have no live version
+(``missing``: list -> the tenants needing it), for ``/healthz`` (which reads it afresh) and
+``dncgate_list_missing``; until the first read every needed list counts as missing. The calls themselves do not wait for
+it: ``facts()`` carries the versions of each call's lists (``list_missing``).
 """
 
 from __future__ import annotations
@@ -44,6 +49,9 @@ class ListFreshness:
         # here (and in dncgate_list_numbers, through on_counts) within ``interval``
         self.counts: dict[str, int] = {}
         self.on_counts: Callable[[Mapping[str, int]], None] | None = None
+        self.required = required_lists(tenants)
+        self.missing: dict[str, frozenset[str]] = dict(self.required)  # until the first read
+        self._read = False
 
     def age(self) -> timedelta | None:
         """The list's age now (``None``: never loaded, or not read yet)."""
@@ -58,6 +66,7 @@ class ListFreshness:
         self.counts = {s.list_name: s.count for s in stats if s.version}
         if self.on_counts is not None:
             self.on_counts(self.counts)
+        self._note_missing({name: needed for name, needed in self.required.items() if name not in self.counts})
         fresh_at = parse_time(state.get("fresh_at", ""))
         if fresh_at is None:
             live = next((s for s in stats if s.list_name == self.list_name), None)
@@ -73,6 +82,28 @@ class ListFreshness:
             log.info("list.fresh", list_name=self.list_name, tenant=name, age=str(age))
         self.stale_tenants = stale
 
+    def _note_missing(self, missing: dict[str, frozenset[str]]) -> None:
+        before = self.missing if self._read else {}
+        for name in sorted(missing.keys() - before.keys()):
+            log.error("list.missing", list_name=name, tenants=sorted(missing[name]),
+                      effect="their marketing calls are decided list_missing (marketing_on_failure)")
+        for name in sorted(before.keys() - missing.keys()):
+            log.info("list.present", list_name=name, count=self.counts.get(name))
+        self.missing, self._read = missing, True
+
+    def missing_reason(self) -> str:
+        """Why the gate is not ready for the tenants' calls ("": every list they need is there)."""
+        if not self.missing:
+            return ""
+        what = "; ".join(f"{name} (needed by {', '.join(sorted(tenants))})" for name, tenants in
+                         sorted(self.missing.items()))
+        return f"no live version of {what}" if self._read else f"lists not read from the store yet: {what}"
+
+    async def read_missing(self) -> str:
+        """``missing_reason()`` after reading the store now (``/healthz``). Raises ``StoreError``."""
+        await self.refresh()
+        return self.missing_reason()
+
     async def run(self, stop: asyncio.Event) -> None:
         """Refresh every ``interval`` seconds until ``stop`` is set; store errors keep the last value."""
         while not stop.is_set():
@@ -86,3 +117,12 @@ class ListFreshness:
                     await stop.wait()
             except TimeoutError:
                 pass
+
+
+def required_lists(tenants: Mapping[str, TenantPolicy]) -> dict[str, frozenset[str]]:
+    """Each list some tenant needs a live version of, and the tenants needing it."""
+    needed: dict[str, set[str]] = {}
+    for name, tenant in tenants.items():
+        for list_name in tenant.required_lists:
+            needed.setdefault(list_name, set()).add(name)
+    return {list_name: frozenset(names) for list_name, names in sorted(needed.items())}

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from dncgate.lists.freshness import ListFreshness
 from dncgate.lists.sync import SyncReport
@@ -22,8 +24,7 @@ class SyncMetrics:
         self.last_success = Gauge("dncgate_sync_last_success_timestamp_seconds",
                                   "Unix time of the last successful sync", ("list",), registry=registry)
         self.failures = Counter("dncgate_sync_failures", "Failed syncs by cause", ("list", "cause"), registry=registry)
-        self.age = Gauge("dncgate_list_age_seconds", "Age of the list: time since a sync last confirmed it current",
-                         ("list",), registry=registry)
+        self.registry = registry
         self.stale = Gauge("dncgate_list_stale", "1 when the list is older than the tenant's maximum age (alarm)",
                            ("list", "tenant"), registry=registry)
 
@@ -45,11 +46,34 @@ class SyncMetrics:
     def watch(self, freshness: ListFreshness) -> None:
         freshness.on_counts = self.counted
         self.counted(freshness.counts)
-        def age() -> float:
-            value = freshness.age()
-            return float("nan") if value is None else value.total_seconds()
-
-        self.age.labels(freshness.list_name).set_function(age)
+        self.registry.register(_ListPresence(freshness))
         for tenant in freshness.tenants:
             self.stale.labels(freshness.list_name, tenant).set_function(
                 lambda tenant=tenant: float(tenant in freshness.stale_tenants))  # type: ignore[misc]
+
+
+class _ListPresence(Collector):
+    """``dncgate_list_age_seconds`` (only while the age is known: never NaN) and, for every list a
+    tenant needs, ``dncgate_list_missing`` (1 while it has no live version), read at each scrape."""
+
+    def __init__(self, freshness: ListFreshness) -> None:
+        self.freshness = freshness
+
+    def collect(self) -> Iterable[Metric]:
+        freshness = self.freshness
+        age = GaugeMetricFamily("dncgate_list_age_seconds",
+                                "Age of the list: time since a sync last confirmed it current (absent: unknown, "
+                                "never loaded)", labels=["list"])
+        value = freshness.age()
+        if value is not None:
+            age.add_metric([freshness.list_name], value.total_seconds())
+        missing = GaugeMetricFamily("dncgate_list_missing",
+                                    "1 while the list has no live version (a list some tenant needs: its "
+                                    "marketing calls are decided list_missing; or the synced list)", labels=["list"])
+        for name in sorted(set(freshness.required) | {freshness.list_name}):
+            missing.add_metric([name], float(name in freshness.missing or
+                                             (name == freshness.list_name and name not in freshness.counts)))
+        return [age, missing]
+
+    def describe(self) -> Iterable[Metric]:
+        return []  # collected at each scrape only

@@ -17,7 +17,7 @@ from typing import TypeVar
 import msgspec
 
 from dncgate.hours import CallingHours, parse_days, parse_overrides, parse_window
-from dncgate.model import REJECT_SIP_CODES, TENANT_NAME, AnalyticsBlock, TenantPolicy
+from dncgate.model import NATIONAL_LIST, REJECT_SIP_CODES, TENANT_NAME, AnalyticsBlock, TenantPolicy
 from dncgate.numbers import DialPlan, dial_plan_problems
 from dncgate.settings.enforcement import EnforcementSettings
 from dncgate.settings.problems import Key, Problems
@@ -188,6 +188,13 @@ def tenant(name: str, table: TenantSettings, problems: Problems) -> TenantPolicy
     for code_key in ("reject_sip_code", "check_failed_sip_code"):
         if getattr(table, code_key) not in REJECT_SIP_CODES:
             problems.add((*key, code_key), f"{getattr(table, code_key)} is not one of {_CODES}")
+    own = TenantPolicy(name=name).own_list
+    for list_name in table.required_lists:
+        if list_name not in (NATIONAL_LIST, own):
+            problems.add((*key, "required_lists"),
+                         f"{list_name!r}: a tenant needs '{NATIONAL_LIST}' or its own '{own}'")
+    if len(set(table.required_lists)) != len(table.required_lists):
+        problems.add((*key, "required_lists"), "lists repeat")
     block = analytics_block(name, table, (*key, "enforcement"), problems)
     hours = calling_hours(table.hours, (*key, "hours"), problems)
     if len(problems.lines) > before:
@@ -203,7 +210,7 @@ def tenant(name: str, table: TenantSettings, problems: Problems) -> TenantPolicy
         marketing_on_failure=table.marketing_on_failure, service_on_failure=table.service_on_failure,
         language=table.language, announcement=table.announcement,
         max_list_age=timedelta(days=table.max_list_age_days), stale_action=table.stale_action, hours=hours,
-        analytics_block=block,
+        analytics_block=block, required_lists=table.required_lists,
     )
     try:
         policy.announcement_for()

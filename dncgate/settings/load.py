@@ -89,6 +89,29 @@ class Settings:
         """The named tenant, or the default one when no name was given."""
         return self.tenants.get(name or DEFAULT_TENANT)
 
+    def configured_tenant(self, name: str, what: str | None = None) -> TenantPolicy:
+        """The tenant ``name``; ``ValueError`` (``what``: what named it, default ``--tenant NAME``) when
+        none is configured."""
+        tenant = self.tenants.get(name)
+        if tenant is None:
+            configured = ", ".join(sorted(self.tenants))
+            raise ValueError(f"{what or f'--tenant {name}'}: no tenant {name!r} is configured (tenants: {configured})")
+        return tenant
+
+    def configured_list(self, list_name: str) -> str:
+        """``list_name`` when it is ``national`` or the list of a configured tenant, else ``ValueError``."""
+        kind, _, tenant = list_name.partition(":")
+        if kind == "tenant" and tenant:
+            self.configured_tenant(tenant, f"--list {list_name}")
+        return list_name
+
+    def configured_category(self, category: str | None) -> str | None:
+        """``category`` when it is one of ``[consent] categories`` (or None), else ``ValueError``."""
+        if category is not None and category not in self.consent.categories:
+            raise ValueError(f"--category {category}: not a configured category "
+                             f"([consent] categories: {', '.join(self.consent.categories)})")
+        return category
+
 
 TABLES: dict[str, type[Table]] = {
     "store": StoreSettings, "national": NationalSettings, "agi": AgiSettings, "esl": EslSettings,

@@ -1,10 +1,17 @@
-"""Open the store the configuration names, and the consent ledger on the same backend."""
+"""Open the store the configuration names, and the consent ledger on the same backend.
+
+Only a caller that writes lists (``lists load|sync|rule``, ``serve --demo``, ``dncgate init``)
+passes ``create=True``: a program that only reads (``check``, ``serve``, ``audit``, ``consent``,
+classic AGI) given a SQLite path that does not exist gets ``StoreMissing`` naming it, never a new
+empty file that would answer every check "not listed".
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from dncgate.settings import ConsentSettings, StoreSettings
+from dncgate.store.errors import StoreMissing
 from dncgate.store.protocol import ListStore
 
 if TYPE_CHECKING:
@@ -12,8 +19,19 @@ if TYPE_CHECKING:
     from dncgate.enforcement.protocol import CaseStore
 
 
-async def open_store(config: StoreSettings) -> ListStore:
-    """The configured backend, ready to use. Raises ``StoreError`` if it cannot be opened."""
+def require_store(config: StoreSettings) -> None:
+    """Raise ``StoreMissing`` when the configured SQLite file does not exist (Redis: nothing to check)."""
+    if config.backend == "sqlite" and not config.path.is_file():
+        where = config.path.absolute()
+        raise StoreMissing(
+            f"the SQLite store {where} does not exist; create it with 'dncgate init' (or load a list with "
+            f"'dncgate lists load'), or set [store] path / DNCGATE_STORE__PATH to the gate's store"
+        )
+
+
+async def open_store(config: StoreSettings, *, create: bool = False) -> ListStore:
+    """The configured backend, ready to use. ``create``: a SQLite file (and its directory) that does
+    not exist is created; else ``StoreMissing``. Raises ``StoreError`` if it cannot be opened."""
     if config.backend == "redis":
         from dncgate.store.redis import RedisListStore, RedisSettings
 
@@ -23,7 +41,9 @@ async def open_store(config: StoreSettings) -> ListStore:
         )
     from dncgate.store.sqlite import SqliteListStore
 
-    return SqliteListStore(config.path)
+    if not create:
+        require_store(config)
+    return SqliteListStore(config.path, create=create)
 
 
 def open_ledger(store: StoreSettings, config: ConsentSettings) -> Ledger:

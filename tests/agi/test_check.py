@@ -85,7 +85,9 @@ def mset(commands: list[list[str]]) -> dict[str, str]:
         ("agi://127.0.0.1/check?tenant=default&purpose=service", ["2015550123"], "allow", "allowed_service", ""),
         ("agi://127.0.0.1/check?tenant=default&purpose=marketing", ["2015550124"], "allow", "allowed_clear", ""),
         ("agi://127.0.0.1/check?tenant=watch&purpose=marketing", ["2015550123"], "allow", "national_dnc", ""),
-        ("agi://127.0.0.1/check?tenant=nobody&purpose=marketing", ["2015550124"], "reject", "check_failed", "603"),
+        ("agi://127.0.0.1/check?tenant=nobody&purpose=marketing", ["2015550124"], "reject", "unknown_tenant", "603"),
+        ("agi://127.0.0.1/check?tenant=&purpose=marketing", ["2015550124"], "reject", "unknown_tenant", "603"),
+        ("agi://127.0.0.1/check?tenant=nobody&purpose=service", ["2015550124"], "allow", "unknown_tenant", ""),
         ("agi://127.0.0.1/check?tenant=default&purpose=marketing", ["911"], "allow", "allowed_emergency", ""),
     ],
 )
@@ -98,7 +100,9 @@ async def test_verdict_variables(server: tuple[AgiServer, SqliteListStore], requ
     assert values["DNCGATE_REASON"] == reason
     assert values["DNCGATE_SIPCODE"] == code
     assert len(values["DNCGATE_DECISION_ID"]) == 32
-    assert values["DNCGATE_ANNOUNCEMENT"] == ("dncgate/en/declined" if verdict == "reject" else "")
+    # a failed check (invalid number, unknown tenant) is no "does not accept marketing calls"
+    declined = verdict == "reject" and reason not in {"invalid_number", "unknown_tenant"}
+    assert values["DNCGATE_ANNOUNCEMENT"] == ("dncgate/en/declined" if declined else "")
     # Tenant and purpose came in the query string: no GET VARIABLE round trips on the call's path.
     assert [c[0] for c in commands] == ["EXEC"]
 
@@ -141,14 +145,37 @@ async def test_a_blank_purpose_is_the_tenants_default_not_a_channel_variable(
 ) -> None:
     """A dialplan variable that came out empty must not hand the choice to DNCGATE_PURPOSE, which
     a caller or an inherited variable may have set to "service"."""
-    agi, _ = server
-    commands = await fake_asterisk(
-        agi.port, "agi://127.0.0.1/check?tenant=&purpose=&category=&entity=", ["2015550123"],
-        {"DNCGATE_TENANT": "watch", "DNCGATE_PURPOSE": "service"},
-    )
-    assert [c[0] for c in commands] == ["EXEC"]  # no GET VARIABLE at all
-    values = mset(commands)
+    values = await _with_planted_channel(server, "tenant=default&purpose=&category=&entity=", "2015550123")
     assert (values["DNCGATE_VERDICT"], values["DNCGATE_REASON"]) == ("reject", "national_dnc")
+
+
+async def _with_planted_channel(server: tuple[AgiServer, SqliteListStore], query: str, number: str) -> dict[str, str]:
+    """The verdict variables for ``query``, with DNCGATE_TENANT=watch (monitor mode) and
+    DNCGATE_PURPOSE=service planted on the channel: none of them may be read."""
+    agi, _ = server
+    commands = await fake_asterisk(agi.port, f"agi://127.0.0.1/check?{query}", [number],
+                                   {"DNCGATE_TENANT": "watch", "DNCGATE_PURPOSE": "service"})
+    assert [c[0] for c in commands] == ["EXEC"]  # no GET VARIABLE at all
+    return mset(commands)
+
+
+async def test_a_blank_tenant_is_a_configuration_fault_not_the_default_tenant(
+    server: tuple[AgiServer, SqliteListStore], logs: list[MutableMapping[str, Any]],
+) -> None:
+    """``tenant=&purpose=`` is what a dialplan sends when URIENCODE is not registered (func_uri not
+    loaded): decided ``unknown_tenant`` under the built-in failure defaults (the monitor-mode
+    tenant the channel names is not used), with no announcement, and logged as such."""
+    values = await _with_planted_channel(server, "tenant=&purpose=&category=&entity=", "")
+    assert (values["DNCGATE_VERDICT"], values["DNCGATE_REASON"], values["DNCGATE_SIPCODE"]) == (
+        "reject", "unknown_tenant", "603")
+    assert values["DNCGATE_ANNOUNCEMENT"] == ""
+    for _ in range(100):  # the log line comes after the verdict (bounded: 100 turns of the loop)
+        if any(entry["event"] == "decision.rejected_on_failure" for entry in logs):
+            break
+        await asyncio.sleep(0)
+    [logged] = [entry for entry in logs if entry["event"] == "decision.rejected_on_failure"]
+    assert (logged["reason"], logged["tenant"]) == ("unknown_tenant", "unknown")
+    assert "blank" in logged["detail"]
 
 
 async def test_audit_records_the_raw_digits(server: tuple[AgiServer, SqliteListStore]) -> None:

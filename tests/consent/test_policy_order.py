@@ -45,6 +45,11 @@ NOT_YET = replace(GRANTED, valid_from=DAY + timedelta(days=1))
 DECLINE_ALL = frozenset({"*"})
 
 
+def loaded(**changes: object) -> Facts:
+    """What the store says with the national list loaded (version 7), and ``changes``."""
+    return Facts(**({"national_version": "7"} | changes))  # type: ignore[arg-type]
+
+
 def call(
     purpose: Purpose = Purpose.MARKETING, *, at: datetime = DAY, category: str | None = "finance",
     tenant: TenantPolicy = TENANT,
@@ -58,65 +63,65 @@ def call(
 # (conflict, attempt, facts, verdict, reason)
 CONFLICTS = [
     # consent vs the national list, the tenant's list and prefix rules
-    ("consent beats the national list", call(), Facts(consent=GRANTED, national=NATIONAL),
+    ("consent beats the national list", call(), loaded(consent=GRANTED, national=NATIONAL),
      Verdict.ALLOW, Reason.ALLOWED_CONSENT),
-    ("consent beats the tenant list", call(), Facts(consent=GRANTED, tenant_list=TENANT_LIST),
+    ("consent beats the tenant list", call(), loaded(consent=GRANTED, tenant_list=TENANT_LIST),
      Verdict.ALLOW, Reason.ALLOWED_CONSENT),
-    ("consent beats a prefix rule", call(), Facts(consent=GRANTED, prefix_rule=RULE), Verdict.ALLOW,
+    ("consent beats a prefix rule", call(), loaded(consent=GRANTED, prefix_rule=RULE), Verdict.ALLOW,
      Reason.ALLOWED_CONSENT),
     ("consent in another category loses to the list", call(category="travel"),
-     Facts(consent=FINANCE_ONLY, national=NATIONAL), Verdict.REJECT, Reason.NATIONAL_DNC),
-    ("expired consent loses to the list", call(), Facts(consent=EXPIRED, national=NATIONAL), Verdict.REJECT,
+     loaded(consent=FINANCE_ONLY, national=NATIONAL), Verdict.REJECT, Reason.NATIONAL_DNC),
+    ("expired consent loses to the list", call(), loaded(consent=EXPIRED, national=NATIONAL), Verdict.REJECT,
      Reason.NATIONAL_DNC),
-    ("consent not yet valid loses to the list", call(), Facts(consent=NOT_YET, national=NATIONAL),
+    ("consent not yet valid loses to the list", call(), loaded(consent=NOT_YET, national=NATIONAL),
      Verdict.REJECT, Reason.NATIONAL_DNC),
     # revocation vs consent and lists
-    ("revocation beats an unlisted callee", call(), Facts(consent=REVOKED), Verdict.REJECT,
+    ("revocation beats an unlisted callee", call(), loaded(consent=REVOKED), Verdict.REJECT,
      Reason.CONSENT_REVOKED),
-    ("revocation is reported before the list", call(), Facts(consent=REVOKED, national=NATIONAL),
+    ("revocation is reported before the list", call(), loaded(consent=REVOKED, national=NATIONAL),
      Verdict.REJECT, Reason.CONSENT_REVOKED),
-    ("revocation beats the opt-in default", call(tenant=OPT_IN), Facts(consent=REVOKED), Verdict.REJECT,
+    ("revocation beats the opt-in default", call(tenant=OPT_IN), loaded(consent=REVOKED), Verdict.REJECT,
      Reason.CONSENT_REVOKED),
-    ("revocation does not stop a service call", call(Purpose.SERVICE), Facts(consent=REVOKED), Verdict.ALLOW,
+    ("revocation does not stop a service call", call(Purpose.SERVICE), loaded(consent=REVOKED), Verdict.ALLOW,
      Reason.ALLOWED_SERVICE),
     # category preferences vs consent
-    ("declined category beats consent", call(), Facts(consent=GRANTED, declined_categories=frozenset({"finance"})),
+    ("declined category beats consent", call(), loaded(consent=GRANTED, declined_categories=frozenset({"finance"})),
      Verdict.REJECT, Reason.CATEGORY_DECLINED),
-    ("decline-all beats consent", call(), Facts(consent=GRANTED, declined_categories=DECLINE_ALL),
+    ("decline-all beats consent", call(), loaded(consent=GRANTED, declined_categories=DECLINE_ALL),
      Verdict.REJECT, Reason.CATEGORY_DECLINED),
     ("another category declined, consent still allows", call(),
-     Facts(consent=GRANTED, declined_categories=frozenset({"travel"})), Verdict.ALLOW, Reason.ALLOWED_CONSENT),
-    ("decline-all beats an uncategorised call", call(category=None), Facts(declined_categories=DECLINE_ALL),
+     loaded(consent=GRANTED, declined_categories=frozenset({"travel"})), Verdict.ALLOW, Reason.ALLOWED_CONSENT),
+    ("decline-all beats an uncategorised call", call(category=None), loaded(declined_categories=DECLINE_ALL),
      Verdict.REJECT, Reason.CATEGORY_DECLINED),
     # calling hours vs consent and lists
-    ("hours beat consent", call(at=NIGHT), Facts(consent=GRANTED), Verdict.REJECT, Reason.OUTSIDE_HOURS),
-    ("hours beat a clear callee", call(at=NIGHT), Facts(), Verdict.REJECT, Reason.OUTSIDE_HOURS),
-    ("consent inside hours", call(), Facts(consent=GRANTED), Verdict.ALLOW, Reason.ALLOWED_CONSENT),
-    ("a listed callee at night is reported as listed", call(at=NIGHT), Facts(national=NATIONAL), Verdict.REJECT,
+    ("hours beat consent", call(at=NIGHT), loaded(consent=GRANTED), Verdict.REJECT, Reason.OUTSIDE_HOURS),
+    ("hours beat a clear callee", call(at=NIGHT), loaded(), Verdict.REJECT, Reason.OUTSIDE_HOURS),
+    ("consent inside hours", call(), loaded(consent=GRANTED), Verdict.ALLOW, Reason.ALLOWED_CONSENT),
+    ("a listed callee at night is reported as listed", call(at=NIGHT), loaded(national=NATIONAL), Verdict.REJECT,
      Reason.NATIONAL_DNC),
-    ("revocation at night is reported as revocation", call(at=NIGHT), Facts(consent=REVOKED), Verdict.REJECT,
+    ("revocation at night is reported as revocation", call(at=NIGHT), loaded(consent=REVOKED), Verdict.REJECT,
      Reason.CONSENT_REVOKED),
-    ("opt-in without consent at night is no_consent", call(at=NIGHT, tenant=OPT_IN), Facts(), Verdict.REJECT,
+    ("opt-in without consent at night is no_consent", call(at=NIGHT, tenant=OPT_IN), loaded(), Verdict.REJECT,
      Reason.NO_CONSENT),
-    ("no window configured: night is fine", call(at=NIGHT, tenant=replace(TENANT, hours=None)), Facts(),
+    ("no window configured: night is fine", call(at=NIGHT, tenant=replace(TENANT, hours=None)), loaded(),
      Verdict.ALLOW, Reason.ALLOWED_CLEAR),
-    ("service at night", call(Purpose.SERVICE, at=NIGHT), Facts(), Verdict.ALLOW, Reason.ALLOWED_SERVICE),
+    ("service at night", call(Purpose.SERVICE, at=NIGHT), loaded(), Verdict.ALLOW, Reason.ALLOWED_SERVICE),
     # service vs preferences and blocks
-    ("service beats decline-all", call(Purpose.SERVICE), Facts(declined_categories=DECLINE_ALL, national=NATIONAL),
+    ("service beats decline-all", call(Purpose.SERVICE), loaded(declined_categories=DECLINE_ALL, national=NATIONAL),
      Verdict.ALLOW, Reason.ALLOWED_SERVICE),
-    ("a specific block stops a service call", call(Purpose.SERVICE), Facts(subscriber_blocks_originator=True),
+    ("a specific block stops a service call", call(Purpose.SERVICE), loaded(subscriber_blocks_originator=True),
      Verdict.REJECT, Reason.SUBSCRIBER_BLOCK),
-    ("a specific block beats consent", call(), Facts(subscriber_blocks_originator=True, consent=GRANTED),
+    ("a specific block beats consent", call(), loaded(subscriber_blocks_originator=True, consent=GRANTED),
      Verdict.REJECT, Reason.SUBSCRIBER_BLOCK),
     # suspension vs everything
-    ("suspension beats consent", call(), Facts(originator_suspended=True, consent=GRANTED), Verdict.REJECT,
+    ("suspension beats consent", call(), loaded(originator_suspended=True, consent=GRANTED), Verdict.REJECT,
      Reason.ORIGINATOR_SUSPENDED),
-    ("suspension beats a service call", call(Purpose.SERVICE), Facts(originator_suspended=True), Verdict.REJECT,
+    ("suspension beats a service call", call(Purpose.SERVICE), loaded(originator_suspended=True), Verdict.REJECT,
      Reason.ORIGINATOR_SUSPENDED),
     # opt-in default vs consent
-    ("opt-in with consent", call(tenant=OPT_IN), Facts(consent=GRANTED), Verdict.ALLOW, Reason.ALLOWED_CONSENT),
-    ("opt-in with expired consent", call(tenant=OPT_IN), Facts(consent=EXPIRED), Verdict.REJECT, Reason.NO_CONSENT),
-    ("opt-in, consent for another category", call(tenant=OPT_IN, category="food"), Facts(consent=FINANCE_ONLY),
+    ("opt-in with consent", call(tenant=OPT_IN), loaded(consent=GRANTED), Verdict.ALLOW, Reason.ALLOWED_CONSENT),
+    ("opt-in with expired consent", call(tenant=OPT_IN), loaded(consent=EXPIRED), Verdict.REJECT, Reason.NO_CONSENT),
+    ("opt-in, consent for another category", call(tenant=OPT_IN, category="food"), loaded(consent=FINANCE_ONLY),
      Verdict.REJECT, Reason.NO_CONSENT),
 ]
 
@@ -131,13 +136,13 @@ def test_conflict(conflict: str, attempt: CallAttempt, facts: Facts, verdict: Ve
 
 
 def test_outside_hours_names_the_zone_and_local_time() -> None:
-    decision = decide(call(at=NIGHT), Facts(consent=GRANTED))
+    decision = decide(call(at=NIGHT), loaded(consent=GRANTED))
     assert decision.sip_code == 607
     assert "Asia/Shanghai 2026-11-26 22:00" in decision.detail
 
 
 def test_monitor_mode_allows_but_keeps_outside_hours() -> None:
-    decision = decide(call(at=NIGHT, tenant=replace(TENANT, mode=Mode.MONITOR)), Facts())
+    decision = decide(call(at=NIGHT, tenant=replace(TENANT, mode=Mode.MONITOR)), loaded())
     assert decision.verdict is Verdict.ALLOW
     assert decision.outcome is Verdict.REJECT
     assert decision.reason is Reason.OUTSIDE_HOURS
@@ -145,6 +150,6 @@ def test_monitor_mode_allows_but_keeps_outside_hours() -> None:
 
 def test_consent_expiry_is_exclusive() -> None:
     at_expiry = replace(GRANTED, expires_at=DAY)
-    assert decide(call(tenant=OPT_IN), Facts(consent=at_expiry)).reason is Reason.NO_CONSENT
+    assert decide(call(tenant=OPT_IN), loaded(consent=at_expiry)).reason is Reason.NO_CONSENT
     just_before = replace(GRANTED, expires_at=DAY + timedelta(microseconds=1))
-    assert decide(call(tenant=OPT_IN), Facts(consent=just_before)).reason is Reason.ALLOWED_CONSENT
+    assert decide(call(tenant=OPT_IN), loaded(consent=just_before)).reason is Reason.ALLOWED_CONSENT

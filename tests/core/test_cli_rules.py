@@ -16,7 +16,12 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return cli_store_env(tmp_path, monkeypatch, "CN")
 
 
-def test_a_national_prefix_is_read_in_the_tenants_region(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_national_prefix_is_read_in_the_tenants_region(
+    env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    national = tmp_path / "national.txt"
+    national.write_text("+8613800138000\n")
+    assert run_cli(capsys, "lists", "load", "--list", "national", str(national))[0] == 0  # the tenant needs it
     code, out, _ = run_cli(capsys, "lists", "rule", "add", "--list", "tenant:default", "170")
     assert (code, out.strip()) == (0, "tenant:default: prefix +86170 added")  # was +170: blocked nothing in China
     code, out, _ = run_cli(capsys, "check", "17012345678", "--tenant", "default")

@@ -109,9 +109,29 @@ async def test_unknown_tenant_fails_closed_for_marketing(gate: Gate) -> None:
     with capture_logs() as logs:
         result = await settled(gate, CheckRequest(dialled="+8613800138001", door="test", tenant="nobody"))
     assert result.decision.verdict is Verdict.REJECT
-    assert result.decision.reason is Reason.CHECK_FAILED
-    assert "unknown tenant" in result.decision.detail
+    assert result.decision.reason is Reason.UNKNOWN_TENANT
+    assert (result.decision.sip_code, result.decision.announcement) == (603, None)
+    assert result.decision.detail == "tenant 'nobody' is not configured"
+    assert result.record.tenant == "nobody"
     assert logs[0]["event"] == "decision.rejected_on_failure"
+    assert logs[0]["reason"] == "unknown_tenant"
+
+
+@pytest.mark.parametrize("blank", ["", "  "])
+async def test_a_blank_tenant_is_unknown_not_the_default_tenant(gate: Gate, blank: str) -> None:
+    """Listed on the default tenant's list, so the default tenant would say tenant_dnc: a blank
+    tenant is a configuration fault whatever the default tenant would decide."""
+    result = await settled(gate, CheckRequest(dialled="+8613900139000", door="test", tenant=blank))
+    assert (result.decision.verdict, result.decision.reason) == (Verdict.REJECT, Reason.UNKNOWN_TENANT)
+    assert "blank" in result.decision.detail
+    service = await settled(gate, CheckRequest(dialled="+8613900139000", door="test", tenant=blank,
+                                               purpose="service"))
+    assert (service.decision.verdict, service.decision.reason) == (Verdict.ALLOW, Reason.UNKNOWN_TENANT)
+
+
+async def test_an_unknown_tenant_still_reaches_emergency_numbers(gate: Gate) -> None:
+    result = await settled(gate, CheckRequest(dialled="110", door="test", tenant="nobody"))
+    assert (result.decision.verdict, result.decision.reason) == (Verdict.ALLOW, Reason.ALLOWED_EMERGENCY)
 
 
 class BrokenStore(SqliteListStore):

@@ -193,5 +193,6 @@ def test_decide_reads_the_callees_zones_from_its_number_type() -> None:
 
     tenant = TenantPolicy(name="t", dial_plan=DialPlan(region="AU"), hours=CallingHours())
     callee = normalise("0438 123 456", tenant.dial_plan)
-    decision = decide(CallAttempt(tenant, Originator(), Purpose.MARKETING, callee, utc(2026, 1, 14, 21, 30)), Facts())
+    decision = decide(CallAttempt(tenant, Originator(), Purpose.MARKETING, callee, utc(2026, 1, 14, 21, 30)),
+                      Facts(national_version="7"))
     assert (decision.verdict, decision.reason) == (Verdict.REJECT, Reason.OUTSIDE_HOURS)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from dncgate.model import (
+    FAILURE_REASONS,
     CallAttempt,
     ConsentFact,
     ConsentStatus,
@@ -52,53 +53,58 @@ def attempt(
     )
 
 
+def loaded(**changes: object) -> Facts:
+    """What the store says with the national list loaded (version 7), and ``changes``."""
+    return Facts(**({"national_version": "7"} | changes))  # type: ignore[arg-type]
+
+
 # (name, attempt, facts, verdict, reason)
 ORDER = [
-    ("invalid marketing", attempt(callee=InvalidNumber("12", "too short")), Facts(), Verdict.REJECT,
+    ("invalid marketing", attempt(callee=InvalidNumber("12", "too short")), loaded(), Verdict.REJECT,
      Reason.INVALID_NUMBER),
-    ("invalid service", attempt(Purpose.SERVICE, callee=InvalidNumber("12", "too short")), Facts(), Verdict.ALLOW,
+    ("invalid service", attempt(Purpose.SERVICE, callee=InvalidNumber("12", "too short")), loaded(), Verdict.ALLOW,
      Reason.INVALID_NUMBER),
     ("emergency beats a store failure", attempt(callee=ShortNumber("110", "110", ShortKind.EMERGENCY)),
      FactsUnavailable("redis down"), Verdict.ALLOW, Reason.ALLOWED_EMERGENCY),
     ("store down, marketing", attempt(), FactsUnavailable("timeout"), Verdict.REJECT, Reason.CHECK_FAILED),
     ("store down, service", attempt(Purpose.SERVICE), FactsUnavailable("timeout"), Verdict.ALLOW,
      Reason.CHECK_FAILED),
-    ("suspended originator, even with consent", attempt(), Facts(originator_suspended=True, consent=GRANTED),
+    ("suspended originator, even with consent", attempt(), loaded(originator_suspended=True, consent=GRANTED),
      Verdict.REJECT, Reason.ORIGINATOR_SUSPENDED),
-    ("subscriber block stops a service call", attempt(Purpose.SERVICE), Facts(subscriber_blocks_originator=True),
+    ("subscriber block stops a service call", attempt(Purpose.SERVICE), loaded(subscriber_blocks_originator=True),
      Verdict.REJECT, Reason.SUBSCRIBER_BLOCK),
-    ("service to a listed callee", attempt(Purpose.SERVICE), Facts(national=NATIONAL), Verdict.ALLOW,
+    ("service to a listed callee", attempt(Purpose.SERVICE), loaded(national=NATIONAL), Verdict.ALLOW,
      Reason.ALLOWED_SERVICE),
-    ("service under decline-all", attempt(Purpose.SERVICE), Facts(declined_categories=frozenset({"*"})),
+    ("service under decline-all", attempt(Purpose.SERVICE), loaded(declined_categories=frozenset({"*"})),
      Verdict.ALLOW, Reason.ALLOWED_SERVICE),
-    ("revoked consent beats everything else", attempt(), Facts(consent=REVOKED), Verdict.REJECT,
+    ("revoked consent beats everything else", attempt(), loaded(consent=REVOKED), Verdict.REJECT,
      Reason.CONSENT_REVOKED),
     ("category declined beats consent", attempt(category="finance"),
-     Facts(consent=GRANTED, declined_categories=frozenset({"finance"})), Verdict.REJECT, Reason.CATEGORY_DECLINED),
-    ("decline-all", attempt(category="travel"), Facts(declined_categories=frozenset({"*"})), Verdict.REJECT,
+     loaded(consent=GRANTED, declined_categories=frozenset({"finance"})), Verdict.REJECT, Reason.CATEGORY_DECLINED),
+    ("decline-all", attempt(category="travel"), loaded(declined_categories=frozenset({"*"})), Verdict.REJECT,
      Reason.CATEGORY_DECLINED),
-    ("another category declined", attempt(category="travel"), Facts(declined_categories=frozenset({"finance"})),
+    ("another category declined", attempt(category="travel"), loaded(declined_categories=frozenset({"finance"})),
      Verdict.ALLOW, Reason.ALLOWED_CLEAR),
-    ("consent beats the national list", attempt(), Facts(consent=GRANTED, national=NATIONAL), Verdict.ALLOW,
+    ("consent beats the national list", attempt(), loaded(consent=GRANTED, national=NATIONAL), Verdict.ALLOW,
      Reason.ALLOWED_CONSENT),
     ("consent for another category does not", attempt(category="travel"),
-     Facts(consent=replace(GRANTED, categories=frozenset({"finance"})), national=NATIONAL), Verdict.REJECT,
+     loaded(consent=replace(GRANTED, categories=frozenset({"finance"})), national=NATIONAL), Verdict.REJECT,
      Reason.NATIONAL_DNC),
-    ("national list", attempt(), Facts(national=NATIONAL, tenant_list=TENANT_HIT), Verdict.REJECT,
+    ("national list", attempt(), loaded(national=NATIONAL, tenant_list=TENANT_HIT), Verdict.REJECT,
      Reason.NATIONAL_DNC),
-    ("tenant list", attempt(), Facts(tenant_list=TENANT_HIT, prefix_rule=RULE), Verdict.REJECT,
+    ("tenant list", attempt(), loaded(tenant_list=TENANT_HIT, prefix_rule=RULE), Verdict.REJECT,
      Reason.TENANT_DNC),
-    ("prefix rule", attempt(), Facts(prefix_rule=RULE), Verdict.REJECT, Reason.PREFIX_RULE),
-    ("clear", attempt(), Facts(national_version="7"), Verdict.ALLOW, Reason.ALLOWED_CLEAR),
-    ("opt-in without consent", attempt(tenant=replace(TENANT, list_policy=ListPolicy.OPT_IN)), Facts(),
+    ("prefix rule", attempt(), loaded(prefix_rule=RULE), Verdict.REJECT, Reason.PREFIX_RULE),
+    ("clear", attempt(), loaded(national_version="7"), Verdict.ALLOW, Reason.ALLOWED_CLEAR),
+    ("opt-in without consent", attempt(tenant=replace(TENANT, list_policy=ListPolicy.OPT_IN)), loaded(),
      Verdict.REJECT, Reason.NO_CONSENT),
-    ("opt-in with consent", attempt(tenant=replace(TENANT, list_policy=ListPolicy.OPT_IN)), Facts(consent=GRANTED),
+    ("opt-in with consent", attempt(tenant=replace(TENANT, list_policy=ListPolicy.OPT_IN)), loaded(consent=GRANTED),
      Verdict.ALLOW, Reason.ALLOWED_CONSENT),
     ("opt-in, consent for another category", attempt(tenant=replace(TENANT, list_policy=ListPolicy.OPT_IN),
-     category="food"), Facts(consent=replace(GRANTED, categories=frozenset({"finance"}))), Verdict.REJECT,
+     category="food"), loaded(consent=replace(GRANTED, categories=frozenset({"finance"}))), Verdict.REJECT,
      Reason.NO_CONSENT),
     ("opt-in service call", attempt(Purpose.SERVICE, tenant=replace(TENANT, list_policy=ListPolicy.OPT_IN)),
-     Facts(), Verdict.ALLOW, Reason.ALLOWED_SERVICE),
+     loaded(), Verdict.ALLOW, Reason.ALLOWED_SERVICE),
 ]
 
 
@@ -111,7 +117,8 @@ def test_decision_order(
     assert decision.outcome is verdict
     if verdict is Verdict.REJECT:
         assert decision.sip_code in {603, 607, 608}
-        assert decision.announcement == "dncgate/en/declined"
+        # a failed check is no "this number does not accept marketing calls": the callee declined nothing
+        assert decision.announcement == (None if reason in FAILURE_REASONS else "dncgate/en/declined")
     else:
         assert decision.sip_code is None
         assert decision.announcement is None
@@ -119,7 +126,7 @@ def test_decision_order(
 
 def test_reject_carries_list_version_and_tenant_code() -> None:
     tenant = replace(TENANT, reject_sip_code=603, language="zh")
-    decision = decide(attempt(tenant=tenant), Facts(national=NATIONAL, national_version="7"))
+    decision = decide(attempt(tenant=tenant), loaded(national=NATIONAL, national_version="7"))
     assert decision == Decision(
         verdict=Verdict.REJECT, outcome=Verdict.REJECT, reason=Reason.NATIONAL_DNC, mode=Mode.ENFORCE,
         list_name="national", list_version="7", sip_code=603, announcement="dncgate/zh/declined",
@@ -127,7 +134,7 @@ def test_reject_carries_list_version_and_tenant_code() -> None:
 
 
 def test_clear_decision_records_the_national_version_checked() -> None:
-    decision = decide(attempt(), Facts(national_version="42"))
+    decision = decide(attempt(), loaded(national_version="42"))
     assert decision.list_version == "42"
     assert decision.list_name is None
 
@@ -153,7 +160,7 @@ def test_service_fail_closed_is_configurable() -> None:
 
 def test_monitor_mode_allows_and_keeps_the_would_be_verdict() -> None:
     tenant = replace(TENANT, mode=Mode.MONITOR)
-    decision = decide(attempt(tenant=tenant), Facts(national=NATIONAL))
+    decision = decide(attempt(tenant=tenant), loaded(national=NATIONAL))
     assert decision.verdict is Verdict.ALLOW
     assert decision.outcome is Verdict.REJECT
     assert decision.reason is Reason.NATIONAL_DNC
@@ -163,7 +170,7 @@ def test_monitor_mode_allows_and_keeps_the_would_be_verdict() -> None:
 
 def test_tenant_announcement_template() -> None:
     tenant = replace(TENANT, announcement="dncgate/{tenant}/{language}/declined")
-    decision = decide(attempt(tenant=tenant), Facts(national=NATIONAL))
+    decision = decide(attempt(tenant=tenant), loaded(national=NATIONAL))
     assert decision.announcement == "dncgate/acme/en/declined"
 
 
@@ -173,11 +180,40 @@ def test_stale_list_rejects_marketing_only_when_the_tenant_says_so() -> None:
     from dncgate.model import StaleAction
 
     strict = replace(TENANT, stale_action=StaleAction.REJECT, max_list_age=timedelta(days=28))
-    old = Facts(list_age=timedelta(days=29))
-    fresh = Facts(list_age=timedelta(days=2))
+    old = loaded(list_age=timedelta(days=29))
+    fresh = loaded(list_age=timedelta(days=2))
     assert decide(attempt(tenant=strict), old).reason is Reason.LIST_STALE
-    assert decide(attempt(tenant=strict), Facts()).reason is Reason.LIST_STALE  # never synced
+    assert decide(attempt(tenant=strict), loaded()).reason is Reason.LIST_STALE  # never synced
     assert decide(attempt(tenant=strict), fresh).reason is Reason.ALLOWED_CLEAR
     assert decide(attempt(Purpose.SERVICE, tenant=strict), old).reason is Reason.ALLOWED_SERVICE
     assert decide(attempt(tenant=strict), replace(old, consent=GRANTED)).reason is Reason.ALLOWED_CONSENT
     assert decide(attempt(), old).reason is Reason.ALLOWED_CLEAR  # default: alarm only
+
+
+def test_a_missing_national_list_is_a_failed_check_for_marketing_whatever_stale_action_says() -> None:
+    empty = Facts()  # a Redis restarted without its data, a new SQLite file: no live version
+    decision = decide(attempt(), empty)
+    assert (decision.verdict, decision.reason, decision.sip_code) == (Verdict.REJECT, Reason.LIST_MISSING, 603)
+    assert decision.announcement is None  # the callee declined nothing
+    assert decision.detail == "no live version of national"
+    assert decide(attempt(Purpose.SERVICE), empty).reason is Reason.ALLOWED_SERVICE
+    assert decide(attempt(), replace(empty, consent=GRANTED)).reason is Reason.ALLOWED_CONSENT
+    assert decide(attempt(category="food"), replace(empty, declined_categories=frozenset({"*"}))).reason is (
+        Reason.CATEGORY_DECLINED)
+    # the tenant's own failure policy, said out loud: marketing_on_failure = "allow" lets it through
+    lenient = replace(TENANT, marketing_on_failure=FailureAction.ALLOW)
+    assert (decide(attempt(tenant=lenient), empty).verdict, decide(attempt(tenant=lenient), empty).reason) == (
+        Verdict.ALLOW, Reason.LIST_MISSING)
+    assert decide(attempt(tenant=replace(TENANT, mode=Mode.MONITOR)), empty).outcome is Verdict.REJECT
+
+
+def test_a_tenant_that_uses_only_its_own_list_needs_that_one() -> None:
+    own_only = replace(TENANT, required_lists=("tenant:acme",))
+    assert decide(attempt(tenant=own_only), Facts(tenant_version="3")).reason is Reason.ALLOWED_CLEAR
+    missing = decide(attempt(tenant=own_only), Facts(national_version="7"))
+    assert (missing.reason, missing.detail) == (Reason.LIST_MISSING, "no live version of tenant:acme")
+    both = replace(TENANT, required_lists=("national", "tenant:acme"))
+    assert decide(attempt(tenant=both), Facts(national_version="7")).reason is Reason.LIST_MISSING
+    assert decide(attempt(tenant=both), Facts(national_version="7", tenant_version="3")).reason is (
+        Reason.ALLOWED_CLEAR)
+    assert decide(attempt(tenant=replace(TENANT, required_lists=())), Facts()).reason is Reason.ALLOWED_CLEAR

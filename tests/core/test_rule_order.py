@@ -62,8 +62,9 @@ def _tenant(case: Case, **changes: object) -> Case:
 
 
 TRIGGERS: dict[Reason, Callable[[Case], Case]] = {
-    Reason.INVALID_NUMBER: lambda c: _attempt(c, callee=InvalidNumber("12", "too short")),
     Reason.ALLOWED_EMERGENCY: lambda c: _attempt(c, callee=ShortNumber("110", "110", ShortKind.EMERGENCY)),
+    Reason.UNKNOWN_TENANT: lambda c: _attempt(c, unknown_tenant="acme-typo"),
+    Reason.INVALID_NUMBER: lambda c: _attempt(c, callee=InvalidNumber("12", "too short")),
     Reason.CHECK_FAILED: lambda c: (c[0], FactsUnavailable("timeout")),
     Reason.ORIGINATOR_SUSPENDED: lambda c: _facts(c, originator_suspended=True),
     Reason.SUBSCRIBER_BLOCK: lambda c: _facts(c, subscriber_blocks_originator=True),
@@ -72,6 +73,7 @@ TRIGGERS: dict[Reason, Callable[[Case], Case]] = {
     Reason.CONSENT_REVOKED: lambda c: _facts(c, consent=ConsentFact(ConsentStatus.REVOKED, record_id="c-2")),
     Reason.CATEGORY_DECLINED: lambda c: _facts(c, declined_categories=frozenset({"finance"})),
     Reason.ALLOWED_CONSENT: lambda c: _facts(c, consent=ConsentFact(ConsentStatus.GRANTED, record_id="c-1")),
+    Reason.LIST_MISSING: lambda c: _facts(c, national_version=""),
     Reason.LIST_STALE: lambda c: _facts(_tenant(c, stale_action=StaleAction.REJECT), list_age=timedelta(days=40)),
     Reason.NATIONAL_DNC: lambda c: _facts(c, national=ListHit("national", "7")),
     Reason.TENANT_DNC: lambda c: _facts(c, tenant_list=ListHit("tenant:acme", "2")),
@@ -80,7 +82,7 @@ TRIGGERS: dict[Reason, Callable[[Case], Case]] = {
     Reason.OUTSIDE_HOURS: lambda c: _attempt(c, at=NIGHT),
     Reason.ALLOWED_CLEAR: lambda c: c,
 }
-# A later row that still wins over an earlier one (README: row 16 applies to what row 10 allows).
+# A later row that still wins over an earlier one (README: row 18 applies to what row 11 allows).
 OVERRIDDEN_BY = {Reason.ALLOWED_CONSENT: Reason.OUTSIDE_HOURS}
 
 
@@ -97,7 +99,7 @@ def _readme_rows() -> list[tuple[int, str, str]]:
 
 
 def test_rules_name_every_reason_once() -> None:
-    assert len(RULES) == 17
+    assert len(RULES) == 19
     assert sorted(rule.reason for rule in RULES) == sorted(Reason)
 
 

@@ -113,6 +113,52 @@ def test_service_call_to_listed_callee_completes(
     assert asterisk_log.decision().reason == "allowed_service"
 
 
+def assert_rejected_without_announcement(call: CallResult, code: int) -> None:
+    """A failed check: the final code straight away, no 183 and no early media (nothing was declined)."""
+    evidence(f"rejected {code}, no announcement", call)
+    assert call.final_code == code, call
+    assert 200 not in call.status_codes, call
+    assert not call.got_183, call
+    assert call.rtp_packets == 0, call
+    assert not call.reached_callee, call
+    assert call.uac_exit == 0, call
+
+
+@pytest.mark.parametrize("tenant", ["acme-typo", None], ids=["unconfigured", "none (no tenant default)"])
+def test_an_unconfigured_tenant_is_refused_as_a_configuration_fault(
+    lab: AsteriskLab, gate: GateProcess, asterisk_log: AsteriskLogCursor, tenant: str | None,
+) -> None:
+    """A clear callee, but a tenant no table names (the e2e config has no tenant ``default``, so a
+    call naming none is one too): 603 without the announcement, logged unknown_tenant."""
+    call = lab.place_call(CLEAR, tenant=tenant, purpose="marketing")
+    assert_rejected_without_announcement(call, 603)
+    logged = asterisk_log.decision()
+    assert (logged.verdict, logged.reason) == ("reject", "unknown_tenant")
+    record = gate.audit_record(logged.decision_id)
+    assert (record["reason"], record["tenant"], record["sip_code"]) == ("unknown_tenant", tenant or "default", 603)
+
+
+def test_a_flushed_redis_refuses_the_next_listed_call_and_healthz_says_why(
+    lab: AsteriskLab, gate: GateProcess, asterisk_log: AsteriskLogCursor, redis_server: RedisServer,
+) -> None:
+    """Issue 11 item 2: the lists gone from under a running gate (FLUSHALL on its real redis-server;
+    a restart without persistence or a failover replica does the same) is no allowed_clear."""
+    assert_rejected_with_announcement(lab.place_call(LISTED, tenant="acme", purpose="marketing"), 607)
+    assert asterisk_log.decision().reason == "national_dnc"
+    redis_server.flush()
+    for number in (LISTED, "00" + LISTED[1:]):  # the listed callee in two forms
+        assert_rejected_without_announcement(lab.place_call(number, tenant="acme", purpose="marketing"), 603)
+        logged = asterisk_log.decision()
+        assert (logged.verdict, logged.reason) == ("reject", "list_missing")
+    status, body = gate.healthz()
+    assert (status, body.get("lists"), body.get("error")) == (
+        503, "missing", "no live version of national (needed by acme, pilot, strict)"), body
+    assert_completed(lab.place_call(LISTED, tenant="acme", purpose="service"))  # service calls need no list
+    load_lists(redis_server.url, STANDARD_LISTS)
+    assert gate.healthz()[0] == 200
+    assert_rejected_with_announcement(lab.place_call(LISTED, tenant="acme", purpose="marketing"), 607)
+
+
 def test_a_missing_purpose_is_marketing_whatever_the_channel_says(
     lab: AsteriskLab, gate: GateProcess, asterisk_log: AsteriskLogCursor
 ) -> None:

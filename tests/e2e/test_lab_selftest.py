@@ -53,6 +53,16 @@ def test_allowed_call_completes_to_callee(lab: AsteriskLab, fake_gate: FakeGate)
     assert req.env["agi_network"] == "yes"
 
 
+def test_an_empty_tenant_argument_asks_for_the_default_tenant_without_a_blank_tenant(
+    lab: AsteriskLab, fake_gate: FakeGate,
+) -> None:
+    """The gate refuses a blank ``tenant=`` (unknown_tenant): an empty ARG1 sends no tenant at all."""
+    call = lab.place_call("15551230100", tenant=None, purpose="marketing")
+    assert call.final_code == 200, call
+    [req] = fake_gate.requests
+    assert req.params == {"purpose": "marketing", "category": "", "entity": ""}
+
+
 @pytest.mark.parametrize("code", [607, 603, 608])
 def test_rejected_call_plays_announcement_then_final_code(lab: AsteriskLab, fake_gate: FakeGate, code: int) -> None:
     call = lab.place_call(f"15551230{code}", tenant="acme", purpose="marketing")

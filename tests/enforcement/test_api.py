@@ -52,6 +52,7 @@ class Api:
 async def api(tmp_path: Path) -> AsyncIterator[Api]:
     path = tmp_path / "api.sqlite3"
     store = SqliteListStore(path)
+    await store.replace_list("national", [8613800138000])  # the tenants need a national list
     cases = SqliteCaseStore(path)
     ledger = SqliteLedger(path, ConsentSettings())
     audit = AuditSink(store, linger=0.0)

@@ -23,6 +23,7 @@ async def test_marketing_over_the_cap_is_refused_and_service_calls_pass(tmp_path
     path = tmp_path / "g.sqlite3"
     await write_standing(path, "acme", "account:blasts", "r:2:0")
     store = SqliteListStore(path)
+    await store.replace_list("national", [12015550123])  # the tenant needs a national list
     audit = AuditSink(store)
     audit.start()
     gate = Gate({"acme": TenantPolicy(name="acme", dial_plan=DialPlan(region="US"))}, store, audit,

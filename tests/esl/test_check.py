@@ -308,9 +308,21 @@ async def test_channel_variables_feed_the_request(lab: Lab) -> None:
 async def test_store_failure_rejects_marketing_with_the_check_failed_code(broken_lab: Lab) -> None:
     reply = with_variables(with_destination(REJECT_REPLY, "8" + CLEAR), dncgate_tenant="unwanted")
     trace, logs = await broken_lab.call(reply)
-    assert shorts(trace) == reject_sequence("hangup CALL_REJECTED")  # check_failed_sip_code 603, not 607
+    # check_failed_sip_code 603, not 607; no announcement: the callee declined nothing
+    assert shorts(trace) == ["myevents", "execute multiset", "hangup CALL_REJECTED"]
     assert multiset(trace)["dncgate_reason"] == "check_failed"
     assert one(logs, "decision.rejected_on_failure")["reason"] == "check_failed"
+
+
+async def test_an_unknown_tenant_is_refused_as_a_configuration_fault_without_an_announcement(lab: Lab) -> None:
+    """``dncgate_tenant`` naming no configured tenant: not the default tenant's clear verdict."""
+    reply = with_variables(with_destination(REJECT_REPLY, "8" + CLEAR), dncgate_tenant="unwantd")
+    trace, logs = await lab.call(reply)
+    assert shorts(trace) == ["myevents", "execute multiset", "hangup CALL_REJECTED"]  # 603: the built-in default
+    assert multiset(trace)["dncgate_reason"] == "unknown_tenant"
+    logged = one(logs, "decision.rejected_on_failure")
+    assert (logged["reason"], logged["tenant"], logged["detail"]) == (
+        "unknown_tenant", "unwantd", "tenant 'unwantd' is not configured")
 
 
 async def test_store_failure_lets_a_service_call_through_out_loud(broken_lab: Lab) -> None:
@@ -324,7 +336,7 @@ async def test_store_failure_lets_a_service_call_through_out_loud(broken_lab: La
 async def test_bogus_destination_is_rejected(lab: Lab, destination: str) -> None:
     reply = with_destination(REJECT_REPLY, destination)
     trace, _ = await lab.call(reply)
-    assert shorts(trace) == reject_sequence("hangup CALL_REJECTED")
+    assert shorts(trace) == ["myevents", "execute multiset", "hangup CALL_REJECTED"]  # no announcement
     variables = multiset(trace)
     assert variables["dncgate_reason"] == "invalid_number"
     assert not set(variables.get("dncgate_callee", "")) & set("${}% ")
@@ -462,7 +474,7 @@ async def test_serve_starts_the_esl_door(tmp_path: Path) -> None:
 
 async def test_serve_applies_the_esl_handler_keys_of_the_config(tmp_path: Path) -> None:
     handler = EslSettings(enabled=True, port=0, strip_prefix="8", transfer_to="dnc_ok_{number} XML {context}")
-    async with serving(esl_only(tmp_path, handler)) as running:
+    async with serving(esl_only(tmp_path, handler), lists={"national": [int("1" + LISTED)]}) as running:
         assert running.esl_port
         trace = await FakeFreeSwitch(with_destination(ALLOW_REPLY, "8" + CLEAR)).call(running.esl_port)
         # the prefix is stripped before the check and the continuation follows the configured template

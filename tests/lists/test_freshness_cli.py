@@ -46,7 +46,8 @@ async def test_stale_list_rejects_marketing_for_tenants_that_chose_reject(tmp_pa
     try:
         await freshness.refresh()
         unknown = await gate.check(CheckRequest("+12015559999", "cli", tenant="strict"), log)
-        assert unknown.decision.reason is Reason.LIST_STALE  # never synced: unknown age counts as stale
+        # nothing loaded: a failed check (list_missing) whatever stale_action says
+        assert unknown.decision.reason is Reason.LIST_MISSING
         write_manifest(drop, write_snapshot(drop, 1, numbers(0, 10)), name="1.manifest.json")
         await Syncer(store, DropDirSource(drop), SyncJob(workdir=tmp_path / "w"), observer=metrics).sync_once()
         await freshness.refresh()

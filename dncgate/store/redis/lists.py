@@ -197,7 +197,7 @@ class RedisListStore:
             hits.append(ListHit(keys.name, pointer.version) if replies[position] else None)
             position += 1
         rules = _longest_rule(lists, used, prefixes, replies[position], replies[position + 1])
-        national_pointer = used[0][1]
+        national_pointer, tenant_pointer = used[0][1], used[1][1]
         declined_raw, block = replies[-2]
         found = dict(zip(originators, replies[-1], strict=True)) if originators else {}
         try:
@@ -210,6 +210,7 @@ class RedisListStore:
             tenant_list=hits[1],
             prefix_rule=rules,
             national_version=national_pointer.version if national_pointer is not None else "",
+            tenant_version=tenant_pointer.version if tenant_pointer is not None else "",
             consent=consent,
             declined_categories=declined(declined_raw),
             subscriber_blocks_originator=bool(entity) and block is not None,

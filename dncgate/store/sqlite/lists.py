@@ -45,8 +45,10 @@ _T = TypeVar("_T")
 _BATCH = 50_000
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, timeout=2.0, isolation_level=None, check_same_thread=False)
+def _connect(path: Path, *, create: bool = True) -> sqlite3.Connection:
+    # mode=rw: the file must exist (a program that only reads never creates an empty store)
+    target = str(path) if create else f"{path.absolute().as_uri()}?mode=rw"
+    conn = sqlite3.connect(target, timeout=2.0, isolation_level=None, check_same_thread=False, uri=not create)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA busy_timeout=2000")
@@ -54,10 +56,12 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 
 class SqliteListStore:
-    """``ListStore`` on one SQLite file."""
+    """``ListStore`` on one SQLite file. ``create``: create the file (and its directory) if it does not
+    exist; else opening a missing file fails with ``StoreUnavailable`` (``store.factory`` checks first)."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, create: bool = True) -> None:
         self.path = Path(path)
+        self.create = create
         self._reader_pool = ThreadPoolExecutor(1, thread_name_prefix="dncgate-sqlite-read")
         self._writer_pool = ThreadPoolExecutor(1, thread_name_prefix="dncgate-sqlite-write")
         self._reader: sqlite3.Connection | None = None
@@ -76,8 +80,9 @@ class SqliteListStore:
         return self._reader
 
     def _open(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = _connect(self.path)
+        if self.create:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = _connect(self.path, create=self.create)
         # idempotent: whichever connection comes first creates it
         conn.executescript(LISTS_SCHEMA + CONSENT_SCHEMA + CASES_SCHEMA)
         return conn
@@ -114,7 +119,7 @@ class SqliteListStore:
             facts_sql(len(prefixes)), (number, list_key(tenant_name), tenant_name, entity, *prefixes, *keys)
         ).fetchall()
         national = tenant = prefix_rule = None
-        national_version = ""
+        national_version = tenant_version = ""
         versions: list[tuple[str, int, int]] = []
         ledger: dict[str, str] = {}
         standing: dict[str, str] = {}
@@ -133,7 +138,7 @@ class SqliteListStore:
             if name == NATIONAL:
                 national, national_version = hit, str(version)
             else:
-                tenant = hit
+                tenant, tenant_version = hit, str(version)
         rule = None
         if prefix_rule is not None:
             rule = ListHit(prefix_rule[0], self._version_of(versions, prefix_rule[0]), prefix=prefix_rule[1])
@@ -144,7 +149,7 @@ class SqliteListStore:
             raise StoreCorrupt(str(exc)) from exc
         return Facts(
             national=national, tenant_list=tenant, prefix_rule=rule, national_version=national_version,
-            consent=consent,
+            tenant_version=tenant_version, consent=consent,
             declined_categories=declined(ledger.get("declined")),
             subscriber_blocks_originator="block" in ledger,
             originator_suspended=suspended, originator_restriction=restriction,
