@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -59,10 +60,20 @@ def _check(port: int, key: str) -> tuple[int, dict[str, Any]]:
         return exc.code, json.loads(exc.read())
 
 
+def _store_with_a_national_list(config: Path, cwd: Path) -> None:
+    """serve creates no store and needs a live national list: ``init``, then load one (NUMBER not on it)."""
+    (cwd / "national.txt").write_text("+12015550100\n", encoding="utf-8")
+    for command in (["init"], ["lists", "load", "--list", "national", "national.txt"]):
+        done = subprocess.run([str(installed_command()), "--config", str(config), *command], cwd=cwd,
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0, done.stderr
+
+
 def test_sighup_applies_tenants_and_keys_and_refuses_a_bad_file(tmp_path: Path) -> None:
     port = free_port()
     config = tmp_path / "dncgate.toml"
     config.write_text(config_text(port, policy="opt-out", key=OLD_KEY), encoding="utf-8")
+    _store_with_a_national_list(config, tmp_path)
     with serve_process([str(installed_command()), "--config", str(config), "serve"], tmp_path) as (proc, log):
         log.until("gate.started")
         status, body = _check(port, OLD_KEY)
