@@ -41,6 +41,20 @@ class ServeLog:
         raise AssertionError(f"no {event} from serve (exit {self.proc.poll()})")
 
 
+def prepare_store(command: str, config: Path, cwd: Path, national: Sequence[str]) -> str:
+    """What an operator does before the first ``serve``: ``dncgate init`` (serve never creates its
+    store) and a load of the national list (until then marketing calls are ``list_missing`` and
+    /healthz answers 503). Returns init's output (it names the store)."""
+    (cwd / "national.txt").write_text("".join(f"{number}\n" for number in national), encoding="utf-8")
+    output = ""
+    for args in (["init"], ["lists", "load", "--list", "national", "national.txt"]):
+        done = subprocess.run([command, "--config", str(config), *args], cwd=cwd, capture_output=True, text=True,
+                              timeout=60, check=False)
+        assert done.returncode == 0, done.stderr
+        output = output or done.stdout
+    return output
+
+
 @contextlib.contextmanager
 def serve_process(argv: Sequence[str], cwd: Path) -> Iterator[tuple[subprocess.Popen[bytes], ServeLog]]:
     """``argv`` (a ``dncgate ... serve`` command line) running in ``cwd`` until the block ends, then

@@ -49,9 +49,14 @@ class ListFreshness:
         # here (and in dncgate_list_numbers, through on_counts) within ``interval``
         self.counts: dict[str, int] = {}
         self.on_counts: Callable[[Mapping[str, int]], None] | None = None
-        self.required = required_lists(tenants)
         self.missing: dict[str, frozenset[str]] = dict(self.required)  # until the first read
         self._read = False
+
+    @property
+    def required(self) -> dict[str, frozenset[str]]:
+        """Each list a tenant needs, and the tenants needing it: read from the tenants each time
+        (serve's SIGHUP reload replaces them)."""
+        return required_lists(self.tenants)
 
     def age(self) -> timedelta | None:
         """The list's age now (``None``: never loaded, or not read yet)."""

@@ -246,8 +246,8 @@ class TenantSettings(Table, frozen=True):
     max_list_age_days: Annotated[int, Meta(ge=1, le=999_999)] = _POLICY.max_list_age.days
     stale_action: StaleAction = _POLICY.stale_action  # alarm: log and alert; reject: marketing calls too
     # The lists a marketing call needs a live version of (else list_missing, whatever stale_action
-    # says): "national" and/or "tenant:NAME", the tenant's own. A tenant that uses only its own list
-    # names just that one; an empty list needs none (an opt-in tenant, or prefix rules only).
+    # says): "national" and/or "tenant:NAME", the tenant's own. A tenant using only its own list
+    # names that one alone; an empty list needs none (an opt-in tenant, or prefix rules only).
     required_lists: Texts = _POLICY.required_lists
     hours: HoursSettings = field(default_factory=HoursSettings)
     enforcement: TenantEnforcementSettings = field(default_factory=TenantEnforcementSettings)

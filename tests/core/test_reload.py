@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -20,7 +19,7 @@ from dncgate.model import ListPolicy
 from dncgate.reload import LiveTenants, needs_restart, reload
 from dncgate.settings import Settings, load
 from tests.conftest import free_port
-from tests.serve_log import serve_process
+from tests.serve_log import prepare_store, serve_process
 
 OLD_KEY, NEW_KEY = "dncg_reload-old-key-0123456789", "dncg_reload-new-key-9876543210"
 NUMBER = "2015550123"  # a valid US number on no list
@@ -60,20 +59,11 @@ def _check(port: int, key: str) -> tuple[int, dict[str, Any]]:
         return exc.code, json.loads(exc.read())
 
 
-def _store_with_a_national_list(config: Path, cwd: Path) -> None:
-    """serve creates no store and needs a live national list: ``init``, then load one (NUMBER not on it)."""
-    (cwd / "national.txt").write_text("+12015550100\n", encoding="utf-8")
-    for command in (["init"], ["lists", "load", "--list", "national", "national.txt"]):
-        done = subprocess.run([str(installed_command()), "--config", str(config), *command], cwd=cwd,
-                              capture_output=True, text=True, timeout=60, check=False)
-        assert done.returncode == 0, done.stderr
-
-
 def test_sighup_applies_tenants_and_keys_and_refuses_a_bad_file(tmp_path: Path) -> None:
     port = free_port()
     config = tmp_path / "dncgate.toml"
     config.write_text(config_text(port, policy="opt-out", key=OLD_KEY), encoding="utf-8")
-    _store_with_a_national_list(config, tmp_path)
+    prepare_store(str(installed_command()), config, tmp_path, ["+12015550100"])  # NUMBER not on it
     with serve_process([str(installed_command()), "--config", str(config), "serve"], tmp_path) as (proc, log):
         log.until("gate.started")
         status, body = _check(port, OLD_KEY)

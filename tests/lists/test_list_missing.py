@@ -112,6 +112,23 @@ async def test_freshness_says_which_needed_list_is_missing_and_for_whom(tmp_path
         await store.close()
 
 
+async def test_the_lists_needed_follow_a_reload_of_the_tenants(tmp_path: Path) -> None:
+    from dncgate.reload import LiveTenants
+
+    store = SqliteListStore(tmp_path / "g.sqlite3")
+    tenants = LiveTenants({"acme": TenantPolicy("acme")})
+    try:
+        freshness = ListFreshness(store, tenants)
+        assert await freshness.read_missing() == "no live version of national (needed by acme)"
+        tenants.replace({"acme": TenantPolicy("acme", required_lists=())})  # what SIGHUP does
+        assert await freshness.read_missing() == ""
+        tenants.replace(_tenants())
+        assert await freshness.read_missing() == (
+            "no live version of national (needed by acme); tenant:own (needed by own)")
+    finally:
+        await store.close()
+
+
 async def test_the_age_metric_is_absent_while_unknown_and_the_missing_gauge_follows_the_store(
     tmp_path: Path,
 ) -> None:

@@ -18,7 +18,7 @@ import pytest
 
 from dncgate.install import UNIT_CONFIG, UNIT_EXEC, installed_command, shared
 from tests.conftest import free_port, run_cli
-from tests.serve_log import serve_process
+from tests.serve_log import prepare_store, serve_process
 
 HARDENING = {
     "User": "dncgate", "Group": "dncgate", "NoNewPrivileges": "yes", "ProtectSystem": "strict",
@@ -116,16 +116,8 @@ port = {http_port}
     assert argv[0] == UNIT_EXEC
     assert argv.count(UNIT_CONFIG) == 1
     argv = [str(installed_command()), *(str(config) if arg == UNIT_CONFIG else arg for arg in argv[1:])]
-    # serve never creates its store: the operator runs `dncgate init` once (in the state directory)
-    init = subprocess.run([argv[0], "--config", str(config), "init"], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=60, check=False)
-    assert init.returncode == 0, init.stderr
-    assert str(tmp_path / "dncgate.sqlite3") in init.stdout
-    # and loads the national list: until then /healthz says 503 (marketing calls are list_missing)
-    (tmp_path / "national.txt").write_text("+12015550123\n")
-    loaded = subprocess.run([argv[0], "--config", str(config), "lists", "load", "--list", "national", "national.txt"],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
-    assert loaded.returncode == 0, loaded.stderr
+    # `dncgate init` once in the state directory, and the national list loaded
+    assert str(tmp_path / "dncgate.sqlite3") in prepare_store(argv[0], config, tmp_path, ["+12015550123"])
     with serve_process(argv, tmp_path) as (proc, log):
         started = log.until("gate.started")
         assert (started["agi_port"], started["http_port"]) == (agi_port, http_port)
