@@ -95,6 +95,12 @@ class HttpServerSettings(Listener, frozen=True):
     """``[http]``: health, metrics and (``[api]``) the HTTP API; ``max_sessions`` bounds requests in flight."""
 
     port: Port = HTTP_PORT
+    # Connections open at once; beyond, accepting pauses (the rest wait in the kernel's backlog).
+    max_connections: Annotated[int, Meta(ge=1, le=65_536)] = 256
+    # A new connection's first request head must be complete within this; seconds.
+    header_timeout: Annotated[float, Meta(ge=0.5, le=300.0)] = field(default=10.0, name="header_timeout_s")
+    # An idle connection is closed this long after its last response (aiohttp's default is 3,630 s).
+    keepalive_timeout: Annotated[float, Meta(ge=0.5, le=3600.0)] = field(default=15.0, name="keepalive_timeout_s")
 
 
 class EslSettings(Listener, frozen=True):

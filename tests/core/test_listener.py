@@ -1,0 +1,93 @@
+"""The accept loop out of descriptors (issue 11 item 9): a real EMFILE, from a soft open-file limit
+lowered for the test, is backed off and logged once per interval, not retried in a tight loop,
+and accepting resumes when descriptors are back. The clients connect before the limit is lowered
+(the kernel completes their handshake without an accept)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import resource
+import socket
+from collections.abc import Callable
+
+from structlog.testing import capture_logs
+
+from dncgate.backoff import Backoff
+from dncgate.listener import Listener
+
+CLIENTS = 6
+
+
+class Keep(asyncio.Protocol):
+    """Holds each accepted connection open (the descriptor stays in use)."""
+
+    transports: list[asyncio.BaseTransport]
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transports.append(transport)
+
+
+def open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def wait_until(condition: Callable[[], bool]) -> None:
+    for _ in range(1000):  # bounded: at most about 10 s
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not reached")
+
+
+async def test_out_of_descriptors_the_accept_loop_backs_off_and_logs_once() -> None:
+    transports: list[asyncio.BaseTransport] = []
+    Keep.transports = transports
+    listener = Listener("test", Keep, "127.0.0.1", 0, backoff=Backoff(initial=0.005, maximum=0.01, jitter=0),
+                        clock=lambda: 0.0)
+    clients: list[socket.socket] = []
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    with capture_logs() as logs:
+        await listener.start()
+        for _ in range(CLIENTS):
+            clients.append(socket.create_connection(("127.0.0.1", listener.port), timeout=5))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (open_descriptors() + 2, hard))  # room for about two
+        try:
+            await wait_until(lambda: listener.accept_failures >= 20)
+            held = len(transports)
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        await wait_until(lambda: len(transports) == CLIENTS)
+    listener.close()
+    await listener.wait_closed()
+    for transport in transports:
+        transport.close()
+    for client in clients:
+        client.close()
+    failed = [e for e in logs if e["event"] == "listener.accept_failed"]
+    assert held < CLIENTS  # some waited for descriptors
+    assert listener.accepted == CLIENTS
+    assert len(failed) == 1  # the clock stands still: one line for the whole interval
+    assert failed[0]["error"] == "EMFILE"
+    assert failed[0]["log_level"] == "warning"
+
+
+async def test_the_cap_holds_connections_in_the_backlog() -> None:
+    transports: list[asyncio.BaseTransport] = []
+    Keep.transports = transports
+    listener = Listener("test", Keep, "127.0.0.1", 0, max_connections=2)
+    await listener.start()
+    clients = [socket.create_connection(("127.0.0.1", listener.port), timeout=5) for _ in range(4)]
+    await wait_until(lambda: listener.open == 2)
+    await asyncio.sleep(0.1)
+    assert listener.accepted == 2
+    transports[0].close()
+    listener.release()
+    await wait_until(lambda: listener.accepted == 3)
+    listener.close()
+    await listener.wait_closed()
+    assert listener.sockets == ()
+    for transport in transports:
+        transport.close()
+    for client in clients:
+        client.close()
