@@ -151,8 +151,11 @@ class Listener(asyncio.AbstractServer):
         try:
             conn.setblocking(False)
             await loop.connect_accepted_socket(self._factory, conn)
-        except OSError as exc:  # the peer is gone already, or no buffer for its transport
-            self._log.debug("listener.connection_failed", error=repr(exc))
+        except Exception as exc:  # noqa: BLE001 - that connection goes; the accept loop (the door) stays
+            if isinstance(exc, OSError):  # the peer is gone already, or no buffer for its transport
+                self._log.debug("listener.connection_failed", error=repr(exc))
+            else:  # a protocol that failed to start: a bug, said once per connection
+                self._log.error("listener.connection_failed", error=repr(exc))
             conn.close()
             if self.max_connections is not None:
                 self.release()

@@ -52,7 +52,7 @@ _END = object()
 MAX_QUEUED_BYTES = 1 << 20  # per connection: the check handler waits for a few small events
 
 
-def bare(error: BaseException) -> None:
+def forget_frames(error: BaseException) -> None:
     """Drop what a stored exception refers to beyond itself: its traceback, context and cause."""
     error.__traceback__ = None
     error.__context__ = None
@@ -115,7 +115,7 @@ class EslConnection:
         self._events.append((_END, 0))
         self.queued_bytes = 0
         if self._failure is not None:
-            bare(self._failure)  # raised since it was stored: its new traceback goes too
+            forget_frames(self._failure)  # raised since it was stored: its new traceback goes too
         if not self._writer.is_closing():
             self._writer.close()
         with contextlib.suppress(OSError, TimeoutError):
@@ -125,7 +125,7 @@ class EslConnection:
     def _fail(self, error: EslError) -> None:
         if self._failure is not None:
             return
-        bare(error)
+        forget_frames(error)
         self._failure = error
         if not self._auth.done():
             self._auth.set_exception(error)
