@@ -14,6 +14,7 @@ from dncgate.http import ListenerSite, make_app, start_http
 from dncgate.listener import Listener
 from dncgate.metrics import GateMetrics
 from dncgate.settings import HttpServerSettings
+from tests.polls import poll_until
 
 HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: gate\r\n\r\n"
 Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
@@ -50,18 +51,11 @@ async def reply_head(reader: asyncio.StreamReader) -> bytes:
         return await reader.readuntil(b"\r\n\r\n")
 
 
-async def wait_until(condition: Callable[[], bool]) -> None:
-    for _ in range(1000):  # bounded: at most about 10 s
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not reached")
-
 
 async def test_at_the_cap_accepting_pauses_until_a_connection_ends(http: Start) -> None:
     port, listener = await http(max_connections=3)
     idle: list[Streams] = [await asyncio.open_connection("127.0.0.1", port) for _ in range(3)]
-    await wait_until(lambda: listener.open == 3)
+    await poll_until(lambda: listener.open == 3)
     waiting = await asyncio.open_connection("127.0.0.1", port)  # the kernel's backlog takes it
     waiting[1].write(HEALTHZ)
     await asyncio.sleep(0.2)
@@ -81,7 +75,7 @@ async def test_a_connection_that_sends_no_request_head_is_closed(http: Start) ->
     async with asyncio.timeout(10):
         assert await silent[0].read() == b""
         assert await slow[0].read() == b""
-    await wait_until(lambda: listener.open == 0)
+    await poll_until(lambda: listener.open == 0)
     for _, writer in (silent, slow):
         writer.close()
 

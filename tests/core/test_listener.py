@@ -9,12 +9,12 @@ import asyncio
 import os
 import resource
 import socket
-from collections.abc import Callable
 
 from structlog.testing import capture_logs
 
 from dncgate.backoff import Backoff
 from dncgate.listener import Listener
+from tests.polls import poll_until
 
 CLIENTS = 6
 
@@ -32,13 +32,6 @@ def open_descriptors() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-async def wait_until(condition: Callable[[], bool]) -> None:
-    for _ in range(1000):  # bounded: at most about 10 s
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not reached")
-
 
 async def test_out_of_descriptors_the_accept_loop_backs_off_and_logs_once() -> None:
     transports: list[asyncio.BaseTransport] = []
@@ -53,11 +46,11 @@ async def test_out_of_descriptors_the_accept_loop_backs_off_and_logs_once() -> N
             clients.append(socket.create_connection(("127.0.0.1", listener.port), timeout=5))
         resource.setrlimit(resource.RLIMIT_NOFILE, (open_descriptors() + 2, hard))  # room for about two
         try:
-            await wait_until(lambda: listener.accept_failures >= 20)
+            await poll_until(lambda: listener.accept_failures >= 20)
             held = len(transports)
         finally:
             resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-        await wait_until(lambda: len(transports) == CLIENTS)
+        await poll_until(lambda: len(transports) == CLIENTS)
     listener.close()
     await listener.wait_closed()
     for transport in transports:
@@ -78,12 +71,12 @@ async def test_the_cap_holds_connections_in_the_backlog() -> None:
     listener = Listener("test", Keep, "127.0.0.1", 0, max_connections=2)
     await listener.start()
     clients = [socket.create_connection(("127.0.0.1", listener.port), timeout=5) for _ in range(4)]
-    await wait_until(lambda: listener.open == 2)
+    await poll_until(lambda: listener.open == 2)
     await asyncio.sleep(0.1)
     assert listener.accepted == 2
     transports[0].close()
     listener.release()
-    await wait_until(lambda: listener.accepted == 3)
+    await poll_until(lambda: listener.accepted == 3)
     listener.close()
     await listener.wait_closed()
     assert listener.sockets == ()
