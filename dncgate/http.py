@@ -9,6 +9,7 @@ the call path does not use the feeds. A list a tenant needs with no live version
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from http import HTTPStatus
 from typing import Any
@@ -179,25 +180,28 @@ class GateRunner(web.AppRunner):
 class ListenerSite(web.BaseSite):
     """A site on the gate's own :class:`~dncgate.listener.Listener`: at most ``max_connections``
     open at once (beyond, accepting pauses: the rest wait in the kernel's backlog), and accept
-    errors backed off, not retried in a tight loop."""
+    errors backed off, not retried in a tight loop. ``tls``: HTTPS, each handshake within
+    ``header_timeout``."""
 
     def __init__(self, runner: web.AppRunner, host: str, port: int, *, max_connections: int,
-                 backlog: int = 128) -> None:
-        super().__init__(runner, backlog=backlog)
-        self._host, self._port, self._max_connections = host, port, max_connections
+                 backlog: int = 128, tls: ssl.SSLContext | None = None, label: str = "http") -> None:
+        super().__init__(runner, backlog=backlog, ssl_context=tls)
+        self._host, self._port, self._max_connections, self._label = host, port, max_connections, label
         self.listener: Listener | None = None
 
     @property
     def name(self) -> str:
-        return f"http://{self._host}:{self.listener.port if self.listener else self._port}"
+        scheme = "https" if self._ssl_context else "http"
+        return f"{scheme}://{self._host}:{self.listener.port if self.listener else self._port}"
 
     async def start(self) -> None:
         await super().start()
         server = self._runner.server
         if not isinstance(server, _JsonErrorServer):
             raise TypeError("ListenerSite needs the runner make_runner() builds")
-        listener = Listener("http", server, self._host, self._port, backlog=self._backlog,
-                            max_connections=self._max_connections)
+        listener = Listener(self._label, server, self._host, self._port,
+                            backlog=self._backlog, max_connections=self._max_connections, tls=self._ssl_context,
+                            tls_handshake_timeout=server.header_timeout)
         server.on_connection_lost = listener.release
         await listener.start()
         self.listener = self._server = listener
@@ -209,13 +213,16 @@ def make_runner(app: web.Application, *, header_timeout: float, keepalive_timeou
     return GateRunner(app, header_timeout=header_timeout, keepalive_timeout=keepalive_timeout, **kwargs)
 
 
-async def start_http(app: web.Application, settings: HttpServerSettings) -> tuple[web.AppRunner, int]:
-    """``app`` listening as ``[http]`` says (connection cap, header and keep-alive timeouts); the
-    runner (``cleanup()`` stops it) and the bound port."""
-    runner = make_runner(app, header_timeout=settings.header_timeout, keepalive_timeout=settings.keepalive_timeout,
-                         access_log=None, handle_signals=False, shutdown_timeout=1.0)
+async def serve_app(
+    app: web.Application, host: str, port: int, *, max_connections: int, header_timeout: float,
+    keepalive_timeout: float, tls: ssl.SSLContext | None = None, shutdown_timeout: float = 1.0, label: str = "http",
+) -> tuple[web.AppRunner, int]:
+    """``app`` listening with a connection cap, header and keep-alive timeouts (and JSON errors
+    before the app runs); the runner (``cleanup()`` stops it) and the bound port."""
+    runner = make_runner(app, header_timeout=header_timeout, keepalive_timeout=keepalive_timeout,
+                         access_log=None, handle_signals=False, shutdown_timeout=shutdown_timeout)
     await runner.setup()
-    site = ListenerSite(runner, settings.host, settings.port, max_connections=settings.max_connections)
+    site = ListenerSite(runner, host, port, max_connections=max_connections, tls=tls, label=label)
     try:
         await site.start()
     except BaseException:
@@ -223,3 +230,9 @@ async def start_http(app: web.Application, settings: HttpServerSettings) -> tupl
         raise
     assert site.listener is not None
     return runner, site.listener.port
+
+
+async def start_http(app: web.Application, settings: HttpServerSettings) -> tuple[web.AppRunner, int]:
+    """``app`` listening as ``[http]`` says; the runner and the bound port."""
+    return await serve_app(app, settings.host, settings.port, max_connections=settings.max_connections,
+                           header_timeout=settings.header_timeout, keepalive_timeout=settings.keepalive_timeout)

@@ -13,6 +13,9 @@ to answer the other doors (issue 11 item 9). Here each listening socket has one 
   owner calls :meth:`Listener.release` when one ends): the rest wait in the kernel's backlog and
   cost the process no descriptor.
 
+With ``tls``, each connection's handshake runs in a task of its own, bounded by
+``tls_handshake_timeout``: a peer that stalls its handshake does not stall accepting.
+
 ``Listener`` is an ``asyncio.AbstractServer`` (``close``, ``wait_closed``, ``sockets``), so an
 aiohttp site can hold it.
 """
@@ -23,6 +26,7 @@ import asyncio
 import contextlib
 import errno
 import socket
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any
@@ -46,7 +50,8 @@ class Listener(asyncio.AbstractServer):
     def __init__(
         self, name: str, factory: ProtocolFactory, host: str | None, port: int, *, backlog: int = 128,
         max_connections: int | None = None, log_interval: float = 60.0, backoff: Backoff = ACCEPT_BACKOFF,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.monotonic, tls: ssl.SSLContext | None = None,
+        tls_handshake_timeout: float = 10.0,
     ) -> None:
         if max_connections is not None and max_connections < 1:
             raise ValueError("Listener.max_connections must be >= 1")
@@ -59,6 +64,9 @@ class Listener(asyncio.AbstractServer):
         self._log_interval = log_interval
         self._backoff = backoff
         self._clock = clock
+        self._tls = tls
+        self._tls_handshake_timeout = tls_handshake_timeout
+        self._handshakes: set[asyncio.Task[None]] = set()
         self._sockets: list[socket.socket] = []
         self._bound_port: int | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -115,14 +123,14 @@ class Listener(asyncio.AbstractServer):
     def close(self) -> None:
         """Stop accepting and close the listening sockets (open connections are the owner's)."""
         self._serving = False
-        for task in self._tasks:
+        for task in (*self._tasks, *self._handshakes):
             task.cancel()
         sockets, self._sockets = self._sockets, []
         for sock in sockets:
             sock.close()
 
     async def wait_closed(self) -> None:
-        tasks, self._tasks = self._tasks, []
+        tasks, self._tasks = [*self._tasks, *self._handshakes], []
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _accept_loop(self, sock: socket.socket) -> None:
@@ -140,7 +148,13 @@ class Listener(asyncio.AbstractServer):
                 await asyncio.sleep(self._backoff.delay(failures - 1))
                 continue
             failures = 0
-            await self._connect(loop, conn)
+            if self._tls is None:
+                await self._connect(loop, conn)
+                continue
+            # A TLS handshake takes round trips (and a peer may stall it): not on the accept loop.
+            task = asyncio.create_task(self._connect(loop, conn), name=f"{self.name}-handshake")
+            self._handshakes.add(task)
+            task.add_done_callback(self._handshakes.discard)
 
     async def _connect(self, loop: asyncio.AbstractEventLoop, conn: socket.socket) -> None:
         self.accepted += 1
@@ -150,7 +164,11 @@ class Listener(asyncio.AbstractServer):
                 self._room.clear()
         try:
             conn.setblocking(False)
-            await loop.connect_accepted_socket(self._factory, conn)
+            if self._tls is None:
+                await loop.connect_accepted_socket(self._factory, conn)
+            else:
+                await loop.connect_accepted_socket(self._factory, conn, ssl=self._tls,
+                                                   ssl_handshake_timeout=self._tls_handshake_timeout)
         except Exception as exc:  # noqa: BLE001 - that connection goes; the accept loop (the door) stays
             if isinstance(exc, OSError):  # the peer is gone already, or no buffer for its transport
                 self._log.debug("listener.connection_failed", error=repr(exc))

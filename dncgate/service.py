@@ -177,6 +177,8 @@ def _open_files(config: Settings) -> None:
         needs["esl.max_sessions x 2"] = 2 * config.esl.max_sessions
     if config.http.enabled:
         needs["http.max_connections"] = config.http.max_connections
+    if config.feed.enabled:
+        needs["feed.max_connections"] = config.feed.max_connections
     files = raise_open_file_limit()
     log.info("gate.open_files", soft_before=files.soft_before, soft=files.soft, hard=files.hard,
              needed=sum(needs.values()) + RESERVE, reserve=RESERVE)
