@@ -1,10 +1,11 @@
 """Listening sockets with the gate's own accept loop, for the call doors and the HTTP side alike.
 
-asyncio's selector loop answers a failed ``accept()`` (``EMFILE``: the process is out of
-descriptors) by logging "socket.accept() out of system resource" and scheduling a retry, once per
-connection waiting in the backlog, each retry doing the same: a flood of idle connections that
-uses every descriptor turns into hundreds of thousands of log lines a second and a loop too busy
-to answer the other doors (issue 11 item 9). Here each listening socket has one accept task:
+asyncio's selector loop (3.11, ``_accept_connection``) answers a failed ``accept()`` (``EMFILE``:
+the process is out of descriptors) by logging "socket.accept() out of system resource" and
+scheduling a retry, and does not stop at the first failure: up to ``backlog`` times in one
+wake-up, each retry doing the same. A flood of idle connections that uses every descriptor turns
+into a storm of log lines and a loop too busy to answer the other doors (issue 11 item 9). Here
+each listening socket has one accept task:
 
 * out of a resource (``EMFILE``, ``ENFILE``, ``ENOBUFS``, ``ENOMEM``), it pauses (the one
   backoff, from 50 ms to 2 s) and tries again; ``listener.accept_failed`` is logged at most once

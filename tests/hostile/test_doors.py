@@ -33,6 +33,8 @@ def assert_no_accept_storm(hostile: Hostile) -> None:
 
 async def test_an_idle_http_flood_stops_no_other_door(hostile: Hostile) -> None:
     assert (await hostile.answers()).all
+    [files] = hostile.events("gate.open_files")
+    assert (files["soft"], files["hard"], files["needed"]) == (OPEN_FILES, OPEN_FILES, 64 + 2 * 32 + 64 + 64)
     flood = open_idle(hostile.gate.http_port, FLOOD)
     try:
         answers = await hostile.answers(http=False)  # HTTP itself is at its cap: accepting paused
