@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import RedisServer
 from tests.e2e.gate_process import STANDARD_LISTS, GateProcess, load_lists
 from tests.e2e.lab import LabError
-from tests.hostile.peers import Answers, doors_answer, hostile_gate
+from tests.hostile.peers import Answers, Caps, doors_answer, hostile_gate
 
 OPEN_FILES = 320  # the caps (64 + 2 x 32 + 64) and the 64 in reserve fit; a flood of 400 would not
 
@@ -38,9 +38,10 @@ class Hostile:
         return self.gate.log_path.read_text(errors="replace")
 
 
-def start_hostile(workdir: Path, redis: RedisServer, open_files: int | None = OPEN_FILES) -> Hostile:
+def start_hostile(workdir: Path, redis: RedisServer, open_files: int | None = OPEN_FILES,
+                  caps: Caps | None = None) -> Hostile:
     load_lists(redis.url, STANDARD_LISTS)
-    gate, esl_port = hostile_gate(workdir, redis.url, open_files=open_files)
+    gate, esl_port = hostile_gate(workdir, redis.url, open_files=open_files, caps=caps)
     try:
         gate.start()
     except LabError as exc:

@@ -38,10 +38,12 @@ class Caps:
     http_connections: int = 64
     header_timeout_s: float = 2.0
     keepalive_timeout_s: float = 5.0
+    allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128")  # the call doors' peers (the default)
 
 
 def hostile_config(redis_url: str, gate: GateProcess, esl_port: int, caps: Caps) -> str:
     """serve with all three doors (AGI, ESL, HTTP with the API) on loopback, and small caps."""
+    allow = json.dumps(list(caps.allow))
     return f"""\
 [audit]
 spool_dir = "{gate.workdir / 'audit-spool'}"
@@ -57,12 +59,14 @@ region = "US"
 host = "{LOOPBACK}"
 port = {gate.agi_port}
 max_sessions = {caps.agi_sessions}
+allow = {allow}
 
 [esl]
 enabled = true
 host = "{LOOPBACK}"
 port = {esl_port}
 max_sessions = {caps.esl_sessions}
+allow = {allow}
 
 [http]
 host = "{LOOPBACK}"
@@ -196,12 +200,14 @@ async def doors_answer(agi_port: int, esl_port: int, http_port: int, *, http: bo
 
 # ---------------------------------------------------------------------- floods
 
-def open_idle(port: int, count: int) -> list[socket.socket]:
+def open_idle(port: int, count: int, source: str = LOOPBACK) -> list[socket.socket]:
     """``count`` TCP connections that never send a byte (non-blocking connects: beyond the
-    listener's backlog the kernel leaves them half-open, which is part of the flood)."""
+    listener's backlog the kernel leaves them half-open, which is part of the flood), from the
+    loopback address ``source`` (127.0.0.2 is another peer to the gate)."""
     sockets: list[socket.socket] = []
     for _ in range(count):
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind((source, 0))
         sock.setblocking(False)
         code = sock.connect_ex((LOOPBACK, port))
         if code not in (0, errno.EINPROGRESS):

@@ -11,9 +11,9 @@ import pytest
 
 from tests.conftest import RedisServer
 from tests.e2e.gate_process import STANDARD_LISTS, load_lists
-from tests.e2e.lab import LabError
-from tests.hostile.conftest import OPEN_FILES, Hostile
-from tests.hostile.peers import close_all, descriptors_of, hostile_gate, http_get, open_idle
+from tests.e2e.lab import LOOPBACK, LabError
+from tests.hostile.conftest import OPEN_FILES, Hostile, start_hostile
+from tests.hostile.peers import Caps, close_all, descriptors_of, hostile_gate, http_get, open_idle
 
 FLOOD = OPEN_FILES + 80  # more than the gate has descriptors
 
@@ -77,3 +77,35 @@ def test_caps_the_open_file_limit_cannot_hold_are_refused(redis_server: RedisSer
         gate.start()
     assert "the doors may hold 256 open files at once" in str(refused.value)
     assert "open-file limit is 200" in str(refused.value)
+
+
+async def first_line(port: int, source: str) -> bytes:
+    """What a call door sends a peer at ``source`` that connects and says nothing ("" if it closes)."""
+    reader, writer = await asyncio.open_connection(LOOPBACK, port, local_addr=(source, 0))
+    try:
+        async with asyncio.timeout(10):
+            return await reader.readline()
+    finally:
+        writer.close()
+
+
+async def test_one_peer_cannot_hold_every_session_and_strangers_are_closed(
+        redis_server: RedisServer, tmp_path: Path) -> None:
+    """Issue 11 item 10: the allowlist (here 127.0.0.1 and 127.0.0.2 only) and the per-peer cap
+    (256 of the AGI door's 300 sessions) against a serve: 300 idle connections from 127.0.0.2 leave
+    room for 127.0.0.1's call; 127.0.0.3 is closed at once by both call doors."""
+    caps = Caps(agi_sessions=300, allow=("127.0.0.1/32", "127.0.0.2/32"))
+    hostile = await asyncio.to_thread(start_hostile, tmp_path / "gate", redis_server, 600, caps)
+    try:
+        for port in (hostile.gate.agi_port, hostile.esl_port):
+            assert await first_line(port, "127.0.0.3") == b""  # the ESL door sends no connect either
+        flood = open_idle(hostile.gate.agi_port, 300, source="127.0.0.2")
+        try:
+            answers = await hostile.answers()
+            assert answers.all, answers.detail
+        finally:
+            close_all(flood)
+        reasons = {(e.get("door"), e.get("reason")) for e in hostile.events("door.server.session_refused")}
+        assert reasons == {("agi", "not_allowed"), ("esl", "not_allowed"), ("agi", "max_sessions_per_peer")}
+    finally:
+        hostile.gate.stop()
