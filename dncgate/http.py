@@ -17,8 +17,8 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from dncgate.acceptor import Acceptor
 from dncgate.config_file import MAX_SESSIONS
-from dncgate.listener import Listener
 from dncgate.metrics import GateMetrics
 from dncgate.settings.schema import HttpServerSettings
 from dncgate.store.errors import StoreError
@@ -144,7 +144,7 @@ class _JsonErrorServer(web.Server):
     def __init__(self, *args: Any, header_timeout: float, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.header_timeout = header_timeout
-        self.on_connection_lost: Callable[[], None] = _nothing  # the listener's release
+        self.on_connection_lost: Callable[[], None] = _nothing  # the acceptor's release
 
     def __call__(self) -> web.RequestHandler:
         return _JsonErrorHandler(self, header_timeout=self.header_timeout, loop=self._loop, **self._kwargs)
@@ -177,8 +177,8 @@ class GateRunner(web.AppRunner):
         )
 
 
-class ListenerSite(web.BaseSite):
-    """A site on the gate's own :class:`~dncgate.listener.Listener`: at most ``max_connections``
+class AcceptorSite(web.BaseSite):
+    """A site on the gate's own :class:`~dncgate.acceptor.Acceptor`: at most ``max_connections``
     open at once (beyond, accepting pauses: the rest wait in the kernel's backlog), and accept
     errors backed off, not retried in a tight loop. ``tls``: HTTPS, each handshake within
     ``header_timeout``."""
@@ -187,24 +187,24 @@ class ListenerSite(web.BaseSite):
                  backlog: int = 128, tls: ssl.SSLContext | None = None, label: str = "http") -> None:
         super().__init__(runner, backlog=backlog, ssl_context=tls)
         self._host, self._port, self._max_connections, self._label = host, port, max_connections, label
-        self.listener: Listener | None = None
+        self.acceptor: Acceptor | None = None
 
     @property
     def name(self) -> str:
         scheme = "https" if self._ssl_context else "http"
-        return f"{scheme}://{self._host}:{self.listener.port if self.listener else self._port}"
+        return f"{scheme}://{self._host}:{self.acceptor.port if self.acceptor else self._port}"
 
     async def start(self) -> None:
         await super().start()
         server = self._runner.server
         if not isinstance(server, _JsonErrorServer):
-            raise TypeError("ListenerSite needs the runner make_runner() builds")
-        listener = Listener(self._label, server, self._host, self._port,
+            raise TypeError("AcceptorSite needs the runner make_runner() builds")
+        acceptor = Acceptor(self._label, server, self._host, self._port,
                             backlog=self._backlog, max_connections=self._max_connections, tls=self._ssl_context,
                             tls_handshake_timeout=server.header_timeout)
-        server.on_connection_lost = listener.release
-        await listener.start()
-        self.listener = self._server = listener
+        server.on_connection_lost = acceptor.release
+        await acceptor.start()
+        self.acceptor = self._server = acceptor
 
 
 def make_runner(app: web.Application, *, header_timeout: float, keepalive_timeout: float,
@@ -222,14 +222,14 @@ async def serve_app(
     runner = make_runner(app, header_timeout=header_timeout, keepalive_timeout=keepalive_timeout,
                          access_log=None, handle_signals=False, shutdown_timeout=shutdown_timeout)
     await runner.setup()
-    site = ListenerSite(runner, host, port, max_connections=max_connections, tls=tls, label=label)
+    site = AcceptorSite(runner, host, port, max_connections=max_connections, tls=tls, label=label)
     try:
         await site.start()
     except BaseException:
         await runner.cleanup()
         raise
-    assert site.listener is not None
-    return runner, site.listener.port
+    assert site.acceptor is not None
+    return runner, site.acceptor.port
 
 
 async def start_http(app: web.Application, settings: HttpServerSettings) -> tuple[web.AppRunner, int]:

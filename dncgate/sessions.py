@@ -11,7 +11,7 @@ ESL door its refusal coroutine. Everything else is here, written once:
 * ``close(timeout)``: stop accepting, let sessions finish for up to ``timeout`` seconds, cancel the
   rest and wait for them at most ``cancel_timeout`` seconds, then abort whatever is left.
 
-Accepting is :class:`dncgate.listener.Listener`'s (an accept that fails for want of descriptors
+Accepting is :class:`dncgate.acceptor.Acceptor`'s (an accept that fails for want of descriptors
 is backed off and logged at most once a minute, not retried in a tight loop). Every log line
 carries ``door`` (``agi`` or ``esl``); the event names are the same for both. The
 server reads nothing from a socket itself: the doors' session coroutines put a deadline on every
@@ -32,8 +32,8 @@ from typing import Any, Self
 
 import structlog
 
+from dncgate.acceptor import Acceptor
 from dncgate.config_file import LOOPBACK_PEERS, MAX_SESSIONS, MAX_SESSIONS_PER_PEER
-from dncgate.listener import Listener
 
 __all__ = ["LOOPBACK", "Peer", "Refusal", "ServerLimits", "SessionRunner", "SessionServer", "is_loopback_host"]
 
@@ -168,7 +168,7 @@ class SessionServer:
         self._port = port
         self._stream_limit = stream_limit
         self._clock = clock
-        self._server: Listener | None = None
+        self._server: Acceptor | None = None
         self._tasks: dict[asyncio.Task[Any], _Conn] = {}
         self._per_peer: Counter[str] = Counter()
         self._refusing = 0
@@ -207,7 +207,7 @@ class SessionServer:
         def protocol() -> asyncio.StreamReaderProtocol:  # what asyncio.start_server would build
             return asyncio.StreamReaderProtocol(asyncio.StreamReader(self._stream_limit, loop), self._on_connect)
 
-        self._server = Listener(self.door, protocol, self.host, self._port, backlog=self.server_limits.backlog)
+        self._server = Acceptor(self.door, protocol, self.host, self._port, backlog=self.server_limits.backlog)
         await self._server.start()
         limits = self.server_limits
         self._log.info("door.server.started", host=self.host, port=self.port, max_sessions=limits.max_sessions,

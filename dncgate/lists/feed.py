@@ -111,7 +111,7 @@ class FeedServer:
         ssl_context: ssl.SSLContext | None = None, max_downloads: int = 16, registrations: object = None,
         bounds: FeedSettings = _BOUNDS,
     ) -> None:
-        """``bounds``: the listener's (``max_connections``, ``header_timeout``, ``keepalive_timeout``)."""
+        """``bounds``: its listening socket's (``max_connections``, ``header_timeout``, ``keepalive_timeout``)."""
         if not tokens:
             raise ValueError("feed: at least one reseller token is needed")
         self.directory, self.tokens = directory, dict(tokens)

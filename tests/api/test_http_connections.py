@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from aiohttp import web
 
-from dncgate.http import ListenerSite, make_app, start_http
-from dncgate.listener import Listener
+from dncgate.acceptor import Acceptor
+from dncgate.http import AcceptorSite, make_app, start_http
 from dncgate.metrics import GateMetrics
 from dncgate.settings import HttpServerSettings
 from tests.polls import poll_until
@@ -25,21 +25,21 @@ class Store:
         return None
 
 
-Start = Callable[..., Awaitable[tuple[int, Listener]]]
+Start = Callable[..., Awaitable[tuple[int, Acceptor]]]
 
 
 @pytest.fixture
 async def http() -> AsyncIterator[Start]:
     runners: list[web.AppRunner] = []
 
-    async def start(**settings: float) -> tuple[int, Listener]:
+    async def start(**settings: float) -> tuple[int, Acceptor]:
         app = make_app(Store(), GateMetrics(), {"agi": True, "esl": False})  # type: ignore[arg-type]
         runner, port = await start_http(app, HttpServerSettings(port=0, **settings))  # type: ignore[arg-type]
         runners.append(runner)
         site = next(iter(runner.sites))
-        assert isinstance(site, ListenerSite)
-        assert site.listener is not None
-        return port, site.listener
+        assert isinstance(site, AcceptorSite)
+        assert site.acceptor is not None
+        return port, site.acceptor
 
     yield start
     for runner in runners:
@@ -53,29 +53,29 @@ async def reply_head(reader: asyncio.StreamReader) -> bytes:
 
 
 async def test_at_the_cap_accepting_pauses_until_a_connection_ends(http: Start) -> None:
-    port, listener = await http(max_connections=3)
+    port, acceptor = await http(max_connections=3)
     idle: list[Streams] = [await asyncio.open_connection("127.0.0.1", port) for _ in range(3)]
-    await poll_until(lambda: listener.open == 3)
+    await poll_until(lambda: acceptor.open == 3)
     waiting = await asyncio.open_connection("127.0.0.1", port)  # the kernel's backlog takes it
     waiting[1].write(HEALTHZ)
     await asyncio.sleep(0.2)
-    assert listener.accepted == 3  # not accepted while three are open
+    assert acceptor.accepted == 3  # not accepted while three are open
     idle[0][1].close()
     assert (await reply_head(waiting[0])).startswith(b"HTTP/1.1 200")
-    assert listener.accepted == 4
+    assert acceptor.accepted == 4
     for _, writer in [*idle[1:], waiting]:
         writer.close()
 
 
 async def test_a_connection_that_sends_no_request_head_is_closed(http: Start) -> None:
-    port, listener = await http(header_timeout=0.5, keepalive_timeout=3600)
+    port, acceptor = await http(header_timeout=0.5, keepalive_timeout=3600)
     silent = await asyncio.open_connection("127.0.0.1", port)
     slow = await asyncio.open_connection("127.0.0.1", port)
     slow[1].write(b"GET /healthz HTTP/1.1\r\nHost: ")  # and never the rest
     async with asyncio.timeout(10):
         assert await silent[0].read() == b""
         assert await slow[0].read() == b""
-    await poll_until(lambda: listener.open == 0)
+    await poll_until(lambda: acceptor.open == 0)
     for _, writer in (silent, slow):
         writer.close()
 

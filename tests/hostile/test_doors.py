@@ -28,7 +28,7 @@ async def healthz_answers(hostile: Hostile) -> bool:
 
 def assert_no_accept_storm(hostile: Hostile) -> None:
     assert "socket.accept() out of system resource" not in hostile.log_text()
-    assert len(hostile.events("listener.accept_failed")) <= 1
+    assert len(hostile.events("acceptor.accept_failed")) <= 1
 
 
 async def test_an_idle_http_flood_stops_no_other_door(hostile: Hostile) -> None:

@@ -8,16 +8,16 @@ into a storm of log lines and a loop too busy to answer the other doors (issue 1
 each listening socket has one accept task:
 
 * out of a resource (``EMFILE``, ``ENFILE``, ``ENOBUFS``, ``ENOMEM``), it pauses (the one
-  backoff, from 50 ms to 2 s) and tries again; ``listener.accept_failed`` is logged at most once
+  backoff, from 50 ms to 2 s) and tries again; ``acceptor.accept_failed`` is logged at most once
   per ``log_interval`` with how many failures it stands for;
 * with ``max_connections``, it stops accepting while that many of its connections are open (the
-  owner calls :meth:`Listener.release` when one ends): the rest wait in the kernel's backlog and
+  owner calls :meth:`Acceptor.release` when one ends): the rest wait in the kernel's backlog and
   cost the process no descriptor.
 
 With ``tls``, each connection's handshake runs in a task of its own, bounded by
 ``tls_handshake_timeout``: a peer that stalls its handshake does not stall accepting.
 
-``Listener`` is an ``asyncio.AbstractServer`` (``close``, ``wait_closed``, ``sockets``), so an
+``Acceptor`` is an ``asyncio.AbstractServer`` (``close``, ``wait_closed``, ``sockets``), so an
 aiohttp site can hold it.
 """
 
@@ -36,7 +36,7 @@ import structlog
 
 from dncgate.backoff import Backoff
 
-__all__ = ["RESOURCE_ERRNOS", "Listener", "ProtocolFactory"]
+__all__ = ["RESOURCE_ERRNOS", "Acceptor", "ProtocolFactory"]
 
 ProtocolFactory = Callable[[], asyncio.BaseProtocol]
 RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
@@ -45,7 +45,7 @@ _GONE_ERRNOS = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.ECONNRESET, er
 ACCEPT_BACKOFF = Backoff(initial=0.05, maximum=2.0)
 
 
-class Listener(asyncio.AbstractServer):
+class Acceptor(asyncio.AbstractServer):
     """``start()`` binds ``host:port`` (every address it resolves to) and accepts into ``factory``."""
 
     def __init__(
@@ -55,7 +55,7 @@ class Listener(asyncio.AbstractServer):
         tls_handshake_timeout: float = 10.0,
     ) -> None:
         if max_connections is not None and max_connections < 1:
-            raise ValueError("Listener.max_connections must be >= 1")
+            raise ValueError("Acceptor.max_connections must be >= 1")
         self.name = name
         self._factory = factory
         self._host = host
@@ -76,7 +76,7 @@ class Listener(asyncio.AbstractServer):
         self._serving = False
         self._logged_at: float | None = None
         self._unlogged = 0
-        self._log = structlog.get_logger("dncgate.listener").bind(listener=name)
+        self._log = structlog.get_logger("dncgate.acceptor").bind(acceptor=name)
         self.open = 0  # connections counted against max_connections (accepted, not yet released)
         self.accepted = 0
         self.accept_failures = 0
@@ -98,9 +98,9 @@ class Listener(asyncio.AbstractServer):
 
     async def start(self) -> None:
         if self._sockets:
-            raise RuntimeError(f"listener {self.name} already started")
+            raise RuntimeError(f"acceptor {self.name} already started")
         if self._bound_port is not None:
-            raise RuntimeError(f"listener {self.name} was closed")
+            raise RuntimeError(f"acceptor {self.name} was closed")
         self._sockets = _bind(self._host, self._port, self._backlog)
         self._bound_port = int(self._sockets[0].getsockname()[1])
         self._serving = True
@@ -172,9 +172,9 @@ class Listener(asyncio.AbstractServer):
                                                    ssl_handshake_timeout=self._tls_handshake_timeout)
         except Exception as exc:  # noqa: BLE001 - that connection goes; the accept loop (the door) stays
             if isinstance(exc, OSError):  # the peer is gone already, or no buffer for its transport
-                self._log.debug("listener.connection_failed", error=repr(exc))
+                self._log.debug("acceptor.connection_failed", error=repr(exc))
             else:  # a protocol that failed to start: a bug, said once per connection
-                self._log.error("listener.connection_failed", error=repr(exc))
+                self._log.error("acceptor.connection_failed", error=repr(exc))
             conn.close()
             if self.max_connections is not None:
                 self.release()
@@ -186,7 +186,7 @@ class Listener(asyncio.AbstractServer):
             self._unlogged += 1
             return
         self._logged_at = now
-        self._log.warning("listener.accept_failed", error=errno.errorcode.get(exc.errno or 0, str(exc.errno)),
+        self._log.warning("acceptor.accept_failed", error=errno.errorcode.get(exc.errno or 0, str(exc.errno)),
                           detail=exc.strerror, also_failed=self._unlogged, open=self.open,
                           max_connections=self.max_connections, pause="backoff 0.05 s doubling to 2 s")
         self._unlogged = 0

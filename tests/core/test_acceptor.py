@@ -12,8 +12,8 @@ import socket
 
 from structlog.testing import capture_logs
 
+from dncgate.acceptor import Acceptor
 from dncgate.backoff import Backoff
-from dncgate.listener import Listener
 from tests.polls import poll_until
 
 CLIENTS = 6
@@ -36,30 +36,30 @@ def open_descriptors() -> int:
 async def test_out_of_descriptors_the_accept_loop_backs_off_and_logs_once() -> None:
     transports: list[asyncio.BaseTransport] = []
     Keep.transports = transports
-    listener = Listener("test", Keep, "127.0.0.1", 0, backoff=Backoff(initial=0.005, maximum=0.01, jitter=0),
+    acceptor = Acceptor("test", Keep, "127.0.0.1", 0, backoff=Backoff(initial=0.005, maximum=0.01, jitter=0),
                         clock=lambda: 0.0)
     clients: list[socket.socket] = []
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     with capture_logs() as logs:
-        await listener.start()
+        await acceptor.start()
         for _ in range(CLIENTS):
-            clients.append(socket.create_connection(("127.0.0.1", listener.port), timeout=5))
+            clients.append(socket.create_connection(("127.0.0.1", acceptor.port), timeout=5))
         resource.setrlimit(resource.RLIMIT_NOFILE, (open_descriptors() + 2, hard))  # room for about two
         try:
-            await poll_until(lambda: listener.accept_failures >= 20)
+            await poll_until(lambda: acceptor.accept_failures >= 20)
             held = len(transports)
         finally:
             resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
         await poll_until(lambda: len(transports) == CLIENTS)
-    listener.close()
-    await listener.wait_closed()
+    acceptor.close()
+    await acceptor.wait_closed()
     for transport in transports:
         transport.close()
     for client in clients:
         client.close()
-    failed = [e for e in logs if e["event"] == "listener.accept_failed"]
+    failed = [e for e in logs if e["event"] == "acceptor.accept_failed"]
     assert held < CLIENTS  # some waited for descriptors
-    assert listener.accepted == CLIENTS
+    assert acceptor.accepted == CLIENTS
     assert len(failed) == 1  # the clock stands still: one line for the whole interval
     assert failed[0]["error"] == "EMFILE"
     assert failed[0]["log_level"] == "warning"
@@ -68,18 +68,18 @@ async def test_out_of_descriptors_the_accept_loop_backs_off_and_logs_once() -> N
 async def test_the_cap_holds_connections_in_the_backlog() -> None:
     transports: list[asyncio.BaseTransport] = []
     Keep.transports = transports
-    listener = Listener("test", Keep, "127.0.0.1", 0, max_connections=2)
-    await listener.start()
-    clients = [socket.create_connection(("127.0.0.1", listener.port), timeout=5) for _ in range(4)]
-    await poll_until(lambda: listener.open == 2)
+    acceptor = Acceptor("test", Keep, "127.0.0.1", 0, max_connections=2)
+    await acceptor.start()
+    clients = [socket.create_connection(("127.0.0.1", acceptor.port), timeout=5) for _ in range(4)]
+    await poll_until(lambda: acceptor.open == 2)
     await asyncio.sleep(0.1)
-    assert listener.accepted == 2
+    assert acceptor.accepted == 2
     transports[0].close()
-    listener.release()
-    await poll_until(lambda: listener.accepted == 3)
-    listener.close()
-    await listener.wait_closed()
-    assert listener.sockets == ()
+    acceptor.release()
+    await poll_until(lambda: acceptor.accepted == 3)
+    acceptor.close()
+    await acceptor.wait_closed()
+    assert acceptor.sockets == ()
     for transport in transports:
         transport.close()
     for client in clients:
