@@ -18,6 +18,7 @@ from dncgate.api.app import install_api
 from dncgate.api.context import ApiContext
 from dncgate.api.enforcement import install_enforcement
 from dncgate.app import AUDIT_GRACE, open_app
+from dncgate.descriptors import RESERVE, check_budget, raise_open_file_limit
 from dncgate.enforcement.desk import EnforcementDesk, desk_of
 from dncgate.enforcement.model import originator_keys
 from dncgate.esl import OutboundConfig, OutboundServer
@@ -25,7 +26,7 @@ from dncgate.esl.check import esl_check_handler
 from dncgate.events import CallEventStream, CallRecord
 from dncgate.feeds import CallFeeds, asterisk_feed_of, freeswitch_feed_of
 from dncgate.gate import Gate
-from dncgate.http import make_app, make_runner
+from dncgate.http import make_app, start_http
 from dncgate.ivr.agi import ivr_agi_handler, with_ivr
 from dncgate.ivr.esl import ivr_esl_handler, with_esl_ivr
 from dncgate.ivr.runner import IvrContext
@@ -68,6 +69,7 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
     from dncgate.lists.runner import start_services
     from dncgate.lists.sync_metrics import SyncMetrics
 
+    _open_files(config)
     async with open_app(config, ledger=True, metrics=True, spool=True, audit_grace=AUDIT_GRACE) as app:
         metrics, ledger, gate = app.metrics, app.consent_ledger(), app.gate
         if metrics is None:
@@ -121,11 +123,7 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
                     install_api(http, api)  # /v1: same process, same loop
                     if running.enforcement is not None:
                         install_enforcement(http, running.enforcement)
-                runner = make_runner(http, access_log=None, handle_signals=False, shutdown_timeout=1.0)
-                await runner.setup()
-                site = web.TCPSite(runner, config.http.host, config.http.port)
-                await site.start()
-                running.http_port = _bound_port(runner)
+                runner, running.http_port = await start_http(http, config.http)
             reloader = running.reload = Reloader(config, app.tenants,
                                                  lambda new: api.replace_keys(new.api) if api else None)
             if handle_signals:
@@ -170,6 +168,23 @@ async def _close_doors(
             log.error("gate.stop_failed", part=name, error=repr(result))
 
 
+def _open_files(config: Settings) -> None:
+    """Raise the soft open-file limit; refuse caps the doors could not all hold (descriptors.py)."""
+    needs: dict[str, int] = {}
+    if config.agi.enabled:
+        needs["agi.max_sessions"] = config.agi.max_sessions
+    if config.esl.enabled:  # a refused call is still answered (connect): as many again
+        needs["esl.max_sessions x 2"] = 2 * config.esl.max_sessions
+    if config.http.enabled:
+        needs["http.max_connections"] = config.http.max_connections
+    if config.feed.enabled:
+        needs["feed.max_connections"] = config.feed.max_connections
+    files = raise_open_file_limit()
+    log.info("gate.open_files", soft_before=files.soft_before, soft=files.soft, hard=files.hard,
+             needed=sum(needs.values()) + RESERVE, reserve=RESERVE)
+    check_budget(needs, files.soft)
+
+
 async def _start_enforcement(config: Settings, store: ListStore,
                              running: Running) -> tuple[EnforcementDesk, list[asyncio.Task[None]]]:
     """The case store, the scheduler (due suspensions) and the releaser of restricted calls in progress."""
@@ -208,10 +223,3 @@ def _limits(door: Listener) -> ServerLimits:
     """A call door's session caps and peer allowlist, from its ``[agi]`` or ``[esl]`` table."""
     return ServerLimits(max_sessions=door.max_sessions, max_sessions_per_peer=door.max_sessions_per_peer,
                         allow=door.allow)
-
-
-def _bound_port(runner: web.AppRunner) -> int | None:
-    for address in runner.addresses:
-        if isinstance(address, tuple):
-            return int(address[1])
-    return None

@@ -11,7 +11,9 @@ ESL door its refusal coroutine. Everything else is here, written once:
 * ``close(timeout)``: stop accepting, let sessions finish for up to ``timeout`` seconds, cancel the
   rest and wait for them at most ``cancel_timeout`` seconds, then abort whatever is left.
 
-Every log line carries ``door`` (``agi`` or ``esl``); the event names are the same for both. The
+Accepting is :class:`dncgate.acceptor.Acceptor`'s (an accept that fails for want of descriptors
+is backed off and logged at most once a minute, not retried in a tight loop). Every log line
+carries ``door`` (``agi`` or ``esl``); the event names are the same for both. The
 server reads nothing from a socket itself: the doors' session coroutines put a deadline on every
 read (AGI: header and reply deadlines; ESL: connect, command and event deadlines).
 """
@@ -30,6 +32,7 @@ from typing import Any, Self
 
 import structlog
 
+from dncgate.acceptor import Acceptor
 from dncgate.config_file import LOOPBACK_PEERS, MAX_SESSIONS, MAX_SESSIONS_PER_PEER
 
 __all__ = ["LOOPBACK", "Peer", "Refusal", "ServerLimits", "SessionRunner", "SessionServer", "is_loopback_host"]
@@ -165,7 +168,7 @@ class SessionServer:
         self._port = port
         self._stream_limit = stream_limit
         self._clock = clock
-        self._server: asyncio.Server | None = None
+        self._server: Acceptor | None = None
         self._tasks: dict[asyncio.Task[Any], _Conn] = {}
         self._per_peer: Counter[str] = Counter()
         self._refusing = 0
@@ -182,9 +185,7 @@ class SessionServer:
     @property
     def port(self) -> int:
         """The bound port once started (useful with ``port=0``), else the configured one."""
-        if self._server is not None and self._server.sockets:
-            return int(self._server.sockets[0].getsockname()[1])
-        return self._port
+        return self._server.port if self._server is not None else self._port
 
     @property
     def active_sessions(self) -> int:
@@ -201,9 +202,13 @@ class SessionServer:
     async def start(self) -> None:
         if self._server is not None:
             raise RuntimeError(f"{self.door} server already started")
-        self._server = await asyncio.start_server(
-            self._on_connect, self.host, self._port, backlog=self.server_limits.backlog, limit=self._stream_limit,
-        )
+        loop = asyncio.get_running_loop()
+
+        def protocol() -> asyncio.StreamReaderProtocol:  # what asyncio.start_server would build
+            return asyncio.StreamReaderProtocol(asyncio.StreamReader(self._stream_limit, loop), self._on_connect)
+
+        self._server = Acceptor(self.door, protocol, self.host, self._port, backlog=self.server_limits.backlog)
+        await self._server.start()
         limits = self.server_limits
         self._log.info("door.server.started", host=self.host, port=self.port, max_sessions=limits.max_sessions,
                        max_sessions_per_peer=limits.max_sessions_per_peer, allow=list(limits.allow))

@@ -215,8 +215,7 @@ class EslDecoder:
                     return out
                 out.append(message)
         except EslProtocolError as exc:
-            self._failed = exc
-            self._buf.clear()
+            self._fail(exc)
             raise
 
     def feed_eof(self) -> None:
@@ -224,8 +223,16 @@ class EslDecoder:
             exc = IncompleteMessageError(
                 "stream ended inside a body" if self._headers is not None else "stream ended inside headers"
             )
-            self._failed = exc
+            self._fail(exc)
             raise exc
+
+    def _fail(self, exc: EslProtocolError) -> None:
+        """Refuse further input; keep what went wrong as a record only (never raised, so no
+        traceback: one would hold the frames that decoded the failing frame, bodies included)."""
+        self._failed = EslProtocolError(str(exc))
+        self._buf.clear()
+        self._pairs = []
+        self._headers = None
 
     def _next(self) -> Message | None:
         limits = self._limits

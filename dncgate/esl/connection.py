@@ -4,15 +4,20 @@ A background reader task decodes frames and routes them:
 
 * ``command/reply`` and ``api/response`` resolve the single in-flight command
   (commands are serialised by a lock, so FIFO order is the protocol's order);
-* ``text/event-*`` go to a bounded event queue (oldest dropped on overflow) and
-  wake anyone waiting for a ``CHANNEL_EXECUTE_COMPLETE`` with a given
-  ``Application-UUID``;
+* ``text/event-*`` go to an event queue bounded in count and in bytes (the
+  oldest are dropped on overflow) and wake anyone waiting for a
+  ``CHANNEL_EXECUTE_COMPLETE`` with a given ``Application-UUID``;
 * ``text/disconnect-notice`` ends the event stream and fails execute waiters;
 * ``auth/request`` resolves :meth:`wait_auth_request`.
 
 Any failure (EOF, protocol error, a command deadline) poisons the connection:
 pending waiters get the error and later calls raise it at once.  A timed-out
 command leaves reply ordering unknown, so the connection is not reused.
+
+Nothing outlives :meth:`close`: the queued events are dropped, and the stored
+failure keeps no traceback, context or cause (their frames would hold the
+connection, its queue and the decoder's buffers as cyclic garbage that only a
+full collection frees: issue 11 item 11).
 """
 
 from __future__ import annotations
@@ -44,6 +49,14 @@ from dncgate.esl.messages import (
 
 _READ_CHUNK = 64 * 1024
 _END = object()
+MAX_QUEUED_BYTES = 1 << 20  # per connection: the check handler waits for a few small events
+
+
+def forget_frames(error: BaseException) -> None:
+    """Drop what a stored exception refers to beyond itself: its traceback, context and cause."""
+    error.__traceback__ = None
+    error.__context__ = None
+    error.__cause__ = None
 
 
 class EslConnection:
@@ -54,6 +67,7 @@ class EslConnection:
         *,
         limits: Limits,
         max_queued_events: int = 1000,
+        max_queued_bytes: int = MAX_QUEUED_BYTES,
         log: structlog.typing.FilteringBoundLogger | None = None,
     ) -> None:
         self._reader = reader
@@ -63,9 +77,11 @@ class EslConnection:
         self._lock = asyncio.Lock()
         self._pending: deque[asyncio.Future[Message]] = deque()
         self._executes: dict[str, asyncio.Future[Event]] = {}
-        self._events: deque[Event | object] = deque()
+        self._events: deque[tuple[Event | object, int]] = deque()  # (event, its frame's body bytes)
         self._events_ready = asyncio.Event()
         self._max_events = max_queued_events
+        self._max_bytes = max_queued_bytes
+        self.queued_bytes = 0
         self._auth: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
         self._failure: EslError | None = None
         self._ended = False  # the end marker is queued
@@ -88,13 +104,18 @@ class EslConnection:
         return self._failure is not None
 
     async def close(self, deadline: float = 1.0) -> None:
-        """Stop reading and close the socket (idempotent, bounded)."""
+        """Stop reading, drop what is queued and close the socket (idempotent, bounded)."""
         self._fail(EslConnectionClosed("connection closed locally"))
         task, self._task = self._task, None
         if task is not None and not task.done():
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        self._events.clear()
+        self._events.append((_END, 0))
+        self.queued_bytes = 0
+        if self._failure is not None:
+            forget_frames(self._failure)  # raised since it was stored: its new traceback goes too
         if not self._writer.is_closing():
             self._writer.close()
         with contextlib.suppress(OSError, TimeoutError):
@@ -104,6 +125,7 @@ class EslConnection:
     def _fail(self, error: EslError) -> None:
         if self._failure is not None:
             return
+        forget_frames(error)
         self._failure = error
         if not self._auth.done():
             self._auth.set_exception(error)
@@ -144,7 +166,7 @@ class EslConnection:
     def _dispatch(self, message: Message) -> None:
         kind = message.content_type
         if message.event is not None:
-            self._on_event(message.event)
+            self._on_event(message.event, len(message.body))
         elif kind in (COMMAND_REPLY, API_RESPONSE):
             if not self._pending:
                 raise UnexpectedMessageError(f"{kind} with no command in flight: {message.reply_text!r}")
@@ -167,10 +189,10 @@ class EslConnection:
         """Mark the end of the event stream (once); nothing queued after it is ever read."""
         if not self._ended:
             self._ended = True
-            self._events.append(_END)
+            self._events.append((_END, 0))
             self._events_ready.set()
 
-    def _on_event(self, event: Event) -> None:
+    def _on_event(self, event: Event, size: int) -> None:
         if self._ended:
             # After a failure or a disconnect-notice the reader may still see events (a late
             # reply, linger mode); queueing them could push the end marker out of a full queue.
@@ -180,10 +202,16 @@ class EslConnection:
             fut = self._executes.pop(event.application_uuid, None)
             if fut is not None and not fut.done():
                 fut.set_result(event)
-        if len(self._events) >= self._max_events:
-            self._events.popleft()
+        if size > self._max_bytes:  # alone over the byte cap: never queued
             self.dropped_events += 1
-        self._events.append(event)
+            return
+        while self._events and (len(self._events) >= self._max_events
+                                or self.queued_bytes + size > self._max_bytes):
+            _, dropped = self._events.popleft()
+            self.queued_bytes -= dropped
+            self.dropped_events += 1
+        self._events.append((event, size))
+        self.queued_bytes += size
         self._events_ready.set()
 
     # -- API -------------------------------------------------------------
@@ -259,7 +287,7 @@ class EslConnection:
                     await self._events_ready.wait()
         except TimeoutError:
             raise EslTimeoutError(f"no event within {deadline}s") from None
-        item = self._events[0]
+        item, size = self._events[0]
         if item is _END:
             # Leave the marker: the stream stays ended.  A disconnect-notice is a
             # clean end; EOF or a protocol error without one is reported.
@@ -267,6 +295,7 @@ class EslConnection:
                 raise self._failure
             return None
         self._events.popleft()
+        self.queued_bytes -= size
         assert isinstance(item, Event)
         return item
 

@@ -44,6 +44,7 @@ class InboundConfig:
     event_deadline: float | None = None  # idle time between events (None: wait forever)
     close_deadline: float = 1.0
     max_queued_events: int = 10000
+    max_queued_bytes: int = 32 << 20  # one feed of every channel's events: more room than a call's session
     limits: Limits = field(default_factory=Limits)
 
 
@@ -73,7 +74,8 @@ class InboundClient:
         except OSError as exc:
             raise EslConnectionClosed(f"connect to {cfg.host}:{cfg.port} failed: {exc}") from exc
         conn = EslConnection(
-            reader, writer, limits=cfg.limits, max_queued_events=cfg.max_queued_events, log=self._log
+            reader, writer, limits=cfg.limits, max_queued_events=cfg.max_queued_events,
+            max_queued_bytes=cfg.max_queued_bytes, log=self._log,
         )
         self._conn = conn
         conn.start()

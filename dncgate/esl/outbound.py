@@ -29,7 +29,7 @@ import structlog
 from dncgate.config_file import ESL_PORT, LOOPBACK_HOST
 from dncgate.esl import commands
 from dncgate.esl.codec import Limits
-from dncgate.esl.connection import EslConnection
+from dncgate.esl.connection import MAX_QUEUED_BYTES, EslConnection
 from dncgate.esl.errors import (
     CommandError,
     EslConnectionClosed,
@@ -54,6 +54,7 @@ class OutboundConfig:
     session_deadline: float | None = 3600.0  # whole session, handler included
     close_deadline: float = 1.0  # for the socket to close
     max_queued_events: int = 1000
+    max_queued_bytes: int = MAX_QUEUED_BYTES  # the events' body bytes queued; oldest dropped beyond
     limits: Limits = field(default_factory=Limits)
 
 
@@ -173,7 +174,8 @@ class OutboundServer(SessionServer):
     def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                     log: structlog.typing.FilteringBoundLogger) -> EslConnection:
         cfg = self._config
-        return EslConnection(reader, writer, limits=cfg.limits, max_queued_events=cfg.max_queued_events, log=log)
+        return EslConnection(reader, writer, limits=cfg.limits, max_queued_events=cfg.max_queued_events,
+                             max_queued_bytes=cfg.max_queued_bytes, log=log)
 
     async def _refuse_call(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: Peer,
                       reason: str) -> None:

@@ -25,9 +25,12 @@ from aiohttp import web
 
 from dncgate.clock import now_iso
 from dncgate.config_file import LOOPBACK_HOST
+from dncgate.http import serve_app
 from dncgate.lists.manifest import FileEntry, ListManifest, ManifestError, file_entry, parse_manifest, sign
+from dncgate.settings.schema import FeedSettings
 
 log = structlog.get_logger("dncgate.lists.feed")
+_BOUNDS = FeedSettings()  # the [feed] defaults
 MANIFEST = "manifest.json"
 
 
@@ -106,11 +109,14 @@ class FeedServer:
     def __init__(
         self, directory: Path, tokens: Mapping[str, str], *, host: str = LOOPBACK_HOST, port: int = 0,
         ssl_context: ssl.SSLContext | None = None, max_downloads: int = 16, registrations: object = None,
+        bounds: FeedSettings = _BOUNDS,
     ) -> None:
+        """``bounds``: its listening socket's (``max_connections``, ``header_timeout``, ``keepalive_timeout``)."""
         if not tokens:
             raise ValueError("feed: at least one reseller token is needed")
         self.directory, self.tokens = directory, dict(tokens)
         self.host, self.port, self._ssl = host, port, ssl_context
+        self._bounds = bounds
         self._slots = asyncio.Semaphore(max_downloads)
         self._registrations = registrations  # an upstream.Outbox, if resellers may push registrations
         self._runner: web.AppRunner | None = None
@@ -176,13 +182,10 @@ class FeedServer:
         app = web.Application(client_max_size=64 * 1024)
         app.router.add_get("/feed/{name}", self._file)
         app.router.add_post("/feed/registrations", self._register)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self._ssl)
-        await site.start()
-        for address in self._runner.addresses:
-            if isinstance(address, tuple):
-                self.port = int(address[1])
+        bounds = self._bounds  # resellers reach this port: capped and timed out like [http]
+        self._runner, self.port = await serve_app(
+            app, self.host, self.port, max_connections=bounds.max_connections, header_timeout=bounds.header_timeout,
+            keepalive_timeout=bounds.keepalive_timeout, tls=self._ssl, shutdown_timeout=2.0, label="feed")
         log.info("feed.started", host=self.host, port=self.port, directory=str(self.directory),
                  resellers=sorted(self.tokens), tls=self._ssl is not None)
 

@@ -104,7 +104,7 @@ async def start_services(config: Settings, store: ListStore, freshness: ListFres
     if config.feed.enabled and sync.publish_dir is not None:
         tokens = dict(t.split(":", 1) for t in config.feed.tokens)
         services.feed = FeedServer(sync.publish_dir, tokens, host=config.feed.host, port=config.feed.port,
-                                   registrations=services.outbox)
+                                   registrations=services.outbox, bounds=config.feed)
         await services.feed.start()
     return services
 

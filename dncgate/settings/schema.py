@@ -31,6 +31,12 @@ from dncgate.settings.table import Table as Table  # re-exported: the tables' ba
 
 Port = Annotated[int, Meta(ge=0, le=65535, description="a TCP port")]
 Texts = tuple[str, ...]
+# An HTTP listener's bounds ([http], [feed]): connections open at once, and its two timeouts.
+Connections = Annotated[int, Meta(ge=1, le=65_536)]
+HeaderTimeout = Annotated[float, Meta(ge=0.5, le=300.0)]
+KeepaliveTimeout = Annotated[float, Meta(ge=0.5, le=3600.0)]
+HEADER_TIMEOUT_S = 10.0
+KEEPALIVE_TIMEOUT_S = 15.0
 
 # The default marketing taxonomy (code -> what it covers).
 DEFAULT_TAXONOMY: dict[str, str] = {
@@ -95,6 +101,12 @@ class HttpServerSettings(Listener, frozen=True):
     """``[http]``: health, metrics and (``[api]``) the HTTP API; ``max_sessions`` bounds requests in flight."""
 
     port: Port = HTTP_PORT
+    # Connections open at once; beyond, accepting pauses (the rest wait in the kernel's backlog).
+    max_connections: Connections = 256
+    # A new connection's first request head must be complete within this; seconds.
+    header_timeout: HeaderTimeout = field(default=HEADER_TIMEOUT_S, name="header_timeout_s")
+    # An idle connection is closed this long after its last response (aiohttp's default is 3,630 s).
+    keepalive_timeout: KeepaliveTimeout = field(default=KEEPALIVE_TIMEOUT_S, name="keepalive_timeout_s")
 
 
 class EslSettings(Listener, frozen=True):
@@ -211,6 +223,11 @@ class FeedSettings(Table, frozen=True):
     host: str = LOOPBACK_HOST  # the address it listens on
     port: Port = 9465  # the TCP port it listens on
     tokens: Texts = ()  # "name:token" entries, one per reseller
+    max_connections: Connections = 64  # connections open at once, as [http]'s: beyond, accepting pauses
+    # A new connection's TLS handshake and first request head must be complete within this; seconds.
+    header_timeout: HeaderTimeout = field(default=HEADER_TIMEOUT_S, name="header_timeout_s")
+    # An idle connection is closed this long after its last response.
+    keepalive_timeout: KeepaliveTimeout = field(default=KEEPALIVE_TIMEOUT_S, name="keepalive_timeout_s")
 
 
 class HoursSettings(Table, frozen=True):

@@ -13,11 +13,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp import web
 from structlog.testing import capture_logs
 
-from dncgate.http import make_app, make_runner
+from dncgate.http import make_app, start_http
 from dncgate.metrics import GateMetrics
+from dncgate.settings import HttpServerSettings
 
 
 class Store:
@@ -28,13 +28,9 @@ class Store:
 @pytest.fixture
 async def port() -> AsyncIterator[int]:
     app = make_app(Store(), GateMetrics(), {"agi": True, "esl": False})  # type: ignore[arg-type]
-    runner = make_runner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
+    runner, bound = await start_http(app, HttpServerSettings(port=0))
     try:
-        address = runner.addresses[0]
-        yield int(address[1])
+        yield bound
     finally:
         await runner.cleanup()
 

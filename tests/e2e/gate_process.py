@@ -129,6 +129,7 @@ class GateProcess:
     tenants: str = E2E_TENANTS
     process: subprocess.Popen[bytes] | None = None
     config_text: str | None = None  # a whole configuration of its own (else gate_config's, on the free ports)
+    open_files: int | None = None  # RLIMIT_NOFILE (soft and hard) of the serve process, like `ulimit -n`
 
     def __post_init__(self) -> None:
         self.agi_port = free_tcp_port()
@@ -150,6 +151,7 @@ class GateProcess:
                 [str(DNCGATE), "--config", str(self.config_path), "serve"],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
                 cwd=self.workdir,  # its own working directory: a relative [audit] spool_dir is not shared
+                preexec_fn=None if self.open_files is None else self._limit_open_files,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -162,6 +164,12 @@ class GateProcess:
             time.sleep(0.1)
         self.stop()
         raise LabError(f"dncgate serve: /healthz not ok within {timeout:.0f}s:\n{self.log_tail()}")
+
+    def _limit_open_files(self) -> None:  # in the child, before exec
+        import resource
+
+        assert self.open_files is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.open_files, self.open_files))
 
     def stop(self) -> None:
         proc, self.process = self.process, None

@@ -1,0 +1,220 @@
+"""Listening sockets with the gate's own accept loop, for the call doors and the HTTP side alike.
+
+asyncio's selector loop (3.11, ``_accept_connection``) answers a failed ``accept()`` (``EMFILE``:
+the process is out of descriptors) by logging "socket.accept() out of system resource" and
+scheduling a retry, and does not stop at the first failure: up to ``backlog`` times in one
+wake-up, each retry doing the same. A flood of idle connections that uses every descriptor turns
+into a storm of log lines and a loop too busy to answer the other doors (issue 11 item 9). Here
+each listening socket has one accept task:
+
+* out of a resource (``EMFILE``, ``ENFILE``, ``ENOBUFS``, ``ENOMEM``), it pauses (the one
+  backoff, from 50 ms to 2 s) and tries again; ``acceptor.accept_failed`` is logged at most once
+  per ``log_interval`` with how many failures it stands for;
+* with ``max_connections``, it stops accepting while that many of its connections are open (the
+  owner calls :meth:`Acceptor.release` when one ends): the rest wait in the kernel's backlog and
+  cost the process no descriptor.
+
+With ``tls``, each connection's handshake runs in a task of its own, bounded by
+``tls_handshake_timeout``: a peer that stalls its handshake does not stall accepting.
+
+``Acceptor`` is an ``asyncio.AbstractServer`` (``close``, ``wait_closed``, ``sockets``), so an
+aiohttp site can hold it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import socket
+import ssl
+import time
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from dncgate.backoff import Backoff
+
+__all__ = ["RESOURCE_ERRNOS", "Acceptor", "ProtocolFactory"]
+
+ProtocolFactory = Callable[[], asyncio.BaseProtocol]
+RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+# A connection that went away between the kernel's accept queue and accept(): try the next.
+_GONE_ERRNOS = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.ECONNRESET, errno.EPERM})
+ACCEPT_BACKOFF = Backoff(initial=0.05, maximum=2.0)
+
+
+class Acceptor(asyncio.AbstractServer):
+    """``start()`` binds ``host:port`` (every address it resolves to) and accepts into ``factory``."""
+
+    def __init__(
+        self, name: str, factory: ProtocolFactory, host: str | None, port: int, *, backlog: int = 128,
+        max_connections: int | None = None, log_interval: float = 60.0, backoff: Backoff = ACCEPT_BACKOFF,
+        clock: Callable[[], float] = time.monotonic, tls: ssl.SSLContext | None = None,
+        tls_handshake_timeout: float = 10.0,
+    ) -> None:
+        if max_connections is not None and max_connections < 1:
+            raise ValueError("Acceptor.max_connections must be >= 1")
+        self.name = name
+        self._factory = factory
+        self._host = host
+        self._port = port
+        self._backlog = backlog
+        self.max_connections = max_connections
+        self._log_interval = log_interval
+        self._backoff = backoff
+        self._clock = clock
+        self._tls = tls
+        self._tls_handshake_timeout = tls_handshake_timeout
+        self._handshakes: set[asyncio.Task[None]] = set()
+        self._sockets: list[socket.socket] = []
+        self._bound_port: int | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._room = asyncio.Event()
+        self._room.set()
+        self._serving = False
+        self._logged_at: float | None = None
+        self._unlogged = 0
+        self._log = structlog.get_logger("dncgate.acceptor").bind(acceptor=name)
+        self.open = 0  # connections counted against max_connections (accepted, not yet released)
+        self.accepted = 0
+        self.accept_failures = 0
+
+    @property
+    def sockets(self) -> tuple[socket.socket, ...]:
+        return tuple(self._sockets)
+
+    @property
+    def port(self) -> int:
+        """The bound port once started (useful with ``port=0``; kept after close), else the configured one."""
+        return self._bound_port if self._bound_port is not None else self._port
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        return asyncio.get_running_loop()
+
+    def is_serving(self) -> bool:
+        return self._serving
+
+    async def start(self) -> None:
+        if self._sockets:
+            raise RuntimeError(f"acceptor {self.name} already started")
+        if self._bound_port is not None:
+            raise RuntimeError(f"acceptor {self.name} was closed")
+        self._sockets = _bind(self._host, self._port, self._backlog)
+        self._bound_port = int(self._sockets[0].getsockname()[1])
+        self._serving = True
+        for sock in self._sockets:
+            self._tasks.append(asyncio.create_task(self._accept_loop(sock), name=f"{self.name}-accept"))
+
+    async def start_serving(self) -> None:
+        if not self._sockets:
+            await self.start()
+
+    async def serve_forever(self) -> None:
+        await self.start_serving()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def release(self) -> None:
+        """A connection counted against ``max_connections`` has ended."""
+        self.open = max(0, self.open - 1)
+        if self.max_connections is None or self.open < self.max_connections:
+            self._room.set()
+
+    def close(self) -> None:
+        """Stop accepting and close the listening sockets (open connections are the owner's)."""
+        self._serving = False
+        for task in (*self._tasks, *self._handshakes):
+            task.cancel()
+        sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            sock.close()
+
+    async def wait_closed(self) -> None:
+        tasks, self._tasks = [*self._tasks, *self._handshakes], []
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _accept_loop(self, sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        failures = 0
+        while True:
+            await self._room.wait()
+            try:
+                conn, _ = await loop.sock_accept(sock)
+            except OSError as exc:
+                if exc.errno in _GONE_ERRNOS:
+                    continue
+                failures += 1
+                self._accept_failed(exc)
+                await asyncio.sleep(self._backoff.delay(failures - 1))
+                continue
+            failures = 0
+            if self._tls is None:
+                await self._connect(loop, conn)
+                continue
+            # A TLS handshake takes round trips (and a peer may stall it): not on the accept loop.
+            task = asyncio.create_task(self._connect(loop, conn), name=f"{self.name}-handshake")
+            self._handshakes.add(task)
+            task.add_done_callback(self._handshakes.discard)
+
+    async def _connect(self, loop: asyncio.AbstractEventLoop, conn: socket.socket) -> None:
+        self.accepted += 1
+        if self.max_connections is not None:
+            self.open += 1
+            if self.open >= self.max_connections:
+                self._room.clear()
+        try:
+            conn.setblocking(False)
+            if self._tls is None:
+                await loop.connect_accepted_socket(self._factory, conn)
+            else:
+                await loop.connect_accepted_socket(self._factory, conn, ssl=self._tls,
+                                                   ssl_handshake_timeout=self._tls_handshake_timeout)
+        except Exception as exc:  # noqa: BLE001 - that connection goes; the accept loop (the door) stays
+            if isinstance(exc, OSError):  # the peer is gone already, or no buffer for its transport
+                self._log.debug("acceptor.connection_failed", error=repr(exc))
+            else:  # a protocol that failed to start: a bug, said once per connection
+                self._log.error("acceptor.connection_failed", error=repr(exc))
+            conn.close()
+            if self.max_connections is not None:
+                self.release()
+
+    def _accept_failed(self, exc: OSError) -> None:
+        self.accept_failures += 1
+        now = self._clock()
+        if self._logged_at is not None and now - self._logged_at < self._log_interval:
+            self._unlogged += 1
+            return
+        self._logged_at = now
+        self._log.warning("acceptor.accept_failed", error=errno.errorcode.get(exc.errno or 0, str(exc.errno)),
+                          detail=exc.strerror, also_failed=self._unlogged, open=self.open,
+                          max_connections=self.max_connections, pause="backoff 0.05 s doubling to 2 s")
+        self._unlogged = 0
+
+
+def _bind(host: str | None, port: int, backlog: int) -> list[socket.socket]:
+    """Listening sockets on every address ``host`` resolves to (all interfaces for "" or None)."""
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    sockets: list[socket.socket] = []
+    seen: set[Any] = set()
+    try:
+        for family, kind, proto, _, address in infos:
+            if (family, address) in seen:
+                continue
+            seen.add((family, address))
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if port == 0 and len(sockets) > 1:  # one port for every address, as the first got
+                address = (address[0], sockets[0].getsockname()[1], *address[2:])
+            sock.bind(address)
+            sock.listen(backlog)
+            sock.setblocking(False)
+    except OSError:
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.close()
+        raise
+    return sockets
