@@ -23,6 +23,12 @@ if TYPE_CHECKING:
     from dncgate.settings import Settings
 
 
+# Tests that build a Gate themselves give the store this long: the 250 ms default is a production
+# deadline, and a busy 2-core CI machine missed it (check_failed instead of the decision under test).
+# Tests of the deadline itself set their own.
+TEST_STORE_DEADLINE = 30.0
+
+
 def free_port() -> int:
     """A loopback port from the suite's pool (``tests.ports``): checked free, below the ephemeral
     range, never handed out twice, so a server started on it cannot meet a neighbour's port."""

@@ -17,6 +17,7 @@ from dncgate.gate import Gate
 from dncgate.model import TenantPolicy
 from dncgate.numbers import DialPlan
 from dncgate.store.protocol import ListStore
+from tests.conftest import TEST_STORE_DEADLINE
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "agi"
 
@@ -180,7 +181,7 @@ async def check_server(
     """The gate's ``/check`` FastAGI door on ``store`` (audit on), on a loopback port of its own."""
     audit = AuditSink(store)
     audit.start()
-    server = AgiServer(check_handler(Gate(tenants, store, audit)), port=0)
+    server = AgiServer(check_handler(Gate(tenants, store, audit, store_deadline=TEST_STORE_DEADLINE)), port=0)
     await server.start()
     try:
         yield server

@@ -22,6 +22,7 @@ from dncgate.numbers import DialPlan
 from dncgate.settings import ApiKeySettings, ApiSettings, ConsentSettings
 from dncgate.store.sqlite import SqliteListStore
 from dncgate.store.sqlite.ledger import SqliteLedger
+from tests.conftest import TEST_STORE_DEADLINE
 
 ACME_KEY = "dncg_acme-test-key-0123456789"
 GLOBEX_KEY = "dncg_globex-test-key-9876543210"
@@ -71,7 +72,7 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
     ledger = SqliteLedger(path, ConsentSettings())
     audit = AuditSink(store)
     audit.start()
-    gate = Gate(TENANTS, store, audit, clock=lambda: NOW)
+    gate = Gate(TENANTS, store, audit, store_deadline=TEST_STORE_DEADLINE, clock=lambda: NOW)
     keys = {f"{t}-key": ApiKeySettings(t, hash_key(k)) for t, k in
             (("acme", ACME_KEY), ("globex", GLOBEX_KEY), ("night", NIGHT_KEY))}
     app = make_app(store, GateMetrics(), {"agi": False, "esl": False})

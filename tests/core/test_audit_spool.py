@@ -20,6 +20,7 @@ from dncgate.model import TenantPolicy
 from dncgate.numbers import DialPlan
 from dncgate.settings import ConfigError, load
 from dncgate.store.sqlite import SqliteListStore
+from tests.conftest import TEST_STORE_DEADLINE
 
 TENANTS = {"default": TenantPolicy(name="default", dial_plan=DialPlan(region="CN"))}
 LOG = structlog.get_logger("test")
@@ -70,7 +71,7 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteListStore]:
 async def test_the_record_is_spooled_before_check_returns(tmp_path: Path, store: SqliteListStore) -> None:
     spool = AuditSpool.open(tmp_path / "spool", max_bytes=1 << 20)
     sink = AuditSink(store, spool=spool)  # not started: nothing reaches the store
-    gate = Gate(TENANTS, store, sink)
+    gate = Gate(TENANTS, store, sink, store_deadline=TEST_STORE_DEADLINE)
     result = await gate.check(CheckRequest(dialled="13800138000", door="agi"), LOG, defer=lambda _: None)
     assert spooled_ids(tmp_path / "spool") == [result.decision_id]  # before the door sends the verdict
     crash(spool)

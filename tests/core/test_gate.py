@@ -19,6 +19,7 @@ from dncgate.model import Facts, Mode, Originator, Reason, TenantPolicy, Verdict
 from dncgate.numbers import DialPlan
 from dncgate.store.errors import StoreUnavailable
 from dncgate.store.sqlite import SqliteListStore
+from tests.conftest import TEST_STORE_DEADLINE
 
 TENANTS = {
     "default": TenantPolicy(name="default", dial_plan=DialPlan(region="CN", technical_prefixes=("17951",))),
@@ -50,7 +51,7 @@ async def gate(store: SqliteListStore) -> AsyncIterator[Gate]:
     audit = AuditSink(store)
     audit.start()
     try:
-        yield Gate(TENANTS, store, audit)
+        yield Gate(TENANTS, store, audit, store_deadline=TEST_STORE_DEADLINE)
     finally:
         await audit.close()
 
@@ -263,7 +264,7 @@ async def test_a_language_that_is_no_tag_falls_back_to_the_tenants_and_is_counte
     audit = AuditSink(store)
     audit.start()
     metrics = GateMetrics()
-    gate = Gate(TENANTS, store, audit, metrics=metrics)
+    gate = Gate(TENANTS, store, audit, store_deadline=TEST_STORE_DEADLINE, metrics=metrics)
     try:
         with capture_logs() as logs:
             bad = await settled(gate, CheckRequest("13800138000", "cli", purpose="marketing", language="../x"))
@@ -282,7 +283,7 @@ async def test_unknown_tenants_are_one_metrics_label(store: SqliteListStore) -> 
     audit = AuditSink(store)
     audit.start()
     metrics = GateMetrics()
-    gate = Gate(TENANTS, store, audit, metrics=metrics)
+    gate = Gate(TENANTS, store, audit, store_deadline=TEST_STORE_DEADLINE, metrics=metrics)
     try:
         for i in range(300):
             await settled(gate, CheckRequest("13800138000", "agi", tenant=f"made-up-{i}", purpose="marketing"))

@@ -31,6 +31,7 @@ from dncgate.settings.enforcement import ComplaintSettings, EnforcementSettings
 from dncgate.store.sqlite import SqliteListStore
 from dncgate.store.sqlite.cases import SqliteCaseStore
 from dncgate.store.sqlite.ledger import SqliteLedger
+from tests.conftest import TEST_STORE_DEADLINE
 from tests.enforcement.conftest import Clock
 
 KEY, OTHER_KEY = "dncg_acme-enf-key-0123456789", "dncg_globex-enf-key-0123456789"
@@ -58,7 +59,7 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
     audit = AuditSink(store, linger=0.0)
     audit.start()
     clock = Clock()
-    gate = Gate(TENANTS, store, audit, clock=clock)
+    gate = Gate(TENANTS, store, audit, store_deadline=TEST_STORE_DEADLINE, clock=clock)
     signals: list[tuple[OriginatorKey, Any]] = []
     settings = EnforcementSettings(enabled=True, notice_period=3600.0, auto_notice=True,
                                    complaints=ComplaintSettings(holidays=("2026-11-27",)))

@@ -14,6 +14,7 @@ from dncgate.gate import CheckRequest, Gate
 from dncgate.model import Originator, Reason, Restriction, TenantPolicy
 from dncgate.numbers import DialPlan
 from dncgate.store.sqlite import SqliteListStore
+from tests.conftest import TEST_STORE_DEADLINE
 from tests.enforcement.standing import write_standing
 
 LOG = structlog.get_logger("test")
@@ -27,7 +28,7 @@ async def test_marketing_over_the_cap_is_refused_and_service_calls_pass(tmp_path
     audit = AuditSink(store)
     audit.start()
     gate = Gate({"acme": TenantPolicy(name="acme", dial_plan=DialPlan(region="US"))}, store, audit,
-                default_tenant="acme")
+                store_deadline=TEST_STORE_DEADLINE, default_tenant="acme")
     try:
         def call(account: str, purpose: str = "marketing") -> CheckRequest:
             return CheckRequest("2015550199", "test", purpose=purpose, originator=Originator(account=account))

@@ -28,7 +28,7 @@ from dncgate.numbers import DialPlan
 from dncgate.settings import AgiSettings, EslSettings, HttpServerSettings, Settings, StoreSettings
 from dncgate.store.errors import StoreUnavailable
 from dncgate.store.sqlite import SqliteListStore
-from tests.conftest import serving
+from tests.conftest import TEST_STORE_DEADLINE, serving
 
 LISTED = "2015550123"  # on the national list
 CLEAR = "2015550199"
@@ -86,7 +86,8 @@ async def _lab(path: Path, store: SqliteListStore) -> AsyncIterator[Lab]:
     audit = AuditSink(store)
     audit.start()
     try:
-        yield Lab(Gate(TENANTS, store, audit), store)
+        yield Lab(Gate(TENANTS, store, audit,
+                    store_deadline=TEST_STORE_DEADLINE), store)
     finally:
         await audit.close()
         await store.close()
@@ -251,7 +252,8 @@ async def test_allow_transfer_bytes_match_the_recording(tmp_path: Path) -> None:
     audit = AuditSink(store)
     audit.start()
     try:
-        gate = Gate({"default": TenantPolicy(name="default", default_purpose=Purpose.SERVICE)}, store, audit)
+        gate = Gate({"default": TenantPolicy(name="default", default_purpose=Purpose.SERVICE)}, store, audit,
+                    store_deadline=TEST_STORE_DEADLINE)
         recorded = [s.data for s in transcript_steps("outbound_1_85551003") if s.direction == "tx"][-1]
         received = bytearray()
         lab = Lab(gate, store)

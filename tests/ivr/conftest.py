@@ -19,6 +19,7 @@ from dncgate.numbers import DialPlan
 from dncgate.settings import ConsentSettings, IvrSettings
 from dncgate.store.sqlite import SqliteListStore
 from dncgate.store.sqlite.ledger import SqliteLedger
+from tests.conftest import TEST_STORE_DEADLINE
 
 CALLER = "+12015550188"  # the subscriber calling the IVR
 TENANTS = {
@@ -60,7 +61,7 @@ async def ivr_lab(tmp_path: Path) -> AsyncIterator[IvrLab]:
     ledger = SqliteLedger(path, ConsentSettings())
     audit = AuditSink(store)
     audit.start()
-    gate = Gate(TENANTS, store, audit)
+    gate = Gate(TENANTS, store, audit, store_deadline=TEST_STORE_DEADLINE)
     ctx = IvrContext(TENANTS, ledger, IvrSettings(digit_timeout=0.2))
     try:
         yield IvrLab(gate, store, ledger, ctx)

@@ -20,6 +20,7 @@ from dncgate.lists.sync_metrics import SyncMetrics
 from dncgate.model import Reason, StaleAction, TenantPolicy
 from dncgate.numbers import DialPlan
 from dncgate.store.sqlite import SqliteListStore
+from tests.conftest import TEST_STORE_DEADLINE
 from tests.lists.sync_helpers import numbers, write_manifest, write_snapshot
 
 US = DialPlan(region="US")
@@ -41,7 +42,7 @@ async def test_stale_list_rejects_marketing_for_tenants_that_chose_reject(tmp_pa
     metrics.watch(freshness)
     audit = AuditSink(store)
     audit.start()
-    gate = Gate(TENANTS, store, audit, list_age=freshness.age)
+    gate = Gate(TENANTS, store, audit, store_deadline=TEST_STORE_DEADLINE, list_age=freshness.age)
     log = structlog.get_logger("test")
     try:
         await freshness.refresh()

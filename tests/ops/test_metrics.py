@@ -28,7 +28,7 @@ from dncgate.numbers import DialPlan
 from dncgate.settings import load
 from dncgate.store.errors import StoreUnavailable
 from dncgate.store.sqlite import SqliteListStore
-from tests.conftest import run_cli, serving
+from tests.conftest import TEST_STORE_DEADLINE, run_cli, serving
 
 RULES = shared("prometheus", "dncgate-alerts.yml")
 DASHBOARD = shared("grafana", "dncgate.json")
@@ -110,7 +110,8 @@ async def test_store_errors_on_the_check_path_are_counted_and_the_audit_backlog_
     audit = AuditSink(store)  # not started: what the gate submits stays queued
     metrics = GateMetrics()
     metrics.watch_audit(audit)
-    gate = Gate({"default": TenantPolicy("default", dial_plan=DialPlan(region="US"))}, store, audit, metrics=metrics)
+    gate = Gate({"default": TenantPolicy("default", dial_plan=DialPlan(region="US"))}, store, audit,
+                    store_deadline=TEST_STORE_DEADLINE, metrics=metrics)
     try:
         for _ in range(3):
             result = await gate.check(CheckRequest("+12015550123", "cli"), structlog.get_logger("test"))
