@@ -13,7 +13,9 @@ import contextlib
 import json
 import os
 import signal
+import sqlite3
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from dncgate.store.sqlite import SqliteListStore
@@ -93,6 +95,18 @@ async def until(condition: object, what: str) -> None:
     raise AssertionError(f"not within {POLLS} polls: {what}")
 
 
+@contextlib.contextmanager
+def _write_locked(db: Path) -> Iterator[None]:
+    """Holds the SQLite file's write lock (BEGIN IMMEDIATE) until the block ends."""
+    holder = sqlite3.connect(db, isolation_level=None, timeout=30)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        yield
+        holder.execute("ROLLBACK")
+    finally:
+        holder.close()
+
+
 async def audited(db: Path) -> list[str]:
     store = SqliteListStore(db)
     try:
@@ -128,12 +142,16 @@ enabled = false
         await until(lambda: events(log, "gate.started") or gate.returncode is not None, "the gate started")
         assert gate.returncode is None, log.read_text()[-3000:]
         stop = asyncio.Event()
-        clients = [asyncio.create_task(client(port, n, received, stop)) for n in range(CLIENTS)]
-        await until(lambda: len(received) >= KILL_AFTER, f"{KILL_AFTER} verdicts")
-        gate.send_signal(signal.SIGKILL)  # mid-load: clients are in every phase of a call
-        await gate.wait()
-        stop.set()
-        await asyncio.gather(*clients)
+        # The store's write lock is held meanwhile (a store slow to write): the gate still decides
+        # (WAL readers are not blocked), its audit writer cannot commit, so records are in flight at
+        # the kill whatever the machine's speed (a fast writer used to have stored them all).
+        with _write_locked(db):
+            clients = [asyncio.create_task(client(port, n, received, stop)) for n in range(CLIENTS)]
+            await until(lambda: len(received) >= KILL_AFTER, f"{KILL_AFTER} verdicts")
+            gate.send_signal(signal.SIGKILL)  # mid-load: clients are in every phase of a call
+            await gate.wait()
+            stop.set()
+            await asyncio.gather(*clients)
     finally:
         if gate.returncode is None:
             gate.kill()
