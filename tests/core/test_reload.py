@@ -7,6 +7,7 @@ import json
 import signal
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +15,15 @@ import pytest
 import structlog
 
 from dncgate.api.keys import hash_key
+from dncgate.audit import AuditSink
+from dncgate.gate import CheckRequest, Gate
 from dncgate.install import installed_command
-from dncgate.model import ListPolicy
+from dncgate.metrics import GateMetrics
+from dncgate.model import ListPolicy, Mode, TenantPolicy
+from dncgate.numbers import DialPlan
 from dncgate.reload import LiveTenants, needs_restart, reload
 from dncgate.settings import Settings, load
+from dncgate.store.sqlite import SqliteListStore
 from tests.conftest import free_port
 from tests.serve_log import prepare_store, serve_process
 
@@ -144,3 +150,26 @@ def test_a_new_tenant_name_is_applied_and_named_for_what_started_per_tenant(tmp_
     assert result is not None
     assert sorted(tenants) == ["acme", "globex"]
     assert result.needs_restart == ("enforcement (its tenant names)",)
+
+
+async def test_a_call_decided_across_a_reload_keeps_its_tenants_metrics_label(tmp_path: Path) -> None:
+    store = SqliteListStore(tmp_path / "gate.sqlite3")
+    audit = AuditSink(store)
+    audit.start()
+    metrics = GateMetrics()
+    tenants = LiveTenants({"acme": TenantPolicy("acme", DialPlan(region="US"))})
+    gate = Gate(tenants, store, audit, metrics=metrics)
+    finishing: list[Callable[[], None]] = []
+    try:
+        result = await gate.check(CheckRequest(NUMBER, "agi", tenant="acme", purpose="service"),
+                                  structlog.get_logger("test"), defer=finishing.append)
+        tenants.replace({"acme": TenantPolicy("acme", DialPlan(region="US"), mode=Mode.MONITOR)})  # SIGHUP
+        (finish,) = finishing
+        finish()  # the call's log line and metrics, after its verdict went out
+    finally:
+        await audit.close()
+        await store.close()
+    assert result.attempt.tenant.mode is Mode.ENFORCE  # decided on the policy it started with
+    assert metrics.registry.get_sample_value(
+        "dncgate_decisions_total", {"tenant": "acme", "door": "agi", "verdict": "allow", "outcome": "allow",
+                                    "reason": "allowed_service"}) == 1
