@@ -25,7 +25,7 @@ from dncgate.numbers import DialPlan
 from dncgate.reload import LiveTenants, needs_restart, reload
 from dncgate.settings import Settings, load
 from dncgate.store.sqlite import SqliteListStore
-from tests.conftest import free_port
+from tests.conftest import TEST_STORE_DEADLINE, free_port
 from tests.serve_log import prepare_store, serve_process
 
 OLD_KEY, NEW_KEY = "dncg_reload-old-key-0123456789", "dncg_reload-new-key-9876543210"
@@ -182,7 +182,7 @@ async def test_a_call_decided_across_a_reload_keeps_its_tenants_metrics_label(tm
     audit.start()
     metrics = GateMetrics()
     tenants = LiveTenants({"acme": TenantPolicy("acme", DialPlan(region="US"))})
-    gate = Gate(tenants, store, audit, metrics=metrics)
+    gate = Gate(tenants, store, audit, metrics=metrics, store_deadline=TEST_STORE_DEADLINE)
     finishing: list[Callable[[], None]] = []
     try:
         result = await gate.check(CheckRequest(NUMBER, "agi", tenant="acme", purpose="service"),
