@@ -181,7 +181,8 @@ class Gate:
         _log_decision(log, result.decision, record)
         if self.metrics is not None:
             # Only configured tenants are labels: any name a request makes up would be a new series.
-            known = self.tenants.get(result.attempt.tenant.name) is result.attempt.tenant
+            # (Configured when the call began: a reload since then does not relabel it.)
+            known = result.attempt.unknown_tenant is None
             self.metrics.observe(record, record.latency_us, tenant=record.tenant if known else UNKNOWN_TENANT_LABEL,
                                  language_refused=refused_language is not None)
 

@@ -21,6 +21,7 @@ class ServeLog:
     def __init__(self, proc: subprocess.Popen[bytes]) -> None:
         assert proc.stderr is not None
         self.proc, self.fd, self.buffer = proc, proc.stderr.fileno(), b""
+        self.other: list[bytes] = []  # lines that are no log record (an error before logging started)
         self.selector = selectors.DefaultSelector()
         self.selector.register(self.fd, selectors.EVENT_READ)
 
@@ -29,8 +30,12 @@ class ServeLog:
         for _ in range(2000):
             while b"\n" in self.buffer:
                 line, self.buffer = self.buffer.split(b"\n", 1)
-                record = json.loads(line)
-                if record.get("event") == event:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    self.other.append(line[:500])
+                    continue
+                if isinstance(record, dict) and record.get("event") == event:
                     return dict(record)
             if not self.selector.select(deadline):
                 break
@@ -38,7 +43,7 @@ class ServeLog:
             if not chunk:
                 break
             self.buffer += chunk
-        raise AssertionError(f"no {event} from serve (exit {self.proc.poll()})")
+        raise AssertionError(f"no {event} from serve (exit {self.proc.poll()}; it said {self.other[-5:]})")
 
 
 def prepare_store(command: str, config: Path, cwd: Path, national: Sequence[str]) -> str:

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from aiohttp import web
 
 from dncgate.api.context import callee_of, caller, posted
 from dncgate.api.records import categories_of, consent_json, entity_of, record_json, time_of
 from dncgate.consent.model import Action
-
-
-async def grant(request: web.Request) -> web.Response:
-    return await _record(request, Action.GRANT)
-
-
-async def revoke(request: web.Request) -> web.Response:
-    return await _record(request, Action.REVOKE)
 
 
 async def _record(request: web.Request, action: Action) -> web.Response:
@@ -29,6 +23,10 @@ async def _record(request: web.Request, action: Action) -> web.Response:
     states = await context.bounded(context.ledger.consents(post.who.tenant.name, post.callee.digits))
     body = {"record": record_json(sealed), "consent": consent_json(event.entity, states[event.entity])}
     return web.json_response(body, status=201)
+
+
+grant = partial(_record, action=Action.GRANT)  # POST /v1/consents
+revoke = partial(_record, action=Action.REVOKE)  # POST /v1/consents/revoke
 
 
 async def query(request: web.Request) -> web.Response:

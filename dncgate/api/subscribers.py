@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from aiohttp import web
 
 from dncgate.api.context import callee_of, caller, posted
@@ -27,18 +29,14 @@ async def withdraw(request: web.Request) -> web.Response:
     return await _append(request, (await posted(request)).event(Action.WITHDRAW))
 
 
-async def block(request: web.Request) -> web.Response:
-    return await _block(request, Action.BLOCK)
-
-
-async def unblock(request: web.Request) -> web.Response:
-    return await _block(request, Action.UNBLOCK)
-
-
 async def _block(request: web.Request, action: Action) -> web.Response:
     """POST /v1/subscribers/blocks|unblock {number, entity, evidence}: a block stops service calls too."""
     post = await posted(request)
     return await _append(request, post.event(action, entity=entity_of(post.data)))
+
+
+block = partial(_block, action=Action.BLOCK)  # POST /v1/subscribers/blocks
+unblock = partial(_block, action=Action.UNBLOCK)  # POST /v1/subscribers/unblock
 
 
 async def _append(request: web.Request, event: LedgerEvent) -> web.Response:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,23 +16,38 @@ import pytest
 import structlog
 
 from dncgate.api.keys import hash_key
+from dncgate.audit import AuditSink
+from dncgate.gate import CheckRequest, Gate
 from dncgate.install import installed_command
-from dncgate.model import ListPolicy
+from dncgate.metrics import GateMetrics
+from dncgate.model import ListPolicy, Mode, TenantPolicy
+from dncgate.numbers import DialPlan
 from dncgate.reload import LiveTenants, needs_restart, reload
 from dncgate.settings import Settings, load
-from tests.conftest import free_port
+from dncgate.store.sqlite import SqliteListStore
+from tests.conftest import TEST_STORE_DEADLINE, free_port
 from tests.serve_log import prepare_store, serve_process
 
 OLD_KEY, NEW_KEY = "dncg_reload-old-key-0123456789", "dncg_reload-new-key-9876543210"
 NUMBER = "2015550123"  # a valid US number on no list
 
 
-def config_text(http_port: int, *, policy: str, key: str, queue_size: int = 100_000) -> str:
+# A FastAGI request that names no tenant: the gate asks the channel (GET VARIABLE DNCGATE_TENANT)
+# before it decides, so the session is in flight until the test answers.
+HEADER = (
+    "agi_network: yes\nagi_network_script: check?purpose=marketing\n"
+    "agi_request: agi://127.0.0.1/check?purpose=marketing\nagi_channel: PJSIP/uac-1\n"
+    f"agi_uniqueid: 1.1\nagi_callerid: 4001234567\nagi_extension: {NUMBER}\nagi_arg_1: {NUMBER}\n\n"
+)
+
+
+def config_text(http_port: int, *, policy: str, key: str, queue_size: int = 100_000, agi_port: int = 0) -> str:
     return f"""
 [store]
 path = "dncgate.sqlite3"
 [agi]
-enabled = false
+enabled = {"true" if agi_port else "false"}
+port = {agi_port}
 [http]
 host = "127.0.0.1"
 port = {http_port}
@@ -60,27 +77,40 @@ def _check(port: int, key: str) -> tuple[int, dict[str, Any]]:
 
 
 def test_sighup_applies_tenants_and_keys_and_refuses_a_bad_file(tmp_path: Path) -> None:
-    port = free_port()
+    port, agi_port = free_port(), free_port()
     config = tmp_path / "dncgate.toml"
-    config.write_text(config_text(port, policy="opt-out", key=OLD_KEY), encoding="utf-8")
+    config.write_text(config_text(port, policy="opt-out", key=OLD_KEY, agi_port=agi_port), encoding="utf-8")
     prepare_store(str(installed_command()), config, tmp_path, ["+12015550100"])  # NUMBER not on it
     with serve_process([str(installed_command()), "--config", str(config), "serve"], tmp_path) as (proc, log):
         log.until("gate.started")
         status, body = _check(port, OLD_KEY)
         assert (status, body["verdict"]) == (200, "allow")
 
-        # opt-in: a marketing call needs consent; the old key is gone, a new one takes its place
-        config.write_text(config_text(port, policy="opt-in", key=NEW_KEY, queue_size=500), encoding="utf-8")
-        proc.send_signal(signal.SIGHUP)
-        reloaded = log.until("config.reloaded")
-        assert reloaded["applied"] == ["tenants", "api.keys"]
-        assert log.until("config.reload.needs_restart")["tables"] == ["audit"]
-        assert _check(port, OLD_KEY)[0] == 401
-        status, body = _check(port, NEW_KEY)
-        assert (status, body["verdict"], body["reason"]) == (200, "reject", "no_consent")
+        with socket.create_connection(("127.0.0.1", agi_port), timeout=10) as call, call.makefile("rb") as replies:
+            # a call in flight across the reload
+            call.sendall(HEADER.encode())
+            assert replies.readline() == b"GET VARIABLE DNCGATE_TENANT\n"
+
+            # opt-in: a marketing call needs consent; the old key is gone, a new one takes its place
+            config.write_text(config_text(port, policy="opt-in", key=NEW_KEY, queue_size=500, agi_port=agi_port),
+                              encoding="utf-8")
+            proc.send_signal(signal.SIGHUP)
+            reloaded = log.until("config.reloaded")
+            assert reloaded["applied"] == ["tenants", "api.keys"]
+            assert log.until("config.reload.needs_restart")["tables"] == ["audit"]
+            assert _check(port, OLD_KEY)[0] == 401
+            status, body = _check(port, NEW_KEY)
+            assert (status, body["verdict"], body["reason"]) == (200, "reject", "no_consent")
+            # the call was not dropped: answered now, it is decided (on the tenant as it is now) and ends
+            call.sendall(b"200 result=1 (acme)\n")
+            verdict = replies.readline()
+            assert verdict.startswith(b'EXEC MSet "DNCGATE_VERDICT=reject,DNCGATE_REASON=no_consent,'), verdict
+            call.sendall(b"200 result=1\n")
+            assert replies.read() == b""
 
         # a file that does not load: refused, each problem named, the running settings kept
-        config.write_text(config_text(port, policy="sometimes", key=OLD_KEY) + "[nonsense]\n", encoding="utf-8")
+        config.write_text(config_text(port, policy="sometimes", key=OLD_KEY, agi_port=agi_port) + "[nonsense]\n",
+                          encoding="utf-8")
         proc.send_signal(signal.SIGHUP)
         refused = log.until("config.reload.refused")
         problems = " ".join(refused["problems"])
@@ -144,3 +174,26 @@ def test_a_new_tenant_name_is_applied_and_named_for_what_started_per_tenant(tmp_
     assert result is not None
     assert sorted(tenants) == ["acme", "globex"]
     assert result.needs_restart == ("enforcement (its tenant names)",)
+
+
+async def test_a_call_decided_across_a_reload_keeps_its_tenants_metrics_label(tmp_path: Path) -> None:
+    store = SqliteListStore(tmp_path / "gate.sqlite3")
+    audit = AuditSink(store)
+    audit.start()
+    metrics = GateMetrics()
+    tenants = LiveTenants({"acme": TenantPolicy("acme", DialPlan(region="US"))})
+    gate = Gate(tenants, store, audit, metrics=metrics, store_deadline=TEST_STORE_DEADLINE)
+    finishing: list[Callable[[], None]] = []
+    try:
+        result = await gate.check(CheckRequest(NUMBER, "agi", tenant="acme", purpose="service"),
+                                  structlog.get_logger("test"), defer=finishing.append)
+        tenants.replace({"acme": TenantPolicy("acme", DialPlan(region="US"), mode=Mode.MONITOR)})  # SIGHUP
+        (finish,) = finishing
+        finish()  # the call's log line and metrics, after its verdict went out
+    finally:
+        await audit.close()
+        await store.close()
+    assert result.attempt.tenant.mode is Mode.ENFORCE  # decided on the policy it started with
+    assert metrics.registry.get_sample_value(
+        "dncgate_decisions_total", {"tenant": "acme", "door": "agi", "verdict": "allow", "outcome": "allow",
+                                    "reason": "allowed_service"}) == 1
