@@ -19,6 +19,7 @@ from dncgate.model import TenantPolicy
 from dncgate.settings import checks
 from dncgate.settings.decode import decode
 from dncgate.settings.enforcement import EnforcementSettings
+from dncgate.settings.messages import MessagesSettings, messages_problems
 from dncgate.settings.problems import Key, Problems
 from dncgate.settings.schema import (
     AgiSettings,
@@ -67,6 +68,7 @@ class Settings:
     ami: AsteriskFeedSettings = field(default_factory=AsteriskFeedSettings)
     esl_feed: FreeswitchFeedSettings = field(default_factory=FreeswitchFeedSettings)
     enforcement: EnforcementSettings = field(default_factory=EnforcementSettings)
+    messages: MessagesSettings = field(default_factory=MessagesSettings)
 
     @property
     def audit_spool(self) -> AuditSpoolConfig | None:
@@ -117,7 +119,7 @@ TABLES: dict[str, type[Table]] = {
     "store": StoreSettings, "national": NationalSettings, "agi": AgiSettings, "esl": EslSettings,
     "http": HttpServerSettings, "audit": AuditSettings, "consent": ConsentSettings, "ivr": IvrSettings,
     "api": ApiSettings, "sync": SyncSettings, "feed": FeedSettings, "ami": AsteriskFeedSettings,
-    "esl_feed": FreeswitchFeedSettings, "enforcement": EnforcementSettings,
+    "esl_feed": FreeswitchFeedSettings, "enforcement": EnforcementSettings, "messages": MessagesSettings,
 }
 NAMES = {cls: name for name, cls in TABLES.items()}
 
@@ -186,6 +188,7 @@ def _build(data: dict[str, Any], problems: Problems) -> Settings | None:
         "ami": _read(AsteriskFeedSettings, data, problems, checks.asterisk_feed),
         "esl_feed": _read(FreeswitchFeedSettings, data, problems, checks.freeswitch_feed),
         "enforcement": _read(EnforcementSettings, data, problems, checks.enforcement),
+        "messages": _read(MessagesSettings, data, problems, lambda table: messages_problems(table, tenants or {})),
     }
     if tenants is None or any(table is None for table in tables.values()):
         return None
