@@ -30,6 +30,7 @@ from dncgate.http import make_app, start_http
 from dncgate.ivr.agi import ivr_agi_handler, with_ivr
 from dncgate.ivr.esl import ivr_esl_handler, with_esl_ivr
 from dncgate.ivr.runner import IvrContext
+from dncgate.messages.service import MessageService
 from dncgate.numbers import warm_up
 from dncgate.reload import Reloader
 from dncgate.sessions import ServerLimits
@@ -38,6 +39,7 @@ from dncgate.store.factory import open_case_store
 from dncgate.store.protocol import ListStore
 
 if TYPE_CHECKING:  # the list services are imported when serve() starts
+    from dncgate.consent.ledger import Ledger
     from dncgate.lists.runner import SyncServices
 
 log = structlog.get_logger("dncgate.service")
@@ -119,7 +121,8 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
                 http = make_app(app.store, metrics, doors, max_requests=config.http.max_sessions,
                                 feeds=feeds.health, lists_missing=app.freshness.read_missing)
                 if config.api.enabled:
-                    api = ApiContext.of(gate, ledger, config.api)
+                    messages = _message_service(config, gate, ledger, running)
+                    api = ApiContext.of(gate, ledger, config.api, messages=messages)
                     install_api(http, api)  # /v1: same process, same loop
                     if running.enforcement is not None:
                         install_enforcement(http, running.enforcement)
@@ -142,6 +145,14 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
             await _close_doors(lists, agi, esl, runner, feeds)
             await _stop_enforcement(desk, enforcing)
     log.info("gate.stopped", audit_written=app.audit.written, audit_unwritten=app.audit.overflowed)
+
+
+def _message_service(config: Settings, gate: Gate, ledger: Ledger, running: Running) -> MessageService | None:
+    """``[messages]``: the message check; a service port's misuse goes to enforcement when it runs."""
+    if not config.messages.enabled:
+        return None
+    on_alert = running.enforcement.on_alert if running.enforcement is not None else None
+    return MessageService.of(gate, ledger, config.messages, on_alert=on_alert)
 
 
 async def _close_doors(

@@ -9,18 +9,24 @@ from pathlib import Path
 
 import pytest
 import structlog
+from aiohttp.test_utils import TestClient, TestServer
 
+from dncgate.api.app import install_api
+from dncgate.api.context import ApiContext
+from dncgate.api.keys import hash_key
 from dncgate.audit import AuditSink
 from dncgate.audit_record import AuditRecord
 from dncgate.consent.model import Action, Channel, Evidence, LedgerEvent
 from dncgate.early_warning.alerts import Alert
 from dncgate.gate import Gate
 from dncgate.hours import CallingHours
+from dncgate.http import make_app
 from dncgate.messages.model import Message, MessageOutcome
 from dncgate.messages.service import MessageService
+from dncgate.metrics import GateMetrics
 from dncgate.model import PortUse, TenantPolicy
 from dncgate.numbers import DialPlan
-from dncgate.settings import ConsentSettings
+from dncgate.settings import ApiKeySettings, ApiSettings, ConsentSettings
 from dncgate.settings.messages import MessagesSettings, SenderPortSettings, TenantMessageSettings
 from dncgate.store.sqlite import SqliteListStore
 from dncgate.store.sqlite.ledger import SqliteLedger
@@ -95,3 +101,20 @@ async def lab(tmp_path: Path) -> AsyncIterator[Lab]:
         await audit.close()
         await ledger.close()
         await store.close()
+
+
+API_KEY = "dncg_messages-test-key-0123456789"
+
+
+@pytest.fixture
+async def client(lab: Lab) -> AsyncIterator[TestClient]:  # type: ignore[type-arg]
+    """The /v1 API over the lab's gate and message service, with one key for tenant acme."""
+    app = make_app(lab.store, GateMetrics(), {"agi": False, "esl": False})
+    keys = {"sms-gw": ApiKeySettings("acme", hash_key(API_KEY))}
+    install_api(app, ApiContext.of(lab.gate, lab.ledger, ApiSettings(enabled=True, keys=keys), messages=lab.service))
+    test_client = TestClient(TestServer(app, host="127.0.0.1"))
+    await test_client.start_server()
+    try:
+        yield test_client
+    finally:
+        await test_client.close()
