@@ -9,7 +9,7 @@ turns into a dialplan ``HASH()``: the shipped context reads ``${HASH(dncgate,ver
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import structlog
 from aiohttp import web
@@ -54,7 +54,7 @@ async def check_message(request: web.Request) -> web.Response:
     answer = outcome_json(outcome)
     if request.query.get("format") == "form":
         flat = {k: "" if v is None else str(v).lower() if isinstance(v, bool) else str(v) for k, v in answer.items()}
-        return web.Response(text=urlencode(flat), content_type="application/x-www-form-urlencoded")
+        return web.Response(text=urlencode(flat, quote_via=quote), content_type="application/x-www-form-urlencoded")
     return web.json_response(answer)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from dncgate.consent.model import LedgerEvent
@@ -47,7 +47,21 @@ class Message:
             raise MessageError(f"body: {len(self.body)} characters, at most {max_body_chars}")
         if self.door not in DOORS:
             raise MessageError(f"door: one of {', '.join(sorted(DOORS))}")
-        return self
+        return replace(self, sender=address_of(self.sender), recipient=address_of(self.recipient))
+
+
+def address_of(value: str) -> str:
+    """The URI of a name-addr (``"Bank" <sip:106900001234@gw>;tag=x`` -> ``sip:106900001234@gw``): a
+    SIP From or To header as a switch hands it over. Asterisk's ``MESSAGE(to)`` of a PJSIP message
+    is ``pjsip:USER@HOST``: read as ``sip:``. Anything else as it is, stripped."""
+    text = value.strip()
+    start = text.find("<")
+    end = text.find(">", start + 1)
+    if start >= 0 and end > start:
+        text = text[start + 1:end].strip()
+    if text[:6].lower() == "pjsip:":
+        text = "sip:" + text[6:]
+    return text
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,10 +51,11 @@ async def test_each_message_has_an_audit_record_with_its_door_port_and_entity(la
 
 @pytest.mark.parametrize("recipient", [
     LISTED, "13800138000", "+86 138-0013-8000", "008613800138000", "sip:+8613800138000@10.0.0.1;user=phone",
-    "<sip:13800138000@gw>", "tel:+86-138-0013-8000",
+    "<sip:13800138000@gw>", "tel:+86-138-0013-8000", '"Zhang" <sip:+8613800138000@gw>;tag=a1',
+    "pjsip:+8613800138000@127.0.0.1",  # Asterisk's MESSAGE(to) of a PJSIP message
 ])
 async def test_a_recipient_in_any_dialled_form_is_the_same_subscriber(lab: Lab, recipient: str) -> None:
-    outcome = await lab.send(MARKETING_PORT, recipient)
+    outcome = await lab.send(f'"Bank" <sip:{MARKETING_PORT}@127.0.0.1:5061>;tag=9', recipient)
     assert _verdict(outcome) == ("reject", "national_dnc")
     assert outcome.check is not None
     assert outcome.check.record.callee == LISTED
