@@ -171,6 +171,7 @@ class SenderPort:
     number: str  # E.164 with '+', or the short code's digits
     registered_for: PortUse | None = None
     entity: str = ""
+    category: str = ""  # what a marketing port's messages are about, when the message does not say
 
 
 @dataclass(frozen=True, slots=True)

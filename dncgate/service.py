@@ -31,6 +31,7 @@ from dncgate.ivr.agi import ivr_agi_handler, with_ivr
 from dncgate.ivr.esl import ivr_esl_handler, with_esl_ivr
 from dncgate.ivr.runner import IvrContext
 from dncgate.messages.service import MessageService
+from dncgate.messages.smpp.proxy import SmppProxy, SmppProxyConfig
 from dncgate.numbers import warm_up
 from dncgate.reload import Reloader
 from dncgate.sessions import ServerLimits
@@ -59,6 +60,7 @@ class Running:
     feeds: CallFeeds | None = None
     enforcement: EnforcementDesk | None = None  # [enforcement] enabled: its on_alert is the analyser's callback
     reload: Reloader | None = None  # what SIGHUP calls: re-read the configuration, apply what can change live
+    smpp_port: int | None = None  # [messages.smpp] enabled
 
 
 async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None = None,
@@ -81,6 +83,7 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
         lists: SyncServices | None = None
         agi: AgiServer | None = None
         esl: OutboundServer | None = None
+        smpp: SmppProxy | None = None
         runner: web.AppRunner | None = None
         api: ApiContext | None = None
         feeds: CallFeeds | None = None
@@ -97,6 +100,11 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
             if config.enforcement.enabled:
                 desk, enforcing = await _start_enforcement(config, app.store, running)
                 running.enforcement = desk
+            messages = _message_service(config, gate, ledger, running)
+            if messages is not None and config.messages.smpp.enabled:
+                smpp = SmppProxy(messages, _smpp_config(config))
+                await smpp.start()
+                running.smpp_port = smpp.port
             ivr = IvrContext(gate.tenants, ledger, settings=config.ivr)  # the subscriber self-service menu
             if config.agi.enabled:
                 agi = AgiServer(with_ivr(check_handler(gate), ivr_agi_handler(ivr)), host=config.agi.host,
@@ -121,7 +129,6 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
                 http = make_app(app.store, metrics, doors, max_requests=config.http.max_sessions,
                                 feeds=feeds.health, lists_missing=app.freshness.read_missing)
                 if config.api.enabled:
-                    messages = _message_service(config, gate, ledger, running)
                     api = ApiContext.of(gate, ledger, config.api, messages=messages)
                     install_api(http, api)  # /v1: same process, same loop
                     if running.enforcement is not None:
@@ -142,7 +149,7 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
             await running.stop.wait()
             log.info("gate.stopping")
         finally:
-            await _close_doors(lists, agi, esl, runner, feeds)
+            await _close_doors(lists, agi, esl, runner, feeds, smpp)
             await _stop_enforcement(desk, enforcing)
     log.info("gate.stopped", audit_written=app.audit.written, audit_unwritten=app.audit.overflowed)
 
@@ -155,9 +162,17 @@ def _message_service(config: Settings, gate: Gate, ledger: Ledger, running: Runn
     return MessageService.of(gate, ledger, config.messages, on_alert=on_alert)
 
 
+def _smpp_config(config: Settings) -> SmppProxyConfig:
+    smpp = config.messages.smpp
+    return SmppProxyConfig(host=smpp.host, port=smpp.port, upstream_host=smpp.upstream_host,
+                           upstream_port=smpp.upstream_port, tenant=smpp.tenant or None,
+                           max_sessions=smpp.max_sessions, connect_deadline=smpp.connect_deadline,
+                           write_deadline=smpp.response_deadline)
+
+
 async def _close_doors(
     lists: SyncServices | None, agi: AgiServer | None, esl: OutboundServer | None, runner: web.AppRunner | None,
-    feeds: CallFeeds | None = None,
+    feeds: CallFeeds | None = None, smpp: SmppProxy | None = None,
 ) -> None:
     """Stop every door, the list services and the call feeds at once, each bounded by ``SHUTDOWN_GRACE``."""
     from dncgate.lists.runner import stop_services
@@ -173,6 +188,8 @@ async def _close_doors(
         parts["http"] = runner.cleanup()
     if feeds is not None:
         parts["feeds"] = feeds.close(timeout=SHUTDOWN_GRACE)
+    if smpp is not None:
+        parts["smpp"] = smpp.close(timeout=SHUTDOWN_GRACE)
     results = await asyncio.gather(*parts.values(), return_exceptions=True)
     for name, result in zip(parts, results, strict=True):
         if isinstance(result, Exception):

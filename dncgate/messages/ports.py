@@ -36,7 +36,7 @@ class PortRegistry:
             for raw, port in table.ports.items():
                 number = port_number(raw, policy.dial_plan)
                 if number is not None:
-                    ports[number] = SenderPort(number, port.registered_for, port.entity)
+                    ports[number] = SenderPort(number, port.registered_for, port.entity, port.category)
             keywords = frozenset(keyword_form(k) for k in table.opt_out_keywords) - {""}
             tenants[name] = TenantPorts(ports, keywords, table.notice)
         return cls(tenants, policies)

@@ -65,6 +65,16 @@ class MessageService:
                 return await self._reply(tenant, port, message, log)
         return await self._outbound(tenant_name, tenant, message, log)
 
+    async def handle_reply(self, message: Message, log: Logger) -> MessageOutcome | None:
+        """A message coming back from the network (an SMSC's deliver_sm): only a reply to a
+        registered port is read (for an opt-out); anything else is not the gate's (None)."""
+        message = message.checked(self.max_body_chars)
+        tenant = self.gate.tenants.get(message.tenant or self.gate.default_tenant)
+        port = self.registry.registered(tenant.name, message.recipient) if tenant is not None else None
+        if tenant is None or port is None:
+            return None
+        return await self._reply(tenant, port, message, log)
+
     async def _outbound(self, tenant_name: str, tenant: TenantPolicy | None, message: Message,
                         log: Logger) -> MessageOutcome:
         found = self.registry.port(tenant_name, message.sender) if tenant is not None else None
@@ -73,7 +83,7 @@ class MessageService:
         # an unknown tenant: the gate decides it as a failed check
         port = found or SenderPort(message.sender.strip()[:64])
         purpose = _purpose(message, port, tenant)
-        category = _category(message.category, self.ledger.config.categories)
+        category = _category(message.category or port.category or None, self.ledger.config.categories)
         request = CheckRequest(
             dialled=message.recipient, door=message.door, tenant=tenant_name, purpose=purpose, category=category,
             originator=Originator(account=message.account[:64], caller_id=port.number, entity=port.entity),
@@ -122,7 +132,7 @@ def _purpose(message: Message, port: SenderPort, tenant: TenantPolicy | None) ->
             raise MessageError(f"purpose: one of {', '.join(sorted(_PURPOSES))}")
         return purpose
     if message.category:
-        return Purpose.MARKETING.value
+        return Purpose.MARKETING.value  # a category is a marketing one (the port's own applies to marketing only)
     if port.registered_for is not None:
         return port.registered_for.value
     return tenant.default_purpose.value if tenant is not None else None

@@ -50,6 +50,7 @@ class SenderPortSettings(Table, frozen=True):
 
     registered_for: PortUse
     entity: str = ""  # required for a marketing port (consent and opt-outs are keyed by it)
+    category: str = ""  # a marketing port's category (finance, ...): a message that names none is of it
 
 
 class TenantMessageSettings(Table, frozen=True):
@@ -110,8 +111,10 @@ def keyword_form(text: str) -> str:
     return folded.strip(_OUTER)
 
 
-def messages_problems(table: MessagesSettings, tenants: Mapping[str, TenantPolicy]) -> Iterator[tuple[str, str]]:
-    """(key under ``messages``, what is wrong): tenants that exist, ports that parse, entities that name."""
+def messages_problems(table: MessagesSettings, tenants: Mapping[str, TenantPolicy],
+                      categories: tuple[str, ...]) -> Iterator[tuple[str, str]]:
+    """(key under ``messages``, what is wrong): tenants that exist, ports that parse, entities that
+    name, categories of the ``[consent]`` taxonomy."""
     for name, tenant_table in table.tenants.items():
         tenant = tenants.get(name)
         if tenant is None:
@@ -119,6 +122,9 @@ def messages_problems(table: MessagesSettings, tenants: Mapping[str, TenantPolic
             continue
         for key, message in port_problems(tenant_table, tenant.dial_plan):
             yield f"tenants.{name}.{key}", message
+        for raw, port in tenant_table.ports.items():
+            if port.category and port.category not in categories:
+                yield f"tenants.{name}.ports.{raw}.category", f"{port.category!r} is not one of {', '.join(categories)}"
     smpp = table.smpp
     if smpp.tenant and smpp.tenant not in tenants:
         yield "smpp.tenant", f"no tenant {smpp.tenant!r}"

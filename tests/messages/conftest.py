@@ -37,7 +37,7 @@ CLEAR = "+8613900139000"
 MARKETING_PORT, SERVICE_PORT, UNKNOWN_PORT = "106900001234", "95588", "106900009999"
 TENANTS = {"acme": TenantPolicy("acme", DialPlan(region="CN"), hours=CallingHours())}
 SETTINGS = MessagesSettings(enabled=True, tenants={"acme": TenantMessageSettings(
-    ports={MARKETING_PORT: SenderPortSettings(PortUse.MARKETING, "bank-1"),
+    ports={MARKETING_PORT: SenderPortSettings(PortUse.MARKETING, "bank-1", "finance"),
            SERVICE_PORT: SenderPortSettings(PortUse.SERVICE, "bank-1")},
     notice="Not delivered: the recipient does not accept marketing messages.",
 )})
