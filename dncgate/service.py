@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -23,6 +23,7 @@ from dncgate.enforcement.desk import EnforcementDesk, desk_of
 from dncgate.enforcement.model import originator_keys
 from dncgate.esl import OutboundConfig, OutboundServer
 from dncgate.esl.check import esl_check_handler
+from dncgate.esl.inbound import InboundClient, InboundConfig
 from dncgate.events import CallEventStream, CallRecord
 from dncgate.feeds import CallFeeds, asterisk_feed_of, freeswitch_feed_of
 from dncgate.gate import Gate
@@ -30,6 +31,7 @@ from dncgate.http import make_app, start_http
 from dncgate.ivr.agi import ivr_agi_handler, with_ivr
 from dncgate.ivr.esl import ivr_esl_handler, with_esl_ivr
 from dncgate.ivr.runner import IvrContext
+from dncgate.messages.chatplan import ChatplanDoor, run_chatplan
 from dncgate.messages.service import MessageService
 from dncgate.messages.smpp.proxy import SmppProxy, SmppProxyConfig
 from dncgate.numbers import warm_up
@@ -105,6 +107,8 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
                 smpp = SmppProxy(messages, _smpp_config(config))
                 await smpp.start()
                 running.smpp_port = smpp.port
+            if messages is not None and config.messages.freeswitch.enabled:
+                enforcing.append(asyncio.create_task(_chatplan(config, messages, running.stop)))
             ivr = IvrContext(gate.tenants, ledger, settings=config.ivr)  # the subscriber self-service menu
             if config.agi.enabled:
                 agi = AgiServer(with_ivr(check_handler(gate), ivr_agi_handler(ivr)), host=config.agi.host,
@@ -160,6 +164,15 @@ def _message_service(config: Settings, gate: Gate, ledger: Ledger, running: Runn
         return None
     on_alert = running.enforcement.on_alert if running.enforcement is not None else None
     return MessageService.of(gate, ledger, config.messages, on_alert=on_alert)
+
+
+async def _chatplan(config: Settings, messages: MessageService, stop: asyncio.Event) -> None:
+    """FreeSWITCH's chatplan messages from the inbound event socket, until serve stops."""
+    chat = config.messages.freeswitch
+    inbound = InboundConfig(host=chat.host, port=chat.port, events=("MESSAGE",), event_format="plain")
+    if chat.password is not None:
+        inbound = replace(inbound, password=chat.password)
+    await run_chatplan(ChatplanDoor(messages, tenant=chat.tenant or None), lambda: InboundClient(inbound), stop)
 
 
 def _smpp_config(config: Settings) -> SmppProxyConfig:

@@ -75,6 +75,19 @@ class SmppSettings(Table, frozen=True):
     response_deadline: Annotated[float, Meta(ge=0.1, le=120.0)] = field(default=10.0, name="response_deadline_s")
 
 
+class ChatplanSettings(Table, frozen=True):
+    """``[messages.freeswitch]``: the inbound event socket the chatplan's MESSAGE events come from."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: Annotated[int, Meta(ge=1, le=65535)] = 8021
+    password: str | None = None  # None: the event socket's default (dncgate.esl.inbound.InboundConfig)
+    tenant: str = ""  # for messages the chatplan does not mark with dncgate_tenant ("": the default tenant)
+
+    def __repr__(self) -> str:  # never the password
+        return f"ChatplanSettings(enabled={self.enabled}, host={self.host!r}, port={self.port})"
+
+
 class MessagesSettings(Table, frozen=True):
     """``[messages]``: whether message checks run, and each tenant's message settings."""
 
@@ -84,6 +97,7 @@ class MessagesSettings(Table, frozen=True):
         default=3600.0, name="misuse_alert_interval_s")
     tenants: dict[str, TenantMessageSettings] = field(default_factory=dict)
     smpp: SmppSettings = field(default_factory=SmppSettings)
+    freeswitch: ChatplanSettings = field(default_factory=ChatplanSettings)
 
 
 def port_number(raw: str, plan: DialPlan) -> str | None:
@@ -125,9 +139,9 @@ def messages_problems(table: MessagesSettings, tenants: Mapping[str, TenantPolic
         for raw, port in tenant_table.ports.items():
             if port.category and port.category not in categories:
                 yield f"tenants.{name}.ports.{raw}.category", f"{port.category!r} is not one of {', '.join(categories)}"
-    smpp = table.smpp
-    if smpp.tenant and smpp.tenant not in tenants:
-        yield "smpp.tenant", f"no tenant {smpp.tenant!r}"
+    for key, tenant_name in (("smpp.tenant", table.smpp.tenant), ("freeswitch.tenant", table.freeswitch.tenant)):
+        if tenant_name and tenant_name not in tenants:
+            yield key, f"no tenant {tenant_name!r}"
 
 
 def port_problems(table: TenantMessageSettings, plan: DialPlan) -> list[tuple[str, str]]:
