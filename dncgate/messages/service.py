@@ -80,7 +80,7 @@ class MessageService:
         found = self.registry.port(tenant_name, message.sender) if tenant is not None else None
         if tenant is not None and found is None:
             raise MessageError(f"sender: {message.sender[:64]!r} is not a sender number, short code or sender id")
-        # an unknown tenant: the gate decides it as a failed check
+        # an unknown tenant: the gate decides it (unknown_tenant, the built-in failure defaults)
         port = found or SenderPort(message.sender.strip()[:64])
         purpose = _purpose(message, port, tenant)
         category = _category(message.category or port.category or None, self.ledger.config.categories)

@@ -46,17 +46,21 @@ _ENTITY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 class SenderPortSettings(Table, frozen=True):
-    """``[messages.tenants.NAME.ports."NUMBER"]``: what one sender port is registered for."""
+    """``[messages.tenants.NAME.ports."NUMBER"]``: what one sender port (a number or short code, as
+    the switch sends it) is registered for."""
 
-    registered_for: PortUse
-    entity: str = ""  # required for a marketing port (consent and opt-outs are keyed by it)
+    # service or marketing; a port registered for service that sends marketing is refused (service_port_misuse)
+    registered_for: PortUse = PortUse.SERVICE
+    # the business behind the port; required for a marketing port (consent and opt-outs are keyed by it)
+    entity: str = ""
     category: str = ""  # a marketing port's category (finance, ...): a message that names none is of it
 
 
 class TenantMessageSettings(Table, frozen=True):
     """``[messages.tenants.NAME]``: one tenant's sender ports, opt-out keywords and refusal notice."""
 
-    ports: dict[str, SenderPortSettings] = field(default_factory=dict)
+    ports: dict[str, SenderPortSettings] = field(default_factory=dict)  # the tenant's sender ports, by number
+    # a reply to a registered port that is one of these (whole, case- and width-folded) withdraws consent
     opt_out_keywords: Texts = DEFAULT_OPT_OUT_KEYWORDS
     notice: str = ""  # sent back to the sender of a refused message where the door can ("": none)
 
@@ -64,23 +68,25 @@ class TenantMessageSettings(Table, frozen=True):
 class SmppSettings(Table, frozen=True):
     """``[messages.smpp]``: the SMPP proxy between the ESMEs (bulk senders) and the carrier's SMSC."""
 
-    enabled: bool = False
-    host: str = "127.0.0.1"
-    port: Annotated[int, Meta(ge=0, le=65535)] = 2775
+    enabled: bool = False  # listen for ESMEs and check every submit_sm / data_sm
+    host: str = "127.0.0.1"  # where ESMEs bind
+    port: Annotated[int, Meta(ge=0, le=65535)] = 2775  # where ESMEs bind (0: any free port)
     upstream_host: str = "127.0.0.1"  # the SMSC the proxy forwards to
-    upstream_port: Annotated[int, Meta(ge=1, le=65535)] = 2776
+    upstream_port: Annotated[int, Meta(ge=1, le=65535)] = 2776  # the SMSC's port
     tenant: str = ""  # the tenant every bound ESME belongs to ("": the default tenant)
-    max_sessions: Annotated[int, Meta(ge=1, le=10_000)] = 64
+    max_sessions: Annotated[int, Meta(ge=1, le=10_000)] = 64  # ESME sessions at once; more are closed
+    # connecting to the SMSC, per ESME session
     connect_deadline: Annotated[float, Meta(ge=0.1, le=60.0)] = field(default=5.0, name="connect_deadline_s")
+    # every write to either peer
     response_deadline: Annotated[float, Meta(ge=0.1, le=120.0)] = field(default=10.0, name="response_deadline_s")
 
 
 class ChatplanSettings(Table, frozen=True):
     """``[messages.freeswitch]``: the inbound event socket the chatplan's MESSAGE events come from."""
 
-    enabled: bool = False
-    host: str = "127.0.0.1"
-    port: Annotated[int, Meta(ge=1, le=65535)] = 8021
+    enabled: bool = False  # connect to FreeSWITCH and check the messages dncgate_chatplan.xml hands over
+    host: str = "127.0.0.1"  # FreeSWITCH's event socket (event_socket.conf.xml)
+    port: Annotated[int, Meta(ge=1, le=65535)] = 8021  # FreeSWITCH's event socket port
     password: str | None = None  # None: the event socket's default (dncgate.esl.inbound.InboundConfig)
     tenant: str = ""  # for messages the chatplan does not mark with dncgate_tenant ("": the default tenant)
 
@@ -89,15 +95,17 @@ class ChatplanSettings(Table, frozen=True):
 
 
 class MessagesSettings(Table, frozen=True):
-    """``[messages]``: whether message checks run, and each tenant's message settings."""
+    """``[messages]``: whether message checks run (POST /v1/messages/check, SMPP, the chatplan), and
+    each tenant's message settings."""
 
-    enabled: bool = False
-    max_body_chars: Annotated[int, Meta(ge=160, le=65_536)] = 4096
+    enabled: bool = False  # check messages: POST /v1/messages/check, and the SMPP and chatplan doors when on
+    max_body_chars: Annotated[int, Meta(ge=160, le=65_536)] = 4096  # a longer message body is refused as bad input
+    # one service_port_misuse alert per port per this many seconds; the messages between are counted in the next
     misuse_alert_interval: Annotated[float, Meta(ge=0.0, le=86_400.0)] = field(
         default=3600.0, name="misuse_alert_interval_s")
-    tenants: dict[str, TenantMessageSettings] = field(default_factory=dict)
-    smpp: SmppSettings = field(default_factory=SmppSettings)
-    freeswitch: ChatplanSettings = field(default_factory=ChatplanSettings)
+    tenants: dict[str, TenantMessageSettings] = field(default_factory=dict)  # per tenant: ports, keywords, notice
+    smpp: SmppSettings = field(default_factory=SmppSettings)  # the SMPP proxy
+    freeswitch: ChatplanSettings = field(default_factory=ChatplanSettings)  # the chatplan's event socket
 
 
 def port_number(raw: str, plan: DialPlan) -> str | None:

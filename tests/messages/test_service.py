@@ -149,4 +149,4 @@ async def test_a_malformed_message_is_refused_with_what_is_wrong(lab: Lab, messa
 
 async def test_an_unknown_tenant_fails_closed_for_marketing(lab: Lab) -> None:
     outcome = await lab.service.handle(Message(MARKETING_PORT, CLEAR, "hi", "smpp", tenant="nobody"), LOG)
-    assert _verdict(outcome) == ("reject", "check_failed")
+    assert _verdict(outcome) == ("reject", "unknown_tenant")
