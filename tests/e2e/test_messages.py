@@ -214,6 +214,15 @@ def env(asterisk_chroot: Path, redis_server: RedisServer,
         gate.stop()
 
 
+def _grant(env: MessageEnv, number: str) -> None:
+    """The recipient's consent to bank-1 (the port's entity), through the gate's API."""
+    status, body = env.api("POST", "/v1/consents", {
+        "number": number, "entity": "bank-1", "categories": [],
+        "evidence": {"channel": "web", "captured_at": "2026-11-26T10:59:00+08:00", "source": "203.0.113.7",
+                     "shown": "template:sms-optin-v1", "captured_by": "crm-7"}})
+    assert status == 201, body
+
+
 def _record(env: MessageEnv, callee: str, reason: str) -> dict[str, Any]:
     found = [r for r in env.audit(callee) if r["reason"] == reason]
     assert found, f"no {reason} decision for {callee} in the audit: {env.audit(callee)}"
@@ -221,11 +230,7 @@ def _record(env: MessageEnv, callee: str, reason: str) -> dict[str, Any]:
 
 
 def test_a_listed_recipient_gets_nothing_and_a_consented_one_gets_the_message(env: MessageEnv) -> None:
-    status, body = env.api("POST", "/v1/consents", {
-        "number": TENANT_LISTED, "entity": "bank-1", "categories": [],
-        "evidence": {"channel": "web", "captured_at": "2026-11-26T10:59:00+08:00", "source": "203.0.113.7",
-                     "shown": "template:sms-optin-v1", "captured_by": "crm-7"}})
-    assert status == 201, body
+    _grant(env, TENANT_LISTED)
     with env.receiver("recipient") as recipient, env.receiver("notice") as notice:
         env.lab.set_global("LAB_MSG_UAS_PORT", recipient.port)
         env.lab.set_global("LAB_MSG_NOTICE_PORT", notice.port)
@@ -247,11 +252,7 @@ def test_a_listed_recipient_gets_nothing_and_a_consented_one_gets_the_message(en
 
 def test_a_stop_reply_withdraws_consent_for_the_next_message(env: MessageEnv) -> None:
     consented = SUBSCRIBER
-    status, body = env.api("POST", "/v1/consents", {
-        "number": consented, "entity": "bank-1", "categories": [],
-        "evidence": {"channel": "web", "captured_at": "2026-11-26T10:59:00+08:00", "source": "203.0.113.7",
-                     "shown": "template:sms-optin-v1", "captured_by": "crm-7"}})
-    assert status == 201, body
+    _grant(env, consented)
     with env.receiver("business") as business, env.receiver("notice-2") as notice:
         env.lab.set_global("LAB_MSG_UAS_PORT", business.port)
         env.lab.set_global("LAB_MSG_NOTICE_PORT", notice.port)
