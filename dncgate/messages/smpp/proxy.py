@@ -11,7 +11,8 @@ Every PDU is relayed unchanged, in order, both ways, except:
   SMSC is answered ``ESME_RX_T_APPN`` and the message is not relayed (the SMSC delivers it again).
 
 A PDU whose length is not 16..70,000 bytes ends the session (``generic_nack`` first). Each session
-is bounded: ``max_sessions`` at once, the SMSC connection and every write have deadlines.
+is bounded: ``max_sessions`` at once (the rest wait in the listen backlog), the SMSC connection
+and every write have deadlines.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from dncgate.acceptor import Acceptor
 from dncgate.errors import MessageError
 from dncgate.messages.model import Message
 from dncgate.messages.service import MessageService
@@ -59,14 +61,21 @@ class SmppProxyConfig:
 class SmppProxy:
     def __init__(self, service: MessageService, config: SmppProxyConfig) -> None:
         self.service, self.config = service, config
-        self._server: asyncio.Server | None = None
+        self._server: Acceptor | None = None
         self._sessions: set[asyncio.Task[None]] = set()
-        self._slots = asyncio.Semaphore(config.max_sessions)
         self.port: int | None = None
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._accept, self.config.host, self.config.port)
-        self.port = int(self._server.sockets[0].getsockname()[1])
+        """Listen (the gate's own accept loop: past ``max_sessions`` ESMEs wait in the backlog)."""
+        loop = asyncio.get_running_loop()
+
+        def protocol() -> asyncio.StreamReaderProtocol:
+            return asyncio.StreamReaderProtocol(asyncio.StreamReader(loop=loop), self._accept)
+
+        self._server = Acceptor("smpp", protocol, self.config.host, self.config.port,
+                                max_connections=self.config.max_sessions)
+        await self._server.start()
+        self.port = self._server.port
         log.info("smpp.listening", host=self.config.host, port=self.port,
                  upstream=f"{self.config.upstream_host}:{self.config.upstream_port}")
 
@@ -78,20 +87,14 @@ class SmppProxy:
         if self._sessions:
             await asyncio.wait(set(self._sessions), timeout=timeout)
         if self._server is not None:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await self._server.wait_closed()
+            await self._server.wait_closed()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         if task is not None:
             self._sessions.add(task)
         try:
-            if self._slots.locked():
-                log.warning("smpp.session_refused", reason="max_sessions", peer=str(writer.get_extra_info("peername")))
-                return
-            async with self._slots:
-                await _Session(self, reader, writer).run()
+            await _Session(self, reader, writer).run()
         except asyncio.CancelledError:
             # close() cancels the sessions; ending normally lets asyncio's stream callback close the
             # transport without logging the cancellation as an unhandled error
@@ -102,6 +105,8 @@ class SmppProxy:
                 await writer.wait_closed()
             if task is not None:
                 self._sessions.discard(task)
+            if self._server is not None:
+                self._server.release()
 
 
 class _Session:
