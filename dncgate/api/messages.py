@@ -29,7 +29,7 @@ async def check_message(request: web.Request) -> web.Response:
     context, who = caller(request)
     service = context.messages
     if service is None:
-        raise ApiError(404, "not_enabled", "message checks are off ([messages] enabled = false)")
+        raise ApiError(404, "not_found", "message checks are not enabled ([messages] enabled = true)")
     data = await _body(request)
     values: dict[str, str] = {}
     for name in _FIELDS:

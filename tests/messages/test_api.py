@@ -100,7 +100,7 @@ async def test_message_checks_are_404_until_enabled(lab: Lab) -> None:
     install_api(app, ApiContext.of(lab.gate, lab.ledger, ApiSettings(enabled=True, keys=keys)))
     async with TestClient(TestServer(app, host="127.0.0.1")) as plain:
         status, body = await _post(plain, {"from": MARKETING_PORT, "to": LISTED})
-    assert (status, body["error"]["code"]) == (404, "not_enabled")
+    assert (status, body["error"]["code"]) == (404, "not_found")
 
 
 async def test_without_a_key_a_message_check_is_refused(client: Client) -> None:
