@@ -220,6 +220,8 @@ def _open_files(config: Settings) -> None:
         needs["http.max_connections"] = config.http.max_connections
     if config.feed.enabled:
         needs["feed.max_connections"] = config.feed.max_connections
+    if config.messages.enabled and config.messages.smpp.enabled:  # each ESME session holds the SMSC's too
+        needs["messages.smpp.max_sessions x 2"] = 2 * config.messages.smpp.max_sessions
     files = raise_open_file_limit()
     log.info("gate.open_files", soft_before=files.soft_before, soft=files.soft, hard=files.hard,
              needed=sum(needs.values()) + RESERVE, reserve=RESERVE)
