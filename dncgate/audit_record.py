@@ -28,7 +28,7 @@ class AuditRecord:
     decision_id: str
     at: str  # ISO 8601, UTC
     tenant: str
-    door: str  # agi | esl | cli | api
+    door: str  # agi | esl | cli | api | sip-message | smpp
     account: str
     trunk: str
     caller_id: str
@@ -45,6 +45,7 @@ class AuditRecord:
     sip_code: int | None
     latency_us: int
     detail: str = ""
+    entity: str = ""  # the business behind the call or message (a message's sender port's entity)
 
     @classmethod
     def of(
@@ -85,6 +86,7 @@ class AuditRecord:
             sip_code=decision.sip_code,
             latency_us=latency_us,
             detail=decision.detail,
+            entity=attempt.originator.entity,
         )
 
     def as_dict(self) -> dict[str, Any]:

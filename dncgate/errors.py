@@ -12,6 +12,7 @@
     ├── EnforcementError         enforcement cases, complaints, notices (enforcement/)
     │   └── CaseError            a case action that cannot be taken as asked (also a ValueError)
     ├── ApiError                 an HTTP API request answered with an error (api/errors.py)
+    ├── MessageError             a message that cannot be checked as given (also a ValueError; messages/)
     ├── SwitchError              talking to a switch: AGI, the event socket, AMI, the IVR's caller
     └── ProtocolError            bytes on a wire that break its protocol
         ├── LocalProtocolError   ... that we refused to send (a CR/LF in a command argument)
@@ -35,6 +36,7 @@ __all__ = [
     "LedgerError",
     "ListError",
     "LocalProtocolError",
+    "MessageError",
     "ProtocolError",
     "RemoteProtocolError",
     "StoreError",
@@ -79,6 +81,11 @@ class EnforcementError(DncgateError):
 class CaseError(EnforcementError, ValueError):
     """A case action that cannot be taken as asked (the message says why): a transition the case's
     state does not allow, a suspension inside the notice period, an appeal on a closed case."""
+
+
+class MessageError(DncgateError, ValueError):
+    """A message that cannot be checked as given: no recipient, a body that is not text or too long,
+    a sender that is no port (the message says which part and why)."""
 
 
 class SwitchError(DncgateError):

@@ -31,6 +31,7 @@ from dncgate.model import (
     FactsUnavailable,
     Originator,
     Purpose,
+    SenderPort,
     TenantPolicy,
     Verdict,
 )
@@ -66,6 +67,7 @@ class CheckRequest:
     category: str | None = None
     originator: Originator = field(default_factory=Originator)
     language: str | None = None
+    sender: SenderPort | None = None  # a message's sender port (dncgate.messages); None for a call
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +142,7 @@ class Gate:
             category=request.category or None,
             language=language,
             unknown_tenant=unknown_tenant,
+            sender=request.sender,
         )
         facts: Facts | FactsUnavailable
         if unknown_tenant is not None:

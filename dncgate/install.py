@@ -22,7 +22,7 @@ from pathlib import Path
 from dncgate.errors import DncgateError
 
 # dialplan/asterisk/: the files Asterisk reads (``#include`` d from extensions.conf); the rest are samples
-ASTERISK_LIVE = ("extensions_dncgate.conf", "extensions_dncgate_ivr.conf")
+ASTERISK_LIVE = ("extensions_dncgate.conf", "extensions_dncgate_ivr.conf", "extensions_dncgate_messages.conf")
 # dialplan/freeswitch/: the contexts that go to conf/dialplan/ (the stock freeswitch.xml includes
 # dialplan/*.xml); the profile, gateway and ACL are samples with placeholder addresses and credentials
 FREESWITCH_LIVE = ("dncgate.xml", "dncgate_allowed.xml", "dncgate_ivr.xml")

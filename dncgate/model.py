@@ -72,6 +72,10 @@ class Reason(StrEnum):
     UNKNOWN_TENANT = "unknown_tenant"
     # A list the tenant needs (``required_lists``) has no live version: nothing says who is on it.
     LIST_MISSING = "list_missing"
+    # Messages: the sender port (number or short code) is not in the registry ...
+    UNKNOWN_SENDER_PORT = "unknown_sender_port"
+    # ... or it is registered for service messages and sends a marketing one.
+    SERVICE_PORT_MISUSE = "service_port_misuse"
 
 
 REJECT_SIP_CODES = frozenset({603, 607, 608})
@@ -80,8 +84,11 @@ DECLINE_ALL = "*"
 # A tenant's name: it names the tenant's own list (``tenant:NAME``), its keys and its records.
 TENANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 # The check could not be completed: these decisions follow the tenant's failure policy (its
-# ``check_failed_sip_code``), and carry no announcement: the callee declined nothing.
-FAILURE_REASONS = frozenset({Reason.CHECK_FAILED, Reason.INVALID_NUMBER, Reason.UNKNOWN_TENANT, Reason.LIST_MISSING})
+# ``check_failed_sip_code``), and carry no announcement: the callee declined nothing. A message from a
+# sender port nobody registered cannot be attributed: the same (marketing refused, service per
+# ``service_on_failure``).
+FAILURE_REASONS = frozenset({Reason.CHECK_FAILED, Reason.INVALID_NUMBER, Reason.UNKNOWN_TENANT, Reason.LIST_MISSING,
+                             Reason.UNKNOWN_SENDER_PORT})
 NATIONAL_LIST = "national"  # the national list's name (a tenant's own is ``tenant:NAME``)
 # Analytics (enforcement) blocked the call: answered ATIS-1000099 "603+" (``AnalyticsBlock``).
 ANALYTICS_REASONS = frozenset({Reason.ORIGINATOR_SUSPENDED, Reason.ORIGINATOR_RESTRICTED})
@@ -150,8 +157,27 @@ class Originator:
     entity: str = ""
 
 
+class PortUse(StrEnum):
+    """What a sender port (a message's originating number or short code) is registered for."""
+
+    SERVICE = "service"
+    MARKETING = "marketing"
+
+
+@dataclass(frozen=True, slots=True)
+class SenderPort:
+    """A message's sender port as the registry knows it (``registered_for`` None: not registered)."""
+
+    number: str  # E.164 with '+', or the short code's digits
+    registered_for: PortUse | None = None
+    entity: str = ""
+    category: str = ""  # what a marketing port's messages are about, when the message does not say
+
+
 @dataclass(frozen=True, slots=True)
 class CallAttempt:
+    """A call, or a message (``sender`` set: its port, checked by the port rules; None for a call)."""
+
     tenant: TenantPolicy
     originator: Originator
     purpose: Purpose
@@ -162,6 +188,7 @@ class CallAttempt:
     # The tenant the request named when no tenant has that name ("" for a blank one): ``tenant`` is
     # then the gate's built-in defaults, and the decision is ``unknown_tenant``.
     unknown_tenant: str | None = None
+    sender: SenderPort | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ from dncgate.model import (
     ListHit,
     ListPolicy,
     Mode,
+    PortUse,
     Purpose,
     Reason,
     StaleAction,
@@ -51,6 +52,8 @@ RULES: tuple[Rule, ...] = (
     Rule("emergency or short service number", Reason.ALLOWED_EMERGENCY),
     Rule("the request names a tenant that is not configured, or a blank one", Reason.UNKNOWN_TENANT),
     Rule("the callee is not a valid number", Reason.INVALID_NUMBER),
+    Rule("a message from a sender port not in the registry", Reason.UNKNOWN_SENDER_PORT),
+    Rule("a marketing message from a port registered for service", Reason.SERVICE_PORT_MISUSE),
     Rule("the store could not answer in time", Reason.CHECK_FAILED),
     Rule("the originator is suspended", Reason.ORIGINATOR_SUSPENDED),
     Rule("the callee blocks this originator by name", Reason.SUBSCRIBER_BLOCK),
@@ -122,6 +125,11 @@ def _conclude(attempt: CallAttempt, facts: Facts | FactsUnavailable) -> _Conclus
         return _on_failure(attempt, Reason.UNKNOWN_TENANT, _unknown_tenant_detail(attempt.unknown_tenant))
     if isinstance(callee, InvalidNumber):
         return _on_failure(attempt, Reason.INVALID_NUMBER, callee.detail)
+    sender = attempt.sender
+    if sender is not None and sender.registered_for is None:
+        return _on_failure(attempt, Reason.UNKNOWN_SENDER_PORT, sender.number)
+    if sender is not None and marketing and sender.registered_for is PortUse.SERVICE:
+        return Verdict.REJECT, Reason.SERVICE_PORT_MISUSE, None, sender.number
     if isinstance(facts, FactsUnavailable):
         return _on_failure(attempt, Reason.CHECK_FAILED, facts.error)
     if facts.originator_suspended:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -23,6 +23,7 @@ from dncgate.enforcement.desk import EnforcementDesk, desk_of
 from dncgate.enforcement.model import originator_keys
 from dncgate.esl import OutboundConfig, OutboundServer
 from dncgate.esl.check import esl_check_handler
+from dncgate.esl.inbound import InboundClient, InboundConfig
 from dncgate.events import CallEventStream, CallRecord
 from dncgate.feeds import CallFeeds, asterisk_feed_of, freeswitch_feed_of
 from dncgate.gate import Gate
@@ -30,6 +31,9 @@ from dncgate.http import make_app, start_http
 from dncgate.ivr.agi import ivr_agi_handler, with_ivr
 from dncgate.ivr.esl import ivr_esl_handler, with_esl_ivr
 from dncgate.ivr.runner import IvrContext
+from dncgate.messages.chatplan import ChatplanDoor, run_chatplan
+from dncgate.messages.service import MessageService
+from dncgate.messages.smpp.proxy import SmppProxy, SmppProxyConfig
 from dncgate.numbers import warm_up
 from dncgate.reload import Reloader
 from dncgate.sessions import ServerLimits
@@ -38,6 +42,7 @@ from dncgate.store.factory import open_case_store
 from dncgate.store.protocol import ListStore
 
 if TYPE_CHECKING:  # the list services are imported when serve() starts
+    from dncgate.consent.ledger import Ledger
     from dncgate.lists.runner import SyncServices
 
 log = structlog.get_logger("dncgate.service")
@@ -57,6 +62,7 @@ class Running:
     feeds: CallFeeds | None = None
     enforcement: EnforcementDesk | None = None  # [enforcement] enabled: its on_alert is the analyser's callback
     reload: Reloader | None = None  # what SIGHUP calls: re-read the configuration, apply what can change live
+    smpp_port: int | None = None  # [messages.smpp] enabled
 
 
 async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None = None,
@@ -79,6 +85,7 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
         lists: SyncServices | None = None
         agi: AgiServer | None = None
         esl: OutboundServer | None = None
+        smpp: SmppProxy | None = None
         runner: web.AppRunner | None = None
         api: ApiContext | None = None
         feeds: CallFeeds | None = None
@@ -95,6 +102,13 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
             if config.enforcement.enabled:
                 desk, enforcing = await _start_enforcement(config, app.store, running)
                 running.enforcement = desk
+            messages = _message_service(config, gate, ledger, running)
+            if messages is not None and config.messages.smpp.enabled:
+                smpp = SmppProxy(messages, _smpp_config(config))
+                await smpp.start()
+                running.smpp_port = smpp.port
+            if messages is not None and config.messages.freeswitch.enabled:
+                enforcing.append(asyncio.create_task(_chatplan(config, messages, running.stop)))
             ivr = IvrContext(gate.tenants, ledger, settings=config.ivr)  # the subscriber self-service menu
             if config.agi.enabled:
                 agi = AgiServer(with_ivr(check_handler(gate), ivr_agi_handler(ivr)), host=config.agi.host,
@@ -119,7 +133,7 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
                 http = make_app(app.store, metrics, doors, max_requests=config.http.max_sessions,
                                 feeds=feeds.health, lists_missing=app.freshness.read_missing)
                 if config.api.enabled:
-                    api = ApiContext.of(gate, ledger, config.api)
+                    api = ApiContext.of(gate, ledger, config.api, messages=messages)
                     install_api(http, api)  # /v1: same process, same loop
                     if running.enforcement is not None:
                         install_enforcement(http, running.enforcement)
@@ -139,14 +153,39 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
             await running.stop.wait()
             log.info("gate.stopping")
         finally:
-            await _close_doors(lists, agi, esl, runner, feeds)
+            await _close_doors(lists, agi, esl, runner, feeds, smpp)
             await _stop_enforcement(desk, enforcing)
     log.info("gate.stopped", audit_written=app.audit.written, audit_unwritten=app.audit.overflowed)
 
 
+def _message_service(config: Settings, gate: Gate, ledger: Ledger, running: Running) -> MessageService | None:
+    """``[messages]``: the message check; a service port's misuse goes to enforcement when it runs."""
+    if not config.messages.enabled:
+        return None
+    on_alert = running.enforcement.on_alert if running.enforcement is not None else None
+    return MessageService.of(gate, ledger, config.messages, on_alert=on_alert)
+
+
+async def _chatplan(config: Settings, messages: MessageService, stop: asyncio.Event) -> None:
+    """FreeSWITCH's chatplan messages from the inbound event socket, until serve stops."""
+    chat = config.messages.freeswitch
+    inbound = InboundConfig(host=chat.host, port=chat.port, events=("MESSAGE",), event_format="plain")
+    if chat.password is not None:
+        inbound = replace(inbound, password=chat.password)
+    await run_chatplan(ChatplanDoor(messages, tenant=chat.tenant or None), lambda: InboundClient(inbound), stop)
+
+
+def _smpp_config(config: Settings) -> SmppProxyConfig:
+    smpp = config.messages.smpp
+    return SmppProxyConfig(host=smpp.host, port=smpp.port, upstream_host=smpp.upstream_host,
+                           upstream_port=smpp.upstream_port, tenant=smpp.tenant or None,
+                           max_sessions=smpp.max_sessions, connect_deadline=smpp.connect_deadline,
+                           write_deadline=smpp.response_deadline)
+
+
 async def _close_doors(
     lists: SyncServices | None, agi: AgiServer | None, esl: OutboundServer | None, runner: web.AppRunner | None,
-    feeds: CallFeeds | None = None,
+    feeds: CallFeeds | None = None, smpp: SmppProxy | None = None,
 ) -> None:
     """Stop every door, the list services and the call feeds at once, each bounded by ``SHUTDOWN_GRACE``."""
     from dncgate.lists.runner import stop_services
@@ -162,6 +201,8 @@ async def _close_doors(
         parts["http"] = runner.cleanup()
     if feeds is not None:
         parts["feeds"] = feeds.close(timeout=SHUTDOWN_GRACE)
+    if smpp is not None:
+        parts["smpp"] = smpp.close(timeout=SHUTDOWN_GRACE)
     results = await asyncio.gather(*parts.values(), return_exceptions=True)
     for name, result in zip(parts, results, strict=True):
         if isinstance(result, Exception):
@@ -179,6 +220,8 @@ def _open_files(config: Settings) -> None:
         needs["http.max_connections"] = config.http.max_connections
     if config.feed.enabled:
         needs["feed.max_connections"] = config.feed.max_connections
+    if config.messages.enabled and config.messages.smpp.enabled:  # each ESME session holds the SMSC's too
+        needs["messages.smpp.max_sessions x 2"] = 2 * config.messages.smpp.max_sessions
     files = raise_open_file_limit()
     log.info("gate.open_files", soft_before=files.soft_before, soft=files.soft, hard=files.hard,
              needed=sum(needs.values()) + RESERVE, reserve=RESERVE)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from dncgate.api import check, consents, enforcement, subscribers
+from dncgate.api import check, consents, enforcement, messages, subscribers
 from dncgate.api.context import CONTEXT, ApiContext
 from dncgate.api.errors import json_errors
 
@@ -22,6 +22,7 @@ def install_api(app: web.Application, context: ApiContext) -> None:
     app.middlewares.append(json_errors)
     app.router.add_get("/v1/openapi.json", openapi)
     app.router.add_get("/v1/check", check.check)
+    app.router.add_post("/v1/messages/check", messages.check_message)  # 404 unless [messages] is enabled
     app.router.add_post("/v1/consents", consents.grant)
     app.router.add_post("/v1/consents/revoke", consents.revoke)
     app.router.add_get("/v1/consents", consents.query)

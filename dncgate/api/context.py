@@ -16,6 +16,7 @@ from dncgate.api.records import evidence_of
 from dncgate.consent.ledger import Ledger
 from dncgate.consent.model import Action, LedgerError, LedgerEvent
 from dncgate.gate import Gate
+from dncgate.messages.service import MessageService
 from dncgate.model import TenantPolicy
 from dncgate.numbers import Subscriber, normalise
 from dncgate.settings import ApiSettings
@@ -32,10 +33,12 @@ class ApiContext:
     tenants: Mapping[str, TenantPolicy]
     keys: dict[str, ApiKey] = field(default_factory=dict)  # sha256 -> key
     write_deadline: float = WRITE_DEADLINE
+    messages: MessageService | None = None  # [messages] enabled: POST /v1/messages/check
 
     @classmethod
-    def of(cls, gate: Gate, ledger: Ledger, settings: ApiSettings) -> ApiContext:
-        return cls(gate, ledger, gate.tenants, _keys_of(settings))
+    def of(cls, gate: Gate, ledger: Ledger, settings: ApiSettings, *,
+           messages: MessageService | None = None) -> ApiContext:
+        return cls(gate, ledger, gate.tenants, _keys_of(settings), messages=messages)
 
     def replace_keys(self, settings: ApiSettings) -> None:
         """``[api.keys]`` reloaded: the next request is checked against these (no await in between)."""

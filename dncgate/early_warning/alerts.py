@@ -72,3 +72,22 @@ class Alert:
             "detail": self.detail,
             **({"extra": dict(self.extra)} if self.extra else {}),
         }
+
+
+SERVICE_PORT_MISUSE = "service_port_misuse"  # the rule name of the alert below
+
+
+def service_port_misuse(
+    tenant: str, port: str, *, entity: str, raised_at: datetime, window_started: datetime, window: str,
+    messages: int, sample_decisions: tuple[str, ...],
+) -> Alert:
+    """A port registered for service messages sent marketing ones (the gate refused them): the
+    regulation forbids repurposing a service port, so every such window is a signal against the
+    port (the originator key the gate looks up as ``caller_id:PORT``). One alert per window."""
+    return Alert(
+        alert_id=f"{SERVICE_PORT_MISUSE}:{tenant}:{port}:{int(window_started.timestamp())}",
+        originator=OriginatorKey(tenant, OriginatorKind.CALLER_ID, port),
+        rule=SERVICE_PORT_MISUSE, severity=Severity.WARNING, raised_at=raised_at, window=window,
+        figures={"marketing_messages": float(messages)}, threshold=1.0, sample_decisions=sample_decisions,
+        detail="a port registered for service messages sent marketing messages", extra={"entity": entity},
+    )

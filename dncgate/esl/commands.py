@@ -127,6 +127,20 @@ def bgapi(command: str, job_uuid: str | None = None) -> bytes:
     return _frame(line, f"Job-UUID: {_token(job_uuid, 'Job-UUID')}")
 
 
+def sendevent(name: str, headers: Iterable[tuple[str, str]], body: str = "") -> bytes:
+    """``sendevent NAME`` with headers and an optional body (mod_event_socket fires it as is):
+    ``sendevent("CUSTOM", [("Event-Subclass", "SMS::SEND_MESSAGE"), ...], text)`` sends a message
+    through mod_sms. No header name or value may break the frame (CR, LF, NUL)."""
+    lines = [f"sendevent {_token(name, 'event name')}"]
+    for key, value in headers:
+        lines.append(f"{_token(key, 'header name')}: {_clean(value, f'header {key}', allow_empty=True)}")
+    if not body:
+        return _frame(*lines)
+    data = body.encode("utf-8")
+    lines.append(f"Content-Length: {len(data)}")
+    return ("\n".join(lines) + "\n\n").encode("utf-8") + data
+
+
 def _sendmsg_line(uuid: str | None) -> str:
     return "sendmsg" if uuid is None else f"sendmsg {_token(uuid, 'uuid')}"
 

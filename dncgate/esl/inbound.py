@@ -107,6 +107,11 @@ class InboundClient:
         reply.raise_for_error("bgapi")
         return reply.headers.get("Job-UUID") or job_uuid or ""
 
+    async def sendevent(self, name: str, headers: Sequence[tuple[str, str]], body: str = "") -> Message:
+        """Fire an event in FreeSWITCH (``sendevent``); the reply is ``+OK <event uuid>``."""
+        reply = await self._require().command(commands.sendevent(name, headers, body), self.config.command_deadline)
+        return reply.raise_for_error("sendevent")
+
     async def next_event(self) -> Event | None:
         return await self._require().next_event(self.config.event_deadline)
 

@@ -19,6 +19,7 @@ from dncgate.model import TenantPolicy
 from dncgate.settings import checks
 from dncgate.settings.decode import decode
 from dncgate.settings.enforcement import EnforcementSettings
+from dncgate.settings.messages import MessagesSettings, messages_problems
 from dncgate.settings.problems import Key, Problems
 from dncgate.settings.schema import (
     AgiSettings,
@@ -67,6 +68,7 @@ class Settings:
     ami: AsteriskFeedSettings = field(default_factory=AsteriskFeedSettings)
     esl_feed: FreeswitchFeedSettings = field(default_factory=FreeswitchFeedSettings)
     enforcement: EnforcementSettings = field(default_factory=EnforcementSettings)
+    messages: MessagesSettings = field(default_factory=MessagesSettings)
 
     @property
     def audit_spool(self) -> AuditSpoolConfig | None:
@@ -117,7 +119,7 @@ TABLES: dict[str, type[Table]] = {
     "store": StoreSettings, "national": NationalSettings, "agi": AgiSettings, "esl": EslSettings,
     "http": HttpServerSettings, "audit": AuditSettings, "consent": ConsentSettings, "ivr": IvrSettings,
     "api": ApiSettings, "sync": SyncSettings, "feed": FeedSettings, "ami": AsteriskFeedSettings,
-    "esl_feed": FreeswitchFeedSettings, "enforcement": EnforcementSettings,
+    "esl_feed": FreeswitchFeedSettings, "enforcement": EnforcementSettings, "messages": MessagesSettings,
 }
 NAMES = {cls: name for name, cls in TABLES.items()}
 
@@ -171,6 +173,8 @@ def _build(data: dict[str, Any], problems: Problems) -> Settings | None:
     national = _read(NationalSettings, data, problems, checks.national)
     sync = _read(SyncSettings, data, problems, checks.sync)
     publish_dir = sync.publish_dir if sync is not None else None
+    consent = _read(ConsentSettings, data, problems, checks.consent)
+    taxonomy = consent.categories if consent is not None else ()
     tables: dict[str, Table | None] = {
         "store": _read(StoreSettings, data, problems),
         "national": checks.upper_region(national) if national is not None else None,
@@ -178,7 +182,7 @@ def _build(data: dict[str, Any], problems: Problems) -> Settings | None:
         "esl": _read(EslSettings, data, problems, checks.esl),
         "http": _read(HttpServerSettings, data, problems),
         "audit": _read(AuditSettings, data, problems),
-        "consent": _read(ConsentSettings, data, problems, checks.consent),
+        "consent": consent,
         "ivr": _read(IvrSettings, data, problems, checks.ivr),
         "api": _read(ApiSettings, data, problems, lambda table: checks.api(table, tenants or {})),
         "sync": checks.upper_region(sync) if sync is not None else None,
@@ -186,6 +190,8 @@ def _build(data: dict[str, Any], problems: Problems) -> Settings | None:
         "ami": _read(AsteriskFeedSettings, data, problems, checks.asterisk_feed),
         "esl_feed": _read(FreeswitchFeedSettings, data, problems, checks.freeswitch_feed),
         "enforcement": _read(EnforcementSettings, data, problems, checks.enforcement),
+        "messages": _read(MessagesSettings, data, problems,
+                          lambda table: messages_problems(table, tenants or {}, taxonomy)),
     }
     if tenants is None or any(table is None for table in tables.values()):
         return None

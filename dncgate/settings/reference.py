@@ -31,7 +31,8 @@ from dncgate.settings.load import DEFAULT_TENANT, ENV_PREFIX, TABLES
 from dncgate.settings.schema import Table, TenantSettings
 
 NOT_SET = "(not set)"
-_TEMPLATES = {"tenants": "NAME", "keys": "ID"}  # a table of tables: the placeholder of its entry's name
+# a table of tables: the placeholder of its entry's name
+_TEMPLATES = {"tenants": "NAME", "keys": "ID", "ports": "NUMBER"}
 
 
 @dataclass(frozen=True, slots=True)

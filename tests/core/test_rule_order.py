@@ -27,8 +27,10 @@ from dncgate.model import (
     ListHit,
     ListPolicy,
     Originator,
+    PortUse,
     Purpose,
     Reason,
+    SenderPort,
     StaleAction,
     TenantPolicy,
 )
@@ -65,6 +67,9 @@ TRIGGERS: dict[Reason, Callable[[Case], Case]] = {
     Reason.ALLOWED_EMERGENCY: lambda c: _attempt(c, callee=ShortNumber("110", "110", ShortKind.EMERGENCY)),
     Reason.UNKNOWN_TENANT: lambda c: _attempt(c, unknown_tenant="acme-typo"),
     Reason.INVALID_NUMBER: lambda c: _attempt(c, callee=InvalidNumber("12", "too short")),
+    Reason.UNKNOWN_SENDER_PORT: lambda c: _attempt(c, sender=SenderPort("106900009999")),
+    Reason.SERVICE_PORT_MISUSE: lambda c: _attempt(c, sender=SenderPort("95588", PortUse.SERVICE, "bank-1"),
+                                                   purpose=Purpose.MARKETING),
     Reason.CHECK_FAILED: lambda c: (c[0], FactsUnavailable("timeout")),
     Reason.ORIGINATOR_SUSPENDED: lambda c: _facts(c, originator_suspended=True),
     Reason.SUBSCRIBER_BLOCK: lambda c: _facts(c, subscriber_blocks_originator=True),
@@ -82,7 +87,7 @@ TRIGGERS: dict[Reason, Callable[[Case], Case]] = {
     Reason.OUTSIDE_HOURS: lambda c: _attempt(c, at=NIGHT),
     Reason.ALLOWED_CLEAR: lambda c: c,
 }
-# A later row that still wins over an earlier one (README: row 18 applies to what row 11 allows).
+# A later row that still wins over an earlier one (README: row 20 applies to what row 13 allows).
 OVERRIDDEN_BY = {Reason.ALLOWED_CONSENT: Reason.OUTSIDE_HOURS}
 
 
@@ -99,7 +104,7 @@ def _readme_rows() -> list[tuple[int, str, str]]:
 
 
 def test_rules_name_every_reason_once() -> None:
-    assert len(RULES) == 19
+    assert len(RULES) == 21
     assert sorted(rule.reason for rule in RULES) == sorted(Reason)
 
 

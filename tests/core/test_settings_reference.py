@@ -52,7 +52,7 @@ def test_the_sample_names_every_key_of_every_table() -> None:
     by_table: dict[str, set[str]] = {}
     table = ""
     for line in text.splitlines():
-        header = re.match(r"^# ?\[([A-Za-z_.]+)\]", line)
+        header = re.match(r"^# ?\[([A-Za-z0-9_.]+)\]", line)  # not a comment line that starts with ["tenant:NAME"]
         if header:
             table = header.group(1)
             continue

@@ -40,9 +40,10 @@ def test_freeswitch_install_puts_the_contexts_into_dialplan_and_keeps_the_sample
     assert code == 0
     assert sorted(p.name for p in (conf / "dialplan").iterdir()) == [
         "dncgate.xml", "dncgate_allowed.xml", "dncgate_ivr.xml"]
-    # the profile, the gateway (placeholder credentials) and the ACL are never made live by a copy
+    # the profile, the gateway (placeholder credentials), the ACL and the chatplan (its tenant is a
+    # placeholder; it goes to conf/chatplan/) are never made live by a copy
     assert sorted(p.name for p in (conf / SAMPLES_DIR).iterdir()) == [
-        "README.md", "acl_dialers.xml", "gateway_carrier.xml", "sip_profile_dialer.xml"]
+        "README.md", "acl_dialers.xml", "dncgate_chatplan.xml", "gateway_carrier.xml", "sip_profile_dialer.xml"]
     assert not (conf / "sip_profiles").exists()
     assert _tree(sounds / "dncgate") == _tree(ROOT / "prompts/freeswitch")
     assert (sounds / "dncgate/en/8000/declined.wav").is_file()
@@ -75,7 +76,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path: Path, capsys: pyte
                            "--sounds", str(tmp_path / "sounds"), "--dry-run")
     assert code == 0
     assert f"would install     {tmp_path}/fs/dialplan/dncgate.xml" in out.splitlines()
-    assert len(out.splitlines()) == 3 + 4 + len(_tree(ROOT / "prompts/freeswitch"))
+    assert len(out.splitlines()) == 3 + 5 + len(_tree(ROOT / "prompts/freeswitch"))
     assert list(tmp_path.iterdir()) == []
 
 

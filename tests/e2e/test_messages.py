@@ -1,0 +1,268 @@
+"""Commercial messages through the real Asterisk: SIPp MESSAGE -> Asterisk 22 (res_pjsip_messaging)
+-> the shipped ``dncgate-message`` subroutine -> ``POST /v1/messages/check`` on ``dncgate serve``.
+
+Asterisk answers every MESSAGE 202 before its dialplan runs; what the gate decides shows in where
+the message goes next:
+
+* to a nationally listed recipient it is not forwarded: the recipient's SIPp gets nothing, the
+  sender's endpoint gets the gate's notice (a MESSAGE from Asterisk), the audit says
+  ``national_dnc`` with door ``sip-message``;
+* to a recipient who consented (through the API, to the port's entity) it is forwarded: the
+  recipient's SIPp gets exactly this message, the audit says ``allowed_consent``;
+* a reply ``STOP`` from that recipient to the port is forwarded to the business and withdraws the
+  consent: the next message to the recipient is refused (``consent_revoked``).
+
+The recipient's SIPp takes one MESSAGE (-m 1) and the consented message is sent only after the
+notice of the refused one came back, so "the listed recipient got nothing" is not a timeout: had
+the refused message been forwarded, it would be the one the recipient's SIPp took.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import shutil
+import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests import ports
+from tests.conftest import RedisServer
+from tests.e2e.gate_process import LISTED, TENANT_LISTED, GateProcess, load_lists
+from tests.e2e.lab import (
+    LOOPBACK,
+    REPO_ROOT,
+    SIPP_DIR,
+    AsteriskLab,
+    LabError,
+    SipMessage,
+    _sipp_cmd,
+    _terminate,
+    _wait_bound,
+    free_udp_port,
+    parse_sipp_messages,
+)
+
+pytestmark = pytest.mark.e2e
+
+API_KEY = "dncg_e2e-messages-key-0123456789abcdef"
+PORT = "733733"  # the marketing sender port (a US short code), registered to bank-1
+SUBSCRIBER = "+12015550188"  # consents to bank-1, then replies STOP from its own endpoint
+NOTICE = "Not delivered: the recipient does not accept marketing messages."
+MESSAGES_DIALPLAN = REPO_ROOT / "dialplan" / "asterisk" / "extensions_dncgate_messages.conf"
+MESSAGE_MODULES = ("res_pjsip_messaging", "res_curl", "func_curl")
+LISTS = {"national": [int(LISTED[1:])], "tenant:sms": [int(TENANT_LISTED[1:])]}
+
+GATE_TENANTS = f"""\
+[tenants.sms]
+region = "US"
+reject_sip_code = 607
+
+[tenants.sms.hours]
+enabled = false  # calling hours apply to messages too: the test must not depend on the hour
+
+[api]
+enabled = true
+
+[api.keys.e2e-sms]
+tenant = "sms"
+sha256 = "{hashlib.sha256(API_KEY.encode()).hexdigest()}"
+
+[messages]
+enabled = true
+
+[messages.tenants.sms]
+notice = "{NOTICE}"
+
+[messages.tenants.sms.ports."{PORT}"]
+registered_for = "marketing"
+entity = "bank-1"
+"""
+
+LAB_DIALPLAN = f"""
+#include extensions_dncgate_messages.conf
+
+; the message_context of every lab endpoint: the shipped subroutine, then the recipient's SIPp
+[lab-messages]
+exten => _X.,1,Gosub(lab-message,s,1(${{EXTEN}}))
+exten => _+X.,1,Gosub(lab-message,s,1(${{EXTEN}}))
+
+[lab-message]
+exten => s,1,NoOp(lab message ${{MESSAGE(from)}} -> ${{ARG1}})
+ same => n,Set(LOCAL(notice)=pjsip:callee/sip:{PORT}@{LOOPBACK}:${{LAB_MSG_NOTICE_PORT}})
+ same => n,Gosub(dncgate-message,s,1(pjsip:callee/sip:${{ARG1}}@{LOOPBACK}:${{LAB_MSG_UAS_PORT}},,,${{notice}}))
+ same => n,NoOp(lab: message ${{GOSUB_RETVAL}} reason=${{DNCGATE_MESSAGE_REASON}})
+"""
+
+
+class MessageLab(AsteriskLab):
+    """The lab's Asterisk with res_pjsip_messaging and CURL loaded, an endpoint for the sender port
+    (identified by the From user, as the lab's dialer is) and the shipped messages dialplan."""
+
+    def _write_config(self) -> None:
+        super()._write_config()
+        etc = self.session_dir / "etc"
+        with (etc / "modules.conf").open("a") as modules:
+            modules.write("".join(f"load => {m}.so\n" for m in MESSAGE_MODULES))
+        with (etc / "pjsip.conf").open("a") as pjsip:
+            for user in (PORT, SUBSCRIBER.lstrip("+")):
+                pjsip.write(f"\n[{user}](endpoint-common)\ncontext = from-uac\n")
+        shutil.copyfile(MESSAGES_DIALPLAN, etc / "extensions_dncgate_messages.conf")
+
+
+@dataclass
+class Receiver:
+    """A SIPp taking one MESSAGE on its port (the recipient, or the sender's endpoint for the notice)."""
+
+    port: int
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def wait(self, timeout: float = 20.0) -> int:
+        return self.process.wait(timeout=timeout)
+
+    def messages(self) -> list[SipMessage]:
+        with contextlib.suppress(OSError):
+            return [m for m in parse_sipp_messages(self.log.read_text(errors="replace"))
+                    if m.direction == "received" and m.method == "MESSAGE"]
+        return []
+
+
+@dataclass
+class MessageEnv:
+    gate: GateProcess
+    lab: MessageLab
+    workdir: Path
+    sent: int = 0
+
+    def api(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(  # http://127.0.0.1 only
+            f"http://{LOOPBACK}:{self.gate.http_port}{path}", data=data, method=method,
+            headers={"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as reply:  # noqa: S310
+                return reply.status, json.loads(reply.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    def send(self, to: str, body: str, *, sender: str = PORT) -> int:
+        """SIPp sends one MESSAGE from ``sender`` to ``to`` through Asterisk; its exit code (0: 202 came)."""
+        self.sent += 1
+        name = f"uac-{self.sent}"
+        scenario = self.workdir / f"{name}.xml"
+        scenario.write_text((SIPP_DIR / "message_uac.xml").read_text().replace("@PORT@", sender)
+                            .replace("@TO@", to).replace("@BODY@", body), encoding="utf-8")
+        with (self.workdir / f"{name}.stdout").open("wb") as out:
+            return subprocess.run(
+                _sipp_cmd(scenario, self.workdir, name, f"{LOOPBACK}:{self.lab.sip_port}", "-p", str(free_udp_port()),
+                          "-mp", str(ports.media_block()), "-timeout", "15s", "-timeout_error"),
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, timeout=30, check=False,
+                cwd=self.workdir,
+            ).returncode
+
+    @contextlib.contextmanager
+    def receiver(self, name: str) -> Iterator[Receiver]:
+        port = free_udp_port()
+        media = ports.media_block()
+        with (self.workdir / f"{name}.stdout").open("wb") as out:
+            process = subprocess.Popen(
+                _sipp_cmd(SIPP_DIR / "message_uas.xml", self.workdir, name, "-p", str(port), "-mp", str(media),
+                          "-timeout", "25s"),
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=self.workdir,
+            )
+        try:
+            if not _wait_bound(process, [port]):
+                raise LabError(f"the {name} SIPp did not bind {port}: see {self.workdir}")
+            yield Receiver(port, process, self.workdir / f"{name}-messages.log")
+        finally:
+            _terminate(process)
+
+    def audit(self, callee: str) -> list[dict[str, Any]]:
+        return [r for r in self.gate.audit_tail(200) if r["tenant"] == "sms" and r["callee"] == callee]
+
+
+@pytest.fixture(scope="module")
+def env(asterisk_chroot: Path, redis_server: RedisServer,
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[MessageEnv]:
+    workdir = tmp_path_factory.mktemp("messages")
+    load_lists(redis_server.url, LISTS)
+    gate = GateProcess(workdir / "gate", redis_server.url, tenants=GATE_TENANTS)
+    try:
+        gate.start()
+    except LabError as exc:
+        pytest.fail(f"the real gate did not start: {exc}", pytrace=False)
+    lab = MessageLab(asterisk_chroot, gate_port=gate.agi_port, artifacts=workdir / "calls",
+                     extra_dialplan=LAB_DIALPLAN, endpoint_options={"message_context": "lab-messages"},
+                     global_vars={"DNCGATE_HTTP": f"http://{LOOPBACK}:{gate.http_port}", "DNCGATE_API_KEY": API_KEY})
+    try:
+        lab.start()
+        for module in MESSAGE_MODULES:
+            if "Running" not in lab.cli(f"module show like {module}.so"):
+                pytest.fail(f"Asterisk did not load {module}:\n{lab.diagnostics()}", pytrace=False)
+        yield MessageEnv(gate, lab, workdir)
+    finally:
+        lab.stop()
+        lab.cleanup()
+        gate.stop()
+
+
+def _grant(env: MessageEnv, number: str) -> None:
+    """The recipient's consent to bank-1 (the port's entity), through the gate's API."""
+    status, body = env.api("POST", "/v1/consents", {
+        "number": number, "entity": "bank-1", "categories": [],
+        "evidence": {"channel": "web", "captured_at": "2026-11-26T10:59:00+08:00", "source": "203.0.113.7",
+                     "shown": "template:sms-optin-v1", "captured_by": "crm-7"}})
+    assert status == 201, body
+
+
+def _record(env: MessageEnv, callee: str, reason: str) -> dict[str, Any]:
+    found = [r for r in env.audit(callee) if r["reason"] == reason]
+    assert found, f"no {reason} decision for {callee} in the audit: {env.audit(callee)}"
+    return found[-1]
+
+
+def test_a_listed_recipient_gets_nothing_and_a_consented_one_gets_the_message(env: MessageEnv) -> None:
+    _grant(env, TENANT_LISTED)
+    with env.receiver("recipient") as recipient, env.receiver("notice") as notice:
+        env.lab.set_global("LAB_MSG_UAS_PORT", recipient.port)
+        env.lab.set_global("LAB_MSG_NOTICE_PORT", notice.port)
+        assert env.send(LISTED, "Loans at 3.1% this week only") == 0
+        assert notice.wait() == 0  # the gate's notice came back: the refusal is complete
+        assert env.send(TENANT_LISTED, "Loans at 3.1% this week only") == 0
+        assert recipient.wait() == 0
+        [delivered] = recipient.messages()
+        [refusal] = notice.messages()
+    assert TENANT_LISTED in delivered.start_line
+    assert delivered.body == "Loans at 3.1% this week only"
+    assert refusal.body == NOTICE
+    refused, allowed = _record(env, LISTED, "national_dnc"), _record(env, TENANT_LISTED, "allowed_consent")
+    for record in (refused, allowed):
+        assert (record["door"], record["caller_id"], record["entity"], record["purpose"]) == (
+            "sip-message", PORT, "bank-1", "marketing")
+    assert (refused["verdict"], allowed["verdict"]) == ("reject", "allow")
+
+
+def test_a_stop_reply_withdraws_consent_for_the_next_message(env: MessageEnv) -> None:
+    consented = SUBSCRIBER
+    _grant(env, consented)
+    with env.receiver("business") as business, env.receiver("notice-2") as notice:
+        env.lab.set_global("LAB_MSG_UAS_PORT", business.port)
+        env.lab.set_global("LAB_MSG_NOTICE_PORT", notice.port)
+        assert env.send(PORT, "STOP", sender=consented.lstrip("+")) == 0  # the subscriber replies to the port
+        assert business.wait() == 0  # a reply is forwarded to the business
+        assert env.send(consented, "One more offer") == 0
+        assert notice.wait() == 0  # refused: the notice came back
+    [reply] = business.messages()
+    assert reply.body == "STOP"
+    assert _record(env, consented, "consent_revoked")["door"] == "sip-message"
+    status, body = env.api("GET", f"/v1/consents?number={consented.replace('+', '%2B')}")
+    assert status == 200, body
+    assert [c["status"] for c in body["consents"] if c["entity"] == "bank-1"] == ["revoked"]

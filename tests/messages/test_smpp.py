@@ -1,0 +1,176 @@
+"""The SMPP proxy between a real SMPP client (smpplib, as a bulk sender binds) and an SMSC speaking
+smpplib's PDUs: refused submits are answered ESME_RPROHIBITED and never reach the SMSC, allowed
+ones are relayed unchanged, a subscriber's STOP from the SMSC withdraws consent, bad PDUs are
+answered with the status that says what is wrong."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import pytest
+import smpplib.client
+import smpplib.consts
+import smpplib.smpp
+
+from dncgate.messages.smpp.codec import Command, Status, encode
+from dncgate.messages.smpp.proxy import SmppProxy, SmppProxyConfig
+from tests.messages.conftest import CLEAR, CONSENTED, LISTED, MARKETING_PORT, SERVICE_PORT, UNKNOWN_PORT, Lab
+from tests.messages.smsc import Smsc
+
+T = TypeVar("T")
+PROHIBITED = 0x101
+
+
+@dataclass
+class Rig:
+    lab: Lab
+    smsc: Smsc
+    proxy: SmppProxy
+
+    async def esme(self, work: Callable[[smpplib.client.Client], T]) -> T:
+        """Bind a real SMPP client to the proxy (in a thread: smpplib blocks), run ``work``, unbind."""
+        def run() -> T:
+            client = smpplib.client.Client("127.0.0.1", self.proxy.port, timeout=10, allow_unknown_opt_params=True)
+            client.connect()
+            try:
+                client.bind_transceiver(system_id="bulk-1", password="secret")
+                result = work(client)
+                client.unbind()
+                return result
+            finally:
+                client.disconnect()
+        return await asyncio.to_thread(run)
+
+    async def submit(self, destination: str, text: bytes = b"Loans at 3.1%", *, source: str = MARKETING_PORT,
+                     dest_ton: int = 0, data_coding: int = 0) -> Any:
+        def work(client: smpplib.client.Client) -> Any:
+            client.send_message(source_addr_ton=0, source_addr=source, dest_addr_ton=dest_ton,
+                                destination_addr=destination, short_message=text, data_coding=data_coding)
+            return client.read_pdu()
+        return await self.esme(work)
+
+
+@pytest.fixture
+async def rig(lab: Lab) -> AsyncIterator[Rig]:
+    smsc = Smsc()
+    await smsc.start()
+    proxy = SmppProxy(lab.service, SmppProxyConfig(port=0, upstream_port=smsc.port, tenant="acme"))
+    await proxy.start()
+    try:
+        yield Rig(lab, smsc, proxy)
+    finally:
+        await proxy.close()
+        await smsc.close()
+
+
+async def test_a_listed_recipient_is_refused_prohibited_and_the_smsc_gets_nothing(rig: Rig) -> None:
+    resp = await rig.submit(LISTED)
+    assert (resp.command, resp.status) == ("submit_sm_resp", PROHIBITED)
+    assert rig.smsc.submits() == []
+    [record] = await rig.lab.audit_records()
+    assert (record.door, record.reason, record.caller_id, record.entity, record.account) == (
+        "smpp", "national_dnc", MARKETING_PORT, "bank-1", "bulk-1")
+
+
+async def test_a_consented_recipient_gets_the_message_relayed_unchanged(rig: Rig) -> None:
+    resp = await rig.submit(CONSENTED.lstrip("+"), dest_ton=1)  # international TON: digits without '+'
+    assert (resp.command, resp.status, resp.message_id) == ("submit_sm_resp", 0, b"m-1")
+    [submit] = rig.smsc.submits()
+    assert (submit.destination_addr, submit.short_message) == (CONSENTED.lstrip("+").encode(), b"Loans at 3.1%")
+    [record] = await rig.lab.audit_records()
+    assert (record.door, record.reason, record.callee) == ("smpp", "allowed_consent", CONSENTED)
+
+
+async def test_a_national_form_and_ucs2_text_are_read(rig: Rig) -> None:
+    resp = await rig.submit("13900139000", "您好".encode("utf-16-be"), data_coding=8)
+    assert resp.status == 0
+    assert (await rig.lab.audit_records())[0].callee == CLEAR
+
+
+async def test_an_unknown_sender_port_is_refused_prohibited(rig: Rig) -> None:
+    assert (await rig.submit(CLEAR, source=UNKNOWN_PORT)).status == PROHIBITED
+    assert (await rig.lab.audit_records())[0].reason == "unknown_sender_port"
+
+
+async def test_a_service_port_is_never_blocked_without_cause(rig: Rig) -> None:
+    # an SMPP submit carries no purpose: a service port's message is a service one, listed or not
+    assert (await rig.submit(LISTED, b"Your code is 123456", source=SERVICE_PORT)).status == 0
+    assert (await rig.lab.audit_records())[0].reason == "allowed_service"
+
+
+async def test_a_subscribers_stop_from_the_smsc_withdraws_consent_and_is_relayed(rig: Rig) -> None:
+    assert (await rig.submit(CONSENTED)).status == 0
+
+    def receive(client: smpplib.client.Client) -> Any:
+        pdu = client.read_pdu()
+        ack = smpplib.smpp.make_pdu("deliver_sm_resp", client=client, status=smpplib.consts.SMPP_ESME_ROK)
+        ack.sequence = pdu.sequence
+        client.send_pdu(ack)
+        return pdu
+
+    async def stop_after_bind() -> None:
+        async with asyncio.timeout(10):
+            await rig.smsc.wait_for("bind_transceiver", 2)  # the second ESME session is bound
+        await rig.smsc.deliver(CONSENTED, MARKETING_PORT, b"STOP")
+
+    delivered, _ = await asyncio.gather(rig.esme(receive), stop_after_bind())
+    assert (delivered.command, delivered.short_message) == ("deliver_sm", b"STOP")
+    assert [p.status for p in rig.smsc.received if p.command == "deliver_sm_resp"] == [0]  # the ESME's ack
+    assert (await rig.submit(CONSENTED)).status == PROHIBITED
+    assert (await rig.lab.audit_records())[-1].reason == "consent_revoked"
+
+
+def _raw_session(port: int, *pdus: bytes, expect: int = 100) -> list[tuple[int, int, int]]:
+    """Send raw PDUs on one connection; the (command_id, status, sequence) of the answers, until
+    ``expect`` came or the proxy closed the connection."""
+    answers: list[tuple[int, int, int]] = []
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        for pdu in pdus:
+            sock.sendall(pdu)
+        data = b""
+        while len(answers) < expect and (chunk := sock.recv(65536)):
+            data += chunk
+            while len(data) >= 16 and len(data) >= struct.unpack_from(">I", data)[0]:
+                length, command, status, sequence = struct.unpack_from(">IIII", data)
+                answers.append((command, status, sequence))
+                data = data[length:]
+    return answers
+
+
+async def test_a_truncated_submit_is_answered_invalid_length_and_the_session_goes_on(rig: Rig) -> None:
+    truncated = encode(Command.SUBMIT_SM, 7, b"\x00\x00\x00" + MARKETING_PORT.encode())  # no terminator
+    bind = encode(Command.BIND_TRANSCEIVER, 1, b"bulk-1\x00secret\x00\x00\x34\x00\x00\x00")
+    enquire = encode(Command.ENQUIRE_LINK, 8)
+    answers = await asyncio.to_thread(_raw_session, rig.proxy.port or 0, bind, truncated, enquire, expect=3)
+    assert sorted(answers, key=lambda answer: answer[2]) == [  # the gate's answer may overtake the SMSC's
+        (Command.BIND_TRANSCEIVER | 0x80000000, 0, 1),  # the SMSC's
+        (Command.SUBMIT_SM_RESP, Status.RINVSRCADR, 7),  # the gate's: source_addr is not terminated
+        (Command.ENQUIRE_LINK | 0x80000000, 0, 8),  # the SMSC's: the session went on
+    ]
+    assert rig.smsc.submits() == []
+
+
+@pytest.mark.parametrize("length", [8, 15, 1 << 24])
+async def test_a_pdu_length_out_of_bounds_ends_the_session_with_a_nack(rig: Rig, length: int) -> None:
+    bad = struct.pack(">IIII", length, Command.SUBMIT_SM, 0, 3)
+    answers = await asyncio.to_thread(_raw_session, rig.proxy.port or 0, bad)
+    assert answers == [(Command.GENERIC_NACK, Status.RINVCMDLEN, 0)]
+
+
+async def test_without_the_smsc_the_esme_is_disconnected(lab: Lab) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]  # bound, not listening: connecting is refused
+        proxy = SmppProxy(lab.service, SmppProxyConfig(port=0, upstream_port=closed_port, tenant="acme",
+                                                       connect_deadline=2.0))
+        await proxy.start()
+        try:
+            answers = await asyncio.to_thread(_raw_session, proxy.port or 0, encode(Command.ENQUIRE_LINK, 1))
+        finally:
+            await proxy.close()
+    assert answers == []
