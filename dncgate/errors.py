@@ -14,6 +14,7 @@
     ├── ApiError                 an HTTP API request answered with an error (api/errors.py)
     ├── MessageError             a message that cannot be checked as given (also a ValueError; messages/)
     ├── SwitchError              talking to a switch: AGI, the event socket, AMI, the IVR's caller
+    │   └── SwitchRefused        ... which answered a command with an error (ESL -ERR, AMI Response: Error)
     └── ProtocolError            bytes on a wire that break its protocol
         ├── LocalProtocolError   ... that we refused to send (a CR/LF in a command argument)
         └── RemoteProtocolError  ... that the peer sent
@@ -41,6 +42,7 @@ __all__ = [
     "RemoteProtocolError",
     "StoreError",
     "SwitchError",
+    "SwitchRefused",
 ]
 
 
@@ -90,6 +92,16 @@ class MessageError(DncgateError, ValueError):
 
 class SwitchError(DncgateError):
     """Talking to a switch failed: an AGI session, an event-socket connection, AMI, a caller gone."""
+
+
+class SwitchRefused(SwitchError):
+    """The switch answered a command with an error: ``command`` is what was asked (an event-socket
+    command, an AMI action's name), ``reply`` the switch's text (``Reply-Text``, AMI's ``Message``)."""
+
+    def __init__(self, command: str, reply: str) -> None:
+        super().__init__(f"{command}: {reply}")
+        self.command = command
+        self.reply = reply
 
 
 class ProtocolError(DncgateError):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dncgate.errors import LocalProtocolError, SwitchError
+from dncgate.errors import LocalProtocolError, SwitchError, SwitchRefused
 
 
 class AmiError(SwitchError):
@@ -29,13 +29,13 @@ class AmiTimeout(AmiError, TimeoutError):
     """An action got no (complete) response within our deadline."""
 
 
-class AmiActionError(AmiError):
-    """Asterisk answered an action with ``Response: Error`` (or Fail/Failure)."""
+class AmiActionError(AmiError, SwitchRefused):
+    """Asterisk answered an action with ``Response: Error`` (or Fail/Failure); ``command`` is the action."""
 
-    def __init__(self, action: str, message: str) -> None:
-        super().__init__(f"{action}: {message}")
-        self.action = action
-        self.message = message
+    @property
+    def message(self) -> str:
+        """The ``Message`` Asterisk answered."""
+        return self.reply
 
 
 class AmiEncodingError(AmiError, LocalProtocolError, ValueError):

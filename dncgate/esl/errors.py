@@ -8,7 +8,7 @@ protocol errors are also ``RemoteProtocolError`` and the encoding error a ``Loca
 
 from __future__ import annotations
 
-from dncgate.errors import LocalProtocolError, RemoteProtocolError, SwitchError
+from dncgate.errors import LocalProtocolError, RemoteProtocolError, SwitchError, SwitchRefused
 
 
 class EslError(SwitchError):
@@ -57,13 +57,13 @@ class EslTimeoutError(EslError, TimeoutError):
     """A deadline expired while waiting for the peer."""
 
 
-class CommandError(EslError):
+class CommandError(EslError, SwitchRefused):
     """FreeSWITCH answered a command with ``-ERR ...``."""
 
-    def __init__(self, command: str, reply_text: str) -> None:
-        super().__init__(f"{command}: {reply_text}")
-        self.command = command
-        self.reply_text = reply_text
+    @property
+    def reply_text(self) -> str:
+        """The ``Reply-Text`` FreeSWITCH answered."""
+        return self.reply
 
 
 class AuthError(CommandError):
