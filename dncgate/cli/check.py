@@ -28,6 +28,8 @@ def add_commands(sub: Any) -> None:
                        "(consents and declines name it)")
     check.add_argument("--account", default="cli", help="the originator's account recorded in the audit "
                        "(default: cli)")
+    check.add_argument("--entity", default="", help="the calling business, whose consents count (as the "
+                       "dialplan's DNCGATE_ENTITY)")
     add_json(check)
 
 
@@ -56,7 +58,7 @@ async def _check(args: argparse.Namespace, config: Settings) -> int:
 
     request = CheckRequest(
         dialled=args.number, door="cli", tenant=args.tenant, purpose=args.purpose, category=args.category,
-        originator=Originator(account=args.account),
+        originator=Originator(account=args.account, entity=args.entity),
     )
     try:
         async with open_app(config, audit_queue_size=16) as app:
