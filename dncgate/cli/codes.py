@@ -30,5 +30,6 @@ TABLE: Final = (
                    "the printed verdict is the tenant's failure policy"),
     *((exit_code_of(cause), f"lists sync: failed, cause {cause}") for cause in FAILURE_CAUSES),
     (INTERRUPTED, "interrupted (Ctrl-C)"),
-    (BROKEN_PIPE, "standard output was closed by its reader (dncgate audit export | head): stopped quietly"),
+    (BROKEN_PIPE, "standard output was closed by its reader (`dncgate audit export` into `head`): stopped "
+                  "quietly, no message"),
 )
