@@ -127,3 +127,20 @@ def test_no_progress_bar_when_stderr_is_not_a_terminal(listed: Path, capsys: pyt
     numbers.write_text("+8613800138002\n", encoding="utf-8")
     code, _, err = run_cli(capsys, "lists", "load", "--list", "national", str(numbers))  # capsys: not a terminal
     assert (code, err) == (0, "")
+
+
+def test_sync_progress_bar(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """lists sync --progress: the snapshot's numbers written out of its size, on standard error."""
+    from tests.lists.sync_helpers import numbers, write_manifest, write_snapshot
+
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    write_manifest(drop, write_snapshot(drop, 1, numbers(0, 3000)), name="1.manifest.json")
+    config = tmp_path / "dncgate.toml"
+    config.write_text(f'[store]\npath = "{tmp_path / "g.sqlite3"}"\n[sync]\nsource = "dir"\n'
+                      f'directory = "{drop}"\nworkdir = "{tmp_path / "work"}"\n', encoding="utf-8")
+    code, out, err = run_cli(capsys, "--config", str(config), "lists", "sync", "--progress")
+    assert code == 0, err
+    assert "national: updated, sequence 1, snapshot 1 (3,000 numbers)" in out
+    assert "writing: 100%" in err
+    assert "3.00k/3.00k" in err
