@@ -85,6 +85,12 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str]
     assert exit_info.value.code == codes.USAGE
 
 
+def test_unknown_tenant_exits_2(listed: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(capsys, "check", "13800138000", "--tenant", "acme")
+    assert (code, out) == (codes.USAGE, "")
+    assert "unknown tenant 'acme' (configured: default)" in err
+
+
 def test_configuration_error_exits_2(listed: Path, capsys: pytest.CaptureFixture[str],
                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DNCGATE_TENANTS__DEFAULT__MODE", "sometimes")
