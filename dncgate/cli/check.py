@@ -56,12 +56,11 @@ def as_json(result: CheckResult) -> dict[str, Any]:
 async def _check(args: argparse.Namespace, config: Settings) -> int:
     from structlog import get_logger
 
-    if args.tenant is not None and args.tenant not in config.tenants:  # a typo, not a call to decide
-        print(f"dncgate: unknown tenant {args.tenant!r} (configured: {', '.join(sorted(config.tenants))})",
-              file=sys.stderr)
-        return codes.USAGE
+    if args.tenant is not None:
+        config.configured_tenant(args.tenant)  # a typo, not a call to decide: ValueError, exit 2
     request = CheckRequest(
-        dialled=args.number, door="cli", tenant=args.tenant, purpose=args.purpose, category=args.category,
+        dialled=args.number, door="cli", tenant=args.tenant, purpose=args.purpose,
+        category=config.configured_category(args.category),
         originator=Originator(account=args.account, entity=args.entity),
     )
     try:

@@ -42,9 +42,12 @@ RECORDS = [
 
 
 def seed(kind: str, tmp_path: Path, redis_server: RedisServer, records: list[AuditRecord]) -> None:
+    """``records`` in a fresh store of ``kind``, beside a live national list (a gate's store)."""
+
     async def append() -> None:
         store = await open_test_store(kind, tmp_path, redis_server)
         try:
+            await store.replace_list("national", [8613900139000])
             await store.append_audit(records)
         finally:
             await store.close()

@@ -88,7 +88,7 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str]
 def test_unknown_tenant_exits_2(listed: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run_cli(capsys, "check", "13800138000", "--tenant", "acme")
     assert (code, out) == (codes.USAGE, "")
-    assert "unknown tenant 'acme' (configured: default)" in err
+    assert "--tenant acme: no tenant 'acme' is configured (tenants: default)" in err
 
 
 def test_configuration_error_exits_2(listed: Path, capsys: pytest.CaptureFixture[str],

@@ -18,7 +18,7 @@ EVIDENCE = ["--channel", "paper", "--source", "form 17", "--shown", "template ma
 
 @pytest.fixture(params=["sqlite", "redis"])
 def opt_in(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-           redis_server: RedisServer) -> str:
+           redis_server: RedisServer, capsys: pytest.CaptureFixture[str]) -> str:
     """An opt-in CN tenant acme (calling hours off) on a fresh store of each kind."""
     for name in [n for n in os.environ if n.startswith("DNCGATE_")]:
         monkeypatch.delenv(name)
@@ -30,6 +30,10 @@ def opt_in(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("DNCGATE_TENANTS__ACME__REGION", "CN")
     monkeypatch.setenv("DNCGATE_TENANTS__ACME__POLICY", "opt-in")
     monkeypatch.setenv("DNCGATE_TENANTS__ACME__HOURS__ENABLED", "false")
+    national = tmp_path / "national.txt"
+    national.write_text("+8613900139000\n", encoding="utf-8")  # a live national list: the store, and no list_missing
+    code, _, err = run_cli(capsys, "lists", "load", "--list", "national", "--region", "CN", str(national))
+    assert code == 0, err
     return str(request.param)
 
 
@@ -73,7 +77,7 @@ def test_grant_then_revoke(opt_in: str, capsys: pytest.CaptureFixture[str]) -> N
 
 
 @pytest.mark.parametrize(("argv", "message"), [
-    (["13800138000", "--tenant", "nosuch"], "unknown tenant 'nosuch'"),
+    (["13800138000", "--tenant", "nosuch"], "--tenant nosuch: no tenant 'nosuch' is configured (tenants: acme)"),
     (["12", "--tenant", "acme"], "'12' is not a subscriber number in CN"),
     (["13800138000", "--tenant", "acme", "--captured-at", "yesterday"], "--captured-at: 'yesterday' is not"),
 ])

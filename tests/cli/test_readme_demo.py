@@ -57,7 +57,7 @@ def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     settings = load(serve.demo_config())
     store = msgspec.structs.replace(settings.store, path=(tmp_path / serve.DEMO_DB).absolute())
     settings = dataclasses.replace(settings, store=store)
-    asyncio.run(with_store(settings, serve.load_demo))  # what serve --demo does before it serves
+    asyncio.run(with_store(settings, serve.load_demo, create=True))  # what serve --demo does before it serves
     return tmp_path
 
 
