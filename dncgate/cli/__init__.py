@@ -25,7 +25,6 @@ from dncgate.logs import configure
 from dncgate.settings import ConfigError, Settings, load
 from dncgate.store.errors import StoreError
 
-EXIT_USAGE = codes.USAGE
 DESCRIPTION = "A do-not-call gate inside the telephone switch."
 
 

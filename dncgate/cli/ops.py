@@ -20,8 +20,6 @@ from dncgate.install import Action, Copy, InstallError, apply, installed_command
 if TYPE_CHECKING:
     from dncgate.settings import Settings
 
-EXIT_REFUSED = codes.REFUSED
-
 
 def add_commands(sub: Any) -> None:
     dialplan = group(sub, "dialplan", "the shipped dialplans and prompts")
@@ -77,7 +75,7 @@ def _install(copies: list[Copy], args: argparse.Namespace) -> int:
     if refused:
         print(f"dncgate: {refused} file(s) differ from the shipped ones; nothing written (--force replaces them)",
               file=sys.stderr)
-        return EXIT_REFUSED
+        return codes.REFUSED
     if args.dry_run:
         return 0
     written = apply(steps)
