@@ -80,7 +80,8 @@ class LoadBars:
             bar = self._reading = _bar(total, "B" if self._sized else " lines", "reading", self.stream)
         if not self._sized:
             _advance(bar, lines)
-        elif offset is not None:
+            return
+        if offset is not None:
             _advance(bar, offset)
         bar.set_postfix_str(f"{lines:,} lines", refresh=False)
 

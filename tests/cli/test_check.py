@@ -150,3 +150,32 @@ def test_sync_progress_bar(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert "national: updated, sequence 1, snapshot 1 (3,000 numbers)" in out
     assert "writing: 100%" in err
     assert "3.00k/3.00k" in err
+
+
+def test_file_offset_is_how_far_this_process_read(tmp_path: Path) -> None:
+    from dncgate.cli.progress import file_offset
+
+    path = tmp_path / "list.txt"
+    path.write_bytes(b"x" * 10_000)
+    assert file_offset(path) is None  # not open
+    with path.open("rb", buffering=0) as f:
+        f.read(4096)
+        assert file_offset(path) == 4096
+    assert file_offset(path, fds=tmp_path / "no-proc") is None  # no /proc: the bar counts lines instead
+
+
+def test_load_progress_counts_lines_where_the_offset_is_unknown(tmp_path: Path) -> None:
+    import io
+
+    from dncgate.cli.progress import LoadBars
+
+    path = tmp_path / "list.txt"
+    path.write_bytes(b"+8613800138000\n" * 3)
+    stream = io.StringIO()
+    bars = LoadBars(path, stream)
+    bars.read(3)  # no descriptor open on the file: no offset, so lines without a total
+    bars.written(3, 3)
+    bars.close()
+    text = stream.getvalue()
+    assert "reading: 3.00 lines [" in text
+    assert "writing: 100%" in text
