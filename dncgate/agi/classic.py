@@ -15,7 +15,9 @@ is the protocol.
 
 from __future__ import annotations
 
+import argparse
 import os
+import stat
 import sys
 
 from dncgate.agi.relay import (
@@ -29,10 +31,40 @@ from dncgate.agi.relay import (
 from dncgate.config_file import SYSTEM_CONFIG, find_config
 
 AUDIT_FLUSH = 2.0
+EXIT_USAGE = 2  # dncgate.cli.codes.USAGE (not imported: the fast path imports the standard library only)
+META = frozenset({"-h", "--help", "--version"})
 
 
-def main(system_config: str = SYSTEM_CONFIG) -> int:
+def parser() -> argparse.ArgumentParser:
+    """``dncgate-agi``'s command line, for --help and the man page: everything else comes from Asterisk."""
+    from dncgate import __version__
+
+    agi = argparse.ArgumentParser(
+        prog="dncgate-agi", add_help=False,
+        description="Classic AGI: Asterisk runs it from agi-bin, one process a call, and talks to it over "
+        "standard input and output; it relays the call to the local dncgate serve, or "
+        "decides in this process when none answers. Example: same => n,AGI(dncgate-agi,${NUMBER},"
+        "tenant=acme,purpose=marketing)",
+        epilog="Environment: DNCGATE_CONFIG (the configuration file, else /etc/dncgate/dncgate.toml), "
+        "DNCGATE_AGI_RELAY (host:port of the gate to relay to, or off), DNCGATE_LOG_LEVEL.")
+    agi.add_argument("-h", "--help", action="help", help="print this help and exit")
+    agi.add_argument("--version", action="version", version=f"dncgate-agi {__version__}",
+                     help="print the version and exit")
+    agi.add_argument("args", nargs="*", metavar="ARG",
+                     help="the dialplan's AGI() arguments: the number, then key=value (tenant=, purpose=, "
+                          "category=, relay=off); read from the AGI header, as Asterisk repeats them there")
+    return agi
+
+
+def main(system_config: str = SYSTEM_CONFIG, argv: list[str] | None = None) -> int:
     """``system_config``: the system-wide file read when $DNCGATE_CONFIG names none (a parameter for tests)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] and argv[0] in META:
+        parser().parse_args(argv[:1])  # prints the help or the version and exits 0
+    if (problem := _not_asterisk(sys.stdin.fileno(), sys.stdout.fileno())) is not None:
+        print(f"dncgate-agi: {problem}: Asterisk runs this program over pipes (see dncgate-agi --help)",
+              file=sys.stderr)
+        return EXIT_USAGE
     address = gate_address(system=system_config)
     header, why = b"", "relay off"
     if address is not None:
@@ -49,6 +81,20 @@ def main(system_config: str = SYSTEM_CONFIG) -> int:
             print(f"dncgate-agi: agi.relay.broken: {exc}", file=sys.stderr)
             return 1
     return _standalone(header, why, system_config)
+
+
+def _not_asterisk(stdin: int, stdout: int) -> str | None:
+    """Why standard input and output cannot carry an AGI session (None: they can: pipes or sockets;
+    a terminal for the output, to try it by hand)."""
+    for fd, name in ((stdin, "input"), (stdout, "output")):
+        try:
+            mode = os.fstat(fd).st_mode
+        except OSError:
+            return f"standard {name} is closed"
+        if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or (fd == stdout and os.isatty(fd)):
+            continue
+        return f"standard {name} is a terminal" if os.isatty(fd) else f"standard {name} is not a pipe"
+    return None
 
 
 def _standalone(header: bytes, why: str, system_config: str) -> int:

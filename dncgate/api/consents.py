@@ -8,6 +8,7 @@ from aiohttp import web
 
 from dncgate.api.context import callee_of, caller, posted
 from dncgate.api.records import categories_of, consent_json, entity_of, record_json, time_of
+from dncgate.consent.ledger import record_consent
 from dncgate.consent.model import Action
 
 
@@ -19,9 +20,8 @@ async def _record(request: web.Request, action: Action) -> web.Response:
         valid_from=time_of(data, "valid_from") if action is Action.GRANT else None,
         expires_at=time_of(data, "expires_at") if action is Action.GRANT else None,
     )
-    sealed = await context.bounded(context.ledger.append(event))
-    states = await context.bounded(context.ledger.consents(post.who.tenant.name, post.callee.digits))
-    body = {"record": record_json(sealed), "consent": consent_json(event.entity, states[event.entity])}
+    sealed, state = await context.bounded(record_consent(context.ledger, event))
+    body = {"record": record_json(sealed), "consent": consent_json(event.entity, state)}
     return web.json_response(body, status=201)
 
 

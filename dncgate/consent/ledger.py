@@ -92,6 +92,14 @@ class Ledger(Protocol):
     async def close(self) -> None: ...
 
 
+async def record_consent(ledger: Ledger, event: LedgerEvent) -> tuple[LedgerEvent, ConsentState]:
+    """Append a grant or a revoke; returns it sealed and the consent it leaves for its entity (what
+    ``POST /v1/consents`` and ``dncgate consent grant|revoke`` both answer with)."""
+    sealed = await ledger.append(event)
+    states = await ledger.consents(sealed.tenant, sealed.digits)
+    return sealed, states[sealed.entity]
+
+
 def check_purge(config: ConsentSettings, before: datetime, now: datetime) -> None:
     limit = retention_cutoff(now, config.retention_months)
     if before > limit:

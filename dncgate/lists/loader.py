@@ -51,6 +51,7 @@ async def load_file(
     max_shrink: float | None = None,
     force: bool = False,
     on_invalid: Callable[[LineError], None] | None = None,
+    written: Callable[[int, int], None] | None = None,
 ) -> LoadSummary:
     """Replace ``list_name`` with the file's numbers, or (``delta``) apply its adds and removes.
 
@@ -60,7 +61,8 @@ async def load_file(
     ``allow_empty``; and, with ``max_shrink`` (sync's guard, a fraction), when it would shrink
     the live list by more than that, unless ``force``. Each bad line is passed to ``on_invalid`` as
     it is found (the summary keeps the first ``invalid.KEPT_INVALID``); a file whose lines are mostly
-    bad raises ``ListFileError`` (``invalid.GIVE_UP``)."""
+    bad raises ``ListFileError`` (``invalid.GIVE_UP``). ``progress`` is told the lines read so far,
+    ``written`` a replace's numbers written so far and the distinct numbers it writes."""
     name = parse_list_name(list_name)
     summary = LoadSummary(name, "delta" if delta else "replace")
     parsed = parse_file(path, fmt, plan, delta=delta, progress=progress, on_invalid=on_invalid)
@@ -80,7 +82,9 @@ async def load_file(
         live = await stats_of(store, name)
         if (shrink := too_big_a_shrink(len(uniq), live.count if live else 0, max_shrink)) is not None:
             raise LoadRefused(summary, f"{name}: not replaced: {path} {shrink} (--force)")
-    result = await store.replace_list(name, uniq)
+    total = len(uniq)
+    result = await store.replace_list(
+        name, uniq, progress=None if written is None else (lambda numbers: written(numbers, total)))
     summary.loaded = result.loaded
     summary.version, summary.previous_version = result.version, result.previous_version
     return summary

@@ -15,11 +15,11 @@ from dncgate.lists.freshness import ListFreshness
 from dncgate.lists.manifest import load_public_key
 from dncgate.lists.registrations import run_forwarder
 from dncgate.lists.sources import DropDirSource, HttpSettings, HttpSource, SyncSource
-from dncgate.lists.sync import Syncer, SyncError, SyncJob, SyncObserver, SyncReport, cause_of_exit
+from dncgate.lists.sync import Syncer, SyncError, SyncJob, SyncObserver, SyncReport, WriteProgress, cause_of_exit
 from dncgate.lists.upstream import Outbox, Pusher
 from dncgate.settings import Settings
 from dncgate.store.errors import StoreError
-from dncgate.store.protocol import ListStore, Progress, stats_of
+from dncgate.store.protocol import ListStore, stats_of
 
 log = structlog.get_logger("dncgate.lists.runner")
 SYNC_NICENESS = 10  # the child sync yields the CPU to the process answering calls
@@ -45,7 +45,7 @@ def make_syncer(config: Settings, store: ListStore, source: SyncSource,
 
 
 async def sync_once(config: Settings, store: ListStore, *, force: bool = False,
-                    progress: Progress | None = None) -> list[str]:
+                    progress: WriteProgress | None = None) -> list[str]:
     """One sync (a drop directory: every pending drop, oldest first); returns a line per sync."""
     source = make_source(config)
     lines = []

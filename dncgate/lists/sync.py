@@ -42,6 +42,8 @@ from dncgate.store.protocol import ListStore, Progress, parse_list_name, stats_o
 log = structlog.get_logger("dncgate.lists.sync")
 _T = TypeVar("_T")
 PROGRESS_LINES = 10_000
+# A snapshot's load as it goes: the numbers written so far, of the snapshot's distinct numbers.
+WriteProgress = Callable[[int, int], None]
 
 
 # Why a sync failed: the failure metric's labels, and (from 10 up, in this order) the exit codes of
@@ -199,7 +201,7 @@ class Syncer:
         self.observer, self.publisher = observer, publisher
         self._lock = asyncio.Lock()
 
-    async def sync_once(self, *, force: bool = False, progress: Progress | None = None) -> SyncReport:
+    async def sync_once(self, *, force: bool = False, progress: WriteProgress | None = None) -> SyncReport:
         """Apply what the source has that the list lacks. Raises ``SyncError`` (cause, message)."""
         async with self._lock:
             started = time.monotonic()
@@ -237,7 +239,7 @@ class Syncer:
         except StoreError as exc:
             raise SyncError("store", f"{what}: {exc}") from None
 
-    async def _sync(self, force: bool, progress: Progress | None) -> SyncReport:
+    async def _sync(self, force: bool, progress: WriteProgress | None) -> SyncReport:
         report = SyncReport(self.list_name)
         state: dict[str, str] = await self._store(self.store.sync_state(self.list_name), "read sync state")
         live_version, live_count = await self._live()
@@ -349,7 +351,7 @@ class Syncer:
 
     async def _apply_snapshot(
         self, entry: FileEntry, path: Path, live_count: int, force: bool, report: SyncReport,
-        progress: Progress | None,
+        progress: WriteProgress | None,
     ) -> None:
         parsed = await self._parse(entry, path, delta=False)
         report.read += parsed.read
@@ -363,7 +365,8 @@ class Syncer:
             log.error("sync.shrink_refused", list_name=self.list_name, live=live_count, offered=size,
                       max_shrink=self.settings.max_shrink, advice="check the source; --force loads it anyway")
             raise SyncError("shrink", f"snapshot {entry.sequence} {shrink}")
-        result = await self._store(self.store.replace_list(self.list_name, uniq, progress=progress),
+        written: Progress | None = None if progress is None else (lambda numbers: progress(numbers, size))
+        result = await self._store(self.store.replace_list(self.list_name, uniq, progress=written),
                                    "load snapshot")
         report.snapshot, report.loaded, report.version = entry.sequence, result.loaded, result.version
         log.info("sync.snapshot_applied", list_name=self.list_name, sequence=entry.sequence, version=result.version,

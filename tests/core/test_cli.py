@@ -40,7 +40,7 @@ def test_load_stats_check_audit(env: Path, capsys: pytest.CaptureFixture[str], t
     assert "numbers=3" in out
 
     code, out, _ = run(capsys, "check", "13800138000", "--tenant", "default")
-    assert code == 0
+    assert code == 1  # reject
     assert out.startswith("REJECT  reason=national_dnc")
     assert "sip=607" in out
 
@@ -49,13 +49,14 @@ def test_load_stats_check_audit(env: Path, capsys: pytest.CaptureFixture[str], t
 
     code, out, _ = run(capsys, "check", "13800138000", "--purpose", "service")
     assert out.startswith("ALLOW  reason=allowed_service")
+    assert code == 0
 
-    code, out, _ = run(capsys, "audit", "tail", "-n", "2")
+    code, out, _ = run(capsys, "audit", "tail", "-n", "2", "--json")
     records = [json.loads(line) for line in out.splitlines()]
     assert [r["reason"] for r in records] == ["prefix_rule", "allowed_service"]
 
     export = tmp_path / "audit.jsonl"
-    code, _, err = run(capsys, "audit", "export", "--output", str(export))
+    code, _, err = run(capsys, "audit", "export", "--json", "--output", str(export))
     assert code == 0
     assert "exported 3 records" in err
     assert len(export.read_text().splitlines()) == 3

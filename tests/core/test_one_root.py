@@ -76,7 +76,7 @@ def verdict_of(commands: bytes) -> tuple[str, str]:
 def test_dncgate_check(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     for number, (verdict, reason) in EXPECTED.items():
         code, out, err = run_cli(capsys, "--config", str(config), "check", number)
-        assert code == 0, err
+        assert code == (0 if verdict == "allow" else 1), err  # dncgate.cli.codes: ALLOW, REJECT
         assert out.startswith(f"{verdict.upper()}  reason={reason} "), out
         assert "list_stale" not in out
 

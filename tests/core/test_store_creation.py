@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dncgate.cli import _config, _parser
+from dncgate.cli import _config, parser
 from tests.conftest import run_cli
 
 LISTED = "+8613800138000"
@@ -81,13 +81,13 @@ def test_a_list_load_creates_the_store_it_writes(
     assert "loaded 1 as version" in out
     assert missing.is_file()
     code, out, _ = run_cli(capsys, "check", LISTED)
-    assert code == 0
+    assert code == 1  # reject (dncgate.cli.codes)
     assert out.startswith("REJECT  reason=national_dnc")
 
 
 def test_the_demo_store_path_is_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("DNCGATE_CONFIG", raising=False)
-    config = _config(_parser().parse_args(["serve", "--demo"]), str(tmp_path / "no-system-config.toml"))
+    config = _config(parser().parse_args(["serve", "--demo"]), str(tmp_path / "no-system-config.toml"))
     assert config.store.path == tmp_path / "dncgate-demo.sqlite3"
     assert config.store.path.is_absolute()

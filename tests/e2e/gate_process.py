@@ -231,7 +231,7 @@ class GateProcess:
         )
 
     def audit_tail(self, n: int = 50) -> list[dict[str, Any]]:
-        proc = self.cli("audit", "tail", "-n", str(n))
+        proc = self.cli("audit", "tail", "--json", "-n", str(n))
         if proc.returncode != 0:
             raise LabError(f"dncgate audit tail failed ({proc.returncode}): {proc.stderr[-2000:]}")
         return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]

@@ -22,7 +22,7 @@ async def main(backend: str, target: str, drop: str, workdir: str) -> None:
 
         store = await RedisListStore.connect(RedisSettings(url=target, load_batch=20_000))
 
-    def progress(n: int) -> None:
+    def progress(n: int, _total: int) -> None:
         print(f"progress {n}", flush=True)
 
     try:

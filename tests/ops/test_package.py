@@ -48,8 +48,9 @@ def test_the_wheel_ships_the_dialplans_prompts_and_operations_files(wheel: Path)
     assert _repo_files("dialplan") <= shipped
     assert _repo_files("prompts") <= shipped
     assert {"systemd/dncgate.service", "systemd/dncgate.sysusers", "prometheus/dncgate-alerts.yml",
-            "grafana/dncgate.json"} <= shipped
-    assert {"dncgate/demo/national.txt", "dncgate/api/openapi.json", "dncgate/py.typed"} <= names
+            "grafana/dncgate.json", "man/man1/dncgate.1", "man/man1/dncgate-agi.1"} <= shipped
+    assert {"dncgate/demo/national.txt", "dncgate/demo/dncgate.toml", "dncgate/api/openapi.json",
+            "dncgate/py.typed"} <= names
 
 
 def test_dialplan_install_runs_from_the_installed_package(wheel: Path, tmp_path: Path) -> None:

@@ -10,23 +10,19 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dncgate.cli import codes
+from dncgate.cli.base import command, group
 from dncgate.install import Action, Copy, InstallError, apply, installed_command, plan, service_plan, switch_plan
 
 if TYPE_CHECKING:
     from dncgate.settings import Settings
 
-Command = Callable[[argparse.Namespace, "Settings"], Coroutine[Any, Any, int]]
-AddCommand = Callable[[Any, str, Command, str], argparse.ArgumentParser]
-EXIT_REFUSED = 1
 
-
-def add_commands(sub: Any, command: AddCommand) -> None:
-    dialplan = sub.add_parser("dialplan", help="the shipped dialplans and prompts").add_subparsers(
-        required=True, metavar="ACTION")
+def add_commands(sub: Any) -> None:
+    dialplan = group(sub, "dialplan", "the shipped dialplans and prompts")
     dp = command(dialplan, "install", _dialplan_install,
                  "copy the dialplan and the prompts where Asterisk or FreeSWITCH reads them")
     switch = dp.add_mutually_exclusive_group(required=True)
@@ -41,14 +37,14 @@ def add_commands(sub: Any, command: AddCommand) -> None:
                          "/usr/share/freeswitch/sounds): the prompts go to DIR/dncgate/")
     dp.add_argument("--no-dialplan", action="store_true", help="install only the prompts (with --sounds)")
     _common(dp)
-    service = sub.add_parser("service", help="the systemd unit").add_subparsers(required=True, metavar="ACTION")
+    service = group(sub, "service", "the systemd unit")
     svc = command(service, "install", _service_install,
                   "write the systemd unit for serve and its sysusers.d user (then: systemd-sysusers; "
                   "systemctl daemon-reload; systemctl enable --now dncgate)")
     svc.add_argument("--prefix", type=Path, default=Path("/"),
                      help="root to install under (default /: etc/systemd/system/, etc/sysusers.d/)")
     svc.add_argument("--exec", type=Path, dest="command", metavar="PATH",
-                     help=f"the dncgate program ExecStart runs (default: this installation's, {installed_command()})")
+                     help="the dncgate program ExecStart runs (default: this installation's, beside its Python)")
     _common(svc)
 
 
@@ -79,7 +75,7 @@ def _install(copies: list[Copy], args: argparse.Namespace) -> int:
     if refused:
         print(f"dncgate: {refused} file(s) differ from the shipped ones; nothing written (--force replaces them)",
               file=sys.stderr)
-        return EXIT_REFUSED
+        return codes.REFUSED
     if args.dry_run:
         return 0
     written = apply(steps)
