@@ -142,6 +142,9 @@ def _parser() -> argparse.ArgumentParser:
     from dncgate.cli_ops import add_commands as add_ops_commands
 
     add_ops_commands(sub, _command)  # dialplan install, service install
+    from dncgate.cli_console import add_commands as add_console_commands
+
+    add_console_commands(sub, _command)  # operator add|passwd|remove|list
     return parser
 
 

@@ -1,0 +1,119 @@
+"""``dncgate operator add|passwd|remove|list``: the console's accounts (registered by ``dncgate.cli``).
+
+The password is read from the terminal without echo (twice), or as one line of standard input with
+``--password-stdin`` (scripts); it is never an argument, where ``ps`` and shell history would keep it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from collections.abc import Callable, Coroutine
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from dncgate.operators import OperatorError, Role, check_password, hash_password, new_operator
+from dncgate.settings import Settings
+from dncgate.store.factory import open_operator_store
+
+Command = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
+AddCommand = Callable[[Any, str, Command, str], argparse.ArgumentParser]
+
+
+def add_commands(sub: Any, command: AddCommand) -> None:
+    ops = sub.add_parser("operator", help="operator accounts of the console").add_subparsers(
+        required=True, metavar="ACTION")
+    add = command(ops, "add", _add, "create an account (viewer, operator or admin; scoped to tenants)")
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=[r.value for r in Role])
+    add.add_argument("--tenant", action="append", default=[], dest="tenants",
+                     help="a tenant it may see (repeat for several; an admin sees all)")
+    add.add_argument("--password-stdin", action="store_true", help="read the password as one line of standard input")
+    passwd = command(ops, "passwd", _passwd, "set a new password (and unlock the account)")
+    passwd.add_argument("name")
+    passwd.add_argument("--password-stdin", action="store_true")
+    remove = command(ops, "remove", _remove, "remove an account (its sessions end at their next request)")
+    remove.add_argument("name")
+    command(ops, "list", _list, "every account: name, role, tenants, lock")
+
+
+def read_password(from_stdin: bool) -> str:
+    if from_stdin or not sys.stdin.isatty():
+        return check_password(sys.stdin.readline().rstrip("\r\n"))
+    first = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != first:
+        raise OperatorError("the passwords differ")
+    return check_password(first)
+
+
+async def _add(args: argparse.Namespace, config: Settings) -> int:
+    unknown = [t for t in args.tenants if t != "*" and t not in config.tenants]
+    if unknown:
+        print(f"dncgate: tenant {', '.join(unknown)} is not configured (tenants: {', '.join(config.tenants)})",
+              file=sys.stderr)
+        return 2
+    try:
+        operator = new_operator(args.name, args.role, args.tenants, read_password(args.password_stdin),
+                                datetime.now(UTC))
+    except OperatorError as exc:
+        print(f"dncgate: {exc}", file=sys.stderr)
+        return 2
+    store = open_operator_store(config.store)
+    try:
+        if await store.operator(operator.name) is not None:
+            print(f"dncgate: operator {operator.name} exists (dncgate operator passwd to change its password)",
+                  file=sys.stderr)
+            return 1
+        await store.put_operator(operator)
+    finally:
+        await store.close()
+    print(f"operator {operator.name} added: {operator.role.value}, tenants {', '.join(operator.tenants) or 'all'}")
+    return 0
+
+
+async def _passwd(args: argparse.Namespace, config: Settings) -> int:
+    store = open_operator_store(config.store)
+    try:
+        operator = await store.operator(args.name)
+        if operator is None:
+            print(f"dncgate: no operator {args.name}", file=sys.stderr)
+            return 1
+        try:
+            password = hash_password(read_password(args.password_stdin))
+        except OperatorError as exc:
+            print(f"dncgate: {exc}", file=sys.stderr)
+            return 2
+        await store.put_operator(replace(operator, password=password, failures=0, locked_until=""))
+    finally:
+        await store.close()
+    print(f"operator {args.name}: password changed")
+    return 0
+
+
+async def _remove(args: argparse.Namespace, config: Settings) -> int:
+    store = open_operator_store(config.store)
+    try:
+        removed = await store.remove_operator(args.name)
+    finally:
+        await store.close()
+    if not removed:
+        print(f"dncgate: no operator {args.name}", file=sys.stderr)
+        return 1
+    print(f"operator {args.name} removed")
+    return 0
+
+
+async def _list(args: argparse.Namespace, config: Settings) -> int:
+    store = open_operator_store(config.store)
+    try:
+        operators = await store.operators()
+    finally:
+        await store.close()
+    for o in operators:
+        lock = f"  locked until {o.locked_until}" if o.locked_until else ""
+        print(f"{o.name:<24} {o.role.value:<9} {','.join(o.tenants) or '*'}{lock}")
+    if not operators:
+        print("no operators")
+    return 0
