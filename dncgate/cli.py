@@ -71,7 +71,8 @@ def _config(args: argparse.Namespace, system_config: str) -> Settings:
     if getattr(args, "demo", False):
         # absolute: the banner's example commands then work from any directory
         store = msgspec.structs.replace(config.store, backend="sqlite", path=Path(args.demo_db).absolute())
-        config = replace(config, store=store)
+        config = replace(config, store=store, console=msgspec.structs.replace(config.console, enabled=True),
+                         enforcement=msgspec.structs.replace(config.enforcement, enabled=True))
     return config
 
 
@@ -164,12 +165,17 @@ async def _with_store(config: Settings, work: Callable[[ListStore], Coroutine[An
 async def _serve(args: argparse.Namespace, config: Settings) -> int:
     from dncgate.service import Running, serve
 
+    demo_login = ""
     if args.demo:
+        from dncgate.cli_console import demo_operator
+
         await _with_store(config, _load_demo, create=True)
+        demo_login = await demo_operator(config)
 
     def ready(running: Running) -> None:
         if args.demo:
             _print_demo_help(running, config)
+            print(f"  console:  http://127.0.0.1:{running.http_port}/console/   sign in as {demo_login}", flush=True)
 
     await serve(config, on_ready=ready)
     return 0

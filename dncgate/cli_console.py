@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import secrets
 import sys
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
@@ -37,6 +38,17 @@ def add_commands(sub: Any, command: AddCommand) -> None:
     remove = command(ops, "remove", _remove, "remove an account (its sessions end at their next request)")
     remove.add_argument("name")
     command(ops, "list", _list, "every account: name, role, tenants, lock")
+
+
+async def demo_operator(config: Settings) -> str:
+    """``serve --demo``: the account ``demo`` (admin) with a new random password each start; "name / password"."""
+    password = secrets.token_urlsafe(12)
+    store = open_operator_store(config.store)
+    try:
+        await store.put_operator(new_operator("demo", Role.ADMIN, [], password, datetime.now(UTC)))
+    finally:
+        await store.close()
+    return f"demo / {password}"
 
 
 def read_password(from_stdin: bool) -> str:
