@@ -33,11 +33,13 @@ CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, record 
 -- one record per decision: a record replayed from the audit spool after a crash is not added twice
 CREATE UNIQUE INDEX IF NOT EXISTS audit_decision_id ON audit (json_extract(record, '$.decision_id'));
 CREATE TABLE IF NOT EXISTS sync_state (list_name TEXT PRIMARY KEY, state TEXT NOT NULL) WITHOUT ROWID;
--- the console's searches (store.audit_query): by callee, originator and time, newest first
-CREATE INDEX IF NOT EXISTS audit_callee ON audit (json_extract(record, '$.callee'));
-CREATE INDEX IF NOT EXISTS audit_caller_id ON audit (json_extract(record, '$.caller_id'));
-CREATE INDEX IF NOT EXISTS audit_account ON audit (json_extract(record, '$.account'));
-CREATE INDEX IF NOT EXISTS audit_at ON audit (json_extract(record, '$.at'));
+-- the console's searches (store.audit_query): by callee, originator, reason or tenant, each newest first
+CREATE INDEX IF NOT EXISTS audit_by_callee ON audit (json_extract(record, '$.callee'), json_extract(record, '$.at'));
+CREATE INDEX IF NOT EXISTS audit_by_caller_id
+    ON audit (json_extract(record, '$.caller_id'), json_extract(record, '$.at'));
+CREATE INDEX IF NOT EXISTS audit_by_account ON audit (json_extract(record, '$.account'), json_extract(record, '$.at'));
+CREATE INDEX IF NOT EXISTS audit_by_reason ON audit (json_extract(record, '$.reason'), json_extract(record, '$.at'));
+CREATE INDEX IF NOT EXISTS audit_by_tenant ON audit (json_extract(record, '$.tenant'), json_extract(record, '$.at'));
 -- decisions per minute for the console's charts, counted as records are written (no backfill)
 CREATE TABLE IF NOT EXISTS audit_minutes (
     minute TEXT NOT NULL, tenant TEXT NOT NULL, verdict TEXT NOT NULL, reason TEXT NOT NULL, n INTEGER NOT NULL,
