@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -100,6 +100,8 @@ def _utc(text: str, name: str) -> str:
         at = datetime.fromisoformat(text)
     except ValueError:
         raise Refused(422, f"{name}: a time like 2026-12-02T10:00 (UTC)") from None
+    if at.tzinfo is not None:  # an offset given: the same instant in UTC (the audit's times are UTC)
+        at = at.astimezone(UTC)
     return at.replace(tzinfo=None).isoformat()
 
 

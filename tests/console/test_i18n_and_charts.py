@@ -35,3 +35,11 @@ def test_quantiles_from_cumulative_buckets() -> None:
     assert quantile(buckets, 0.5) == 1.0
     assert quantile(buckets, 0.99) == 10.0
     assert quantile({float("inf"): 0.0}, 0.5) is None
+
+
+def test_search_times_are_read_as_utc() -> None:
+    from dncgate.console.pages import _utc
+
+    assert _utc("2026-12-02T10:00", "since") == "2026-12-02T10:00:00"
+    assert _utc("2026-12-02T18:00+08:00", "since") == "2026-12-02T10:00:00"
+    assert _utc("", "since") == ""
