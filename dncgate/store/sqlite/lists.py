@@ -349,12 +349,12 @@ class SqliteListStore:
     # -- audit ----------------------------------------------------------------------------
 
     async def append_audit(self, records: Sequence[AuditRecord]) -> None:
-        rows = [(r.to_json(),) for r in records]
+        rows = [(r.to_json(), r) for r in records]
         await self._write(self._append_audit, rows)
 
-    def _append_audit(self, rows: list[tuple[str]]) -> None:
+    def _append_audit(self, rows: list[tuple[str, AuditRecord]]) -> None:
         with write_transaction(self._writer_conn()) as conn:
-            conn.executemany("INSERT OR IGNORE INTO audit (record) VALUES (?)", rows)  # by decision id
+            audit_search.append(conn, rows)  # a record already there (by decision id) is not added again
 
     async def audit_tail(self, limit: int) -> list[AuditRecord]:
         rows = await self._write(
