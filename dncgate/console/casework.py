@@ -40,7 +40,7 @@ async def alerts(request: web.Request) -> web.Response:
     pending = request.query.get("unacknowledged") == "1"
     rule = request.query.get("rule", "")
     shown = [(a, desk.alerts.acknowledged_by(a.alert_id))
-             for a in desk.alerts.alerts(tenant, unacknowledged=pending, limit=500) if not rule or a.rule == rule]
+             for a in desk.alerts.alerts(tenant, unacknowledged=pending, limit=200) if not rule or a.rule == rule]
     return render(request, "alerts.html", tenant=tenant, alerts=shown, pending=pending, rule=rule)
 
 
