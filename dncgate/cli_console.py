@@ -10,12 +10,13 @@ import argparse
 import getpass
 import secrets
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from dncgate.operators import OperatorError, Role, check_password, hash_password, new_operator
+from dncgate.operators import OperatorError, OperatorStore, Role, check_password, hash_password, new_operator
 from dncgate.settings import Settings
 from dncgate.store.factory import open_operator_store
 
@@ -43,12 +44,18 @@ def add_commands(sub: Any, command: AddCommand) -> None:
 async def demo_operator(config: Settings) -> str:
     """``serve --demo``: the account ``demo`` (admin) with a new random password each start; "name / password"."""
     password = secrets.token_urlsafe(12)
+    async with _operators(config) as store:
+        await store.put_operator(new_operator("demo", Role.ADMIN, [], password, datetime.now(UTC)))
+    return f"demo / {password}"
+
+
+@asynccontextmanager
+async def _operators(config: Settings) -> AsyncIterator[OperatorStore]:
     store = open_operator_store(config.store)
     try:
-        await store.put_operator(new_operator("demo", Role.ADMIN, [], password, datetime.now(UTC)))
+        yield store
     finally:
         await store.close()
-    return f"demo / {password}"
 
 
 def read_password(from_stdin: bool) -> str:
@@ -72,22 +79,18 @@ async def _add(args: argparse.Namespace, config: Settings) -> int:
     except OperatorError as exc:
         print(f"dncgate: {exc}", file=sys.stderr)
         return 2
-    store = open_operator_store(config.store)
-    try:
+    async with _operators(config) as store:
         if await store.operator(operator.name) is not None:
             print(f"dncgate: operator {operator.name} exists (dncgate operator passwd to change its password)",
                   file=sys.stderr)
             return 1
         await store.put_operator(operator)
-    finally:
-        await store.close()
     print(f"operator {operator.name} added: {operator.role.value}, tenants {', '.join(operator.tenants) or 'all'}")
     return 0
 
 
 async def _passwd(args: argparse.Namespace, config: Settings) -> int:
-    store = open_operator_store(config.store)
-    try:
+    async with _operators(config) as store:
         operator = await store.operator(args.name)
         if operator is None:
             print(f"dncgate: no operator {args.name}", file=sys.stderr)
@@ -98,18 +101,13 @@ async def _passwd(args: argparse.Namespace, config: Settings) -> int:
             print(f"dncgate: {exc}", file=sys.stderr)
             return 2
         await store.put_operator(replace(operator, password=password, failures=0, locked_until=""))
-    finally:
-        await store.close()
     print(f"operator {args.name}: password changed")
     return 0
 
 
 async def _remove(args: argparse.Namespace, config: Settings) -> int:
-    store = open_operator_store(config.store)
-    try:
+    async with _operators(config) as store:
         removed = await store.remove_operator(args.name)
-    finally:
-        await store.close()
     if not removed:
         print(f"dncgate: no operator {args.name}", file=sys.stderr)
         return 1
@@ -118,11 +116,8 @@ async def _remove(args: argparse.Namespace, config: Settings) -> int:
 
 
 async def _list(args: argparse.Namespace, config: Settings) -> int:
-    store = open_operator_store(config.store)
-    try:
+    async with _operators(config) as store:
         operators = await store.operators()
-    finally:
-        await store.close()
     for o in operators:
         lock = f"  locked until {o.locked_until}" if o.locked_until else ""
         print(f"{o.name:<24} {o.role.value:<9} {','.join(o.tenants) or '*'}{lock}")

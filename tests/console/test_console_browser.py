@@ -41,13 +41,6 @@ FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 
 
 @pytest.fixture(scope="module")
-def gate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleGate]:
-    started = ConsoleGate(Path(tmp_path_factory.mktemp("console-browser"))).start()
-    yield started
-    started.stop()
-
-
-@pytest.fixture(scope="module")
 def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.getbasetemp() / "console-screenshots"
     folder.mkdir(exist_ok=True)

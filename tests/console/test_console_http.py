@@ -2,19 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from tests.console.console_gate import Client, ConsoleGate
-
-
-@pytest.fixture(scope="module")
-def gate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleGate]:
-    started = ConsoleGate(Path(tmp_path_factory.mktemp("console-http"))).start()
-    yield started
-    started.stop()
 
 
 @pytest.fixture(scope="module")
