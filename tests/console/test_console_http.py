@@ -144,3 +144,43 @@ def test_bad_input_is_a_clear_answer(gate: ConsoleGate) -> None:
     assert "not a subscriber number" in page
     assert client.get("/console/cases?tenant=acme&state=nope")[0] == 422
     assert client.get("/console/decisions/nope")[0] == 404
+
+
+def test_an_operator_acknowledges_an_alert_and_steps_a_complaint(gate: ConsoleGate, acme_case: str) -> None:
+    complaint = gate.api("POST", "/v1/complaints", "acme", {
+        "id": "c-console-1", "complainant": "+8613800138000", "originator_number": "+8610500001234",
+        "called_at": gate.clock.now.isoformat(), "text": "a call I did not want"})["complaint"]
+    client = Client(gate.base)
+    client.sign_in("ann")
+    token = client.csrf()
+    status, _, where = client.post("/console/alerts/http-campaign-1/acknowledge", {"tenant": "acme", "csrf": token})
+    assert (status, where) == (303, "/console/alerts?tenant=acme")
+    alerts = gate.api("GET", "/v1/alerts", "acme")["alerts"]
+    assert [a["acknowledged_by"] for a in alerts if a["alert_id"] == "http-campaign-1"] == ["console:ann"]
+    _, page, _ = client.get("/console/complaints?tenant=acme")
+    assert "a call I did not want" in page
+    status, _, _ = client.post(f"/console/complaints/{complaint['id']}/steps",
+                               {"tenant": "acme", "step": "forward", "csrf": token})
+    assert status == 303
+    stored = gate.api("GET", "/v1/complaints", "acme")["complaints"]
+    assert [c["forwarded_at"] is not None for c in stored if c["id"] == "c-console-1"] == [True]
+    status, page, _ = client.post(f"/console/complaints/{complaint['id']}/steps",
+                                  {"tenant": "acme", "step": "forward", "csrf": token})
+    assert status == 409  # done already: said, not done twice
+
+
+def test_an_operator_records_a_subscribers_own_request(gate: ConsoleGate) -> None:
+    assert gate.check("13700137000")["reason"] == "allowed_clear"
+    client = Client(gate.base)
+    client.sign_in("ann")
+    token = client.csrf()
+    form = {"tenant": "acme", "number": "137 0013 7000", "action": "decline_all", "channel": "paper",
+            "source": "letter 2026-118", "shown": "signed form DNC-1", "csrf": token}
+    assert client.post("/console/subscribers", {**form, "source": ""})[0] == 422  # where it came from is required
+    status, _, where = client.post("/console/subscribers", form)
+    assert (status, where) == (303, "/console/subscribers?tenant=acme&number=%2B8613700137000")
+    _, page, _ = client.get(where)
+    assert "declines all marketing" in page
+    assert "letter 2026-118" in page
+    assert "console:ann" in page  # who captured it
+    assert gate.check("13700137000")["reason"] == "category_declined"  # the next decision follows it
