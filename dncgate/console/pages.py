@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -12,6 +13,7 @@ from aiohttp import web
 
 from dncgate.consent.model import Action, Channel, Evidence, LedgerError, LedgerEvent
 from dncgate.console.charts import stacked_bars
+from dncgate.console.i18n import translator
 from dncgate.console.web import Refused, context_of, form_of, render, tenant_of, viewer_of
 from dncgate.lists.freshness import parse_time
 from dncgate.model import Reason
@@ -35,8 +37,9 @@ async def overview(request: web.Request) -> web.Response:
     now = context.clock()
     counts = await context.store.audit_minutes((tenant,), _minute(now - timedelta(days=1)))
     p50, p99 = context.health.latency_quantiles()
+    _ = translator(viewer.lang)
     return render(request, "overview.html", tenant=tenant, lists=await _lists(request, tenant, now),
-                  hour=_hour_chart(counts, now), day=_day_chart(counts, now), reasons=_reasons(counts, now),
+                  hour=_hour_chart(counts, now, _), day=_day_chart(counts, now, _), reasons=_reasons(counts, now),
                   doors=context.health.doors(), backlog=context.health.audit_backlog(), p50=p50, p99=p99,
                   failures=sorted(context.health.sync_failures().items()), now=now)
 
@@ -61,25 +64,26 @@ async def _lists(request: web.Request, tenant: str, now: datetime) -> list[dict[
     return shown
 
 
-def _hour_chart(counts: list[MinuteCount], now: datetime) -> Any:
+def _hour_chart(counts: list[MinuteCount], now: datetime, _: Callable[[str], str]) -> Any:
     labels = [_minute(now - timedelta(minutes=59 - i)) for i in range(60)]
     index = {label: i for i, label in enumerate(labels)}
     series: dict[str, list[int]] = defaultdict(lambda: [0] * 60)
     for c in counts:
         if c.minute in index:
             series[c.verdict][index[c.minute]] += c.count
-    return stacked_bars("decisions per minute, last hour", [label[11:] for label in labels], dict(series))
+    return stacked_bars(_("Decisions per minute over the last hour, by verdict"), [label[11:] for label in labels],
+                        dict(series))
 
 
-def _day_chart(counts: list[MinuteCount], now: datetime) -> Any:
+def _day_chart(counts: list[MinuteCount], now: datetime, _: Callable[[str], str]) -> Any:
     labels = [(now - timedelta(hours=23 - i)).strftime("%Y-%m-%dT%H") for i in range(24)]
     index = {label: i for i, label in enumerate(labels)}
     series: dict[str, list[int]] = defaultdict(lambda: [0] * 24)
     for c in counts:
         if c.minute[:13] in index:
             series[c.verdict][index[c.minute[:13]]] += c.count
-    return stacked_bars("decisions per hour, last day", [label[11:] + ":00" for label in labels], dict(series),
-                        every=3)
+    return stacked_bars(_("Decisions per hour over the last day, by verdict"),
+                        [label[11:] + ":00" for label in labels], dict(series), every=3)
 
 
 def _reasons(counts: list[MinuteCount], now: datetime) -> list[tuple[str, int, int]]:
