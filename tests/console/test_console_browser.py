@@ -23,12 +23,12 @@ import pytest
 from tests.console.console_gate import NOTICE_PERIOD_S, PASSWORD, ConsoleGate
 
 webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException  # noqa: E402
 from selenium.webdriver.chrome.options import Options  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
-from selenium.webdriver.support import expected_conditions  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
@@ -67,7 +67,17 @@ def navigating(browser: WebDriver, step: Callable[[], object]) -> None:
     """Do ``step`` (a click, an Enter, a submit) and wait until the browser has left the page it was on."""
     page = browser.find_element(By.TAG_NAME, "html")
     step()
-    WebDriverWait(browser, NAVIGATION_DEADLINE).until(expected_conditions.staleness_of(page))
+
+    def left(_: WebDriver) -> bool:
+        try:
+            page.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as exc:  # chromium's word for it while the old document goes away
+            return "does not belong to the document" in str(exc)
+        return False
+
+    WebDriverWait(browser, NAVIGATION_DEADLINE).until(left)
 
 
 def click(browser: WebDriver, by: str, value: str) -> None:
