@@ -193,7 +193,7 @@ async def complaint_step(request: web.Request) -> web.Response:
     try:
         step = Step(field(data, "step", str))
         complaint = await desk.complaints.step(who.tenant.name, request.match_info["complaint_id"], step,
-                                               answer=str(data.get("answer", "")))
+                                               answer=str(data.get("answer", "")), actor=_actor(who))
     except ValueError as exc:  # CaseError is a ValueError too
         raise ApiError(422, "complaint_refused", str(exc)) from None
     return web.json_response({"complaint": complaint.as_dict(desk.complaints.sla)})

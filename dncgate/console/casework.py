@@ -138,7 +138,7 @@ async def complaints(request: web.Request) -> web.Response:
     tenant = tenant_of(request, viewer)
     found = await desk.complaints.store.complaints(tenant, limit=200)
     now, sla = context.clock(), desk.complaints.sla
-    rows = [(c, [(step.value, due, c.done(step), due <= now and c.done(step) is None)
+    rows = [(c, [(step.value, due, c.done(step), due <= now and c.done(step) is None, dict(c.steps_by).get(step.value))
                  for step, due in c.deadlines(sla).items()]) for c in found]
     return render(request, "complaints.html", tenant=tenant, rows=rows, now=now)
 
@@ -150,7 +150,7 @@ async def complaint_step(request: web.Request) -> web.Response:
     try:
         step = Step(form.get("step", ""))
         await desk.complaints.step(tenant, request.match_info["complaint_id"][:80], step,
-                                   answer=form.get("answer", "")[:2000])
+                                   answer=form.get("answer", "")[:2000], actor=viewer.actor)
     except ValueError as exc:  # CaseError too: no such complaint, a step done already
         raise Refused(409, str(exc)) from None
     log.info("console.complaint_step", operator=viewer.operator.name, complaint_id=request.match_info["complaint_id"],

@@ -163,7 +163,10 @@ def test_an_operator_acknowledges_an_alert_and_steps_a_complaint(gate: ConsoleGa
                                {"tenant": "acme", "step": "forward", "csrf": token})
     assert status == 303
     stored = gate.api("GET", "/v1/complaints", "acme")["complaints"]
-    assert [c["forwarded_at"] is not None for c in stored if c["id"] == "c-console-1"] == [True]
+    assert [(c["forwarded_at"] is not None, c["steps_by"]) for c in stored if c["id"] == "c-console-1"] == [
+        (True, {"forward": "console:ann"})]
+    _, page, _ = client.get("/console/complaints?tenant=acme")
+    assert "(console:ann)" in page
     status, page, _ = client.post(f"/console/complaints/{complaint['id']}/steps",
                                   {"tenant": "acme", "step": "forward", "csrf": token})
     assert status == 409  # done already: said, not done twice
