@@ -18,6 +18,8 @@ from dncgate.api.app import install_api
 from dncgate.api.context import ApiContext
 from dncgate.api.enforcement import install_enforcement
 from dncgate.app import AUDIT_GRACE, open_app
+from dncgate.console import install_console
+from dncgate.console.wiring import console_context
 from dncgate.descriptors import RESERVE, check_budget, raise_open_file_limit
 from dncgate.enforcement.desk import EnforcementDesk, desk_of
 from dncgate.enforcement.model import originator_keys
@@ -38,7 +40,7 @@ from dncgate.numbers import warm_up
 from dncgate.reload import Reloader
 from dncgate.sessions import ServerLimits
 from dncgate.settings import Listener, Settings
-from dncgate.store.factory import open_case_store
+from dncgate.store.factory import open_case_store, open_operator_store
 from dncgate.store.protocol import ListStore
 
 if TYPE_CHECKING:  # the list services are imported when serve() starts
@@ -66,12 +68,14 @@ class Running:
 
 
 async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None = None,
-                handle_signals: bool = True) -> None:
+                handle_signals: bool = True, clock: Callable[[], datetime] | None = None) -> None:
     """Run until SIGTERM/SIGINT (or ``Running.stop`` is set), then shut down within a bound.
 
     The doors and the list services close together (each within ``SHUTDOWN_GRACE``), then the
     audit sink gets ``AUDIT_GRACE`` to write what is queued: under Docker's 10 s stop timeout.
+    ``clock``: enforcement's and the console's (tests move it past a notice period); default the wall clock.
     """
+    clock = clock or (lambda: datetime.now(UTC))
     from dncgate.lists.runner import start_services
     from dncgate.lists.sync_metrics import SyncMetrics
 
@@ -91,6 +95,7 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
         feeds: CallFeeds | None = None
         desk: EnforcementDesk | None = None
         enforcing: list[asyncio.Task[None]] = []
+        closing: list[Callable[[], Awaitable[None]]] = []
         try:
             lists = await start_services(config, app.store, app.freshness, sync_metrics, ledger)
             sync_metrics.watch(lists.freshness)
@@ -100,7 +105,7 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
                                               esl_feed=freeswitch_feed_of(config.esl_feed), registry=metrics.registry)
             feeds.start()  # in the background: a switch that is down shows in /healthz, calls need no feed
             if config.enforcement.enabled:
-                desk, enforcing = await _start_enforcement(config, app.store, running)
+                desk, enforcing = await _start_enforcement(config, app.store, running, clock)
                 running.enforcement = desk
             messages = _message_service(config, gate, ledger, running)
             if messages is not None and config.messages.smpp.enabled:
@@ -137,6 +142,11 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
                     install_api(http, api)  # /v1: same process, same loop
                     if running.enforcement is not None:
                         install_enforcement(http, running.enforcement)
+                if config.console.enabled:
+                    operators = open_operator_store(config.store)
+                    closing.append(operators.close)
+                    install_console(http, console_context(
+                        config, app, operators, ledger, desk, clock, {"agi": agi, "esl": esl}))
                 runner, running.http_port = await start_http(http, config.http)
             reloader = running.reload = Reloader(config, app.tenants,
                                                  lambda new: api.replace_keys(new.api) if api else None)
@@ -155,6 +165,8 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
         finally:
             await _close_doors(lists, agi, esl, runner, feeds, smpp)
             await _stop_enforcement(desk, enforcing)
+            for close in closing:
+                await close()
     log.info("gate.stopped", audit_written=app.audit.written, audit_unwritten=app.audit.overflowed)
 
 
@@ -228,11 +240,11 @@ def _open_files(config: Settings) -> None:
     check_budget(needs, files.soft)
 
 
-async def _start_enforcement(config: Settings, store: ListStore,
-                             running: Running) -> tuple[EnforcementDesk, list[asyncio.Task[None]]]:
+async def _start_enforcement(config: Settings, store: ListStore, running: Running,
+                             clock: Callable[[], datetime]) -> tuple[EnforcementDesk, list[asyncio.Task[None]]]:
     """The case store, the scheduler (due suspensions) and the releaser of restricted calls in progress."""
     case_store = open_case_store(config.store)
-    desk = desk_of(config.enforcement, config.tenants, case_store, store, clock=lambda: datetime.now(UTC))
+    desk = desk_of(config.enforcement, config.tenants, case_store, store, clock=clock)
     calls = running.calls.subscribe()  # registered now: no record published after start is missed
     tasks = [asyncio.create_task(desk.cases.run(running.stop, config.enforcement.scheduler_interval)),
              asyncio.create_task(_release_ended_calls(calls, running.gate))]

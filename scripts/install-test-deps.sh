@@ -30,6 +30,8 @@ PACKAGES=(
   sip-tester     # sipp: caller and callee of the e2e lab
   espeak-ng sox  # prompts/generate.sh
   prometheus     # promtool: checks the shipped alerting rules (tests/ops/test_metrics.py)
+  chromium chromium-driver  # the console's browser tests (tests/console/test_console_browser.py), headless
+  fonts-wqy-microhei        # ... and a CJK font, so their screenshots of the Chinese pages show the text
   debootstrap    # scripts/asterisk-chroot.sh
   util-linux     # unshare, mount (the lab's mount namespace)
   coreutils      # chroot
@@ -54,7 +56,7 @@ fi
 # port and do not need it, so leave it as the package configured it. The same goes for the
 # Prometheus server the prometheus package starts: the tests only run its promtool.
 
-for tool in sipp espeak-ng sox debootstrap unshare chroot redis-server promtool; do
+for tool in sipp espeak-ng sox debootstrap unshare chroot redis-server promtool chromium chromedriver; do
   command -v "$tool" >/dev/null || die "$tool still missing after installation"
 done
 

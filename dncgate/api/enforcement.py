@@ -119,7 +119,7 @@ async def get_case(request: web.Request) -> web.Response:
 
 
 async def case_action(request: web.Request) -> web.Response:
-    """POST /v1/cases/{id}/actions {"action": "notice"|"restrict"|"suspend"|..., "reason", "urgent"}"""
+    """POST /v1/cases/{id}/actions {"action": "notice"|"restrict"|"suspend"|..., "reason", "urgent", "schedule"}"""
     desk, who = _desk(request)
     data = await json_body(request)
     try:
@@ -155,7 +155,7 @@ async def _act(request: web.Request, desk: EnforcementDesk, who: Caller, data: d
     step: CaseStep = await _guarded(desk.cases.act(
         who.tenant.name, request.match_info["case_id"], action, actor=_actor(who), reason=field(data, "reason", str),
         urgent=field(data, "urgent", bool, required=False, default=False), key=key and f"api:{key}",
-        restriction=restriction))
+        restriction=restriction, schedule=field(data, "schedule", bool, required=False, default=True)))
     return step
 
 
@@ -193,7 +193,7 @@ async def complaint_step(request: web.Request) -> web.Response:
     try:
         step = Step(field(data, "step", str))
         complaint = await desk.complaints.step(who.tenant.name, request.match_info["complaint_id"], step,
-                                               answer=str(data.get("answer", "")))
+                                               answer=str(data.get("answer", "")), actor=_actor(who))
     except ValueError as exc:  # CaseError is a ValueError too
         raise ApiError(422, "complaint_refused", str(exc)) from None
     return web.json_response({"complaint": complaint.as_dict(desk.complaints.sla)})

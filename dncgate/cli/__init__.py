@@ -18,7 +18,7 @@ from pathlib import Path
 import msgspec
 
 from dncgate import __version__
-from dncgate.cli import audit, check, codes, config, consent, lists, ops, serve
+from dncgate.cli import audit, check, codes, config, consent, lists, operator, ops, serve
 from dncgate.config_file import SYSTEM_CONFIG, find_config
 from dncgate.lists.formats import ListFileError
 from dncgate.logs import configure
@@ -72,7 +72,8 @@ def _config(args: argparse.Namespace, system_config: str) -> Settings:
     if args.demo:
         db = getattr(args, "serve_demo_db", None) or args.demo_db or settings.store.path
         store = msgspec.structs.replace(settings.store, backend="sqlite", path=Path(db).absolute())
-        settings = replace(settings, store=store)
+        settings = replace(settings, store=store, console=msgspec.structs.replace(settings.console, enabled=True),
+                           enforcement=msgspec.structs.replace(settings.enforcement, enabled=True))
     return settings
 
 
@@ -90,7 +91,7 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--demo-db", metavar="FILE", help=f"with --demo: the demo's SQLite file (default: "
                      f"{serve.DEMO_DB} in the current directory)")
     sub = top.add_subparsers(required=True, metavar="COMMAND", title="commands")
-    for module in (serve, check, lists, audit, config, consent, ops):
+    for module in (serve, check, lists, audit, config, consent, operator, ops):
         module.add_commands(sub)
     return top
 

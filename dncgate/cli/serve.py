@@ -30,12 +30,17 @@ def add_commands(sub: Any) -> None:
 async def _serve(args: argparse.Namespace, config: Settings) -> int:
     from dncgate.service import Running, serve
 
+    demo_login = ""
     if args.demo:
+        from dncgate.cli.operator import demo_operator
+
         await with_store(config, load_demo, create=True)
+        demo_login = await demo_operator(config)
 
     def ready(running: Running) -> None:
         if args.demo:
             print(demo_help(running.agi_port, running.http_port, config), flush=True)
+            print(f"  console:  http://127.0.0.1:{running.http_port}/console/   sign in as {demo_login}", flush=True)
 
     await serve(config, on_ready=ready)
     return 0

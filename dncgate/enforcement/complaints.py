@@ -80,6 +80,7 @@ class Complaint(StoredRecord):
     answered_at: datetime | None = None
     informed_at: datetime | None = None
     answer: str = ""
+    steps_by: tuple[tuple[str, str], ...] = ()  # (step, who recorded it: api:<key>, console:<operator>)
 
     def deadlines(self, sla: Sla) -> dict[Step, datetime]:
         cal = sla.calendar
@@ -98,14 +99,15 @@ class Complaint(StoredRecord):
         return [(step, due) for step, due in self.deadlines(sla).items()
                 if self.done(step) is None and now >= due - sla.warn_before]
 
-    def with_step(self, step: Step, at: datetime, answer: str = "") -> Complaint:
+    def with_step(self, step: Step, at: datetime, answer: str = "", by: str = "") -> Complaint:
         if self.done(step) is not None:
             raise CaseError(f"complaint {self.id}: {step.value} is already recorded")
         if step is Step.INFORM and self.answered_at is None:
             raise CaseError(f"complaint {self.id}: answer it before telling the complainant")
+        recorded = replace(self, steps_by=(*self.steps_by, (step.value, checked_text("by", by)))) if by else self
         if step is Step.ANSWER:
-            return replace(self, answered_at=at, answer=checked_text("answer", answer))
-        return replace(self, forwarded_at=at) if step is Step.FORWARD else replace(self, informed_at=at)
+            return replace(recorded, answered_at=at, answer=checked_text("answer", answer))
+        return replace(recorded, forwarded_at=at) if step is Step.FORWARD else replace(recorded, informed_at=at)
 
     def as_dict(self, sla: Sla | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -114,6 +116,7 @@ class Complaint(StoredRecord):
             "received_at": iso(self.received_at), "source": self.source.value, "recorded_by": self.recorded_by,
             "decisions": list(self.decisions), "forwarded_at": iso(self.forwarded_at),
             "answered_at": iso(self.answered_at), "informed_at": iso(self.informed_at), "answer": self.answer,
+            "steps_by": dict(self.steps_by),
         }
         if sla is not None:
             body["deadlines"] = {step.value: iso(due) for step, due in self.deadlines(sla).items()}
@@ -134,6 +137,7 @@ class Complaint(StoredRecord):
             forwarded_at=parse_iso(data.get("forwarded_at"), "forwarded_at"),
             answered_at=parse_iso(data.get("answered_at"), "answered_at"),
             informed_at=parse_iso(data.get("informed_at"), "informed_at"), answer=str(data.get("answer", "")),
+            steps_by=tuple((str(k), str(v)) for k, v in dict(data.get("steps_by", {})).items()),
         )
 
 

@@ -84,11 +84,11 @@ class ComplaintDesk:
                     break
         return tuple(found)
 
-    async def step(self, tenant: str, complaint_id: str, step: Step, *, answer: str = "") -> Complaint:
+    async def step(self, tenant: str, complaint_id: str, step: Step, *, answer: str = "", actor: str = "") -> Complaint:
         complaint = await self.store.complaint(tenant, complaint_id)
         if complaint is None:
             raise CaseError(f"no complaint {complaint_id!r} in tenant {tenant}")
-        updated = complaint.with_step(step, self._clock(), answer)
+        updated = complaint.with_step(step, self._clock(), answer, by=actor)
         await self.store.update_complaint(updated)
         return updated
 

@@ -142,8 +142,11 @@ class Enforcement:
 
     async def act(self, tenant: str, case_id: str, action: CaseAction, *, actor: str, reason: str,
                   urgent: bool = False, key: str | None = None, restriction: Restriction | None = None,
-                  evidence: dict[str, Any] | None = None) -> Step:
-        """Take ``action`` on the case. Raises ``UnknownCase``, ``CaseError`` (not allowed, and why)."""
+                  evidence: dict[str, Any] | None = None, schedule: bool = True) -> Step:
+        """Take ``action`` on the case. Raises ``UnknownCase``, ``CaseError`` (not allowed, and why).
+
+        ``schedule=False``: a suspension asked for inside the notice period is refused (``CaseError``
+        naming when the period ends) instead of being scheduled for then."""
         if action not in machine.ACTIONS or action in (CaseAction.DELIVERY, CaseAction.ALERT):
             raise CaseError(f"{action.value} is recorded by dncgate itself, not asked for")
         if urgent and not reason.strip():
@@ -156,7 +159,7 @@ class Enforcement:
             notice = await self._step(case, CaseAction.NOTICE, actor, f"urgent suspension: {reason}", f"{key}:notice",
                                       urgent=True)
             case = notice.case
-        if action is CaseAction.SUSPEND and not urgent:
+        if action is CaseAction.SUSPEND and not urgent and schedule:
             due = machine.suspension_due(case, self.policy.notice_period)
             if due is not None and self._clock() < due:  # recorded now, applied by the scheduler after the period
                 return await self._step(case, CaseAction.SCHEDULE_SUSPENSION, actor, reason, key, effective_at=due,

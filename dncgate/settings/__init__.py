@@ -21,6 +21,7 @@ from dncgate.settings.schema import (
     AsteriskFeedSettings,
     AuditSettings,
     ConsentSettings,
+    ConsoleSettings,
     EslSettings,
     FeedSettings,
     FreeswitchFeedSettings,
@@ -37,7 +38,8 @@ from dncgate.settings.schema import (
 __all__ = [
     "DEFAULT_TAXONOMY", "DEFAULT_TENANT", "ENV_PREFIX", "MIN_RETENTION_MONTHS", "SYSTEM_CONFIG", "AgiSettings",
     "ApiKeySettings", "ApiSettings", "AsteriskFeedSettings", "AuditSettings", "ConfigError", "ConsentSettings",
-    "EslSettings", "FeedSettings", "FreeswitchFeedSettings", "HoursSettings", "HttpServerSettings", "IvrSettings",
+    "ConsoleSettings", "EslSettings", "FeedSettings", "FreeswitchFeedSettings", "HoursSettings", "HttpServerSettings",
+    "IvrSettings",
     "Listener", "NationalSettings", "Settings", "StoreSettings", "SyncSettings", "TenantSettings", "find_config",
     "load",
 ]

@@ -27,6 +27,7 @@ from dncgate.settings.schema import (
     AsteriskFeedSettings,
     AuditSettings,
     ConsentSettings,
+    ConsoleSettings,
     EslSettings,
     FeedSettings,
     FreeswitchFeedSettings,
@@ -69,6 +70,7 @@ class Settings:
     esl_feed: FreeswitchFeedSettings = field(default_factory=FreeswitchFeedSettings)
     enforcement: EnforcementSettings = field(default_factory=EnforcementSettings)
     messages: MessagesSettings = field(default_factory=MessagesSettings)
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
 
     @property
     def audit_spool(self) -> AuditSpoolConfig | None:
@@ -120,6 +122,7 @@ TABLES: dict[str, type[Table]] = {
     "http": HttpServerSettings, "audit": AuditSettings, "consent": ConsentSettings, "ivr": IvrSettings,
     "api": ApiSettings, "sync": SyncSettings, "feed": FeedSettings, "ami": AsteriskFeedSettings,
     "esl_feed": FreeswitchFeedSettings, "enforcement": EnforcementSettings, "messages": MessagesSettings,
+    "console": ConsoleSettings,
 }
 NAMES = {cls: name for name, cls in TABLES.items()}
 
@@ -192,6 +195,7 @@ def _build(data: dict[str, Any], problems: Problems) -> Settings | None:
         "enforcement": _read(EnforcementSettings, data, problems, checks.enforcement),
         "messages": _read(MessagesSettings, data, problems,
                           lambda table: messages_problems(table, tenants or {}, taxonomy)),
+        "console": _read(ConsoleSettings, data, problems),
     }
     if tenants is None or any(table is None for table in tables.values()):
         return None

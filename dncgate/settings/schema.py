@@ -187,6 +187,16 @@ class ApiSettings(Table, frozen=True):
     keys: dict[str, ApiKeySettings] = field(default_factory=dict)
 
 
+class ConsoleSettings(Table, frozen=True):
+    """``[console]``: the operators' web console on the ``[http]`` listener (``dncgate operator add``)."""
+
+    enabled: bool = False  # serve /console/ (signed-in operators only); serve --demo turns it on
+    session_idle_minutes: Annotated[int, Meta(ge=1, le=7 * 1440)] = 480  # a session unused this long ends
+    max_sessions: Annotated[int, Meta(ge=1, le=100_000)] = 1000  # signed in at once; the oldest ends first
+    secure_cookies: bool = False  # always mark cookies Secure (also done for any request that came over TLS)
+    language: Literal["en", "zh"] = "en"  # when the browser asks for neither
+
+
 class SyncSettings(Table, frozen=True):
     """``[sync]``: where a list is synced from (``dncgate lists sync``, and periodically in ``serve``)."""
 

@@ -17,6 +17,7 @@ from dncgate.store.protocol import ListStore
 if TYPE_CHECKING:
     from dncgate.consent.ledger import Ledger
     from dncgate.enforcement.protocol import CaseStore
+    from dncgate.operators import OperatorStore
 
 
 def require_store(config: StoreSettings) -> None:
@@ -66,3 +67,14 @@ def open_case_store(store: StoreSettings) -> CaseStore:
     from dncgate.store.sqlite.cases import SqliteCaseStore
 
     return SqliteCaseStore(store.path)
+
+
+def open_operator_store(store: StoreSettings) -> OperatorStore:
+    """The console's operator accounts in the configured backend (the SQLite file or the Redis of the list store)."""
+    if store.backend == "redis":
+        from dncgate.store.redis.operators import RedisOperatorStore
+
+        return RedisOperatorStore.connect(store.url, timeout=max(store.timeout, 1.0))
+    from dncgate.store.sqlite.operators import SqliteOperatorStore
+
+    return SqliteOperatorStore(store.path)

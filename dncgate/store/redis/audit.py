@@ -39,12 +39,19 @@ def _decode(entry: Entry) -> AuditRecord:
 # at most its unconfirmed records, far fewer than this; ~100 bytes of Redis memory per id.
 AUDIT_IDS = AUDIT + ":ids"
 DEDUPE_WINDOW = 200_000
+# The console's charts: decisions per minute in ``dnc:{audit}:m:<minute>`` (a hash of
+# ``tenant|verdict|reason`` -> count, same hash tag), counted by the append script, kept ROLLUP_TTL.
+MINUTES = AUDIT + ":m:"
+ROLLUP_TTL = 3 * 86_400
 _APPEND = """
 local added = 0
-for i = 3, #ARGV, 2 do
+for i = 4, #ARGV, 4 do
   if not redis.call('ZSCORE', KEYS[2], ARGV[i]) then
     local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'r', ARGV[i + 1])
     redis.call('ZADD', KEYS[2], tonumber(string.match(id, '^%d+')), ARGV[i])
+    local minute = KEYS[1] .. ':m:' .. ARGV[i + 2]
+    redis.call('HINCRBY', minute, ARGV[i + 3], 1)
+    redis.call('EXPIRE', minute, ARGV[3])
     added = added + 1
   end
 end
@@ -57,9 +64,10 @@ async def append(client: Redis, records: Sequence[AuditRecord], maxlen: int) -> 
     """XADD each record whose decision id is not among the last ``DEDUPE_WINDOW`` (one script)."""
     if not records:
         return
-    args: list[str | int] = [maxlen, DEDUPE_WINDOW]
+    args: list[str | int] = [maxlen, DEDUPE_WINDOW, ROLLUP_TTL]
     for record in records:
-        args += [record.decision_id, record.to_json()]
+        args += [record.decision_id, record.to_json(), record.at[:16],
+                 f"{record.tenant}|{record.verdict}|{record.reason}"]
     with redis_errors("audit append"):
         await client.eval(_APPEND, 2, AUDIT, AUDIT_IDS, *args)
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 
 import structlog
 from redis.asyncio import Redis
@@ -33,6 +34,7 @@ from dncgate.consent.facts import NotAConsentState, consent_fact, declined
 from dncgate.enforcement.model import standing_of
 from dncgate.errors import CaseError
 from dncgate.model import Facts, ListHit
+from dncgate.store.audit_query import AuditPage, AuditQuery, MinuteCount
 from dncgate.store.errors import StoreCorrupt, StoreUnavailable
 from dncgate.store.protocol import (
     NATIONAL,
@@ -45,7 +47,7 @@ from dncgate.store.protocol import (
     prefixes_of,
 )
 from dncgate.store.redis import audit as audit_log
-from dncgate.store.redis import case_keys, ledger_keys
+from dncgate.store.redis import audit_search, case_keys, ledger_keys
 from dncgate.store.redis.conn import (
     RECOMMENDED_INTSET_ENTRIES,
     REDIS_DEFAULT_INTSET_ENTRIES,
@@ -367,6 +369,15 @@ class RedisListStore:
     async def audit_export(self) -> AsyncIterator[AuditRecord]:
         async for record in audit_log.export(self._admin, self._settings.audit_page):
             yield record
+
+    async def audit_search(self, query: AuditQuery) -> AuditPage:
+        return await audit_search.search(self._admin, query)
+
+    async def audit_record(self, decision_id: str) -> AuditRecord | None:
+        return await audit_search.record(self._admin, decision_id)
+
+    async def audit_minutes(self, tenants: tuple[str, ...], since: str) -> list[MinuteCount]:
+        return await audit_search.minutes(self._admin, tenants, since, datetime.now(UTC))
 
     async def ping(self) -> None:
         with redis_errors("ping"):

@@ -26,6 +26,7 @@ from dncgate.consent.facts import NotAConsentState, consent_fact, declined
 from dncgate.enforcement.model import standing_of
 from dncgate.errors import CaseError
 from dncgate.model import Facts, ListHit
+from dncgate.store.audit_query import AuditPage, AuditQuery, MinuteCount
 from dncgate.store.distinct import MAX_NUMBER
 from dncgate.store.errors import StoreCorrupt, StoreError, StoreUnavailable
 from dncgate.store.protocol import (
@@ -38,6 +39,7 @@ from dncgate.store.protocol import (
     parse_prefix,
     prefixes_of,
 )
+from dncgate.store.sqlite import audit_search
 from dncgate.store.sqlite.schema import CASES_SCHEMA, CONSENT_SCHEMA, LISTS_SCHEMA, STANDING_KEYS, facts_sql
 from dncgate.store.sqlite.tx import write_transaction
 
@@ -347,12 +349,12 @@ class SqliteListStore:
     # -- audit ----------------------------------------------------------------------------
 
     async def append_audit(self, records: Sequence[AuditRecord]) -> None:
-        rows = [(r.to_json(),) for r in records]
+        rows = [(r.to_json(), r) for r in records]
         await self._write(self._append_audit, rows)
 
-    def _append_audit(self, rows: list[tuple[str]]) -> None:
+    def _append_audit(self, rows: list[tuple[str, AuditRecord]]) -> None:
         with write_transaction(self._writer_conn()) as conn:
-            conn.executemany("INSERT OR IGNORE INTO audit (record) VALUES (?)", rows)  # by decision id
+            audit_search.append(conn, rows)  # a record already there (by decision id) is not added again
 
     async def audit_tail(self, limit: int) -> list[AuditRecord]:
         rows = await self._write(
@@ -376,6 +378,15 @@ class SqliteListStore:
         return self._writer_conn().execute(
             "SELECT seq, record FROM audit WHERE seq > ? ORDER BY seq LIMIT 1000", (after,)
         ).fetchall()
+
+    async def audit_search(self, query: AuditQuery) -> AuditPage:
+        return await self._read(lambda: audit_search.search(self._reader_conn(), query))
+
+    async def audit_record(self, decision_id: str) -> AuditRecord | None:
+        return await self._read(lambda: audit_search.record(self._reader_conn(), decision_id))
+
+    async def audit_minutes(self, tenants: tuple[str, ...], since: str) -> list[MinuteCount]:
+        return await self._read(lambda: audit_search.minutes(self._reader_conn(), tenants, since))
 
     async def close(self) -> None:
         for pool, attr in ((self._reader_pool, "_reader"), (self._writer_pool, "_writer")):

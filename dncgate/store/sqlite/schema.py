@@ -33,6 +33,22 @@ CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, record 
 -- one record per decision: a record replayed from the audit spool after a crash is not added twice
 CREATE UNIQUE INDEX IF NOT EXISTS audit_decision_id ON audit (json_extract(record, '$.decision_id'));
 CREATE TABLE IF NOT EXISTS sync_state (list_name TEXT PRIMARY KEY, state TEXT NOT NULL) WITHOUT ROWID;
+-- the console's searches (store.audit_query, store.sqlite.audit_search): the searchable fields of
+-- each record as plain columns (written with it, no JSON parsed); an index holds its rows in write order
+CREATE TABLE IF NOT EXISTS audit_keys (
+    seq INTEGER PRIMARY KEY, tenant TEXT NOT NULL, at TEXT NOT NULL, callee TEXT NOT NULL, account TEXT NOT NULL,
+    caller_id TEXT NOT NULL, reason TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_keys_callee ON audit_keys (callee);
+CREATE INDEX IF NOT EXISTS audit_keys_caller_id ON audit_keys (caller_id);
+CREATE INDEX IF NOT EXISTS audit_keys_account ON audit_keys (account);
+CREATE INDEX IF NOT EXISTS audit_keys_reason ON audit_keys (reason);
+CREATE INDEX IF NOT EXISTS audit_keys_at ON audit_keys (at);
+-- decisions per minute for the console's charts, counted as records are written
+CREATE TABLE IF NOT EXISTS audit_minutes (
+    minute TEXT NOT NULL, tenant TEXT NOT NULL, verdict TEXT NOT NULL, reason TEXT NOT NULL, n INTEGER NOT NULL,
+    PRIMARY KEY (minute, tenant, verdict, reason)
+) WITHOUT ROWID;
 """
 
 
