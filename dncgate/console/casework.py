@@ -22,6 +22,7 @@ from dncgate.errors import CaseError
 from dncgate.store.audit_query import AuditQuery
 
 log = structlog.get_logger("dncgate.console")
+routes = web.RouteTableDef()
 ASKED = [a for a in CaseAction if a in machine.ACTIONS
          and a not in (CaseAction.DELIVERY, CaseAction.ALERT, CaseAction.SCHEDULE_SUSPENSION)]
 WINDOW = timedelta(minutes=5)
@@ -34,6 +35,7 @@ def _desk(request: web.Request) -> EnforcementDesk:
     return desk
 
 
+@routes.get("/console/alerts")
 async def alerts(request: web.Request) -> web.Response:
     viewer, desk = viewer_of(request), _desk(request)
     tenant = tenant_of(request, viewer)
@@ -44,6 +46,7 @@ async def alerts(request: web.Request) -> web.Response:
     return render(request, "alerts.html", tenant=tenant, alerts=shown, pending=pending, rule=rule)
 
 
+@routes.post("/console/alerts/{alert_id}/acknowledge")
 async def acknowledge(request: web.Request) -> web.Response:
     viewer, desk = viewer_of(request), _desk(request)
     form = form_of(await request.post())
@@ -53,6 +56,7 @@ async def acknowledge(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther(f"/console/alerts?tenant={tenant}")
 
 
+@routes.get("/console/cases")
 async def cases(request: web.Request) -> web.Response:
     viewer, desk = viewer_of(request), _desk(request)
     tenant = tenant_of(request, viewer)
@@ -65,6 +69,7 @@ async def cases(request: web.Request) -> web.Response:
     return render(request, "cases.html", tenant=tenant, cases=found, state=raw, states=[s.value for s in CaseState])
 
 
+@routes.get("/console/cases/{case_id}")
 async def case(request: web.Request) -> web.Response:
     viewer = viewer_of(request)
     return await _case_page(request, tenant_of(request, viewer), request.match_info["case_id"][:80])
@@ -105,6 +110,7 @@ def _windows(records: list[Any]) -> Any:
                         every=max(1, len(labels) // 8))
 
 
+@routes.post("/console/cases/{case_id}/actions")
 async def act(request: web.Request) -> web.Response:
     viewer, desk = viewer_of(request), _desk(request)
     form = form_of(await request.post())
@@ -133,6 +139,7 @@ async def act(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther(f"/console/cases/{case_id}?tenant={tenant}")
 
 
+@routes.get("/console/complaints")
 async def complaints(request: web.Request) -> web.Response:
     viewer, desk, context = viewer_of(request), _desk(request), context_of(request)
     tenant = tenant_of(request, viewer)
@@ -143,6 +150,7 @@ async def complaints(request: web.Request) -> web.Response:
     return render(request, "complaints.html", tenant=tenant, rows=rows, now=now)
 
 
+@routes.post("/console/complaints/{complaint_id}/steps")
 async def complaint_step(request: web.Request) -> web.Response:
     viewer, desk = viewer_of(request), _desk(request)
     form = form_of(await request.post())
@@ -156,13 +164,3 @@ async def complaint_step(request: web.Request) -> web.Response:
     log.info("console.complaint_step", operator=viewer.operator.name, complaint_id=request.match_info["complaint_id"],
              step=step.value)
     raise web.HTTPSeeOther(f"/console/complaints?tenant={tenant}")
-
-
-def add_routes(app: web.Application) -> None:
-    app.router.add_get("/console/alerts", alerts)
-    app.router.add_post("/console/alerts/{alert_id}/acknowledge", acknowledge)
-    app.router.add_get("/console/cases", cases)
-    app.router.add_get("/console/cases/{case_id}", case)
-    app.router.add_post("/console/cases/{case_id}/actions", act)
-    app.router.add_get("/console/complaints", complaints)
-    app.router.add_post("/console/complaints/{complaint_id}/steps", complaint_step)

@@ -23,6 +23,7 @@ from dncgate.console.web import (
 )
 
 log = structlog.get_logger("dncgate.console")
+routes = web.RouteTableDef()
 
 
 async def login_page(request: web.Request, *, error: str = "", status: int = 200) -> web.Response:
@@ -34,6 +35,7 @@ async def login_page(request: web.Request, *, error: str = "", status: int = 200
     return response
 
 
+@routes.post("/console/login")
 async def sign_in(request: web.Request) -> web.Response:
     context = context_of(request)
     form = form_of(await request.post())
@@ -56,6 +58,7 @@ async def sign_in(request: web.Request) -> web.Response:
     raise response
 
 
+@routes.post("/console/logout")
 async def sign_out(request: web.Request) -> web.Response:
     viewer = viewer_of(request)
     context_of(request).sessions.close(viewer.session.token)
@@ -65,11 +68,6 @@ async def sign_out(request: web.Request) -> web.Response:
     raise response
 
 
+@routes.get("/console/login")
 async def _login_get(request: web.Request) -> web.Response:
     return await login_page(request)
-
-
-def add_routes(app: web.Application) -> None:
-    app.router.add_get("/console/login", _login_get)
-    app.router.add_post("/console/login", sign_in)
-    app.router.add_post("/console/logout", sign_out)

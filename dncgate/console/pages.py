@@ -23,6 +23,7 @@ from dncgate.store.audit_query import AuditQuery, MinuteCount
 from dncgate.store.protocol import NATIONAL, list_key
 
 log = structlog.get_logger("dncgate.console")
+routes = web.RouteTableDef()
 REASONS = [r.value for r in Reason]
 RULE_OF = {rule.reason.value: (n, rule.when) for n, rule in enumerate(RULES, start=1)}
 
@@ -31,6 +32,7 @@ def _minute(at: datetime) -> str:
     return at.strftime("%Y-%m-%dT%H:%M")
 
 
+@routes.get("/console/")
 async def overview(request: web.Request) -> web.Response:
     viewer, context = viewer_of(request), context_of(request)
     tenant = tenant_of(request, viewer)
@@ -109,6 +111,7 @@ def _utc(text: str, name: str) -> str:
     return at.replace(tzinfo=None).isoformat()
 
 
+@routes.get("/console/decisions")
 async def decisions(request: web.Request) -> web.Response:
     viewer, context = viewer_of(request), context_of(request)
     tenant = tenant_of(request, viewer)
@@ -133,6 +136,7 @@ async def decisions(request: web.Request) -> web.Response:
                   searched=callees, params=params)
 
 
+@routes.get("/console/decisions/{decision_id}")
 async def decision(request: web.Request) -> web.Response:
     viewer, context = viewer_of(request), context_of(request)
     record = await context.store.audit_record(request.match_info["decision_id"][:64])
@@ -142,6 +146,7 @@ async def decision(request: web.Request) -> web.Response:
     return render(request, "decision.html", tenant=record.tenant, r=record, row=row, rule=rule)
 
 
+@routes.get("/console/subscribers")
 async def subscriber(request: web.Request) -> web.Response:
     viewer, context = viewer_of(request), context_of(request)
     tenant = tenant_of(request, viewer)
@@ -165,6 +170,7 @@ async def subscriber(request: web.Request) -> web.Response:
 ON_BEHALF = (Channel.PAPER, Channel.WEB, Channel.SMS)  # how a subscriber's own request reached the operator
 
 
+@routes.post("/console/subscribers")
 async def on_behalf(request: web.Request) -> web.Response:
     """An operator records a subscriber's own request (decline all marketing, or withdraw): a ledger
     record like the API's, its evidence captured by ``console:<operator>``."""
@@ -189,11 +195,3 @@ async def on_behalf(request: web.Request) -> web.Response:
         raise Refused(422, str(exc)) from None
     log.info("console.on_behalf", operator=viewer.operator.name, tenant=tenant, action=form["action"])
     raise web.HTTPSeeOther(f"/console/subscribers?tenant={tenant}&number={quote(callee.e164)}")
-
-
-def add_routes(app: web.Application) -> None:
-    app.router.add_post("/console/subscribers", on_behalf)
-    app.router.add_get("/console/", overview)
-    app.router.add_get("/console/decisions", decisions)
-    app.router.add_get("/console/decisions/{decision_id}", decision)
-    app.router.add_get("/console/subscribers", subscriber)

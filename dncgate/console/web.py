@@ -184,6 +184,5 @@ def install_console(app: web.Application, context: ConsoleContext) -> None:
     app.middlewares.append(guard)
     app.router.add_get("/", _home)
     app.router.add_get("/console/static/console.css", static_css)
-    login.add_routes(app)
-    pages.add_routes(app)
-    casework.add_routes(app)
+    for table in (login.routes, pages.routes, casework.routes):
+        app.router.add_routes(table)
