@@ -80,7 +80,7 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
     from dncgate.lists.sync_metrics import SyncMetrics
 
     _open_files(config)
-    async with open_app(config, ledger=True, metrics=True, spool=True, audit_grace=AUDIT_GRACE) as app:
+    async with open_app(config, ledger=True, metrics=True, spool=True, replica=True, audit_grace=AUDIT_GRACE) as app:
         metrics, ledger, gate = app.metrics, app.consent_ledger(), app.gate
         if metrics is None:
             raise RuntimeError("open_app(metrics=True) gave no metrics")

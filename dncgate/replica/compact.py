@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import secrets
 import struct
 import sys
 from array import array
@@ -83,7 +84,7 @@ def write(path: Path, numbers: Iterable[int], *, width: int | None = None) -> in
             offsets.append(len(members))
         members.append(number & mask)
     offsets.append(len(members))
-    temporary = path.with_name(path.name + f".{os.getpid()}.tmp")
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")  # writers never share one
     with temporary.open("wb") as out:
         out.write(_HEADER.pack(MAGIC, chosen, len(values), len(keys)))
         for part in (keys, offsets, members):

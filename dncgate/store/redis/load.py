@@ -28,6 +28,14 @@ from dncgate.store.redis.keys import LISTS, ListKeys, Pointer, now_ms
 from dncgate.store.redis.mux import Command, pack
 
 _EDIT_ATTEMPTS = 3  # a swap during an edit: the edit is written again on the new live version
+EDITS_PER_ENTRY = 10_000  # numbers per entry of the edits stream
+EDITS_KEPT = 100_000  # entries the edits stream keeps (about; a replica further behind reloads)
+# One entry of the edits stream, its ID from the list's counter: consecutive, so a replica sees a gap.
+_APPEND_EDIT = """
+local seq = redis.call('INCR', KEYS[2])
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], seq .. '-0', 'v', ARGV[2], 'op', ARGV[3], 'n', ARGV[4])
+return seq
+"""
 
 log = structlog.get_logger("dncgate.store.redis")
 
@@ -246,8 +254,13 @@ class Loader:
                 pipe.sadd(keys.block(version, block), *members)
             else:
                 pipe.srem(keys.block(version, block), *members)
+        for start in range(0, len(uniq), EDITS_PER_ENTRY):  # after the sets: a replica never runs ahead
+            pipe.eval(_APPEND_EDIT, 2, keys.edits, keys.edits_seq, EDITS_KEPT, version, "add" if add else "remove",
+                      ",".join(map(str, uniq[start : start + EDITS_PER_ENTRY])))
+        entries = -(-len(uniq) // EDITS_PER_ENTRY)
         with redis_errors("edit list"):
             results = await pipe.execute()
+            results = results[: len(results) - entries]
             changed = sum(int(r) for r in results[1 if add and blocks else 0 :])
             if changed:
                 await self._client.incrby(keys.count(version), changed if add else -changed)
