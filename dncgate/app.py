@@ -100,6 +100,11 @@ async def open_app(
         if not create_store:  # a program that decides calls; a list writer (or init) decides none
             await _first_read(freshness)
         gate_metrics = _metrics() if metrics else None
+        if gate_metrics is not None and replica and settings.replica.enabled:
+            from dncgate.replica.store import ReplicaStore
+
+            if isinstance(store, ReplicaStore):
+                gate_metrics.watch_replica(store)
         gate = Gate(tenants, store, audit, store_deadline=settings.store.timeout, metrics=gate_metrics,
                     list_age=freshness.age)
         yield App(settings, store, audit, freshness, gate, tenants, consent, gate_metrics)

@@ -52,6 +52,13 @@ class ReplicaStore:
         self.round_trip_deadline = round_trip_deadline
         self.answered = {"replica": 0, "round_trip": 0, "static": 0}
 
+    def replica_age(self) -> float | None:
+        return self.follower.age()
+
+    @property
+    def changes_applied(self) -> int:
+        return self.follower.changes_applied
+
     def local_facts(self, tenant: str, number: int, originators: Sequence[str] = ()) -> Facts | None:
         """The store's ``Facts`` for a number without records, from the copy; None when it has records
         (or the tenant is not followed). Raises ``StoreCorrupt`` for standing that makes no sense."""

@@ -41,7 +41,7 @@ async def gates(redis_server: RedisServer, tmp_path: Path) -> AsyncIterator[tupl
     redis_server.flush()
     settings = _settings(redis_server.url, tmp_path)
     async with AsyncExitStack() as stack:
-        first = await stack.enter_async_context(open_app(settings, ledger=True, replica=True))
+        first = await stack.enter_async_context(open_app(settings, ledger=True, replica=True, metrics=True))
         second = await stack.enter_async_context(open_app(settings, ledger=True, replica=True))
         for app in (first, second):
             await _replica(app).follower.wait_ready()
@@ -87,6 +87,10 @@ async def test_decline_and_revoke_then_call_at_two_gates(gates: tuple[App, App])
     assert allowed_after_ack == 0
     assert _replica(first).answered["replica"] > 0  # the replica did decide calls: the races were real
     assert _replica(second).answered["replica"] > 0
+    assert first.metrics is not None
+    scraped = first.metrics.render().decode()
+    assert f'dncgate_replica_answers_total{{how="replica"}} {_replica(first).answered["replica"]}.0' in scraped
+    assert "dncgate_replica_age_seconds " in scraped
 
 
 async def test_national_list_swapped_under_load_makes_no_wrong_decision(gates: tuple[App, App]) -> None:
