@@ -134,7 +134,7 @@ def _open_ledger(settings: Settings) -> Ledger:
     opened = open_ledger(settings.store, settings.consent)
     if not settings.replica.enabled:
         return opened
-    from dncgate.replica.store import SettlingLedger
+    from dncgate.replica.settle import SettlingLedger
 
     return SettlingLedger(opened, settings.replica.max_lag)
 

@@ -13,23 +13,20 @@ number with no consent or preference record (outside the follower's index), of a
 A number with records always takes the round trip (its records are read fresh); so does an unknown
 tenant. Every other method is the store's own.
 
-Nothing acknowledged is decided stale: a writer of consent state waits ``max_lag_ms`` after its
-write (:class:`SettlingLedger`) before it acknowledges, and a replica that read the changes longer
-ago than that takes the round trip. So a call checked after the acknowledgement either reads a
-replica whose last read was sent after the write, or reads the store.
+Nothing acknowledged is decided stale: a writer of consent state or standing waits ``max_lag_ms``
+after its write before it acknowledges (``dncgate.replica.settle``), and a replica that read the
+changes longer ago than that takes the round trip. So a call checked after the acknowledgement
+either reads a replica whose last read was sent after the write, or reads the store.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from datetime import datetime
 
 import structlog
 
 from dncgate.audit_record import AuditRecord
-from dncgate.consent.ledger import ChainPoint, Ledger
-from dncgate.consent.model import ConsentState, LedgerEvent, Preferences
 from dncgate.enforcement.model import standing_of
 from dncgate.errors import CaseError
 from dncgate.model import Facts, ListHit
@@ -150,47 +147,3 @@ def _longest_rule(national: ListImage, own: ListImage, number: int) -> ListHit |
             if prefix in image.rules:
                 return ListHit(image.name, image.version, prefix=prefix)
     return None
-
-
-class SettlingLedger:
-    """A ledger whose appends return ``settle`` seconds after the write: by then every gate's replica has
-    read it, or is older than ``max_lag_ms`` and takes the round trip (module doc)."""
-
-    def __init__(self, inner: Ledger, settle: float) -> None:
-        self.inner = inner
-        self.settle = settle
-        self.config = inner.config
-
-    async def append(self, event: LedgerEvent) -> LedgerEvent:
-        sealed = await self.inner.append(event)
-        await asyncio.sleep(self.settle)
-        return sealed
-
-    async def consents(self, tenant: str, callee: int) -> dict[str, ConsentState]:
-        return await self.inner.consents(tenant, callee)
-
-    async def preferences(self, tenant: str, callee: int) -> Preferences:
-        return await self.inner.preferences(tenant, callee)
-
-    def history(self, tenant: str, callee: int | None = None) -> AsyncIterator[LedgerEvent]:
-        return self.inner.history(tenant, callee)
-
-    async def head(self, tenant: str) -> ChainPoint:
-        return await self.inner.head(tenant)
-
-    async def anchor(self, tenant: str) -> ChainPoint:
-        return await self.inner.anchor(tenant)
-
-    async def purge(self, tenant: str, before: datetime, *, by: str) -> LedgerEvent:
-        sealed = await self.inner.purge(tenant, before, by=by)
-        await asyncio.sleep(self.settle)
-        return sealed
-
-    async def outbox(self, tenant: str, limit: int = 100) -> list[LedgerEvent]:
-        return await self.inner.outbox(tenant, limit)
-
-    async def ack_outbox(self, tenant: str, count: int) -> None:
-        await self.inner.ack_outbox(tenant, count)
-
-    async def close(self) -> None:
-        await self.inner.close()

@@ -139,3 +139,44 @@ async def _wait_version(app: App) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError(f"replica never reached national version {live}")
+
+
+async def test_suspension_then_call_at_two_gates(gates: tuple[App, App], redis_server: RedisServer) -> None:
+    """Enforcement suspends an originator through the settling case store; on the acknowledgement no
+    gate lets its marketing calls through (the replica reads standing every poll, or is too old)."""
+    from datetime import timedelta
+
+    from dncgate.early_warning.alerts import OriginatorKey, OriginatorKind
+    from dncgate.enforcement.model import CaseAction
+    from dncgate.enforcement.service import Enforcement, Policy
+    from dncgate.replica.settle import SettlingCaseStore
+    from dncgate.store.redis.cases import RedisCaseStore
+    from tests.enforcement.conftest import Clock, alert
+
+    first, second = gates
+    clock = Clock()
+    cases = SettlingCaseStore(RedisCaseStore.connect(redis_server.url), settle=0.03)  # [replica] max_lag_ms
+    service = Enforcement(cases, Policy(notice_period=timedelta(0)), tenants=["acme"], clock=clock)
+    allowed_after_ack = 0
+    try:
+        for i in range(20):
+            account = f"out-{i}"
+            request = CheckRequest("+12015559000", door="test", tenant="acme", purpose="marketing",
+                                   originator=Originator(account=account))
+            for gate in (first, second):
+                assert (await gate.gate.check(request, log)).decision.verdict is Verdict.ALLOW
+            step = await service.on_alert(alert(f"a-{i}", originator=OriginatorKey("acme", OriginatorKind.ACCOUNT,
+                                                                                     account)))
+            assert step is not None
+            await service.act("acme", step.case.case_id, CaseAction.SUSPEND, actor="api:ops", reason="test")
+            clock.advance(seconds=1)
+            await service.tick()  # the suspension is due: applied here, acknowledged on return
+            facts = await _replica(first).inner.facts("acme", 12015559000, originators=(f"account:{account}",))
+            assert facts.originator_suspended  # the store has it: the calls below must not pass
+            for gate in (first, second):
+                allowed_after_ack += (await gate.gate.check(request, log)).decision.verdict is Verdict.ALLOW
+    finally:
+        await service.drain()
+        await cases.close()
+    assert allowed_after_ack == 0
+    assert _replica(first).answered["replica"] > 0

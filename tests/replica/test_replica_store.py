@@ -14,7 +14,8 @@ import pytest
 
 from dncgate.consent.model import Action
 from dncgate.replica.follow import RedisFollower
-from dncgate.replica.store import ReplicaStore, SettlingLedger
+from dncgate.replica.settle import SettlingLedger
+from dncgate.replica.store import ReplicaStore
 from dncgate.settings import ConsentSettings, ReplicaSettings
 from dncgate.store.errors import StoreUnavailable
 from dncgate.store.redis import RedisListStore, RedisSettings
