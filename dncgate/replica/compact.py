@@ -68,32 +68,45 @@ def sorted_distinct(numbers: Iterable[int]) -> array[int]:
 
 
 def write(path: Path, numbers: Iterable[int], *, width: int | None = None) -> int:
-    """Write ``numbers`` as a compact list file at ``path`` (beside it first, then renamed in place, so
-    a reader sees the old file or the new one, whole). Returns the file's size in bytes."""
+    """Write ``numbers`` (any order, repeats allowed) as a compact list file at ``path``; returns its size."""
     values = sorted_distinct(numbers)
-    chosen = width or choose_width(values)
-    if chosen not in _WIDTHS:
-        raise CompactListError(f"member width {chosen}: expected 16 or 32")
+    return write_sorted(path, values, width=width or choose_width(values))
+
+
+def write_sorted(path: Path, numbers: Iterable[int], *, width: int = 16) -> int:
+    """Write ascending, distinct ``numbers`` (streamed: only the file's arrays are held, ``width`` / 8
+    bytes a number) at ``path``: beside it first, then renamed in place, so a reader sees the old file
+    or the new one, whole. Raises ``CompactListError`` for a number out of order or out of range."""
+    if width not in _WIDTHS:
+        raise CompactListError(f"member width {width}: expected 16 or 32")
     keys, offsets = array("q"), array("q")
-    members = array("H" if chosen == 16 else "I")
-    mask, last = (1 << chosen) - 1, -1
-    for number in values:
-        if number >> chosen != last:
-            last = number >> chosen
-            keys.append(last)
+    members = array("H" if width == 16 else "I")
+    mask, last_key, previous = (1 << width) - 1, -1, 0
+    for number in numbers:  # an error here (or in the iterator) leaves no file behind
+        if not previous < number < _MAX_NUMBER:
+            raise CompactListError(f"number {number} is not 1-15 digits" if not 0 < number < _MAX_NUMBER
+                                   else f"number {number} after {previous}: not ascending and distinct")
+        previous = number
+        if number >> width != last_key:
+            last_key = number >> width
+            keys.append(last_key)
             offsets.append(len(members))
         members.append(number & mask)
     offsets.append(len(members))
     temporary = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")  # writers never share one
-    with temporary.open("wb") as out:
-        out.write(_HEADER.pack(MAGIC, chosen, len(values), len(keys)))
-        for part in (keys, offsets, members):
-            if sys.byteorder != "little":
-                part.byteswap()
-            out.write(part.tobytes())
-        out.flush()
-        os.fsync(out.fileno())
-    temporary.replace(path)
+    try:
+        with temporary.open("wb") as out:
+            out.write(_HEADER.pack(MAGIC, width, len(members), len(keys)))
+            for part in (keys, offsets, members):
+                if sys.byteorder != "little":
+                    part.byteswap()
+                out.write(part.tobytes())
+            out.flush()
+            os.fsync(out.fileno())
+        temporary.replace(path)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        raise CompactListError(f"{path}: cannot be written ({exc.strerror or exc})") from exc
     return path.stat().st_size
 
 

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from redis.asyncio import Redis
 from dncgate.consent.ledger import ChainPoint
 from dncgate.consent.model import LedgerEvent
 from dncgate.errors import DncgateError
-from dncgate.replica.compact import CompactList, write
+from dncgate.replica.compact import CompactList, CompactListError, write_sorted
 from dncgate.settings import ReplicaSettings
 from dncgate.store.errors import StoreError
 from dncgate.store.protocol import NATIONAL, list_key
@@ -221,11 +222,12 @@ class RedisFollower:
         compact = None
         if pointer is not None:
             path = self.settings.dir / f"{image.name.replace(':', '-')}-v{pointer.version}.dnc"
-            if not path.exists():
-                started = time.perf_counter()
-                size = await asyncio.to_thread(write, path, await self._numbers(keys, pointer))
-                log.info("replica.list_written", list_name=image.name, version=pointer.version, path=str(path),
-                         bytes=size, seconds=round(time.perf_counter() - started, 3))
+            async with _file_lock(path):  # one gate of the host writes it; the others map it
+                if not path.exists():
+                    started = time.perf_counter()
+                    size = await self._write(path, keys, pointer)
+                    log.info("replica.list_written", list_name=image.name, version=pointer.version, path=str(path),
+                             bytes=size, seconds=round(time.perf_counter() - started, 3))
             compact = CompactList.open(path)
             _remove_older(path, pointer.version)
         image.close()
@@ -234,19 +236,42 @@ class RedisFollower:
         image.added, image.removed = set(), set()
         image.edits_seq = edits_seq
 
-    async def _numbers(self, keys: ListKeys, pointer: Pointer) -> list[int]:
-        numbers: list[int] = []
+    async def _write(self, path: Path, keys: ListKeys, pointer: Pointer) -> int:
+        """The version's blocks, read in ascending order a batch at a time, streamed into the file
+        (numbers are ``block * 10**k + member``: blocks in order give the numbers in order)."""
         scale = 10**pointer.k
         with redis_errors("replica load"):
             blocks = sorted(int(b) for b in await self._client.smembers(keys.blocks(pointer.version)))
+        batches: asyncio.Queue[list[int] | None] = asyncio.Queue(maxsize=4)  # None: all read; [] : given up
+        loop = asyncio.get_running_loop()
+
+        def numbers() -> Iterator[int]:
+            while (batch := asyncio.run_coroutine_threadsafe(batches.get(), loop).result()) is not None:
+                if not batch:
+                    raise CompactListError(f"{keys.name} v{pointer.version}: reading the blocks failed")
+                yield from batch
+
+        # 16-bit members: a national list is dense in its 2**16 blocks (US: ~2,000 numbers each, 2.01 B/number).
+        writing = asyncio.ensure_future(asyncio.to_thread(write_sorted, path, numbers(), width=16))
+        complete = False
+        try:
             for start in range(0, len(blocks), _BLOCK_BATCH):
-                pipe = self._client.pipeline(transaction=False)
                 batch = blocks[start : start + _BLOCK_BATCH]
-                for block in batch:
-                    pipe.smembers(keys.block(pointer.version, block))
-                for block, members in zip(batch, await pipe.execute(), strict=True):
-                    numbers.extend(block * scale + int(m) for m in members)
-        return numbers
+                with redis_errors("replica load"):
+                    pipe = self._client.pipeline(transaction=False)
+                    for block in batch:
+                        pipe.smembers(keys.block(pointer.version, block))
+                    replies = await pipe.execute()
+                found: list[int] = []
+                for block, members in zip(batch, replies, strict=True):
+                    found.extend(sorted(block * scale + int(m) for m in members))
+                if found:
+                    await batches.put(found)
+            complete = True
+        finally:
+            await batches.put(None if complete else [])  # an error: the writer stops, no file is left
+            size = await writing if complete else await _swallow(writing)
+        return size
 
     async def _load_index(self, tenant: str) -> None:
         """Every number of ``tenant`` with a consent or preference record; the ledger followed from the head
@@ -273,6 +298,24 @@ class RedisFollower:
             image.close()
         await self._client.aclose()
         await self._client.connection_pool.disconnect()
+
+
+async def _swallow(writing: asyncio.Future[int]) -> int:
+    """Wait for a writer told to give up; its error is the expected one (the reader's is raised)."""
+    with contextlib.suppress(CompactListError):
+        await writing
+    return 0
+
+
+@contextlib.asynccontextmanager
+async def _file_lock(path: Path) -> AsyncIterator[None]:
+    """An exclusive lock beside ``path`` (flock: released if the process dies), taken off the loop."""
+    with path.with_name(path.name + ".lock").open("a") as handle:
+        await asyncio.to_thread(fcntl.flock, handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _remove_older(path: Path, version: str) -> None:

@@ -3,6 +3,7 @@ widths, across block edges; two maps of one file agree; a file that is not one i
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dncgate.errors import DncgateError
-from dncgate.replica.compact import CompactList, CompactListError, choose_width, sorted_distinct, write
+from dncgate.replica.compact import (
+    CompactList,
+    CompactListError,
+    choose_width,
+    sorted_distinct,
+    write,
+    write_sorted,
+)
 
 _NUMBERS = st.lists(st.integers(1, 10**15 - 1) | st.integers(12_015_550_000, 12_015_560_000)
                     | st.sampled_from([65535, 65536, 65537, 2**32 - 1, 2**32, 2**32 + 1]), max_size=300)
@@ -73,3 +81,24 @@ def test_bad_files_and_numbers_are_refused_clearly(tmp_path: Path) -> None:
     with pytest.raises(CompactListError, match="not 1-15 digits"):
         write(tmp_path / "bad.dnc", [10**15])
     assert issubclass(CompactListError, DncgateError)
+
+
+def test_streamed_write_refuses_disorder_and_leaves_no_file_on_error(tmp_path: Path) -> None:
+    path = tmp_path / "streamed.dnc"
+    assert write_sorted(path, iter(range(10**10, 10**10 + 70_000, 3))) > 0
+    compact = CompactList.open(path)
+    try:
+        assert 10**10 + 69_999 in compact
+        assert 10**10 + 1 not in compact
+    finally:
+        compact.close()
+    with pytest.raises(CompactListError, match="not ascending and distinct"):
+        write_sorted(tmp_path / "disorder.dnc", [5, 5])
+
+    def failing() -> Iterator[int]:
+        yield 12015550123
+        raise CompactListError("the reader gave up")
+
+    with pytest.raises(CompactListError, match="gave up"):
+        write_sorted(tmp_path / "failed.dnc", failing())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["streamed.dnc"]
