@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import tempfile
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from bench.store_redis import start_redis
 from dncgate.app import App, open_app
 from dncgate.consent.model import Action, Channel, Evidence, LedgerEvent
 from dncgate.gate import CheckRequest
-from dncgate.model import Originator, Verdict
+from dncgate.model import Decision, Originator, Verdict
 from dncgate.replica.store import ReplicaStore
 from dncgate.settings import Settings, load
 
@@ -51,21 +52,29 @@ def _replica(app: App) -> ReplicaStore:
     return app.store
 
 
-async def _verdict(app: App, number: int, tenant: str = "acme") -> Verdict:
+async def _decision(app: App, number: int, tenant: str = "acme") -> Decision:
     request = CheckRequest(f"+{number}", door="bench", tenant=tenant, purpose="marketing",
                            originator=Originator(account="a1", entity="bank-1"))
-    return (await app.gate.check(request, log)).decision.verdict
+    return (await app.gate.check(request, log)).decision
+
+
+async def _verdict(app: App, number: int, tenant: str = "acme") -> Verdict:
+    return (await _decision(app, number, tenant)).verdict
 
 
 async def races(gates: tuple[App, App], count: int) -> None:
     allowed_after_ack = 0
     allowed_before = 0
+    refused_before: Counter[str] = Counter()  # why a call before the decline was not allowed (a failure?)
 
     async def client(writer: App, start: int) -> None:
         nonlocal allowed_after_ack, allowed_before
         for number in range(start, start + count // 2):
             for gate in gates:
-                allowed_before += await _verdict(gate, number) is Verdict.ALLOW
+                decision = await _decision(gate, number)
+                allowed_before += decision.verdict is Verdict.ALLOW
+                if decision.verdict is not Verdict.ALLOW:
+                    refused_before[f"{decision.reason}: {decision.detail}"[:120]] += 1
             await writer.consent_ledger().append(LedgerEvent(tenant="acme", action=Action.DECLINE, callee=f"+{number}",
                                                              categories=("*",), evidence=EVIDENCE))
             for gate in gates:
@@ -76,6 +85,8 @@ async def races(gates: tuple[App, App], count: int) -> None:
     print(f"{count:,} decline-then-call races, two clients, two gates, {time.perf_counter() - started:.1f} s: "
           f"allowed before the decline {allowed_before:,} of {2 * count:,}; allowed after the acknowledgement "
           f"{allowed_after_ack}")
+    for reason, times in refused_before.most_common(5):
+        print(f"  not allowed before the decline, {times}x: {reason}")
     for i, gate in enumerate(gates):
         print(f"  gate {i + 1} answered {_replica(gate).answered}")
 
