@@ -28,7 +28,7 @@ from bench.store_redis import start_redis
 from dncgate.app import App, open_app
 from dncgate.consent.model import Action, Channel, Evidence, LedgerEvent
 from dncgate.gate import CheckRequest
-from dncgate.model import Decision, Originator, Verdict
+from dncgate.model import FAILURE_REASONS, Decision, Originator, Verdict
 from dncgate.replica.store import ReplicaStore
 from dncgate.settings import Settings, load
 
@@ -102,15 +102,23 @@ async def swap(gates: tuple[App, App], size: int) -> None:
     for gate in gates:
         await _wait_version(gate)
     print(f"\nnational list of {size:,} loaded, both replicas current, in {time.perf_counter() - started:.1f} s")
-    wrong = checked = 0
+    wrong = failed_closed = checked = 0
+    examples: list[str] = []
     done = asyncio.Event()
 
     async def load() -> None:
-        nonlocal wrong, checked
+        nonlocal wrong, failed_closed, checked
         while not done.is_set():
             for gate in gates:
-                wrong += await _verdict(gate, both[checked % len(both)], "cn") is not Verdict.REJECT
-                wrong += await _verdict(gate, neither[checked % len(neither)], "cn") is not Verdict.ALLOW
+                for number, expected in ((both[checked % len(both)], Verdict.REJECT),
+                                         (neither[checked % len(neither)], Verdict.ALLOW)):
+                    decision = await _decision(gate, number, "cn")
+                    if decision.verdict is not expected:
+                        examples.append(f"+{number} {decision.verdict} {decision.reason}: {decision.detail}"[:160])
+                    if decision.verdict is not expected and decision.reason in FAILURE_REASONS:
+                        failed_closed += 1  # the store did not answer in time: rejected, as without a replica
+                    elif decision.verdict is not expected:
+                        wrong += 1
             checked += 1
 
     loader = asyncio.create_task(load())
@@ -123,9 +131,11 @@ async def swap(gates: tuple[App, App], size: int) -> None:
     done.set()
     await loader
     print(f"swapped for another {size:,} in {swapped:.1f} s, both replicas on it {followed:.1f} s after the start; "
-          f"{4 * checked:,} checks during it, wrong decisions {wrong}")
+          f"{4 * checked:,} checks during it, wrong decisions {wrong}, failed closed (store too slow) {failed_closed}")
     for i, gate in enumerate(gates):
         print(f"  gate {i + 1} answered {_replica(gate).answered}")
+    for example in examples[:5]:
+        print(f"  failed or wrong: {example}")
 
 
 async def _wait_version(app: App) -> None:
@@ -150,7 +160,8 @@ async def main() -> None:
                     open_app(settings, ledger=True, replica=True) as second:
                 for gate in (first, second):
                     await _replica(gate).follower.wait_ready()
-                await races((first, second), args.races)
+                if args.races:
+                    await races((first, second), args.races)
                 await swap((first, second), args.swap_size)
         finally:
             process.terminate()
