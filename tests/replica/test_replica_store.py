@@ -5,6 +5,7 @@ replica_max_age_s, logged and counted, then fails closed. Ages come from an inje
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -124,49 +125,47 @@ async def test_fresh_replica_answers_stale_replica_takes_the_round_trip(rig: Rig
     assert rig.replica.local_facts("nobody", number) is None  # a tenant not followed
 
 
-async def test_store_down_decides_from_the_replica_for_at_most_max_age_then_fails_closed(tmp_path: Path) -> None:
+@contextlib.asynccontextmanager
+async def _own_server(tmp_path: Path, max_age_s: int) -> AsyncIterator[tuple[Rig, RedisServer]]:
+    """A rig on a redis-server of its own (the test stops it)."""
     (tmp_path / "redis").mkdir()
     server = RedisServer("127.0.0.1", free_port(), tmp_path / "redis")
     server.start()
-    clock = Clock()
-    rig = await _rig(server.url, tmp_path, clock, max_age_s=60)
     try:
+        rig = await _rig(server.url, tmp_path, Clock(), max_age_s=max_age_s)
+        try:
+            yield rig, server
+        finally:
+            await rig.replica.close()
+            await rig.ledger.close()
+            await rig.store.close()
+    finally:
+        server.stop()
+
+
+async def test_store_down_decides_from_the_replica_for_at_most_max_age_then_fails_closed(tmp_path: Path) -> None:
+    async with _own_server(tmp_path, max_age_s=60) as (rig, server):
         listed, clear = NATIONAL[3], 12015559990
         server.stop()
-        clock.now += 1.0  # past max_lag: the round trip is tried, and fails
+        rig.clock.now += 1.0  # past max_lag: the round trip is tried, and fails
         assert (await rig.replica.facts("acme", listed)).national is not None
         assert (await rig.replica.facts("acme", clear)).national is None
         assert rig.replica.answered["static"] == 2
         with pytest.raises(StoreUnavailable):  # a number with records never decides from the replica
             await rig.replica.facts("acme", 12015550100)
-        clock.now += 60.0  # now 61 s since the last complete read
+        rig.clock.now += 60.0  # now 61 s since the last complete read
         with pytest.raises(StoreUnavailable):
             await rig.replica.facts("acme", listed)
         assert rig.replica.answered["static"] == 2
-    finally:
-        await rig.replica.close()
-        await rig.ledger.close()
-        await rig.store.close()
-        server.stop()
 
 
 async def test_max_age_zero_is_todays_behaviour(tmp_path: Path) -> None:
-    (tmp_path / "redis").mkdir()
-    server = RedisServer("127.0.0.1", free_port(), tmp_path / "redis")
-    server.start()
-    clock = Clock()
-    rig = await _rig(server.url, tmp_path, clock, max_age_s=0)
-    try:
+    async with _own_server(tmp_path, max_age_s=0) as (rig, server):
         server.stop()
-        clock.now += 1.0
+        rig.clock.now += 1.0
         with pytest.raises(StoreUnavailable):
             await rig.replica.facts("acme", NATIONAL[3])
         assert rig.replica.answered["static"] == 0
-    finally:
-        await rig.replica.close()
-        await rig.ledger.close()
-        await rig.store.close()
-        server.stop()
 
 
 async def test_settling_ledger_waits_before_it_acknowledges(rig: Rig) -> None:
