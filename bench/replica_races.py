@@ -161,6 +161,9 @@ async def main() -> None:
                 for gate in (first, second):
                     await _replica(gate).follower.wait_ready()
                 if args.races:
+                    await first.store.replace_list("national", [12015551000])  # live: not list_missing
+                    for gate in (first, second):
+                        await _wait_version(gate)
                     await races((first, second), args.races)
                 await swap((first, second), args.swap_size)
         finally:

@@ -75,6 +75,7 @@ class ReplicaStore:
             tenant_list=ListHit(own.name, own.version) if own.version and own.has(number) else None,
             prefix_rule=_longest_rule(national, own, number),
             national_version=national.version,
+            tenant_version=own.version,
             originator_suspended=suspended, originator_restriction=restriction,
         )
 

@@ -153,10 +153,10 @@ class AuditSettings(Table, frozen=True):
 class ReplicaSettings(Table, frozen=True):
     """``[replica]``: the lists and the index of numbers with consent state, in the gate's process
     (``dncgate.replica``; Redis store only). Off by default: with it on, every writer of consent state
-    (the API, the IVR, ``dncgate consent``) waits ``max_lag_ms`` before it acknowledges, and every
-    program must read the same ``max_lag_ms``."""
+    or standing (the API, the IVR, ``dncgate consent``, enforcement) waits ``max_lag_ms`` before it
+    acknowledges, and every program must read the same ``max_lag_ms``."""
 
-    enabled: bool = False
+    enabled: bool = False  # serve decides calls to numbers without records from the replica
     dir: Path = Path("dncgate-replica")  # compact list files, shared by the gates of one host
     # Decide from the replica only if it read the store's changes at most this long ago; else the
     # round trip. Writers of consent state wait this long before acknowledging.

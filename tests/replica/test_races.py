@@ -154,6 +154,9 @@ async def test_suspension_then_call_at_two_gates(gates: tuple[App, App], redis_s
     from tests.enforcement.conftest import Clock, alert
 
     first, second = gates
+    await first.store.replace_list("national", [12015551000])  # a live national list: no list_missing
+    for app in (first, second):
+        await _wait_version(app)
     clock = Clock()
     cases = SettlingCaseStore(RedisCaseStore.connect(redis_server.url), settle=0.03)  # [replica] max_lag_ms
     service = Enforcement(cases, Policy(notice_period=timedelta(0)), tenants=["acme"], clock=clock)
