@@ -31,7 +31,7 @@ from dncgate.consent.model import LedgerEvent
 from dncgate.errors import DncgateError
 from dncgate.replica.compact import CompactList, CompactListError, write_sorted
 from dncgate.settings import ReplicaSettings
-from dncgate.store.errors import StoreError
+from dncgate.store.errors import StoreError, StoreUnavailable
 from dncgate.store.protocol import NATIONAL, list_key
 from dncgate.store.redis import case_keys, ledger_keys
 from dncgate.store.redis.conn import RedisSettings, make_client, redis_errors
@@ -94,6 +94,7 @@ class RedisFollower:
         self.tenants = {tenant: TenantImage() for tenant in tenants}
         self.confirmed_at: float | None = None
         self.changes_applied = 0
+        self.last_error = ""  # the last poll's or load's failure, for wait_ready's message
         self._task: asyncio.Task[None] | None = None
         self._polling = asyncio.Lock()  # the background loop and a caller's poll_once never interleave
         settings.dir.mkdir(parents=True, exist_ok=True)
@@ -106,12 +107,18 @@ class RedisFollower:
         """Load in the background, then follow; until loaded, ``age()`` is None (every call takes the round trip)."""
         self._task = asyncio.create_task(self._run(), name="replica.follow")
 
-    async def wait_ready(self) -> None:
-        """Until the first complete read (tests and benches; a gate serves meanwhile)."""
-        while self.confirmed_at is None:
-            if self._task is not None and self._task.done():
-                self._task.result()
-            await asyncio.sleep(self.settings.poll / 4)
+    async def wait_ready(self, deadline: float = 120.0) -> None:
+        """Until the first complete read (tests and benches; a gate serves meanwhile). Raises
+        ``StoreUnavailable`` with the follower's last error if there is none within ``deadline``."""
+        try:
+            async with asyncio.timeout(deadline):
+                while self.confirmed_at is None:
+                    if self._task is not None and self._task.done():
+                        self._task.result()
+                    await asyncio.sleep(self.settings.poll / 4)
+        except TimeoutError as exc:
+            raise StoreUnavailable(f"replica not loaded within {deadline:.0f} s: {self.last_error or 'no error'}") \
+                from exc
 
     async def _load_all(self) -> None:
         for image in self.lists.values():
@@ -132,6 +139,7 @@ class RedisFollower:
                              stateful={t: len(s.stateful) for t, s in self.tenants.items()})
                 complete = await self.poll_once()
             except (StoreError, DncgateError, OSError, ValueError) as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
                 if not failing:
                     log.warning("replica.poll_failed", error=str(exc), age_s=self.age(), loaded=loaded)
                 failing = True
@@ -308,10 +316,16 @@ async def _swallow(writing: asyncio.Future[int]) -> int:
 
 
 @contextlib.asynccontextmanager
-async def _file_lock(path: Path) -> AsyncIterator[None]:
-    """An exclusive lock beside ``path`` (flock: released if the process dies), taken off the loop."""
+async def _file_lock(path: Path, wait: float = 0.05) -> AsyncIterator[None]:
+    """An exclusive lock beside ``path`` (flock: released if the process dies). Tried without blocking,
+    again every ``wait`` seconds: no thread is held while another gate writes the file."""
     with path.with_name(path.name + ".lock").open("a") as handle:
-        await asyncio.to_thread(fcntl.flock, handle.fileno(), fcntl.LOCK_EX)
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                await asyncio.sleep(wait)
         try:
             yield
         finally:
