@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from redis.asyncio import Redis
 
 from dncgate.consent.model import Action
 from dncgate.replica.follow import RedisFollower
@@ -38,6 +39,7 @@ class Clock:
 
 @dataclass
 class Rig:
+    url: str
     store: RedisListStore
     replica: ReplicaStore
     follower: RedisFollower
@@ -58,7 +60,7 @@ async def _rig(url: str, tmp_path: Path, clock: Clock, **replica: int) -> Rig:
     follower = RedisFollower(url, settings, ["acme"], clock=clock, timeout=0.5)
     follower.start()
     await follower.wait_ready()
-    return Rig(store, ReplicaStore(store, follower, settings, round_trip_deadline=0.3), follower, ledger, clock)
+    return Rig(url, store, ReplicaStore(store, follower, settings, round_trip_deadline=0.3), follower, ledger, clock)
 
 
 @pytest.fixture
@@ -111,6 +113,14 @@ async def test_replica_gives_the_stores_facts_through_edits_rules_and_a_swap(rig
     await _settled(rig)
     assert rig.follower.lists["national"].version == (await rig.store.facts("acme", 1)).national_version
     assert await _same_as_store(rig) > 1000
+    client = Redis.from_url(rig.url)
+    try:  # the swap trimmed the older versions' edits: the newest entry is all that is left
+        assert await client.xlen("dnc:{national}:edits") == 1
+    finally:
+        await client.aclose()
+    await rig.store.add_numbers("national", [NATIONAL[1]])  # an edit of the new version is followed
+    await _settled(rig)
+    assert rig.replica.local_facts("acme", NATIONAL[1]) == await rig.store.facts("acme", NATIONAL[1])
 
 
 async def test_fresh_replica_answers_stale_replica_takes_the_round_trip(rig: Rig) -> None:

@@ -29,7 +29,9 @@ from dncgate.store.redis.mux import Command, pack
 
 _EDIT_ATTEMPTS = 3  # a swap during an edit: the edit is written again on the new live version
 EDITS_PER_ENTRY = 10_000  # numbers per entry of the edits stream
-EDITS_KEPT = 100_000  # entries the edits stream keeps (about; a replica further behind reloads)
+# Entries the edits stream keeps (about; a replica further behind reloads; a swap trims the older
+# versions' entries): at most ~10,000 x 10,000 numbers, ~1.4 GB in the worst case, ~1 MB for single edits.
+EDITS_KEPT = 10_000
 # One entry of the edits stream, its ID from the list's counter: consecutive, so a replica sees a gap.
 _APPEND_EDIT = """
 local seq = redis.call('INCR', KEYS[2])
@@ -222,6 +224,14 @@ class Loader:
         if live is None:
             raise StoreCorrupt(f"{keys.pointer}: vanished while a version was being created")
         return live
+
+    async def trim_edits(self, keys: ListKeys) -> None:
+        """After a swap, the edits of older versions serve no replica: trimmed up to the newest entry
+        (a replica that had not read an edit of the new version yet sees a gap and reloads)."""
+        with redis_errors("trim edits"):
+            newest = await self._client.get(keys.edits_seq)
+            if newest is not None:
+                await self._client.xtrim(keys.edits, minid=f"{int(newest)}-0", approximate=False)
 
     async def edit(self, keys: ListKeys, uniq: Sequence[int], *, add: bool) -> int:
         """SADD (or SREM) numbers in the live version; returns how many changed.
