@@ -12,8 +12,10 @@ Latency = connect reply written -> the verdict-carrying command (multiset) recei
 the gate adds before FreeSWITCH can act: channel-data parsing, the myevents round trip, the
 store lookup, decide(), audit queueing, logging.  Throughput = completed calls / wall time at
 rising concurrency (1, 10, 50, 100 calls in flight).  The fake callers run in a child process
-(one event loop), the gate in this one, so the two do not share a CPU core.  Gate on SQLite, and on Redis if a
-redis-server can be started on a free 127.0.0.1 port.  Logging is on (JSON to /dev/null).
+(one event loop), the gate in this one, so the two do not share a CPU core.  Gates on SQLite, and on
+Redis if a redis-server can be started on a free 127.0.0.1 port, without and with the in-process
+replica; every level runs on each in turn, and the gate's CPU per check is this process's CPU time
+over the checks.  Logging is on (JSON to /dev/null).
 Prints numbers; not a test.
 """
 
@@ -31,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "esl"))
@@ -43,7 +46,8 @@ from dncgate.esl.check import esl_check_handler
 from dncgate.esl.outbound import OutboundConfig, OutboundServer
 from dncgate.model import TenantPolicy
 from dncgate.numbers import DialPlan
-from dncgate.settings import EslSettings, Settings, StoreSettings
+from dncgate.replica.store import ReplicaStore
+from dncgate.settings import EslSettings, ReplicaSettings, Settings, StoreSettings
 
 CONCURRENCY = (1, 10, 50, 100)
 REPLY = connect_reply("outbound_1_85551003")
@@ -125,38 +129,62 @@ def peer_main(port: int, workers: int, per_worker: int) -> None:
     json.dump({"wall": wall, "latencies": latencies, "failures": failures}, sys.stdout)
 
 
-async def bench_store(name: str, store: StoreSettings, national: int, per_worker: int) -> None:
+async def open_variant(stack: AsyncExitStack, store: StoreSettings, national: int, replica: Path | None
+                       ) -> tuple[int, list[int], list[int]]:
+    """One gate (open_app, as serve opens it; ``replica``: its [replica] dir) and its OutboundServer."""
     settings = Settings(tenants={"default": TenantPolicy(name="default", dial_plan=DialPlan(region="US"))},
-                        store=store)
+                        store=store, replica=ReplicaSettings(enabled=replica is not None,
+                                                             dir=replica or Path("unused")))
     # the store, the audit and the Gate, as serve opens them (create_store: the bench loads the list itself)
-    async with open_app(settings, create_store=True) as app:
-        listed_all = numbers(national)
-        await app.store.replace_list("national", listed_all)
-        rng = random.Random(1)
-        listed = rng.sample(listed_all, 1000)
-        listed_set = set(listed_all)
-        clear = [n for n in numbers(5000, seed=99) if n not in listed_set]
-        config = OutboundConfig(port=0)
-        async with OutboundServer(esl_check_handler(app.gate, SETTINGS), config) as server:
-            await peer_level(server.port, listed, clear, 4, 10)  # warm-up
-            for workers in CONCURRENCY:
-                wall, lat, failures = await peer_level(server.port, listed, clear, workers, per_worker)
+    app = await stack.enter_async_context(open_app(settings, create_store=True, replica=replica is not None))
+    listed_all = numbers(national)
+    await app.store.replace_list("national", listed_all)
+    if isinstance(app.store, ReplicaStore):  # until the replica holds the list just loaded
+        live = (await app.store.inner.facts("default", 1)).national_version
+        while app.store.follower.lists["national"].version != live or app.store.follower.age() is None:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+    rng = random.Random(1)
+    listed = rng.sample(listed_all, 1000)
+    listed_set = set(listed_all)
+    clear = [n for n in numbers(5000, seed=99) if n not in listed_set]
+    server = await stack.enter_async_context(OutboundServer(esl_check_handler(app.gate, SETTINGS),
+                                                            OutboundConfig(port=0)))
+    await peer_level(server.port, listed, clear, 4, 10)  # warm-up
+    return server.port, listed, clear
+
+
+async def bench_all(variants: dict[str, tuple[StoreSettings, Path | None]], national: int, per_worker: int) -> None:
+    """Each concurrency level on every variant in turn (so load on the machine hits them alike); the
+    gate's CPU (this process: the callers run in a child) per completed check."""
+    async with AsyncExitStack() as stack:
+        opened = {name: await open_variant(stack, store, national, replica)
+                  for name, (store, replica) in variants.items()}
+        for workers in CONCURRENCY:
+            for name, (port, listed, clear) in opened.items():
+                used = time.process_time()
+                wall, lat, failures = await peer_level(port, listed, clear, workers, per_worker)
+                cpu = time.process_time() - used
                 lat.sort()
                 ms = [x * 1000 for x in lat]
                 q = statistics.quantiles(ms, n=100) if len(ms) >= 2 else ms * 99
                 print(f"{name:7} conc={workers:4d} calls={len(lat) + failures:5d} "
                       f"calls/s={len(lat) / wall:8.0f} latency ms p50={q[49]:6.2f} p95={q[94]:6.2f} "
-                      f"p99={q[98]:6.2f} max={ms[-1]:6.2f} failed={failures}", flush=True)
+                      f"p99={q[98]:6.2f} max={ms[-1]:6.2f} failed={failures} "
+                      f"gate CPU/check={cpu / max(1, len(lat)) * 1e6:6.0f} us "
+                      f"({len(lat) / max(cpu, 1e-9):6.0f} checks/CPU-s)", flush=True)
 
 
 async def amain(args: argparse.Namespace, tmp: Path, redis_url: str | None) -> None:
-    await bench_store("sqlite", StoreSettings(path=tmp / "bench.sqlite3"), args.national, args.calls_per_worker)
-    if args.no_redis:
-        return
-    if redis_url is None:
+    variants: dict[str, tuple[StoreSettings, Path | None]] = {
+        "sqlite": (StoreSettings(path=tmp / "bench.sqlite3"), None)}
+    if redis_url is None and not args.no_redis:
         print("redis   skipped: no redis-server could be started")
-        return
-    await bench_store("redis", StoreSettings(backend="redis", url=redis_url), args.national, args.calls_per_worker)
+    elif redis_url is not None:
+        variants["redis"] = (StoreSettings(backend="redis", url=redis_url), None)
+        # The replica's gate on a database of its own: the two Redis gates' lists do not mix.
+        variants["replica"] = (StoreSettings(backend="redis", url=redis_url.rsplit("/", 1)[0] + "/1"),
+                               tmp / "replica")
+    await bench_all(variants, args.national, args.calls_per_worker)
 
 
 def main() -> None:

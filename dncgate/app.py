@@ -58,7 +58,7 @@ class App:
 @asynccontextmanager
 async def open_app(
     settings: Settings, *, create_store: bool = False, ledger: bool = False, metrics: bool = False,
-    spool: bool = False,
+    spool: bool = False, replica: bool = False,
     audit_queue_size: int | None = None, audit_linger: float = LINGER, audit_grace: float = AUDIT_GRACE,
 ) -> AsyncIterator[App]:
     """Everything a program needs to decide calls, opened from ``settings``; closed in reverse on exit.
@@ -71,6 +71,11 @@ async def open_app(
     (``serve``): it holds the spool's lock, replays what a killed gate left and spools before each
     verdict. A short-lived program (``check``, classic AGI) writes its few records directly.
 
+    ``replica``: when ``[replica] enabled`` too, ``facts()`` goes through the in-process replica
+    (``dncgate.replica``), loaded in the background, and the ledger's appends settle ``max_lag_ms``
+    before they return. For the long-running gate (``serve``): a one-call program would load the
+    lists for nothing. Every writer of consent state settles whenever ``[replica] enabled``.
+
     ``audit_queue_size`` defaults to ``[audit] queue_size``; ``audit_linger`` to the sink's (a process
     that decides one call and exits passes 0). Raises ``StoreError`` if the store cannot be
     opened."""
@@ -80,6 +85,9 @@ async def open_app(
         audit_spool = open_spool(settings.audit_spool) if spool else None  # a second gate on it stops here
         store = await _open_store(settings, audit_spool, create_store)
         stack.push_async_callback(store.close)
+        if replica and settings.replica.enabled:  # [replica] needs a Redis store (settings refuse it otherwise)
+            store = _replica_of(settings, store)
+            stack.push_async_callback(store.close)  # the follower, before the store it reads
         consent = _open_ledger(settings) if ledger else None
         if consent is not None:
             stack.push_async_callback(consent.close)
@@ -92,6 +100,11 @@ async def open_app(
         if not create_store:  # a program that decides calls; a list writer (or init) decides none
             await _first_read(freshness)
         gate_metrics = _metrics() if metrics else None
+        if gate_metrics is not None and replica and settings.replica.enabled:
+            from dncgate.replica.store import ReplicaStore
+
+            if isinstance(store, ReplicaStore):
+                gate_metrics.watch_replica(store)
         gate = Gate(tenants, store, audit, store_deadline=settings.store.timeout, metrics=gate_metrics,
                     list_age=freshness.age)
         yield App(settings, store, audit, freshness, gate, tenants, consent, gate_metrics)
@@ -118,7 +131,22 @@ async def _first_read(freshness: ListFreshness) -> None:
 def _open_ledger(settings: Settings) -> Ledger:
     from dncgate.store.factory import open_ledger
 
-    return open_ledger(settings.store, settings.consent)
+    opened = open_ledger(settings.store, settings.consent)
+    if not settings.replica.enabled:
+        return opened
+    from dncgate.replica.settle import SettlingLedger
+
+    return SettlingLedger(opened, settings.replica.max_lag)
+
+
+def _replica_of(settings: Settings, store: ListStore) -> ListStore:
+    from dncgate.replica.follow import RedisFollower
+    from dncgate.replica.store import ReplicaStore
+
+    follower = RedisFollower(settings.store.url, settings.replica, list(settings.tenants))
+    follower.start()
+    # The round trip's own deadline, inside the gate's: a failed one still leaves time to decide from the replica.
+    return ReplicaStore(store, follower, settings.replica, round_trip_deadline=settings.store.timeout * 0.8)
 
 
 def _metrics() -> GateMetrics:

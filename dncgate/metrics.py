@@ -63,6 +63,18 @@ class AuditBacklog(Protocol):
     def overflowed(self) -> int: ...
 
 
+class Replica(Protocol):
+    """What the metrics read of the in-process replica (``dncgate.replica.store.ReplicaStore``)."""
+
+    @property
+    def answered(self) -> Mapping[str, int]: ...
+
+    def replica_age(self) -> float | None: ...
+
+    @property
+    def changes_applied(self) -> int: ...
+
+
 class GateMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -121,6 +133,9 @@ class GateMetrics:
     def watch_audit(self, audit: AuditBacklog) -> None:
         self._watched.audit = audit
 
+    def watch_replica(self, replica: Replica) -> None:
+        self._watched.replica = replica
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
@@ -131,6 +146,7 @@ class _Watched(Collector):
     def __init__(self) -> None:
         self.doors: dict[str, Door] = {}
         self.audit: AuditBacklog | None = None
+        self.replica: Replica | None = None
 
     def collect(self) -> Iterable[Metric]:
         up = GaugeMetricFamily("dncgate_door_up", "1 while the door accepts connections", labels=["door"])
@@ -156,7 +172,25 @@ class _Watched(Collector):
                                        "each one is in an audit.overflow or audit.unwritten_at_shutdown log line")
             lost.add_metric([], self.audit.overflowed)
             found += [backlog, written, lost]
+        if self.replica is not None:
+            found += _replica_metrics(self.replica)
         return found
 
     def describe(self) -> Iterable[Metric]:
         return []  # collected at each scrape only: the names are not fixed before the doors start
+
+
+def _replica_metrics(replica: Replica) -> list[Metric]:
+    answers = CounterMetricFamily("dncgate_replica_answers",
+                                  "facts() by how they were answered: replica, round_trip, or static (the store "
+                                  "down, from the replica; each one is in a replica.static_decision log line)",
+                                  labels=["how"])
+    for how, count in sorted(replica.answered.items()):
+        answers.add_metric([how], count)
+    age = GaugeMetricFamily("dncgate_replica_age_seconds",
+                            "Since the replica's last complete read of the store's changes (-1: not loaded yet)")
+    known = replica.replica_age()
+    age.add_metric([], -1.0 if known is None else known)
+    applied = CounterMetricFamily("dncgate_replica_changes_applied", "List edits and ledger records applied")
+    applied.add_metric([], replica.changes_applied)
+    return [answers, age, applied]

@@ -23,6 +23,8 @@ import phonenumbers
 from phonenumbers import shortnumberinfo
 from phonenumbers.phonenumberutil import is_number_type_geographical
 
+from dncgate.numbers_fast import fast_subscriber, warm
+
 INVALID_NUMBER: Final = "invalid_number"
 _COUNTRY_CODES: Final = frozenset(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
 MAX_DIALLED_CHARS: Final = 256
@@ -30,6 +32,7 @@ MAX_DIALLED_CHARS: Final = 256
 _VISUAL_SEPARATORS = re.compile(r"[\s\-.()/\[\]]")
 _DIALLABLE = re.compile(r"\+?[0-9*#]+")
 _MAX_SHORT_DIGITS: Final = 6
+_NOT_VALID: Final = "not a valid number for its country"
 
 
 class ShortKind(StrEnum):
@@ -98,6 +101,21 @@ def normalise(raw: str, plan: DialPlan) -> Callee:
 
 @lru_cache(maxsize=65536)
 def _normalise_cached(raw: str, plan: DialPlan) -> Callee:
+    return normalise_uncached(raw, plan)
+
+
+def normalise_uncached(raw: str, plan: DialPlan) -> Callee:
+    """``normalise`` without its cache: the fast path for plain digits, else phonenumbers."""
+    fast = fast_subscriber(raw, plan, strip_technical_prefixes(raw, plan.technical_prefixes))
+    if fast is not None:  # plain digits (numbers_fast): phonenumbers' answer without phonenumbers' parser
+        if fast.e164 is None:
+            return InvalidNumber(raw, _NOT_VALID)
+        return Subscriber(raw, fast.e164, fast.geographical)
+    return reference(raw, plan)
+
+
+def reference(raw: str, plan: DialPlan) -> Callee:
+    """phonenumbers' answer for ``raw`` under ``plan``, uncached: the fast path's reference and fallback."""
     try:
         return _normalise(raw, plan)
     except (phonenumbers.NumberParseException, ValueError, IndexError) as exc:
@@ -132,7 +150,7 @@ def _normalise(raw: str, plan: DialPlan) -> Callee:
     # in its region's patterns); one call gives both answers.
     number_kind: int = phonenumbers.number_type(number)
     if number_kind == phonenumbers.PhoneNumberType.UNKNOWN:
-        return InvalidNumber(raw, "not a valid number for its country")
+        return InvalidNumber(raw, _NOT_VALID)
     return Subscriber(
         raw, phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
         is_number_type_geographical(number_kind, number.country_code or 0),
@@ -155,6 +173,7 @@ def warm_up(plans: Iterable[DialPlan]) -> None:
     Nothing is cached: the example number goes through the uncached path.
     """
     for plan in plans:
+        warm(plan)
         example = phonenumbers.example_number(plan.region)
         if example is not None:
             with contextlib.suppress(phonenumbers.NumberParseException, ValueError, IndexError):

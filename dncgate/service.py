@@ -38,6 +38,7 @@ from dncgate.messages.service import MessageService
 from dncgate.messages.smpp.proxy import SmppProxy, SmppProxyConfig
 from dncgate.numbers import warm_up
 from dncgate.reload import Reloader
+from dncgate.replica.settle import settled_cases
 from dncgate.sessions import ServerLimits
 from dncgate.settings import Listener, Settings
 from dncgate.store.factory import open_case_store, open_operator_store
@@ -80,7 +81,7 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
     from dncgate.lists.sync_metrics import SyncMetrics
 
     _open_files(config)
-    async with open_app(config, ledger=True, metrics=True, spool=True, audit_grace=AUDIT_GRACE) as app:
+    async with open_app(config, ledger=True, metrics=True, spool=True, replica=True, audit_grace=AUDIT_GRACE) as app:
         metrics, ledger, gate = app.metrics, app.consent_ledger(), app.gate
         if metrics is None:
             raise RuntimeError("open_app(metrics=True) gave no metrics")
@@ -243,7 +244,7 @@ def _open_files(config: Settings) -> None:
 async def _start_enforcement(config: Settings, store: ListStore, running: Running,
                              clock: Callable[[], datetime]) -> tuple[EnforcementDesk, list[asyncio.Task[None]]]:
     """The case store, the scheduler (due suspensions) and the releaser of restricted calls in progress."""
-    case_store = open_case_store(config.store)
+    case_store = settled_cases(open_case_store(config.store), config.replica)  # settles when [replica] enabled
     desk = desk_of(config.enforcement, config.tenants, case_store, store, clock=clock)
     calls = running.calls.subscribe()  # registered now: no record published after start is missed
     tasks = [asyncio.create_task(desk.cases.run(running.stop, config.enforcement.scheduler_interval)),

@@ -30,6 +30,7 @@ from dncgate.settings.schema import (
     IvrSettings,
     Listener,
     NationalSettings,
+    ReplicaSettings,
     StoreSettings,
     SyncSettings,
     TenantSettings,
@@ -40,6 +41,6 @@ __all__ = [
     "ApiKeySettings", "ApiSettings", "AsteriskFeedSettings", "AuditSettings", "ConfigError", "ConsentSettings",
     "ConsoleSettings", "EslSettings", "FeedSettings", "FreeswitchFeedSettings", "HoursSettings", "HttpServerSettings",
     "IvrSettings",
-    "Listener", "NationalSettings", "Settings", "StoreSettings", "SyncSettings", "TenantSettings", "find_config",
-    "load",
+    "Listener", "NationalSettings", "ReplicaSettings", "Settings", "StoreSettings", "SyncSettings", "TenantSettings",
+    "find_config", "load",
 ]

@@ -33,6 +33,7 @@ from dncgate.settings.schema import (
     IvrSettings,
     Listener,
     NationalSettings,
+    ReplicaSettings,
     SyncSettings,
     TenantSettings,
 )
@@ -289,3 +290,10 @@ def enforcement(table: EnforcementSettings) -> Found:
             date.fromisoformat(holiday)
         except ValueError:
             yield "complaints.holidays", f"{holiday!r} is not a date like 2026-10-01"
+
+
+def replica(table: ReplicaSettings) -> Found:
+    """The replica reads the changes more often than it may fall behind."""
+    if table.poll_ms * 2 > table.max_lag_ms:
+        yield "poll_ms", f"{table.poll_ms} ms: at most half of max_lag_ms ({table.max_lag_ms}), or the replica is " \
+                         "always behind and every call takes the round trip"

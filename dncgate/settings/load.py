@@ -34,6 +34,7 @@ from dncgate.settings.schema import (
     HttpServerSettings,
     IvrSettings,
     NationalSettings,
+    ReplicaSettings,
     StoreSettings,
     SyncSettings,
     Table,
@@ -71,6 +72,7 @@ class Settings:
     enforcement: EnforcementSettings = field(default_factory=EnforcementSettings)
     messages: MessagesSettings = field(default_factory=MessagesSettings)
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
+    replica: ReplicaSettings = field(default_factory=ReplicaSettings)
 
     @property
     def audit_spool(self) -> AuditSpoolConfig | None:
@@ -123,6 +125,7 @@ TABLES: dict[str, type[Table]] = {
     "api": ApiSettings, "sync": SyncSettings, "feed": FeedSettings, "ami": AsteriskFeedSettings,
     "esl_feed": FreeswitchFeedSettings, "enforcement": EnforcementSettings, "messages": MessagesSettings,
     "console": ConsoleSettings,
+    "replica": ReplicaSettings,
 }
 NAMES = {cls: name for name, cls in TABLES.items()}
 
@@ -196,7 +199,12 @@ def _build(data: dict[str, Any], problems: Problems) -> Settings | None:
         "messages": _read(MessagesSettings, data, problems,
                           lambda table: messages_problems(table, tenants or {}, taxonomy)),
         "console": _read(ConsoleSettings, data, problems),
+        "replica": _read(ReplicaSettings, data, problems, checks.replica),
     }
+    store, replica = tables["store"], tables["replica"]
+    if isinstance(store, StoreSettings) and isinstance(replica, ReplicaSettings) and replica.enabled \
+            and store.backend != "redis":
+        problems.add(("replica", "enabled"), "the replica follows a Redis store: set [store] backend = \"redis\"")
     if tenants is None or any(table is None for table in tables.values()):
         return None
     return Settings(tenants=tenants, **tables)  # type: ignore[arg-type]  # none is None (checked above)

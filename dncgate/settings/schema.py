@@ -150,6 +150,31 @@ class AuditSettings(Table, frozen=True):
     spool_sync_ms: Annotated[int, Meta(ge=10, le=5_000)] = 100  # the group commit's fsync interval
 
 
+class ReplicaSettings(Table, frozen=True):
+    """``[replica]``: the lists and the index of numbers with consent state, in the gate's process
+    (``dncgate.replica``; Redis store only). Off by default: with it on, every writer of consent state
+    or standing (the API, the IVR, ``dncgate consent``, enforcement) waits ``max_lag_ms`` before it
+    acknowledges, and every program must read the same ``max_lag_ms``."""
+
+    enabled: bool = False  # serve decides calls to numbers without records from the replica
+    dir: Path = Path("dncgate-replica")  # compact list files, shared by the gates of one host
+    # Decide from the replica only if it read the store's changes at most this long ago; else the
+    # round trip. Writers of consent state wait this long before acknowledging.
+    max_lag_ms: Annotated[int, Meta(ge=10, le=10_000)] = 200
+    poll_ms: Annotated[int, Meta(ge=1, le=5_000)] = 50  # how often the replica reads the changes
+    # With the store down: decide from the replica for at most this long after its last good read
+    # (numbers with consent state excepted: they fail closed), then fail closed. 0: never.
+    max_age_s: Annotated[int, Meta(ge=0, le=3_600)] = field(default=60, name="replica_max_age_s")
+
+    @property
+    def max_lag(self) -> float:
+        return self.max_lag_ms / 1000
+
+    @property
+    def poll(self) -> float:
+        return self.poll_ms / 1000
+
+
 class ConsentSettings(Table, frozen=True):
     """``[consent]``: the category taxonomy and the retention period of the consent ledger."""
 

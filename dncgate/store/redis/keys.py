@@ -16,6 +16,9 @@ key                                type     holds
 ``dnc:{L}:v<V>:n``                 string   how many numbers version ``V`` holds
 ``dnc:{L}:rules``                  hash     prefix digits -> ``1``: prefix rules of the list
 ``dnc:{L}:sync``                   string   the list's sync state, JSON object of strings
+``dnc:{L}:edits``                  stream   edits of live versions for replicas: ID ``<seq>-0``, fields
+                                            ``v`` version, ``op`` ``add``/``remove``, ``n`` numbers (comma-separated)
+``dnc:{L}:edits:seq``              string   INCR counter of the edits stream's IDs (consecutive: a gap says trimmed)
 ``dnc:{audit}``                    stream   audit records, field ``r`` = the record's JSON
 ``dnc:{audit}:ids``                zset     the last records' decision ids (a replay adds none twice)
 =================================  =======  ==========================================================
@@ -84,6 +87,8 @@ class ListKeys:
     versions = _list_key("versions")
     rules = _list_key("rules")
     sync = _list_key("sync")
+    edits = _list_key("edits")
+    edits_seq = _list_key("edits:seq")
 
     def block(self, version: str, block: int) -> str:
         return f"{self.prefix}:v{version}:b{block}"

@@ -228,6 +228,7 @@ class RedisListStore:
         uniq, given = distinct_sorted(numbers)
         await self.check_server()
         built = await self._loader.replace(keys, uniq, progress)
+        await self._loader.trim_edits(keys)
         await self.check_encodings(keys, built)
         previous = built.previous
         if previous is not None:

@@ -28,6 +28,16 @@ from dncgate.store.redis.keys import LISTS, ListKeys, Pointer, now_ms
 from dncgate.store.redis.mux import Command, pack
 
 _EDIT_ATTEMPTS = 3  # a swap during an edit: the edit is written again on the new live version
+EDITS_PER_ENTRY = 10_000  # numbers per entry of the edits stream
+# Entries the edits stream keeps (about; a replica further behind reloads; a swap trims the older
+# versions' entries): at most ~10,000 x 10,000 numbers, ~1.4 GB in the worst case, ~1 MB for single edits.
+EDITS_KEPT = 10_000
+# One entry of the edits stream, its ID from the list's counter: consecutive, so a replica sees a gap.
+_APPEND_EDIT = """
+local seq = redis.call('INCR', KEYS[2])
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], seq .. '-0', 'v', ARGV[2], 'op', ARGV[3], 'n', ARGV[4])
+return seq
+"""
 
 log = structlog.get_logger("dncgate.store.redis")
 
@@ -215,6 +225,14 @@ class Loader:
             raise StoreCorrupt(f"{keys.pointer}: vanished while a version was being created")
         return live
 
+    async def trim_edits(self, keys: ListKeys) -> None:
+        """After a swap, the edits of older versions serve no replica: trimmed up to the newest entry
+        (a replica that had not read an edit of the new version yet sees a gap and reloads)."""
+        with redis_errors("trim edits"):
+            newest = await self._client.get(keys.edits_seq)
+            if newest is not None:
+                await self._client.xtrim(keys.edits, minid=f"{int(newest)}-0", approximate=False)
+
     async def edit(self, keys: ListKeys, uniq: Sequence[int], *, add: bool) -> int:
         """SADD (or SREM) numbers in the live version; returns how many changed.
 
@@ -246,8 +264,13 @@ class Loader:
                 pipe.sadd(keys.block(version, block), *members)
             else:
                 pipe.srem(keys.block(version, block), *members)
+        for start in range(0, len(uniq), EDITS_PER_ENTRY):  # after the sets: a replica never runs ahead
+            pipe.eval(_APPEND_EDIT, 2, keys.edits, keys.edits_seq, EDITS_KEPT, version, "add" if add else "remove",
+                      ",".join(map(str, uniq[start : start + EDITS_PER_ENTRY])))
+        entries = -(-len(uniq) // EDITS_PER_ENTRY)
         with redis_errors("edit list"):
             results = await pipe.execute()
+            results = results[: len(results) - entries]
             changed = sum(int(r) for r in results[1 if add and blocks else 0 :])
             if changed:
                 await self._client.incrby(keys.count(version), changed if add else -changed)
