@@ -153,12 +153,14 @@ class MessageEnv:
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read())
 
-    def send(self, to: str, body: str, *, sender: str = PORT) -> int:
-        """SIPp sends one MESSAGE from ``sender`` to ``to`` through Asterisk; its exit code (0: 202 came)."""
+    def send(self, to: str, body: str, *, sender: str = PORT, to_header: str | None = None) -> int:
+        """SIPp sends one MESSAGE from ``sender`` to ``to`` (the Request-URI; the To header too unless
+        ``to_header``) through Asterisk; its exit code (0: 202 came)."""
         self.sent += 1
         name = f"uac-{self.sent}"
         scenario = self.workdir / f"{name}.xml"
         scenario.write_text((SIPP_DIR / "message_uac.xml").read_text().replace("@PORT@", sender)
+                            .replace("@TO_HEADER@", to_header or to)
                             .replace("@TO@", to).replace("@BODY@", body), encoding="utf-8")
         with (self.workdir / f"{name}.stdout").open("wb") as out:
             return subprocess.run(
@@ -266,3 +268,26 @@ def test_a_stop_reply_withdraws_consent_for_the_next_message(env: MessageEnv) ->
     status, body = env.api("GET", f"/v1/consents?number={consented.replace('+', '%2B')}")
     assert status == 200, body
     assert [c["status"] for c in body["consents"] if c["entity"] == "bank-1"] == ["revoked"]
+
+
+def test_the_number_checked_is_the_request_uri_delivered_to_not_the_to_header(env: MessageEnv) -> None:
+    """Request-URI a listed number, To header a clear one: MessageSend delivers to the Request-URI
+    (``sip:${EXTEN}@...``), so that is the number checked; the clear To is never what is decided."""
+    clear, consented = "+12025550147", "+12015550166"
+    _grant(env, consented)
+    listed_before = len(env.audit(LISTED))
+    with env.receiver("recipient-3") as recipient, env.receiver("notice-3") as notice:
+        env.lab.set_global("LAB_MSG_UAS_PORT", recipient.port)
+        env.lab.set_global("LAB_MSG_NOTICE_PORT", notice.port)
+        assert env.send(LISTED, "Loans at 3.1% this week only", to_header=clear) == 0
+        assert notice.wait() == 0  # refused: the notice came back
+        assert env.send(consented, "Loans at 3.1% for you") == 0
+        assert recipient.wait() == 0
+        [delivered] = recipient.messages()  # the first MESSAGE it took: the consented one, not the listed one
+        [refusal] = notice.messages()
+    assert consented in delivered.start_line
+    assert delivered.body == "Loans at 3.1% for you"
+    assert refusal.body == NOTICE
+    assert env.audit(clear) == []
+    assert len(env.audit(LISTED)) == listed_before + 1
+    assert _record(env, LISTED, "national_dnc")["door"] == "sip-message"
