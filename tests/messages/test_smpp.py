@@ -128,7 +128,12 @@ async def test_a_subscribers_stop_from_the_smsc_withdraws_consent_and_is_relayed
 def _raw_session(port: int, *pdus: bytes, expect: int = 100) -> list[tuple[int, int, int]]:
     """Send raw PDUs on one connection; the (command_id, status, sequence) of the answers, until
     ``expect`` came or the proxy closed the connection."""
-    answers: list[tuple[int, int, int]] = []
+    return [answer[:3] for answer in _raw_answers(port, *pdus, expect=expect)]
+
+
+def _raw_answers(port: int, *pdus: bytes, expect: int = 100) -> list[tuple[int, int, int, bytes]]:
+    """As ``_raw_session``, each answer with its body."""
+    answers: list[tuple[int, int, int, bytes]] = []
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         for pdu in pdus:
             sock.sendall(pdu)
@@ -137,9 +142,82 @@ def _raw_session(port: int, *pdus: bytes, expect: int = 100) -> list[tuple[int, 
             data += chunk
             while len(data) >= 16 and len(data) >= struct.unpack_from(">I", data)[0]:
                 length, command, status, sequence = struct.unpack_from(">IIII", data)
-                answers.append((command, status, sequence))
+                answers.append((command, status, sequence, data[16:length]))
                 data = data[length:]
     return answers
+
+
+BIND = encode(Command.BIND_TRANSCEIVER, 1, b"bulk-1\x00secret\x00\x00\x34\x00\x00\x00")
+
+
+def _submit_multi(sequence: int, *destinations: str, source: str = MARKETING_PORT, lists: tuple[str, ...] = (),
+                  text: bytes = b"Loans at 3.1%") -> bytes:
+    """A submit_multi (SMPP 3.4 section 4.5.1) to SME addresses (TON 1 for '+...') and distribution lists."""
+    dests = b"".join(bytes((1, 1 if d.startswith("+") else 0, 1)) + d.lstrip("+").encode() + b"\x00"
+                     for d in destinations) + b"".join(b"\x02" + name.encode() + b"\x00" for name in lists)
+    body = (b"\x00" + bytes((0, 1)) + source.encode() + b"\x00" + bytes((len(destinations) + len(lists),)) + dests
+            + b"\x00\x00\x00" + b"\x00\x00" + b"\x00\x00" + b"\x00" + b"\x00" + bytes((len(text),)) + text)
+    return encode(Command.SUBMIT_MULTI, sequence, body)
+
+
+def _unsuccessful(body: bytes) -> tuple[bytes, list[tuple[str, int]]]:
+    """(message_id, [(destination_addr, error_status_code)]) of a submit_multi_resp body."""
+    message_id, rest = body.split(b"\x00", 1)
+    count, rest = rest[0], rest[1:]
+    entries = []
+    for _ in range(count):
+        address, rest = rest[2:].split(b"\x00", 1)
+        entries.append((address.decode(), struct.unpack(">I", rest[:4])[0]))
+        rest = rest[4:]
+    return message_id, entries
+
+
+async def test_a_submit_multi_goes_on_to_the_allowed_recipients_only(rig: Rig) -> None:
+    answers = await asyncio.to_thread(_raw_answers, rig.proxy.port or 0, BIND,
+                                      _submit_multi(2, LISTED, CLEAR, CONSENTED), expect=2)
+    [(_, status, _, body)] = [a for a in answers if a[0] == Command.SUBMIT_MULTI_RESP]
+    assert status == 0
+    assert _unsuccessful(body) == (b"m-1", [(LISTED.lstrip("+"), PROHIBITED)])  # the SMSC's id, the gate's refusal
+    [relayed] = rig.smsc.multis
+    assert LISTED.lstrip("+").encode() not in relayed
+    assert CLEAR.lstrip("+").encode() in relayed
+    assert CONSENTED.lstrip("+").encode() in relayed
+    records = await rig.lab.audit_records()
+    assert sorted((r.callee, r.reason) for r in records) == sorted(
+        [(LISTED, "national_dnc"), (CLEAR, "allowed_clear"), (CONSENTED, "allowed_consent")])
+    assert {r.door for r in records} == {"smpp"}
+
+
+async def test_a_submit_multi_to_listed_recipients_only_never_reaches_the_smsc(rig: Rig) -> None:
+    answers = await asyncio.to_thread(_raw_answers, rig.proxy.port or 0, BIND, _submit_multi(2, LISTED), expect=2)
+    [(_, status, _, body)] = [a for a in answers if a[0] == Command.SUBMIT_MULTI_RESP]
+    assert status == PROHIBITED
+    assert _unsuccessful(body) == (b"", [(LISTED.lstrip("+"), PROHIBITED)])
+    assert rig.smsc.multis == []
+    assert [r.reason for r in await rig.lab.audit_records()] == ["national_dnc"]
+
+
+async def test_a_submit_multi_to_a_distribution_list_is_refused(rig: Rig) -> None:
+    answers = await asyncio.to_thread(_raw_session, rig.proxy.port or 0, BIND,
+                                      _submit_multi(2, CLEAR, lists=("customers",)), expect=2)
+    assert (Command.SUBMIT_MULTI_RESP, PROHIBITED, 2) in answers
+    assert rig.smsc.multis == []
+
+
+@pytest.mark.parametrize("command", [0x00000007, 0x00000111])  # replace_sm, broadcast_sm
+async def test_replace_and_broadcast_are_refused_never_relayed(rig: Rig, command: int) -> None:
+    pdu = encode(command, 2, b"\x00" * 40)
+    answers = await asyncio.to_thread(_raw_session, rig.proxy.port or 0, BIND, pdu, expect=2)
+    assert (command | 0x80000000, PROHIBITED, 2) in answers
+    assert [raw for raw in rig.smsc.raw if struct.unpack_from(">I", raw, 4)[0] == command] == []
+
+
+@pytest.mark.parametrize("command", [0x00000099, 0x00000102, 0x80000004])  # unknown, alert_notification, a resp
+async def test_an_unexpected_command_is_nacked_never_relayed(rig: Rig, command: int) -> None:
+    pdu = encode(command, 2, b"\x00" * 8)
+    answers = await asyncio.to_thread(_raw_session, rig.proxy.port or 0, BIND, pdu, expect=2)
+    assert (Command.GENERIC_NACK, Status.RINVCMDID, 2) in answers
+    assert [raw for raw in rig.smsc.raw if struct.unpack_from(">I", raw, 4)[0] == command] == []
 
 
 async def test_a_truncated_submit_is_answered_invalid_length_and_the_session_goes_on(rig: Rig) -> None:
