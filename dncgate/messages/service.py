@@ -24,7 +24,7 @@ from dncgate.gate import CheckRequest, Gate
 from dncgate.messages.misuse import MisuseAlerts, OnAlert
 from dncgate.messages.model import Direction, Message, MessageOutcome
 from dncgate.messages.ports import PortRegistry
-from dncgate.model import Originator, Purpose, Reason, SenderPort, TenantPolicy, Verdict
+from dncgate.model import Originator, PortUse, Purpose, Reason, SenderPort, TenantPolicy, Verdict
 from dncgate.numbers import Subscriber, normalise
 from dncgate.settings.messages import MessagesSettings
 from dncgate.store.errors import StoreError
@@ -83,6 +83,12 @@ class MessageService:
         # an unknown tenant: the gate decides it (unknown_tenant, the built-in failure defaults)
         port = found or SenderPort(message.sender.strip()[:64])
         purpose = _purpose(message, port, tenant)
+        if port.registered_for is not None and not self.registry.may_send(tenant_name, port, message.account,
+                                                                          message.door):
+            # a registered port claimed by an account not bound to it: unknown to that account, refused
+            log.warning("messages.port_not_bound", tenant=tenant_name, port=port.number, account=message.account,
+                        door=message.door)
+            port, purpose = SenderPort(port.number), Purpose.MARKETING.value
         category = _category(message.category or port.category or None, self.ledger.config.categories)
         request = CheckRequest(
             dialled=message.recipient, door=message.door, tenant=tenant_name, purpose=purpose, category=category,
@@ -124,13 +130,16 @@ class MessageService:
 
 
 def _purpose(message: Message, port: SenderPort, tenant: TenantPolicy | None) -> str | None:
-    """The message's own purpose; else marketing when it names a category; else what its port is
-    registered for; else (None) the tenant's default."""
-    if message.purpose:
-        purpose = message.purpose.strip().lower()
-        if purpose not in _PURPOSES:
-            raise MessageError(f"purpose: one of {', '.join(sorted(_PURPOSES))}")
-        return purpose
+    """A marketing port's messages are marketing, whatever they state; else the message's own
+    purpose (a service port stating marketing is misuse); else marketing when it names a category;
+    else what its port is registered for; else (None) the tenant's default."""
+    stated = message.purpose.strip().lower() if message.purpose else ""
+    if stated and stated not in _PURPOSES:
+        raise MessageError(f"purpose: one of {', '.join(sorted(_PURPOSES))}")
+    if port.registered_for is PortUse.MARKETING:
+        return Purpose.MARKETING.value
+    if stated:
+        return stated
     if message.category:
         return Purpose.MARKETING.value  # a category is a marketing one (the port's own applies to marketing only)
     if port.registered_for is not None:

@@ -11,6 +11,7 @@ notice = "Message not delivered: the recipient does not accept marketing message
 [messages.tenants.acme.ports."106900001234"]     # a sender number or short code, as the switch sends it
 registered_for = "marketing"                     # or "service"
 entity = "bank-1"                                # the business: consent and opt-outs are keyed by it
+accounts = ["bulk-1"]                            # the SMPP system_ids / API key ids that may send from it
 ```
 
 Every default with its reason:
@@ -54,6 +55,8 @@ class SenderPortSettings(Table, frozen=True):
     # the business behind the port; required for a marketing port (consent and opt-outs are keyed by it)
     entity: str = ""
     category: str = ""  # a marketing port's category (finance, ...): a message that names none is of it
+    # who may send from it: SMPP system_ids, API key ids; empty: any API key of the tenant, no SMPP ESME
+    accounts: Texts = ()
 
 
 class TenantMessageSettings(Table, frozen=True):
@@ -167,6 +170,9 @@ def port_problems(table: TenantMessageSettings, plan: DialPlan) -> list[tuple[st
         seen[number] = raw
         if port.entity and not _ENTITY.fullmatch(port.entity):
             found.append((f"{key}.entity", "1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"))
+        for account in port.accounts:
+            if not account.strip() or len(account) > 64:
+                found.append((f"{key}.accounts", f"{account!r}: an account is 1-64 characters"))
         if port.registered_for is PortUse.MARKETING and not port.entity:
             found.append((f"{key}.entity", "required for a marketing port: consent and opt-outs are keyed by it"))
     for word in table.opt_out_keywords:

@@ -12,14 +12,25 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import msgspec
 import pytest
 import smpplib.client
 import smpplib.consts
 import smpplib.smpp
 
+from dncgate.messages.service import MessageService
 from dncgate.messages.smpp.codec import Command, Status, encode
 from dncgate.messages.smpp.proxy import SmppProxy, SmppProxyConfig
-from tests.messages.conftest import CLEAR, CONSENTED, LISTED, MARKETING_PORT, SERVICE_PORT, UNKNOWN_PORT, Lab
+from tests.messages.conftest import (
+    CLEAR,
+    CONSENTED,
+    LISTED,
+    MARKETING_PORT,
+    SERVICE_PORT,
+    SETTINGS,
+    UNKNOWN_PORT,
+    Lab,
+)
 from tests.messages.smsc import Smsc
 
 T = TypeVar("T")
@@ -32,13 +43,13 @@ class Rig:
     smsc: Smsc
     proxy: SmppProxy
 
-    async def esme(self, work: Callable[[smpplib.client.Client], T]) -> T:
+    async def esme(self, work: Callable[[smpplib.client.Client], T], system_id: str = "bulk-1") -> T:
         """Bind a real SMPP client to the proxy (in a thread: smpplib blocks), run ``work``, unbind."""
         def run() -> T:
             client = smpplib.client.Client("127.0.0.1", self.proxy.port, timeout=10, allow_unknown_opt_params=True)
             client.connect()
             try:
-                client.bind_transceiver(system_id="bulk-1", password="secret")
+                client.bind_transceiver(system_id=system_id, password="secret")
                 result = work(client)
                 client.unbind()
                 return result
@@ -47,19 +58,26 @@ class Rig:
         return await asyncio.to_thread(run)
 
     async def submit(self, destination: str, text: bytes = b"Loans at 3.1%", *, source: str = MARKETING_PORT,
-                     dest_ton: int = 0, data_coding: int = 0) -> Any:
+                     dest_ton: int = 0, data_coding: int = 0, system_id: str = "bulk-1") -> Any:
         def work(client: smpplib.client.Client) -> Any:
             client.send_message(source_addr_ton=0, source_addr=source, dest_addr_ton=dest_ton,
                                 destination_addr=destination, short_message=text, data_coding=data_coding)
             return client.read_pdu()
-        return await self.esme(work)
+        return await self.esme(work, system_id)
+
+
+# the lab's ports, bound to the ESME bulk-1 (over SMPP a port must name who may send from it)
+SMPP_SETTINGS = msgspec.structs.replace(SETTINGS, tenants={"acme": msgspec.structs.replace(
+    SETTINGS.tenants["acme"], ports={number: msgspec.structs.replace(port, accounts=("bulk-1",))
+                                     for number, port in SETTINGS.tenants["acme"].ports.items()})})
 
 
 @pytest.fixture
 async def rig(lab: Lab) -> AsyncIterator[Rig]:
     smsc = Smsc()
     await smsc.start()
-    proxy = SmppProxy(lab.service, SmppProxyConfig(port=0, upstream_port=smsc.port, tenant="acme"))
+    service = MessageService.of(lab.gate, lab.ledger, SMPP_SETTINGS, clock=lab.clock)
+    proxy = SmppProxy(service, SmppProxyConfig(port=0, upstream_port=smsc.port, tenant="acme"))
     await proxy.start()
     try:
         yield Rig(lab, smsc, proxy)
@@ -98,9 +116,25 @@ async def test_an_unknown_sender_port_is_refused_prohibited(rig: Rig) -> None:
 
 
 async def test_a_service_port_is_never_blocked_without_cause(rig: Rig) -> None:
-    # an SMPP submit carries no purpose: a service port's message is a service one, listed or not
+    # an SMPP submit carries no purpose: a service port's message (from an ESME bound to the port) is
+    # a service one, listed or not
     assert (await rig.submit(LISTED, b"Your code is 123456", source=SERVICE_PORT)).status == 0
     assert (await rig.lab.audit_records())[0].reason == "allowed_service"
+
+
+async def test_a_port_claimed_by_an_esme_not_bound_to_it_is_unknown_and_refused(rig: Rig) -> None:
+    resp = await rig.submit(LISTED, b"Sale!", source=SERVICE_PORT, system_id="bulk-2")
+    assert (resp.command, resp.status) == ("submit_sm_resp", PROHIBITED)
+    assert rig.smsc.submits() == []
+    [record] = await rig.lab.audit_records()
+    assert (record.reason, record.caller_id, record.account) == ("unknown_sender_port", SERVICE_PORT, "bulk-2")
+
+
+async def test_a_port_naming_no_accounts_is_no_esmes(rig: Rig) -> None:
+    rig.proxy.service = rig.lab.service  # the lab's ports: no accounts
+    assert (await rig.submit(CLEAR, b"Your code is 123456", source=SERVICE_PORT)).status == PROHIBITED
+    assert rig.smsc.submits() == []
+    assert (await rig.lab.audit_records())[0].reason == "unknown_sender_port"
 
 
 async def test_a_subscribers_stop_from_the_smsc_withdraws_consent_and_is_relayed(rig: Rig) -> None:
@@ -134,16 +168,24 @@ def _raw_session(port: int, *pdus: bytes, expect: int = 100) -> list[tuple[int, 
 def _raw_answers(port: int, *pdus: bytes, expect: int = 100) -> list[tuple[int, int, int, bytes]]:
     """As ``_raw_session``, each answer with its body."""
     answers: list[tuple[int, int, int, bytes]] = []
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        for pdu in pdus:
-            sock.sendall(pdu)
-        data = b""
-        while len(answers) < expect and (chunk := sock.recv(65536)):
+    data = b""
+
+    def read(sock: socket.socket, until: Callable[[], bool]) -> None:
+        nonlocal data
+        while not until() and (chunk := sock.recv(65536)):
             data += chunk
             while len(data) >= 16 and len(data) >= struct.unpack_from(">I", data)[0]:
                 length, command, status, sequence = struct.unpack_from(">IIII", data)
                 answers.append((command, status, sequence, data[16:length]))
                 data = data[length:]
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        for pdu in pdus:
+            sock.sendall(pdu)
+            command, sequence = struct.unpack_from(">I", pdu, 4)[0], struct.unpack_from(">I", pdu, 12)[0]
+            if command == Command.BIND_TRANSCEIVER:  # as an ESME does: nothing more before the bind's answer
+                read(sock, lambda: any(a[2] == sequence for a in answers))  # noqa: B023
+        read(sock, lambda: len(answers) >= expect)
     return answers
 
 

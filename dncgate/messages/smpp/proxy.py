@@ -36,6 +36,7 @@ from dncgate.messages.model import Message
 from dncgate.messages.service import MessageService
 from dncgate.messages.smpp.codec import (
     BINDS,
+    RESPONSE_BIT,
     Command,
     Destination,
     Pdu,
@@ -56,6 +57,7 @@ from dncgate.store.errors import StoreError
 
 log = structlog.get_logger("dncgate.messages.smpp")
 READ_CHUNK = 65_536
+MAX_PENDING_BINDS = 8  # binds awaiting the SMSC's answer, per session (one is the norm)
 MAX_PENDING_MULTI = 1024  # submit_multi sent on with refusals, awaiting the SMSC's answer, per session
 # what an ESME may send that is not a message: session and query commands, and its answers to the SMSC
 PASSED_FROM_ESME = frozenset({
@@ -135,7 +137,8 @@ class SmppProxy:
 class _Session:
     def __init__(self, proxy: SmppProxy, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.proxy, self.esme_reader, self.esme = proxy, reader, writer
-        self.system_id = ""
+        self.system_id = ""  # the account: set when the SMSC accepted the ESME's bind
+        self.binding: dict[int, str] = {}  # a bind's sequence -> the system_id it names, until the SMSC answers
         self.pending_multi: dict[int, list[bytes]] = {}  # sequence -> the gate's unsuccess_sme entries
         self.log = log.bind(peer=str(writer.get_extra_info("peername")))
 
@@ -180,9 +183,9 @@ class _Session:
                 await self._send(self.esme, response(Pdu(Command.GENERIC_NACK, 0, 0, b""), exc.status))
                 return
             for pdu in pdus:
-                if pdu.command_id in BINDS:
+                if pdu.command_id in BINDS and len(self.binding) < MAX_PENDING_BINDS:
                     with contextlib.suppress(SmppDecodeError):
-                        self.system_id = bind_system_id(pdu.body)
+                        self.binding[pdu.sequence] = bind_system_id(pdu.body)[:64]
                 to_smsc, to_esme = await self._screen(pdu)
                 if to_esme is not None:
                     await self._send(self.esme, to_esme)
@@ -216,6 +219,10 @@ class _Session:
                 self.log.warning("smpp.bad_pdu", side="smsc", error=str(exc))
                 return
             for pdu in pdus:
+                if pdu.command_id & ~RESPONSE_BIT in BINDS and pdu.command_id & RESPONSE_BIT:
+                    bound = self.binding.pop(pdu.sequence, "")
+                    if pdu.status == Status.ROK:
+                        self.system_id = bound
                 if pdu.command_id == Command.SUBMIT_MULTI_RESP and pdu.sequence in self.pending_multi:
                     pdu = self._merged(pdu, self.pending_multi.pop(pdu.sequence))
                 if pdu.command_id == Command.DELIVER_SM:
