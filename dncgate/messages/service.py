@@ -52,6 +52,9 @@ class MessageService:
         return cls(gate, ledger, PortRegistry.of(settings, gate.tenants), settings=settings, on_alert=on_alert,
                    clock=clock)
 
+    def now(self) -> datetime:
+        return self._clock()
+
     async def handle(self, message: Message, log: Logger) -> MessageOutcome:
         """Check one message. ``MessageError``: the message is malformed (nothing was decided or
         recorded); ``StoreError``: an opt-out could not be recorded (the door must not acknowledge
@@ -115,8 +118,9 @@ class MessageService:
                                                       if message.message_id else "")
         event = LedgerEvent(
             tenant=tenant.name, action=Action.REVOKE, callee=subscriber.e164, entity=port.entity,
-            evidence=Evidence(channel=Channel.SMS, captured_at=self._clock(), source=subscriber.e164,
-                              shown=message.body[:MAX_TEXT], captured_by=f"{message.door}:{port.number}"),
+            evidence=Evidence(channel=Channel.SMS, captured_at=message.received_at or self._clock(),
+                              source=subscriber.e164, shown=message.body[:MAX_TEXT],
+                              captured_by=f"{message.door}:{port.number}"),
             detail=detail,
         )
         try:
