@@ -32,6 +32,7 @@ from typing import Annotated
 
 from msgspec import Meta, field
 
+from dncgate.config_file import LOOPBACK_PEERS
 from dncgate.model import PortUse, TenantPolicy
 from dncgate.numbers import DialPlan, ShortNumber, Subscriber, normalise, uri_user
 from dncgate.settings.table import Table
@@ -78,6 +79,10 @@ class SmppSettings(Table, frozen=True):
     upstream_port: Annotated[int, Meta(ge=1, le=65535)] = 2776  # the SMSC's port
     tenant: str = ""  # the tenant every bound ESME belongs to ("": the default tenant)
     max_sessions: Annotated[int, Meta(ge=1, le=10_000)] = 64  # ESME sessions at once; more are closed
+    max_sessions_per_peer: Annotated[int, Meta(ge=1, le=10_000)] = 16  # one ESME address's share
+    allow: Texts = LOOPBACK_PEERS  # peer networks (CIDR) ESMEs may connect from; anyone else is closed at once
+    # an ESME that sends nothing (not even enquire_link) this long is closed
+    idle_deadline: Annotated[float, Meta(ge=1.0, le=3600.0)] = field(default=120.0, name="idle_deadline_s")
     # connecting to the SMSC, per ESME session
     connect_deadline: Annotated[float, Meta(ge=0.1, le=60.0)] = field(default=5.0, name="connect_deadline_s")
     # every write to either peer

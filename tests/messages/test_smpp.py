@@ -6,6 +6,7 @@ answered with the status that says what is wrong."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import struct
 from collections.abc import AsyncIterator, Callable
@@ -21,6 +22,7 @@ import smpplib.smpp
 from dncgate.messages.service import MessageService
 from dncgate.messages.smpp.codec import Command, Status, encode
 from dncgate.messages.smpp.proxy import SmppProxy, SmppProxyConfig
+from dncgate.sessions import ServerLimits
 from tests.messages.conftest import (
     CLEAR,
     CONSENTED,
@@ -294,3 +296,69 @@ async def test_without_the_smsc_the_esme_is_disconnected(lab: Lab) -> None:
         finally:
             await proxy.close()
     assert answers == []
+
+
+async def _proxy(lab: Lab, smsc: Smsc, **options: Any) -> SmppProxy:
+    proxy = SmppProxy(MessageService.of(lab.gate, lab.ledger, SMPP_SETTINGS, clock=lab.clock),
+                      SmppProxyConfig(port=0, upstream_port=smsc.port, tenant="acme", **options))
+    await proxy.start()
+    return proxy
+
+
+def _closed_without_answer(port: int, *pdus: bytes) -> bool:
+    """Whether the proxy closes this connection having answered nothing."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        for pdu in pdus:
+            with contextlib.suppress(OSError):
+                sock.sendall(pdu)
+        try:
+            return sock.recv(65536) == b""
+        except ConnectionResetError:
+            return True
+
+
+async def test_a_peer_outside_allow_is_closed_and_counted(lab: Lab) -> None:
+    smsc = Smsc()
+    await smsc.start()
+    proxy = await _proxy(lab, smsc, limits=ServerLimits(allow=("192.0.2.0/24",)))
+    try:
+        assert await asyncio.to_thread(_closed_without_answer, proxy.port or 0, BIND)
+        assert proxy.server is not None
+        assert proxy.server.refused_by["not_allowed"] == 1
+    finally:
+        await proxy.close()
+        await smsc.close()
+    assert smsc.received == []
+
+
+async def test_one_peer_holds_at_most_its_share_of_sessions(lab: Lab) -> None:
+    smsc = Smsc()
+    await smsc.start()
+    proxy = await _proxy(lab, smsc, limits=ServerLimits(max_sessions=8, max_sessions_per_peer=1))
+    try:
+        def two_sessions() -> tuple[int, bool]:
+            with socket.create_connection(("127.0.0.1", proxy.port or 0), timeout=10) as first:
+                first.sendall(BIND)
+                answered = struct.unpack_from(">I", first.recv(65536), 4)[0]
+                return answered, _closed_without_answer(proxy.port or 0, BIND)  # while the first is open
+
+        assert await asyncio.to_thread(two_sessions) == (Command.BIND_TRANSCEIVER | 0x80000000, True)
+        assert proxy.server is not None
+        assert proxy.server.refused_by["max_sessions_per_peer"] == 1
+    finally:
+        await proxy.close()
+        await smsc.close()
+
+
+async def test_a_silent_esme_is_closed_after_the_idle_deadline(lab: Lab) -> None:
+    smsc = Smsc()
+    await smsc.start()
+    proxy = await _proxy(lab, smsc, idle_deadline=0.2)
+    try:
+        answers = await asyncio.to_thread(_raw_session, proxy.port or 0, BIND)  # then nothing: until closed
+    finally:
+        await proxy.close()  # waits for the session's end to be counted
+        await smsc.close()
+    assert answers == [(Command.BIND_TRANSCEIVER | 0x80000000, 0, 1)]
+    assert proxy.server is not None
+    assert proxy.server.outcomes["idle"] == 1

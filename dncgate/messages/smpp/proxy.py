@@ -17,21 +17,21 @@ relayed unchanged, in order, both ways, except:
   delivery receipt) is read for an opt-out keyword; when the withdrawal cannot be recorded, the
   SMSC is answered ``ESME_RX_T_APPN`` and the message is not relayed (the SMSC delivers it again).
 
-A PDU whose length is not 16..70,000 bytes ends the session (``generic_nack`` first). Each session
-is bounded: ``max_sessions`` at once (the rest wait in the listen backlog), the SMSC connection
-and every write have deadlines.
+A PDU whose length is not 16..70,000 bytes ends the session (``generic_nack`` first). ESMEs connect
+through the call doors' ``SessionServer``: only peers in ``allow``, ``max_sessions`` at once and
+``max_sessions_per_peer`` per address (beyond: closed, counted, logged); the SMSC connection and
+every write have deadlines, and an ESME silent for ``idle_deadline`` seconds is closed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
 
-from dncgate.acceptor import Acceptor
-from dncgate.errors import MessageError
+from dncgate.errors import DncgateError, MessageError
 from dncgate.messages.model import Message
 from dncgate.messages.service import MessageService
 from dncgate.messages.smpp.codec import (
@@ -53,6 +53,7 @@ from dncgate.messages.smpp.codec import (
     unsuccess_sme,
 )
 from dncgate.model import Reason
+from dncgate.sessions import Peer, ServerLimits, SessionServer
 from dncgate.store.errors import StoreError
 
 log = structlog.get_logger("dncgate.messages.smpp")
@@ -78,27 +79,28 @@ class SmppProxyConfig:
     upstream_host: str = "127.0.0.1"
     upstream_port: int = 2776
     tenant: str | None = None
-    max_sessions: int = 64
+    limits: ServerLimits = field(default_factory=lambda: ServerLimits(max_sessions=64, max_sessions_per_peer=16))
     connect_deadline: float = 5.0
     write_deadline: float = 10.0
+    idle_deadline: float = 120.0  # an ESME silent this long (no PDU, not even enquire_link) is closed
 
 
 class SmppProxy:
+    """The ESMEs' listener: the call doors' SessionServer (peer allowlist, total and per-peer caps,
+    refusals logged and counted, bounded close), each session a proxied SMPP session."""
+
     def __init__(self, service: MessageService, config: SmppProxyConfig) -> None:
         self.service, self.config = service, config
-        self._server: Acceptor | None = None
-        self._sessions: set[asyncio.Task[None]] = set()
+        self._server: SessionServer | None = None
         self.port: int | None = None
 
+    @property
+    def server(self) -> SessionServer | None:
+        return self._server
+
     async def start(self) -> None:
-        """Listen (the gate's own accept loop: past ``max_sessions`` ESMEs wait in the backlog)."""
-        loop = asyncio.get_running_loop()
-
-        def protocol() -> asyncio.StreamReaderProtocol:
-            return asyncio.StreamReaderProtocol(asyncio.StreamReader(loop=loop), self._accept)
-
-        self._server = Acceptor("smpp", protocol, self.config.host, self.config.port,
-                                max_connections=self.config.max_sessions)
+        self._server = SessionServer("smpp", self._session, host=self.config.host, port=self.config.port,
+                                     limits=self.config.limits)
         await self._server.start()
         self.port = self._server.port
         log.info("smpp.listening", host=self.config.host, port=self.port,
@@ -106,32 +108,19 @@ class SmppProxy:
 
     async def close(self, timeout: float = 5.0) -> None:
         if self._server is not None:
-            self._server.close()
-        for task in list(self._sessions):
-            task.cancel()
-        if self._sessions:
-            await asyncio.wait(set(self._sessions), timeout=timeout)
-        if self._server is not None:
-            await self._server.wait_closed()
+            await self._server.close(timeout)
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._sessions.add(task)
+    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: Peer) -> str:
         try:
-            await _Session(self, reader, writer).run()
-        except asyncio.CancelledError:
-            # close() cancels the sessions; ending normally lets asyncio's stream callback close the
-            # transport without logging the cancellation as an unhandled error
-            log.debug("smpp.session_closed_by_shutdown")
+            return await _Session(self, reader, writer).run()
         finally:
             writer.close()
             with contextlib.suppress(OSError, asyncio.CancelledError):
                 await writer.wait_closed()
-            if task is not None:
-                self._sessions.discard(task)
-            if self._server is not None:
-                self._server.release()
+
+
+class _Idle(DncgateError):
+    """The ESME sent nothing within the idle deadline."""
 
 
 class _Session:
@@ -142,14 +131,15 @@ class _Session:
         self.pending_multi: dict[int, list[bytes]] = {}  # sequence -> the gate's unsuccess_sme entries
         self.log = log.bind(peer=str(writer.get_extra_info("peername")))
 
-    async def run(self) -> None:
+    async def run(self) -> str:
+        """The session's outcome: ``upstream_unreachable``, ``idle``, ``ended``."""
         config = self.proxy.config
         try:
             async with asyncio.timeout(config.connect_deadline):
                 smsc_reader, smsc = await asyncio.open_connection(config.upstream_host, config.upstream_port)
         except (OSError, TimeoutError) as exc:
             self.log.error("smpp.upstream_unreachable", error=str(exc) or "timeout")
-            return
+            return "upstream_unreachable"
         try:
             esme_pump = asyncio.create_task(self._from_esme(smsc))
             smsc_pump = asyncio.create_task(self._from_smsc(smsc_reader, smsc))
@@ -160,9 +150,15 @@ class _Session:
             for task in (esme_pump, smsc_pump):
                 task.cancel()
             await asyncio.gather(esme_pump, smsc_pump, return_exceptions=True)
+            outcome = "ended"
             for task in (esme_pump, smsc_pump):
                 if task.done() and not task.cancelled() and (error := task.exception()) is not None:
-                    self.log.warning("smpp.session_ended", error=f"{type(error).__name__}: {error}")
+                    if task is esme_pump and isinstance(error, _Idle):
+                        self.log.info("smpp.esme_idle", seconds=config.idle_deadline, account=self.system_id)
+                        outcome = "idle"
+                    else:
+                        self.log.warning("smpp.session_ended", error=f"{type(error).__name__}: {error}")
+            return outcome
         finally:
             smsc.close()
             with contextlib.suppress(OSError):
@@ -175,7 +171,7 @@ class _Session:
 
     async def _from_esme(self, smsc: asyncio.StreamWriter) -> None:
         frames = PduReader()
-        while data := await self.esme_reader.read(READ_CHUNK):
+        while data := await self._read_esme():
             try:
                 pdus = frames.feed(data)
             except SmppDecodeError as exc:
@@ -191,6 +187,13 @@ class _Session:
                     await self._send(self.esme, to_esme)
                 if to_smsc is not None:
                     await self._send(smsc, to_smsc)
+
+    async def _read_esme(self) -> bytes:
+        try:
+            async with asyncio.timeout(self.proxy.config.idle_deadline):
+                return await self.esme_reader.read(READ_CHUNK)
+        except TimeoutError:
+            raise _Idle from None
 
     async def _screen(self, pdu: Pdu) -> tuple[bytes | None, bytes | None]:
         """(what goes on to the SMSC, what the gate answers the ESME): a message is checked, a
