@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import http.server
 import json
 import shutil
 import subprocess
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -291,3 +293,67 @@ def test_the_number_checked_is_the_request_uri_delivered_to_not_the_to_header(en
     assert env.audit(clear) == []
     assert len(env.audit(LISTED)) == listed_before + 1
     assert _record(env, LISTED, "national_dnc")["door"] == "sip-message"
+
+
+class FlakyGate:
+    """An HTTP listener on loopback standing in for the gate's check: answers ``statuses`` in turn
+    (503: the gate could not decide, e.g. an opt-out not recorded yet), then 200 deliver=true."""
+
+    def __init__(self, statuses: list[int]) -> None:
+        self.statuses = statuses
+        self.requests: list[bytes] = []
+        self.asked = threading.Condition()
+        gate = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with gate.asked:
+                    gate.requests.append(body)
+                    status = gate.statuses.pop(0) if gate.statuses else 200
+                    gate.asked.notify_all()
+                answer = b"deliver=true&verdict=allow&reason=allowed_clear&decision_id=flaky&direction=outbound"
+                self.send_response(status)
+                self.send_header("Content-Type", "application/x-www-form-urlencoded")
+                self.send_header("Content-Length", str(len(answer) if status == 200 else 0))
+                self.end_headers()
+                if status == 200:
+                    self.wfile.write(answer)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer((LOOPBACK, 0), Handler)
+        self.url = f"http://{LOOPBACK}:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def wait_for(self, count: int, timeout: float = 20.0) -> bool:
+        with self.asked:
+            return self.asked.wait_for(lambda: len(self.requests) >= count, timeout=timeout)
+
+    def __enter__(self) -> FlakyGate:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_check_without_an_answer_is_asked_again_a_bounded_number_of_times(env: MessageEnv) -> None:
+    real = f"http://{LOOPBACK}:{env.gate.http_port}"
+    with FlakyGate([503, 503, 503, 503]) as flaky, env.receiver("recipient-5") as recipient:
+        env.lab.set_global("DNCGATE_HTTP", flaky.url)
+        env.lab.set_global("DNCGATE_MESSAGE_ATTEMPTS", 3)
+        env.lab.set_global("LAB_MSG_UAS_PORT", recipient.port)
+        try:
+            assert env.send("+12025550148", "first") == 0  # 503 three times: failed, not forwarded
+            assert flaky.wait_for(3)
+            assert env.send("+12025550149", "second") == 0  # 503 once, then an answer: forwarded
+            assert flaky.wait_for(5)
+            assert recipient.wait() == 0
+            [delivered] = recipient.messages()  # the first MESSAGE it took
+        finally:
+            env.lab.set_global("DNCGATE_HTTP", real)
+    assert delivered.body == "second"
+    assert len(flaky.requests) == 5  # 3 for the first (the bound), 2 for the second
