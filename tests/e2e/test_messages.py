@@ -344,9 +344,9 @@ def test_a_check_without_an_answer_is_asked_again_a_bounded_number_of_times(env:
     real = f"http://{LOOPBACK}:{env.gate.http_port}"
     with FlakyGate([503, 503, 503, 503]) as flaky, env.receiver("recipient-5") as recipient:
         env.lab.set_global("DNCGATE_HTTP", flaky.url)
-        env.lab.set_global("DNCGATE_MESSAGE_ATTEMPTS", 3)
         env.lab.set_global("LAB_MSG_UAS_PORT", recipient.port)
         try:
+            # DNCGATE_MESSAGE_ATTEMPTS not set: 3 attempts
             assert env.send("+12025550148", "first") == 0  # 503 three times: failed, not forwarded
             assert flaky.wait_for(3)
             assert env.send("+12025550149", "second") == 0  # 503 once, then an answer: forwarded
