@@ -46,6 +46,7 @@ from dncgate.messages.smpp.proxy import SmppProxy, SmppProxyConfig
 from dncgate.metrics import GateMetrics
 from dncgate.model import Originator, PortUse, TenantPolicy
 from dncgate.numbers import DialPlan
+from dncgate.sessions import ServerLimits
 from dncgate.settings import ApiKeySettings, ApiSettings, ConsentSettings
 from dncgate.settings.messages import MessagesSettings, SenderPortSettings, TenantMessageSettings
 from dncgate.store.sqlite import SqliteListStore
@@ -118,8 +119,8 @@ async def _esme(port: int) -> Timed:
 async def bench_smpp(service: MessageService, numbers: Sequence[str]) -> None:
     smsc = await asyncio.start_server(Smsc().serve, "127.0.0.1", 0)
     smsc_port = smsc.sockets[0].getsockname()[1]
-    proxy = SmppProxy(service, SmppProxyConfig(port=0, upstream_port=smsc_port, tenant="acme",
-                                               max_sessions=CONCURRENCY + 2))
+    limits = ServerLimits(max_sessions=CONCURRENCY + 2, max_sessions_per_peer=CONCURRENCY + 2)
+    proxy = SmppProxy(service, SmppProxyConfig(port=0, upstream_port=smsc_port, tenant="acme", limits=limits))
     await proxy.start()
     for label, port in (("SMPP straight to the SMSC (baseline)", smsc_port),
                         ("SMPP through the gate's proxy", proxy.port or 0)):
@@ -213,7 +214,8 @@ async def main(count: int, tmp: str) -> None:
     tenants = {"acme": TenantPolicy("acme", DialPlan(region="CN"))}
     gate = Gate(tenants, store, audit, default_tenant="acme")
     settings = MessagesSettings(enabled=True, tenants={"acme": TenantMessageSettings(
-        ports={PORT: SenderPortSettings(PortUse.MARKETING, "bank-1")}, notice="Not delivered.")})  # one answer each
+        ports={PORT: SenderPortSettings(PortUse.MARKETING, "bank-1", accounts=("bench",))},  # the SMPP ESME's
+        notice="Not delivered.")})  # one answer each
     service = MessageService.of(gate, ledger, settings)
 
     async def call(number: str) -> object:

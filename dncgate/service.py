@@ -192,8 +192,10 @@ def _smpp_config(config: Settings) -> SmppProxyConfig:
     smpp = config.messages.smpp
     return SmppProxyConfig(host=smpp.host, port=smpp.port, upstream_host=smpp.upstream_host,
                            upstream_port=smpp.upstream_port, tenant=smpp.tenant or None,
-                           max_sessions=smpp.max_sessions, connect_deadline=smpp.connect_deadline,
-                           write_deadline=smpp.response_deadline)
+                           limits=ServerLimits(max_sessions=smpp.max_sessions,
+                                               max_sessions_per_peer=smpp.max_sessions_per_peer, allow=smpp.allow),
+                           connect_deadline=smpp.connect_deadline, write_deadline=smpp.response_deadline,
+                           idle_deadline=smpp.idle_deadline)
 
 
 async def _close_doors(

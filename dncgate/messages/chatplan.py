@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import structlog
 
@@ -24,6 +24,7 @@ from dncgate.esl.errors import EslError
 from dncgate.esl.inbound import InboundClient
 from dncgate.esl.messages import Event
 from dncgate.messages.model import Message, MessageOutcome
+from dncgate.messages.retry import OptOutRetries
 from dncgate.messages.service import MessageService
 from dncgate.store.errors import StoreError
 
@@ -48,8 +49,10 @@ class Delivery:
 
 
 class ChatplanDoor:
-    def __init__(self, service: MessageService, *, tenant: str | None = None) -> None:
+    def __init__(self, service: MessageService, *, tenant: str | None = None,
+                 retries: OptOutRetries | None = None) -> None:
         self.service, self.tenant = service, tenant
+        self.retries = retries or OptOutRetries(service)
 
     async def decide(self, event: Event) -> tuple[MessageOutcome | None, list[Delivery]]:
         """What to send for one event: the message, the notice, or nothing (not ours, refused, bad)."""
@@ -67,8 +70,9 @@ class ChatplanDoor:
         except MessageError as exc:
             log.warning("messages.chatplan.bad_message", error=str(exc), sender=sender[:64], recipient=recipient[:64])
             return None, []
-        except StoreError as exc:  # a reply's opt-out not recorded: forwarded (it is the subscriber's), logged
+        except StoreError as exc:  # a reply's opt-out not recorded: kept and retried; the reply is forwarded
             log.error("messages.chatplan.opt_out_unrecorded", error=str(exc), sender=sender[:64], body=message.body)
+            self.retries.keep(replace(message, received_at=self.service.now()))
             return None, [Delivery(sender, recipient, message.body, event.get("type") or "text/plain")]
         if outcome.deliver:
             return outcome, [Delivery(sender, recipient, message.body, event.get("type") or "text/plain")]
@@ -82,7 +86,16 @@ async def run_chatplan(
     backoff: Backoff | None = None,
 ) -> None:
     """Until ``stop``: connect, take MESSAGE events, send what they yield; reconnect on loss."""
-    policy = backoff or Backoff()
+    retrying = asyncio.create_task(door.retries.run(stop))
+    try:
+        await _connected(door, connect, stop, backoff or Backoff())
+    finally:
+        retrying.cancel()
+        await asyncio.gather(retrying, return_exceptions=True)
+
+
+async def _connected(door: ChatplanDoor, connect: Callable[[], InboundClient], stop: asyncio.Event,
+                     policy: Backoff) -> None:
     failures = 0
     while not stop.is_set():
         client = connect()

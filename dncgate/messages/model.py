@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import datetime
 from enum import StrEnum
 
 from dncgate.consent.model import LedgerEvent
@@ -32,6 +33,7 @@ class Message:
     category: str | None = None
     message_id: str = ""  # the switch's own id (a SIP Call-ID, an SMPP sequence): evidence of an opt-out
     account: str = ""  # who handed it over: an API key id, an SMPP system_id
+    received_at: datetime | None = None  # when the door took it (an opt-out's evidence); None: now
 
     def checked(self, max_body_chars: int) -> Message:
         """This message, or ``MessageError`` saying what is wrong with it (nothing is truncated)."""

@@ -4,7 +4,7 @@ for (service or marketing) and the entity behind it, from ``[messages.tenants.NA
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dncgate.model import SenderPort, TenantPolicy
 from dncgate.settings.messages import DEFAULT_OPT_OUT_KEYWORDS, MessagesSettings, keyword_form, port_number
@@ -15,6 +15,7 @@ class TenantPorts:
     ports: Mapping[str, SenderPort]  # port_number() -> the port
     opt_out_keywords: frozenset[str]  # in keyword_form()
     notice: str = ""
+    accounts: Mapping[str, frozenset[str]] = field(default_factory=dict)  # port_number() -> who may use it
 
 
 class PortRegistry:
@@ -33,12 +34,14 @@ class PortRegistry:
             if policy is None:  # refused by the settings' checks; never reached from a loaded config
                 continue
             ports: dict[str, SenderPort] = {}
+            accounts: dict[str, frozenset[str]] = {}
             for raw, port in table.ports.items():
                 number = port_number(raw, policy.dial_plan)
                 if number is not None:
                     ports[number] = SenderPort(number, port.registered_for, port.entity, port.category)
+                    accounts[number] = frozenset(port.accounts)
             keywords = frozenset(keyword_form(k) for k in table.opt_out_keywords) - {""}
-            tenants[name] = TenantPorts(ports, keywords, table.notice)
+            tenants[name] = TenantPorts(ports, keywords, table.notice, accounts)
         return cls(tenants, policies)
 
     def of_tenant(self, tenant: str) -> TenantPorts:
@@ -54,6 +57,15 @@ class PortRegistry:
         if number is None:
             return None
         return self.of_tenant(tenant).ports.get(number) or SenderPort(number)
+
+    def may_send(self, tenant: str, port: SenderPort, account: str, door: str) -> bool:
+        """Whether ``account`` may send from the registered ``port``: one of its ``accounts``; with
+        none listed, any account of the tenant except over SMPP (an ESME names its source_addr
+        itself: it must be bound to the port)."""
+        allowed = self.of_tenant(tenant).accounts.get(port.number, frozenset())
+        if allowed:
+            return account in allowed
+        return door != "smpp"
 
     def registered(self, tenant: str, raw: str) -> SenderPort | None:
         """The registered port ``raw`` names, else None."""

@@ -24,7 +24,7 @@ from dncgate.gate import CheckRequest, Gate
 from dncgate.messages.misuse import MisuseAlerts, OnAlert
 from dncgate.messages.model import Direction, Message, MessageOutcome
 from dncgate.messages.ports import PortRegistry
-from dncgate.model import Originator, Purpose, Reason, SenderPort, TenantPolicy, Verdict
+from dncgate.model import Originator, PortUse, Purpose, Reason, SenderPort, TenantPolicy, Verdict
 from dncgate.numbers import Subscriber, normalise
 from dncgate.settings.messages import MessagesSettings
 from dncgate.store.errors import StoreError
@@ -51,6 +51,9 @@ class MessageService:
            clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> MessageService:
         return cls(gate, ledger, PortRegistry.of(settings, gate.tenants), settings=settings, on_alert=on_alert,
                    clock=clock)
+
+    def now(self) -> datetime:
+        return self._clock()
 
     async def handle(self, message: Message, log: Logger) -> MessageOutcome:
         """Check one message. ``MessageError``: the message is malformed (nothing was decided or
@@ -83,6 +86,12 @@ class MessageService:
         # an unknown tenant: the gate decides it (unknown_tenant, the built-in failure defaults)
         port = found or SenderPort(message.sender.strip()[:64])
         purpose = _purpose(message, port, tenant)
+        if port.registered_for is not None and not self.registry.may_send(tenant_name, port, message.account,
+                                                                          message.door):
+            # a registered port claimed by an account not bound to it: unknown to that account, refused
+            log.warning("messages.port_not_bound", tenant=tenant_name, port=port.number, account=message.account,
+                        door=message.door)
+            port, purpose = SenderPort(port.number), Purpose.MARKETING.value
         category = _category(message.category or port.category or None, self.ledger.config.categories)
         request = CheckRequest(
             dialled=message.recipient, door=message.door, tenant=tenant_name, purpose=purpose, category=category,
@@ -109,8 +118,9 @@ class MessageService:
                                                       if message.message_id else "")
         event = LedgerEvent(
             tenant=tenant.name, action=Action.REVOKE, callee=subscriber.e164, entity=port.entity,
-            evidence=Evidence(channel=Channel.SMS, captured_at=self._clock(), source=subscriber.e164,
-                              shown=message.body[:MAX_TEXT], captured_by=f"{message.door}:{port.number}"),
+            evidence=Evidence(channel=Channel.SMS, captured_at=message.received_at or self._clock(),
+                              source=subscriber.e164, shown=message.body[:MAX_TEXT],
+                              captured_by=f"{message.door}:{port.number}"),
             detail=detail,
         )
         try:
@@ -124,13 +134,16 @@ class MessageService:
 
 
 def _purpose(message: Message, port: SenderPort, tenant: TenantPolicy | None) -> str | None:
-    """The message's own purpose; else marketing when it names a category; else what its port is
-    registered for; else (None) the tenant's default."""
-    if message.purpose:
-        purpose = message.purpose.strip().lower()
-        if purpose not in _PURPOSES:
-            raise MessageError(f"purpose: one of {', '.join(sorted(_PURPOSES))}")
-        return purpose
+    """A marketing port's messages are marketing, whatever they state; else the message's own
+    purpose (a service port stating marketing is misuse); else marketing when it names a category;
+    else what its port is registered for; else (None) the tenant's default."""
+    stated = message.purpose.strip().lower() if message.purpose else ""
+    if stated and stated not in _PURPOSES:
+        raise MessageError(f"purpose: one of {', '.join(sorted(_PURPOSES))}")
+    if port.registered_for is PortUse.MARKETING:
+        return Purpose.MARKETING.value
+    if stated:
+        return stated
     if message.category:
         return Purpose.MARKETING.value  # a category is a marketing one (the port's own applies to marketing only)
     if port.registered_for is not None:

@@ -11,6 +11,7 @@ notice = "Message not delivered: the recipient does not accept marketing message
 [messages.tenants.acme.ports."106900001234"]     # a sender number or short code, as the switch sends it
 registered_for = "marketing"                     # or "service"
 entity = "bank-1"                                # the business: consent and opt-outs are keyed by it
+accounts = ["bulk-1"]                            # the SMPP system_ids / API key ids that may send from it
 ```
 
 Every default with its reason:
@@ -31,6 +32,7 @@ from typing import Annotated
 
 from msgspec import Meta, field
 
+from dncgate.config_file import LOOPBACK_PEERS
 from dncgate.model import PortUse, TenantPolicy
 from dncgate.numbers import DialPlan, ShortNumber, Subscriber, normalise, uri_user
 from dncgate.settings.table import Table
@@ -54,6 +56,8 @@ class SenderPortSettings(Table, frozen=True):
     # the business behind the port; required for a marketing port (consent and opt-outs are keyed by it)
     entity: str = ""
     category: str = ""  # a marketing port's category (finance, ...): a message that names none is of it
+    # who may send from it: SMPP system_ids, API key ids; empty: any API key of the tenant, no SMPP ESME
+    accounts: Texts = ()
 
 
 class TenantMessageSettings(Table, frozen=True):
@@ -75,6 +79,10 @@ class SmppSettings(Table, frozen=True):
     upstream_port: Annotated[int, Meta(ge=1, le=65535)] = 2776  # the SMSC's port
     tenant: str = ""  # the tenant every bound ESME belongs to ("": the default tenant)
     max_sessions: Annotated[int, Meta(ge=1, le=10_000)] = 64  # ESME sessions at once; more are closed
+    max_sessions_per_peer: Annotated[int, Meta(ge=1, le=10_000)] = 16  # one ESME address's share
+    allow: Texts = LOOPBACK_PEERS  # peer networks (CIDR) ESMEs may connect from; anyone else is closed at once
+    # an ESME that sends nothing (not even enquire_link) this long is closed
+    idle_deadline: Annotated[float, Meta(ge=1.0, le=3600.0)] = field(default=120.0, name="idle_deadline_s")
     # connecting to the SMSC, per ESME session
     connect_deadline: Annotated[float, Meta(ge=0.1, le=60.0)] = field(default=5.0, name="connect_deadline_s")
     # every write to either peer
@@ -167,6 +175,9 @@ def port_problems(table: TenantMessageSettings, plan: DialPlan) -> list[tuple[st
         seen[number] = raw
         if port.entity and not _ENTITY.fullmatch(port.entity):
             found.append((f"{key}.entity", "1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"))
+        for account in port.accounts:
+            if not account.strip() or len(account) > 64:
+                found.append((f"{key}.accounts", f"{account!r}: an account is 1-64 characters"))
         if port.registered_for is PortUse.MARKETING and not port.entity:
             found.append((f"{key}.entity", "required for a marketing port: consent and opt-outs are keyed by it"))
     for word in table.opt_out_keywords:

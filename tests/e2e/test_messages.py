@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import http.server
 import json
 import shutil
 import subprocess
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -153,12 +155,14 @@ class MessageEnv:
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read())
 
-    def send(self, to: str, body: str, *, sender: str = PORT) -> int:
-        """SIPp sends one MESSAGE from ``sender`` to ``to`` through Asterisk; its exit code (0: 202 came)."""
+    def send(self, to: str, body: str, *, sender: str = PORT, to_header: str | None = None) -> int:
+        """SIPp sends one MESSAGE from ``sender`` to ``to`` (the Request-URI; the To header too unless
+        ``to_header``) through Asterisk; its exit code (0: 202 came)."""
         self.sent += 1
         name = f"uac-{self.sent}"
         scenario = self.workdir / f"{name}.xml"
         scenario.write_text((SIPP_DIR / "message_uac.xml").read_text().replace("@PORT@", sender)
+                            .replace("@TO_HEADER@", to_header or to)
                             .replace("@TO@", to).replace("@BODY@", body), encoding="utf-8")
         with (self.workdir / f"{name}.stdout").open("wb") as out:
             return subprocess.run(
@@ -266,3 +270,90 @@ def test_a_stop_reply_withdraws_consent_for_the_next_message(env: MessageEnv) ->
     status, body = env.api("GET", f"/v1/consents?number={consented.replace('+', '%2B')}")
     assert status == 200, body
     assert [c["status"] for c in body["consents"] if c["entity"] == "bank-1"] == ["revoked"]
+
+
+def test_the_number_checked_is_the_request_uri_delivered_to_not_the_to_header(env: MessageEnv) -> None:
+    """Request-URI a listed number, To header a clear one: MessageSend delivers to the Request-URI
+    (``sip:${EXTEN}@...``), so that is the number checked; the clear To is never what is decided."""
+    clear, consented = "+12025550147", "+12015550166"
+    _grant(env, consented)
+    listed_before = len(env.audit(LISTED))
+    with env.receiver("recipient-3") as recipient, env.receiver("notice-3") as notice:
+        env.lab.set_global("LAB_MSG_UAS_PORT", recipient.port)
+        env.lab.set_global("LAB_MSG_NOTICE_PORT", notice.port)
+        assert env.send(LISTED, "Loans at 3.1% this week only", to_header=clear) == 0
+        assert notice.wait() == 0  # refused: the notice came back
+        assert env.send(consented, "Loans at 3.1% for you") == 0
+        assert recipient.wait() == 0
+        [delivered] = recipient.messages()  # the first MESSAGE it took: the consented one, not the listed one
+        [refusal] = notice.messages()
+    assert consented in delivered.start_line
+    assert delivered.body == "Loans at 3.1% for you"
+    assert refusal.body == NOTICE
+    assert env.audit(clear) == []
+    assert len(env.audit(LISTED)) == listed_before + 1
+    assert _record(env, LISTED, "national_dnc")["door"] == "sip-message"
+
+
+class FlakyGate:
+    """An HTTP listener on loopback standing in for the gate's check: answers ``statuses`` in turn
+    (503: the gate could not decide, e.g. an opt-out not recorded yet), then 200 deliver=true."""
+
+    def __init__(self, statuses: list[int]) -> None:
+        self.statuses = statuses
+        self.requests: list[bytes] = []
+        self.asked = threading.Condition()
+        gate = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with gate.asked:
+                    gate.requests.append(body)
+                    status = gate.statuses.pop(0) if gate.statuses else 200
+                    gate.asked.notify_all()
+                answer = b"deliver=true&verdict=allow&reason=allowed_clear&decision_id=flaky&direction=outbound"
+                self.send_response(status)
+                self.send_header("Content-Type", "application/x-www-form-urlencoded")
+                self.send_header("Content-Length", str(len(answer) if status == 200 else 0))
+                self.end_headers()
+                if status == 200:
+                    self.wfile.write(answer)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer((LOOPBACK, 0), Handler)
+        self.url = f"http://{LOOPBACK}:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def wait_for(self, count: int, timeout: float = 20.0) -> bool:
+        with self.asked:
+            return self.asked.wait_for(lambda: len(self.requests) >= count, timeout=timeout)
+
+    def __enter__(self) -> FlakyGate:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_check_without_an_answer_is_asked_again_a_bounded_number_of_times(env: MessageEnv) -> None:
+    real = f"http://{LOOPBACK}:{env.gate.http_port}"
+    with FlakyGate([503, 503, 503, 503]) as flaky, env.receiver("recipient-5") as recipient:
+        env.lab.set_global("DNCGATE_HTTP", flaky.url)
+        env.lab.set_global("LAB_MSG_UAS_PORT", recipient.port)
+        try:
+            # DNCGATE_MESSAGE_ATTEMPTS not set: 3 attempts
+            assert env.send("+12025550148", "first") == 0  # 503 three times: failed, not forwarded
+            assert flaky.wait_for(3)
+            assert env.send("+12025550149", "second") == 0  # 503 once, then an answer: forwarded
+            assert flaky.wait_for(5)
+            assert recipient.wait() == 0
+            [delivered] = recipient.messages()  # the first MESSAGE it took
+        finally:
+            env.lab.set_global("DNCGATE_HTTP", real)
+    assert delivered.body == "second"
+    assert len(flaky.requests) == 5  # 3 for the first (the bound), 2 for the second

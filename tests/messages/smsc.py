@@ -1,6 +1,7 @@
 """A small SMSC on loopback for the SMPP proxy's tests, speaking SMPP through smpplib's PDUs (not
 the gate's codec): it answers binds, submits (message ids m-1, m-2, ...), enquire_link and unbind,
-keeps what it received, and can send a deliver_sm (a subscriber's message) to the bound ESME."""
+a submit_multi (by hand: smpplib does not read it), keeps what it received, and can send a
+deliver_sm (a subscriber's message) to the bound ESME."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import smpplib.consts
 import smpplib.smpp
 from smpplib.client import SimpleSequenceGenerator
 
+SUBMIT_MULTI = 0x00000021
 RESPONSES = {"bind_transceiver": "bind_transceiver_resp", "bind_transmitter": "bind_transmitter_resp",
              "bind_receiver": "bind_receiver_resp", "submit_sm": "submit_sm_resp", "enquire_link": "enquire_link_resp",
              "unbind": "unbind_resp", "data_sm": "data_sm_resp"}
@@ -22,6 +24,7 @@ class Smsc:
     def __init__(self) -> None:
         self.received: list[Any] = []  # every PDU, parsed by smpplib
         self.raw: list[bytes] = []
+        self.multis: list[bytes] = []  # submit_multi PDUs as they came (answered m-N, no unsuccess_sme)
         self._writers: list[asyncio.StreamWriter] = []
         self._server: asyncio.Server | None = None
         self.port = 0
@@ -73,6 +76,14 @@ class Smsc:
                 (length,) = struct.unpack(">I", head)
                 raw = head + await reader.readexactly(length - 4)
                 self.raw.append(raw)
+                if struct.unpack_from(">I", raw, 4)[0] == SUBMIT_MULTI:  # smpplib does not read it
+                    self.multis.append(raw)
+                    self._ids += 1
+                    body = f"m-{self._ids}".encode() + b"\x00\x00"  # message_id, no_unsuccess 0
+                    writer.write(struct.pack(">IIII", 16 + len(body), SUBMIT_MULTI | 0x80000000, 0,
+                                             struct.unpack_from(">I", raw, 12)[0]) + body)
+                    await writer.drain()
+                    continue
                 pdu = smpplib.smpp.parse_pdu(raw, client=SimpleSequenceGenerator(), allow_unknown_opt_params=True)
                 self.received.append(pdu)
                 async with self._changed:

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 import urllib.parse
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,7 @@ import pytest
 from dncgate.backoff import Backoff
 from dncgate.esl.inbound import InboundClient, InboundConfig
 from dncgate.messages.chatplan import ChatplanDoor, run_chatplan
+from dncgate.messages.retry import OptOutRetries
 from tests.messages.conftest import CONSENTED, LISTED, MARKETING_PORT, Lab
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -81,12 +84,13 @@ class FakeFreeswitch:
 
 
 @contextlib.asynccontextmanager
-async def chatplan(lab: Lab, events: list[bytes], expect: int) -> AsyncIterator[FakeFreeswitch]:
+async def chatplan(lab: Lab, events: list[bytes], expect: int,
+                   door: ChatplanDoor | None = None) -> AsyncIterator[FakeFreeswitch]:
     fake = FakeFreeswitch(events, expect=expect)
     server = await asyncio.start_server(fake.serve, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     stop = asyncio.Event()
-    door = ChatplanDoor(lab.service, tenant="acme")
+    door = door or ChatplanDoor(lab.service, tenant="acme")
     config = InboundConfig(port=port, events=("MESSAGE",), event_format="plain")
     task = asyncio.create_task(run_chatplan(door, lambda: InboundClient(config), stop, backoff=Backoff()))
     try:
@@ -149,3 +153,28 @@ async def test_an_empty_or_oversized_body(lab: Lab, body: str) -> None:
     async with chatplan(lab, events, expect=2 if not body else 1) as fake:
         pass
     assert len(fake.sent) == (2 if not body else 1)  # an empty message is still checked; an oversized one is not
+
+
+async def test_a_stop_the_ledger_cannot_record_is_kept_and_recorded_once_it_can(lab: Lab) -> None:
+    locked = sqlite3.connect(lab.ledger.path, isolation_level=None)  # another writer holds the file
+    locked.execute("BEGIN IMMEDIATE")
+    lab.service.ledger_deadline = 30.0  # the failure is SQLite's own: busy past its busy_timeout, nothing written
+    retries = OptOutRetries(lab.service, backoff=Backoff(initial=0.05, maximum=0.2))
+    door = ChatplanDoor(lab.service, tenant="acme", retries=retries)
+    replied_at = lab.clock.now
+    try:
+        async with chatplan(lab, [message_event(CONSENTED, MARKETING_PORT, "STOP")], expect=1, door=door) as fake:
+            assert retries.pending == 1  # not recorded, not lost
+            lab.clock.advance(timedelta(minutes=5))
+            locked.rollback()
+            async with asyncio.timeout(10):
+                await retries.drained.wait()
+    finally:
+        locked.close()
+    [reply] = fake.sent
+    assert reply.endswith(b"STOP")  # the reply itself was forwarded to the business
+    outcome = await lab.send(MARKETING_PORT, CONSENTED, "Loans at 3.1%")
+    assert outcome.check is not None
+    assert outcome.check.decision.reason.value == "consent_revoked"
+    [revoke] = [e async for e in lab.ledger.history("acme", int(CONSENTED[1:])) if e.action.value == "revoke"]
+    assert revoke.evidence.captured_at == replied_at  # when the subscriber replied, not when it was recorded

@@ -49,6 +49,7 @@ tenant = "acme"
 [messages.tenants.acme.ports."106900001234"]
 registered_for = "marketing"
 entity = "bank-1"
+accounts = ["bulk-1", "sms"]
 """, encoding="utf-8")
     return path
 

@@ -40,11 +40,11 @@ async def test_a_listed_recipient_refuses_a_marketing_message_and_a_consented_on
 
 async def test_each_message_has_an_audit_record_with_its_door_port_and_entity(lab: Lab) -> None:
     await lab.send(MARKETING_PORT, LISTED, door="sip-message")
-    await lab.send(f"sip:{MARKETING_PORT}@127.0.0.1", f"sip:{CONSENTED}@127.0.0.1", door="smpp", category="finance")
+    await lab.send(f"sip:{MARKETING_PORT}@127.0.0.1", f"sip:{CONSENTED}@127.0.0.1", door="api", category="finance")
     records = await lab.audit_records()
     assert [(r.door, r.caller_id, r.entity, r.callee, r.reason) for r in records] == [
         ("sip-message", MARKETING_PORT, "bank-1", LISTED, "national_dnc"),
-        ("smpp", MARKETING_PORT, "bank-1", CONSENTED, "allowed_consent"),
+        ("api", MARKETING_PORT, "bank-1", CONSENTED, "allowed_consent"),
     ]
     assert records[1].dialled == f"sip:{CONSENTED}@127.0.0.1"  # raw, as the switch handed it over
 
@@ -150,3 +150,11 @@ async def test_a_malformed_message_is_refused_with_what_is_wrong(lab: Lab, messa
 async def test_an_unknown_tenant_fails_closed_for_marketing(lab: Lab) -> None:
     outcome = await lab.service.handle(Message(MARKETING_PORT, CLEAR, "hi", "smpp", tenant="nobody"), LOG)
     assert _verdict(outcome) == ("reject", "unknown_tenant")
+
+
+async def test_a_marketing_port_stating_service_is_still_checked_as_marketing(lab: Lab) -> None:
+    # the port's registration bounds its purpose: stating "service" does not skip the lists
+    outcome = await lab.send(MARKETING_PORT, LISTED, "Loans at 3.1%", purpose="service")
+    assert _verdict(outcome) == ("reject", "national_dnc")
+    assert outcome.check is not None
+    assert outcome.check.record.purpose == "marketing"

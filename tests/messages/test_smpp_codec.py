@@ -16,8 +16,10 @@ from dncgate.messages.smpp.codec import (
     SmppDecodeError,
     Status,
     encode,
+    merge_multi_response,
     response,
     short_message,
+    submit_multi,
 )
 
 
@@ -89,3 +91,30 @@ def test_any_stream_frames_or_is_refused(chunks: list[bytes]) -> None:
         status = exc.status
     assert status in (None, Status.RINVCMDLEN)
     assert reader.pending <= sum(len(c) for c in chunks)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=600))
+def test_any_submit_multi_body_decodes_or_says_why(body: bytes) -> None:
+    status: Status | None = None
+    try:
+        multi = submit_multi(Pdu(Command.SUBMIT_MULTI, 0, 1, body))
+    except SmppDecodeError as exc:
+        status = exc.status
+    else:
+        assert 1 <= len(multi.destinations) + len(multi.distribution_lists) <= 255
+        assert multi.body_with(list(multi.destinations)) == body or multi.distribution_lists
+    assert status is None or status in Status
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300))
+def test_any_submit_multi_resp_merges_or_says_why(body: bytes) -> None:
+    status: Status | None = None
+    try:
+        merged = merge_multi_response(body, [b"\x01\x01123\x00\x00\x00\x01\x01"])
+    except SmppDecodeError as exc:
+        status = exc.status
+    else:
+        assert merged.endswith(b"\x01\x01123\x00\x00\x00\x01\x01")
+    assert status is None or status in Status

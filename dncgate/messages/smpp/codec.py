@@ -24,25 +24,40 @@ RESPONSE_BIT = 0x80000000
 class Command(IntEnum):
     GENERIC_NACK = 0x80000000
     BIND_RECEIVER = 0x00000001
+    BIND_RECEIVER_RESP = 0x80000001
     BIND_TRANSMITTER = 0x00000002
+    BIND_TRANSMITTER_RESP = 0x80000002
+    QUERY_SM = 0x00000003
     SUBMIT_SM = 0x00000004
     SUBMIT_SM_RESP = 0x80000004
     DELIVER_SM = 0x00000005
     DELIVER_SM_RESP = 0x80000005
     UNBIND = 0x00000006
+    UNBIND_RESP = 0x80000006
+    REPLACE_SM = 0x00000007
+    CANCEL_SM = 0x00000008
     BIND_TRANSCEIVER = 0x00000009
+    BIND_TRANSCEIVER_RESP = 0x80000009
     ENQUIRE_LINK = 0x00000015
+    ENQUIRE_LINK_RESP = 0x80000015
+    SUBMIT_MULTI = 0x00000021
+    SUBMIT_MULTI_RESP = 0x80000021
     DATA_SM = 0x00000103
     DATA_SM_RESP = 0x80000103
+    BROADCAST_SM = 0x00000111
 
 
 class Status(IntEnum):
     ROK = 0x00000000
     RINVMSGLEN = 0x00000001  # message length is invalid
     RINVCMDLEN = 0x00000002  # command length is invalid
+    RINVCMDID = 0x00000003  # invalid command id
     RSYSERR = 0x00000008
     RINVSRCADR = 0x0000000A
     RINVDSTADR = 0x0000000B
+    RINVNUMDESTS = 0x00000033  # invalid number of destinations
+    RINVDLNAME = 0x00000034  # invalid distribution list name
+    RTHROTTLED = 0x00000058  # throttling error: the ESME exceeded its allowed rate
     RINVPARLEN = 0x000000C2  # optional parameter length is invalid
     RX_T_APPN = 0x00000064  # temporary application error: the peer may retry
     RPROHIBITED = 0x00000101  # SMPP 5.0: the ESME is prohibited from this operation (the gate refused)
@@ -188,8 +203,15 @@ def short_message(pdu: Pdu) -> ShortMessage:
                       else 21, Status.RINVSRCADR)
     destination = _address(fields.byte("dest_addr_ton"), fields, "destination_addr",
                            65 if pdu.command_id == Command.DATA_SM else 21, Status.RINVDSTADR)
+    esm_class, data_coding, message = _content(fields, pdu.command_id)
+    return ShortMessage(source, destination, esm_class, data_coding, message)
+
+
+def _content(fields: _Fields, command_id: int) -> tuple[int, int, bytes]:
+    """esm_class, data_coding and the message bytes: the part of a submit_sm, deliver_sm, data_sm
+    or submit_multi after the addresses."""
     esm_class = fields.byte("esm_class")
-    if pdu.command_id == Command.DATA_SM:
+    if command_id == Command.DATA_SM:
         fields.octets("registered_delivery", 1)
         data_coding = fields.byte("data_coding")
         message = b""
@@ -212,7 +234,7 @@ def short_message(pdu: Pdu) -> ShortMessage:
         if header > len(message):
             raise SmppDecodeError("user data header: longer than the message", Status.RINVMSGLEN)
         message = message[header:]
-    return ShortMessage(source, destination, esm_class, data_coding, message)
+    return esm_class, data_coding, message
 
 
 def _address(ton: int, fields: _Fields, name: str, max_octets: int, status: Status) -> str:
@@ -221,3 +243,90 @@ def _address(ton: int, fields: _Fields, name: str, max_octets: int, status: Stat
     if ton == 1 and value and value[0].isdigit():  # international: the digits after the '+'
         return "+" + value
     return value
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """One SME address of a submit_multi (dest_flag 1)."""
+
+    ton: int
+    npi: int
+    address: str  # as on the wire
+    dialled: str  # as dialled: '+' added for an international TON
+
+    @property
+    def raw(self) -> bytes:
+        return bytes((1, self.ton, self.npi)) + self.address.encode("latin-1") + b"\x00"
+
+
+@dataclass(frozen=True, slots=True)
+class MultiSubmit:
+    """What the gate reads of a submit_multi: its SME destinations, its distribution lists (whose
+    members the gate cannot see), the message, and the body around the destinations (to relay it
+    with fewer of them)."""
+
+    source: str
+    destinations: tuple[Destination, ...]
+    distribution_lists: tuple[str, ...]
+    message: ShortMessage  # destination "": one per Destination
+    head: bytes  # the body before number_of_dests
+    tail: bytes  # the body after the destinations (esm_class onwards)
+
+    def body_with(self, kept: list[Destination]) -> bytes:
+        """The submit_multi body to the ``kept`` destinations only (no distribution list)."""
+        return self.head + bytes((len(kept),)) + b"".join(d.raw for d in kept) + self.tail
+
+
+MAX_DESTINATIONS = 255  # number_of_dests is one octet (SMPP 3.4 section 4.5.1: at most 254 in practice)
+
+
+def submit_multi(pdu: Pdu) -> MultiSubmit:
+    """The destinations and text of a submit_multi (SMPP 3.4 section 4.5.1); ``SmppDecodeError`` if malformed."""
+    fields = _Fields(pdu.body)
+    fields.cstring("service_type", 6)
+    source = _address(fields.byte("source_addr_ton"), fields, "source_addr", 21, Status.RINVSRCADR)
+    head_end = fields.at
+    count = fields.byte("number_of_dests")
+    if count == 0:
+        raise SmppDecodeError("number_of_dests: at least one destination", Status.RINVNUMDESTS)
+    destinations: list[Destination] = []
+    lists: list[str] = []
+    for _ in range(count):
+        flag = fields.byte("dest_flag")
+        if flag == 1:
+            ton, npi = fields.byte("dest_addr_ton"), fields.byte("dest_addr_npi")
+            address = fields.cstring("destination_addr", 21, Status.RINVDSTADR)
+            dialled = "+" + address if ton == 1 and address and address[0].isdigit() else address
+            destinations.append(Destination(ton, npi, address, dialled))
+        elif flag == 2:
+            lists.append(fields.cstring("dl_name", 21, Status.RINVDLNAME))
+        else:
+            raise SmppDecodeError(f"dest_flag {flag}: 1 (an SME address) or 2 (a distribution list)",
+                                  Status.RINVDSTADR)
+    tail_start = fields.at
+    esm_class, data_coding, message = _content(fields, pdu.command_id)
+    return MultiSubmit(source, tuple(destinations), tuple(lists),
+                       ShortMessage(source, "", esm_class, data_coding, message),
+                       pdu.body[:head_end], pdu.body[tail_start:])
+
+
+def unsuccess_sme(destination: Destination, status: Status) -> bytes:
+    """One unsuccess_sme entry of a submit_multi_resp (SMPP 3.4 section 4.5.2)."""
+    return bytes((destination.ton, destination.npi)) + destination.address.encode("latin-1") + b"\x00" + \
+        struct.pack(">I", status)
+
+
+def multi_response_body(message_id: str, unsuccessful: list[bytes]) -> bytes:
+    return message_id.encode("latin-1") + b"\x00" + bytes((len(unsuccessful),)) + b"".join(unsuccessful)
+
+
+def merge_multi_response(body: bytes, unsuccessful: list[bytes]) -> bytes:
+    """The SMSC's submit_multi_resp body with the gate's refusals added to its unsuccess_sme list."""
+    fields = _Fields(body)
+    message_id = fields.cstring("message_id", 65)
+    theirs = fields.byte("no_unsuccess") if fields.at < len(body) else 0
+    rest = body[fields.at:]
+    if theirs + len(unsuccessful) > MAX_DESTINATIONS:
+        raise SmppDecodeError("no_unsuccess: more than 255 entries", Status.RINVNUMDESTS)
+    return message_id.encode("latin-1") + b"\x00" + bytes((theirs + len(unsuccessful),)) + rest + \
+        b"".join(unsuccessful)
