@@ -305,7 +305,7 @@ class Syncer:
             state["fresh_at"] = checked
         elif before.get("fresh_at"):
             state["fresh_at"] = before["fresh_at"]
-        if _latest_sequence(fetched.manifest) == sequence:
+        if fetched.manifest.latest_sequence == sequence:
             state.update(fetched.validators)
         return state
 
@@ -408,12 +408,6 @@ class Syncer:
                  removed=removed, invalid=len(parsed.invalid))
         if self.publisher is not None:
             await self.publisher.delta(entry.sequence, parsed.adds, parsed.removes)
-
-
-def _latest_sequence(manifest: ListManifest) -> int | None:
-    """The highest sequence a manifest offers (its snapshot or its last delta)."""
-    offered = [e.sequence for e in (manifest.snapshot, *manifest.deltas) if e is not None]
-    return max(offered, default=None)
 
 
 def _contiguous(after: int, deltas: list[FileEntry]) -> bool:

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from dncgate.lists.feed import FeedPublisher, FeedServer
 from dncgate.lists.manifest import file_entry
-from dncgate.lists.sources import DropDirSource, HttpSettings, HttpSource, SourceError
+from dncgate.lists.sources import DropDirSource, Fetched, HttpSettings, HttpSource, SourceError
 from dncgate.lists.sync import Syncer, SyncError, SyncJob
 from dncgate.store.protocol import ListStore
 from dncgate.store.sqlite import SqliteListStore
@@ -171,7 +171,7 @@ async def test_feed_serves_only_what_its_manifest_names(tmp_path: Path) -> None:
     source = HttpSource(HttpSettings(server.url, auth_header="Authorization: Bearer t"))
     try:
         fetched = await source.manifest({})
-        assert fetched is not None
+        assert isinstance(fetched, Fetched)
         assert fetched.manifest.latest_sequence == 4
         async with source._client().get(server.url + "secret.txt") as response:
             assert response.status == 404
