@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -47,7 +46,8 @@ async def fake_freeswitch(peer: Peer) -> AsyncIterator[int]:
 
 
 def cfg(port: int, **kw: Any) -> InboundConfig:
-    base: dict[str, Any] = {"port": port, "connect_deadline": 1.0, "command_deadline": 1.0, "event_deadline": 1.0}
+    # deadlines the tests expect NOT to fire are long (issue 11 item 20); a test of a deadline sets it
+    base: dict[str, Any] = {"port": port, "connect_deadline": 30.0, "command_deadline": 30.0, "event_deadline": 30.0}
     base.update(kw)
     return InboundConfig(**base)
 
@@ -123,10 +123,8 @@ async def test_stalled_server_hits_connect_deadline() -> None:
         await reader.read()
 
     async with fake_freeswitch(silent) as port:
-        started = time.monotonic()
-        with pytest.raises(EslTimeoutError, match="auth/request"):
-            await InboundClient(cfg(port, connect_deadline=0.2)).connect()
-        assert time.monotonic() - started < 1.0
+        with pytest.raises(EslTimeoutError, match=r"no auth/request within 0\.2s"):  # that deadline, no other
+            await InboundClient(cfg(port, connect_deadline=0.2, command_deadline=3600.0)).connect()
 
 
 async def test_unanswered_auth_hits_command_deadline() -> None:
@@ -135,10 +133,8 @@ async def test_unanswered_auth_hits_command_deadline() -> None:
         await reader.read()
 
     async with fake_freeswitch(mute) as port:
-        started = time.monotonic()
-        with pytest.raises(EslTimeoutError, match="auth"):
-            await InboundClient(cfg(port, command_deadline=0.2)).connect()
-        assert time.monotonic() - started < 1.0
+        with pytest.raises(EslTimeoutError, match=r"no reply to 'auth .*' within 0\.2s"):  # the command deadline
+            await InboundClient(cfg(port, command_deadline=0.2, connect_deadline=3600.0)).connect()
 
 
 async def test_connection_refused_is_typed() -> None:

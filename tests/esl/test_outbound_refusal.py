@@ -55,7 +55,7 @@ async def hold_one(port: int, handler: Held, source: str = "127.0.0.1") -> async
 
 async def until_closed(reader: asyncio.StreamReader) -> bytes:
     try:
-        return await asyncio.wait_for(reader.read(), 2)
+        return await asyncio.wait_for(reader.read(), 30)
     except ConnectionResetError:
         return b""
 
