@@ -40,7 +40,7 @@ async def proper_session(port: int) -> bytes:
     reader, writer = await open_client(port)
     try:
         writer.write(HEADER)
-        line = await asyncio.wait_for(reader.readline(), 2)
+        line = await asyncio.wait_for(reader.readline(), 30)
         writer.write(b"200 result=1 (15551230000)\n")
         assert await read_until_closed(reader) == b""
         return line
@@ -303,7 +303,7 @@ async def test_concurrency_limit(make_server: ServerFactory, logs: Logs) -> None
     clients = [await open_client(server.port) for _ in range(2)]
     for _, w in clients:
         w.write(HEADER)
-    async with asyncio.timeout(2):
+    async with asyncio.timeout(30):
         while len(running) < 2:  # noqa: ASYNC110 - waiting for both handlers to start
             await asyncio.sleep(0.005)
     extra_reader, extra_writer = await open_client(server.port)
@@ -338,7 +338,7 @@ async def test_graceful_shutdown_waits_for_a_session_in_flight(make_server: Serv
     writer.write(b"200 result=1 (15551230000)\n")
     assert await read_until_closed(reader) == b""
     await close_client(writer)
-    await asyncio.wait_for(closing, 2)
+    await asyncio.wait_for(closing, 30)
     assert rec.values == ["15551230000"]
     assert server.outcomes[SessionOutcome.OK] == 1
     assert events(logs, "door.server.sessions_cancelled") == []
@@ -471,7 +471,7 @@ async def test_one_peer_cannot_hold_every_agi_session(make_server: ServerFactory
     server = await make_server(handler, PATIENT, ServerLimits(max_sessions=3, max_sessions_per_peer=1))
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port, local_addr=("127.0.0.2", 0))
     writer.write(HEADER)
-    await asyncio.wait_for(entered.wait(), 2)
+    await asyncio.wait_for(entered.wait(), 30)
     extra_reader, extra_writer = await asyncio.open_connection(
         "127.0.0.1", server.port, local_addr=("127.0.0.2", 0))
     assert await read_until_closed(extra_reader) == b""  # AGISTATUS=FAILURE: the dialplan fails closed

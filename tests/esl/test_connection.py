@@ -46,7 +46,7 @@ async def test_events_after_a_command_timeout_cannot_push_out_the_end_of_stream(
         await conn.wait_auth_request(1)
         with pytest.raises(EslTimeoutError):
             await conn.command(b"api status\n\n", 0.1)
-        await asyncio.wait_for(sent.wait(), 2)
+        await asyncio.wait_for(sent.wait(), 30)
         await asyncio.sleep(0.1)
         with pytest.raises(EslTimeoutError, match="status"):
             await conn.next_event(None)  # no deadline: must not wait for ever
@@ -54,6 +54,6 @@ async def test_events_after_a_command_timeout_cannot_push_out_the_end_of_stream(
     finally:
         done.set()
         await conn.close()
-        await asyncio.wait_for(finished.wait(), 2)
+        await asyncio.wait_for(finished.wait(), 30)
         server.close()
         await server.wait_closed()

@@ -59,8 +59,8 @@ def script_peer(steps: list[Step], received: bytearray) -> Peer:
                 writer.write(step.data)
                 await writer.drain()
             else:
-                received.extend(await asyncio.wait_for(reader.readexactly(len(step.data)), 2))
-        received.extend(await asyncio.wait_for(reader.read(), 2))
+                received.extend(await asyncio.wait_for(reader.readexactly(len(step.data)), 30))
+        received.extend(await asyncio.wait_for(reader.read(), 30))
 
     return peer
 
@@ -196,7 +196,7 @@ async def test_stream_events_reconnects_with_backoff() -> None:
         backoff = Backoff(initial=1.0, factor=2.0, jitter=0.1, rng=random.Random(1))
         with structlog.testing.capture_logs() as logs:
             stream = stream_events(lambda: InboundClient(cfg(port)), backoff=backoff, sleep=fake_sleep)
-            first = await asyncio.wait_for(anext(stream), 5)
+            first = await asyncio.wait_for(anext(stream), 30)
             await stream.aclose()
     assert first.name == "CHANNEL_HANGUP_COMPLETE"
     assert attempts == 3

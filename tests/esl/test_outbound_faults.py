@@ -30,7 +30,7 @@ async def never_called(session: OutboundSession) -> None:
 
 async def dial(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    assert await asyncio.wait_for(reader.readexactly(9), 2) == b"connect\n\n"
+    assert await asyncio.wait_for(reader.readexactly(9), 30) == b"connect\n\n"
     return reader, writer
 
 
@@ -112,7 +112,7 @@ async def test_stall_mid_dialogue_hits_command_deadline() -> None:
         async with OutboundServer(handler, config(command_deadline=0.2)) as server:
             reader, writer = await dial(server.port)
             writer.write(CONNECT_REPLY)
-            assert await asyncio.wait_for(reader.readexactly(10), 2) == b"myevents\n\n"
+            assert await asyncio.wait_for(reader.readexactly(10), 30) == b"myevents\n\n"
             assert await until_closed(reader) == b""
             writer.close()
             (closed,) = await wait_closed_log(logs, server)
@@ -138,7 +138,7 @@ async def test_disconnect_mid_event_surfaces_as_error_in_events() -> None:
         async with OutboundServer(handler, config()) as server:
             reader, writer = await dial(server.port)
             writer.write(CONNECT_REPLY)
-            await asyncio.wait_for(reader.readexactly(10), 2)
+            await asyncio.wait_for(reader.readexactly(10), 30)
             writer.write(b"Content-Type: command/reply\nReply-Text: +OK Events Enabled\n\n")
             writer.write(event[: len(event) // 2])
             await writer.drain()
@@ -163,7 +163,7 @@ async def test_execute_error_reply_raises_command_error() -> None:
         async with OutboundServer(handler, config(), uuid_factory=lambda: "u-1") as server:
             reader, writer = await dial(server.port)
             writer.write(CONNECT_REPLY)
-            sent = await asyncio.wait_for(reader.readuntil(b"\n\n"), 2)
+            sent = await asyncio.wait_for(reader.readuntil(b"\n\n"), 30)
             assert sent.endswith(b"Event-UUID: u-1\n\n")
             writer.write(b"Content-Type: command/reply\nReply-Text: -ERR invalid application\n\n")
             assert await until_closed(reader) == b""
@@ -207,7 +207,7 @@ async def test_concurrency_limit_refuses_extra_sessions() -> None:
         async with OutboundServer(blocking, config(), server_limits=ServerLimits(max_sessions=1)) as server:
             reader1, writer1 = await dial(server.port)
             writer1.write(CONNECT_REPLY)
-            await asyncio.wait_for(entered.wait(), 2)
+            await asyncio.wait_for(entered.wait(), 30)
             assert server.active_sessions == 1
             # Refused, but after `connect` (issue 15: a socket closed before `connect` parks the
             # call); once FreeSWITCH has answered it, the gate closes and the dialplan rejects.
@@ -263,7 +263,7 @@ async def test_execute_wait_fails_when_channel_goes_away() -> None:
         async with OutboundServer(handler, config(execute_deadline=5.0), uuid_factory=lambda: "u-2") as server:
             reader, writer = await dial(server.port)
             writer.write(CONNECT_REPLY)
-            await asyncio.wait_for(reader.readuntil(b"\n\n"), 2)
+            await asyncio.wait_for(reader.readuntil(b"\n\n"), 30)
             writer.write(OK + notice)
             assert await until_closed(reader) == b""
             writer.close()
