@@ -262,7 +262,7 @@ async def test_per_command_reply_timeout_override(make_server: ServerFactory, lo
     results: list[int] = []
 
     async def handler(s: AgiSession) -> None:
-        results.append(await s.exec("Playback", "beep", reply_timeout=1.0))
+        results.append(await s.exec("Playback", "beep", reply_timeout=30.0))  # not expected to fire
 
     server = await make_server(handler, AgiLimits(reply_timeout=0.1))
     reader, writer = await open_client(server.port)
@@ -279,7 +279,7 @@ async def test_per_command_reply_timeout_override(make_server: ServerFactory, lo
 
 async def test_session_timeout_bounds_the_handler(make_server: ServerFactory, logs: Logs) -> None:
     async def handler(s: AgiSession) -> None:
-        await asyncio.sleep(10)
+        await asyncio.Event().wait()  # never ends by itself: only the session deadline ends it
 
     server = await make_server(handler, AgiLimits(session_timeout=0.2))
     reader, writer = await open_client(server.port)
@@ -330,7 +330,7 @@ async def test_graceful_shutdown_waits_for_a_session_in_flight(make_server: Serv
     reader, writer = await open_client(server.port)
     writer.write(HEADER)
     assert await reader.readline() == b"GET VARIABLE CALLERID(num)\n"
-    closing = asyncio.create_task(server.close(timeout=2.0))
+    closing = asyncio.create_task(server.close(timeout=30.0))  # a grace the session ends well inside
     await asyncio.sleep(0.1)
     assert not closing.done()  # waiting for the session
     with pytest.raises(ConnectionRefusedError):  # no longer accepting
