@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -15,6 +14,7 @@ from dncgate.ami.settings import TrackerSettings
 from dncgate.events import CallEventStream, CallRecord
 from tests.ami.ami_helpers import transcript_events
 from tests.ami.test_client import COMPLETED, REJECTED
+from tests.polls import poll_until
 
 T0 = datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -36,9 +36,7 @@ class Collect:
     async def after_grace(self, count: int) -> list[CallRecord]:
         """The records once ``count`` are in: the grace timer fired (awaited, never slept for, so a
         busy machine cannot make the test look before it did: issue 11 item 20)."""
-        async with asyncio.timeout(30):
-            while len(self.records) < count:  # noqa: ASYNC110 - the tracker's timer has no hook
-                await asyncio.sleep(0.005)
+        await poll_until(lambda: len(self.records) >= count, f"{count} records after the grace")
         return self.records
 
 

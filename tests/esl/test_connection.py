@@ -9,6 +9,7 @@ import pytest
 from dncgate.esl.codec import Limits
 from dncgate.esl.connection import EslConnection
 from dncgate.esl.errors import EslTimeoutError
+from tests.polls import poll_until
 
 
 def event_frame(unique_id: int) -> bytes:
@@ -49,9 +50,8 @@ async def test_events_after_a_command_timeout_cannot_push_out_the_end_of_stream(
             await conn.command(b"api status\n\n", 0.1)
         timed_out.set()
         await asyncio.wait_for(sent.wait(), 30)
-        async with asyncio.timeout(30):  # the five events read (and dropped: the connection is poisoned)
-            while conn.dropped_events < 5:  # noqa: ASYNC110 - polling the connection's counter
-                await asyncio.sleep(0.005)
+        # the five events read (and dropped: the connection is poisoned)
+        await poll_until(lambda: conn.dropped_events >= 5, "the five events dropped")
         with pytest.raises(EslTimeoutError, match="status"):
             await conn.next_event(None)  # no deadline: must not wait for ever
         assert conn.dropped_events == 5

@@ -14,6 +14,7 @@ from structlog.testing import capture_logs
 from dncgate.store.redis import RedisListStore, RedisSettings
 from dncgate.store.redis.keys import ListKeys, now_ms, tag
 from tests.conftest import RedisServer
+from tests.polls import poll_until
 
 NATIONAL = ListKeys.of("national")
 
@@ -42,9 +43,7 @@ class ClockMs:
 
 
 async def asked_to_wait(sleep: GatedSleep) -> list[float]:
-    async with asyncio.timeout(30):
-        while not sleep.asked:  # noqa: ASYNC110 - the retirement task starts on its own
-            await asyncio.sleep(0.005)
+    await poll_until(lambda: bool(sleep.asked), "the retirement waiting out its grace")
     return sleep.asked
 
 
