@@ -200,7 +200,7 @@ async def test_feed_over_the_recorded_inbound_session() -> None:
     await asyncio.sleep(0)  # the subscription exists once the generator has started
     received: list[bytes] = []
     async with replaying_freeswitch(received) as port:
-        config = InboundConfig(port=port, connect_deadline=1, command_deadline=1, event_deadline=2)
+        config = InboundConfig(port=port, connect_deadline=30, command_deadline=30, event_deadline=30)
         with pytest.raises(EslConnectionClosed, match="gave up"):
             await run_esl_feed(stream, config, max_attempts=0)
     recorded = [s.data for s in transcript_steps("inbound_8021") if s.direction == "tx"]
