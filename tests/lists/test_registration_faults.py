@@ -20,6 +20,7 @@ from dncgate.lists.feed import FeedServer
 from dncgate.lists.registrations import run_forwarder
 from dncgate.lists.sources import Registration
 from dncgate.lists.upstream import Outbox, RegistrationError
+from tests.polls import poll_until
 
 
 class NoBackoff:
@@ -109,10 +110,7 @@ async def test_the_forwarder_survives_unexpected_errors(outbox: Outbox, error: E
     with structlog.testing.capture_logs() as logs:
         task = asyncio.create_task(run_forwarder(ledger, outbox, ["default"], stop,  # type: ignore[arg-type]
                                                  interval=0.01, backoff=NoBackoff()))
-        for _ in range(200):
-            if ledger.acked:
-                break
-            await asyncio.sleep(0.01)
+        await poll_until(lambda: bool(ledger.acked), "the forwarder acked the ledger")
         assert not task.done()
         stop.set()
         await asyncio.wait_for(task, 30)
