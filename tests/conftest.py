@@ -64,7 +64,7 @@ class RedisServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60  # a start-up guard, never expected to fire
         while time.monotonic() < deadline:
             try:
                 with socket.create_connection((self.host, self.port), timeout=0.2) as sock:
@@ -166,7 +166,7 @@ async def serving(config: Settings, *, stop_within: float = 10.0,
     ready: asyncio.Queue[Running] = asyncio.Queue()
     task = asyncio.create_task(serve(config, on_ready=ready.put_nowait, handle_signals=False))
     started = asyncio.ensure_future(ready.get())
-    await asyncio.wait({started, task}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.wait({started, task}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
     if not started.done():
         started.cancel()
         if task.done():
@@ -174,7 +174,7 @@ async def serving(config: Settings, *, stop_within: float = 10.0,
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        raise TimeoutError("dncgate serve was not ready within 10 s")
+        raise TimeoutError("dncgate serve was not ready within 60 s")
     running = started.result()
     try:
         yield running

@@ -114,9 +114,12 @@ def _errors_file(path: Path | None) -> Iterator[Callable[[LineError], None] | No
 
 
 async def _lists_sync(args: argparse.Namespace, config: Settings) -> int:
-    from dncgate.lists.runner import sync_once
+    from dncgate.lists.runner import source_problem, sync_once
     from dncgate.lists.sync import SyncError, exit_code_of
 
+    if (problem := source_problem(config)) is not None:
+        print(f"dncgate: {problem}", file=sys.stderr)
+        return codes.USAGE  # before the store is opened: nothing created for a sync that cannot run
     if args.nice:
         os.nice(args.nice)  # serve's periodic sync: leave the CPU to the calls first
 

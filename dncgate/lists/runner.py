@@ -26,6 +26,20 @@ SYNC_NICENESS = 10  # the child sync yields the CPU to the process answering cal
 ISOLATED_SYNC_DEADLINE = 2 * 3600.0  # a 100M-number snapshot takes minutes; a stuck child is killed
 
 
+def source_problem(config: Settings) -> str | None:
+    """Why ``config`` names no source to sync from, or None: checked before anything is opened
+    or created, so ``dncgate lists sync`` without a source says so instead of failing on a URL."""
+    sync = config.sync
+    if sync.source != "http":
+        return None
+    if not sync.url:
+        return ('no [sync] source is set: set [sync] url to the manifest\'s http:// or https:// URL, '
+                'or source = "dir" and its directory')
+    if not sync.url.startswith(("http://", "https://")):
+        return f"[sync] url {sync.url!r}: an http source needs an http:// or https:// URL"
+    return None
+
+
 def make_source(config: Settings) -> SyncSource:
     sync = config.sync
     if sync.source == "dir":

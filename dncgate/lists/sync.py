@@ -94,7 +94,7 @@ class SyncJob:
 @dataclass
 class SyncReport:
     list_name: str
-    outcome: str = "unchanged"  # unchanged (the source confirmed it) | updated | nothing_new
+    outcome: str = "unchanged"  # unchanged (the source confirmed it: HTTP 304) | updated | nothing_new
     sequence: int | None = None
     snapshot: int | None = None  # the sequence of the snapshot loaded, if one was
     deltas: list[int] = field(default_factory=list)
@@ -284,13 +284,30 @@ class Syncer:
             raise
         finally:
             await self.source.finished(fetched, outcome)
-        new_state = {"sequence": str(sequence), "version": live_version, "fresh_at": now_iso(),
-                     "checked_at": now_iso(), "source": self.source.name,
-                     "generated_at": fetched.manifest.generated_at, **fetched.validators}
-        await self._store(self.store.set_sync_state(self.list_name, new_state), "write sync state")
-        report.outcome = "updated" if report.snapshot is not None or report.deltas else "unchanged"
+        applied = report.snapshot is not None or bool(report.deltas)
+        await self._store(self.store.set_sync_state(
+            self.list_name, self._state_after(fetched, state, sequence, live_version, applied=applied)),
+            "write sync state")
+        report.outcome = "updated" if applied else "nothing_new"
         report.sequence = sequence
         return report
+
+    def _state_after(
+        self, fetched: Fetched, before: dict[str, str], sequence: int | None, version: str, *, applied: bool,
+    ) -> dict[str, str]:
+        """Only something applied refreshes ``fresh_at`` (a re-read manifest at our sequence, as a
+        stalled publisher serves, confirms nothing); validators are kept only for a manifest that
+        reaches our sequence, so a later 304 for them means "still current" (issue 11 item 3)."""
+        checked = now_iso()
+        state = {"sequence": str(sequence), "version": version, "checked_at": checked, "source": self.source.name,
+                 "generated_at": fetched.manifest.generated_at}
+        if applied:
+            state["fresh_at"] = checked
+        elif before.get("fresh_at"):
+            state["fresh_at"] = before["fresh_at"]
+        if fetched.manifest.latest_sequence == sequence:
+            state.update(fetched.validators)
+        return state
 
     def _check(self, fetched: Fetched) -> None:
         if fetched.manifest.list_name != self.list_name:

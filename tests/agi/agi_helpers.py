@@ -121,7 +121,7 @@ async def replay(
     port: int,
     transcript: Transcript,
     *,
-    read_timeout: float = 3.0,
+    read_timeout: float = 30.0,
     split_hangup: bool = True,
 ) -> ReplayResult:
     """Play Asterisk: connect to 127.0.0.1:port, send the header, answer each command with the recording.
@@ -163,7 +163,7 @@ async def close_client(writer: asyncio.StreamWriter) -> None:
         await writer.wait_closed()
 
 
-async def read_until_closed(reader: asyncio.StreamReader, timeout: float = 3.0) -> bytes:
+async def read_until_closed(reader: asyncio.StreamReader, timeout: float = 30.0) -> bytes:
     """Everything the server sends until it closes (a reset counts as closed)."""
     try:
         return await asyncio.wait_for(reader.read(), timeout)

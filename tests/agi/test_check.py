@@ -56,7 +56,7 @@ async def fake_asterisk(port: int, request: str, args: list[str], variables: dic
     try:
         writer.write(header(request, args, extension))
         await writer.drain()
-        while line := await asyncio.wait_for(reader.readline(), 3):
+        while line := await asyncio.wait_for(reader.readline(), 30):
             argv = asterisk_parse_args(line.decode().rstrip("\n"))
             commands.append(argv)
             if argv[:2] == ["GET", "VARIABLE"]:
@@ -209,7 +209,7 @@ async def test_decision_is_recorded_after_the_socket_closes(
     try:
         writer.write(header("agi://127.0.0.1/check?tenant=default&purpose=marketing", ["2015550123"]))
         await writer.drain()
-        verdict = mset([asterisk_parse_args((await asyncio.wait_for(reader.readline(), 3)).decode().rstrip("\n"))])
+        verdict = mset([asterisk_parse_args((await asyncio.wait_for(reader.readline(), 30)).decode().rstrip("\n"))])
         assert verdict["DNCGATE_VERDICT"] == "reject"
         await asyncio.sleep(0.05)  # the gate is idle, waiting for our reply: nothing recorded yet
         assert not [e for e in logs if e["event"].startswith("decision.")]
@@ -236,7 +236,7 @@ async def test_decision_is_recorded_when_asterisk_hangs_up_before_replying(
     reader, writer = await open_client(agi.port)
     writer.write(header("agi://127.0.0.1/check?tenant=default&purpose=marketing", ["2015550124"]))
     await writer.drain()
-    verdict = mset([asterisk_parse_args((await asyncio.wait_for(reader.readline(), 3)).decode().rstrip("\n"))])
+    verdict = mset([asterisk_parse_args((await asyncio.wait_for(reader.readline(), 30)).decode().rstrip("\n"))])
     assert verdict["DNCGATE_VERDICT"] == "allow"
     writer.close()  # the channel went away with the verdict unanswered
     await wait_idle(agi)

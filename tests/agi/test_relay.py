@@ -132,7 +132,7 @@ async def test_a_gate_at_its_session_limit_is_decided_in_process(tmp_path: Path)
     _reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     try:
         writer.write(HEADER.format(number="1", extra="").encode())
-        await asyncio.wait_for(held.wait(), 5)  # the one slot is taken
+        await asyncio.wait_for(held.wait(), 30)  # the one slot is taken
         env = base_env(db) | {"DNCGATE_AGI_RELAY": f"127.0.0.1:{server.port}"}
         assert await run_agi(env, "2015550123") == ("reject|in-process", 0)
     finally:

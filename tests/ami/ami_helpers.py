@@ -195,7 +195,7 @@ class RecordingSleep:
         await asyncio.sleep(0)
 
 
-async def wait_until(predicate: Callable[[], bool], timeout: float = 2.0) -> None:
+async def wait_until(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
     async with asyncio.timeout(timeout):
         while not predicate():  # noqa: ASYNC110 - polls state of the code under test, which has no hook
             await asyncio.sleep(0.005)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
-import time
 
 import pytest
 from structlog.testing import capture_logs
@@ -41,8 +40,9 @@ def settings(port: int, **overrides: object) -> AmiSettings:
         "username": "e2e",
         "secret": "e2epass",
         "port": port,
-        "connect_timeout": 2.0,
-        "action_timeout": 1.0,
+        # deadlines the tests expect NOT to fire are long (issue 11 item 20); a test of a deadline sets it
+        "connect_timeout": 30.0,
+        "action_timeout": 30.0,
         "keepalive_interval": None,
     }
     values.update(overrides)
@@ -68,7 +68,7 @@ async def test_replay_transcript_yields_exact_records(fake: FakeAmi) -> None:
     tracker.attach(client)
     client.add_listener(lambda event: seen.append(event.event))
     async with client:
-        async with asyncio.timeout(2):
+        async with asyncio.timeout(30):
             got = [await first, await anext(records)]
         await records.aclose()
     assert got == [REJECTED, COMPLETED]
@@ -100,31 +100,28 @@ async def test_bad_login_raises_login_error_without_retrying(fake: FakeAmi) -> N
 
 
 async def test_not_listening_raises_unavailable_fast() -> None:
-    client = AmiClient(settings(free_port()))
-    started = time.monotonic()
-    with pytest.raises(AmiUnavailable, match="failed"):
-        await client.connect()
-    assert time.monotonic() - started < 0.5
+    client = AmiClient(settings(free_port(), connect_timeout=3600.0))
+    async with asyncio.timeout(60):  # refused at once: the connect deadline plays no part
+        with pytest.raises(AmiUnavailable, match="failed"):
+            await client.connect()
     await client.close()
 
 
 async def test_silent_login_is_unavailable_within_connect_timeout(fake: FakeAmi) -> None:
     fake.silent_login = True
     client = AmiClient(settings(fake.port, connect_timeout=0.2))
-    started = time.monotonic()
-    with pytest.raises(AmiUnavailable, match="login"):
+    with pytest.raises(AmiUnavailable, match=r"AMI login at .* took over 0\.2s"):  # that deadline fired
         await client.connect()
-    assert 0.15 < time.monotonic() - started < 0.6
+    assert fake.connections == 1  # connect() raises, the retries are the supervisor's
     await client.close()
 
 
 async def test_close_before_login_reply_is_unavailable(fake: FakeAmi) -> None:
     fake.refuse_connections = 1
-    client = AmiClient(settings(fake.port))
-    started = time.monotonic()
-    with pytest.raises(AmiUnavailable, match="closed the connection"):
-        await client.connect()
-    assert time.monotonic() - started < 0.5
+    client = AmiClient(settings(fake.port, connect_timeout=3600.0))
+    async with asyncio.timeout(60):  # the close is seen at once, not at the connect deadline
+        with pytest.raises(AmiUnavailable, match="closed the connection"):
+            await client.connect()
     await client.close()
 
 
@@ -136,10 +133,8 @@ async def test_stalled_action_times_out_and_connection_stays_usable(fake: FakeAm
 
     fake.responder = responder
     async with AmiClient(settings(fake.port)) as client:
-        started = time.monotonic()
-        with pytest.raises(AmiTimeout, match="Status"):
+        with pytest.raises(AmiTimeout, match=r"Status: no response within 0\.2s"):  # its own deadline fired
             await client.action({"Action": "Status"}, timeout=0.2)
-        assert 0.15 < time.monotonic() - started < 0.5
         reply = await client.action({"Action": "Ping"})
         assert reply.ok
         assert reply.response.get("ping") == "Pong"
@@ -321,7 +316,7 @@ async def test_events_iterator(fake: FakeAmi) -> None:
     await asyncio.sleep(0)  # subscribe before connecting
     with capture_logs() as logs:
         async with client:
-            event = await asyncio.wait_for(first, 2)
+            event = await asyncio.wait_for(first, 30)
         await events.aclose()
     assert event.get("UserEvent") == "b"  # buffer of one: "a" was dropped for the lagging consumer
     assert [e["event"] for e in logs if e["event"] == "ami.consumer_lagging"] == ["ami.consumer_lagging"]
@@ -329,15 +324,14 @@ async def test_events_iterator(fake: FakeAmi) -> None:
 
 async def test_close_is_bounded_when_supervisor_is_reconnecting(fake: FakeAmi) -> None:
     async def slow_sleep(delay: float) -> None:
-        await asyncio.sleep(60)
+        await asyncio.sleep(3600)
 
     client = AmiClient(settings(fake.port), backoff=RecordingBackoff(), sleep=slow_sleep)
     await client.connect()
     fake.drop()
     await wait_until(lambda: not client.connected)
-    started = time.monotonic()
-    await client.close(timeout=0.5)
-    assert time.monotonic() - started < 0.5
+    async with asyncio.timeout(60):  # bounded by close's timeout, not by the supervisor's 3600 s sleep
+        await client.close(timeout=0.5)
 
 
 def test_exponential_backoff_grows_caps_and_jitters() -> None:
@@ -355,14 +349,13 @@ def test_settings_repr_hides_secret() -> None:
 
 
 async def test_close_while_reconnect_waits_for_login_leaves_no_socket(fake: FakeAmi) -> None:
-    client = AmiClient(settings(fake.port, connect_timeout=30.0), backoff=RecordingBackoff(), sleep=RecordingSleep())
+    client = AmiClient(settings(fake.port, connect_timeout=3600.0), backoff=RecordingBackoff(), sleep=RecordingSleep())
     await client.connect()
     fake.silent_login = True
     fake.drop()
     await wait_until(lambda: fake.connections == 2 and len(fake.actions) == 2)  # the second Login is pending
-    started = time.monotonic()
-    await client.close(timeout=0.5)
-    assert time.monotonic() - started < 0.5
+    async with asyncio.timeout(60):  # not the pending login's 3600 s deadline
+        await client.close(timeout=0.5)
     await wait_until(lambda: not fake._tasks)  # the server saw our socket close
 
 

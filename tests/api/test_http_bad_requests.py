@@ -43,7 +43,7 @@ async def exchange(port: int, request: bytes) -> tuple[int, dict[str, str], byte
         writer.write(request)
         with contextlib.suppress(ConnectionError):  # the server answers before reading it all
             await writer.drain()
-        async with asyncio.timeout(5):
+        async with asyncio.timeout(30):
             # Chunk by chunk: the server closes with our excess bytes unread, so a reset may follow its answer.
             with contextlib.suppress(ConnectionError):
                 while chunk := await reader.read(65536):

@@ -46,7 +46,7 @@ async def _held_session(port: int) -> asyncio.StreamWriter:
     """An AGI session the gate is serving (its verdict sent, our answer never comes)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(HEADER.encode())
-    assert (await asyncio.wait_for(reader.readline(), 5)).startswith(b"EXEC MSet")
+    assert (await asyncio.wait_for(reader.readline(), 30)).startswith(b"EXEC MSet")
     return writer
 
 
@@ -65,7 +65,7 @@ async def test_serve_caps_sessions_per_peer_as_configured(tmp_path: Path) -> Non
             writers.append(writer)
             writer.write(HEADER.encode())
             try:  # the second session of the same peer is closed unanswered
-                refused = await asyncio.wait_for(reader.read(), 5)
+                refused = await asyncio.wait_for(reader.read(), 30)
             except ConnectionResetError:
                 refused = b""
             assert refused == b""

@@ -79,7 +79,7 @@ async def dial(port: int, source: str = "127.0.0.1") -> tuple[asyncio.StreamRead
 async def first_line(reader: asyncio.StreamReader) -> bytes:
     """The first line the server sends, or b"" when it closes (a reset counts as closed)."""
     try:
-        return await asyncio.wait_for(reader.readline(), 3)
+        return await asyncio.wait_for(reader.readline(), 30)
     except ConnectionResetError:
         return b""
 
@@ -169,7 +169,7 @@ async def test_close_cancels_after_the_grace_and_abandons_what_ignores_cancellat
                            limits=ServerLimits(cancel_timeout=0.05))
     await server.start()
     reader, writer = await dial(server.port)
-    await asyncio.wait_for(entered.wait(), 3)
+    await asyncio.wait_for(entered.wait(), 30)
     await server.close(timeout=0.05)
     assert await first_line(reader) == b""  # its socket was aborted
     writer.close()

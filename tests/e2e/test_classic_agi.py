@@ -16,6 +16,7 @@ import secrets
 import shutil
 import statistics
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -198,10 +199,10 @@ def _one_agi_run(chroot: Path, config: str, number: str, *env: str) -> tuple[flo
     """Spawn dncgate-agi inside the chroot like Asterisk does; ms to the MSet verdict and to exit."""
     started = time.perf_counter()
     verdict_ms, verdict = 0.0, ""
-    with subprocess.Popen(
+    with tempfile.TemporaryFile() as errors, subprocess.Popen(
         ["chroot", str(chroot), "/usr/bin/env", "-i", f"DNCGATE_CONFIG={config}", "DNCGATE_LOG_LEVEL=warning",
          *env, AGI_BINARY],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors,
     ) as proc:
         assert proc.stdin is not None
         assert proc.stdout is not None
@@ -214,7 +215,10 @@ def _one_agi_run(chroot: Path, config: str, number: str, *env: str) -> tuple[flo
             proc.stdin.write(b"200 result=0\n")
             proc.stdin.flush()
         proc.stdin.close()
-        proc.wait(timeout=10)
+        proc.wait(timeout=60)
+        if not verdict:  # the evidence of a run that gave no verdict: its exit code and log lines
+            errors.seek(0)
+            verdict = f"no verdict, exit {proc.returncode}: {errors.read()[-2000:].decode(errors='replace')}"
     return verdict_ms, (time.perf_counter() - started) * 1000, verdict
 
 

@@ -70,7 +70,7 @@ class Lab:
         handler: Callable[[OutboundSession], Awaitable[None]] | None = None,
         **config: Any,
     ) -> tuple[CallTrace, list[dict[str, Any]]]:
-        base: dict[str, Any] = {"port": 0, "connect_deadline": 2.0, "command_deadline": 2.0, "event_deadline": 2.0}
+        base: dict[str, Any] = {"port": 0, "connect_deadline": 30.0, "command_deadline": 30.0, "event_deadline": 30.0}
         base.update(config)
         factory = uuid_sequence(*uuids) if uuids else None
         fake = peer or FakeFreeSwitch(reply)

@@ -9,6 +9,7 @@ import pytest
 from dncgate.esl.codec import Limits
 from dncgate.esl.connection import EslConnection
 from dncgate.esl.errors import EslTimeoutError
+from tests.polls import poll_until
 
 
 def event_frame(unique_id: int) -> bytes:
@@ -22,11 +23,12 @@ async def test_events_after_a_command_timeout_cannot_push_out_the_end_of_stream(
     sent = asyncio.Event()
     done = asyncio.Event()
     finished = asyncio.Event()
+    timed_out = asyncio.Event()
 
     async def freeswitch(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(b"Content-Type: auth/request\n\n")
-        await reader.readuntil(b"\n\n")  # the command, answered too late
-        await asyncio.sleep(0.3)
+        await reader.readuntil(b"\n\n")  # the command, answered too late: after its deadline fired
+        await timed_out.wait()
         for i in range(5):
             writer.write(event_frame(i))
         writer.write(b"Content-Type: api/response\nContent-Length: 3\n\n+OK")
@@ -43,17 +45,19 @@ async def test_events_after_a_command_timeout_cannot_push_out_the_end_of_stream(
     conn = EslConnection(reader, writer, limits=Limits(), max_queued_events=3)
     conn.start()
     try:
-        await conn.wait_auth_request(1)
+        await conn.wait_auth_request(30)
         with pytest.raises(EslTimeoutError):
             await conn.command(b"api status\n\n", 0.1)
-        await asyncio.wait_for(sent.wait(), 2)
-        await asyncio.sleep(0.1)
+        timed_out.set()
+        await asyncio.wait_for(sent.wait(), 30)
+        # the five events read (and dropped: the connection is poisoned)
+        await poll_until(lambda: conn.dropped_events >= 5, "the five events dropped")
         with pytest.raises(EslTimeoutError, match="status"):
             await conn.next_event(None)  # no deadline: must not wait for ever
         assert conn.dropped_events == 5
     finally:
         done.set()
         await conn.close()
-        await asyncio.wait_for(finished.wait(), 2)
+        await asyncio.wait_for(finished.wait(), 30)
         server.close()
         await server.wait_closed()

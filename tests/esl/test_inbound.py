@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -47,7 +46,8 @@ async def fake_freeswitch(peer: Peer) -> AsyncIterator[int]:
 
 
 def cfg(port: int, **kw: Any) -> InboundConfig:
-    base: dict[str, Any] = {"port": port, "connect_deadline": 1.0, "command_deadline": 1.0, "event_deadline": 1.0}
+    # deadlines the tests expect NOT to fire are long (issue 11 item 20); a test of a deadline sets it
+    base: dict[str, Any] = {"port": port, "connect_deadline": 30.0, "command_deadline": 30.0, "event_deadline": 30.0}
     base.update(kw)
     return InboundConfig(**base)
 
@@ -59,8 +59,8 @@ def script_peer(steps: list[Step], received: bytearray) -> Peer:
                 writer.write(step.data)
                 await writer.drain()
             else:
-                received.extend(await asyncio.wait_for(reader.readexactly(len(step.data)), 2))
-        received.extend(await asyncio.wait_for(reader.read(), 2))
+                received.extend(await asyncio.wait_for(reader.readexactly(len(step.data)), 30))
+        received.extend(await asyncio.wait_for(reader.read(), 30))
 
     return peer
 
@@ -123,10 +123,8 @@ async def test_stalled_server_hits_connect_deadline() -> None:
         await reader.read()
 
     async with fake_freeswitch(silent) as port:
-        started = time.monotonic()
-        with pytest.raises(EslTimeoutError, match="auth/request"):
-            await InboundClient(cfg(port, connect_deadline=0.2)).connect()
-        assert time.monotonic() - started < 1.0
+        with pytest.raises(EslTimeoutError, match=r"no auth/request within 0\.2s"):  # that deadline, no other
+            await InboundClient(cfg(port, connect_deadline=0.2, command_deadline=3600.0)).connect()
 
 
 async def test_unanswered_auth_hits_command_deadline() -> None:
@@ -135,10 +133,8 @@ async def test_unanswered_auth_hits_command_deadline() -> None:
         await reader.read()
 
     async with fake_freeswitch(mute) as port:
-        started = time.monotonic()
-        with pytest.raises(EslTimeoutError, match="auth"):
-            await InboundClient(cfg(port, command_deadline=0.2)).connect()
-        assert time.monotonic() - started < 1.0
+        with pytest.raises(EslTimeoutError, match=r"no reply to 'auth .*' within 0\.2s"):  # the command deadline
+            await InboundClient(cfg(port, command_deadline=0.2, connect_deadline=3600.0)).connect()
 
 
 async def test_connection_refused_is_typed() -> None:
@@ -200,7 +196,7 @@ async def test_stream_events_reconnects_with_backoff() -> None:
         backoff = Backoff(initial=1.0, factor=2.0, jitter=0.1, rng=random.Random(1))
         with structlog.testing.capture_logs() as logs:
             stream = stream_events(lambda: InboundClient(cfg(port)), backoff=backoff, sleep=fake_sleep)
-            first = await asyncio.wait_for(anext(stream), 5)
+            first = await asyncio.wait_for(anext(stream), 30)
             await stream.aclose()
     assert first.name == "CHANNEL_HANGUP_COMPLETE"
     assert attempts == 3

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import pytest
@@ -19,7 +18,8 @@ OK = b"Content-Type: command/reply\nReply-Text: +OK\n\n"
 
 
 def config(**kw: Any) -> OutboundConfig:
-    base: dict[str, Any] = {"port": 0, "connect_deadline": 0.3, "command_deadline": 0.3, "event_deadline": 0.3}
+    # deadlines the tests expect NOT to fire are long (issue 11 item 20); a test of a deadline sets it
+    base: dict[str, Any] = {"port": 0, "connect_deadline": 30.0, "command_deadline": 30.0, "event_deadline": 30.0}
     base.update(kw)
     return OutboundConfig(**base)
 
@@ -30,17 +30,17 @@ async def never_called(session: OutboundSession) -> None:
 
 async def dial(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    assert await asyncio.wait_for(reader.readexactly(9), 2) == b"connect\n\n"
+    assert await asyncio.wait_for(reader.readexactly(9), 30) == b"connect\n\n"
     return reader, writer
 
 
 async def until_closed(reader: asyncio.StreamReader) -> bytes:
-    return await asyncio.wait_for(reader.read(), 2)
+    return await asyncio.wait_for(reader.read(), 30)
 
 
 async def wait_closed_log(logs: list[dict[str, Any]], server: OutboundServer) -> list[dict[str, Any]]:
     """Drain the server (close() waits for every session task) and return the close records."""
-    await server.close(timeout=2)
+    await server.close(timeout=30)
     return [e for e in logs if e["event"] == "esl.session.closed"]
 
 
@@ -56,12 +56,11 @@ async def wait_closed_log(logs: list[dict[str, Any]], server: OutboundServer) ->
 )
 async def test_garbage_is_a_logged_protocol_error(payload: bytes, error_type: str) -> None:
     with structlog.testing.capture_logs() as logs:
-        async with OutboundServer(never_called, config(connect_deadline=5.0)) as server:
+        async with OutboundServer(never_called, config(connect_deadline=3600.0)) as server:
             reader, writer = await dial(server.port)
-            started = time.monotonic()
             writer.write(payload)
-            assert await until_closed(reader) == b""  # the server closed us, said nothing more
-            assert time.monotonic() - started < 1.0  # refused at once, no deadline involved
+            async with asyncio.timeout(60):  # refused at once (outcome protocol_error), no deadline involved
+                assert await until_closed(reader) == b""  # the server closed us, said nothing more
             writer.close()
             (closed,) = await wait_closed_log(logs, server)
     (err,) = [e for e in logs if e["event"] == "esl.session.protocol_error"]
@@ -97,12 +96,11 @@ async def test_stalled_peer_hits_connect_deadline_fast() -> None:
     with structlog.testing.capture_logs() as logs:
         async with OutboundServer(never_called, config(connect_deadline=0.2)) as server:
             reader, writer = await dial(server.port)
-            started = time.monotonic()
             assert await until_closed(reader) == b""
-            elapsed = time.monotonic() - started
             writer.close()
             (closed,) = await wait_closed_log(logs, server)
-    assert 0.1 < elapsed < 1.5
+    (timeout,) = [e for e in logs if e["event"] == "esl.session.timeout"]
+    assert "within 0.2s" in timeout["error"]  # the connect deadline fired, not another one
     assert closed["outcome"] == "timeout"
 
 
@@ -114,7 +112,7 @@ async def test_stall_mid_dialogue_hits_command_deadline() -> None:
         async with OutboundServer(handler, config(command_deadline=0.2)) as server:
             reader, writer = await dial(server.port)
             writer.write(CONNECT_REPLY)
-            assert await asyncio.wait_for(reader.readexactly(10), 2) == b"myevents\n\n"
+            assert await asyncio.wait_for(reader.readexactly(10), 30) == b"myevents\n\n"
             assert await until_closed(reader) == b""
             writer.close()
             (closed,) = await wait_closed_log(logs, server)
@@ -140,7 +138,7 @@ async def test_disconnect_mid_event_surfaces_as_error_in_events() -> None:
         async with OutboundServer(handler, config()) as server:
             reader, writer = await dial(server.port)
             writer.write(CONNECT_REPLY)
-            await asyncio.wait_for(reader.readexactly(10), 2)
+            await asyncio.wait_for(reader.readexactly(10), 30)
             writer.write(b"Content-Type: command/reply\nReply-Text: +OK Events Enabled\n\n")
             writer.write(event[: len(event) // 2])
             await writer.drain()
@@ -165,7 +163,7 @@ async def test_execute_error_reply_raises_command_error() -> None:
         async with OutboundServer(handler, config(), uuid_factory=lambda: "u-1") as server:
             reader, writer = await dial(server.port)
             writer.write(CONNECT_REPLY)
-            sent = await asyncio.wait_for(reader.readuntil(b"\n\n"), 2)
+            sent = await asyncio.wait_for(reader.readuntil(b"\n\n"), 30)
             assert sent.endswith(b"Event-UUID: u-1\n\n")
             writer.write(b"Content-Type: command/reply\nReply-Text: -ERR invalid application\n\n")
             assert await until_closed(reader) == b""
@@ -209,7 +207,7 @@ async def test_concurrency_limit_refuses_extra_sessions() -> None:
         async with OutboundServer(blocking, config(), server_limits=ServerLimits(max_sessions=1)) as server:
             reader1, writer1 = await dial(server.port)
             writer1.write(CONNECT_REPLY)
-            await asyncio.wait_for(entered.wait(), 2)
+            await asyncio.wait_for(entered.wait(), 30)
             assert server.active_sessions == 1
             # Refused, but after `connect` (issue 15: a socket closed before `connect` parks the
             # call); once FreeSWITCH has answered it, the gate closes and the dialplan rejects.
@@ -239,10 +237,9 @@ async def test_graceful_close_is_bounded_and_cancels_stuck_sessions() -> None:
         port = server.port
         reader, writer = await dial(port)
         writer.write(CONNECT_REPLY)
-        await asyncio.wait_for(entered.wait(), 2)
-        started = time.monotonic()
-        await server.close(timeout=0.2)
-        assert time.monotonic() - started < 1.5
+        await asyncio.wait_for(entered.wait(), 30)
+        async with asyncio.timeout(60):  # the handler waits forever: close's 0.2 s grace, then cancel
+            await server.close(timeout=0.2)
         assert await until_closed(reader) == b""
         writer.close()
         with pytest.raises(ConnectionRefusedError):
@@ -266,7 +263,7 @@ async def test_execute_wait_fails_when_channel_goes_away() -> None:
         async with OutboundServer(handler, config(execute_deadline=5.0), uuid_factory=lambda: "u-2") as server:
             reader, writer = await dial(server.port)
             writer.write(CONNECT_REPLY)
-            await asyncio.wait_for(reader.readuntil(b"\n\n"), 2)
+            await asyncio.wait_for(reader.readuntil(b"\n\n"), 30)
             writer.write(OK + notice)
             assert await until_closed(reader) == b""
             writer.close()

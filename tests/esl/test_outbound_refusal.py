@@ -46,16 +46,16 @@ async def dial(port: int, source: str = "127.0.0.1") -> tuple[asyncio.StreamRead
 
 async def hold_one(port: int, handler: Held, source: str = "127.0.0.1") -> asyncio.StreamWriter:
     reader, writer = await dial(port, source)
-    assert await asyncio.wait_for(reader.readexactly(9), 2) == b"connect\n\n"
+    assert await asyncio.wait_for(reader.readexactly(9), 30) == b"connect\n\n"
     writer.write(CONNECT_REPLY)
-    await asyncio.wait_for(handler.count.wait(), 2)
+    await asyncio.wait_for(handler.count.wait(), 30)
     handler.count.clear()
     return writer
 
 
 async def until_closed(reader: asyncio.StreamReader) -> bytes:
     try:
-        return await asyncio.wait_for(reader.read(), 2)
+        return await asyncio.wait_for(reader.read(), 30)
     except ConnectionResetError:
         return b""
 
@@ -119,7 +119,7 @@ async def test_one_peer_over_its_cap_is_refused_after_connect_another_is_served(
     async with OutboundServer(held, config(), server_limits=limits) as server:
         first = await hold_one(server.port, held, OTHER)
         reader, writer = await dial(server.port, OTHER)
-        assert await asyncio.wait_for(reader.readexactly(9), 2) == b"connect\n\n"
+        assert await asyncio.wait_for(reader.readexactly(9), 30) == b"connect\n\n"
         writer.write(CONNECT_REPLY)
         assert await until_closed(reader) == b""
         writer.close()
@@ -150,7 +150,7 @@ async def test_a_refusal_whose_peer_never_answers_connect_is_bounded(
     async with OutboundServer(held, config(connect_deadline=0.2), server_limits=ServerLimits(max_sessions=1)) as server:
         writer = await hold_one(server.port, held)
         reader2, writer2 = await dial(server.port)
-        assert await asyncio.wait_for(reader2.readexactly(9), 2) == b"connect\n\n"
+        assert await asyncio.wait_for(reader2.readexactly(9), 30) == b"connect\n\n"
         assert await until_closed(reader2) == b""  # closed by connect_deadline, never parked open
         writer2.close()
         held.release.set()

@@ -77,7 +77,7 @@ class FakeAsterisk:
         try:
             writer.write(self.header(script, callerid, callingpres, language))
             await writer.drain()
-            while line := await asyncio.wait_for(reader.readline(), 5):
+            while line := await asyncio.wait_for(reader.readline(), 30):
                 argv = asterisk_parse_args(line.decode().rstrip("\n"))
                 self.commands.append(argv)
                 if gone:
@@ -254,13 +254,13 @@ async def test_check_is_unchanged_on_the_same_server(agi: AgiServer) -> None:
         writer.write(fake.header("check?tenant=acme&purpose=marketing", "4001234567", 0, "en")
                      .replace(b"agi_threadid", b"agi_arg_1: 2015550123\nagi_threadid"))
         await writer.drain()
-        line = await asyncio.wait_for(reader.readline(), 5)
+        line = await asyncio.wait_for(reader.readline(), 30)
         argv = asterisk_parse_args(line.decode().rstrip("\n"))
         assert argv[:2] == ["EXEC", "MSet"]
         assert "DNCGATE_REASON=national_dnc" in argv[2]
         writer.write(b"200 result=0\n")
         await writer.drain()
-        assert await asyncio.wait_for(reader.readline(), 5) == b""
+        assert await asyncio.wait_for(reader.readline(), 30) == b""
     finally:
         await close_client(writer)
 

@@ -83,7 +83,7 @@ class EslLab:
     async def call(self, peer: FakeFreeSwitch) -> tuple[CallTrace, list[dict[str, Any]]]:
         handler = with_esl_ivr(esl_check_handler(self.lab.gate, EslSettings(strip_prefix="8", sounds_dir=SOUNDS)),
                                ivr_esl_handler(self.lab.ctx, SOUNDS))
-        config = OutboundConfig(port=0, connect_deadline=2.0, command_deadline=2.0, event_deadline=2.0)
+        config = OutboundConfig(port=0, connect_deadline=30.0, command_deadline=30.0, event_deadline=30.0)
         with structlog.testing.capture_logs() as logs:
             async with OutboundServer(handler, config) as server:
                 trace = await peer.call(server.port)
@@ -179,7 +179,7 @@ IVR_UUID = "7e27fcf0-df80-4c13-94b2-bd5f27554bdb"  # Unique-ID of RECORDED
 async def call_quick(esl: EslLab, peer: FakeFreeSwitch) -> tuple[CallTrace, list[dict[str, Any]]]:
     """The IVR handler alone, with a short prompt deadline (a setting, not a wait); the settle after
     uuid_kill keeps a long one, so a busy machine cannot fire it."""
-    config = OutboundConfig(port=0, connect_deadline=2.0, command_deadline=2.0, event_deadline=2.0)
+    config = OutboundConfig(port=0, connect_deadline=30.0, command_deadline=30.0, event_deadline=30.0)
     with structlog.testing.capture_logs() as logs:
         async with OutboundServer(ivr_esl_handler(esl.lab.ctx, SOUNDS, prompt_deadline=0.05, settle_deadline=5.0),
                                   config) as server:

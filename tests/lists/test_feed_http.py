@@ -11,7 +11,7 @@ from aiohttp import web
 
 from dncgate.lists.feed import FeedPublisher, FeedServer
 from dncgate.lists.manifest import file_entry
-from dncgate.lists.sources import DropDirSource, HttpSettings, HttpSource, SourceError
+from dncgate.lists.sources import DropDirSource, Fetched, HttpSettings, HttpSource, SourceError
 from dncgate.lists.sync import Syncer, SyncError, SyncJob
 from dncgate.store.protocol import ListStore
 from dncgate.store.sqlite import SqliteListStore
@@ -47,10 +47,22 @@ async def test_reseller_syncs_from_the_carrier_exactly_as_from_the_national_plat
         assert await _listed(reseller_store, probe) == await _listed(any_store, probe) == expected
         state = await reseller_store.sync_state("national")
         assert state["etag"]
+        first_etag = state["etag"]
         # Unchanged feed: a conditional GET answered 304, the list is confirmed fresh, nothing re-applied.
         await reseller_store.set_sync_state("national", {**state, "fresh_at": "2020-01-01T00:00:00+00:00"})
         assert (await reseller.sync_once()).outcome == "unchanged"
         # ...and that positive confirmation is what refreshes the list's age (issue 11 item 3)
+        assert (await reseller_store.sync_state("national"))["fresh_at"] > "2026"
+        # An HTTP 200 (asked without validators) for the same manifest at sequence 41 confirms
+        # nothing: the age stays; its ETag is kept, so the next 304 is a confirmation again.
+        state = await reseller_store.sync_state("national")
+        stale = {k: v for k, v in state.items() if k not in ("etag", "last_modified")}
+        await reseller_store.set_sync_state("national", {**stale, "fresh_at": "2020-01-01T00:00:00+00:00"})
+        same = await reseller.sync_once()
+        assert (same.outcome, same.snapshot, same.deltas, same.sequence) == ("nothing_new", None, [], 41)
+        state = await reseller_store.sync_state("national")
+        assert (state["fresh_at"], state["etag"]) == ("2020-01-01T00:00:00+00:00", first_etag)
+        assert (await reseller.sync_once()).outcome == "unchanged"
         assert (await reseller_store.sync_state("national"))["fresh_at"] > "2026"
         # The carrier applies delta 42; the reseller picks up just that delta.
         write_manifest(drop, None, [write_delta(drop, 42, adds=numbers(900, 1), removes=numbers(1, 1))],
@@ -159,7 +171,7 @@ async def test_feed_serves_only_what_its_manifest_names(tmp_path: Path) -> None:
     source = HttpSource(HttpSettings(server.url, auth_header="Authorization: Bearer t"))
     try:
         fetched = await source.manifest({})
-        assert fetched is not None
+        assert isinstance(fetched, Fetched)
         assert fetched.manifest.latest_sequence == 4
         async with source._client().get(server.url + "secret.txt") as response:
             assert response.status == 404

@@ -112,3 +112,24 @@ def test_bad_sync_configuration_is_a_clear_error(tmp_path: Path, capsys: pytest.
     config.write_text('[sync]\nenabled = true\nsource = "http"\nurl = "ftp://x"\n')
     assert main(["--config", str(config), "lists", "sync"]) == 2
     assert "sync.url: an http source needs" in capsys.readouterr().err
+
+
+def test_lists_sync_without_a_source_says_so_before_creating_anything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 11 (review): no [sync] source configured used to create the store's directory and then
+    fail with ``/manifest.json: InvalidUrlClientError``."""
+    store_path = tmp_path / "x" / "nope" / "x.sqlite3"
+    monkeypatch.setenv("DNCGATE_STORE__PATH", str(store_path))
+    config = tmp_path / "dncgate.toml"
+    config.write_text("")
+    assert main(["--config", str(config), "lists", "sync"]) == 2
+    err = capsys.readouterr().err
+    assert "no [sync] source is set" in err
+    assert "InvalidUrl" not in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "x").exists()
+    config.write_text('[sync]\nurl = "ftp://x"\n')  # not enabled for serve, but asked to sync now
+    assert main(["--config", str(config), "lists", "sync"]) == 2
+    assert "an http source needs an http:// or https:// URL" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

@@ -20,6 +20,7 @@ from dncgate.lists.feed import FeedServer
 from dncgate.lists.registrations import run_forwarder
 from dncgate.lists.sources import Registration
 from dncgate.lists.upstream import Outbox, RegistrationError
+from tests.polls import poll_until
 
 
 class NoBackoff:
@@ -109,13 +110,10 @@ async def test_the_forwarder_survives_unexpected_errors(outbox: Outbox, error: E
     with structlog.testing.capture_logs() as logs:
         task = asyncio.create_task(run_forwarder(ledger, outbox, ["default"], stop,  # type: ignore[arg-type]
                                                  interval=0.01, backoff=NoBackoff()))
-        for _ in range(200):
-            if ledger.acked:
-                break
-            await asyncio.sleep(0.01)
+        await poll_until(lambda: bool(ledger.acked), "the forwarder acked the ledger")
         assert not task.done()
         stop.set()
-        await asyncio.wait_for(task, 2)
+        await asyncio.wait_for(task, 30)
     assert ledger.acked == 1
     assert [r.number for r in await outbox.due(10)] == ["+12025550103"]
     errors = [e for e in logs if e["event"] == "registrations.forwarder_error"]
@@ -136,4 +134,4 @@ async def test_the_forwarder_stops_when_cancelled(outbox: Outbox) -> None:
     cancelling = FlakyLedger(asyncio.CancelledError(), failures=1)
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(run_forwarder(cancelling, outbox, ["default"], asyncio.Event(),  # type: ignore[arg-type]
-                                             interval=0.01, backoff=NoBackoff()), 2)
+                                             interval=0.01, backoff=NoBackoff()), 30)

@@ -161,3 +161,29 @@ async def test_manifest_for_another_list_or_malformed_is_refused(any_store: List
     with pytest.raises(SyncError) as caught:
         await syncer.sync_once()
     assert caught.value.cause == "manifest"
+
+
+async def test_a_manifest_already_applied_read_again_does_not_refresh_the_age(
+    any_store: ListStore, tmp_path: Path
+) -> None:
+    """Issue 11 item 3: the processed manifest copied back into the drop directory (what a stuck
+    fetch job does) holds the sequence already applied: it confirms nothing, so fresh_at stays."""
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    manifest = write_manifest(drop, write_snapshot(drop, 10, numbers(0, 20)), name="0001.manifest.json")
+    syncer = _syncer(any_store, drop, tmp_path)
+    assert (await syncer.sync_once()).snapshot == 10
+    state = await any_store.sync_state("national")
+    await any_store.set_sync_state("national", {**state, "fresh_at": "2020-01-01T00:00:00+00:00"})
+    (drop / manifest.name).write_bytes((drop / "processed" / manifest.name).read_bytes())
+    report = await syncer.sync_once()
+    assert (report.outcome, report.snapshot, report.deltas, report.sequence) == ("nothing_new", None, [], 10)
+    after = await any_store.sync_state("national")
+    assert (after["sequence"], after["fresh_at"]) == ("10", "2020-01-01T00:00:00+00:00")
+    assert after["checked_at"] > "2026"
+    assert (drop / "processed" / manifest.name).exists()
+    assert not list(drop.glob("*.manifest.json"))
+    # A new delta is a positive confirmation: the age is refreshed.
+    write_manifest(drop, None, [write_delta(drop, 11, adds=numbers(50, 1))], name="0002.manifest.json")
+    assert (await syncer.sync_once()).deltas == [11]
+    assert (await any_store.sync_state("national"))["fresh_at"] > "2026"

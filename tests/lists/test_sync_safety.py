@@ -19,6 +19,7 @@ from dncgate.store.redis import RedisListStore, RedisSettings
 from dncgate.store.sqlite import SqliteListStore
 from tests.conftest import RedisServer
 from tests.lists.sync_helpers import numbers, write_manifest, write_snapshot
+from tests.polls import poll_until
 
 ROOT = Path(__file__).parent.parent.parent
 
@@ -95,9 +96,10 @@ async def test_decisions_during_a_sync_swap_are_all_consistent(any_store: ListSt
 
     write_manifest(drop, write_snapshot(drop, 2, sorted(second)), name="2.manifest.json")
     checkers = [asyncio.create_task(decide_continuously()) for _ in range(4)]
-    await asyncio.sleep(0.01)
+    # Decisions on both sides of the swap, by events, not by sleeping (issue 11 item 20).
+    await poll_until(lambda: seen.get(v1, 0) > 0, "decisions before the swap")
     report = await syncer.sync_once()
-    await asyncio.sleep(0.05)
+    await poll_until(lambda: seen.get(report.version, 0) > 0, "decisions after the swap")
     stop.set()
     await asyncio.gather(*checkers)
     assert wrong == []

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,9 +18,11 @@ from dncgate.store.redis.conn import make_client
 from tests.conftest import RedisServer, free_port
 
 CN_MOBILE = 8613800138000
-# A hang guard, not a speed target: without its deadline a lookup on a silent server would wait
-# forever (or for the paused server, 10 s); with it, it gives up in a fraction of a second.
-GIVES_UP_WITHIN = 5.0
+# A hang guard, not a speed target (issue 11 item 20): without its deadline a lookup on a silent
+# server waits forever. What proves the store gave up is the error naming its deadline (the
+# lookup deadline or the socket timeout), never the time it took.
+HANG_GUARD = 60.0
+GAVE_UP = r"no answer within|[Tt]imeout"
 
 
 @pytest.fixture
@@ -43,18 +44,16 @@ async def silent_port() -> AsyncIterator[int]:
 
 async def test_stalled_server_fails_within_a_second(silent_port: int) -> None:
     settings = RedisSettings(url=f"redis://127.0.0.1:{silent_port}/0")
-    started = time.monotonic()
-    with pytest.raises(StoreUnavailable):
-        await RedisListStore.connect(settings)
-    assert time.monotonic() - started < GIVES_UP_WITHIN
+    async with asyncio.timeout(HANG_GUARD):
+        with pytest.raises(StoreUnavailable, match=GAVE_UP):
+            await RedisListStore.connect(settings)
     # A store whose server stalls after start-up: every lookup gives up fast, nothing raw escapes.
     store = RedisListStore(settings, make_client(settings), make_client(settings, admin=True))
     try:
         for _ in range(3):
-            started = time.monotonic()
-            with pytest.raises(StoreUnavailable):
-                await store.facts("acme", CN_MOBILE)
-            assert time.monotonic() - started < GIVES_UP_WITHIN
+            async with asyncio.timeout(HANG_GUARD):
+                with pytest.raises(StoreUnavailable, match=GAVE_UP):
+                    await store.facts("acme", CN_MOBILE)
     finally:
         await store.close()
 
@@ -77,10 +76,9 @@ async def test_paused_redis_fails_fast_then_answers_again(redis_server: RedisSer
         assert (await store.facts("acme", CN_MOBILE)).national is not None
         # Paused (SIGSTOP) until this test resumes it: the pause is ended, never waited out.
         redis_server.process.send_signal(signal.SIGSTOP)
-        started = time.monotonic()
-        with pytest.raises(StoreUnavailable):
-            await store.facts("acme", CN_MOBILE)
-        assert time.monotonic() - started < GIVES_UP_WITHIN  # gave up, did not wait for the server
+        async with asyncio.timeout(HANG_GUARD):
+            with pytest.raises(StoreUnavailable, match=GAVE_UP):  # gave up, did not wait for the server
+                await store.facts("acme", CN_MOBILE)
         redis_server.process.send_signal(signal.SIGCONT)
         assert await answers_again(store), "the store did not recover after the pause ended"
     finally:
@@ -96,11 +94,10 @@ async def test_redis_restart_is_survived(tmp_path: Path) -> None:
         await store.replace_list("national", [CN_MOBILE])
         assert (await store.facts("acme", CN_MOBILE)).national is not None
         server.stop()
-        for _ in range(3):
-            started = time.monotonic()
-            with pytest.raises(StoreUnavailable):
-                await store.facts("acme", CN_MOBILE)
-            assert time.monotonic() - started < GIVES_UP_WITHIN
+        for _ in range(3):  # the server is gone: refused at once, a typed error each time
+            async with asyncio.timeout(HANG_GUARD):
+                with pytest.raises(StoreUnavailable, match="Connect call failed"):  # refused, not timed out
+                    await store.facts("acme", CN_MOBILE)
         with pytest.raises(StoreUnavailable):
             await store.ping()
         # A new, empty redis-server on the same port: the store reconnects by itself.

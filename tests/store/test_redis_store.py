@@ -12,10 +12,39 @@ import redis.asyncio as aioredis
 from structlog.testing import capture_logs
 
 from dncgate.store.redis import RedisListStore, RedisSettings
-from dncgate.store.redis.keys import ListKeys, tag
+from dncgate.store.redis.keys import ListKeys, now_ms, tag
 from tests.conftest import RedisServer
+from tests.polls import poll_until
 
 NATIONAL = ListKeys.of("national")
+
+
+class GatedSleep:
+    """The store's sleep for ``retire_grace``: records what it was asked, returns when released.
+    The grace logic runs on it and on ``ClockMs``, never on the machine's speed (issue 11 item 20)."""
+
+    def __init__(self) -> None:
+        self.asked: list[float] = []
+        self.release = asyncio.Event()
+
+    async def __call__(self, delay: float) -> None:
+        self.asked.append(delay)
+        await self.release.wait()
+
+
+class ClockMs:
+    """The store's wall clock in ms (heartbeats, retirements): stands still until moved."""
+
+    def __init__(self) -> None:
+        self.now = now_ms()
+
+    def __call__(self) -> int:
+        return self.now
+
+
+async def asked_to_wait(sleep: GatedSleep) -> list[float]:
+    await poll_until(lambda: bool(sleep.asked), "the retirement waiting out its grace")
+    return sleep.asked
 
 
 @pytest.fixture
@@ -92,31 +121,39 @@ async def test_low_intset_limit_warns_and_shrinks_blocks(
 
 
 async def test_old_version_is_freed_after_the_grace_period(
-    store: RedisListStore, raw: aioredis.Redis
+    redis_server: RedisServer, raw: aioredis.Redis
 ) -> None:
-    first = await store.replace_list("national", _operator_numbers(4, 5_000))
-    assert await _version_keys(raw, first.version)
-    second = await store.replace_list("national", _operator_numbers(5, 5_000))
-    # Still there right after the swap: a lookup in flight may be reading it.
-    assert await _version_keys(raw, first.version)
-    await asyncio.sleep(0.3)
-    await store.drain_cleanup()
-    assert await _version_keys(raw, first.version) == []
-    assert await raw.hkeys(NATIONAL.versions) == [second.version.encode()]
-    assert await _version_keys(raw, second.version)
+    grace = GatedSleep()
+    store = await RedisListStore.connect(RedisSettings(url=redis_server.url, retire_grace=0.2), sleep=grace)
+    try:
+        first = await store.replace_list("national", _operator_numbers(4, 5_000))
+        assert await _version_keys(raw, first.version)
+        second = await store.replace_list("national", _operator_numbers(5, 5_000))
+        # Still there during the grace period: a lookup in flight may be reading it.
+        assert await asked_to_wait(grace) == [0.2]
+        assert await _version_keys(raw, first.version)
+        grace.release.set()  # the grace period is over
+        await store.drain_cleanup()
+        assert await _version_keys(raw, first.version) == []
+        assert await raw.hkeys(NATIONAL.versions) == [second.version.encode()]
+        assert await _version_keys(raw, second.version)
+    finally:
+        await store.close()
 
 
 async def test_cleanup_left_by_close_is_done_by_the_next_load(
     redis_server: RedisServer, raw: aioredis.Redis
 ) -> None:
     settings = RedisSettings(url=redis_server.url, retire_grace=0.1)
-    store = await RedisListStore.connect(settings)
+    clock, grace = ClockMs(), GatedSleep()
+    store = await RedisListStore.connect(settings, clock_ms=clock, sleep=grace)
     first = await store.replace_list("national", [8613800138000])
     await store.replace_list("national", [8613800138001])
+    await asked_to_wait(grace)
     await store.close()  # before the grace period is over: the free is deferred
     assert await _version_keys(raw, first.version)
-    await asyncio.sleep(0.15)
-    store = await RedisListStore.connect(settings)
+    clock.now += 101  # the grace period is over
+    store = await RedisListStore.connect(settings, clock_ms=clock)
     try:
         await store.replace_list("tenant:acme", [1])  # another list: leaves national alone
         assert await _version_keys(raw, first.version)
@@ -154,7 +191,8 @@ async def test_killed_load_is_freed_once_its_heartbeat_is_stale(
     redis_server: RedisServer, raw: aioredis.Redis
 ) -> None:
     settings = RedisSettings(url=redis_server.url, abandoned_after=0.3, load_batch=10_000, retire_grace=0)
-    store = await RedisListStore.connect(settings)
+    clock = ClockMs()
+    store = await RedisListStore.connect(settings, clock_ms=clock)
     try:
         old = await store.replace_list("national", [8613800138000])
 
@@ -170,7 +208,7 @@ async def test_killed_load_is_freed_once_its_heartbeat_is_stale(
         assert (await store.facts("t", 8613800138000)).national_version == old.version
         # A concurrent build that is still alive is left alone ...
         assert await store.collect_garbage("national") == []
-        await asyncio.sleep(0.35)
+        clock.now += 301
         # ... until its heartbeat is older than abandoned_after.
         assert await store.collect_garbage("national") == building
         assert await _version_keys(raw, building[0]) == []

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
 import structlog
@@ -55,7 +55,7 @@ from dncgate.store.redis.conn import (
     make_client,
     redis_errors,
 )
-from dncgate.store.redis.keys import LISTS, ListKeys, Pointer
+from dncgate.store.redis.keys import LISTS, ListKeys, Pointer, now_ms
 from dncgate.store.redis.load import Built, Loader, distinct_sorted, text
 from dncgate.store.redis.mux import Command, Multiplexer, pack
 
@@ -70,8 +70,14 @@ _ATTEMPTS = 3  # a lookup redone after a pointer moved; three moves in one looku
 class RedisListStore:
     """``ListStore`` on Redis. Build with ``await RedisListStore.connect(RedisSettings(url=...))``."""
 
-    def __init__(self, settings: RedisSettings, client: Redis, admin: Redis) -> None:
+    def __init__(
+        self, settings: RedisSettings, client: Redis, admin: Redis, *, clock_ms: Callable[[], int] = now_ms,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        """``clock_ms`` stamps heartbeats and retirements, ``sleep`` waits out ``retire_grace``:
+        injected by tests, so that the grace logic does not depend on the machine's speed."""
         self._settings = settings
+        self._sleep = sleep
         self._client = client  # short timeouts: ping, audit appends
         # Lookups: one auto-pipelined connection shared by all concurrent facts() calls.
         self._mux = Multiplexer(
@@ -79,16 +85,20 @@ class RedisListStore:
             retry=settings.retry_policy(), client_name=settings.client_name,
         )
         self._admin = admin  # loads, cleanup, stats, audit export: patient timeouts
-        self._loader = Loader(admin, settings, settings.intset_entries or REDIS_DEFAULT_INTSET_ENTRIES)
+        self._loader = Loader(admin, settings, settings.intset_entries or REDIS_DEFAULT_INTSET_ENTRIES,
+                              clock_ms=clock_ms)
         # list name -> (raw pointer as last read, decoded); a missing entry means "no pointer".
         self._pointers: dict[str, tuple[bytes | None, Pointer | None]] = {}
         self._tenant_keys: dict[str, ListKeys] = {}
         self._cleanups: set[asyncio.Task[None]] = set()
 
     @classmethod
-    async def connect(cls, settings: RedisSettings) -> RedisListStore:
+    async def connect(
+        cls, settings: RedisSettings, *, clock_ms: Callable[[], int] = now_ms,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> RedisListStore:
         """Open both pools, PING, and check ``set-max-intset-entries``. Raises ``StoreUnavailable``."""
-        store = cls(settings, make_client(settings), make_client(settings, admin=True))
+        store = cls(settings, make_client(settings), make_client(settings, admin=True), clock_ms=clock_ms, sleep=sleep)
         try:
             await store.ping()
             await store.check_server()
@@ -275,7 +285,7 @@ class RedisListStore:
         task.add_done_callback(self._cleanups.discard)
 
     async def _free_after_grace(self, keys: ListKeys, version: str) -> None:
-        await asyncio.sleep(self._settings.retire_grace)
+        await self._sleep(self._settings.retire_grace)
         try:
             await self._loader.free_version(keys, version)
         except Exception as exc:  # noqa: BLE001 -- the next load frees it; a cleanup must not crash

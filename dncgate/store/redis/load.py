@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from bisect import bisect_left
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -82,10 +82,13 @@ class Built:
 
 
 class Loader:
-    def __init__(self, client: Redis, settings: RedisSettings, intset_entries: int) -> None:
+    def __init__(
+        self, client: Redis, settings: RedisSettings, intset_entries: int, *, clock_ms: Callable[[], int] = now_ms,
+    ) -> None:
         self._client = client
         self._settings = settings
         self.intset_entries = intset_entries
+        self._now_ms = clock_ms  # the wall clock (ms) of heartbeats and retirements; tests inject one
 
     def estimate(self, uniq: Sequence[int]) -> BlockEstimate:
         if not uniq:
@@ -104,7 +107,7 @@ class Loader:
         await self.collect(keys)
         with redis_errors("start load"):
             version = str(await self._client.incr(keys.seq))
-            await self._client.hset(keys.versions, version, f"building:{now_ms()}")
+            await self._client.hset(keys.versions, version, f"building:{self._now_ms()}")
             await self._client.sadd(LISTS, keys.name)
         log.info("store.redis.load_started", list_name=keys.name, version=version, numbers=len(uniq),
                  k=est.k, blocks=est.blocks, largest=est.largest, estimated_bytes=est.bytes)
@@ -173,7 +176,8 @@ class Loader:
         """One pipelined round trip of packed SADDs on a pooled connection; raises on any error reply."""
         # The index first: every key a build creates is recorded before it exists, so it can be freed.
         head: list[Command] = [("SADD", keys.blocks(version), *block_ids)] if block_ids else []
-        payload = b"".join((pack(*head), *commands, pack(("HSET", keys.versions, version, f"building:{now_ms()}"))))
+        heartbeat = ("HSET", keys.versions, version, f"building:{self._now_ms()}")
+        payload = b"".join((pack(*head), *commands, pack(heartbeat)))
         replies = len(head) + len(commands) + 1
         pool = self._client.connection_pool
         with redis_errors("load batch"):
@@ -202,7 +206,7 @@ class Loader:
                         pipe.set(keys.pointer, pointer.encode())
                         pipe.hset(keys.versions, pointer.version, "live")
                         if previous is not None:
-                            pipe.hset(keys.versions, previous.version, f"retired:{now_ms()}")
+                            pipe.hset(keys.versions, previous.version, f"retired:{self._now_ms()}")
                         await pipe.execute()
                         return previous
                     except WatchError:
@@ -212,7 +216,7 @@ class Loader:
         """A live, empty version for a list that has none (or the one another writer just made)."""
         with redis_errors("create version"):
             version = str(await self._client.incr(keys.seq))
-            await self._client.hset(keys.versions, version, f"building:{now_ms()}")
+            await self._client.hset(keys.versions, version, f"building:{self._now_ms()}")
             await self._client.sadd(LISTS, keys.name)
             await self._client.set(keys.count(version), 0)
             pointer = Pointer(version, k, 0, now_iso("microseconds"))
@@ -282,7 +286,7 @@ class Loader:
         with redis_errors("read versions"):
             states = await self._client.hgetall(keys.versions)
         live = await self.live_pointer(keys)
-        now = now_ms()
+        now = self._now_ms()
         grace_ms = self._settings.retire_grace * 1000
         abandoned_ms = self._settings.abandoned_after * 1000
         freed = []
