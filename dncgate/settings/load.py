@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from dncgate.errors import ConfigError
 from dncgate.model import TenantPolicy
-from dncgate.settings import checks
+from dncgate.settings import checks, early_warning
 from dncgate.settings.decode import decode
+from dncgate.settings.early_warning import EarlyWarningSettings
 from dncgate.settings.enforcement import EnforcementSettings
 from dncgate.settings.messages import MessagesSettings, messages_problems
 from dncgate.settings.problems import Key, Problems
@@ -71,6 +72,7 @@ class Settings:
     enforcement: EnforcementSettings = field(default_factory=EnforcementSettings)
     messages: MessagesSettings = field(default_factory=MessagesSettings)
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
+    early_warning: EarlyWarningSettings = field(default_factory=EarlyWarningSettings)
 
     @property
     def audit_spool(self) -> AuditSpoolConfig | None:
@@ -123,6 +125,7 @@ TABLES: dict[str, type[Table]] = {
     "api": ApiSettings, "sync": SyncSettings, "feed": FeedSettings, "ami": AsteriskFeedSettings,
     "esl_feed": FreeswitchFeedSettings, "enforcement": EnforcementSettings, "messages": MessagesSettings,
     "console": ConsoleSettings,
+    "early_warning": EarlyWarningSettings,
 }
 NAMES = {cls: name for name, cls in TABLES.items()}
 
@@ -196,6 +199,8 @@ def _build(data: dict[str, Any], problems: Problems) -> Settings | None:
         "messages": _read(MessagesSettings, data, problems,
                           lambda table: messages_problems(table, tenants or {}, taxonomy)),
         "console": _read(ConsoleSettings, data, problems),
+        "early_warning": _read(EarlyWarningSettings, data, problems,
+                               lambda table: early_warning.check(table, tenants or {})),
     }
     if tenants is None or any(table is None for table in tables.values()):
         return None
