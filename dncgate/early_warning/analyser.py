@@ -202,9 +202,12 @@ class Analyser:
             state = known.states[originator] = Windows(moment, len(known.watch.rules))
             if len(known.states) > self.max_originators:
                 self._bound()
-        elif moment // w.SLOT_1M > state.slot_1m:
-            state.close(moment)
-            self._evaluate(known, originator, state, moment)
+        else:
+            if moment // w.SLOT_1M > state.slot_1m:
+                state.close(moment)
+                self._evaluate(known, originator, state, moment)
+            if moment > state.seen:
+                state.seen = moment
         return known, state, moment
 
     # -- rules ------------------------------------------------------------------------------------
@@ -292,6 +295,21 @@ class Analyser:
         known.states[originator] = state
         self.latest = max(self.latest, state.seen)
         return True
+
+    def checkpoint(self, at: float, since: int) -> list[tuple[str, str, bytes, int]]:
+        """The states that took a fact at or after ``since``, their open slot closed at ``at`` first:
+        (tenant, originator, ``Windows.dump()``, last fact) rows to save."""
+        moment = int(at)
+        rows = []
+        for known in self._tenants.values():
+            for originator, state in known.states.items():
+                if state.seen < since:
+                    continue
+                if moment // w.SLOT_1M > state.slot_1m:
+                    state.close(moment)
+                    self._evaluate(known, originator, state, moment)
+                rows.append((known.watch.tenant, originator, state.dump(), state.seen))
+        return rows
 
     def flush(self, at: float) -> None:
         """Close every originator's current slot at ``at`` (and evaluate): before a checkpoint."""

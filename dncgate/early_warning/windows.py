@@ -79,7 +79,7 @@ class Windows:
         self.baseline = 0.0
         self.baseline_hours = 0
         self.levels = bytearray(rules)
-        self.seen = at
+        self.seen = at  # the latest fact (the analyser sets it)
 
     # -- moving the finished slot into the rings --------------------------------------------------
 
@@ -87,7 +87,6 @@ class Windows:
         """Move the current 5 s slot's counters into the windows and slide them to ``at``."""
         if at - self.seen > MAX_CALL_S:
             self.in_progress = 0  # their ends were lost (a feed down): not in progress for ever
-        self.seen = at
         new_1m = at // SLOT_1M
         ring = self.ring_1m
         ring[self.slot_1m % RING_1M] = self.cur_attempts
