@@ -17,6 +17,7 @@ flagged, >= 50,000 records/s, bounded memory. Not a test: it asserts nothing.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import resource
 import statistics
@@ -25,6 +26,8 @@ import time
 import tracemalloc
 from collections import defaultdict
 from pathlib import Path
+
+import structlog
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -68,6 +71,7 @@ def _bytes_per_originator(rules: int) -> float:
 
 
 def main() -> None:
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))  # alerts: counted
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=10_000_000)
     parser.add_argument("--seed", type=int, default=12)
