@@ -89,9 +89,11 @@ class _Tenant:
     states: dict[str, Windows] = field(default_factory=dict)
     caller_ids: dict[str, str] = field(default_factory=dict)  # caller ID -> originator (complaints)
     volumes: tuple[tuple[r.Rule, int], ...] = ()  # each rule and what its min_attempts counts
+    least: int = r.MIN_EVALUATED  # below this volume nothing is evaluated (the rules' smallest min_attempts)
 
     def __post_init__(self) -> None:
         self.volumes = tuple((rule, r.VOLUME.get(rule.feature, r.V_ATTEMPTS)) for rule in self.watch.rules)
+        self.least = min([r.MIN_EVALUATED] + [rule.min_attempts for rule in self.watch.rules if rule.min_attempts])
 
 
 class Analyser:
@@ -214,8 +216,9 @@ class Analyser:
 
     def _evaluate(self, known: _Tenant, originator: str, state: Windows, at: int) -> None:
         volumes = r.volumes(state)
-        if volumes[r.V_ATTEMPTS] < r.MIN_EVALUATED and volumes[r.V_ENDED] < r.MIN_EVALUATED and \
-                volumes[r.V_DAY] < 5 * r.MIN_EVALUATED and state.peak < r.MIN_EVALUATED:
+        least = known.least
+        if volumes[r.V_ATTEMPTS] < least and volumes[r.V_ENDED] < least and volumes[r.V_DAY] < 5 * least and \
+                state.peak < least:
             if any(state.levels):
                 state.levels[:] = bytes(len(state.levels))
             return

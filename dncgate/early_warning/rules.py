@@ -41,7 +41,8 @@ WINDOW = {
     Feature.SURGE: "baseline",
 }  # every other feature: "1h"
 SERVICE_SHARE = 0.8  # an originator whose attempts are at least this share service-purpose is a service caller
-MIN_EVALUATED = 10  # an originator with fewer attempts in its hour (and day / 5) is not evaluated
+MIN_EVALUATED = 10  # an originator with fewer attempts in its hour (and day / 5) is not evaluated (or fewer
+# than the smallest min_attempts of its tenant's rules, if that is smaller)
 
 
 @dataclass(frozen=True, slots=True)
