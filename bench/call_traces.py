@@ -38,9 +38,9 @@ SCRUBBED_REFUSED = 0.01
 TENANT = "carrier"
 CAMPAIGNS = ("random_block", "sequential", "short_blast", "cid_rotation", "service_marketing", "slow_midnight")
 
-# attempt: (0, tenant, originator, at, callee, refused, allowed, service, caller_id, decision_id)
-# end:     (1, tenant, originator, at, answered, billsec, call_id)
-Record = tuple[Any, ...]
+# attempt: (0, (tenant, originator, at, callee, refused, allowed, service, caller_id, decision_id))
+# end:     (1, (tenant, originator, at, answered, billsec, call_id)): the arguments of Analyser.attempt / .ended
+Record = tuple[int, tuple[Any, ...]]
 
 
 @dataclass
@@ -164,8 +164,8 @@ class Trace:
             billsec = rng.uniform(1, 5.9) if rng.random() < caller.short else rng.expovariate(1 / caller.mean_s) + 6
             end = at + rng.uniform(3, 15) + billsec
         call_id = str(serial)
-        heapq.heappush(ends, (end, serial, (1, TENANT, caller.originator, end, answered, billsec, call_id)))
-        return (0, TENANT, caller.originator, at, callee, refused, not refused, caller.service, caller_id, call_id)
+        heapq.heappush(ends, (end, serial, (1, (TENANT, caller.originator, end, answered, billsec, call_id))))
+        return 0, (TENANT, caller.originator, at, callee, refused, not refused, caller.service, caller_id, call_id)
 
     def _people_calls(self, days: float) -> dict[int, list[tuple[float, _Caller]]]:
         rng = self.rng

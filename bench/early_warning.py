@@ -105,14 +105,14 @@ def main() -> None:
         mark = time.perf_counter()
         analyser_cpu += time.process_time() - cpu
         analyser_s += mark - now
-        for record in chunk:
-            if record[0] == 0:
-                naive.attempt(record[2], record[3])
+        for kind, fact in chunk:
+            if kind == 0:
+                naive.attempt(fact[1], fact[2])
         now = time.perf_counter()
         naive_s += now - mark
-        for record in chunk:
-            if record[0] == 0 and record[2] in slow:
-                day_counts[(record[2], int(record[3]) // DAY)] += 1
+        for kind, fact in chunk:
+            if kind == 0 and fact[1] in slow:
+                day_counts[(fact[1], int(fact[2]) // DAY)] += 1
         replayed += len(chunk)
         mark = time.perf_counter()
         if replayed >= args.records:
@@ -122,11 +122,11 @@ def main() -> None:
 
 
 def _replay(chunk: list[Record], attempt: object, ended: object) -> None:
-    for record in chunk:
-        if record[0] == 0:
-            attempt(*record[1:])  # type: ignore[operator]
+    for kind, fact in chunk:
+        if kind == 0:
+            attempt(*fact)  # type: ignore[operator]
         else:
-            ended(*record[1:])  # type: ignore[operator]
+            ended(*fact)  # type: ignore[operator]
 
 
 def _report(trace: Trace, first: dict[str, Alert], naive: NaiveDetector, replayed: int, timing: tuple[float, float],

@@ -37,6 +37,10 @@ from dncgate.early_warning.windows import Windows
 
 log = structlog.get_logger("dncgate.early_warning")
 IDLE_S = 26 * 3600
+MASK64 = sketch.MASK64
+_CALLEE_SHIFT = 64 - w.CALLEE_BITS
+_CALLEE_MASK = (1 << _CALLEE_SHIFT) - 1
+_CALLEE_RANK = 65 - w.CALLEE_BITS
 MAX_CALLER_IDS = 100_000  # caller ID -> originator, per tenant, for complaints
 
 
@@ -118,9 +122,13 @@ class Analyser:
     def attempt(self, tenant: str, originator: str, at: float, callee: int, refused: bool, allowed: bool,
                 service: bool, caller_id: str, decision_id: str) -> None:
         """The gate decided a call of ``originator`` (the tenant's key value) to ``callee`` (digits)."""
-        known, state, moment = self._state(tenant, originator, at)
-        if state is None:
+        # the hot path: _state and sketch.add/mix64 written out (a function call costs as much as the rest)
+        known = self._tenants.get(tenant)
+        if known is None or not originator:
+            self.unkeyed += 1
             return
+        moment = int(at)
+        state = self._find(known, originator, moment)
         state.cur_attempts += 1
         if refused:
             state.cur_refused += 1
@@ -133,14 +141,21 @@ class Analyser:
         if 0 < callee - state.last_callee <= 3:
             state.cur_sequential += 1
         state.last_callee = callee
-        sketch.add(state.callees, state.callee_base, w.CALLEE_BITS, sketch.mix64(callee))
+        h = ((callee + 0x632BE59BD9B4E019) * 0x9E3779B97F4A7C15) & MASK64  # sketch.mix64
+        h ^= h >> 31
+        h = (h * 0xBF58476D1CE4E5B9) & MASK64
+        h ^= h >> 29
+        index = state.callee_base + (h >> _CALLEE_SHIFT)  # sketch.add
+        rank = _CALLEE_RANK - (h & _CALLEE_MASK).bit_length()
+        if state.callees[index] < rank:
+            state.callees[index] = rank
         if caller_id != state.last_caller_id:
             state.last_caller_id = caller_id
             if sketch.add(state.cids, state.cid_base, w.CID_BITS, sketch.text_hash(caller_id)):
                 state.cid_estimate = -1.0
             self._owner(known, caller_id, originator)
-        local = known.local  # type: ignore[union-attr]  # set with the state
-        if moment < local.night_until and moment >= local.night_since:
+        local = known.local
+        if local.night_since <= moment < local.night_until:
             if local.night_flag:
                 state.cur_night += 1
         elif local.is_night(moment):
@@ -150,9 +165,11 @@ class Analyser:
 
     def ended(self, tenant: str, originator: str, at: float, answered: bool, billsec: float, call_id: str) -> None:
         """A switch reported the end of a call of ``originator``."""
-        _, state, _ = self._state(tenant, originator, at)
-        if state is None:
+        known = self._tenants.get(tenant)
+        if known is None or not originator:
+            self.unkeyed += 1
             return
+        state = self._find(known, originator, int(at))
         state.cur_ended += 1
         if answered:
             state.cur_answered += 1
@@ -175,27 +192,18 @@ class Analyser:
         originator = caller_id if known.watch.key is OriginatorKind.CALLER_ID else known.caller_ids.get(caller_id)
         if originator is None or originator not in known.states:
             return False
-        _, state, _ = self._state(tenant, originator, at)
-        if state is None:
-            return False
-        state.cur_complaints += 1
+        self._find(known, originator, int(at)).cur_complaints += 1
         return True
 
     @staticmethod
-    def _owner(known: _Tenant | None, caller_id: str, originator: str) -> None:
-        if known is None:
-            return
+    def _owner(known: _Tenant, caller_id: str, originator: str) -> None:
         owners = known.caller_ids
         owners[caller_id] = originator
         if len(owners) > MAX_CALLER_IDS:
             del owners[next(iter(owners))]
 
-    def _state(self, tenant: str, originator: str, at: float) -> tuple[_Tenant | None, Windows | None, int]:
-        known = self._tenants.get(tenant)
-        if known is None or not originator:
-            self.unkeyed += 1
-            return None, None, 0
-        moment = int(at)
+    def _find(self, known: _Tenant, originator: str, moment: int) -> Windows:
+        """The originator's windows, its finished slot closed (and the rules evaluated) first."""
         self.facts += 1
         if moment > self.latest:
             self.latest = moment
@@ -204,13 +212,13 @@ class Analyser:
             state = known.states[originator] = Windows(moment, len(known.watch.rules))
             if len(known.states) > self.max_originators:
                 self._bound()
-        else:
-            if moment // w.SLOT_1M > state.slot_1m:
-                state.close(moment)
-                self._evaluate(known, originator, state, moment)
-            if moment > state.seen:
-                state.seen = moment
-        return known, state, moment
+            return state
+        if moment // w.SLOT_1M > state.slot_1m:
+            state.close(moment)
+            self._evaluate(known, originator, state, moment)
+        if moment > state.seen:
+            state.seen = moment
+        return state
 
     # -- rules ------------------------------------------------------------------------------------
 

@@ -111,7 +111,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     # complaints per 1,000 calls over a day (Ofcom persistent misuse takes 3 % abandoned as its bar)
     Rule("complaints", Feature.COMPLAINTS, warning=2.0, critical=5.0, min_attempts=100),
     # service-purpose traffic answered like marketing (strangers hang up)
-    Rule("service_as_marketing", Feature.SERVICE_SHORT, warning=0.5, critical=0.6, min_attempts=12),
+    Rule("service_as_marketing", Feature.SERVICE_SHORT, warning=0.55, critical=0.65, min_attempts=12),
     # TransNexus ClearIP: counts against weeks of history, run report-only before blocking
     Rule("surge", Feature.SURGE, warning=5.0, critical=10.0, min_attempts=200, report_only=True),
 )
