@@ -171,3 +171,16 @@ def test_the_sketch_estimates_distinct_values(count: int) -> None:
         sketch.add(registers, 0, 6, sketch.mix64(15550000000 + value))
         sketch.add(registers, 0, 6, sketch.mix64(15550000000 + value))  # twice: counted once
     assert abs(sketch.estimate(registers, 6, 1) - count) <= max(1.0, 0.4 * count)
+
+
+def test_calls_whose_end_never_came_stop_counting_as_in_progress() -> None:
+    a, _ = analyser()
+    for i in range(20):  # the feed went down mid-call: no ends
+        a.attempt("acme", "acct", MIDNIGHT + i, 15551230000 + i * 7, False, True, False, "", "d")
+    a.flush(MIDNIGHT + 30)
+    assert figures(state(a))[Feature.CONCURRENT] == 20
+    a.ended("acme", "acct", MIDNIGHT + 40, True, 30, "c")  # one end: one fewer in progress
+    a.flush(MIDNIGHT + 50)
+    assert figures(state(a))[Feature.CONCURRENT] == 19
+    a.attempt("acme", "acct", MIDNIGHT + 5 * 3600, 15559990000, True, False, False, "", "d")
+    assert figures(state(a))[Feature.CONCURRENT] == 0  # after 4 h without a fact
