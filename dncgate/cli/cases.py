@@ -130,15 +130,20 @@ async def _guarded(args: argparse.Namespace, config: Settings, work: Callable[[E
     return codes.OK
 
 
+async def _guarded_alerts(args: argparse.Namespace, config: Settings,
+                          work: Callable[[EnforcementDesk], Any]) -> int:
+    if not config.early_warning.enabled:
+        print("dncgate: [early_warning] is not enabled: no alerts are kept on disk", file=sys.stderr)
+        return codes.USAGE
+    return await _guarded(args, config, work)
+
+
 async def _alerts_list(args: argparse.Namespace, config: Settings) -> int:
     async def work(desk: EnforcementDesk) -> None:
         for alert, by in await desk.alerts.alerts(args.tenant, unacknowledged=args.unacknowledged,
                                                   limit=max(1, min(args.limit, 10_000))):
             _print({**alert.as_dict(), "acknowledged_by": by})
-    if not config.early_warning.enabled:
-        print("dncgate: [early_warning] is not enabled: no alerts are kept on disk", file=sys.stderr)
-        return codes.USAGE
-    return await _guarded(args, config, work)
+    return await _guarded_alerts(args, config, work)
 
 
 async def _alerts_ack(args: argparse.Namespace, config: Settings) -> int:
@@ -147,10 +152,7 @@ async def _alerts_ack(args: argparse.Namespace, config: Settings) -> int:
         if found is None:
             raise UnknownCase(f"no alert {args.alert_id!r} in tenant {args.tenant}")
         _print({"alert": found[0].as_dict(), "acknowledged_by": found[1]})
-    if not config.early_warning.enabled:
-        print("dncgate: [early_warning] is not enabled: no alerts are kept on disk", file=sys.stderr)
-        return codes.USAGE
-    return await _guarded(args, config, work)
+    return await _guarded_alerts(args, config, work)
 
 
 async def _cases_list(args: argparse.Namespace, config: Settings) -> int:

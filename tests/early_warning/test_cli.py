@@ -116,3 +116,17 @@ def test_bad_input_is_refused_with_a_message(tmp_path: Path, capsys: pytest.Capt
         assert run(capsys, config, "cases", "act", case_id, action, "--tenant", "acme", "--reason", "done")[0] == 0
     code, _, err = run(capsys, config, "cases", "appeal", case_id, "--tenant", "acme", "--reason", "late")
     assert (code, "refused" in err) == (1, True)  # an appeal on a closed case
+
+
+def test_alerts_need_the_early_warning_and_config_check_shows_it(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    config = _config(tmp_path)
+    assert main(["--log-level", "error", "--config", config, "config", "check"]) == 0
+    shown = capsys.readouterr().out
+    assert f"early warning: on {tmp_path / 'ew.sqlite3'}" in shown
+    assert "tenant acme: originator account, zone UTC, 14 rules (12 acting, 2 report only)" in shown
+    off = tmp_path / "off.toml"
+    off.write_text(Path(config).read_text(encoding="utf-8").replace("[early_warning]\nenabled = true",
+                                                                     "[early_warning]\nenabled = false"))
+    code, _, err = run(capsys, str(off), "alerts", "list", "--tenant", "acme")
+    assert (code, "[early_warning] is not enabled" in err) == (2, True)  # a configuration matter
