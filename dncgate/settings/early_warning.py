@@ -41,33 +41,40 @@ Found = Iterator[tuple[str, str]]
 
 
 class RuleSettings(Table, frozen=True):
-    """``[early_warning.tenants.NAME.rules.RULE]``: a key not set keeps the default rule's (if named like one)."""
+    """``[early_warning.tenants.NAME.rules.RULE]``: one rule; a key not set keeps the default rule's
+    (when RULE names a default rule, ``early_warning.rules.DEFAULT_RULES``)."""
 
-    feature: str | None = None  # one of early_warning.rules.Feature
-    warning: float | None = None
-    critical: float | None = None
-    below: bool | None = None
-    min_attempts: Annotated[int, Meta(ge=0)] | None = None
-    hours: str | None = None  # local "HH:MM-HH:MM" (may cross midnight); "" always
-    weekdays: tuple[str, ...] | None = None  # mon..sun; () every day
-    report_only: bool | None = None
-    enabled: bool = True
+    feature: str | None = None  # what it watches: attempts_per_min, concurrent, asr, acd_s, short6_share, ...
+    warning: float | None = None  # the warning threshold
+    critical: float | None = None  # the critical threshold (worse than warning)
+    below: bool | None = None  # crossed downwards (a minimum ratio or duration)
+    min_attempts: Annotated[int, Meta(ge=0)] | None = None  # the volume in its window below which it is silent
+    hours: str | None = None  # local "HH:MM-HH:MM" it applies in (may cross midnight); "" always
+    weekdays: tuple[str, ...] | None = None  # mon..sun it applies on; () every day
+    report_only: bool | None = None  # alert, but open no case (run a new rule so first)
+    enabled: bool = True  # false: drop the default rule of this name
 
 
 class TenantWarningSettings(Table, frozen=True):
-    key: Literal["account", "trunk", "caller_id", "entity"] = "account"
-    zone: str = "UTC"
-    night: str = "21:00-08:00"
-    default_rules: bool = True
+    """``[early_warning.tenants.NAME]``: how one tenant's originators are watched."""
+
+    key: Literal["account", "trunk", "caller_id", "entity"] = "account"  # which field of a call is the originator
+    zone: str = "UTC"  # the tenant's local time (night_share, rule hours and weekdays)
+    night: str = "21:00-08:00"  # local night, for night_share
+    default_rules: bool = True  # start from the default rules (else only the rules given)
     rules: dict[str, RuleSettings] = field(default_factory=dict)
 
 
 class EarlyWarningSettings(Table, frozen=True):
-    enabled: bool = False
-    path: Path = Path("dncgate-early-warning.sqlite3")
+    """``[early_warning]``: the analyser in ``serve`` (call facts per originator, rules, alerts to cases)."""
+
+    enabled: bool = False  # watch the gate's decisions and the call feeds' records
+    path: Path = Path("dncgate-early-warning.sqlite3")  # SQLite file of window state and alerts
+    # how often the window state is written (a restart loses at most this long of counts)
     checkpoint_interval: Annotated[float, Meta(ge=1.0, le=3600.0)] = field(default=30.0,
                                                                              name="checkpoint_interval_s")
-    max_originators: Annotated[int, Meta(ge=100, le=10_000_000)] = 200_000
+    max_originators: Annotated[int, Meta(ge=100, le=10_000_000)] = 200_000  # kept in memory (~3.6 KB each)
+    # how often complaint deadlines are checked (an alert before one lapses)
     sla_check_interval: Annotated[float, Meta(ge=0.05, le=86_400.0)] = field(default=300.0,
                                                                              name="sla_check_interval_s")
     alert_queue: Annotated[int, Meta(ge=10, le=1_000_000)] = 10_000  # alerts waiting for enforcement
