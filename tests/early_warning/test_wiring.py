@@ -76,16 +76,21 @@ async def open_world(tmp_path: Path, clock: Clock) -> tuple[World, list[object]]
     return World(gate, desk, watching, stream, clock, path), [audit, cases, store]
 
 
+async def close_world(built: World, closables: list[object]) -> None:
+    """What serve does on the way out: the early warning's last checkpoint, the webhooks, the stores."""
+    await built.watching.close(1.0)
+    await built.desk.cases.drain()
+    for closable in closables:
+        await closable.close()  # type: ignore[attr-defined]
+
+
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
     built, closables = await open_world(tmp_path, Clock(NOON))
     try:
         yield built
     finally:
-        await built.watching.close(1.0)
-        await built.desk.cases.drain()
-        for closable in closables:
-            await closable.close()  # type: ignore[attr-defined]
+        await close_world(built, closables)
 
 
 async def test_a_campaign_is_detected_noticed_and_suspended_after_the_notice_period(world: World) -> None:
@@ -141,10 +146,7 @@ async def test_a_restart_mid_case_loses_no_step_and_raises_nothing_twice(tmp_pat
         assert case is not None
         steps_before = [s.id async for s in world.desk.cases.store.transitions("acme", case.case_id)]
     finally:
-        await world.watching.close(1.0)  # the last checkpoint
-        await world.desk.cases.drain()
-        for closable in closables:
-            await closable.close()  # type: ignore[attr-defined]
+        await close_world(world, closables)  # the last checkpoint
     world, closables = await open_world(tmp_path, clock)
     try:
         assert world.watching.analyser.originators() == 1
@@ -163,10 +165,7 @@ async def test_a_restart_mid_case_loses_no_step_and_raises_nothing_twice(tmp_pat
         assert await world.desk.cases.tick() == []  # applied once
         assert await world.call("blaster", 8613900000001) is Reason.ORIGINATOR_SUSPENDED
     finally:
-        await world.watching.close(1.0)
-        await world.desk.cases.drain()
-        for closable in closables:
-            await closable.close()  # type: ignore[attr-defined]
+        await close_world(world, closables)
 
 
 async def test_complaints_count_and_their_deadlines_raise_one_alert(world: World) -> None:
