@@ -9,8 +9,9 @@ calls in progress are the allowed attempts not yet ended. ``complaint`` adds a c
 caller ID to the originator that last used it.
 
 Per fact the analyser finds the originator's :class:`~dncgate.early_warning.windows.Windows` and
-bumps a few counters; once per 5 s slot of an originator's traffic it closes the slot and
-evaluates the tenant's rules. A rule whose level rises (under -> warning -> critical) raises one
+bumps a few counters; once per 5 s slot of an originator's traffic it closes the slot, and at
+most once per 15 s it evaluates the tenant's rules (the checkpoint evaluates the rest). A rule
+whose level rises (under -> warning -> critical) raises one
 :class:`~dncgate.early_warning.alerts.Alert` through ``on_alert``; it is raised again only after
 the feature has fallen back past 80 % of the warning threshold (no alert storm on a value that
 hovers at its threshold).
@@ -215,7 +216,9 @@ class Analyser:
             return state
         if moment // w.SLOT_1M > state.slot_1m:
             state.close(moment)
-            self._evaluate(known, originator, state, moment)
+            if state.slot_1m - state.evaluated >= w.EVALUATE_EVERY:
+                state.evaluated = state.slot_1m
+                self._evaluate(known, originator, state, moment)
         if moment > state.seen:
             state.seen = moment
         return state

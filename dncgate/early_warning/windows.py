@@ -6,7 +6,8 @@ holds its last ``RING - 1`` finished slots and the current one, so "the last hou
 58-60 minutes, "the last minute" the last 55-60 seconds, "the last day" the last 23-24 hours. A fact adds
 to the current 5 s slot's counters only (a handful of integer increments, no allocation); when a
 fact falls in a later slot, :meth:`Windows.close` moves the finished slot into the rings (at most
-once per 5 s of an originator's traffic) and the analyser evaluates the rules then.
+once per 5 s of an originator's traffic) and the analyser evaluates the rules then (at most once
+per 15 s: ``EVALUATE_EVERY``; the checkpoint evaluates every originator it writes).
 
 Memory per originator is fixed whatever its traffic: the rings (``array('i')``: 12 + 30 x 9 +
 24 x 3 counters), two sketch byte arrays (distinct callees: 6 x 64 registers; caller IDs: 6 x 32),
@@ -27,6 +28,7 @@ SLOT_1H, RING_1H = 120, 30  # 2 min slots, an hour
 SLOT_24H, RING_24H = 3600, 24  # 1 h slots, a day
 SUB_SPAN, SUBS = 600, 6  # sketch sub-sketches: 10 min each, an hour
 CALLEE_BITS, CID_BITS = 6, 5
+EVALUATE_EVERY = 3  # slots (15 s) between evaluations of an originator's rules
 SAMPLES = 4  # decision and call ids kept as evidence (the latest)
 BASELINE_ALPHA = 1.0 / (24 * 14)  # hourly EWMA with a two-week time constant
 BASELINE_WARMUP_H = 24 * 7  # a baseline counts after a week of history
@@ -47,6 +49,7 @@ class Windows:
         "cid_base",
         "cid_estimate", "cids", "cur_answered", "cur_answered_s", "cur_attempts", "cur_complaints", "cur_ended",
         "cur_night", "cur_refused", "cur_sequential", "cur_service", "cur_short30", "cur_short6", "decisions",
+        "evaluated",
         "in_progress", "last_callee", "last_caller_id", "levels", "peak", "ring_1h", "ring_1m", "ring_24h",
         "samples", "seen", "slot_1h", "slot_1m", "slot_24h", "sub_slot", "sum_1h", "sum_1m", "sum_24h",
     )
@@ -80,6 +83,7 @@ class Windows:
         self.baseline_hours = 0
         self.levels = bytearray(rules)
         self.seen = at  # the latest fact (the analyser sets it)
+        self.evaluated = -EVALUATE_EVERY  # the 5 s slot the rules were last evaluated in
 
     # -- moving the finished slot into the rings --------------------------------------------------
 
