@@ -90,6 +90,8 @@ class CheckResult:
 
 # Runs a callback once the door has handed the verdict to the switch (see Gate.check's ``defer``).
 Deferrer = Callable[[Callable[[], None]], None]
+# Told of every decision after its verdict went out (the early warning's signals); must not block.
+Observer = Callable[[CheckResult], None]
 
 
 class Gate:
@@ -116,6 +118,7 @@ class Gate:
         self.list_age = list_age
         # A restricted originator's calls per minute and in progress, counted here (enforcement.limits).
         self.restrictions = RestrictionCounter()
+        self.observers: list[Observer] = []
 
     async def check(
         self, request: CheckRequest, log: structlog.typing.FilteringBoundLogger, *, defer: Deferrer | None = None,
@@ -182,6 +185,11 @@ class Gate:
             log.warning("gate.language_refused", door=result.door, language=refused_language[:MAX_LANGUAGE_CHARS + 5],
                         used=result.attempt.tenant.language, decision_id=result.decision_id)
         _log_decision(log, result.decision, record)
+        for observer in self.observers:
+            try:
+                observer(result)
+            except Exception as exc:  # noqa: BLE001 -- an observer's fault never reaches the call's path
+                log.error("gate.observer_failed", error=repr(exc), decision_id=result.decision_id)
         if self.metrics is not None:
             # Only configured tenants are labels: any name a request makes up would be a new series.
             # (Configured when the call began: a reload since then does not relabel it.)

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from dncgate.agi import AgiServer
 from dncgate.agi.check import check_handler
+from dncgate.analytics import EarlyWarning
 from dncgate.api.app import install_api
 from dncgate.api.context import ApiContext
 from dncgate.api.enforcement import install_enforcement
@@ -21,7 +22,7 @@ from dncgate.app import AUDIT_GRACE, open_app
 from dncgate.console import install_console
 from dncgate.console.wiring import console_context
 from dncgate.descriptors import RESERVE, check_budget, raise_open_file_limit
-from dncgate.enforcement.desk import EnforcementDesk, desk_of
+from dncgate.enforcement.desk import AlertBook, EnforcementDesk, desk_of
 from dncgate.enforcement.model import originator_keys
 from dncgate.esl import OutboundConfig, OutboundServer
 from dncgate.esl.check import esl_check_handler
@@ -66,6 +67,7 @@ class Running:
     enforcement: EnforcementDesk | None = None  # [enforcement] enabled: its on_alert is the analyser's callback
     reload: Reloader | None = None  # what SIGHUP calls: re-read the configuration, apply what can change live
     smpp_port: int | None = None  # [messages.smpp] enabled
+    early_warning: EarlyWarning | None = None  # [early_warning] enabled
 
 
 async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None = None,
@@ -97,6 +99,7 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
         desk: EnforcementDesk | None = None
         enforcing: list[asyncio.Task[None]] = []
         closing: list[Callable[[], Awaitable[None]]] = []
+        watching: EarlyWarning | None = None
         try:
             lists = await start_services(config, app.store, app.freshness, sync_metrics, ledger)
             sync_metrics.watch(lists.freshness)
@@ -105,8 +108,12 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
             feeds = running.feeds = CallFeeds(running.calls, ami=asterisk_feed_of(config.ami),
                                               esl_feed=freeswitch_feed_of(config.esl_feed), registry=metrics.registry)
             feeds.start()  # in the background: a switch that is down shows in /healthz, calls need no feed
+            if config.early_warning.enabled:
+                watching = running.early_warning = await EarlyWarning.open(
+                    config.early_warning, config.tenants, default_tenant=gate.default_tenant)
             if config.enforcement.enabled:
-                desk, enforcing = await _start_enforcement(config, app.store, running, clock)
+                desk, enforcing = await _start_enforcement(config, app.store, running, clock,
+                                                           watching.store if watching else None)
                 running.enforcement = desk
             messages = _message_service(config, gate, ledger, running)
             if messages is not None and config.messages.smpp.enabled:
@@ -115,6 +122,8 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
                 running.smpp_port = smpp.port
             if messages is not None and config.messages.freeswitch.enabled:
                 enforcing.append(asyncio.create_task(_chatplan(config, messages, running.stop)))
+            if watching is not None:
+                watching.start(gate, running.calls.subscribe(), desk)
             ivr = IvrContext(gate.tenants, ledger, settings=config.ivr)  # the subscriber self-service menu
             if config.agi.enabled:
                 agi = AgiServer(with_ivr(check_handler(gate), ivr_agi_handler(ivr)), host=config.agi.host,
@@ -165,6 +174,8 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
             log.info("gate.stopping")
         finally:
             await _close_doors(lists, agi, esl, runner, feeds, smpp)
+            if watching is not None:
+                await watching.close(SHUTDOWN_GRACE)
             await _stop_enforcement(desk, enforcing)
             for close in closing:
                 await close()
@@ -244,10 +255,11 @@ def _open_files(config: Settings) -> None:
 
 
 async def _start_enforcement(config: Settings, store: ListStore, running: Running,
-                             clock: Callable[[], datetime]) -> tuple[EnforcementDesk, list[asyncio.Task[None]]]:
+                             clock: Callable[[], datetime], alerts: AlertBook | None = None,
+                             ) -> tuple[EnforcementDesk, list[asyncio.Task[None]]]:
     """The case store, the scheduler (due suspensions) and the releaser of restricted calls in progress."""
     case_store = settled_cases(open_case_store(config.store), config.replica)  # settles when [replica] enabled
-    desk = desk_of(config.enforcement, config.tenants, case_store, store, clock=clock)
+    desk = desk_of(config.enforcement, config.tenants, case_store, store, clock=clock, alerts=alerts)
     calls = running.calls.subscribe()  # registered now: no record published after start is missed
     tasks = [asyncio.create_task(desk.cases.run(running.stop, config.enforcement.scheduler_interval)),
              asyncio.create_task(_release_ended_calls(calls, running.gate))]

@@ -62,17 +62,17 @@ def _step_json(step: CaseStep, status: int = 201) -> web.Response:
 async def list_alerts(request: web.Request) -> web.Response:
     desk, who = _desk(request)
     pending = request.query.get("unacknowledged", "").lower() in {"1", "true", "yes"}
-    alerts = desk.alerts.alerts(who.tenant.name, unacknowledged=pending, limit=_limit(request))
-    return web.json_response({"alerts": [{**a.as_dict(), "acknowledged_by": desk.alerts.acknowledged_by(a.alert_id)}
-                                         for a in alerts]})
+    alerts = await _guarded(desk.alerts.alerts(who.tenant.name, unacknowledged=pending, limit=_limit(request)))
+    return web.json_response({"alerts": [{**a.as_dict(), "acknowledged_by": by} for a, by in alerts]})
 
 
 async def acknowledge_alert(request: web.Request) -> web.Response:
     desk, who = _desk(request)
-    alert = desk.alerts.acknowledge(who.tenant.name, request.match_info["alert_id"], _actor(who))
-    if alert is None:
+    found = await _guarded(desk.alerts.acknowledge(who.tenant.name, request.match_info["alert_id"], _actor(who)))
+    if found is None:
         raise ApiError(404, "unknown_alert", f"no alert {request.match_info['alert_id']!r} in this tenant")
-    return web.json_response({"alert": alert.as_dict(), "acknowledged_by": desk.alerts.acknowledged_by(alert.alert_id)})
+    alert, by = found
+    return web.json_response({"alert": alert.as_dict(), "acknowledged_by": by})
 
 
 async def post_alert(request: web.Request) -> web.Response:

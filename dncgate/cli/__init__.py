@@ -1,7 +1,7 @@
 """``dncgate``: serve the doors, load lists, check a number, read the audit, check the configuration.
 
 One module per command group (``serve``, ``check``, ``lists``, ``audit``, ``config``, ``consent``,
-``ops``), each adding its parsers with ``add_commands``; this module builds the tree, reads the
+``cases``, ``operator``, ``ops``), each adding its parsers with ``add_commands``; this module builds the tree, reads the
 configuration and turns every error into one line on standard error and an exit code
 (``dncgate.cli.codes``).
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 import msgspec
 
 from dncgate import __version__
-from dncgate.cli import audit, check, codes, config, consent, lists, operator, ops, serve
+from dncgate.cli import audit, cases, check, codes, config, consent, lists, operator, ops, serve
 from dncgate.config_file import SYSTEM_CONFIG, find_config
 from dncgate.lists.formats import ListFileError
 from dncgate.logs import configure
@@ -91,7 +91,7 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--demo-db", metavar="FILE", help=f"with --demo: the demo's SQLite file (default: "
                      f"{serve.DEMO_DB} in the current directory)")
     sub = top.add_subparsers(required=True, metavar="COMMAND", title="commands")
-    for module in (serve, check, lists, audit, config, consent, operator, ops):
+    for module in (serve, check, lists, audit, config, consent, cases, operator, ops):
         module.add_commands(sub)
     return top
 

@@ -59,7 +59,20 @@ async def _config_check(args: argparse.Namespace, config: Settings) -> int:
               f"default {t.default_purpose.value}, reject {t.reject_sip_code}, "
               f"check failed {t.check_failed_sip_code} (marketing {t.marketing_on_failure.value}, "
               f"service {t.service_on_failure.value})")
+    _print_early_warning(config)
     return codes.OK
+
+
+def _print_early_warning(config: Settings) -> None:
+    from dncgate.settings.early_warning import watches
+
+    early = config.early_warning
+    print(f"  early warning: {f'on {early.path}' if early.enabled else 'off'}")
+    if early.enabled:
+        for name, watch in sorted(watches(early, config.tenants).items()):
+            acting = sum(1 for rule in watch.rules if not rule.report_only)
+            print(f"    tenant {name}: originator {watch.key.value}, zone {watch.zone}, {len(watch.rules)} rules "
+                  f"({acting} acting, {len(watch.rules) - acting} report only)")
 
 
 async def _config_sample(args: argparse.Namespace, config: Settings) -> int:

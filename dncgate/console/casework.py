@@ -41,8 +41,8 @@ async def alerts(request: web.Request) -> web.Response:
     tenant = tenant_of(request, viewer)
     pending = request.query.get("unacknowledged") == "1"
     rule = request.query.get("rule", "")
-    shown = [(a, desk.alerts.acknowledged_by(a.alert_id))
-             for a in desk.alerts.alerts(tenant, unacknowledged=pending, limit=200) if not rule or a.rule == rule]
+    shown = [(a, by) for a, by in await desk.alerts.alerts(tenant, unacknowledged=pending, limit=200)
+             if not rule or a.rule == rule]
     return render(request, "alerts.html", tenant=tenant, alerts=shown, pending=pending, rule=rule)
 
 
@@ -51,7 +51,7 @@ async def acknowledge(request: web.Request) -> web.Response:
     viewer, desk = viewer_of(request), _desk(request)
     form = form_of(await request.post())
     tenant = tenant_of(request, viewer, form)
-    if desk.alerts.acknowledge(tenant, request.match_info["alert_id"], viewer.actor) is None:
+    if await desk.alerts.acknowledge(tenant, request.match_info["alert_id"], viewer.actor) is None:
         raise Refused(404, "no such alert")
     raise web.HTTPSeeOther(f"/console/alerts?tenant={tenant}")
 

@@ -91,3 +91,21 @@ def service_port_misuse(
         figures={"marketing_messages": float(messages)}, threshold=1.0, sample_decisions=sample_decisions,
         detail="a port registered for service messages sent marketing messages", extra={"entity": entity},
     )
+
+
+def alert_of(data: Mapping[str, Any]) -> Alert:
+    """An alert from ``Alert.as_dict``. Raises ``ValueError`` (or ``KeyError``/``TypeError``) on anything else."""
+    figures = data.get("figures", {})
+    if not isinstance(figures, Mapping):
+        raise ValueError("figures: an object of numbers")
+    return Alert(
+        alert_id=str(data["alert_id"]),
+        originator=OriginatorKey(str(data["tenant"]), OriginatorKind(data["originator_kind"]), str(data["originator"])),
+        rule=str(data["rule"]), severity=Severity(data["severity"]),
+        raised_at=datetime.fromisoformat(str(data["raised_at"])), window=str(data.get("window", "")),
+        figures={str(k): float(v) for k, v in figures.items()}, threshold=float(data.get("threshold", 0.0)),
+        report_only=bool(data.get("report_only", False)),
+        sample_decisions=tuple(str(i) for i in data.get("sample_decisions", ())),
+        sample_calls=tuple(str(i) for i in data.get("sample_calls", ())), detail=str(data.get("detail", "")),
+        extra=dict(data.get("extra", {})),
+    )

@@ -5,14 +5,14 @@ tenant, the originator's caller ID, the complainant as callee, within ``match_wi
 call), stores it (idempotent by id) and reports it as a signal (``on_complaint``, for the early
 warning's complaints-per-1,000-calls). ``due`` lists the SLA steps about to lapse (logged).
 
-``RecentAlerts`` keeps the last alerts in memory for listing and acknowledgement, until the early
-warning's analyser offers its own queries (``AlertQueries``).
+``RecentAlerts`` keeps the last alerts in memory for listing and acknowledgement when the early
+warning is off; with it, its SQLite store is the ``AlertBook``.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -102,10 +102,18 @@ class ComplaintDesk:
         return lapsing
 
 
-class AlertQueries(Protocol):
-    def alerts(self, tenant: str, *, unacknowledged: bool = False, limit: int = 100) -> Sequence[Alert]: ...
+class AlertBook(Protocol):
+    """Where alerts are kept for listing and acknowledgement (``RecentAlerts`` in memory; the early
+    warning's ``store.sqlite.early_warning`` on disk, shared with ``dncgate alerts``)."""
 
-    def acknowledge(self, tenant: str, alert_id: str, actor: str) -> Alert | None: ...
+    async def add(self, alert: Alert) -> bool: ...
+
+    async def alerts(self, tenant: str, *, unacknowledged: bool = False,
+                     limit: int = 100) -> list[tuple[Alert, str]]:
+        """Newest first, each with who acknowledged it ("" if nobody yet)."""
+        ...
+
+    async def acknowledge(self, tenant: str, alert_id: str, actor: str) -> tuple[Alert, str] | None: ...
 
 
 @dataclass
@@ -115,33 +123,33 @@ class _Kept:
 
 
 class RecentAlerts:
-    """The last ``capacity`` alerts, in memory (lost on restart: the analyser's own store is the record)."""
+    """The last ``capacity`` alerts, in memory (lost on restart; without [early_warning] enabled)."""
 
     def __init__(self, capacity: int = 10_000) -> None:
         self._kept: OrderedDict[str, _Kept] = OrderedDict()
         self.capacity = capacity
 
-    def add(self, alert: Alert) -> None:
-        self._kept[alert.alert_id] = self._kept.get(alert.alert_id) or _Kept(alert)
+    async def add(self, alert: Alert) -> bool:
+        if alert.alert_id in self._kept:
+            return False
+        self._kept[alert.alert_id] = _Kept(alert)
         while len(self._kept) > self.capacity:
             self._kept.popitem(last=False)
+        return True
 
-    def alerts(self, tenant: str, *, unacknowledged: bool = False, limit: int = 100) -> Sequence[Alert]:
-        kept = [k.alert for k in reversed(self._kept.values()) if k.alert.originator.tenant == tenant
-                and not (unacknowledged and k.acknowledged_by)]
+    async def alerts(self, tenant: str, *, unacknowledged: bool = False,
+                     limit: int = 100) -> list[tuple[Alert, str]]:
+        kept = [(k.alert, k.acknowledged_by) for k in reversed(self._kept.values())
+                if k.alert.originator.tenant == tenant and not (unacknowledged and k.acknowledged_by)]
         return kept[:limit]
 
-    def acknowledge(self, tenant: str, alert_id: str, actor: str) -> Alert | None:
+    async def acknowledge(self, tenant: str, alert_id: str, actor: str) -> tuple[Alert, str] | None:
         kept = self._kept.get(alert_id)
         if kept is None or kept.alert.originator.tenant != tenant:
             return None
         kept.acknowledged_by = kept.acknowledged_by or actor
         log.info("enforcement.alert_acknowledged", tenant=tenant, alert_id=alert_id, actor=actor)
-        return kept.alert
-
-    def acknowledged_by(self, alert_id: str) -> str:
-        kept = self._kept.get(alert_id)
-        return kept.acknowledged_by if kept else ""
+        return kept.alert, kept.acknowledged_by
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,16 +158,19 @@ class EnforcementDesk:
 
     cases: Enforcement
     complaints: ComplaintDesk
-    alerts: RecentAlerts
+    alerts: AlertBook
 
     async def on_alert(self, alert: Alert) -> None:
-        """The analyser's callback: keep the alert for listing, and open or update its case."""
-        self.alerts.add(alert)
+        """The analyser's callback: keep the alert for listing, and open or update its case (an
+        alert already kept, raised again after a restart, is handed on too: the case step is
+        idempotent by the alert's id)."""
+        await self.alerts.add(alert)
         await self.cases.on_alert(alert)
 
 
 def desk_of(settings: EnforcementSettings, tenants: Iterable[str], store: CaseStore, audit: AuditSource, *,
-            clock: Callable[[], datetime], on_complaint: OnComplaint | None = None) -> EnforcementDesk:
+            clock: Callable[[], datetime], on_complaint: OnComplaint | None = None,
+            alerts: AlertBook | None = None) -> EnforcementDesk:
     """Enforcement as ``[enforcement]`` configures it, on ``store``."""
     notice = settings.notice
     policy = Policy(
@@ -175,4 +186,4 @@ def desk_of(settings: EnforcementSettings, tenants: Iterable[str], store: CaseSt
               calendar_of(rules.weekend_days, rules.holidays))
     desk = ComplaintDesk(store, audit, sla, clock=clock, on_complaint=on_complaint,
                          match_window=timedelta(seconds=rules.match_window_s), audit_scan=rules.audit_scan)
-    return EnforcementDesk(service, desk, RecentAlerts())
+    return EnforcementDesk(service, desk, alerts if alerts is not None else RecentAlerts())

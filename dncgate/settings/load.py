@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from dncgate.errors import ConfigError
 from dncgate.model import TenantPolicy
-from dncgate.settings import checks
+from dncgate.settings import checks, early_warning
 from dncgate.settings.decode import decode
+from dncgate.settings.early_warning import EarlyWarningSettings
 from dncgate.settings.enforcement import EnforcementSettings
 from dncgate.settings.messages import MessagesSettings, messages_problems
 from dncgate.settings.problems import Key, Problems
@@ -73,6 +74,7 @@ class Settings:
     messages: MessagesSettings = field(default_factory=MessagesSettings)
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
     replica: ReplicaSettings = field(default_factory=ReplicaSettings)
+    early_warning: EarlyWarningSettings = field(default_factory=EarlyWarningSettings)
 
     @property
     def audit_spool(self) -> AuditSpoolConfig | None:
@@ -126,6 +128,7 @@ TABLES: dict[str, type[Table]] = {
     "esl_feed": FreeswitchFeedSettings, "enforcement": EnforcementSettings, "messages": MessagesSettings,
     "console": ConsoleSettings,
     "replica": ReplicaSettings,
+    "early_warning": EarlyWarningSettings,
 }
 NAMES = {cls: name for name, cls in TABLES.items()}
 
@@ -200,6 +203,8 @@ def _build(data: dict[str, Any], problems: Problems) -> Settings | None:
                           lambda table: messages_problems(table, tenants or {}, taxonomy)),
         "console": _read(ConsoleSettings, data, problems),
         "replica": _read(ReplicaSettings, data, problems, checks.replica),
+        "early_warning": _read(EarlyWarningSettings, data, problems,
+                               lambda table: early_warning.check(table, tenants or {})),
     }
     store, replica = tables["store"], tables["replica"]
     if isinstance(store, StoreSettings) and isinstance(replica, ReplicaSettings) and replica.enabled \

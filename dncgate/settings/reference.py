@@ -32,7 +32,7 @@ from dncgate.settings.schema import Table, TenantSettings
 
 NOT_SET = "(not set)"
 # a table of tables: the placeholder of its entry's name
-_TEMPLATES = {"tenants": "NAME", "keys": "ID", "ports": "NUMBER"}
+_TEMPLATES = {"tenants": "NAME", "keys": "ID", "ports": "NUMBER", "rules": "RULE"}
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,8 @@ Per-call settings travel as SIP headers of the INVITE, read by the lab dialplan:
 
 * ``X-Dncgate-Tenant`` / ``X-Dncgate-Purpose`` become ARG1/ARG2 of ``Gosub(dncgate-check,...)``;
 * ``X-Lab-Var-<NAME>: <value>`` sets channel variable NAME before the Gosub (e.g. DNCGATE_PORT to
-  send just this call to another FastAGI server); channel variables win over globals.
+  send just this call to another FastAGI server); channel variables win over globals;
+  ``LAB_ACCOUNT`` sets the channel's account code (the gate's ``agi_accountcode``: the originator's account).
 
 Session-wide settings are dialplan globals; ``AsteriskLab.set_global`` changes them at run time
 over AMI, ``AsteriskLab.use_gate`` points DNCGATE_HOST/DNCGATE_PORT at a FastAGI server.
@@ -664,6 +665,7 @@ exten => _+X.,1,Gosub(lab-route,s,1(${{EXTEN}}))
 exten => s,1,NoOp(lab outbound ${{CALLERID(num)}} -> ${{ARG1}})
  same => n,Set(LOCAL(number)=${{ARG1}})
  same => n,Gosub(lab-import-vars,s,1)
+ same => n,ExecIf($["${{LAB_ACCOUNT}}" != ""]?Set(CHANNEL(accountcode)=${{LAB_ACCOUNT}}))
  same => n,Set(LOCAL(tenant)=${{PJSIP_HEADER(read,X-Dncgate-Tenant)}})
  same => n,Set(LOCAL(purpose)=${{PJSIP_HEADER(read,X-Dncgate-Purpose)}})
  same => n,Gosub(dncgate-check,s,1(${{tenant}},${{purpose}},${{number}}))

@@ -30,6 +30,7 @@ from dncgate.settings import ApiKeySettings, ApiSettings, ConsentSettings
 from dncgate.settings.enforcement import ComplaintSettings, EnforcementSettings
 from dncgate.store.sqlite import SqliteListStore
 from dncgate.store.sqlite.cases import SqliteCaseStore
+from dncgate.store.sqlite.early_warning import SqliteEarlyWarningStore
 from dncgate.store.sqlite.ledger import SqliteLedger
 from tests.conftest import TEST_STORE_DEADLINE
 from tests.enforcement.conftest import Clock
@@ -49,8 +50,9 @@ class Api:
         return response.status, await response.json()
 
 
-@pytest.fixture
-async def api(tmp_path: Path) -> AsyncIterator[Api]:
+@pytest.fixture(params=["memory", "sqlite"])
+async def api(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Api]:
+    """The API on one enforcement desk; its alert book in memory or the early warning's SQLite file."""
     path = tmp_path / "api.sqlite3"
     store = SqliteListStore(path)
     await store.replace_list("national", [8613800138000])  # the tenants need a national list
@@ -63,7 +65,9 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
     signals: list[tuple[OriginatorKey, Any]] = []
     settings = EnforcementSettings(enabled=True, notice_period=3600.0, auto_notice=True,
                                    complaints=ComplaintSettings(holidays=("2026-11-27",)))
-    desk = desk_of(settings, TENANTS, cases, store, clock=clock, on_complaint=lambda o, at: signals.append((o, at)))
+    book = SqliteEarlyWarningStore(tmp_path / "ew.sqlite3") if request.param == "sqlite" else None
+    desk = desk_of(settings, TENANTS, cases, store, clock=clock, on_complaint=lambda o, at: signals.append((o, at)),
+                   alerts=book)
     keys = {"acme-ops": ApiKeySettings("acme", hash_key(KEY)),
             "globex-ops": ApiKeySettings("globex", hash_key(OTHER_KEY))}
     app = make_app(store, GateMetrics(), {"agi": False, "esl": False})
@@ -77,7 +81,7 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
         await client.close()
         await desk.cases.drain()
         await audit.close()
-        for closable in (cases, ledger, store):
+        for closable in (cases, ledger, store, *([book] if book is not None else [])):
             await closable.close()
 
 

@@ -26,6 +26,6 @@ async def test_a_misusing_service_port_gets_a_case(lab: Lab, tmp_path: Path) -> 
         case = await cases.open_case(OriginatorKey("acme", OriginatorKind.CALLER_ID, SERVICE_PORT))
         assert case is not None
         assert case.state.value == "open"
-        assert [a.rule for a in desk.alerts.alerts("acme")] == ["service_port_misuse"]
+        assert [a.rule for a, _ in await desk.alerts.alerts("acme")] == ["service_port_misuse"]
     finally:
         await cases.close()
