@@ -33,6 +33,7 @@ ZH: dict[str, str] = {
     "Decisions per minute over the last hour, by verdict": "最近一小时每分钟的判定（按结果）",
     "Decisions": "判定",
     "Detail": "详情",
+    "Consent record": "同意记录",
     "Dialled": "拨号",
     "Door": "接入口",
     "Entity": "主体",

@@ -1,5 +1,6 @@
-"""A real ``serve`` (SQLite store, API, enforcement, the console, on request the early warning) in a thread of its own, with
-a clock the test moves, operator accounts of every role, a stale national list and a tenant list.
+"""A real ``serve`` (SQLite store, API, enforcement, the console, on request the early warning) in a
+thread of its own, with a clock the test moves, operator accounts of every role, a stale national list
+and a tenant list.
 
 The HTTP tests and the browser tests share it: the browser (selenium) and urllib are blocking, so
 the gate runs its event loop in its own thread and stops within ``serve``'s shutdown bound."""

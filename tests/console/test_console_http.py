@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import urllib.parse
+
 import pytest
 
 from tests.console.console_gate import Client, ConsoleGate
@@ -117,6 +119,24 @@ def test_a_resellers_operator_sees_and_acts_on_nothing_of_another_tenant(gate: C
     ann.sign_in("ann")
     _, page, _ = ann.get(f"/console/cases/{acme_case}?tenant=acme")
     assert '<dd id="case-state">open</dd>' in page  # nothing bob sent reached it
+
+
+def test_a_decision_allowed_by_consent_names_its_ledger_record(gate: ConsoleGate) -> None:
+    granted = gate.api("POST", "/v1/consents", "acme", {
+        "number": "13900139000", "entity": "bank-1", "categories": ["finance"],
+        "evidence": {"channel": "web", "captured_at": "2026-11-26T10:59:00+08:00", "source": "203.0.113.7",
+                     "shown": "template:optin-v3", "captured_by": "crm-7"}})
+    decision = gate.api("GET", "/v1/check?" + urllib.parse.urlencode(
+        {"number": "13900139000", "purpose": "marketing", "entity": "bank-1", "category": "finance"}), "acme")
+    assert decision["reason"] == "allowed_consent", decision
+    gate.wait_audited(decision["decision_id"])
+    client = Client(gate.base)
+    client.sign_in("ann")
+    status, page, _ = client.get(f"/console/decisions/{decision['decision_id']}")
+    assert status == 200
+    record = granted["consent"]["record_id"]
+    assert record == decision["detail"]  # the ledger record the decision rests on
+    assert f'<dd id="consent"><code>{record}</code></dd>' in page
 
 
 def test_the_overview_marks_the_stale_list_in_both_languages(gate: ConsoleGate) -> None:
