@@ -263,7 +263,7 @@ def test_redis_outage_fails_closed_fast_and_recovers_without_restart(
     request: pytest.FixtureRequest,
 ) -> None:
     load_lists(own_redis.url, STANDARD_LISTS)
-    with GateProcess(tmp_path / "gate", own_redis.url) as gate:
+    with GateProcess(tmp_path / "gate", own_redis.url, timeout_ms=250) as gate:  # the deadline under test
         lab.use_gate(gate.agi_port)
         assert gate.process is not None
         gate_pid = gate.process.pid
