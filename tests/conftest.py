@@ -21,12 +21,22 @@ from tests import ports
 if TYPE_CHECKING:
     from dncgate.service import Running
     from dncgate.settings import Settings
+    from dncgate.store.redis import RedisSettings
 
 
 # Tests that build a Gate themselves give the store this long: the 250 ms default is a production
 # deadline, and a busy 2-core CI machine missed it (check_failed instead of the decision under test).
 # Tests of the deadline itself set their own.
 TEST_STORE_DEADLINE = 30.0
+
+
+def redis_test_settings(url: str) -> RedisSettings:
+    """RedisSettings for a test that needs answers, not deadlines: the call-path defaults (250 ms
+    socket, 1 s lookup) were missed on a busy machine. Tests of those deadlines build their own."""
+    from dncgate.store.redis import RedisSettings
+
+    return RedisSettings(url=url, socket_timeout=10.0, connect_timeout=10.0, pool_timeout=10.0,
+                         lookup_deadline=TEST_STORE_DEADLINE)
 
 
 def free_port() -> int:

@@ -11,7 +11,7 @@ from dncgate.consent.ledger import Ledger
 from dncgate.consent.model import Action, Channel, Evidence, LedgerEvent
 from dncgate.settings import ConsentSettings
 from dncgate.store.protocol import ListStore
-from tests.conftest import RedisServer
+from tests.conftest import RedisServer, redis_test_settings
 
 
 class Clock:
@@ -48,11 +48,11 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path, redis_server: 
         store = SqliteListStore(tmp_path / "dncgate.sqlite3")
         ledger = SqliteLedger(tmp_path / "dncgate.sqlite3", config, clock=clock)
     else:
-        from dncgate.store.redis import RedisListStore, RedisSettings
+        from dncgate.store.redis import RedisListStore
         from dncgate.store.redis.ledger import RedisLedger
 
         redis_server.flush()
-        store = await RedisListStore.connect(RedisSettings(url=redis_server.url))
+        store = await RedisListStore.connect(redis_test_settings(redis_server.url))
         ledger = RedisLedger.connect(redis_server.url, config, clock=clock)
     try:
         yield Backend(request.param, store, ledger, clock)

@@ -20,7 +20,7 @@ from dncgate.model import TenantPolicy
 from dncgate.settings import ConfigError, load
 from dncgate.store.sqlite import SqliteListStore
 from tests.agi.test_check import fake_asterisk, mset
-from tests.conftest import RedisServer, serving
+from tests.conftest import RedisServer, redis_test_settings, serving
 
 LISTED = 12015550123  # US, on the national list
 CLEAR = "2015550124"
@@ -62,10 +62,10 @@ async def _agi(port: int, number: str) -> dict[str, str]:
 async def test_redis_flushed_under_a_running_gate_refuses_the_next_listed_call(
     tmp_path: Path, redis_server: RedisServer,
 ) -> None:
-    from dncgate.store.redis import RedisListStore, RedisSettings
+    from dncgate.store.redis import RedisListStore
 
     redis_server.flush()
-    loader = await RedisListStore.connect(RedisSettings(url=redis_server.url))
+    loader = await RedisListStore.connect(redis_test_settings(redis_server.url))
     try:
         await loader.replace_list("national", [LISTED])
     finally:

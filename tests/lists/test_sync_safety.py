@@ -17,7 +17,7 @@ from dncgate.lists.sync import Syncer, SyncJob
 from dncgate.store.protocol import ListStore
 from dncgate.store.redis import RedisListStore, RedisSettings
 from dncgate.store.sqlite import SqliteListStore
-from tests.conftest import RedisServer
+from tests.conftest import RedisServer, redis_test_settings
 from tests.lists.sync_helpers import numbers, write_manifest, write_snapshot
 from tests.polls import poll_until
 
@@ -38,7 +38,7 @@ async def test_kill_9_mid_load_keeps_the_previous_version_and_the_next_sync_succ
     else:
         redis_server.flush()
         target = redis_server.url
-        store = await RedisListStore.connect(RedisSettings(url=target))
+        store = await RedisListStore.connect(redis_test_settings(target))
     try:
         write_manifest(drop, write_snapshot(drop, 1, old), name="1.manifest.json")
         await Syncer(store, DropDirSource(drop), SyncJob(workdir=tmp_path / "w")).sync_once()
