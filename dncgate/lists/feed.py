@@ -16,8 +16,9 @@ import gzip
 import hmac
 import json
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import structlog
@@ -109,9 +110,15 @@ class FeedServer:
     def __init__(
         self, directory: Path, tokens: Mapping[str, str], *, host: str = LOOPBACK_HOST, port: int = 0,
         ssl_context: ssl.SSLContext | None = None, max_downloads: int = 16, registrations: object = None,
-        bounds: FeedSettings = _BOUNDS,
+        bounds: FeedSettings = _BOUNDS, confirmed_age: Callable[[], timedelta | None] | None = None,
+        max_age: timedelta | None = None,
     ) -> None:
-        """``bounds``: its listening socket's (``max_connections``, ``header_timeout``, ``keepalive_timeout``)."""
+        """``bounds``: its listening socket's (``max_connections``, ``header_timeout``, ``keepalive_timeout``).
+
+        ``confirmed_age`` (the carrier's own list age, ``ListFreshness.age``) and ``max_age``: while the
+        carrier's list is older than ``max_age`` (or was never confirmed) the manifest is refused with 503
+        ``stale``, so a reseller's age grows with the carrier's instead of being confirmed by a 304 for a
+        manifest nobody refreshes (issue 11 item 3, one hop down)."""
         if not tokens:
             raise ValueError("feed: at least one reseller token is needed")
         self.directory, self.tokens = directory, dict(tokens)
@@ -120,6 +127,7 @@ class FeedServer:
         self._slots = asyncio.Semaphore(max_downloads)
         self._registrations = registrations  # an upstream.Outbox, if resellers may push registrations
         self._runner: web.AppRunner | None = None
+        self._confirmed_age, self._max_age = confirmed_age, max_age
 
     def _reseller(self, request: web.Request) -> str | None:
         header = request.headers.get("Authorization", "")
@@ -140,6 +148,9 @@ class FeedServer:
             return web.json_response({"error": "unauthorised"}, status=401, headers={"WWW-Authenticate": "Bearer"})
         if name not in self._servable():
             return web.json_response({"error": "not found"}, status=404)
+        if name in (MANIFEST, MANIFEST + ".sig") and (why := self._stale()):
+            log.warning("feed.stale_refused", reseller=reseller, file=name, detail=why)
+            return web.json_response({"error": "stale", "detail": why}, status=503, headers={"Retry-After": "300"})
         if self._slots.locked():
             return web.json_response({"error": "busy"}, status=503, headers={"Retry-After": "5"})
         async with self._slots:
@@ -147,6 +158,17 @@ class FeedServer:
             response = web.FileResponse(self.directory / name, chunk_size=1 << 16)
             response.content_type = "application/json" if name == MANIFEST else "application/octet-stream"
             return response
+
+    def _stale(self) -> str:
+        """Why the carrier's own list may not be confirmed to a reseller now ("" when it may)."""
+        if self._confirmed_age is None or self._max_age is None:
+            return ""
+        age = self._confirmed_age()
+        if age is None:
+            return "the carrier's list was never confirmed by its source"
+        if age > self._max_age:
+            return f"the carrier's list was last confirmed {age.days} days ago (at most {self._max_age.days})"
+        return ""
 
     def _servable(self) -> set[str]:
         names = {MANIFEST, MANIFEST + ".sig"}

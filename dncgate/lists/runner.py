@@ -117,8 +117,10 @@ async def start_services(config: Settings, store: ListStore, freshness: ListFres
                 run_forwarder(ledger, services.outbox, config.tenants, services.stop)))
     if config.feed.enabled and sync.publish_dir is not None:
         tokens = dict(t.split(":", 1) for t in config.feed.tokens)
+        strictest = min((t.max_list_age for t in config.tenants.values()), default=None)
         services.feed = FeedServer(sync.publish_dir, tokens, host=config.feed.host, port=config.feed.port,
-                                   registrations=services.outbox, bounds=config.feed)
+                                   registrations=services.outbox, bounds=config.feed,
+                                   confirmed_age=freshness.age, max_age=strictest)
         await services.feed.start()
     return services
 

@@ -4,6 +4,7 @@ ETag, Range resume, bearer tokens and client certificates."""
 from __future__ import annotations
 
 import ssl
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -178,3 +179,41 @@ async def test_feed_serves_only_what_its_manifest_names(tmp_path: Path) -> None:
     finally:
         await source.close()
         await server.close()
+
+
+async def test_a_stale_carrier_does_not_confirm_its_feed_to_resellers(tmp_path: Path) -> None:
+    """The carrier's own list is older than its limit: the manifest is refused (503 stale), so the
+    reseller's sync fails and its list's age keeps growing; once the carrier is fresh again, a 304
+    confirms the reseller's list again (issue 11 item 3, one hop down)."""
+    drop, feed_dir = tmp_path / "national-drop", tmp_path / "feed"
+    drop.mkdir()
+    carrier_store = SqliteListStore(tmp_path / "carrier.sqlite3")
+    carrier = Syncer(carrier_store, DropDirSource(drop), SyncJob(workdir=tmp_path / "cw"),
+                     publisher=FeedPublisher(feed_dir, "national"))
+    write_manifest(drop, write_snapshot(drop, 7, numbers(0, 50)), [], name="1.manifest.json")
+    await carrier.sync_once()
+    carrier_age: list[timedelta | None] = [timedelta(days=1)]
+    server = FeedServer(feed_dir, {"r": "t"}, confirmed_age=lambda: carrier_age[0], max_age=timedelta(days=31))
+    await server.start()
+    reseller_store = SqliteListStore(tmp_path / "reseller.sqlite3")
+    reseller = Syncer(reseller_store, HttpSource(HttpSettings(server.url, auth_header="Authorization: Bearer t")),
+                      SyncJob(workdir=tmp_path / "rw"))
+    old = "2020-01-01T00:00:00+00:00"
+    try:
+        assert (await reseller.sync_once()).sequence == 7
+        state = await reseller_store.sync_state("national")
+        await reseller_store.set_sync_state("national", {**state, "fresh_at": old})
+        for age in (timedelta(days=40), None):  # stale, then never confirmed: refused either way
+            carrier_age[0] = age
+            with pytest.raises(SyncError, match="HTTP 503") as caught:  # the feed answers 503 stale
+                await reseller.sync_once()
+            assert caught.value.cause == "source"
+            assert (await reseller_store.sync_state("national"))["fresh_at"] == old
+        carrier_age[0] = timedelta(hours=2)
+        assert (await reseller.sync_once()).outcome == "unchanged"
+        assert (await reseller_store.sync_state("national"))["fresh_at"] > "2026"
+    finally:
+        await reseller.source.close()
+        await server.close()
+        await reseller_store.close()
+        await carrier_store.close()
