@@ -53,6 +53,17 @@ def as_json(result: CheckResult) -> dict[str, Any]:
     }
 
 
+def undecided_json(args: argparse.Namespace, why: str) -> dict[str, Any]:
+    """``check --json`` when no decision could be made (the store could not be opened): the keys of
+    ``as_json``, every decision key None, ``detail`` saying why."""
+    return {
+        "verdict": None, "reason": None, "outcome": None, "mode": None, "tenant": args.tenant,
+        "purpose": args.purpose, "category": args.category, "dialled": args.number, "callee": None, "list": None,
+        "list_version": None, "sip_code": None, "announcement": None, "detail": why, "decision_id": None,
+        "latency_us": None, "exit_code": codes.CHECK_FAILED,
+    }
+
+
 async def _check(args: argparse.Namespace, config: Settings) -> int:
     from structlog import get_logger
 
@@ -70,6 +81,8 @@ async def _check(args: argparse.Namespace, config: Settings) -> int:
         raise  # a configuration error (exit 2): the path names no store
     except StoreError as exc:  # the store could not even be opened: no decision at all
         print(f"dncgate: check failed: store error: {exc}", file=sys.stderr)
+        if args.json:  # still one object with the same keys: no verdict, why, and the exit code
+            print_json(undecided_json(args, f"store error: {exc}"), sys.stdout)
         return codes.CHECK_FAILED
     if args.json:
         print_json(as_json(result), sys.stdout)

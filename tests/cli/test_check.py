@@ -69,9 +69,14 @@ def test_store_down_is_a_failed_check(tmp_path: Path, monkeypatch: pytest.Monkey
     code, out, err = run_cli(capsys, "check", "--json", "13800138000")
     assert code == codes.CHECK_FAILED, (out, err)
     assert "Traceback" not in err
-    if out:  # the gate decided without its store: the tenant's failure policy
-        assert json.loads(out)["reason"] == "check_failed"
-    else:
+    assert out.count("\n") == 1  # --json: one object, whether or not a decision was made
+    printed = json.loads(out)
+    assert list(printed) == CHECK_KEYS
+    assert printed["exit_code"] == codes.CHECK_FAILED
+    if printed["verdict"] is not None:  # the gate decided without its store: the tenant's failure policy
+        assert printed["reason"] == "check_failed"
+    else:  # the store could not even be opened: no decision, and why
+        assert "store error" in printed["detail"]
         assert "check failed" in err
 
 
