@@ -27,6 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from tests.conftest import TEST_STORE_TIMEOUT_MS
 from tests.e2e.lab import LOOPBACK, AsteriskLab, LabError, free_tcp_port
 
 BIN_DIR = Path(sys.executable).parent
@@ -71,7 +72,7 @@ enabled = false
 # The store deadline of an e2e gate: the 250 ms production default is not what most calls here are
 # about, and a busy machine missed it (check_failed where a decision was expected). The Redis-stall
 # test, whose point is that deadline, sets 250 itself.
-STORE_TIMEOUT_MS = 5000
+STORE_TIMEOUT_MS = TEST_STORE_TIMEOUT_MS
 
 
 def gate_config(redis_url: str, *, agi_port: int, http_port: int, timeout_ms: int = STORE_TIMEOUT_MS,
@@ -200,6 +201,18 @@ class GateProcess:
     @property
     def address(self) -> tuple[str, int]:
         return (LOOPBACK, self.agi_port)
+
+    def api(self, method: str, path: str, key: str, body: Any = None) -> tuple[int, Any]:
+        """One HTTP API request with the bearer ``key``: its status and its JSON body."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(  # http://127.0.0.1 only
+            f"http://{LOOPBACK}:{self.http_port}{path}", data=data, method=method,
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as reply:  # noqa: S310
+                return reply.status, json.loads(reply.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
 
     def healthz(self) -> tuple[int, dict[str, Any]]:
         url = f"http://{LOOPBACK}:{self.http_port}/healthz"

@@ -20,9 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -121,15 +118,7 @@ class ConsentEnv:
     now: datetime
 
     def api(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(  # http://127.0.0.1 only
-            f"http://{LOOPBACK}:{self.gate.http_port}{path}", data=data, method=method,
-            headers={"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=10) as reply:  # noqa: S310
-                return reply.status, json.loads(reply.read())
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read())
+        return self.gate.api(method, path, API_KEY, body)
 
     def call(self, number: str, *, tenant: str, purpose: str = "marketing", entity: str = "",
              category: str = "") -> CallResult:
