@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 # deadline, and a busy 2-core CI machine missed it (check_failed instead of the decision under test).
 # Tests of the deadline itself set their own.
 TEST_STORE_DEADLINE = 30.0
+TEST_STORE_TIMEOUT_MS = 10_000  # the same for a test's configuration ([store] timeout_ms, at most 10 s)
 
 
 def redis_test_settings(url: str) -> RedisSettings:
@@ -138,7 +139,7 @@ def cli_store_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, region: str) 
     monkeypatch.setenv("DNCGATE_STORE__PATH", str(db))
     monkeypatch.setenv("DNCGATE_TENANTS__DEFAULT__REGION", region)
     # the production 250 ms deadline is not what CLI tests are about: a busy machine missed it (exit 3)
-    monkeypatch.setenv("DNCGATE_STORE__TIMEOUT_MS", "10000")
+    monkeypatch.setenv("DNCGATE_STORE__TIMEOUT_MS", str(TEST_STORE_TIMEOUT_MS))
     monkeypatch.delenv("DNCGATE_CONFIG", raising=False)
     return db
 
