@@ -33,11 +33,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from call_traces import CAMPAIGNS, DAY, TENANT, Record, Trace
 
+from dncgate.early_warning import rules as r
 from dncgate.early_warning.alerts import Alert
 from dncgate.early_warning.analyser import Analyser, Watch
 from dncgate.early_warning.windows import Windows
 
 TARGET_S = 300.0
+# the default rules before issue 12's 5-minute fix (the "before" column): refused at 10 attempts,
+# service_as_marketing at 0.55 over 12 answered, no night_burst
+_CHANGED = {"refused": r.Rule("refused", r.Feature.REFUSED, warning=0.2, critical=0.3, min_attempts=10),
+            "service_as_marketing": r.Rule("service_as_marketing", r.Feature.SERVICE_SHORT, warning=0.55,
+                                           critical=0.65, min_attempts=12)}
+BEFORE_RULES = tuple(_CHANGED.get(rule.name, rule) for rule in r.DEFAULT_RULES if rule.name != "night_burst")
 
 
 class NaiveDetector:
@@ -89,6 +96,14 @@ def main() -> None:
         flagged_any.add(alert.originator.value)
 
     analyser = Analyser({TENANT: Watch(TENANT)}, on_alert=on_alert)
+    before_first: dict[str, Alert] = {}
+
+    def on_before(alert: Alert) -> None:
+        if not alert.report_only:
+            before_first.setdefault(alert.originator.value, alert)
+
+    before = Analyser({TENANT: Watch(TENANT, rules=BEFORE_RULES)}, on_alert=on_before)
+    before_s = 0.0
     naive = NaiveDetector()
     replayed = 0
     analyser_s = naive_s = generate_s = analyser_cpu = 0.0
@@ -105,6 +120,10 @@ def main() -> None:
         mark = time.perf_counter()
         analyser_cpu += time.process_time() - cpu
         analyser_s += mark - now
+        _replay(chunk, before.attempt, before.ended)
+        now = time.perf_counter()
+        before_s += now - mark
+        mark = now
         for kind, fact in chunk:
             if kind == 0:
                 naive.attempt(fact[1], fact[2])
@@ -119,6 +138,30 @@ def main() -> None:
             break
     _report(trace, first, naive, replayed, (analyser_s, analyser_cpu), naive_s, generate_s + setup_s, analyser,
             day_counts)
+    _side_by_side(trace, before_first, first, replayed / before_s, replayed / analyser_s)
+
+
+def _side_by_side(trace: Trace, before: dict[str, Alert], after: dict[str, Alert], before_rate: float,
+                  after_rate: float) -> None:
+    print(f"before / after (same records): {'campaign':<18} | {'before <=5min':>13} {'max':>6} |"
+          f" {'after <=5min':>12} {'max':>6}")
+    totals = [0, 0]
+    for kind in CAMPAIGNS:
+        campaigns = [c for c in trace.campaigns if c.kind == kind]
+        row = []
+        for index, first in enumerate((before, after)):
+            ttds = [first[c.originator].raised_at.timestamp() - c.start for c in campaigns if c.originator in first]
+            within = sum(1 for t in ttds if t <= TARGET_S)
+            totals[index] += within
+            row.append(f"{f'{within}/{len(campaigns)}':>13} {_max(ttds):>6}")
+        print(f"{'':<31}{kind:<18} | {row[0]} | {row[1]}")
+    legit = trace.legit
+    flagged = [sum(1 for o in legit if o in first) for first in (before, after)]
+    total = len(trace.campaigns)
+    print(f"{'':<31}{'recall <=5min':<18} | {totals[0] / total:>13.1%} {'':>6} | {totals[1] / total:>12.1%}")
+    print(f"{'':<31}{'legit flagged':<18} | {flagged[0] / len(legit):>13.3%} {'':>6} | "
+          f"{flagged[1] / len(legit):>12.3%}")
+    print(f"{'':<31}{'records/s wall':<18} | {before_rate:>13,.0f} {'':>6} | {after_rate:>12,.0f}")
 
 
 def _replay(chunk: list[Record], attempt: object, ended: object) -> None:

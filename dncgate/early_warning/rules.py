@@ -99,7 +99,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     Rule("low_acd", Feature.ACD, warning=15.0, critical=8.0, below=True, min_attempts=50),
     # a caller that scrubs its lists is refused a few per cent at most; random dialling meets the
     # registry's share of listed numbers
-    Rule("refused", Feature.REFUSED, warning=0.2, critical=0.3, min_attempts=10),
+    Rule("refused", Feature.REFUSED, warning=0.2, critical=0.3, min_attempts=6),
     # dialling a number block in order
     Rule("sequential", Feature.SEQUENTIAL, warning=0.3, critical=0.5, min_attempts=15),
     # 2016 study: ~328 calls to ~255 people; alone it also fits a call centre: report only
@@ -108,10 +108,13 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     Rule("caller_id_rotation", Feature.CALLER_IDS, warning=8, critical=15, min_attempts=10),
     # marketing outside the callee's day (TCPA 8:00-21:00); a person's night calls are few
     Rule("night_calls", Feature.NIGHT, warning=0.3, critical=0.5, min_attempts=50),
+    # a burst that is nearly all night from its start (a person's night calls are a few of a day's;
+    # warning only: it restricts, it does not suspend)
+    Rule("night_burst", Feature.NIGHT, warning=0.8, min_attempts=8),
     # complaints per 1,000 calls over a day (Ofcom persistent misuse takes 3 % abandoned as its bar)
     Rule("complaints", Feature.COMPLAINTS, warning=2.0, critical=5.0, min_attempts=100),
     # service-purpose traffic answered like marketing (strangers hang up)
-    Rule("service_as_marketing", Feature.SERVICE_SHORT, warning=0.55, critical=0.65, min_attempts=12),
+    Rule("service_as_marketing", Feature.SERVICE_SHORT, warning=0.5, critical=0.65, min_attempts=8),
     # TransNexus ClearIP: counts against weeks of history, run report-only before blocking
     Rule("surge", Feature.SURGE, warning=5.0, critical=10.0, min_attempts=200, report_only=True),
 )

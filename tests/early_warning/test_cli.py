@@ -124,7 +124,7 @@ def test_alerts_need_the_early_warning_and_config_check_shows_it(tmp_path: Path,
     assert main(["--log-level", "error", "--config", config, "config", "check"]) == 0
     shown = capsys.readouterr().out
     assert f"early warning: on {tmp_path / 'ew.sqlite3'}" in shown
-    assert "tenant acme: originator account, zone UTC, 14 rules (12 acting, 2 report only)" in shown
+    assert "tenant acme: originator account, zone UTC, 15 rules (13 acting, 2 report only)" in shown
     off = tmp_path / "off.toml"
     off.write_text(Path(config).read_text(encoding="utf-8").replace("[early_warning]\nenabled = true",
                                                                      "[early_warning]\nenabled = false"))
