@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import gzip
 import os
 import random
@@ -81,6 +82,16 @@ async def latencies(store: RedisListStore, probes: list[int], stop: asyncio.Even
             started = time.perf_counter()
             await store.facts("t", number)
             out.append(time.perf_counter() - started)
+
+
+async def idle_decisions(store: RedisListStore, probes: list[int], seconds: float = 3.0) -> list[float]:
+    """Latencies of 8 concurrent callers looking up ``probes`` for ``seconds``."""
+    stop, samples = asyncio.Event(), list[float]()
+    tasks = [asyncio.create_task(latencies(store, probes, stop, samples)) for _ in range(8)]
+    await asyncio.sleep(seconds)
+    stop.set()
+    await asyncio.gather(*tasks)
+    return samples
 
 
 def pct(values: list[float], q: float) -> float:
@@ -235,16 +246,22 @@ async def full_sync(count: int, delta: int, workdir: Path) -> None:
               f"(before {rss0:.0f} MiB)", flush=True)
         if delta:
             half = delta // 2
-            adds = [8610000000000 + i * 3 for i in range(half)]  # 86100: not an operator prefix drawn above
+            adds = [8613400000000 + i * 3 for i in range(half)]  # 86134: a mobile prefix not drawn above
             removes = listed[: delta - half]
             await delta_sync(store, workdir, delta, adds, removes)
-        stop, samples = asyncio.Event(), list[float]()
-        tasks = [asyncio.create_task(latencies(store, list(probes), stop, samples)) for _ in range(8)]
-        await asyncio.sleep(3)
-        stop.set()
-        await asyncio.gather(*tasks)
-        print(f"decisions idle on the {count:,} list: p50 {pct(samples, 0.5):.0f} us, p99 {pct(samples, 0.99):.0f} us")
+        big = await idle_decisions(store, list(probes))
+        print(f"decisions idle on the {count:,} list: p50 {pct(big, 0.5):.0f} us, p99 {pct(big, 0.99):.0f} us "
+              f"({len(gc.get_objects()):,} GC-tracked objects in this process)", flush=True)
+        # The same probes, same process, minutes apart at most: the list swapped for a small one.
+        # If these match the figures above, list size is not what makes a decision slow.
+        small = listed[: min(len(listed), 1_000_000)]
+        await store.replace_list("national", small)
         await store.drain_cleanup()
+        few = await idle_decisions(store, list(probes))
+        print(f"| decisions, same run | {count:,}-number list | {len(small):,}-number list |")
+        print("|---|---|---|")
+        print(f"| p50 us | {pct(big, 0.5):.0f} | {pct(few, 0.5):.0f} |")
+        print(f"| p99 us | {pct(big, 0.99):.0f} | {pct(few, 0.99):.0f} |", flush=True)
     finally:
         await store.close()
         process.terminate()

@@ -374,7 +374,8 @@ class Syncer:
         report.read += parsed.read
         report.invalid += parsed.invalid
         # Sorted and de-duplicated once, in arrays (no set of 100M ints); the store takes it as is.
-        uniq = await asyncio.to_thread(sorted_distinct, parsed.adds)
+        # Handed over: a sorted file's array becomes the list itself, with no copy.
+        uniq = await asyncio.to_thread(sorted_distinct, parsed.adds, hand_over=True)
         parsed.adds = array("q")
         size = len(uniq)
         shrink = too_big_a_shrink(size, live_count, self.settings.max_shrink)
