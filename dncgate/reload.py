@@ -63,16 +63,20 @@ def needs_restart(running: Settings, new: Settings) -> tuple[str, ...]:
 
 
 def reload(running: Settings, tenants: LiveTenants, apply_keys: Callable[[Settings], None],
-           *, environ: Mapping[str, str] | None = None) -> Reloaded | None:
+           *, environ: Mapping[str, str] | None = None,
+           overrides: Callable[[Settings], Settings] | None = None) -> Reloaded | None:
     """Read ``running.path`` again and apply what can change live; None when the file is refused.
 
-    ``apply_keys`` installs the new ``[api.keys]`` (the API's own context; a no-op without the API)."""
+    ``apply_keys`` installs the new ``[api.keys]`` (the API's own context; a no-op without the API);
+    ``overrides``: what serve's caller changed in the file's settings at start (``--demo``), applied again."""
     try:
         new = load(running.path, environ)
     except ConfigError as exc:
         log.error("config.reload.refused", file=_shown(running.path), problems=exc.problems,
                   kept=running.source)
         return None
+    if overrides is not None:
+        new = overrides(new)
     applied = []
     restart = needs_restart(running, new)
     if set(new.tenants) != set(tenants):  # what serve started per tenant name keeps the old names
@@ -98,12 +102,13 @@ def reload(running: Settings, tenants: LiveTenants, apply_keys: Callable[[Settin
 class Reloader:
     """serve's SIGHUP: each call reloads the file and keeps what is in force for the next comparison."""
 
-    def __init__(self, settings: Settings, tenants: LiveTenants, apply_keys: Callable[[Settings], None]) -> None:
-        self.settings, self.tenants, self.apply_keys = settings, tenants, apply_keys
+    def __init__(self, settings: Settings, tenants: LiveTenants, apply_keys: Callable[[Settings], None],
+                 overrides: Callable[[Settings], Settings] | None = None) -> None:
+        self.settings, self.tenants, self.apply_keys, self.overrides = settings, tenants, apply_keys, overrides
         self.reloads = self.refused = 0
 
     def __call__(self) -> Reloaded | None:
-        result = reload(self.settings, self.tenants, self.apply_keys)
+        result = reload(self.settings, self.tenants, self.apply_keys, overrides=self.overrides)
         if result is None:
             self.refused += 1
             return None

@@ -71,12 +71,14 @@ class Running:
 
 
 async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None = None,
-                handle_signals: bool = True, clock: Callable[[], datetime] | None = None) -> None:
+                handle_signals: bool = True, clock: Callable[[], datetime] | None = None,
+                overrides: Callable[[Settings], Settings] | None = None) -> None:
     """Run until SIGTERM/SIGINT (or ``Running.stop`` is set), then shut down within a bound.
 
     The doors and the list services close together (each within ``SHUTDOWN_GRACE``), then the
     audit sink gets ``AUDIT_GRACE`` to write what is queued: under Docker's 10 s stop timeout.
     ``clock``: enforcement's and the console's (tests move it past a notice period); default the wall clock.
+    ``overrides``: what the caller changed in the file's settings (``--demo``), applied again on each reload.
     """
     clock = clock or (lambda: datetime.now(UTC))
     from dncgate.lists.runner import start_services
@@ -159,7 +161,7 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
                         config, app, operators, ledger, desk, clock, {"agi": agi, "esl": esl}))
                 runner, running.http_port = await start_http(http, config.http)
             reloader = running.reload = Reloader(config, app.tenants,
-                                                 lambda new: api.replace_keys(new.api) if api else None)
+                                                 lambda new: api.replace_keys(new.api) if api else None, overrides)
             if handle_signals:
                 loop = asyncio.get_running_loop()
                 for sig in (signal.SIGTERM, signal.SIGINT):

@@ -12,10 +12,7 @@ import argparse
 import asyncio
 import os
 import sys
-from dataclasses import replace
 from pathlib import Path
-
-import msgspec
 
 from dncgate import __version__
 from dncgate.cli import audit, cases, check, codes, config, consent, lists, operator, ops, serve
@@ -71,9 +68,7 @@ def _config(args: argparse.Namespace, system_config: str) -> Settings:
     settings = load(Path(path) if path else None)
     if args.demo:
         db = getattr(args, "serve_demo_db", None) or args.demo_db or settings.store.path
-        store = msgspec.structs.replace(settings.store, backend="sqlite", path=Path(db).absolute())
-        settings = replace(settings, store=store, console=msgspec.structs.replace(settings.console, enabled=True),
-                           enforcement=msgspec.structs.replace(settings.enforcement, enabled=True))
+        settings = serve.demo_settings(settings, Path(db))
     return settings
 
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from dncgate.cli.base import command, with_store
 from dncgate.lists.loader import load_file
@@ -42,7 +45,8 @@ async def _serve(args: argparse.Namespace, config: Settings) -> int:
             print(demo_help(running.agi_port, running.http_port, config), flush=True)
             print(f"  console:  http://127.0.0.1:{running.http_port}/console/   sign in as {demo_login}", flush=True)
 
-    await serve(config, on_ready=ready)
+    db = config.store.path
+    await serve(config, on_ready=ready, overrides=(lambda read: demo_settings(read, db)) if args.demo else None)
     return 0
 
 
@@ -54,6 +58,14 @@ async def load_demo(store: ListStore) -> int:
         await load_file(store, "tenant:default", tenant, DialPlan(region=DEMO_REGION))
     await store.set_prefix_rule("tenant:default", "86170")
     return 0
+
+
+def demo_settings(settings: Settings, db: Path) -> Settings:
+    """The demo's overrides of its file: the SQLite store ``db``, the console and enforcement on.
+    ``--demo`` applies them at start and serve's SIGHUP to each file it reads again."""
+    store = msgspec.structs.replace(settings.store, backend="sqlite", path=db.absolute())
+    return replace(settings, store=store, console=msgspec.structs.replace(settings.console, enabled=True),
+                   enforcement=msgspec.structs.replace(settings.enforcement, enabled=True))
 
 
 def demo_config() -> Path:

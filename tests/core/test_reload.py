@@ -197,3 +197,21 @@ async def test_a_call_decided_across_a_reload_keeps_its_tenants_metrics_label(tm
     assert metrics.registry.get_sample_value(
         "dncgate_decisions_total", {"tenant": "acme", "door": "agi", "verdict": "allow", "outcome": "allow",
                                     "reason": "allowed_service"}) == 1
+
+
+def test_a_reload_under_demo_applies_the_demo_overrides_again(tmp_path: Path) -> None:
+    """serve --demo: SIGHUP re-reads the demo's file; with the demo's overrides applied again, no table
+    is reported as needing a restart (without them: the store, enforcement and the console would be)."""
+    from dncgate.cli.serve import demo_config, demo_settings
+
+    db = tmp_path / "demo.sqlite3"
+    running = demo_settings(load(demo_config(), {}), db)
+    tenants = LiveTenants(running.tenants)
+    with structlog.testing.capture_logs() as logs:
+        result = reload(running, tenants, pytest.fail, environ={},
+                        overrides=lambda read: demo_settings(read, db))
+    assert result is not None
+    assert (result.applied, result.needs_restart) == ((), ())
+    assert "config.reload.needs_restart" not in [entry["event"] for entry in logs]
+    assert result.settings.store.path == db.absolute()
+    assert needs_restart(running, load(demo_config(), {})) == ("store", "enforcement", "console")
