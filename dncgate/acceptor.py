@@ -19,6 +19,10 @@ With ``tls``, each connection's handshake runs in a task of its own, bounded by
 
 ``Acceptor`` is an ``asyncio.AbstractServer`` (``close``, ``wait_closed``, ``sockets``), so an
 aiohttp site can hold it.
+
+Under ``serve --workers N`` (``dncgate.supervisor``) the supervisor binds each door's sockets once
+(:func:`bind_listeners`) and its workers inherit them: ``DNCGATE_LISTEN_FDS`` names the descriptors
+per door (``agi=3,4;http=5``), and an acceptor of that name accepts on them instead of binding.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import os
 import socket
 import ssl
 import time
@@ -36,13 +41,15 @@ import structlog
 
 from dncgate.backoff import Backoff
 
-__all__ = ["RESOURCE_ERRNOS", "Acceptor", "ProtocolFactory"]
+__all__ = ["LISTEN_FDS_ENV", "RESOURCE_ERRNOS", "Acceptor", "ProtocolFactory", "bind_listeners",
+           "inherited_listeners", "listen_fds_value"]
 
 ProtocolFactory = Callable[[], asyncio.BaseProtocol]
 RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 # A connection that went away between the kernel's accept queue and accept(): try the next.
 _GONE_ERRNOS = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.ECONNRESET, errno.EPERM})
 ACCEPT_BACKOFF = Backoff(initial=0.05, maximum=2.0)
+LISTEN_FDS_ENV = "DNCGATE_LISTEN_FDS"  # a worker's inherited listening descriptors, per door
 
 
 class Acceptor(asyncio.AbstractServer):
@@ -101,7 +108,7 @@ class Acceptor(asyncio.AbstractServer):
             raise RuntimeError(f"acceptor {self.name} already started")
         if self._bound_port is not None:
             raise RuntimeError(f"acceptor {self.name} was closed")
-        self._sockets = _bind(self._host, self._port, self._backlog)
+        self._sockets = inherited_listeners(self.name) or bind_listeners(self._host, self._port, self._backlog)
         self._bound_port = int(self._sockets[0].getsockname()[1])
         self._serving = True
         for sock in self._sockets:
@@ -192,7 +199,28 @@ class Acceptor(asyncio.AbstractServer):
         self._unlogged = 0
 
 
-def _bind(host: str | None, port: int, backlog: int) -> list[socket.socket]:
+def listen_fds_value(doors: dict[str, list[int]]) -> str:
+    """``DNCGATE_LISTEN_FDS``'s value for ``doors`` (door name -> inherited descriptors)."""
+    return ";".join(f"{door}={','.join(str(fd) for fd in fds)}" for door, fds in doors.items())
+
+
+def inherited_listeners(door: str) -> list[socket.socket]:
+    """The listening sockets this process inherited for ``door`` (none: not a worker, or not that door).
+
+    Each descriptor is adopted once: a second acceptor of the same name binds its own."""
+    value = os.environ.get(LISTEN_FDS_ENV, "")
+    doors = dict(part.split("=", 1) for part in value.split(";") if "=" in part)
+    fds = [int(fd) for fd in doors.pop(door, "").split(",") if fd.strip().isdigit()]
+    if not fds:
+        return []
+    os.environ[LISTEN_FDS_ENV] = ";".join(f"{name}={text}" for name, text in doors.items())
+    sockets = [socket.socket(fileno=fd) for fd in fds]
+    for sock in sockets:
+        sock.setblocking(False)
+    return sockets
+
+
+def bind_listeners(host: str | None, port: int, backlog: int) -> list[socket.socket]:
     """Listening sockets on every address ``host`` resolves to (all interfaces for "" or None)."""
     infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     sockets: list[socket.socket] = []
