@@ -78,6 +78,8 @@ class Acceptor(asyncio.AbstractServer):
         self._sockets: list[socket.socket] = []
         self._bound_port: int | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._readable: set[asyncio.Future[None]] = set()  # what the accept loops wait on
+        self._closed = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
         self._serving = False
@@ -129,9 +131,23 @@ class Acceptor(asyncio.AbstractServer):
             self._room.set()
 
     def close(self) -> None:
-        """Stop accepting and close the listening sockets (open connections are the owner's)."""
+        """Stop accepting and close the listening sockets (open connections are the owner's).
+
+        Nothing accepted is lost: an accept loop is waiting for its socket to be readable (no
+        longer watched from here on: it ends), or is handing a connection it accepted to the
+        factory (it finishes that, then ends; :meth:`wait_closed` waits for it). Under
+        ``--workers`` the connections still in the kernel's queue are the other workers'."""
         self._serving = False
-        for task in (*self._tasks, *self._handshakes):
+        self._closed.set()
+        self._room.set()  # a loop paused at max_connections wakes and ends
+        with contextlib.suppress(RuntimeError):  # no loop running: nothing watches the sockets
+            loop = asyncio.get_running_loop()
+            for sock in self._sockets:
+                loop.remove_reader(sock.fileno())
+        for readable in self._readable:
+            if not readable.done():
+                readable.set_result(None)
+        for task in self._handshakes:
             task.cancel()
         sockets, self._sockets = self._sockets, []
         for sock in sockets:
@@ -144,16 +160,20 @@ class Acceptor(asyncio.AbstractServer):
     async def _accept_loop(self, sock: socket.socket) -> None:
         loop = asyncio.get_running_loop()
         failures = 0
-        while True:
+        while self._serving:
             await self._room.wait()
+            if not self._serving:
+                return
             try:
-                conn, _ = await loop.sock_accept(sock)
+                conn = await self._accept_one(loop, sock)
             except OSError as exc:
                 if exc.errno in _GONE_ERRNOS:
                     continue
                 failures += 1
                 self._accept_failed(exc)
-                await asyncio.sleep(self._backoff.delay(failures - 1))
+                await self._pause(self._backoff.delay(failures - 1))
+                continue
+            if conn is None:  # woken with nothing to accept (another worker took it), or closed
                 continue
             failures = 0
             if self._tls is None:
@@ -163,6 +183,30 @@ class Acceptor(asyncio.AbstractServer):
             task = asyncio.create_task(self._connect(loop, conn), name=f"{self.name}-handshake")
             self._handshakes.add(task)
             task.add_done_callback(self._handshakes.discard)
+
+    async def _accept_one(self, loop: asyncio.AbstractEventLoop, sock: socket.socket) -> socket.socket | None:
+        """A connection from the queue, or None once the socket was readable (or closed) with none."""
+        try:
+            conn, _ = sock.accept()
+            return conn
+        except (BlockingIOError, InterruptedError):
+            pass
+        readable: asyncio.Future[None] = loop.create_future()
+        self._readable.add(readable)
+        loop.add_reader(sock.fileno(), _wake, readable)
+        try:
+            await readable
+        finally:
+            self._readable.discard(readable)
+            if self._serving:
+                loop.remove_reader(sock.fileno())
+        return None
+
+    async def _pause(self, seconds: float) -> None:
+        """The backoff after a failed accept; ends early when the acceptor closes."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._closed.wait()
 
     async def _connect(self, loop: asyncio.AbstractEventLoop, conn: socket.socket) -> None:
         self.accepted += 1
@@ -197,6 +241,11 @@ class Acceptor(asyncio.AbstractServer):
                           detail=exc.strerror, also_failed=self._unlogged, open=self.open,
                           max_connections=self.max_connections, pause="backoff 0.05 s doubling to 2 s")
         self._unlogged = 0
+
+
+def _wake(readable: asyncio.Future[None]) -> None:
+    if not readable.done():
+        readable.set_result(None)
 
 
 def listen_fds_value(doors: dict[str, list[int]]) -> str:
