@@ -31,6 +31,10 @@ from dncgate.store.errors import StoreError
 log = structlog.get_logger("dncgate.messages.chatplan")
 CHECK_MARK = "dncgate_check"  # set by the shipped chatplan on the messages it hands over
 SEND_MESSAGE = "SMS::SEND_MESSAGE"
+# FreeSWITCH fires each message twice: the chatplan's ``fire``, then the core's copy after its own
+# delivery step (switch_loadable_module.c do_chat_send), with every header of the first, the mark
+# included, plus one of these (docs/freeswitch-messages.md). The copy is not a second message.
+AFTER_DELIVERY_HEADERS = ("Nonblocking-Delivery", "Delivery-Failure")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,14 +60,14 @@ class ChatplanDoor:
 
     async def decide(self, event: Event) -> tuple[MessageOutcome | None, list[Delivery]]:
         """What to send for one event: the message, the notice, or nothing (not ours, refused, bad)."""
-        if event.name != "MESSAGE" or event.get(CHECK_MARK) != "true":
+        if event.name != "MESSAGE" or event.get(CHECK_MARK) != "true" or _after_delivery(event):
             return None, []
         sender, recipient = event.get("from") or "", event.get("to") or ""
         message = Message(
             sender=event.get("from_user") or sender, recipient=event.get("to_user") or recipient,
             body=event.body or "", door="sip-message", tenant=event.get("dncgate_tenant") or self.tenant,
             purpose=event.get("dncgate_purpose") or None, category=event.get("dncgate_category") or None,
-            message_id=event.get("Event-UUID") or "",
+            message_id=_message_id(event),
         )
         try:
             outcome = await self.service.handle(message, log)
@@ -79,6 +83,17 @@ class ChatplanDoor:
         if outcome.notice:
             return outcome, [Delivery(recipient, sender, outcome.notice)]
         return outcome, []
+
+
+def _message_id(event: Event) -> str:
+    """The switch's id of the message: a fired MESSAGE has no Event-UUID (and no SIP Call-ID), but
+    Core-UUID and Event-Sequence name it in that FreeSWITCH's run."""
+    core, sequence = event.get("Core-UUID"), event.get("Event-Sequence")
+    return f"{core}/{sequence}" if core and sequence else ""
+
+
+def _after_delivery(event: Event) -> bool:
+    return any(event.get(name) is not None for name in AFTER_DELIVERY_HEADERS)
 
 
 async def run_chatplan(
