@@ -1,7 +1,9 @@
 """FreeSWITCH messages: the chatplan (mod_sms) hands each SIP MESSAGE to the gate over the event socket.
 
-``dialplan/freeswitch/dncgate_chatplan.xml`` marks the message (``dncgate_check=true``), fires it as
-an event (mod_sms's ``fire``) and stops: FreeSWITCH delivers nothing itself. The gate, connected to
+``dialplan/freeswitch/dncgate_chatplan.xml`` marks the message (``dncgate_check=true``) and fires it
+as an event (mod_sms's ``fire``). FreeSWITCH delivers nothing itself only if the extension ends with
+mod_sms's ``final``; after ``stop`` the core still delivers the message (recorded on 1.11.1:
+tests/fixtures/esl_chat/README.md). The gate, connected to
 the inbound event socket (8021) and subscribed to ``MESSAGE`` events, checks each marked one like
 any message (door ``sip-message``) and sends what is to be delivered back with ``sendevent CUSTOM
 SMS::SEND_MESSAGE`` (mod_sms relays it to sofia: ``dest_proto sip``, ``skip_global_process``, so it
@@ -33,7 +35,7 @@ CHECK_MARK = "dncgate_check"  # set by the shipped chatplan on the messages it h
 SEND_MESSAGE = "SMS::SEND_MESSAGE"
 # FreeSWITCH fires each message twice: the chatplan's ``fire``, then the core's copy after its own
 # delivery step (switch_loadable_module.c do_chat_send), with every header of the first, the mark
-# included, plus one of these (docs/freeswitch-messages.md). The copy is not a second message.
+# included, plus one of these (tests/fixtures/esl_chat/). The copy is not a second message.
 AFTER_DELIVERY_HEADERS = ("Nonblocking-Delivery", "Delivery-Failure")
 
 
