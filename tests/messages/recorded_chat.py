@@ -21,7 +21,6 @@ from tests.messages.conftest import Lab
 
 CHAT = Path(__file__).resolve().parents[1] / "fixtures" / "esl_chat"
 _REPLY_TYPES = (b"command/reply", b"api/response")
-_EVENT_TYPES = (b"text/event-plain", b"text/event-json")
 _EVENT_UUID_REPLY = re.compile(rb"^Reply-Text: \+OK [0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$", re.M)
 
 
@@ -64,9 +63,10 @@ class Recording:
     def load(cls, name: str) -> Recording:
         return cls(name, *(tuple(split_frames((CHAT / f"{name}.{d}.raw").read_bytes())) for d in ("rx", "tx")))
 
-    def handshake(self, commands: int = 2) -> list[bytes]:
-        """auth/request and FreeSWITCH's replies to the client's first ``commands`` (auth, event)."""
-        return list(self.rx[:1 + commands])
+    def handshake(self) -> list[bytes]:
+        """auth/request and FreeSWITCH's replies to the client's first two commands: ``auth`` and
+        its first ``event`` subscription (the gate's only one)."""
+        return list(self.rx[:3])
 
     def messages(self) -> list[list[bytes]]:
         """Each SIP MESSAGE's event frames in order: the chatplan's ``fire``, then the core's
