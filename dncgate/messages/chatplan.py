@@ -1,7 +1,9 @@
 """FreeSWITCH messages: the chatplan (mod_sms) hands each SIP MESSAGE to the gate over the event socket.
 
-``dialplan/freeswitch/dncgate_chatplan.xml`` marks the message (``dncgate_check=true``), fires it as
-an event (mod_sms's ``fire``) and stops: FreeSWITCH delivers nothing itself. The gate, connected to
+``dialplan/freeswitch/dncgate_chatplan.xml`` marks the message (``dncgate_check=true``) and fires it
+as an event (mod_sms's ``fire``). FreeSWITCH delivers nothing itself only if the extension ends with
+mod_sms's ``final``; after ``stop`` the core still delivers the message (recorded on 1.11.1:
+tests/fixtures/esl_chat/README.md). The gate, connected to
 the inbound event socket (8021) and subscribed to ``MESSAGE`` events, checks each marked one like
 any message (door ``sip-message``) and sends what is to be delivered back with ``sendevent CUSTOM
 SMS::SEND_MESSAGE`` (mod_sms relays it to sofia: ``dest_proto sip``, ``skip_global_process``, so it
@@ -31,6 +33,10 @@ from dncgate.store.errors import StoreError
 log = structlog.get_logger("dncgate.messages.chatplan")
 CHECK_MARK = "dncgate_check"  # set by the shipped chatplan on the messages it hands over
 SEND_MESSAGE = "SMS::SEND_MESSAGE"
+# FreeSWITCH fires each message twice: the chatplan's ``fire``, then the core's copy after its own
+# delivery step (switch_loadable_module.c do_chat_send), with every header of the first, the mark
+# included, plus one of these (tests/fixtures/esl_chat/). The copy is not a second message.
+AFTER_DELIVERY_HEADERS = ("Nonblocking-Delivery", "Delivery-Failure")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,14 +62,14 @@ class ChatplanDoor:
 
     async def decide(self, event: Event) -> tuple[MessageOutcome | None, list[Delivery]]:
         """What to send for one event: the message, the notice, or nothing (not ours, refused, bad)."""
-        if event.name != "MESSAGE" or event.get(CHECK_MARK) != "true":
+        if event.name != "MESSAGE" or event.get(CHECK_MARK) != "true" or _after_delivery(event):
             return None, []
         sender, recipient = event.get("from") or "", event.get("to") or ""
         message = Message(
             sender=event.get("from_user") or sender, recipient=event.get("to_user") or recipient,
             body=event.body or "", door="sip-message", tenant=event.get("dncgate_tenant") or self.tenant,
             purpose=event.get("dncgate_purpose") or None, category=event.get("dncgate_category") or None,
-            message_id=event.get("Event-UUID") or "",
+            message_id=_message_id(event),
         )
         try:
             outcome = await self.service.handle(message, log)
@@ -79,6 +85,17 @@ class ChatplanDoor:
         if outcome.notice:
             return outcome, [Delivery(recipient, sender, outcome.notice)]
         return outcome, []
+
+
+def _message_id(event: Event) -> str:
+    """The switch's id of the message: a fired MESSAGE has no Event-UUID (and no SIP Call-ID), but
+    Core-UUID and Event-Sequence name it in that FreeSWITCH's run."""
+    core, sequence = event.get("Core-UUID"), event.get("Event-Sequence")
+    return f"{core}/{sequence}" if core and sequence else ""
+
+
+def _after_delivery(event: Event) -> bool:
+    return any(event.get(name) is not None for name in AFTER_DELIVERY_HEADERS)
 
 
 async def run_chatplan(

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "esl"
+CHAT_FIXTURES = FIXTURES.parent / "esl_chat"  # chatplan (mod_sms) sessions on the inbound socket
 
 _BLOCK = re.compile(rb"^=====\s+([0-9.]+) (>>> SENT to|<<< RECEIVED from) FreeSWITCH \((\d+) bytes\) =====\n", re.M)
 
@@ -22,9 +23,9 @@ def fixture_bytes(name: str) -> bytes:
     return (FIXTURES / name).read_bytes()
 
 
-def transcript_steps(name: str) -> list[Step]:
-    """Split an annotated ``*.txt`` transcript into its exact byte blocks, in order."""
-    text = fixture_bytes(f"{name}.txt")
+def transcript_steps(name: str, fixtures: Path = FIXTURES) -> list[Step]:
+    """Split an annotated ``*.txt`` transcript (in ``fixtures``) into its exact byte blocks, in order."""
+    text = (fixtures / f"{name}.txt").read_bytes()
     steps: list[Step] = []
     pos = 0
     while True:
@@ -48,6 +49,7 @@ TRANSCRIPTS = [
     "outbound_4_5551000",
     "outbound_5_5551001",
 ]
+CHAT_TRANSCRIPTS = ["gate_chatplan_final", "gate_chatplan_stop", "inbound_chat_json", "inbound_chat_plain"]
 
 
 async def replay_as_freeswitch(port: int, steps: list[Step], *, io_deadline: float = 5.0) -> bytes:
