@@ -13,6 +13,8 @@ import asyncio
 import re
 import sqlite3
 from datetime import timedelta
+from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 from structlog.testing import capture_logs
@@ -26,6 +28,7 @@ from tests.messages.recorded_chat import CHAT, Recording, event_of, replayed
 GATE_SESSIONS = ["gate_chatplan_stop", "gate_chatplan_final"]
 FINAL = Recording.load("gate_chatplan_final")
 LISTED_, CONSENTED_, STOP_, REFUSED_, OVERSIZED_ = FINAL.messages()  # the five SIP MESSAGEs, in order
+DIALPLAN = Path(__file__).resolve().parents[2] / "dialplan" / "freeswitch"
 CORE_UUID = "d98aba52-d0df-4913-8858-e8747f0f847f"  # that FreeSWITCH's run
 
 
@@ -241,3 +244,16 @@ def test_recorded_with_stop_the_switch_also_delivered_every_original_itself() ->
     received = delivered("gate_chatplan_stop")
     assert sorted(received) == sorted(sent_by_the_gate(Recording.load("gate_chatplan_stop")) + originals)
     assert (LISTED[3:], MARKETING_PORT, b"Loans at 3.1%\r\n") in received
+
+
+def test_the_shipped_chatplan_ends_every_extension_with_final() -> None:
+    """The sample must end with ``final`` (the run recorded above: nothing but the gate's messages
+    delivered), never ``stop`` (the switch delivered the refused originals too)."""
+    chatplan = ElementTree.parse(DIALPLAN / "dncgate_chatplan.xml").getroot()  # noqa: S314 (our own file)
+    extensions = chatplan.findall("./context/extension")
+    assert extensions
+    for extension in extensions:
+        for condition in extension.findall("condition"):
+            apps = [action.get("application") for action in condition.findall("action")]
+            assert "stop" not in apps
+            assert apps[-1] == "final", f"{extension.get('name')}: {apps}"
