@@ -85,8 +85,11 @@ def _plain_pairs(block: bytes, limits: Limits) -> list[tuple[str, str]] | None:
 
 def _content_length(headers: Headers, limits: Limits) -> int:
     raw = headers.get_ci("Content-Length")
-    if raw is None:
-        return 0
+    return 0 if raw is None else _length_value(raw, limits)
+
+
+def _length_value(raw: str, limits: Limits) -> int:
+    """A Content-Length's value as a byte count; raises for one that is no count or over the limit."""
     text = raw.strip()
     if not text.isascii() or not text.isdigit():
         raise InvalidContentLengthError(f"bad Content-Length {raw[:40]!r}")
@@ -105,12 +108,18 @@ def parse_header_block(data: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[He
     Returns the headers and whatever follows the empty line, trimmed to the
     block's own Content-Length when it has one.
     """
+    headers, rest, _declared = _header_block(data, limits)
+    return headers, rest
+
+
+def _header_block(data: bytes, limits: Limits) -> tuple[Headers, bytes, bool]:
+    """``parse_header_block``'s headers and rest, and whether the block declared a body."""
     blank = data.find(b"\n\n")
     fast = _plain_pairs(data[:blank], limits) if blank > 0 else None
     if fast is not None:
-        return _with_body(Headers.url_encoded(fast), data[blank + 2 :], limits)
+        return _with_body(Headers.url_encoded(fast), fast[-1], data[blank + 2 :], limits)
     pairs, pos = header_lines(data, limits)
-    return _with_body(Headers(pairs), data[pos:], limits)
+    return _with_body(Headers(pairs), pairs[-1] if pairs else None, data[pos:], limits)
 
 
 def header_lines(data: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[list[tuple[str, str]], int]:
@@ -135,14 +144,19 @@ def header_lines(data: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[list[tup
     return pairs, min(pos, end)
 
 
-def _with_body(headers: Headers, rest: bytes, limits: Limits) -> tuple[Headers, bytes]:
-    """``headers`` and what follows them, trimmed to their own Content-Length when they have one."""
-    length = _content_length(headers, limits)
-    if headers.get_ci("Content-Length") is not None:
-        if len(rest) < length:
-            raise InvalidBodyError(f"event body shorter than its Content-Length ({len(rest)} < {length})")
-        rest = rest[:length]
-    return headers, rest
+def _with_body(headers: Headers, last: tuple[str, str] | None, rest: bytes,
+               limits: Limits) -> tuple[Headers, bytes, bool]:
+    """``headers`` and what follows them, trimmed to the body's Content-Length when ``last`` (the
+    block's last header) is one. FreeSWITCH writes an event's body length as its last header
+    (``switch_event_serialize``); a Content-Length among the others is a header the event carries,
+    not its body's: mod_sms's ``SMS::DELIVERY_REPORT`` copies its message's (``Content-Length: 13``
+    in the middle, no body, recorded on a real 1.11.1)."""
+    if last is None or last[0].lower() != "content-length":
+        return headers, rest, False
+    length = _length_value(last[1], limits)
+    if len(rest) < length:
+        raise InvalidBodyError(f"event body shorter than its Content-Length ({len(rest)} < {length})")
+    return headers, rest[:length], True
 
 
 class _Pairs(list[tuple[str, Any]]):
@@ -185,10 +199,9 @@ def _json_value(value: Any, depth: int = 0) -> str:
 def decode_event(content_type: str, body: bytes, limits: Limits = DEFAULT_LIMITS) -> Event:
     """Parse the body of a ``text/event-plain`` or ``text/event-json`` frame."""
     if content_type == EVENT_PLAIN:
-        headers, rest = parse_header_block(body, limits)
+        headers, rest, has_body = _header_block(body, limits)
         if not headers:
             raise InvalidBodyError("empty text/event-plain body")
-        has_body = headers.get_ci("Content-Length") is not None
         return Event("plain", headers, rest.decode("utf-8", errors="replace") if has_body else None)
     if content_type == EVENT_JSON:
         try:

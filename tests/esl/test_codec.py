@@ -336,3 +336,19 @@ def test_garbage_after_a_valid_frame_keeps_the_valid_frame(junk: bytes) -> None:
         decoder.feed_eof()
     except EslProtocolError:
         pass
+
+
+def test_a_content_length_among_an_events_headers_is_not_its_body() -> None:
+    """mod_sms's SMS::DELIVERY_REPORT (recorded on a real 1.11.1) copies its message's
+    ``Content-Length: 13`` into the middle of its headers and has no body: before, the decoder
+    refused it (body shorter than its Content-Length) and ended the connection."""
+    frames = decode_all(fixture_bytes("../esl_chat/inbound_chat_plain.rx.raw"))
+    reports = [decode_event(f.content_type, f.body) for f in frames if b"DELIVERY_REPORT" in f.body
+               and f.content_type == "text/event-plain"]
+    assert reports
+    for report in reports:
+        assert report.headers.get_ci("Event-Subclass") == "SMS::DELIVERY_REPORT"
+        assert report.headers.get_ci("Delivery-Result-Code") == "200"
+        assert report.body is None
+    message = parse_header_block(b"Event-Name: CUSTOM\nContent-Length: 5\n\nhello")
+    assert message[1] == b"hello"
