@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from dncgate.clock import Clock, utc_now
 from dncgate.settings import ConsentSettings, StoreSettings
 from dncgate.store.errors import StoreMissing
 from dncgate.store.protocol import ListStore
@@ -47,15 +48,15 @@ async def open_store(config: StoreSettings, *, create: bool = False) -> ListStor
     return SqliteListStore(config.path, create=create)
 
 
-def open_ledger(store: StoreSettings, config: ConsentSettings) -> Ledger:
+def open_ledger(store: StoreSettings, config: ConsentSettings, *, clock: Clock = utc_now) -> Ledger:
     """The consent ledger in the configured backend (the SQLite file or the Redis of the list store)."""
     if store.backend == "redis":
         from dncgate.store.redis.ledger import RedisLedger
 
-        return RedisLedger.connect(store.url, config, timeout=max(store.timeout, 1.0))
+        return RedisLedger.connect(store.url, config, clock=clock, timeout=max(store.timeout, 1.0))
     from dncgate.store.sqlite.ledger import SqliteLedger
 
-    return SqliteLedger(store.path, config)
+    return SqliteLedger(store.path, config, clock=clock)
 
 
 def open_case_store(store: StoreSettings) -> CaseStore:
