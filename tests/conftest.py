@@ -168,6 +168,22 @@ async def create_store(config: Settings, lists: Mapping[str, Iterable[int]] | No
         await store.close()
 
 
+def serve_core_toml(tmp_path: Path, name: str = "dncgate") -> str:
+    """The head of a test ``serve``'s configuration: a SQLite store ``NAME.sqlite3`` and a spool
+    ``NAME-spool`` under ``tmp_path``, no AGI or HTTP door (the test calls the gate itself)."""
+    return f"""
+[store]
+path = "{tmp_path / f'{name}.sqlite3'}"
+timeout_ms = {TEST_STORE_TIMEOUT_MS}
+[agi]
+enabled = false
+[http]
+enabled = false
+[audit]
+spool_dir = "{tmp_path / f'{name}-spool'}"
+"""
+
+
 @contextlib.asynccontextmanager
 async def serving(config: Settings, *, stop_within: float = 10.0,
                   lists: Mapping[str, Iterable[int]] | None = None,

@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING
 
 from dncgate.clock import Clock, utc_now
 from dncgate.settings import ConsentSettings, StoreSettings
-from dncgate.store.errors import StoreMissing
+from dncgate.store.errors import StoreError, StoreMissing
 from dncgate.store.protocol import ListStore
 
 if TYPE_CHECKING:
     from dncgate.consent.ledger import Ledger
+    from dncgate.enforcement.feed_standings import StandingsSink
     from dncgate.enforcement.protocol import CaseStore
     from dncgate.operators import OperatorStore
 
@@ -65,6 +66,16 @@ def open_case_store(store: StoreSettings) -> CaseStore:
         from dncgate.store.redis.cases import RedisCaseStore
 
         return RedisCaseStore.connect(store.url, timeout=max(store.timeout, 1.0))
+    from dncgate.store.sqlite.cases import SqliteCaseStore
+
+    return SqliteCaseStore(store.path)
+
+
+def open_standings_sink(store: StoreSettings) -> StandingsSink:
+    """Where a reseller applies its carrier's standings: the case store of the SQLite file (the
+    settings refuse ``[sync] standings_tenant`` on a Redis store)."""
+    if store.backend == "redis":
+        raise StoreError("a carrier's standings are applied to a SQLite store only")
     from dncgate.store.sqlite.cases import SqliteCaseStore
 
     return SqliteCaseStore(store.path)

@@ -18,7 +18,7 @@ from dncgate.model import Originator, Reason
 from dncgate.service import Running
 from dncgate.settings import Settings, load
 from dncgate.store.sqlite import SqliteListStore
-from tests.conftest import TEST_STORE_TIMEOUT_MS, serving
+from tests.conftest import serve_core_toml, serving
 from tests.enforcement.conftest import Clock
 
 LOG = structlog.get_logger("test")
@@ -28,17 +28,8 @@ BLASTER = OriginatorKey("acme", OriginatorKind.ACCOUNT, "blaster")
 
 
 def _settings(tmp_path: Path) -> Settings:
-    path = tmp_path / "dncgate.toml"
-    path.write_text(f"""
-[store]
-path = "{tmp_path / 'dncgate.sqlite3'}"
-timeout_ms = {TEST_STORE_TIMEOUT_MS}
-[agi]
-enabled = false
-[http]
-enabled = false
-[audit]
-spool_dir = "{tmp_path / 'spool'}"
+    path, book = tmp_path / "dncgate.toml", tmp_path / "early-warning.sqlite3"
+    path.write_text(serve_core_toml(tmp_path) + f"""
 [enforcement]
 enabled = true
 notice_period_s = 3600
@@ -46,7 +37,7 @@ auto_suspend = true
 scheduler_interval_s = 3600
 [early_warning]
 enabled = true
-path = "{tmp_path / 'early-warning.sqlite3'}"
+path = "{book}"
 [tenants.acme]
 region = "CN"
 [tenants.acme.hours]

@@ -17,8 +17,10 @@ from typing import TypeVar
 
 from dncgate.early_warning.alerts import OriginatorKey
 from dncgate.enforcement.complaints import Complaint
+from dncgate.enforcement.feed_standings import FeedStandings, StandingsApplied
 from dncgate.enforcement.model import Case, CaseState, Transition, encode_standing, standing_key
 from dncgate.enforcement.protocol import CaseConflict
+from dncgate.store.sqlite.feed_standings import apply_standings, read_standings
 from dncgate.store.sqlite.schema import CASES_SCHEMA
 from dncgate.store.sqlite.tx import Worker, paged, write_transaction
 
@@ -105,6 +107,14 @@ class SqliteCaseStore:
         return self._c().execute(
             "SELECT seq, record FROM case_log WHERE tenant = ? AND case_id = ? AND seq > ? ORDER BY seq LIMIT 500",
             (tenant, case_id, after)).fetchall()
+
+    # -- the reseller feed's standings (store.sqlite.feed_standings) ---------------------
+
+    async def standings(self, tenant: str) -> FeedStandings:
+        return await self._run(read_standings, self._c(), tenant)
+
+    async def apply_feed_standings(self, tenant: str, feed: FeedStandings) -> StandingsApplied:
+        return await self._run(apply_standings, self._c(), tenant, feed)
 
     # -- complaints -----------------------------------------------------------------------
 
