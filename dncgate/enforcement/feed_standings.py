@@ -3,10 +3,11 @@
 A carrier's feed serves each reseller the standing its gate gives the originators of the carrier's
 tenant named like the reseller's feed token: one JSON document, the whole set (restricted with its
 caps, or suspended; an originator not in it is clear), with a ``version``: the time, in ms, of the
-last change of any case of that tenant (0: none yet). The reseller applies it whole to one of its
-own tenants (``[sync] standings_tenant``) in the store its gate reads, marked as the feed's
-(``FEED_CASE_ID``), so a reinstatement (an originator no longer in the set) removes what the feed
-had set, and nothing the reseller's own cases set. Applying the same document again changes
+last change of any case of that tenant (0: none yet). The reseller keeps it whole as the feed's standings of one of
+its own tenants (``[sync] standings_tenant``), and the standing its gate reads for an originator
+is the ``strictest`` of the feed's and its own open case's (case id ``FEED_CASE_ID`` when it is
+the feed's): a reinstatement (an originator no longer in the set) lifts what the feed set and
+gives the reseller's own case its standing back. Applying the same document again changes
 nothing; a document older than the one applied is refused. A feed without the document (HTTP 404)
 says nothing: what was applied stays.
 
@@ -67,11 +68,20 @@ class StandingsApplied:
 
     tenant: str  # the reseller's tenant they were applied to
     version: int  # the document's
-    added: int = 0  # originators the feed gave a standing they had not
-    changed: int = 0  # originators whose standing the feed changed (a suspension over a restriction)
-    removed: int = 0  # originators the feed no longer lists: what it had set is lifted
-    kept_local: int = 0  # in the document, but the reseller's own case keeps its standing
+    added: int = 0  # originators the feed lists and did not before
+    changed: int = 0  # originators the feed lists with another standing than before
+    removed: int = 0  # originators the feed no longer lists (reinstated by the carrier)
+    kept_local: int = 0  # of those, the ones whose enforced standing stays their own case's (``strictest``)
     refused: str = ""  # why nothing was applied (an older version), "" when it was
+
+
+def strictest(own: str | None, feed: str | None) -> str | None:
+    """The standing the gate enforces on an originator the reseller's own case gives ``own`` and
+    the carrier's feed ``feed`` (stored values; None: clear): a suspension from either, else the
+    reseller's own restriction, else the carrier's."""
+    if "s" in (own, feed):
+        return "s"
+    return own or feed
 
 
 def _entry(key: str, value: str) -> dict[str, Any]:

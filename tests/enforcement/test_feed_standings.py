@@ -40,7 +40,7 @@ async def test_the_feed_never_takes_the_resellers_own_standing_and_gives_it_back
 
         first = await cases.apply_feed_standings("acme", FeedStandings("reseller-a", 10, {
             OWN: "r:1:1", "account:x": "s", "trunk:t": "r:2:0"}))
-        assert (first.added, first.changed, first.removed, first.kept_local) == (2, 0, 0, 1)
+        assert (first.added, first.changed, first.removed, first.kept_local) == (3, 0, 0, 1)
         assert await _standing(lists, OWN) == (False, own)  # a restriction of its own: the reseller's stays
         assert await _standing(lists, "account:x") == (True, None)
         assert await _standing(lists, "trunk:t") == (False, Restriction(2, 0, "trunk:t"))
@@ -55,12 +55,18 @@ async def test_the_feed_never_takes_the_resellers_own_standing_and_gives_it_back
         assert await _standing(lists, "trunk:t") == (True, None)  # nothing of it applied
 
         cleared = await cases.apply_feed_standings("acme", FeedStandings("reseller-a", 12, {}))
-        assert (cleared.removed, cleared.refused) == (2, "")
+        assert (cleared.removed, cleared.kept_local, cleared.refused) == (2, 1, "")
         assert await _standing(lists, OWN) == (False, own)  # the reseller's own restriction is back
         assert await _standing(lists, "trunk:t") == (False, None)
         assert (await cases.standings("acme")).standings == {OWN: "r:5:0"}
         same = await cases.apply_feed_standings("acme", FeedStandings("reseller-a", 12, {}))
         assert (same.added, same.changed, same.removed, same.refused) == (0, 0, 0, "")
+
+        await cases.apply_feed_standings("acme", FeedStandings("reseller-a", 13, {OWN: "s"}))
+        await service.act("acme", step.case.case_id, CaseAction.LIFT, actor="cli:ops", reason="own case lifted")
+        assert await _standing(lists, OWN) == (True, None)  # the case's step does not lift the carrier's
+        await cases.apply_feed_standings("acme", FeedStandings("reseller-a", 14, {}))
+        assert await _standing(lists, OWN) == (False, None)
         await service.drain()
     finally:
         await cases.close()

@@ -6,6 +6,7 @@ carrier's standings of its tenant ``reseller-a`` into the reseller's tenant ``ac
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ from dncgate.store.sqlite import SqliteListStore
 from tests.conftest import serve_core_toml, serving
 from tests.enforcement.conftest import alert
 from tests.lists.sync_helpers import numbers, write_manifest, write_snapshot
+from tests.polls import INTERVAL, POLLS
 from tests.ports import port
 
 LOG = structlog.get_logger("test")
@@ -58,9 +60,9 @@ enabled = true
 scheduler_interval_s = 3600""")
 
 
-def _reseller(tmp_path: Path, feed_port: int, token: str) -> Settings:
+def _reseller(tmp_path: Path, feed_port: int, token: str, periodic: str = "") -> Settings:
     sync = (f'url = "http://127.0.0.1:{feed_port}/feed/"\nauth_header = "Authorization: Bearer {token}"\n'
-            'standings_tenant = "acme"')
+            f'standings_tenant = "acme"\n{periodic}')
     return _config(tmp_path, "reseller", "acme", sync)
 
 
@@ -138,3 +140,25 @@ async def test_a_feed_without_standings_or_out_of_reach_keeps_what_was_applied(t
         await _sync(reseller_config)
     async with serving(reseller_config) as reseller:  # ...and the standings applied before stay
         assert await _call(reseller.gate, "blaster") is Reason.ORIGINATOR_SUSPENDED
+
+
+@pytest.mark.parametrize("isolate", [True, False])
+async def test_the_resellers_serve_applies_them_in_its_periodic_sync(tmp_path: Path, isolate: bool) -> None:
+    """serve's own [sync]: in a child process (``dncgate lists sync``, the default) or in the serving one."""
+    feed_port = port()
+    carrier_config = _carrier(tmp_path, feed_port)
+    reseller_config = _reseller(tmp_path, feed_port, "token-a",
+                                f"enabled = true\nisolate = {str(isolate).lower()}\ninterval_s = 3600")
+    await _sync(carrier_config)
+    async with serving(carrier_config) as carrier:
+        assert carrier.enforcement is not None
+        await _suspend(carrier.enforcement)
+        async with serving(reseller_config) as reseller:  # its first sync runs as it starts
+            for _ in range(POLLS * 3):
+                if await _call(reseller.gate, "blaster") is Reason.ORIGINATOR_SUSPENDED:
+                    break
+                await asyncio.sleep(INTERVAL)
+            else:
+                raise AssertionError(f"the carrier's suspension did not reach the reseller in {POLLS * 3} polls")
+            assert await _call(reseller.gate, "someone-else") is Reason.ALLOWED_CLEAR
+        await carrier.enforcement.cases.drain()
