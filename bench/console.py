@@ -28,6 +28,7 @@ from aiohttp import web
 
 from dncgate.app import open_app
 from dncgate.audit_record import AuditRecord
+from dncgate.clock import utc_now
 from dncgate.console import install_console
 from dncgate.console.wiring import console_context
 from dncgate.early_warning.alerts import Alert, OriginatorKey, OriginatorKind, Severity
@@ -99,7 +100,7 @@ async def _build(settings: Settings, records: int, cases: int) -> None:
     print(f"wrote {records:,} audit records in {time.perf_counter() - started:.0f} s")
     started = time.perf_counter()
     case_store = SqliteCaseStore(db)
-    desk = desk_of(settings.enforcement, settings.tenants, case_store, store, clock=lambda: datetime.now(UTC))
+    desk = desk_of(settings.enforcement, settings.tenants, case_store, store, clock=utc_now)
     for i in range(cases):
         origin = OriginatorKey("acme" if i % 4 else "beta", OriginatorKind.ACCOUNT, f"acct-{i}")
         await desk.on_alert(Alert(alert_id=f"bench-{i}", originator=origin, rule="campaign_volume",
@@ -154,7 +155,7 @@ async def _measure(settings: Settings, rounds: int) -> None:
     async with open_app(settings, ledger=True, metrics=True) as app:
         assert app.metrics is not None
         case_store = SqliteCaseStore(settings.store.path)
-        desk = desk_of(settings.enforcement, settings.tenants, case_store, app.store, clock=lambda: datetime.now(UTC))
+        desk = desk_of(settings.enforcement, settings.tenants, case_store, app.store, clock=app.clock)
         now = datetime.now(UTC)
         for i in range(10_000):  # what the analyser raised: kept in memory by the desk, listed by the alerts page
             desk.alerts.add(Alert(alert_id=f"bench-{i}", originator=OriginatorKey(

@@ -16,7 +16,8 @@ decisions (``Gate.observers``) and the switches' call records (``Running.calls``
   state (a deadline's alert id is stable, so it is kept once);
 - complaints filed through the desk count as a signal (``complaints_per_1000``).
 
-``close`` stops them within a bound and writes a last checkpoint.
+``close`` stops them within a bound and writes a last checkpoint. ``clock`` is the app's
+(``App.clock``): the checkpoint's slot and the complaint deadlines read it, never the wall clock.
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import AsyncGenerator, Callable, Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 
 import structlog
 
+from dncgate.clock import Clock
 from dncgate.early_warning.alerts import Alert, OriginatorKey, OriginatorKind, Severity
 from dncgate.early_warning.analyser import IDLE_S, Analyser
 from dncgate.early_warning.signals import Signals
@@ -39,13 +41,12 @@ from dncgate.settings.early_warning import EarlyWarningSettings, watches
 from dncgate.store.sqlite.early_warning import SqliteEarlyWarningStore
 
 log = structlog.get_logger("dncgate.early_warning")
-Clock = Callable[[], datetime]
 CLOSE_GRACE = 5.0
 
 
 class EarlyWarning:
     def __init__(self, settings: EarlyWarningSettings, tenants: Iterable[str], store: SqliteEarlyWarningStore, *,
-                 default_tenant: str = "default", clock: Clock = lambda: datetime.now(UTC)) -> None:
+                 clock: Clock, default_tenant: str = "default") -> None:
         self.settings, self.store = settings, store
         self.analyser = Analyser(watches(settings, tenants), on_alert=self._queue,
                                  max_originators=settings.max_originators)

@@ -20,6 +20,7 @@ import structlog
 
 from dncgate.audit import LINGER, AuditSink
 from dncgate.audit_spool import AuditSpool, open_spool
+from dncgate.clock import Clock, utc_now
 from dncgate.gate import Gate
 from dncgate.lists.freshness import ListFreshness
 from dncgate.reload import LiveTenants
@@ -45,6 +46,7 @@ class App:
     freshness: ListFreshness
     gate: Gate
     tenants: LiveTenants  # what the gate and the freshness read; serve replaces it on SIGHUP
+    clock: Clock = utc_now  # the one time source: serve hands it to the early warning and enforcement
     ledger: Ledger | None = None  # when asked for (``open_app(ledger=True)``)
     metrics: GateMetrics | None = None  # when asked for (``open_app(metrics=True)``)
 
@@ -60,6 +62,7 @@ async def open_app(
     settings: Settings, *, create_store: bool = False, ledger: bool = False, metrics: bool = False,
     spool: bool = False, replica: bool = False,
     audit_queue_size: int | None = None, audit_linger: float = LINGER, audit_grace: float = AUDIT_GRACE,
+    clock: Clock = utc_now,
 ) -> AsyncIterator[App]:
     """Everything a program needs to decide calls, opened from ``settings``; closed in reverse on exit.
 
@@ -78,7 +81,11 @@ async def open_app(
 
     ``audit_queue_size`` defaults to ``[audit] queue_size``; ``audit_linger`` to the sink's (a process
     that decides one call and exits passes 0). Raises ``StoreError`` if the store cannot be
-    opened."""
+    opened.
+
+    ``clock``: the app's one time source (``App.clock``): the gate's decisions, the list's age and the
+    ledger's records read it, and serve hands it to the early warning and enforcement. A test injects
+    one to move time; nothing the app builds reads the wall clock on its own."""
     async with AsyncExitStack() as stack:
         if not create_store:
             require_store(settings.store)
@@ -89,14 +96,14 @@ async def open_app(
         if replica and settings.replica.enabled:  # [replica] needs a Redis store (settings refuse it otherwise)
             store = _replica_of(settings, store, tenants)
             stack.push_async_callback(store.close)  # the follower, before the store it reads
-        consent = _open_ledger(settings) if ledger else None
+        consent = _open_ledger(settings, clock) if ledger else None
         if consent is not None:
             stack.push_async_callback(consent.close)
         audit = AuditSink(store, queue_size=audit_queue_size or settings.audit.queue_size, linger=audit_linger,
                           spool=audit_spool)
         audit.start()  # replays what a killed gate left in the spool, then writes the new records
         stack.push_async_callback(audit.close, timeout=audit_grace)
-        freshness = ListFreshness(store, tenants, list_name=settings.sync.list_name)
+        freshness = ListFreshness(store, tenants, list_name=settings.sync.list_name, clock=clock)
         if not create_store:  # a program that decides calls; a list writer (or init) decides none
             await _first_read(freshness)
         gate_metrics = _metrics() if metrics else None
@@ -106,8 +113,8 @@ async def open_app(
             if isinstance(store, ReplicaStore):
                 gate_metrics.watch_replica(store)
         gate = Gate(tenants, store, audit, store_deadline=settings.store.timeout, metrics=gate_metrics,
-                    list_age=freshness.age)
-        yield App(settings, store, audit, freshness, gate, tenants, consent, gate_metrics)
+                    list_age=freshness.age, clock=clock)
+        yield App(settings, store, audit, freshness, gate, tenants, clock, consent, gate_metrics)
 
 
 async def _open_store(settings: Settings, audit_spool: AuditSpool | None, create: bool) -> ListStore:
@@ -128,10 +135,10 @@ async def _first_read(freshness: ListFreshness) -> None:
         log.warning("list.freshness_unavailable", list_name=freshness.list_name, error=str(exc) or "timeout")
 
 
-def _open_ledger(settings: Settings) -> Ledger:
+def _open_ledger(settings: Settings, clock: Clock) -> Ledger:
     from dncgate.store.factory import open_ledger
 
-    opened = open_ledger(settings.store, settings.consent)
+    opened = open_ledger(settings.store, settings.consent, clock=clock)
     if not settings.replica.enabled:
         return opened
     from dncgate.replica.settle import SettlingLedger

@@ -13,7 +13,7 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -21,6 +21,7 @@ import structlog
 
 from dncgate.audit import AuditSink
 from dncgate.audit_record import AuditRecord, new_decision_id
+from dncgate.clock import Clock, utc_now
 from dncgate.enforcement.limits import RestrictionCounter
 from dncgate.enforcement.model import originator_keys
 from dncgate.model import (
@@ -109,7 +110,7 @@ class Gate:
         default_tenant: str = "default",
         store_deadline: float = StoreSettings().timeout,  # [store] timeout_ms's default
         metrics: GateMetrics | None = None,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock = utc_now,
         list_age: Callable[[], timedelta | None] | None = None,
     ) -> None:
         self.tenants = tenants

@@ -7,7 +7,6 @@ import os
 import signal
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -21,6 +20,7 @@ from dncgate.api.app import install_api
 from dncgate.api.context import ApiContext
 from dncgate.api.enforcement import install_enforcement
 from dncgate.app import AUDIT_GRACE, open_app
+from dncgate.clock import Clock, utc_now
 from dncgate.console import install_console
 from dncgate.console.wiring import console_context
 from dncgate.descriptors import RESERVE, check_budget, raise_open_file_limit
@@ -74,16 +74,17 @@ class Running:
 
 
 async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None = None,
-                handle_signals: bool = True, clock: Callable[[], datetime] | None = None,
+                handle_signals: bool = True, clock: Clock = utc_now,
                 overrides: Callable[[Settings], Settings] | None = None) -> None:
     """Run until SIGTERM/SIGINT (or ``Running.stop`` is set), then shut down within a bound.
 
     The doors and the list services close together (each within ``SHUTDOWN_GRACE``), then the
     audit sink gets ``AUDIT_GRACE`` to write what is queued: under Docker's 10 s stop timeout.
-    ``clock``: enforcement's and the console's (tests move it past a notice period); default the wall clock.
+    ``clock``: the app's one time source (``open_app``'s, ``App.clock``): the gate, the ledger, the call
+    feeds, the early warning, enforcement, the messages, the IVR and the console all read it (tests move
+    it past a notice period); default the wall clock.
     ``overrides``: what the caller changed in the file's settings (``--demo``), applied again on each reload.
     """
-    clock = clock or (lambda: datetime.now(UTC))
     from dncgate.lists.runner import start_services
     from dncgate.lists.sync_metrics import SyncMetrics
 
@@ -93,8 +94,9 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
         config = overrides(config)
         structlog.contextvars.bind_contextvars(worker=role.slot, pid=os.getpid())
     _open_files(config)
-    async with open_app(config, ledger=True, metrics=True, spool=True, replica=True, audit_grace=AUDIT_GRACE) as app:
-        metrics, ledger, gate = app.metrics, app.consent_ledger(), app.gate
+    async with open_app(config, ledger=True, metrics=True, spool=True, replica=True, audit_grace=AUDIT_GRACE,
+                        clock=clock) as app:
+        metrics, ledger, gate, clock = app.metrics, app.consent_ledger(), app.gate, app.clock
         if metrics is None:
             raise RuntimeError("open_app(metrics=True) gave no metrics")
         sync_metrics = SyncMetrics(metrics.registry)
@@ -116,16 +118,17 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
             warm_up(tenant.dial_plan for tenant in config.tenants.values())
             running = Running(gate)
             feeds = running.feeds = CallFeeds(running.calls, ami=asterisk_feed_of(config.ami),
-                                              esl_feed=freeswitch_feed_of(config.esl_feed), registry=metrics.registry)
+                                              esl_feed=freeswitch_feed_of(config.esl_feed), registry=metrics.registry,
+                                              clock=clock)
             feeds.start()  # in the background: a switch that is down shows in /healthz, calls need no feed
             if config.early_warning.enabled:
                 watching = running.early_warning = await EarlyWarning.open(
-                    config.early_warning, config.tenants, default_tenant=gate.default_tenant)
+                    config.early_warning, config.tenants, clock=clock, default_tenant=gate.default_tenant)
             if config.enforcement.enabled:
                 desk, enforcing = await _start_enforcement(config, app.store, running, clock,
                                                            watching.store if watching else None)
                 running.enforcement = desk
-            messages = _message_service(config, gate, ledger, running)
+            messages = _message_service(config, gate, ledger, running, clock)
             if messages is not None and config.messages.smpp.enabled:
                 smpp = SmppProxy(messages, _smpp_config(config))
                 await smpp.start()
@@ -134,7 +137,7 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
                 enforcing.append(asyncio.create_task(_chatplan(config, messages, running.stop)))
             if watching is not None:
                 watching.start(gate, running.calls.subscribe(), desk)
-            ivr = IvrContext(gate.tenants, ledger, settings=config.ivr)  # the subscriber self-service menu
+            ivr = IvrContext(gate.tenants, ledger, settings=config.ivr, clock=clock)  # the subscriber self-service menu
             if config.agi.enabled:
                 agi = AgiServer(with_ivr(check_handler(gate), ivr_agi_handler(ivr)), host=config.agi.host,
                                 port=config.agi.port, server_limits=_limits(config.agi))
@@ -208,12 +211,13 @@ def _as_worker(role: WorkerRole, overrides: Callable[[Settings], Settings] | Non
     return worker_settings
 
 
-def _message_service(config: Settings, gate: Gate, ledger: Ledger, running: Running) -> MessageService | None:
+def _message_service(config: Settings, gate: Gate, ledger: Ledger, running: Running,
+                     clock: Clock) -> MessageService | None:
     """``[messages]``: the message check; a service port's misuse goes to enforcement when it runs."""
     if not config.messages.enabled:
         return None
     on_alert = running.enforcement.on_alert if running.enforcement is not None else None
-    return MessageService.of(gate, ledger, config.messages, on_alert=on_alert)
+    return MessageService.of(gate, ledger, config.messages, on_alert=on_alert, clock=clock)
 
 
 async def _chatplan(config: Settings, messages: MessageService, stop: asyncio.Event) -> None:
@@ -281,7 +285,7 @@ def _open_files(config: Settings) -> None:
 
 
 async def _start_enforcement(config: Settings, store: ListStore, running: Running,
-                             clock: Callable[[], datetime], alerts: AlertBook | None = None,
+                             clock: Clock, alerts: AlertBook | None = None,
                              ) -> tuple[EnforcementDesk, list[asyncio.Task[None]]]:
     """The case store, the scheduler (due suspensions) and the releaser of restricted calls in progress."""
     case_store = settled_cases(open_case_store(config.store), config.replica)  # settles when [replica] enabled

@@ -8,8 +8,9 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -167,17 +168,36 @@ async def create_store(config: Settings, lists: Mapping[str, Iterable[int]] | No
         await store.close()
 
 
+def serve_core_toml(tmp_path: Path, name: str = "dncgate") -> str:
+    """The head of a test ``serve``'s configuration: a SQLite store ``NAME.sqlite3`` and a spool
+    ``NAME-spool`` under ``tmp_path``, no AGI or HTTP door (the test calls the gate itself)."""
+    return f"""
+[store]
+path = "{tmp_path / f'{name}.sqlite3'}"
+timeout_ms = {TEST_STORE_TIMEOUT_MS}
+[agi]
+enabled = false
+[http]
+enabled = false
+[audit]
+spool_dir = "{tmp_path / f'{name}-spool'}"
+"""
+
+
 @contextlib.asynccontextmanager
 async def serving(config: Settings, *, stop_within: float = 10.0,
-                  lists: Mapping[str, Iterable[int]] | None = None) -> AsyncIterator[Running]:
+                  lists: Mapping[str, Iterable[int]] | None = None,
+                  clock: Callable[[], datetime] | None = None) -> AsyncIterator[Running]:
     """``dncgate serve`` on this loop for the block (no signal handlers); stopped when it ends.
     The store is created first, as ``dncgate init`` would (serve itself refuses a missing one),
-    with ``lists`` loaded (see ``create_store``)."""
+    with ``lists`` loaded (see ``create_store``). ``clock``: the one serve injects (default the wall's)."""
+    from dncgate.clock import utc_now
     from dncgate.service import serve
 
     await create_store(config, lists)
     ready: asyncio.Queue[Running] = asyncio.Queue()
-    task = asyncio.create_task(serve(config, on_ready=ready.put_nowait, handle_signals=False))
+    task = asyncio.create_task(serve(config, on_ready=ready.put_nowait, handle_signals=False,
+                                     clock=clock or utc_now))
     started = asyncio.ensure_future(ready.get())
     await asyncio.wait({started, task}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
     if not started.done():

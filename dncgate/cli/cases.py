@@ -15,7 +15,6 @@ import json
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +91,7 @@ async def _desk(config: Settings) -> AsyncIterator[EnforcementDesk]:
     book = SqliteEarlyWarningStore(config.early_warning.path) if config.early_warning.enabled else None
     async with open_app(config, audit_queue_size=16) as app:
         store = open_case_store(config.store)
-        desk = desk_of(config.enforcement, config.tenants, store, app.store, clock=_now, alerts=book)
+        desk = desk_of(config.enforcement, config.tenants, store, app.store, clock=app.clock, alerts=book)
         try:
             yield desk
         finally:
@@ -104,10 +103,6 @@ async def _desk(config: Settings) -> AsyncIterator[EnforcementDesk]:
             await store.close()
             if book is not None:
                 await book.close()
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _print(data: Any) -> None:

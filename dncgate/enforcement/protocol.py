@@ -13,6 +13,7 @@ from typing import Protocol
 
 from dncgate.early_warning.alerts import OriginatorKey
 from dncgate.enforcement.complaints import Complaint
+from dncgate.enforcement.feed_standings import FeedStandings
 from dncgate.enforcement.model import Case, CaseState, Transition
 from dncgate.errors import EnforcementError
 
@@ -45,6 +46,11 @@ class CaseStore(Protocol):
 
     def transitions(self, tenant: str, case_id: str) -> AsyncIterator[Transition]:
         """Every transition of the case, oldest first."""
+        ...
+
+    async def standings(self, tenant: str) -> FeedStandings:
+        """The standing every originator of the tenant has now (what ``facts()`` reads), and the time
+        of the tenant's last case change as its version: what a carrier's feed serves its reseller."""
         ...
 
     async def put_complaint(self, complaint: Complaint) -> tuple[Complaint, bool]:

@@ -6,19 +6,21 @@ store; with an idempotency key, a step replayed after a restart is found and not
 A suspension asked for inside the notice period is recorded as scheduled and applied by ``tick``
 (the scheduler) once the period has run, unless it is urgent with a written reason. A notice, a
 restriction and a suspension each send their webhook in the background; the delivery is recorded
-as its own transition (``drain`` waits for them).
+as its own transition (``drain`` waits for them). Every time it records or compares (a step's
+``at``, the notice period's end) is read from ``clock``: the app's (``App.clock``), never its own.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 
+from dncgate.clock import Clock
 from dncgate.early_warning.alerts import Alert, OriginatorKey, Severity
 from dncgate.enforcement import machine
 from dncgate.enforcement.model import (
@@ -38,7 +40,6 @@ from dncgate.model import Restriction
 from dncgate.settings.enforcement import EnforcementSettings
 
 log = structlog.get_logger("dncgate.enforcement")
-Clock = Callable[[], datetime]
 _SETTINGS = EnforcementSettings()  # the defaults, written once in the schema
 _ATTEMPTS = 5  # a conflicting writer (another gate, the scheduler) makes a step redo on the new head
 
@@ -68,8 +69,8 @@ class Step:
 
 
 class Enforcement:
-    def __init__(self, store: CaseStore, policy: Policy, *, tenants: Iterable[str], notifier: Notifier | None = None,
-                 clock: Clock = lambda: datetime.now(UTC)) -> None:
+    def __init__(self, store: CaseStore, policy: Policy, *, tenants: Iterable[str], clock: Clock,
+                 notifier: Notifier | None = None) -> None:
         self.store, self.policy, self.tenants = store, policy, tuple(tenants)
         self.notifier = notifier
         self._clock = clock

@@ -6,7 +6,8 @@ directory and replaces ``manifest.json`` (and ``manifest.json.sig`` when the car
 one rename. ``FeedServer`` serves that directory over HTTP(S) to authenticated resellers (bearer
 tokens), with ETag / If-Modified-Since and Range requests, so a reseller's ``HttpSource`` syncs
 from it exactly as from the national platform. Resellers may POST registrations, which join the
-carrier's upstream queue.
+carrier's upstream queue, and GET ``standings``: the carrier's enforcement standings of the
+originators of the tenant named like their token (``enforcement.feed_standings``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import gzip
 import hmac
 import json
 import ssl
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -26,13 +27,16 @@ from aiohttp import web
 
 from dncgate.clock import now_iso
 from dncgate.config_file import LOOPBACK_HOST
+from dncgate.enforcement.feed_standings import StandingsReader
 from dncgate.http import serve_app
 from dncgate.lists.manifest import FileEntry, ListManifest, ManifestError, file_entry, parse_manifest, sign
 from dncgate.settings.schema import FeedSettings
+from dncgate.store.errors import StoreError
 
 log = structlog.get_logger("dncgate.lists.feed")
 _BOUNDS = FeedSettings()  # the [feed] defaults
 MANIFEST = "manifest.json"
+_STANDINGS_DEADLINE = 10.0  # the case store's answer for one reseller's standings
 
 
 class FeedPublisher:
@@ -111,14 +115,19 @@ class FeedServer:
         self, directory: Path, tokens: Mapping[str, str], *, host: str = LOOPBACK_HOST, port: int = 0,
         ssl_context: ssl.SSLContext | None = None, max_downloads: int = 16, registrations: object = None,
         bounds: FeedSettings = _BOUNDS, confirmed_age: Callable[[], timedelta | None] | None = None,
-        max_age: timedelta | None = None,
+        max_age: timedelta | None = None, standings: StandingsReader | None = None,
+        standing_tenants: Collection[str] = (),
     ) -> None:
         """``bounds``: its listening socket's (``max_connections``, ``header_timeout``, ``keepalive_timeout``).
 
         ``confirmed_age`` (the carrier's own list age, ``ListFreshness.age``) and ``max_age``: while the
         carrier's list is older than ``max_age`` (or was never confirmed) the manifest is refused with 503
         ``stale``, so a reseller's age grows with the carrier's instead of being confirmed by a 304 for a
-        manifest nobody refreshes (issue 11 item 3, one hop down)."""
+        manifest nobody refreshes (issue 11 item 3, one hop down).
+
+        ``standings`` (the carrier's case store) and ``standing_tenants`` (its tenants): ``standings``
+        serves a reseller the enforcement standings of the carrier's tenant named like its token
+        (``enforcement.feed_standings``); 404 when there is none, so the reseller keeps what it has."""
         if not tokens:
             raise ValueError("feed: at least one reseller token is needed")
         self.directory, self.tokens = directory, dict(tokens)
@@ -128,6 +137,7 @@ class FeedServer:
         self._registrations = registrations  # an upstream.Outbox, if resellers may push registrations
         self._runner: web.AppRunner | None = None
         self._confirmed_age, self._max_age = confirmed_age, max_age
+        self._standings, self._standing_tenants = standings, frozenset(standing_tenants)
 
     def _reseller(self, request: web.Request) -> str | None:
         header = request.headers.get("Authorization", "")
@@ -179,6 +189,23 @@ class FeedServer:
         names.update(e.file for e in (manifest.snapshot, *manifest.deltas) if e is not None)
         return {n for n in names if (self.directory / n).exists()}
 
+    async def _standings_of(self, request: web.Request) -> web.Response:
+        reseller = self._reseller(request)
+        if reseller is None:
+            return web.json_response({"error": "unauthorised"}, status=401, headers={"WWW-Authenticate": "Bearer"})
+        if self._standings is None or reseller not in self._standing_tenants:
+            log.warning("feed.standings_no_tenant", reseller=reseller, enforcement=self._standings is not None)
+            return web.json_response({"error": f"this feed publishes no standings for {reseller!r} "
+                                               "(no tenant of that name)"}, status=404)
+        try:
+            async with asyncio.timeout(_STANDINGS_DEADLINE):
+                found = await self._standings.standings(reseller)
+        except (StoreError, TimeoutError) as exc:
+            log.error("feed.standings_failed", reseller=reseller, error=str(exc) or "timeout")
+            return web.json_response({"error": "standings unavailable"}, status=503, headers={"Retry-After": "60"})
+        log.info("feed.standings_served", reseller=reseller, version=found.version, standings=len(found.standings))
+        return web.Response(body=found.to_json(now_iso()), content_type="application/json")
+
     async def _register(self, request: web.Request) -> web.Response:
         from dncgate.lists.upstream import Outbox, RegistrationError
 
@@ -202,6 +229,7 @@ class FeedServer:
 
     async def start(self) -> None:
         app = web.Application(client_max_size=64 * 1024)
+        app.router.add_get("/feed/standings", self._standings_of)
         app.router.add_get("/feed/{name}", self._file)
         app.router.add_post("/feed/registrations", self._register)
         bounds = self._bounds  # resellers reach this port: capped and timed out like [http]

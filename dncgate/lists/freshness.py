@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
+from dncgate.clock import Clock, utc_now
 from dncgate.model import TenantPolicy
 from dncgate.store.errors import StoreError
 from dncgate.store.protocol import NATIONAL, ListStore
@@ -39,7 +40,7 @@ def parse_time(text: str) -> datetime | None:
 class ListFreshness:
     def __init__(
         self, store: ListStore, tenants: Mapping[str, TenantPolicy], *, list_name: str = NATIONAL,
-        interval: float = 5.0, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        interval: float = 5.0, clock: Clock = utc_now,
     ) -> None:
         self.store, self.tenants, self.list_name = store, tenants, list_name
         self.interval, self.clock = interval, clock

@@ -10,15 +10,19 @@ from dataclasses import dataclass, field
 import structlog
 
 from dncgate.consent.ledger import Ledger
+from dncgate.enforcement.feed_standings import StandingsSink
+from dncgate.enforcement.protocol import CaseStore
 from dncgate.lists.feed import FeedPublisher, FeedServer
 from dncgate.lists.freshness import ListFreshness
 from dncgate.lists.manifest import load_public_key
 from dncgate.lists.registrations import run_forwarder
 from dncgate.lists.sources import DropDirSource, HttpSettings, HttpSource, SyncSource
+from dncgate.lists.standings import StandingsSync
 from dncgate.lists.sync import Syncer, SyncError, SyncJob, SyncObserver, SyncReport, WriteProgress, cause_of_exit
 from dncgate.lists.upstream import Outbox, Pusher
 from dncgate.settings import Settings
 from dncgate.store.errors import StoreError
+from dncgate.store.factory import open_case_store, open_standings_sink
 from dncgate.store.protocol import ListStore, stats_of
 
 log = structlog.get_logger("dncgate.lists.runner")
@@ -77,8 +81,25 @@ async def sync_once(config: Settings, store: ListStore, *, force: bool = False,
             if report.outcome != "updated":
                 break
     finally:
-        await source.close()
+        try:
+            if isinstance(source, HttpSource) and config.sync.standings_tenant:
+                lines.append(await _standings_once(config, source))
+        finally:
+            await source.close()
     return lines
+
+
+async def _standings_once(config: Settings, source: HttpSource) -> str:
+    """``[sync] standings_tenant``: the carrier's standings, applied once; a line saying what changed."""
+    sink = open_standings_sink(config.store)
+    try:
+        applied = await StandingsSync(source, sink, config.sync.standings_tenant).sync_once()
+    finally:
+        await sink.close()
+    if applied is None:
+        return "standings: nothing applied (see the log), the standings applied before are kept"
+    return (f"standings: version {applied.version}, +{applied.added} ~{applied.changed} -{applied.removed}"
+            f" (kept the reseller's own: {applied.kept_local})")
 
 
 @dataclass
@@ -91,6 +112,8 @@ class SyncServices:
     source: SyncSource | None = None
     outbox: Outbox | None = None
     feed: FeedServer | None = None
+    cases: CaseStore | None = None  # a carrier's: the standings its feed serves
+    standings: StandingsSink | None = None  # a reseller's: where its carrier's standings are applied
 
 
 async def start_services(config: Settings, store: ListStore, freshness: ListFreshness,
@@ -107,8 +130,12 @@ async def start_services(config: Settings, store: ListStore, freshness: ListFres
                 _periodic_isolated(config, observer, freshness, services.stop)))
         else:
             syncer = make_syncer(config, store, services.source, observer)
+            standings = None
+            if isinstance(services.source, HttpSource) and sync.standings_tenant:
+                services.standings = open_standings_sink(config.store)
+                standings = StandingsSync(services.source, services.standings, sync.standings_tenant)
             services.tasks.append(asyncio.create_task(
-                _periodic(syncer, freshness, sync.interval_s, services.stop)))
+                _periodic(syncer, freshness, sync.interval_s, services.stop, standings)))
     if sync.outbox is not None and services.source is not None:
         services.outbox = Outbox(sync.outbox, region=sync.region or config.national_region)
         services.tasks.append(asyncio.create_task(Pusher(services.outbox, services.source).run(services.stop)))
@@ -118,14 +145,17 @@ async def start_services(config: Settings, store: ListStore, freshness: ListFres
     if config.feed.enabled and sync.publish_dir is not None:
         tokens = dict(t.split(":", 1) for t in config.feed.tokens)
         strictest = min((t.max_list_age for t in config.tenants.values()), default=None)
+        services.cases = open_case_store(config.store)  # what its gate enforces, served to each reseller
         services.feed = FeedServer(sync.publish_dir, tokens, host=config.feed.host, port=config.feed.port,
                                    registrations=services.outbox, bounds=config.feed,
-                                   confirmed_age=freshness.age, max_age=strictest)
+                                   confirmed_age=freshness.age, max_age=strictest,
+                                   standings=services.cases, standing_tenants=config.tenants)
         await services.feed.start()
     return services
 
 
-async def _periodic(syncer: Syncer, freshness: ListFreshness, interval: float, stop: asyncio.Event) -> None:
+async def _periodic(syncer: Syncer, freshness: ListFreshness, interval: float, stop: asyncio.Event,
+                    standings: StandingsSync | None = None) -> None:
     while not stop.is_set():
         try:
             await syncer.sync_once()
@@ -134,6 +164,8 @@ async def _periodic(syncer: Syncer, freshness: ListFreshness, interval: float, s
             pass  # logged as sync.failed and counted by cause; retried at the next interval
         except Exception as exc:  # noqa: BLE001 -- the periodic sync must outlive any one failure
             log.error("sync.unexpected_error", error=f"{type(exc).__name__}: {exc}")
+        if standings is not None:  # whatever became of the list: a stale list stops no suspension
+            await standings.sync_once()  # logs its own failures; what was applied before stays
         try:
             async with asyncio.timeout(interval):
                 await stop.wait()
@@ -222,3 +254,6 @@ async def stop_services(services: SyncServices, timeout: float = 5.0) -> None:
         await services.source.close()
     if services.outbox is not None:
         await services.outbox.close()
+    for store in (services.cases, services.standings):
+        if store is not None:
+            await store.close()

@@ -172,6 +172,22 @@ class HttpSource:
             raise SourceError(f"{url}: {type(exc).__name__}: {exc}") from None
         return Fetched(parse_manifest(raw, url), raw, signature, found, url)
 
+    async def document(self, name: str, limit: int) -> bytes | None:
+        """The small file ``name`` beside the manifest (at most ``limit`` bytes); None when the source
+        has none (HTTP 404). Raises ``SourceError``."""
+        url = self.base + name
+        try:
+            async with asyncio.timeout(self.settings.manifest_deadline):
+                async with self._client().get(url, headers={"Accept-Encoding": "identity"}) as response:
+                    if response.status == 404:
+                        return None
+                    _check_status(response, url)
+                    return await _read_limited(response, limit, url)
+        except TimeoutError:
+            raise SourceError(f"{url}: no answer within {self.settings.manifest_deadline} s") from None
+        except aiohttp.ClientError as exc:
+            raise SourceError(f"{url}: {type(exc).__name__}: {exc}") from None
+
     async def fetch(self, entry: FileEntry, workdir: Path) -> Path:
         """Download into ``workdir``, resuming a partial download of the same digest with a Range request."""
         final = workdir / f"{entry.sha256[:16]}-{entry.file}"

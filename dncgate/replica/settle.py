@@ -18,6 +18,7 @@ from dncgate.consent.ledger import ChainPoint, Ledger
 from dncgate.consent.model import ConsentState, LedgerEvent, Preferences
 from dncgate.early_warning.alerts import OriginatorKey
 from dncgate.enforcement.complaints import Complaint
+from dncgate.enforcement.feed_standings import FeedStandings
 from dncgate.enforcement.model import Case, CaseState, Transition
 from dncgate.enforcement.protocol import CaseStore
 from dncgate.settings import ReplicaSettings
@@ -95,6 +96,9 @@ class SettlingCaseStore:
 
     def transitions(self, tenant: str, case_id: str) -> AsyncIterator[Transition]:
         return self.inner.transitions(tenant, case_id)
+
+    async def standings(self, tenant: str) -> FeedStandings:
+        return await self.inner.standings(tenant)
 
     async def put_complaint(self, complaint: Complaint) -> tuple[Complaint, bool]:
         return await self.inner.put_complaint(complaint)

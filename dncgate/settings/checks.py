@@ -120,7 +120,11 @@ def api(table: ApiSettings, tenants: Mapping[str, object]) -> Found:
         yield "keys", "two keys have the same hash"
 
 
-def sync(table: SyncSettings) -> Found:
+def sync(table: SyncSettings, tenants: Mapping[str, object]) -> Found:
+    if table.standings_tenant and table.standings_tenant not in tenants:
+        yield "standings_tenant", f"{table.standings_tenant!r} is not a configured tenant"
+    if table.standings_tenant and table.source != "http":
+        yield "standings_tenant", "the standings come from a carrier's feed: needs source = \"http\""
     if table.region and (problem := region_problem(table.region)):
         yield "region", problem
     if table.source == "http" and table.enabled and not table.url.startswith(("http://", "https://")):

@@ -183,7 +183,7 @@ def _build(data: dict[str, Any], problems: Problems) -> Settings | None:
             problems.add((name,), "unknown key")
     tenants = _tenants(data.get("tenants", {}), problems)
     national = _read(NationalSettings, data, problems, checks.national)
-    sync = _read(SyncSettings, data, problems, checks.sync)
+    sync = _read(SyncSettings, data, problems, lambda table: checks.sync(table, tenants or {}))
     publish_dir = sync.publish_dir if sync is not None else None
     consent = _read(ConsentSettings, data, problems, checks.consent)
     taxonomy = consent.categories if consent is not None else ()
@@ -214,6 +214,9 @@ def _build(data: dict[str, Any], problems: Problems) -> Settings | None:
     if isinstance(store, StoreSettings) and isinstance(replica, ReplicaSettings) and replica.enabled \
             and store.backend != "redis":
         problems.add(("replica", "enabled"), "the replica follows a Redis store: set [store] backend = \"redis\"")
+    if isinstance(store, StoreSettings) and store.backend == "redis" and sync is not None and sync.standings_tenant:
+        problems.add(("sync", "standings_tenant"), "a carrier's standings are applied to a SQLite store only "
+                                                   "(the Redis store does not take them yet)")
     if tenants is None or any(table is None for table in tables.values()):
         return None
     return Settings(tenants=tenants, **tables)  # type: ignore[arg-type]  # none is None (checked above)

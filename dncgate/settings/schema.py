@@ -257,6 +257,10 @@ class SyncSettings(Table, frozen=True):
     # holds the event loop (and the calls waiting on it) of the serving process.
     isolate: bool = True
     publish_dir: Path | None = None  # republish what was applied, for resellers (see [feed])
+    # A reseller syncing from its carrier's feed: the tenant here the carrier's enforcement standings
+    # (its restricted and suspended originators of the carrier's tenant named like this reseller's
+    # feed token) are applied to after each sync; empty: the standings are not fetched.
+    standings_tenant: str = ""
 
     @property
     def max_shrink(self) -> float:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from dncgate.clock import Clock, utc_now
 from dncgate.settings import ConsentSettings, StoreSettings
-from dncgate.store.errors import StoreMissing
+from dncgate.store.errors import StoreError, StoreMissing
 from dncgate.store.protocol import ListStore
 
 if TYPE_CHECKING:
     from dncgate.consent.ledger import Ledger
+    from dncgate.enforcement.feed_standings import StandingsSink
     from dncgate.enforcement.protocol import CaseStore
     from dncgate.operators import OperatorStore
 
@@ -47,15 +49,15 @@ async def open_store(config: StoreSettings, *, create: bool = False) -> ListStor
     return SqliteListStore(config.path, create=create)
 
 
-def open_ledger(store: StoreSettings, config: ConsentSettings) -> Ledger:
+def open_ledger(store: StoreSettings, config: ConsentSettings, *, clock: Clock = utc_now) -> Ledger:
     """The consent ledger in the configured backend (the SQLite file or the Redis of the list store)."""
     if store.backend == "redis":
         from dncgate.store.redis.ledger import RedisLedger
 
-        return RedisLedger.connect(store.url, config, timeout=max(store.timeout, 1.0))
+        return RedisLedger.connect(store.url, config, clock=clock, timeout=max(store.timeout, 1.0))
     from dncgate.store.sqlite.ledger import SqliteLedger
 
-    return SqliteLedger(store.path, config)
+    return SqliteLedger(store.path, config, clock=clock)
 
 
 def open_case_store(store: StoreSettings) -> CaseStore:
@@ -64,6 +66,16 @@ def open_case_store(store: StoreSettings) -> CaseStore:
         from dncgate.store.redis.cases import RedisCaseStore
 
         return RedisCaseStore.connect(store.url, timeout=max(store.timeout, 1.0))
+    from dncgate.store.sqlite.cases import SqliteCaseStore
+
+    return SqliteCaseStore(store.path)
+
+
+def open_standings_sink(store: StoreSettings) -> StandingsSink:
+    """Where a reseller applies its carrier's standings: the case store of the SQLite file (the
+    settings refuse ``[sync] standings_tenant`` on a Redis store)."""
+    if store.backend == "redis":
+        raise StoreError("a carrier's standings are applied to a SQLite store only")
     from dncgate.store.sqlite.cases import SqliteCaseStore
 
     return SqliteCaseStore(store.path)

@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 
 from dncgate.early_warning.alerts import OriginatorKey
 from dncgate.enforcement.complaints import Complaint
+from dncgate.enforcement.feed_standings import FeedStandings
 from dncgate.enforcement.model import Case, CaseState, Transition, encode_standing, standing_key
 from dncgate.enforcement.protocol import CaseConflict
 from dncgate.store.errors import StoreUnavailable
@@ -60,6 +61,10 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[2], tonumber(ARGV[3]), ARGV[1])
 return false
 """
+
+
+def _text(raw: object) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
 def _ms(at: datetime) -> int:
@@ -149,6 +154,14 @@ class RedisCaseStore:
             start += len(rows)
             for raw in rows:
                 yield Transition.from_json(raw)
+
+    async def standings(self, tenant: str) -> FeedStandings:
+        found = await self._bounded("standings", self._r.hgetall(keys.standing(tenant)))
+        latest = await self._bounded("standings", self._r.zrevrange(keys.updated(tenant), 0, 0, withscores=True))
+        assert isinstance(found, dict)
+        assert isinstance(latest, list)
+        text = {_text(k): _text(v) for k, v in found.items()}
+        return FeedStandings(tenant, int(latest[0][1]) if latest else 0, text)
 
     async def put_complaint(self, complaint: Complaint) -> tuple[Complaint, bool]:
         tenant = complaint.tenant

@@ -3,8 +3,9 @@ standing (read by the list store's one-statement lookup) and complaints.
 
 Its own connection on its own thread. ``append`` is one ``BEGIN IMMEDIATE`` transaction: the log
 row (unique by (tenant, idempotency key): a replay is found, not written), the case row and the
-standing row (tables in ``schema``), so the gate's next lookup sees a suspension as soon as ``append`` returns. The log
-is append-only by trigger: no UPDATE, and no DELETE of a record inside the tenant's retention
+standing row (tables in ``schema``; the strictest of the case's and a carrier feed's,
+``feed_standings``), so the gate's next lookup sees a suspension as soon as ``append`` returns. The
+log is append-only by trigger: no UPDATE, and no DELETE of a record inside the tenant's retention
 (``case_meta`` ``purge_before:<tenant>``, which nothing in dncgate moves yet).
 """
 
@@ -16,8 +17,10 @@ from typing import TypeVar
 
 from dncgate.early_warning.alerts import OriginatorKey
 from dncgate.enforcement.complaints import Complaint
+from dncgate.enforcement.feed_standings import FeedStandings, StandingsApplied
 from dncgate.enforcement.model import Case, CaseState, Transition, encode_standing, standing_key
 from dncgate.enforcement.protocol import CaseConflict
+from dncgate.store.sqlite.feed_standings import apply_standings, read_standings, write_enforced
 from dncgate.store.sqlite.schema import CASES_SCHEMA
 from dncgate.store.sqlite.tx import WorkerStore, paged, write_transaction
 
@@ -60,14 +63,8 @@ class SqliteCaseStore(WorkerStore):
 
     @staticmethod
     def _set_standing(conn: sqlite3.Connection, case: Case) -> None:
-        value = encode_standing(case)
-        if value is None:
-            conn.execute("DELETE FROM originator_standing WHERE tenant = ? AND originator = ? AND case_id = ?",
-                         (case.tenant, case.key, case.case_id))
-            return
-        conn.execute("INSERT INTO originator_standing (tenant, originator, standing, case_id) VALUES (?, ?, ?, ?) "
-                     "ON CONFLICT (tenant, originator) DO UPDATE SET standing = excluded.standing, "
-                     "case_id = excluded.case_id", (case.tenant, case.key, value, case.case_id))
+        """The row the gate reads: the case's standing, or the carrier feed's where that is stricter."""
+        write_enforced(conn, case.tenant, case.key, encode_standing(case), case.case_id)
 
     async def transition_by_key(self, tenant: str, idempotency_key: str) -> Transition | None:
         row = await self._run(lambda: self._c().execute(
@@ -100,6 +97,14 @@ class SqliteCaseStore(WorkerStore):
         return self._c().execute(
             "SELECT seq, record FROM case_log WHERE tenant = ? AND case_id = ? AND seq > ? ORDER BY seq LIMIT 500",
             (tenant, case_id, after)).fetchall()
+
+    # -- the reseller feed's standings (store.sqlite.feed_standings) ---------------------
+
+    async def standings(self, tenant: str) -> FeedStandings:
+        return await self._run(read_standings, self._c(), tenant)
+
+    async def apply_feed_standings(self, tenant: str, feed: FeedStandings) -> StandingsApplied:
+        return await self._run(apply_standings, self._c(), tenant, feed)
 
     # -- complaints -----------------------------------------------------------------------
 

@@ -92,6 +92,9 @@ CREATE TABLE IF NOT EXISTS originator_standing (
     tenant TEXT NOT NULL, originator TEXT NOT NULL, standing TEXT NOT NULL, case_id TEXT NOT NULL,
     PRIMARY KEY (tenant, originator)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS feed_standing (
+    tenant TEXT NOT NULL, originator TEXT NOT NULL, standing TEXT NOT NULL, PRIMARY KEY (tenant, originator)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS complaints (
     tenant TEXT NOT NULL, id TEXT NOT NULL, received_at TEXT NOT NULL, record TEXT NOT NULL,
     PRIMARY KEY (tenant, id)

@@ -1,0 +1,164 @@
+"""Issue 12 item 5: a reseller's gate receives the carrier's decisions about its originators through
+the existing feed. A carrier's ``serve`` (enforcement on, its national list republished under
+``[feed]``) and a reseller's ``serve`` on loopback, each on its own SQLite store; the reseller's
+``[sync]`` (``dncgate lists sync``: what serve's isolated sync runs) fetches the list and the
+carrier's standings of its tenant ``reseller-a`` into the reseller's tenant ``acme``."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+import structlog
+
+from dncgate.early_warning.alerts import OriginatorKey, OriginatorKind
+from dncgate.enforcement.desk import EnforcementDesk
+from dncgate.enforcement.model import CaseAction
+from dncgate.gate import CheckRequest, Gate
+from dncgate.lists.runner import sync_once
+from dncgate.lists.sync import SyncError
+from dncgate.model import Originator, Reason
+from dncgate.settings import Settings, load
+from dncgate.store.sqlite import SqliteListStore
+from tests.conftest import serve_core_toml, serving
+from tests.enforcement.conftest import alert
+from tests.lists.sync_helpers import numbers, write_manifest, write_snapshot
+from tests.polls import INTERVAL, POLLS
+from tests.ports import port
+
+LOG = structlog.get_logger("test")
+BLASTER = OriginatorKey("reseller-a", OriginatorKind.ACCOUNT, "blaster")
+CALLEE = numbers(5000, 1)[0]  # not listed: a marketing call to it is allowed unless the originator is not
+
+
+def _config(tmp_path: Path, name: str, tenant: str, sync: str, tables: str = "") -> Settings:
+    path = tmp_path / f"{name}.toml"
+    path.write_text(serve_core_toml(tmp_path, name) + f"""
+[sync]
+workdir = "{tmp_path / f'{name}-work'}"
+{sync}
+{tables}
+[tenants.{tenant}.hours]
+enabled = false
+""", encoding="utf-8")
+    return load(path, environ={})
+
+
+def _carrier(tmp_path: Path, feed_port: int) -> Settings:
+    drop = tmp_path / "national-drop"
+    drop.mkdir()
+    write_manifest(drop, write_snapshot(drop, 7, numbers(0, 100)), [], name="7.manifest.json")
+    sync = f'source = "dir"\ndirectory = "{drop}"\npublish_dir = "{tmp_path / "feed"}"'
+    return _config(tmp_path, "carrier", "reseller-a", sync, f"""
+[feed]
+enabled = true
+port = {feed_port}
+tokens = ["reseller-a:token-a", "reseller-b:token-b"]
+[enforcement]
+enabled = true
+scheduler_interval_s = 3600""")
+
+
+def _reseller(tmp_path: Path, feed_port: int, token: str, periodic: str = "") -> Settings:
+    sync = (f'url = "http://127.0.0.1:{feed_port}/feed/"\nauth_header = "Authorization: Bearer {token}"\n'
+            f'standings_tenant = "acme"\n{periodic}')
+    return _config(tmp_path, "reseller", "acme", sync)
+
+
+async def _sync(config: Settings) -> list[str]:
+    store = SqliteListStore(config.store.path, create=True)
+    try:
+        return await sync_once(config, store)
+    finally:
+        await store.close()
+
+
+async def _call(gate: Gate, account: str, tenant: str = "acme") -> Reason:
+    request = CheckRequest(f"+{CALLEE}", "test", tenant=tenant, purpose="marketing",
+                           originator=Originator(account=account))
+    return (await gate.check(request, LOG)).decision.reason
+
+
+async def _suspend(desk: EnforcementDesk) -> str:
+    step = await desk.cases.on_alert(alert("camp-1", originator=BLASTER))
+    assert step is not None
+    case_id = step.case.case_id
+    await desk.cases.act("reseller-a", case_id, CaseAction.SUSPEND, actor="cli:ops", reason="campaign", urgent=True)
+    return case_id
+
+
+async def test_a_carrier_suspension_reaches_the_resellers_gate_and_its_reinstatement_lifts_it(
+        tmp_path: Path) -> None:
+    feed_port = port()
+    carrier_config, reseller_config = _carrier(tmp_path, feed_port), _reseller(tmp_path, feed_port, "token-a")
+    await _sync(carrier_config)  # the carrier applies its national drop and republishes it in the feed
+    async with serving(carrier_config) as carrier:
+        desk = carrier.enforcement
+        assert desk is not None
+        first = await _sync(reseller_config)
+        assert first[0].startswith("national: updated, sequence 7")
+        assert first[-1] == "standings: version 0, +0 ~0 -0 (kept the reseller's own: 0)"
+        async with serving(reseller_config) as reseller:
+            assert await _call(reseller.gate, "blaster") is Reason.ALLOWED_CLEAR
+            case_id = await _suspend(desk)
+            assert await _call(carrier.gate, "blaster", "reseller-a") is Reason.ORIGINATOR_SUSPENDED
+            assert await _call(reseller.gate, "blaster") is Reason.ALLOWED_CLEAR  # not synced yet
+            applied = await _sync(reseller_config)
+            assert applied[-1].startswith("standings: version ")
+            assert applied[-1].endswith(", +1 ~0 -0 (kept the reseller's own: 0)")
+            assert await _call(reseller.gate, "blaster") is Reason.ORIGINATOR_SUSPENDED  # from the next call
+            assert await _call(reseller.gate, "someone-else") is Reason.ALLOWED_CLEAR
+            again = await _sync(reseller_config)  # the same document again: nothing changes
+            assert again[-1].endswith(", +0 ~0 -0 (kept the reseller's own: 0)")
+            assert await _call(reseller.gate, "blaster") is Reason.ORIGINATOR_SUSPENDED
+
+            await desk.cases.act("reseller-a", case_id, CaseAction.APPEAL, actor="api:reseller-a", reason="consents")
+            await desk.cases.act("reseller-a", case_id, CaseAction.REINSTATE, actor="cli:ops", reason="consents shown")
+            assert await _call(reseller.gate, "blaster") is Reason.ORIGINATOR_SUSPENDED  # until the next sync
+            lifted = await _sync(reseller_config)
+            assert lifted[-1].endswith(", +0 ~0 -1 (kept the reseller's own: 0)")
+            assert await _call(reseller.gate, "blaster") is Reason.ALLOWED_CLEAR
+            await desk.cases.drain()
+
+
+async def test_a_feed_without_standings_or_out_of_reach_keeps_what_was_applied(tmp_path: Path) -> None:
+    feed_port = port()
+    carrier_config, reseller_config = _carrier(tmp_path, feed_port), _reseller(tmp_path, feed_port, "token-a")
+    await _sync(carrier_config)
+    async with serving(carrier_config) as carrier:
+        assert carrier.enforcement is not None
+        await _suspend(carrier.enforcement)
+        assert (await _sync(reseller_config))[-1].endswith(", +1 ~0 -0 (kept the reseller's own: 0)")
+        # reseller-b holds a token but the carrier has no tenant of that name: 404, nothing applied
+        other = _reseller(tmp_path, feed_port, "token-b")
+        kept = await _sync(other)
+        assert kept[0].startswith("national: ")  # the list still syncs
+        assert kept[-1] == "standings: nothing applied (see the log), the standings applied before are kept"
+        await carrier.enforcement.cases.drain()
+    with pytest.raises(SyncError, match=r"127\.0\.0\.1"):  # the carrier is gone: the list's sync fails...
+        await _sync(reseller_config)
+    async with serving(reseller_config) as reseller:  # ...and the standings applied before stay
+        assert await _call(reseller.gate, "blaster") is Reason.ORIGINATOR_SUSPENDED
+
+
+@pytest.mark.parametrize("isolate", [True, False])
+async def test_the_resellers_serve_applies_them_in_its_periodic_sync(tmp_path: Path, isolate: bool) -> None:
+    """serve's own [sync]: in a child process (``dncgate lists sync``, the default) or in the serving one."""
+    feed_port = port()
+    carrier_config = _carrier(tmp_path, feed_port)
+    reseller_config = _reseller(tmp_path, feed_port, "token-a",
+                                f"enabled = true\nisolate = {str(isolate).lower()}\ninterval_s = 3600")
+    await _sync(carrier_config)
+    async with serving(carrier_config) as carrier:
+        assert carrier.enforcement is not None
+        await _suspend(carrier.enforcement)
+        async with serving(reseller_config) as reseller:  # its first sync runs as it starts
+            for _ in range(POLLS * 3):
+                if await _call(reseller.gate, "blaster") is Reason.ORIGINATOR_SUSPENDED:
+                    break
+                await asyncio.sleep(INTERVAL)
+            else:
+                raise AssertionError(f"the carrier's suspension did not reach the reseller in {POLLS * 3} polls")
+            assert await _call(reseller.gate, "someone-else") is Reason.ALLOWED_CLEAR
+        await carrier.enforcement.cases.drain()
