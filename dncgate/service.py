@@ -35,7 +35,7 @@ from dncgate.ivr.agi import ivr_agi_handler, with_ivr
 from dncgate.ivr.esl import ivr_esl_handler, with_esl_ivr
 from dncgate.ivr.runner import IvrContext
 from dncgate.messages.chatplan import ChatplanDoor, run_chatplan
-from dncgate.messages.opt_out_spool import OptOutSpool
+from dncgate.messages.opt_out_spool import OptOutSpool, SpoolError
 from dncgate.messages.retry import OptOutRetries
 from dncgate.messages.service import MessageService
 from dncgate.messages.smpp.proxy import SmppProxy, SmppProxyConfig
@@ -216,7 +216,11 @@ def _opt_out_spool(config: Settings) -> OptOutSpool | None:
     if audit is None:
         log.warning("messages.opt_out_spool_disabled", detail="a restart loses the opt-outs not yet recorded")
         return None
-    return OptOutSpool.open(audit.directory)
+    try:
+        return OptOutSpool.open(audit.directory)
+    except SpoolError as exc:  # kept in memory meanwhile: retried, lost only to a restart
+        log.error("messages.opt_out_spool_failed", error=str(exc))
+        return None
 
 
 def _smpp_config(config: Settings) -> SmppProxyConfig:

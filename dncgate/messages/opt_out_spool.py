@@ -26,6 +26,8 @@ import structlog
 from dncgate.audit_spool import MAX_LINE, SpoolError
 from dncgate.messages.model import Message
 
+__all__ = ["FILE_NAME", "OptOutSpool", "SpoolError"]
+
 log = structlog.get_logger("dncgate.messages.opt_out_spool")
 FILE_NAME = "opt-outs.jsonl"
 MAX_SPOOL_BYTES = 16 << 20  # ~100 bytes a reply: far more than the count bound ever needs

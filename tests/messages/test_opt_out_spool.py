@@ -14,6 +14,8 @@ from dncgate.messages.chatplan import ChatplanDoor
 from dncgate.messages.model import Message
 from dncgate.messages.opt_out_spool import FILE_NAME, OptOutSpool
 from dncgate.messages.retry import OptOutRetries
+from dncgate.service import _opt_out_spool
+from dncgate.settings import Settings, StoreSettings
 from tests.messages.conftest import CONSENTED, MARKETING_PORT, Lab
 
 FAST = Backoff(initial=0.01, maximum=0.05)
@@ -112,3 +114,15 @@ async def test_a_torn_last_line_is_skipped(tmp_path: Path) -> None:
     with (tmp_path / FILE_NAME).open("ab") as file:
         file.write(b'{"key":"k1","mess')  # killed mid-write
     assert [key for key, _ in OptOutSpool.open(tmp_path).pending] == ["k0"]
+
+
+def test_serve_keeps_the_opt_outs_in_the_audit_spools_directory(tmp_path: Path) -> None:
+    config = Settings(tenants={}, store=StoreSettings(path=tmp_path / "gate.sqlite3"))
+    assert config.audit_spool is not None
+    config.audit_spool.directory.mkdir()  # serve's open_app made and locked it
+    spool = _opt_out_spool(config)
+    assert spool is not None
+    assert spool.path == tmp_path / "gate.sqlite3.audit-spool" / FILE_NAME
+    spool.close()
+    missing = Settings(tenants={}, store=StoreSettings(path=tmp_path / "none" / "gate.sqlite3"))
+    assert _opt_out_spool(missing) is None  # logged: kept in memory, not a crash of the chatplan
