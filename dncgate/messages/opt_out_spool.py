@@ -6,8 +6,9 @@ already makes it one gate's). Each kept reply is one ``{"key", "message"}`` line
 fsynced before ``keep`` returns (opt-outs are rare: a sync each costs nothing); each one the ledger
 recorded is a ``{"done": key}`` line, fsynced. When nothing is pending the file is truncated. At
 start the lines are read back: the replies without a ``done`` are pending again, in order, with the
-time they came (``Message.received_at``). Bounded: ``max_bytes`` on disk; a reply past it is not
-kept (logged, counted by the caller).
+time they came (``Message.received_at``). Bounded: ``max_bytes`` on disk; when a reply would pass
+it, the file is first rewritten with the pending replies only (a temporary file, fsynced, renamed
+over it); a reply that still does not fit is not kept (logged, counted by the caller).
 
 A crash between the ledger's commit and the ``done`` line (one fsync) replays that reply once more:
 a second ``revoke`` of the same entity's consent with the same evidence. The consent is withdrawn
@@ -43,13 +44,17 @@ _decode = msgspec.json.Decoder(_Kept).decode
 _encode = msgspec.json.Encoder().encode
 
 
+def _line(entry: dict[str, Any]) -> bytes:
+    return _encode(entry) + b"\n"
+
+
 class OptOutSpool:
     """The file; ``pending`` is what an earlier process left unrecorded, oldest first."""
 
     def __init__(self, path: Path, fd: int, size: int, *, max_bytes: int) -> None:
         self.path, self._fd, self.size, self.max_bytes = path, fd, size, max_bytes
         self.pending: list[tuple[str, Message]] = []
-        self._open_keys: set[str] = set()
+        self._open: dict[str, bytes] = {}  # the line of each reply not yet recorded
 
     @classmethod
     def open(cls, directory: Path, *, max_bytes: int = MAX_SPOOL_BYTES) -> OptOutSpool:
@@ -83,7 +88,7 @@ class OptOutSpool:
         if bad:
             log.warning("messages.opt_out_spool_damaged_lines", path=str(self.path), skipped=bad)
         self.pending = list(kept.items())
-        self._open_keys = set(kept)
+        self._open = {key: _line({"key": key, "message": message}) for key, message in kept.items()}
         if not kept:
             self._truncate()
 
@@ -93,17 +98,17 @@ class OptOutSpool:
 
     def done(self, key: str) -> None:
         """The ledger recorded ``key``: mark it (synced); with nothing pending, empty the file."""
-        if key not in self._open_keys:
+        if self._open.pop(key, None) is None:
             return
-        self._open_keys.discard(key)
-        if not self._open_keys:
+        if not self._open:
             self._truncate()
         else:
             self._write({"done": key}, key=key, bound=False)
 
     def _write(self, entry: dict[str, Any], *, key: str, bound: bool) -> bool:
-        line = _encode(entry) + b"\n"
-        if bound and self.size + len(line) > self.max_bytes:
+        line = _line(entry)
+        if bound and self.size + len(line) > self.max_bytes and not (self._compact()
+                                                                  and self.size + len(line) <= self.max_bytes):
             log.error("messages.opt_out_spool_full", path=str(self.path), size=self.size, max_bytes=self.max_bytes)
             return False
         try:
@@ -114,7 +119,37 @@ class OptOutSpool:
             return False
         self.size += len(line)
         if bound:
-            self._open_keys.add(key)
+            self._open[key] = line
+        return True
+
+    def _compact(self) -> bool:
+        """Rewrite the file with the pending replies only (no done marks, no recorded replies)."""
+        data = b"".join(self._open.values())
+        temporary = self.path.with_name(self.path.name + ".tmp")
+        fd = -1
+        try:  # the descriptor is the new file's before the rename: no write can go to the old one
+            fd = os.open(temporary, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o640)
+            written = 0
+            while written < len(data):
+                written += os.write(fd, data[written:])
+            os.fsync(fd)
+            os.replace(temporary, self.path)
+        except OSError as exc:
+            log.error("messages.opt_out_spool_compact_failed", path=str(self.path), error=str(exc))
+            if fd >= 0:
+                os.close(fd)
+            temporary.unlink(missing_ok=True)
+            return False
+        os.close(self._fd)
+        self._fd, self.size = fd, len(data)
+        try:
+            directory = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
+        except OSError as exc:
+            log.warning("messages.opt_out_spool_sync_failed", path=str(self.path), error=str(exc))
         return True
 
     def _truncate(self) -> None:

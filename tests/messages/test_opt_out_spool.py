@@ -126,3 +126,15 @@ def test_serve_keeps_the_opt_outs_in_the_audit_spools_directory(tmp_path: Path) 
     spool.close()
     missing = Settings(tenants={}, store=StoreSettings(path=tmp_path / "none" / "gate.sqlite3"))
     assert _opt_out_spool(missing) is None  # logged: kept in memory, not a crash of the chatplan
+
+
+async def test_recorded_replies_are_compacted_away_so_a_steady_trickle_never_fills_the_spool(tmp_path: Path) -> None:
+    spool = OptOutSpool.open(tmp_path, max_bytes=1000)
+    assert spool.append("first", reply(0))  # stays pending throughout: the file is never emptied
+    for n in range(1, 40):  # ~150 bytes a reply, plus a done mark: 40 of them are far past 1000 bytes
+        assert spool.append(f"k{n}", reply(n))
+        spool.done(f"k{n}")
+        assert spool.size <= 1000
+    spool.close()
+    assert [key for key, _ in OptOutSpool.open(tmp_path).pending] == ["first"]
+    assert not (tmp_path / (FILE_NAME + ".tmp")).exists()
