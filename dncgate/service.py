@@ -37,6 +37,8 @@ from dncgate.ivr.agi import ivr_agi_handler, with_ivr
 from dncgate.ivr.esl import ivr_esl_handler, with_esl_ivr
 from dncgate.ivr.runner import IvrContext
 from dncgate.messages.chatplan import ChatplanDoor, run_chatplan
+from dncgate.messages.opt_out_spool import OptOutSpool, SpoolError
+from dncgate.messages.retry import OptOutRetries
 from dncgate.messages.service import MessageService
 from dncgate.messages.smpp.proxy import SmppProxy, SmppProxyConfig
 from dncgate.numbers import warm_up
@@ -226,7 +228,27 @@ async def _chatplan(config: Settings, messages: MessageService, stop: asyncio.Ev
     inbound = InboundConfig(host=chat.host, port=chat.port, events=("MESSAGE",), event_format="plain")
     if chat.password is not None:
         inbound = replace(inbound, password=chat.password)
-    await run_chatplan(ChatplanDoor(messages, tenant=chat.tenant or None), lambda: InboundClient(inbound), stop)
+    spool = _opt_out_spool(config)
+    retries = OptOutRetries(messages, spool=spool)
+    try:
+        await run_chatplan(ChatplanDoor(messages, tenant=chat.tenant or None, retries=retries),
+                           lambda: InboundClient(inbound), stop)
+    finally:
+        if spool is not None:
+            spool.close()
+
+
+def _opt_out_spool(config: Settings) -> OptOutSpool | None:
+    """The chatplan's unrecorded opt-outs, in the audit spool's directory (its lock is this gate's)."""
+    audit = config.audit_spool
+    if audit is None:
+        log.warning("messages.opt_out_spool_disabled", detail="a restart loses the opt-outs not yet recorded")
+        return None
+    try:
+        return OptOutSpool.open(audit.directory)
+    except SpoolError as exc:  # kept in memory meanwhile: retried, lost only to a restart
+        log.error("messages.opt_out_spool_failed", error=str(exc))
+        return None
 
 
 def _smpp_config(config: Settings) -> SmppProxyConfig:

@@ -1,14 +1,19 @@
 """Opt-outs the ledger could not record when their reply came, kept and retried until recorded.
 
 A door that cannot ask its peer to send a reply again (the FreeSWITCH chatplan: the MESSAGE was
-fired as an event, there is nothing to refuse) keeps the reply here: a bounded queue in memory,
-retried in order with the shared backoff, each attempt logged. The reply keeps the time it came
-(``Message.received_at``), so the withdrawal's evidence says when the subscriber opted out.
+fired as an event, there is nothing to refuse) keeps the reply here: a bounded queue, retried in
+order with the shared backoff, each attempt logged. With a spool (``OptOutSpool``, serve's default:
+in the audit spool's directory) each reply is on disk before ``keep`` returns and what an earlier
+process left is queued again at start, so a restart loses none. The reply keeps the time it came
+(``Message.received_at``), so the withdrawal's evidence says when the subscriber opted out. Past
+``max_pending`` replies, or the spool's bytes, a reply is logged ``messages.opt_out_lost`` and
+counted in ``lost``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections import deque
 
 import structlog
@@ -16,6 +21,7 @@ import structlog
 from dncgate.backoff import Backoff
 from dncgate.errors import MessageError
 from dncgate.messages.model import Message
+from dncgate.messages.opt_out_spool import OptOutSpool
 from dncgate.messages.service import MessageService
 from dncgate.store.errors import StoreError
 
@@ -25,14 +31,17 @@ MAX_PENDING_OPT_OUTS = 10_000  # replies waiting for the ledger; past it a reply
 
 class OptOutRetries:
     def __init__(self, service: MessageService, *, max_pending: int = MAX_PENDING_OPT_OUTS,
-                 backoff: Backoff | None = None) -> None:
+                 backoff: Backoff | None = None, spool: OptOutSpool | None = None) -> None:
         self.service = service
         self.max_pending = max_pending
         self.backoff = backoff or Backoff()
-        self._queue: deque[Message] = deque()
+        self.spool = spool
+        self.lost = 0  # replies neither recorded nor kept (queue or spool full)
+        self._queue: deque[tuple[str, Message]] = deque(spool.pending if spool else ())
         self._wake = asyncio.Event()
         self.drained = asyncio.Event()  # set while nothing waits for the ledger
-        self.drained.set()
+        if not self._queue:
+            self.drained.set()
 
     @property
     def pending(self) -> int:
@@ -40,11 +49,14 @@ class OptOutRetries:
 
     def keep(self, message: Message) -> bool:
         """Queue ``message`` (a reply whose opt-out was not recorded); False when the queue is full."""
-        if len(self._queue) >= self.max_pending:
+        key = uuid.uuid4().hex
+        full = len(self._queue) >= self.max_pending
+        if full or (self.spool is not None and not self.spool.append(key, message)):
+            self.lost += 1
             log.error("messages.opt_out_lost", sender=message.sender[:64], recipient=message.recipient[:64],
-                      pending=len(self._queue), reason="queue_full")
+                      pending=len(self._queue), reason="queue_full" if full else "spool_refused", lost=self.lost)
             return False
-        self._queue.append(message)
+        self._queue.append((key, message))
         self.drained.clear()
         self._wake.set()
         log.warning("messages.opt_out_queued", sender=message.sender[:64], recipient=message.recipient[:64],
@@ -59,7 +71,7 @@ class OptOutRetries:
                 self._wake.clear()
                 await _first(self._wake, stop, None)
                 continue
-            message = self._queue[0]
+            key, message = self._queue[0]
             try:
                 await self.service.handle(message, log)
             except StoreError as exc:
@@ -74,6 +86,8 @@ class OptOutRetries:
                 log.info("messages.opt_out_recorded_late", sender=message.sender[:64], attempts=failures + 1)
             failures = 0
             self._queue.popleft()
+            if self.spool is not None:
+                self.spool.done(key)
             if not self._queue:
                 self.drained.set()
 

@@ -346,3 +346,32 @@ def test_a_check_without_an_answer_is_asked_again_a_bounded_number_of_times(env:
             env.lab.set_global("DNCGATE_HTTP", real)
     assert delivered.body == "second"
     assert len(flaky.requests) == 5  # 3 for the first (the bound), 2 for the second
+
+
+def test_with_the_gate_answering_nothing_only_a_listed_service_port_is_forwarded(env: MessageEnv) -> None:
+    """The lab's subroutine passes no purpose (ARG2 empty): with no answer from the gate the
+    message is service only when its From user is one of DNCGATE_SERVICE_PORTS, matched whole
+    (the lab's marketing port is listed here only to have a sender the lab has an endpoint for)."""
+    real = f"http://{LOOPBACK}:{env.gate.http_port}"
+    changed = ("DNCGATE_MESSAGE_ATTEMPTS", "DNCGATE_SERVICE_ON_FAILURE", "DNCGATE_SERVICE_PORTS")
+    before = {name: env.lab.get_global(name) for name in changed}
+    with FlakyGate([503] * 3) as flaky, env.receiver("recipient-6") as recipient:
+        for name, value in (("DNCGATE_HTTP", flaky.url), ("LAB_MSG_UAS_PORT", recipient.port),
+                            ("DNCGATE_MESSAGE_ATTEMPTS", 1), ("DNCGATE_SERVICE_ON_FAILURE", "allow")):
+            env.lab.set_global(name, value)
+        try:
+            # set once: Asterisk runs the dialplan after its 202, so a change between sends races the first
+            env.lab.set_global("DNCGATE_SERVICE_PORTS", f"95588|{SUBSCRIBER[1:-1]}|{PORT}")
+            # the subscriber's number starts with a listed entry, but is not one: not service
+            assert env.send("+12025550150", "Hi from a subscriber", sender=SUBSCRIBER.lstrip("+")) == 0
+            assert flaky.wait_for(1)
+            assert env.send("+12025550151", "Your code is 4711") == 0
+            assert flaky.wait_for(2)
+            assert recipient.wait() == 0
+            [delivered] = recipient.messages()  # the first MESSAGE it took
+        finally:
+            env.lab.set_global("DNCGATE_HTTP", real)
+            for name, value in before.items():
+                env.lab.set_global(name, value)
+    assert delivered.body == "Your code is 4711"
+    assert len(flaky.requests) == 2  # one attempt each: neither was answered
