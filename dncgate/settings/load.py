@@ -214,6 +214,9 @@ def _build(data: dict[str, Any], problems: Problems) -> Settings | None:
     if isinstance(store, StoreSettings) and isinstance(replica, ReplicaSettings) and replica.enabled \
             and store.backend != "redis":
         problems.add(("replica", "enabled"), "the replica follows a Redis store: set [store] backend = \"redis\"")
+    if isinstance(store, StoreSettings) and isinstance(replica, ReplicaSettings):
+        for key, problem in checks.cluster(store, replica):
+            problems.add(key, problem)
     if tenants is None or any(table is None for table in tables.values()):
         return None
     return Settings(tenants=tenants, **tables)  # type: ignore[arg-type]  # none is None (checked above)
