@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from redis.crc import key_slot
 
-from tests.conftest import free_port
+from tests.conftest import free_port, stop_process
 
 LOOPBACK = "127.0.0.1"
 NODES = 6
@@ -182,12 +182,7 @@ class RedisClusterLab:
         for node in self.nodes:
             if node.alive():
                 assert node.process is not None
-                node.process.terminate()
-                try:
-                    node.process.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    node.process.kill()
-                    node.process.wait(timeout=5)
+                stop_process(node.process)
             if node.process is not None and node.process.stderr is not None:
                 node.process.stderr.close()
 
