@@ -6,6 +6,10 @@ figures and stops the server. Not a test: it asserts nothing.
 
     .venv/bin/python bench/store_redis.py                 # 1M and 10M numbers
     .venv/bin/python bench/store_redis.py --sizes 1000000
+    .venv/bin/python -m bench.store_redis --sizes 100000 --cluster   # also on 3 masters + 3 replicas
+
+``--cluster`` runs the lookups again on a Redis Cluster of 6 local redis-servers (the test suite's
+``tests.store.cluster_lab``), side by side with the single server.
 """
 
 from __future__ import annotations
@@ -99,13 +103,48 @@ async def concurrent_facts(store: RedisListStore, probes: list[int], concurrency
           f"(listed {listed:,}/{len(probes):,})")
 
 
+def probes_of(numbers: list[int], lookups: int) -> list[int]:
+    """Half listed numbers, half their unlisted neighbours, shuffled."""
+    probes = random.Random(1).sample(numbers, lookups // 2)
+    probes += [n + 1 for n in random.Random(2).sample(numbers, lookups - len(probes))]
+    random.Random(3).shuffle(probes)
+    return probes
+
+
+async def sequential_facts(store: RedisListStore, probes: list[int], label: str) -> None:
+    """Single caller, nothing else running: the latency a call in the switch sees."""
+    latencies: list[float] = []
+    for number in probes[:5000]:
+        t0 = time.perf_counter()
+        await store.facts("acme", number)
+        latencies.append(time.perf_counter() - t0)
+    latencies.sort()
+    print(f"facts() sequential  p50={percentile(latencies, 0.5) * 1e6:.0f} us  "
+          f"p99={percentile(latencies, 0.99) * 1e6:.0f} us  ({len(latencies) / sum(latencies):,.0f}/s)  {label}")
+
+
+async def bench_cluster(url: str, count: int, lookups: int, concurrency_max: int) -> None:
+    """The lookups of ``bench_size`` on a cluster: each lookup goes to the masters of four slots."""
+    numbers = synthetic_numbers(count)
+    probes = probes_of(numbers, lookups)
+    store = await RedisListStore.connect(RedisSettings(url=url, cluster=True, retire_grace=0.5, max_connections=64))
+    try:
+        started = time.perf_counter()
+        result = await store.replace_list("national", numbers)
+        load_s = time.perf_counter() - started
+        print(f"\n== cluster: {count:,} numbers, load {load_s:.2f} s ({result.loaded / load_s:,.0f} numbers/s)")
+        await sequential_facts(store, probes, "cluster")
+        for concurrency in sorted({16, concurrency_max}):
+            await concurrent_facts(store, probes, concurrency)
+    finally:
+        await store.close()
+
+
 async def bench_size(url: str, count: int, lookups: int, concurrency_max: int) -> None:
     raw = aioredis.Redis.from_url(url)
     await raw.flushall()
     numbers = synthetic_numbers(count)
-    probes = random.Random(1).sample(numbers, lookups // 2)
-    probes += [n + 1 for n in random.Random(2).sample(numbers, lookups - len(probes))]
-    random.Random(3).shuffle(probes)
+    probes = probes_of(numbers, lookups)
 
     store = await RedisListStore.connect(RedisSettings(url=url, retire_grace=0.5, max_connections=64))
     try:
@@ -121,15 +160,7 @@ async def bench_size(url: str, count: int, lookups: int, concurrency_max: int) -
               f"({(after - before) / 2**20:.1f} MiB used_memory delta)")
         print(f"load                {load_s:.2f} s ({result.loaded / load_s:,.0f} numbers/s, incl. sort/dedupe)")
 
-        # Single caller, nothing else running: the latency a call in the switch sees.
-        latencies: list[float] = []
-        for number in probes[:5000]:
-            t0 = time.perf_counter()
-            await store.facts("acme", number)
-            latencies.append(time.perf_counter() - t0)
-        latencies.sort()
-        print(f"facts() sequential  p50={percentile(latencies, 0.5) * 1e6:.0f} us  "
-              f"p99={percentile(latencies, 0.99) * 1e6:.0f} us  ({len(latencies) / sum(latencies):,.0f}/s)")
+        await sequential_facts(store, probes, "single server")
 
         # Many concurrent calls from one process (auto-pipelined over the lookup connection).
         for concurrency in sorted({16, concurrency_max}):
@@ -158,6 +189,7 @@ async def main() -> None:
     parser.add_argument("--sizes", default="1000000,10000000")
     parser.add_argument("--lookups", type=int, default=100_000)
     parser.add_argument("--concurrency", type=int, default=200)
+    parser.add_argument("--cluster", action="store_true", help="also on a local 3+3 Redis Cluster")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="dncgate-bench-") as workdir:
         process, url = start_redis(Path(workdir))
@@ -168,6 +200,15 @@ async def main() -> None:
         finally:
             process.terminate()
             process.wait(timeout=10)
+        if args.cluster:
+            from tests.store.cluster_lab import cluster_lab
+
+            lab = cluster_lab(Path(workdir) / "cluster")
+            try:
+                for size in (int(s) for s in args.sizes.split(",")):
+                    await bench_cluster(lab.url, size, args.lookups, args.concurrency)
+            finally:
+                lab.stop()
 
 
 if __name__ == "__main__":

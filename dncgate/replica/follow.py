@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from redis.asyncio import Redis
 
 from dncgate.consent.ledger import ChainPoint
 from dncgate.consent.model import LedgerEvent
@@ -34,7 +33,7 @@ from dncgate.settings import ReplicaSettings
 from dncgate.store.errors import StoreError, StoreUnavailable
 from dncgate.store.protocol import NATIONAL, list_key
 from dncgate.store.redis import case_keys, ledger_keys
-from dncgate.store.redis.conn import RedisSettings, make_client, redis_errors
+from dncgate.store.redis.conn import Client, RedisSettings, close_client, make_client, redis_errors
 from dncgate.store.redis.keys import ListKeys, Pointer, tenant_tag
 
 log = structlog.get_logger("dncgate.replica")
@@ -87,7 +86,7 @@ class RedisFollower:
     def __init__(self, url: str, settings: ReplicaSettings, tenants: Collection[str], *,
                  clock: Callable[[], float] = time.monotonic, timeout: float = 5.0) -> None:
         self.settings = settings
-        self._client: Redis = make_client(RedisSettings(url=url, socket_timeout=timeout, connect_timeout=timeout,
+        self._client: Client = make_client(RedisSettings(url=url, socket_timeout=timeout, connect_timeout=timeout,
                                                         client_name="dncgate-replica"), admin=True)
         self._clock = clock
         self._wanted = tenants  # a live view (LiveTenants): a tenant a SIGHUP adds is followed from the next poll
@@ -322,8 +321,7 @@ class RedisFollower:
                 await self._task
         for image in self.lists.values():
             image.close()
-        await self._client.aclose()
-        await self._client.connection_pool.disconnect()
+        await close_client(self._client)
 
 
 async def _swallow(writing: asyncio.Future[int]) -> int:

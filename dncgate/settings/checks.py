@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterator, Mapping
 from datetime import date, timedelta
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -34,6 +35,7 @@ from dncgate.settings.schema import (
     Listener,
     NationalSettings,
     ReplicaSettings,
+    StoreSettings,
     SyncSettings,
     TenantSettings,
 )
@@ -301,3 +303,18 @@ def replica(table: ReplicaSettings) -> Found:
     if table.poll_ms * 2 > table.max_lag_ms:
         yield "poll_ms", f"{table.poll_ms} ms: at most half of max_lag_ms ({table.max_lag_ms}), or the replica is " \
                          "always behind and every call takes the round trip"
+
+
+def cluster(store: StoreSettings, replica: ReplicaSettings) -> Iterator[tuple[Key, str]]:
+    """A Redis Cluster needs the Redis backend, and the replica does not follow one."""
+    if not store.cluster:
+        return
+    if store.backend != "redis":
+        yield ("store", "cluster"), "a cluster is a Redis Cluster: set [store] backend = \"redis\" too"
+        return
+    database = urlsplit(store.url).path.strip("/")
+    if database not in ("", "0"):
+        yield ("store", "url"), f"database {database!r}: a Redis Cluster has only database 0"
+    if replica.enabled:
+        yield ("replica", "enabled"), "the replica does not follow a Redis Cluster (its key scan and polls " \
+            "talk to one node): turn [replica] off or point [store] at a single Redis"

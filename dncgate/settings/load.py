@@ -217,6 +217,9 @@ def _build(data: dict[str, Any], problems: Problems) -> Settings | None:
     if isinstance(store, StoreSettings) and store.backend == "redis" and sync is not None and sync.standings_tenant:
         problems.add(("sync", "standings_tenant"), "a carrier's standings are applied to a SQLite store only "
                                                    "(the Redis store does not take them yet)")
+    if isinstance(store, StoreSettings) and isinstance(replica, ReplicaSettings):
+        for key, problem in checks.cluster(store, replica):
+            problems.add(key, problem)
     if tenants is None or any(table is None for table in tables.values()):
         return None
     return Settings(tenants=tenants, **tables)  # type: ignore[arg-type]  # none is None (checked above)

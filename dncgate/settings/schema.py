@@ -64,7 +64,10 @@ class StoreSettings(Table, frozen=True):
 
     backend: Literal["sqlite", "redis"] = "sqlite"  # sqlite: one host; redis: several switches share one list
     path: Path = Path("dncgate.sqlite3")  # the SQLite file (backend sqlite); relative to the working directory
-    url: str = "redis://127.0.0.1:6379/0"  # the Redis server (backend redis)
+    url: str = "redis://127.0.0.1:6379/0"  # the Redis server (backend redis); with cluster, any one node of it
+    # backend redis: url names a node of a Redis Cluster; the store finds the others and routes every
+    # command to the master of its key's slot (no [replica]; README "Redis Cluster")
+    cluster: bool = False
     # deadline of every store call on a call's path (ms); past it the check has failed
     timeout_ms: Annotated[int, Meta(ge=1, le=10_000)] = 250
 

@@ -40,7 +40,7 @@ async def open_store(config: StoreSettings, *, create: bool = False) -> ListStor
 
         timeout = config.timeout_ms / 1000
         return await RedisListStore.connect(
-            RedisSettings(url=config.url, socket_timeout=timeout, connect_timeout=timeout)
+            RedisSettings(url=config.url, cluster=config.cluster, socket_timeout=timeout, connect_timeout=timeout)
         )
     from dncgate.store.sqlite import SqliteListStore
 
@@ -54,7 +54,8 @@ def open_ledger(store: StoreSettings, config: ConsentSettings, *, clock: Clock =
     if store.backend == "redis":
         from dncgate.store.redis.ledger import RedisLedger
 
-        return RedisLedger.connect(store.url, config, clock=clock, timeout=max(store.timeout, 1.0))
+        return RedisLedger.connect(store.url, config, clock=clock, timeout=max(store.timeout, 1.0),
+                                   cluster=store.cluster)
     from dncgate.store.sqlite.ledger import SqliteLedger
 
     return SqliteLedger(store.path, config, clock=clock)
@@ -65,7 +66,7 @@ def open_case_store(store: StoreSettings) -> CaseStore:
     if store.backend == "redis":
         from dncgate.store.redis.cases import RedisCaseStore
 
-        return RedisCaseStore.connect(store.url, timeout=max(store.timeout, 1.0))
+        return RedisCaseStore.connect(store.url, timeout=max(store.timeout, 1.0), cluster=store.cluster)
     from dncgate.store.sqlite.cases import SqliteCaseStore
 
     return SqliteCaseStore(store.path)
@@ -86,7 +87,7 @@ def open_operator_store(store: StoreSettings) -> OperatorStore:
     if store.backend == "redis":
         from dncgate.store.redis.operators import RedisOperatorStore
 
-        return RedisOperatorStore.connect(store.url, timeout=max(store.timeout, 1.0))
+        return RedisOperatorStore.connect(store.url, timeout=max(store.timeout, 1.0), cluster=store.cluster)
     from dncgate.store.sqlite.operators import SqliteOperatorStore
 
     return SqliteOperatorStore(store.path)

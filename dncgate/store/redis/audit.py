@@ -5,11 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from redis.asyncio import Redis
-
 from dncgate.audit_record import AuditRecord
 from dncgate.store.errors import StoreCorrupt
-from dncgate.store.redis.conn import redis_errors
+from dncgate.store.redis.conn import Client, redis_errors
 from dncgate.store.redis.keys import AUDIT
 
 FIELD = b"r"
@@ -60,7 +58,7 @@ return added
 """
 
 
-async def append(client: Redis, records: Sequence[AuditRecord], maxlen: int) -> None:
+async def append(client: Client, records: Sequence[AuditRecord], maxlen: int) -> None:
     """XADD each record whose decision id is not among the last ``DEDUPE_WINDOW`` (one script)."""
     if not records:
         return
@@ -72,7 +70,7 @@ async def append(client: Redis, records: Sequence[AuditRecord], maxlen: int) -> 
         await client.eval(_APPEND, 2, AUDIT, AUDIT_IDS, *args)
 
 
-async def tail(client: Redis, limit: int) -> list[AuditRecord]:
+async def tail(client: Client, limit: int) -> list[AuditRecord]:
     if limit <= 0:
         return []
     with redis_errors("audit tail"):
@@ -80,7 +78,7 @@ async def tail(client: Redis, limit: int) -> list[AuditRecord]:
     return [_decode(entry) for entry in reversed(entries)]
 
 
-async def export(client: Redis, page: int) -> AsyncIterator[AuditRecord]:
+async def export(client: Client, page: int) -> AsyncIterator[AuditRecord]:
     start = b"-"
     while True:
         with redis_errors("audit export"):

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from redis.asyncio import Redis
-
 from dncgate.audit_record import AuditRecord
 from dncgate.store.audit_query import MAX_PAGE, AuditPage, AuditQuery, MinuteCount
 from dncgate.store.redis.audit import MINUTES, _decode, _entries
-from dncgate.store.redis.conn import redis_errors
+from dncgate.store.redis.conn import Client, redis_errors
 from dncgate.store.redis.keys import AUDIT
 
 SCAN = 200_000  # entries one search reads at most
@@ -32,7 +30,7 @@ def matches(query: AuditQuery, record: AuditRecord) -> bool:
             and (not query.until or record.at < query.until))
 
 
-async def search(client: Redis, query: AuditQuery, *, scan: int = SCAN) -> AuditPage:
+async def search(client: Client, query: AuditQuery, *, scan: int = SCAN) -> AuditPage:
     limit = min(max(query.limit, 1), MAX_PAGE)
     found: list[AuditRecord] = []
     start = ("(" + query.before) if query.before else "+"
@@ -55,7 +53,7 @@ async def search(client: Redis, query: AuditQuery, *, scan: int = SCAN) -> Audit
     return AuditPage(found, start.removeprefix("("), scanned_all=False)
 
 
-async def record(client: Redis, decision_id: str, *, scan: int = SCAN) -> AuditRecord | None:
+async def record(client: Client, decision_id: str, *, scan: int = SCAN) -> AuditRecord | None:
     start, read = "+", 0
     while read < scan:
         with redis_errors("audit record"):
@@ -71,7 +69,7 @@ async def record(client: Redis, decision_id: str, *, scan: int = SCAN) -> AuditR
     return None
 
 
-async def minutes(client: Redis, tenants: tuple[str, ...], since: str, now: datetime) -> list[MinuteCount]:
+async def minutes(client: Client, tenants: tuple[str, ...], since: str, now: datetime) -> list[MinuteCount]:
     first = datetime.fromisoformat(since + ":00+00:00")
     names: list[str] = []
     at = first

@@ -12,8 +12,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime
 
-from redis.asyncio import Redis
-
 from dncgate.early_warning.alerts import OriginatorKey
 from dncgate.enforcement.complaints import Complaint
 from dncgate.enforcement.feed_standings import FeedStandings
@@ -21,7 +19,7 @@ from dncgate.enforcement.model import Case, CaseState, Transition, encode_standi
 from dncgate.enforcement.protocol import CaseConflict
 from dncgate.store.errors import StoreUnavailable
 from dncgate.store.redis import case_keys as keys
-from dncgate.store.redis.conn import RedisSettings, make_client, redis_errors
+from dncgate.store.redis.conn import Client, RedisSettings, close_client, make_client, redis_errors
 
 _PAGE = 500
 
@@ -74,15 +72,16 @@ def _ms(at: datetime) -> int:
 class RedisCaseStore:
     """``CaseStore`` on Redis."""
 
-    def __init__(self, client: Redis, *, deadline: float = 5.0) -> None:
+    def __init__(self, client: Client, *, deadline: float = 5.0) -> None:
         self._r = client
         self._deadline = deadline
         self._append = client.register_script(_APPEND)
         self._put = client.register_script(_PUT_COMPLAINT)
 
     @classmethod
-    def connect(cls, url: str, *, timeout: float = 2.0) -> RedisCaseStore:
-        settings = RedisSettings(url=url, socket_timeout=timeout, connect_timeout=timeout, client_name="dncgate-cases")
+    def connect(cls, url: str, *, timeout: float = 2.0, cluster: bool = False) -> RedisCaseStore:
+        settings = RedisSettings(url=url, cluster=cluster, socket_timeout=timeout, connect_timeout=timeout,
+                                 client_name="dncgate-cases")
         return cls(make_client(settings), deadline=timeout * 3)
 
     async def _bounded(self, what: str, operation: object) -> object:
@@ -190,5 +189,4 @@ class RedisCaseStore:
         return [Complaint.from_json(raw) for raw in raws if raw is not None]
 
     async def close(self) -> None:
-        await self._r.aclose()
-        await self._r.connection_pool.disconnect()
+        await close_client(self._r)

@@ -8,14 +8,15 @@ loads, exports and cleanup get a separate pool with patient timeouts.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
+from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ConnectionError, RedisError, ResponseError
 
 from dncgate.settings.schema import StoreSettings
 from dncgate.store.errors import StoreCorrupt, StoreUnavailable
@@ -31,6 +32,7 @@ class RedisSettings:
     """How to reach Redis and how long to wait for it. Defaults suit the call path."""
 
     url: str
+    cluster: bool = False  # url names one node of a Redis Cluster ([store] cluster)
     # Lookup path: every call is bounded by about socket_timeout x (retries + 1) + backoff.
     socket_timeout: float = _STORE.timeout  # [store] timeout_ms's default
     connect_timeout: float = _STORE.timeout
@@ -68,8 +70,22 @@ class RedisSettings:
         return Retry(ExponentialBackoff(cap=self.retry_backoff_cap, base=self.retry_backoff_base), self.retries)
 
 
-def make_client(settings: RedisSettings, *, admin: bool = False) -> Redis:
-    """A client over its own bounded, blocking pool (callers wait up to pool_timeout for a slot)."""
+Client = Redis | RedisCluster  # a single Redis, or a cluster routing each command to its key's master
+
+
+def make_client(settings: RedisSettings, *, admin: bool = False) -> Client:
+    """A client over its own bounded, blocking pool (callers wait up to pool_timeout for a slot); on a
+    cluster, redis-py's cluster client with at most that many connections to each node."""
+    if settings.cluster:
+        return RedisCluster.from_url(
+            settings.url,
+            max_connections=settings.admin_max_connections if admin else settings.max_connections,
+            socket_timeout=settings.admin_socket_timeout if admin else settings.socket_timeout,
+            socket_connect_timeout=settings.connect_timeout,
+            retry=settings.retry_policy(),
+            client_name=settings.client_name,
+            **settings.extra,
+        )
     pool = BlockingConnectionPool.from_url(
         settings.url,
         max_connections=settings.admin_max_connections if admin else settings.max_connections,
@@ -94,3 +110,32 @@ def redis_errors(what: str) -> Iterator[None]:
         raise StoreUnavailable(f"redis {what}: {exc}") from exc
     except (RedisError, OSError, TimeoutError) as exc:
         raise StoreUnavailable(f"redis {what}: {type(exc).__name__}: {exc}") from exc
+
+
+async def close_client(client: Client) -> None:
+    """Close a client and every connection of its pool (or of each node's pool)."""
+    await client.aclose()
+    if isinstance(client, Redis):
+        await client.connection_pool.disconnect()
+
+
+@asynccontextmanager
+async def raw_connection(client: Client, key: str) -> AsyncIterator[AbstractConnection]:
+    """A pooled connection to the server (the master of ``key``'s slot) for packed commands."""
+    if isinstance(client, Redis):
+        pool = client.connection_pool
+        conn = await pool.get_connection()  # type: ignore[no-untyped-call]
+        try:
+            yield conn
+        finally:
+            await pool.release(conn)
+        return
+    await client.initialize()
+    node = client.get_node_from_key(key)
+    if node is None:
+        raise ConnectionError(f"redis cluster: no master known for the slot of {key}")
+    cluster_conn = node.acquire_connection()
+    try:
+        yield cluster_conn
+    finally:
+        node.release(cluster_conn)

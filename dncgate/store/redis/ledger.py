@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
 from dncgate.consent.ledger import ChainPoint, Clock, check_purge, is_upload, purge_record, utc_now
@@ -30,14 +29,14 @@ from dncgate.consent.model import (
 from dncgate.settings import ConsentSettings
 from dncgate.store.errors import StoreUnavailable
 from dncgate.store.redis import ledger_keys as keys
-from dncgate.store.redis.conn import RedisSettings, make_client, redis_errors
+from dncgate.store.redis.conn import Client, RedisSettings, close_client, make_client, redis_errors
 
 _APPEND_ATTEMPTS = 50
 _PAGE = 500
 
 
 class RedisLedger:
-    def __init__(self, client: Redis, config: ConsentSettings, *, clock: Clock = utc_now,
+    def __init__(self, client: Client, config: ConsentSettings, *, clock: Clock = utc_now,
                  deadline: float = 5.0) -> None:
         self._r = client
         self.config = config
@@ -45,8 +44,10 @@ class RedisLedger:
         self._deadline = deadline
 
     @classmethod
-    def connect(cls, url: str, config: ConsentSettings, *, clock: Clock = utc_now, timeout: float = 2.0) -> RedisLedger:
-        settings = RedisSettings(url=url, socket_timeout=timeout, connect_timeout=timeout, client_name="dncgate-ledger")
+    def connect(cls, url: str, config: ConsentSettings, *, clock: Clock = utc_now, timeout: float = 2.0,
+                cluster: bool = False) -> RedisLedger:
+        settings = RedisSettings(url=url, cluster=cluster, socket_timeout=timeout, connect_timeout=timeout,
+                                 client_name="dncgate-ledger")
         return cls(make_client(settings), config, clock=clock, deadline=timeout * 3)
 
     async def append(self, event: LedgerEvent) -> LedgerEvent:
@@ -170,8 +171,7 @@ class RedisLedger:
         return [LedgerEvent.from_json(r) for r in raw]
 
     async def close(self) -> None:
-        await self._r.aclose()
-        await self._r.connection_pool.disconnect()
+        await close_client(self._r)
 
 
 def _text(value: bytes | str) -> str:

@@ -26,7 +26,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from datetime import UTC, datetime
 
 import structlog
-from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from dncgate.audit_record import AuditRecord
@@ -48,16 +47,19 @@ from dncgate.store.protocol import (
 )
 from dncgate.store.redis import audit as audit_log
 from dncgate.store.redis import audit_search, case_keys, ledger_keys
+from dncgate.store.redis.cluster import lookup_channel
 from dncgate.store.redis.conn import (
     RECOMMENDED_INTSET_ENTRIES,
     REDIS_DEFAULT_INTSET_ENTRIES,
+    Client,
     RedisSettings,
+    close_client,
     make_client,
     redis_errors,
 )
 from dncgate.store.redis.keys import LISTS, ListKeys, Pointer, now_ms
 from dncgate.store.redis.load import Built, Loader, distinct_sorted, text
-from dncgate.store.redis.mux import Command, Multiplexer, pack
+from dncgate.store.redis.mux import Command
 
 __all__ = ["RedisListStore", "RedisSettings"]
 
@@ -71,7 +73,7 @@ class RedisListStore:
     """``ListStore`` on Redis. Build with ``await RedisListStore.connect(RedisSettings(url=...))``."""
 
     def __init__(
-        self, settings: RedisSettings, client: Redis, admin: Redis, *, clock_ms: Callable[[], int] = now_ms,
+        self, settings: RedisSettings, client: Client, admin: Client, *, clock_ms: Callable[[], int] = now_ms,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         """``clock_ms`` stamps heartbeats and retirements, ``sleep`` waits out ``retire_grace``:
@@ -79,11 +81,8 @@ class RedisListStore:
         self._settings = settings
         self._sleep = sleep
         self._client = client  # short timeouts: ping, audit appends
-        # Lookups: one auto-pipelined connection shared by all concurrent facts() calls.
-        self._mux = Multiplexer(
-            settings.url, connect_timeout=settings.connect_timeout, reply_timeout=settings.socket_timeout,
-            retry=settings.retry_policy(), client_name=settings.client_name,
-        )
+        # Lookups: one auto-pipelined connection (to each cluster master) shared by all facts() calls.
+        self._channel = lookup_channel(settings)
         self._admin = admin  # loads, cleanup, stats, audit export: patient timeouts
         self._loader = Loader(admin, settings, settings.intset_entries or REDIS_DEFAULT_INTSET_ENTRIES,
                               clock_ms=clock_ms)
@@ -188,7 +187,7 @@ class RedisListStore:
         commands.append(("HMGET", prefs, "declined", ledger_keys.block_field(entity)))
         commands.append(("HMGET", case_keys.standing(tenant), *originators) if originators else ("ECHO", ""))
         with redis_errors("facts"):
-            replies = await self._mux.execute(pack(*commands), len(commands))
+            replies = await self._channel.run(commands)
         for reply in replies:
             if isinstance(reply, ResponseError):
                 with redis_errors("facts"):
@@ -401,11 +400,10 @@ class RedisListStore:
             log.info("store.redis.cleanup_deferred", pending=len(self._cleanups),
                      advice="the next load of each list frees its retired versions")
             await asyncio.gather(*self._cleanups, return_exceptions=True)
-        await self._mux.close()
+        await self._channel.close()
         for client in (self._client, self._admin):
             try:
-                await client.aclose()
-                await client.connection_pool.disconnect()
+                await close_client(client)
             except Exception as exc:  # noqa: BLE001 -- closing must not fail the caller
                 log.warning("store.redis.close_failed", error=str(exc))
 

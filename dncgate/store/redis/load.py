@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import structlog
-from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
 from dncgate.clock import now_iso
@@ -23,7 +22,7 @@ from dncgate.store.distinct import SortedDistinct, sorted_distinct
 from dncgate.store.errors import StoreCorrupt, StoreUnavailable
 from dncgate.store.protocol import Progress
 from dncgate.store.redis.blocks import BlockEstimate, choose_k, iter_blocks, members_of
-from dncgate.store.redis.conn import RedisSettings, redis_errors
+from dncgate.store.redis.conn import Client, RedisSettings, raw_connection, redis_errors
 from dncgate.store.redis.keys import LISTS, ListKeys, Pointer, now_ms
 from dncgate.store.redis.mux import Command, pack
 
@@ -83,7 +82,7 @@ class Built:
 
 class Loader:
     def __init__(
-        self, client: Redis, settings: RedisSettings, intset_entries: int, *, clock_ms: Callable[[], int] = now_ms,
+        self, client: Client, settings: RedisSettings, intset_entries: int, *, clock_ms: Callable[[], int] = now_ms,
     ) -> None:
         self._client = client
         self._settings = settings
@@ -179,18 +178,15 @@ class Loader:
         heartbeat = ("HSET", keys.versions, version, f"building:{self._now_ms()}")
         payload = b"".join((pack(*head), *commands, pack(heartbeat)))
         replies = len(head) + len(commands) + 1
-        pool = self._client.connection_pool
         with redis_errors("load batch"):
-            conn = await pool.get_connection()  # type: ignore[no-untyped-call]
-            try:
-                await conn.send_packed_command(payload, check_health=False)
-                for _ in range(replies):
-                    await conn.read_response()  # raises the first error reply
-            except BaseException:
-                await conn.disconnect()  # replies may be left unread: the connection is not reusable
-                raise
-            finally:
-                await pool.release(conn)
+            async with raw_connection(self._client, keys.blocks(version)) as conn:
+                try:
+                    await conn.send_packed_command(payload, check_health=False)
+                    for _ in range(replies):
+                        await conn.read_response()  # raises the first error reply
+                except BaseException:
+                    await conn.disconnect()  # replies may be left unread: the connection is not reusable
+                    raise
         return count
 
     async def _flip(self, keys: ListKeys, pointer: Pointer) -> Pointer | None:

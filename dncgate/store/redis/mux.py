@@ -18,6 +18,7 @@ import asyncio
 import builtins
 import ssl
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,9 +56,13 @@ class _Protocol(asyncio.Protocol):
 
 class Multiplexer:
     def __init__(
-        self, url: str, *, connect_timeout: float, reply_timeout: float, retry: Retry, client_name: str
+        self, url: str, *, connect_timeout: float, reply_timeout: float, retry: Retry, client_name: str,
+        address: tuple[str, int] | None = None,
     ) -> None:
+        """``address``: this host and port instead of the URL's (a cluster node; credentials from the URL)."""
         self._params = parse_url(url)
+        if address is not None:
+            self._params["host"], self._params["port"] = address
         self._connect_timeout = connect_timeout
         self._reply_timeout = reply_timeout
         self._retry = retry
@@ -73,6 +78,10 @@ class Multiplexer:
         self._out: list[bytes] = []
         self._flush_handle: asyncio.Handle | None = None
         self._watchdog: asyncio.TimerHandle | None = None
+
+    async def run(self, commands: Sequence[Command]) -> list[Any]:
+        """Send ``commands``, return their replies (errors as values)."""
+        return await self.execute(pack(*commands), len(commands))
 
     async def execute(self, packed: bytes, expected: int) -> list[Any]:
         """Send pre-packed commands, return their ``expected`` replies (errors as values)."""

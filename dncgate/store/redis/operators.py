@@ -6,11 +6,9 @@ import asyncio
 from collections.abc import Awaitable
 from typing import TypeVar
 
-from redis.asyncio import Redis
-
 from dncgate.operators import Operator
 from dncgate.store.errors import StoreCorrupt, StoreUnavailable
-from dncgate.store.redis.conn import RedisSettings, make_client, redis_errors
+from dncgate.store.redis.conn import Client, RedisSettings, close_client, make_client, redis_errors
 
 OPERATORS = "dnc:{console}:operators"
 _T = TypeVar("_T")
@@ -19,13 +17,13 @@ _T = TypeVar("_T")
 class RedisOperatorStore:
     """``OperatorStore`` on Redis."""
 
-    def __init__(self, client: Redis, *, deadline: float = 5.0) -> None:
+    def __init__(self, client: Client, *, deadline: float = 5.0) -> None:
         self._r = client
         self._deadline = deadline
 
     @classmethod
-    def connect(cls, url: str, *, timeout: float = 2.0) -> RedisOperatorStore:
-        settings = RedisSettings(url=url, socket_timeout=timeout, connect_timeout=timeout,
+    def connect(cls, url: str, *, timeout: float = 2.0, cluster: bool = False) -> RedisOperatorStore:
+        settings = RedisSettings(url=url, cluster=cluster, socket_timeout=timeout, connect_timeout=timeout,
                                  client_name="dncgate-operators")
         return cls(make_client(settings), deadline=timeout * 3)
 
@@ -53,8 +51,7 @@ class RedisOperatorStore:
         return sorted((_decode(raw) for raw in raws.values()), key=lambda o: o.name)
 
     async def close(self) -> None:
-        await self._r.aclose()
-        await self._r.connection_pool.disconnect()
+        await close_client(self._r)
 
 
 def _decode(raw: object) -> Operator:
