@@ -210,6 +210,11 @@ def _build(data: dict[str, Any], problems: Problems) -> Settings | None:
     if isinstance(store, StoreSettings) and isinstance(replica, ReplicaSettings) and replica.enabled \
             and store.backend != "redis":
         problems.add(("replica", "enabled"), "the replica follows a Redis store: set [store] backend = \"redis\"")
+    warning = tables["early_warning"]
+    if isinstance(store, StoreSettings) and isinstance(warning, EarlyWarningSettings) and \
+            warning.transport == "redis" and store.backend != "redis":
+        problems.add(("early_warning", "transport"), "the streams are on the store's Redis: set [store] backend = "
+                                                     "\"redis\"")
     if tenants is None or any(table is None for table in tables.values()):
         return None
     return Settings(tenants=tenants, **tables)  # type: ignore[arg-type]  # none is None (checked above)
