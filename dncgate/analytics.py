@@ -236,16 +236,20 @@ class EarlyWarning:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         try:
             async with asyncio.timeout(timeout):
-                if self.shared is not None:
-                    await self.shared.close()  # its last checkpoint may raise alerts: delivered next
-                else:
-                    await self.checkpoint()
+                await self._last_checkpoint()  # it may raise alerts: delivered next
                 while not self._alerts.empty():
                     await self.deliver(self._alerts.get_nowait())
                     self._alerts.task_done()
         except TimeoutError:
             log.warning("early_warning.close_timeout", queued=self._alerts.qsize(), timeout_s=timeout)
-        except (DncgateError, OSError) as exc:
-            log.error("early_warning.last_checkpoint_failed", error=str(exc))
         finally:
             await self.store.close()
+
+    async def _last_checkpoint(self) -> None:
+        try:
+            if self.shared is not None:
+                await self.shared.close()
+            else:
+                await self.checkpoint()
+        except (DncgateError, OSError) as exc:
+            log.error("early_warning.last_checkpoint_failed", error=str(exc))

@@ -345,6 +345,10 @@ class Analyser:
             self._evaluate(known, originator, state, moment)
         return state.dump()
 
+    def holds(self, tenant: str, originator: str) -> bool:
+        known = self._tenants.get(tenant)
+        return known is not None and originator in known.states
+
     def drop(self, which: Callable[[str, str], bool]) -> int:
         """Forget the states of every (tenant, originator) ``which`` names (another analyser holds them now)."""
         dropped = 0

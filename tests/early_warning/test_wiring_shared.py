@@ -1,7 +1,8 @@
 """``transport = "redis"`` wired as serve wires it: two gates, each with its early warning started,
 a blaster whose calls are split over both (neither gate decides enough of them for the rule), its
 alert raised by the analyser that holds its partition and handed to enforcement (a case on the
-shared Redis case store)."""
+shared Redis case store); and ``serve`` itself running it on the store's Redis, its last checkpoint
+left there for the partition's next holder."""
 
 from __future__ import annotations
 
@@ -15,11 +16,15 @@ from dncgate.enforcement.model import CaseState
 from dncgate.events import CallEventStream
 from dncgate.gate import CheckRequest, Gate
 from dncgate.model import Originator, Reason
+from dncgate.settings import load
 from dncgate.settings.early_warning import EarlyWarningSettings, StreamSettings
 from dncgate.settings.enforcement import EnforcementSettings
 from dncgate.store.redis.cases import RedisCaseStore
+from dncgate.store.redis.fact_stream import FactStreams
 from dncgate.store.sqlite import SqliteListStore
-from tests.conftest import RedisServer
+from dncgate.store.sqlite.early_warning import SqliteEarlyWarningStore
+from tests.conftest import TEST_STORE_TIMEOUT_MS, RedisServer, serving
+from tests.early_warning.test_settings_store import write
 from tests.early_warning.test_wiring import BLASTER, LISTED, LOG, NOON, TENANTS
 from tests.enforcement.conftest import Clock
 from tests.polls import poll_until
@@ -76,3 +81,48 @@ async def test_two_gates_feed_one_view_and_its_alert_opens_the_case(tmp_path: Pa
         await cases.close()
         await audit.close()
         await store.close()
+
+
+async def test_serve_runs_the_shared_early_warning_on_the_store_redis(tmp_path: Path,
+                                                                        redis_server: RedisServer) -> None:
+    redis_server.flush()
+    path = write(tmp_path, f"""
+[audit]
+spool_dir = "{tmp_path / 'spool'}"
+[store]
+backend = "redis"
+url = "{redis_server.url}"
+timeout_ms = {TEST_STORE_TIMEOUT_MS}
+[agi]
+enabled = false
+[esl]
+enabled = false
+[http]
+enabled = false
+[tenants.acme]
+region = "CN"
+[early_warning]
+enabled = true
+transport = "redis"
+path = "{tmp_path / 'ew.sqlite3'}"
+checkpoint_interval_s = 1
+[early_warning.stream]
+partitions = 2
+""")
+    async with serving(load(path, environ={}), lists={"national": LISTED}) as running:
+        watching = running.early_warning
+        assert watching is not None
+        assert watching.shared is not None
+        for i in range(8):
+            await running.gate.check(CheckRequest(f"+{8613900000000 + 2 * i}", "test", tenant="acme",
+                                                  purpose="marketing", originator=Originator(account="blaster")), LOG)
+        await poll_until(lambda: watching.delivered >= 1, "the alert booked")
+    book = SqliteEarlyWarningStore(tmp_path / "ew.sqlite3")
+    streams = FactStreams.connect(redis_server.url, partitions=2, maxlen=100)
+    try:
+        assert {a.rule for a, _ in await book.alerts("acme")} == {"refused"}
+        saved = [name for p in range(2) async for name, _, _ in streams.states(p)]
+        assert saved == [b"acme\x1fblaster"]  # the checkpoint the partition's next holder starts from
+    finally:
+        await book.close()
+        await streams.close()

@@ -90,6 +90,8 @@ class PartitionConsumer:
             for partition in sorted(self.held):
                 if not await self.streams.hold(partition, self.name, now, until, take=False):
                     self._lose(partition, "lease taken over")
+                elif partition not in self._grouped:
+                    await self._group(partition)
             for partition in sorted(self.held, reverse=True)[:max(len(self.held) - share, 0)]:
                 await self._hand_back(partition)
             for partition in range(self.streams.partitions):
@@ -99,10 +101,13 @@ class PartitionConsumer:
                         await self.streams.hold(partition, self.name, now, until, take=True):
                     await self._take(partition)
 
+    async def _group(self, partition: int) -> None:
+        await self.streams.ensure_group(partition)
+        self._grouped.add(partition)
+
     async def _take(self, partition: int) -> None:
         if partition not in self._grouped:
-            await self.streams.ensure_group(partition)
-            self._grouped.add(partition)
+            await self._group(partition)
         self.held[partition] = _Held()
         restored = 0
         try:
@@ -236,12 +241,17 @@ class PartitionConsumer:
             held.dirty |= dirty
             raise
         await self.streams.forget(partition, int(now) - IDLE_S)
+        if len(self._marks) > self.analyser.max_originators:  # states evicted meanwhile
+            for key in [k for k in self._marks if not self.analyser.holds(*k)]:
+                del self._marks[key]
         return len(rows)
 
     # -- running -------------------------------------------------------------------------------------
 
     async def run(self, block_ms: int = 500) -> None:
-        """Balance every third of the lease and apply what comes, until cancelled; Redis down: retry."""
+        """Balance every third of the lease and apply what comes, until cancelled. Redis failing:
+        logged, tried again after a pause that doubles up to a third of the lease, balanced first."""
+        failures = 0
         while True:
             try:
                 if self._now_ms() - self._balanced_ms >= self.lease_ms // 3:
@@ -250,10 +260,14 @@ class PartitionConsumer:
                         await self.sweep(partition, 4 * self.lease_ms)  # read by a holder that lost it
                 if not await self.poll(block_ms) and not self.held:
                     await asyncio.sleep(block_ms / 1000)
+                failures = 0
             except DncgateError as exc:
+                failures += 1
                 log.error("early_warning.stream_failed", analyser=self.name, error=str(exc),
-                          error_type=type(exc).__name__)
-                await asyncio.sleep(block_ms / 1000)
+                          error_type=type(exc).__name__, failures=failures)
+                self._grouped.clear()  # a Redis that restarted empty has no group
+                self._balanced_ms = -self.lease_ms
+                await asyncio.sleep(min(block_ms / 1000 * 2 ** min(failures, 10), self.lease_ms / 3000))
 
     async def close(self) -> None:
         """Checkpoint and hand back every partition, and leave the group."""
