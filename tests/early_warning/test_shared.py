@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import pytest
+from redis.asyncio import Redis
 
 from dncgate.early_warning.alerts import Alert
 from dncgate.early_warning.analyser import Analyser, Watch
@@ -19,7 +20,7 @@ from dncgate.errors import DncgateError
 from dncgate.store.errors import StoreUnavailable
 from dncgate.store.redis.fact_consumer import PartitionConsumer
 from dncgate.store.redis.fact_producer import FactProducer
-from dncgate.store.redis.fact_stream import FactStreams
+from dncgate.store.redis.fact_stream import FactStreams, facts_key
 from tests.conftest import RedisServer, free_port
 from tests.enforcement.conftest import T0, Clock
 
@@ -195,6 +196,42 @@ async def test_an_analyser_that_dies_has_its_pending_entries_claimed_and_nothing
     assert b.consumer.skipped == 0
     await b.consumer.commit()
     assert await b.drain() == 0
+
+
+async def test_a_stalled_analyser_loses_its_partitions_and_its_late_checkpoint_is_refused(group: Group) -> None:
+    a, b = group.analysing("a"), group.analysing("b")
+    await a.consumer.balance()  # a alone: every partition
+    at = group.clock.at.timestamp()
+    await every_originator(group.producer(), at, 4)
+    assert await a.drain() > 0  # applied, not saved: then a stalls past its lease
+    group.clock.advance(seconds=LEASE + 1)
+    await b.consumer.balance()
+    assert len(b.consumer.held) == PARTITIONS
+    assert await a.consumer.commit() == 0  # the lease is b's: a's states are not written, a forgets them
+    assert not a.consumer.held
+    assert a.analyser.originators() == 0
+    assert b.counts(at + 60) == dict.fromkeys(ORIGINATORS, 4)  # a's pending entries, claimed by b
+    await a.consumer.balance()  # a is back: its share once b hands over the surplus
+    await b.consumer.balance()
+    await a.consumer.balance()
+    assert len(a.consumer.held) == len(b.consumer.held) == PARTITIONS // 2
+    assert b.analyser.originators() + a.analyser.originators() == len(ORIGINATORS)  # b's checkpoint, a reads it
+    assert a.counts(at + 60) | b.counts(at + 60) == dict.fromkeys(ORIGINATORS, 4)
+
+
+async def test_each_stream_is_trimmed_to_about_maxlen(group: Group, redis_server: RedisServer) -> None:
+    streams = FactStreams.connect(group.url, partitions=1, maxlen=100)
+    gate = FactProducer(streams, WATCHES, queue=10_000, batch=1, flush_interval=0.05)
+    try:
+        send(gate, "acct", group.clock.at.timestamp(), 2000)
+        assert await gate.flush() == 2000
+        client = Redis.from_url(redis_server.url)
+        try:
+            assert 100 <= await client.xlen(facts_key("0")) < 300  # MAXLEN ~: whole nodes of entries
+        finally:
+            await client.aclose()
+    finally:
+        await streams.close()
 
 
 class DiesBeforeAcknowledging(FactStreams):

@@ -136,10 +136,13 @@ class PartitionConsumer:
                 break
         return claimed
 
-    async def _hand_back(self, partition: int) -> None:
-        if await self._commit(partition) is not None:
-            await self.streams.release(partition, self.name)
-            self._lose(partition, "handed back")
+    async def _hand_back(self, partition: int) -> bool:
+        """Checkpoint the partition and release it; False: its lease was lost meanwhile."""
+        if await self._commit(partition) is None:
+            return False
+        await self.streams.release(partition, self.name)
+        self._lose(partition, "handed back")
+        return True
 
     def _lose(self, partition: int, why: str) -> None:
         """Forget the partition's states: what they took since the checkpoint is pending, its next holder applies it."""
@@ -270,9 +273,8 @@ class PartitionConsumer:
                 await asyncio.sleep(min(block_ms / 1000 * 2 ** min(failures, 10), self.lease_ms / 3000))
 
     async def close(self) -> None:
-        """Checkpoint and hand back every partition, and leave the group."""
+        """Checkpoint and hand back every partition, and leave the group (this analyser is deleted
+        from the groups of the partitions it handed back: nothing of it is pending there)."""
         async with self._lock:
-            partitions = sorted(self.held)
-            for partition in partitions:
-                await self._hand_back(partition)
-            await self.streams.leave(self.name, partitions)
+            handed = [partition for partition in sorted(self.held) if await self._hand_back(partition)]
+            await self.streams.leave(self.name, handed)
