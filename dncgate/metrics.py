@@ -75,6 +75,22 @@ class Replica(Protocol):
     def changes_applied(self) -> int: ...
 
 
+class SharedFacts(Protocol):
+    """What the metrics read of the shared early warning (``dncgate.analytics.Shared``)."""
+
+    @property
+    def sent(self) -> int: ...
+
+    @property
+    def dropped(self) -> int: ...
+
+    @property
+    def applied(self) -> int: ...
+
+    @property
+    def partitions_held(self) -> int: ...
+
+
 class GateMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -136,6 +152,9 @@ class GateMetrics:
     def watch_replica(self, replica: Replica) -> None:
         self._watched.replica = replica
 
+    def watch_facts(self, shared: SharedFacts) -> None:
+        self._watched.facts = shared
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
@@ -147,6 +166,7 @@ class _Watched(Collector):
         self.doors: dict[str, Door] = {}
         self.audit: AuditBacklog | None = None
         self.replica: Replica | None = None
+        self.facts: SharedFacts | None = None
 
     def collect(self) -> Iterable[Metric]:
         up = GaugeMetricFamily("dncgate_door_up", "1 while the door accepts connections", labels=["door"])
@@ -174,6 +194,8 @@ class _Watched(Collector):
             found += [backlog, written, lost]
         if self.replica is not None:
             found += _replica_metrics(self.replica)
+        if self.facts is not None:
+            found += _facts_metrics(self.facts)
         return found
 
     def describe(self) -> Iterable[Metric]:
@@ -194,3 +216,18 @@ def _replica_metrics(replica: Replica) -> list[Metric]:
     applied = CounterMetricFamily("dncgate_replica_changes_applied", "List edits and ledger records applied")
     applied.add_metric([], replica.changes_applied)
     return [answers, age, applied]
+
+
+def _facts_metrics(shared: SharedFacts) -> list[Metric]:
+    sent = CounterMetricFamily("dncgate_early_warning_facts_sent", "Call facts this gate sent to the shared streams")
+    sent.add_metric([], shared.sent)
+    dropped = CounterMetricFamily("dncgate_early_warning_facts_dropped",
+                                  "Call facts this gate dropped (buffer full, Redis failing or late; in an "
+                                  "early_warning.facts_dropped or facts_not_sent log line)")
+    dropped.add_metric([], shared.dropped)
+    applied = CounterMetricFamily("dncgate_early_warning_facts_applied",
+                                  "Call facts this analyser counted, from every gate, for the partitions it held")
+    applied.add_metric([], shared.applied)
+    held = GaugeMetricFamily("dncgate_early_warning_partitions_held", "Stream partitions this analyser holds now")
+    held.add_metric([], shared.partitions_held)
+    return [sent, dropped, applied, held]

@@ -114,6 +114,8 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
                 watching = running.early_warning = await EarlyWarning.open(
                     config.early_warning, config.tenants, default_tenant=gate.default_tenant,
                     redis_url=config.store.url if config.early_warning.transport == "redis" else None)
+                if watching.shared is not None:
+                    metrics.watch_facts(watching.shared)
             if config.enforcement.enabled:
                 desk, enforcing = await _start_enforcement(config, app.store, running, clock,
                                                            watching.store if watching else None)

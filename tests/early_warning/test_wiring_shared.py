@@ -15,6 +15,7 @@ from dncgate.enforcement.desk import desk_of
 from dncgate.enforcement.model import CaseState
 from dncgate.events import CallEventStream
 from dncgate.gate import CheckRequest, Gate
+from dncgate.metrics import GateMetrics
 from dncgate.model import Originator, Reason
 from dncgate.settings import load
 from dncgate.settings.early_warning import EarlyWarningSettings, StreamSettings
@@ -67,6 +68,11 @@ async def test_two_gates_feed_one_view_and_its_alert_opens_the_case(tmp_path: Pa
         holder = next(w for w in watchers if w.delivered)
         assert holder.shared is not None
         assert holder.shared.consumer.applied == 10  # both gates' calls, in one view
+        metrics = GateMetrics()
+        metrics.watch_facts(holder.shared)
+        scraped = metrics.render().decode()
+        assert "dncgate_early_warning_facts_applied_total 10.0" in scraped
+        assert "dncgate_early_warning_facts_dropped_total 0.0" in scraped
         booked = [a for a, _ in await holder.store.alerts("acme")]
         assert {(a.originator, a.rule) for a in booked} == {(BLASTER, "refused")}
         assert booked[0].figures["attempts_1h"] >= 6
