@@ -219,6 +219,18 @@ async def test_a_stalled_analyser_loses_its_partitions_and_its_late_checkpoint_i
     assert a.counts(at + 60) | b.counts(at + 60) == dict.fromkeys(ORIGINATORS, 4)
 
 
+async def test_nothing_is_read_on_a_lease_about_to_lapse(group: Group) -> None:
+    a = group.analysing("a")
+    await a.consumer.balance()
+    at = group.clock.at.timestamp()
+    await every_originator(group.producer(), at, 2)
+    group.clock.advance(seconds=LEASE - 1)  # less left than a read may take: its entries could be claimed
+    assert await a.consumer.poll() == 0
+    await a.consumer.balance()  # renewed
+    assert await a.drain() > 0
+    assert a.counts(at + 60) == dict.fromkeys(ORIGINATORS, 2)
+
+
 async def test_each_stream_is_trimmed_to_about_maxlen(group: Group, redis_server: RedisServer) -> None:
     streams = FactStreams.connect(group.url, partitions=1, maxlen=100)
     gate = FactProducer(streams, WATCHES, queue=10_000, batch=1, flush_interval=0.05)

@@ -65,6 +65,7 @@ class PartitionConsumer:
         self.streams, self.analyser, self.name = streams, analyser, name
         self.lease_ms, self.batch, self._clock = int(lease * 1000), batch, clock
         self.held: dict[int, _Held] = {}
+        self._until: dict[int, int] = {}  # each partition's lease, as last renewed (ms)
         self._marks: dict[Key, Mark] = {}
         self._grouped: set[int] = set()
         self._lock = asyncio.Lock()
@@ -90,7 +91,9 @@ class PartitionConsumer:
             for partition in sorted(self.held):
                 if not await self.streams.hold(partition, self.name, now, until, take=False):
                     self._lose(partition, "lease taken over")
-                elif partition not in self._grouped:
+                    continue
+                self._until[partition] = until
+                if partition not in self._grouped:
                     await self._group(partition)
             for partition in sorted(self.held, reverse=True)[:max(len(self.held) - share, 0)]:
                 await self._hand_back(partition)
@@ -99,6 +102,7 @@ class PartitionConsumer:
                     break
                 if partition not in self.held and \
                         await self.streams.hold(partition, self.name, now, until, take=True):
+                    self._until[partition] = until
                     await self._take(partition)
 
     async def _group(self, partition: int) -> None:
@@ -147,6 +151,7 @@ class PartitionConsumer:
     def _lose(self, partition: int, why: str) -> None:
         """Forget the partition's states: what they took since the checkpoint is pending, its next holder applies it."""
         held = self.held.pop(partition, None)
+        self._until.pop(partition, None)
         dropped = self.analyser.drop(lambda tenant, originator: self._partition((tenant, originator)) == partition)
         for key in [k for k in self._marks if self._partition(k) == partition]:
             del self._marks[key]
@@ -156,10 +161,13 @@ class PartitionConsumer:
     # -- facts ---------------------------------------------------------------------------------------
 
     async def poll(self, block_ms: int | None = None) -> int:
-        """Read and apply the new entries of the partitions held; how many entries."""
-        if not self.held:
+        """Read and apply the new entries of the partitions held; how many entries. A partition is
+        read only while its lease outlasts the read (so nothing is read past the lease, when a next
+        holder could have claimed the pending entries already)."""
+        ready = self._readable(block_ms)
+        if not ready:
             return 0
-        read = await self.streams.read(self.name, sorted(self.held), self.batch, block_ms)
+        read = await self.streams.read(self.name, ready, self.batch, block_ms)
         count = 0
         for partition, entries in read:
             if partition not in self.held:  # lost while reading: pending, its next holder claims them
@@ -168,6 +176,10 @@ class PartitionConsumer:
                 self._apply(partition, entry)
             count += len(entries)
         return count
+
+    def _readable(self, block_ms: int | None) -> list[int]:
+        latest = self._now_ms() + (block_ms or 0) + int(self.streams.deadline * 1000)
+        return [partition for partition in sorted(self.held) if self._until.get(partition, 0) > latest]
 
     def _apply(self, partition: int, entry: Entry) -> None:
         entry_id, raw = entry
@@ -261,8 +273,10 @@ class PartitionConsumer:
                     await self.balance()
                     for partition in sorted(self.held):
                         await self.sweep(partition, 4 * self.lease_ms)  # read by a holder that lost it
-                if not await self.poll(block_ms) and not self.held:
-                    await asyncio.sleep(block_ms / 1000)
+                if self._readable(block_ms):
+                    await self.poll(block_ms)  # waits up to block_ms for an entry
+                else:
+                    await asyncio.sleep(block_ms / 1000)  # nothing held (or no lease that outlasts a read)
                 failures = 0
             except DncgateError as exc:
                 failures += 1
