@@ -11,7 +11,9 @@ at a time, by a lease (``lease_s``) its holder renews every third of it:
 - taking a partition: its checkpoint is read (each originator's state and the ID of the last entry
   it includes), then every entry pending in the group (read by the analyser that held it before,
   not acknowledged) is claimed (XAUTOCLAIM) and applied, before new entries are read;
-- ``poll``: new entries of the partitions held (XREADGROUP, ``batch`` at a time), applied;
+- ``poll``: new entries of the partitions held (XREADGROUP, ``batch`` at a time), applied; a
+  partition is read only while its lease outlasts the read, so whatever this analyser read is
+  pending for it when a next holder takes the partition over (and claims it);
 - ``commit`` (every ``checkpoint_interval_s`` and before a partition is handed back): the states
   that changed are written while the lease is still this analyser's (a script checks it), then the
   entries applied are acknowledged (XACK).
