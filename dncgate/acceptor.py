@@ -19,6 +19,10 @@ With ``tls``, each connection's handshake runs in a task of its own, bounded by
 
 ``Acceptor`` is an ``asyncio.AbstractServer`` (``close``, ``wait_closed``, ``sockets``), so an
 aiohttp site can hold it.
+
+Under ``serve --workers N`` (``dncgate.supervisor``) the supervisor binds each door's sockets once
+(:func:`bind_listeners`) and its workers inherit them: ``DNCGATE_LISTEN_FDS`` names the descriptors
+per door (``agi=3,4;http=5``), and an acceptor of that name accepts on them instead of binding.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import os
 import socket
 import ssl
 import time
@@ -36,13 +41,15 @@ import structlog
 
 from dncgate.backoff import Backoff
 
-__all__ = ["RESOURCE_ERRNOS", "Acceptor", "ProtocolFactory"]
+__all__ = ["LISTEN_FDS_ENV", "RESOURCE_ERRNOS", "Acceptor", "ProtocolFactory", "bind_listeners",
+           "inherited_listeners", "listen_fds_value"]
 
 ProtocolFactory = Callable[[], asyncio.BaseProtocol]
 RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 # A connection that went away between the kernel's accept queue and accept(): try the next.
 _GONE_ERRNOS = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.ECONNRESET, errno.EPERM})
 ACCEPT_BACKOFF = Backoff(initial=0.05, maximum=2.0)
+LISTEN_FDS_ENV = "DNCGATE_LISTEN_FDS"  # a worker's inherited listening descriptors, per door
 
 
 class Acceptor(asyncio.AbstractServer):
@@ -71,6 +78,8 @@ class Acceptor(asyncio.AbstractServer):
         self._sockets: list[socket.socket] = []
         self._bound_port: int | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._readable: set[asyncio.Future[None]] = set()  # what the accept loops wait on
+        self._closed = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
         self._serving = False
@@ -101,7 +110,7 @@ class Acceptor(asyncio.AbstractServer):
             raise RuntimeError(f"acceptor {self.name} already started")
         if self._bound_port is not None:
             raise RuntimeError(f"acceptor {self.name} was closed")
-        self._sockets = _bind(self._host, self._port, self._backlog)
+        self._sockets = inherited_listeners(self.name) or bind_listeners(self._host, self._port, self._backlog)
         self._bound_port = int(self._sockets[0].getsockname()[1])
         self._serving = True
         for sock in self._sockets:
@@ -122,9 +131,23 @@ class Acceptor(asyncio.AbstractServer):
             self._room.set()
 
     def close(self) -> None:
-        """Stop accepting and close the listening sockets (open connections are the owner's)."""
+        """Stop accepting and close the listening sockets (open connections are the owner's).
+
+        Nothing accepted is lost: an accept loop is waiting for its socket to be readable (no
+        longer watched from here on: it ends), or is handing a connection it accepted to the
+        factory (it finishes that, then ends; :meth:`wait_closed` waits for it). Under
+        ``--workers`` the connections still in the kernel's queue are the other workers'."""
         self._serving = False
-        for task in (*self._tasks, *self._handshakes):
+        self._closed.set()
+        self._room.set()  # a loop paused at max_connections wakes and ends
+        with contextlib.suppress(RuntimeError):  # no loop running: nothing watches the sockets
+            loop = asyncio.get_running_loop()
+            for sock in self._sockets:
+                loop.remove_reader(sock.fileno())
+        for readable in self._readable:
+            if not readable.done():
+                readable.set_result(None)
+        for task in self._handshakes:
             task.cancel()
         sockets, self._sockets = self._sockets, []
         for sock in sockets:
@@ -137,16 +160,20 @@ class Acceptor(asyncio.AbstractServer):
     async def _accept_loop(self, sock: socket.socket) -> None:
         loop = asyncio.get_running_loop()
         failures = 0
-        while True:
+        while self._serving:
             await self._room.wait()
+            if not self._serving:
+                return
             try:
-                conn, _ = await loop.sock_accept(sock)
+                conn = await self._accept_one(loop, sock)
             except OSError as exc:
                 if exc.errno in _GONE_ERRNOS:
                     continue
                 failures += 1
                 self._accept_failed(exc)
-                await asyncio.sleep(self._backoff.delay(failures - 1))
+                await self._pause(self._backoff.delay(failures - 1))
+                continue
+            if conn is None:  # woken with nothing to accept (another worker took it), or closed
                 continue
             failures = 0
             if self._tls is None:
@@ -156,6 +183,30 @@ class Acceptor(asyncio.AbstractServer):
             task = asyncio.create_task(self._connect(loop, conn), name=f"{self.name}-handshake")
             self._handshakes.add(task)
             task.add_done_callback(self._handshakes.discard)
+
+    async def _accept_one(self, loop: asyncio.AbstractEventLoop, sock: socket.socket) -> socket.socket | None:
+        """A connection from the queue, or None once the socket was readable (or closed) with none."""
+        try:
+            conn, _ = sock.accept()
+            return conn
+        except (BlockingIOError, InterruptedError):
+            pass
+        readable: asyncio.Future[None] = loop.create_future()
+        self._readable.add(readable)
+        loop.add_reader(sock.fileno(), _wake, readable)
+        try:
+            await readable
+        finally:
+            self._readable.discard(readable)
+            if self._serving:
+                loop.remove_reader(sock.fileno())
+        return None
+
+    async def _pause(self, seconds: float) -> None:
+        """The backoff after a failed accept; ends early when the acceptor closes."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._closed.wait()
 
     async def _connect(self, loop: asyncio.AbstractEventLoop, conn: socket.socket) -> None:
         self.accepted += 1
@@ -192,7 +243,33 @@ class Acceptor(asyncio.AbstractServer):
         self._unlogged = 0
 
 
-def _bind(host: str | None, port: int, backlog: int) -> list[socket.socket]:
+def _wake(readable: asyncio.Future[None]) -> None:
+    if not readable.done():
+        readable.set_result(None)
+
+
+def listen_fds_value(doors: dict[str, list[int]]) -> str:
+    """``DNCGATE_LISTEN_FDS``'s value for ``doors`` (door name -> inherited descriptors)."""
+    return ";".join(f"{door}={','.join(str(fd) for fd in fds)}" for door, fds in doors.items())
+
+
+def inherited_listeners(door: str) -> list[socket.socket]:
+    """The listening sockets this process inherited for ``door`` (none: not a worker, or not that door).
+
+    Each descriptor is adopted once: a second acceptor of the same name binds its own."""
+    value = os.environ.get(LISTEN_FDS_ENV, "")
+    doors = dict(part.split("=", 1) for part in value.split(";") if "=" in part)
+    fds = [int(fd) for fd in doors.pop(door, "").split(",") if fd.strip().isdigit()]
+    if not fds:
+        return []
+    os.environ[LISTEN_FDS_ENV] = ";".join(f"{name}={text}" for name, text in doors.items())
+    sockets = [socket.socket(fileno=fd) for fd in fds]
+    for sock in sockets:
+        sock.setblocking(False)
+    return sockets
+
+
+def bind_listeners(host: str | None, port: int, backlog: int) -> list[socket.socket]:
     """Listening sockets on every address ``host`` resolves to (all interfaces for "" or None)."""
     infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     sockets: list[socket.socket] = []

@@ -64,22 +64,6 @@ class Shared:
         self.consumer = PartitionConsumer(streams, analyser, name=name, lease=stream.lease, batch=stream.batch,
                                           clock=clock)
 
-    @property
-    def sent(self) -> int:
-        return self.producer.sent
-
-    @property
-    def dropped(self) -> int:
-        return self.producer.dropped
-
-    @property
-    def applied(self) -> int:
-        return self.consumer.applied
-
-    @property
-    def partitions_held(self) -> int:
-        return len(self.consumer.held)
-
     async def close(self) -> None:
         """What this gate holds sent, its partitions checkpointed and handed back."""
         try:

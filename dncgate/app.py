@@ -85,8 +85,9 @@ async def open_app(
         audit_spool = open_spool(settings.audit_spool) if spool else None  # a second gate on it stops here
         store = await _open_store(settings, audit_spool, create_store)
         stack.push_async_callback(store.close)
+        tenants = LiveTenants(settings.tenants)  # replaced whole by a reload; the replica follows it
         if replica and settings.replica.enabled:  # [replica] needs a Redis store (settings refuse it otherwise)
-            store = _replica_of(settings, store)
+            store = _replica_of(settings, store, tenants)
             stack.push_async_callback(store.close)  # the follower, before the store it reads
         consent = _open_ledger(settings) if ledger else None
         if consent is not None:
@@ -95,7 +96,6 @@ async def open_app(
                           spool=audit_spool)
         audit.start()  # replays what a killed gate left in the spool, then writes the new records
         stack.push_async_callback(audit.close, timeout=audit_grace)
-        tenants = LiveTenants(settings.tenants)
         freshness = ListFreshness(store, tenants, list_name=settings.sync.list_name)
         if not create_store:  # a program that decides calls; a list writer (or init) decides none
             await _first_read(freshness)
@@ -139,11 +139,11 @@ def _open_ledger(settings: Settings) -> Ledger:
     return SettlingLedger(opened, settings.replica.max_lag)
 
 
-def _replica_of(settings: Settings, store: ListStore) -> ListStore:
+def _replica_of(settings: Settings, store: ListStore, tenants: LiveTenants) -> ListStore:
     from dncgate.replica.follow import RedisFollower
     from dncgate.replica.store import ReplicaStore
 
-    follower = RedisFollower(settings.store.url, settings.replica, list(settings.tenants))
+    follower = RedisFollower(settings.store.url, settings.replica, tenants)
     follower.start()
     # The round trip's own deadline, inside the gate's: a failed one still leaves time to decide from the replica.
     return ReplicaStore(store, follower, settings.replica, round_trip_deadline=settings.store.timeout * 0.8)

@@ -60,6 +60,11 @@ def language_tag(value: str | None) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class CheckRequest:
+    """What a door asks of :meth:`Gate.check`: the number as the switch gave it, which door asked
+    (``agi``, ``agi-classic``, ``esl``, ``api``, ``cli``, ``sip-message``, ``smpp``: the audit's and
+    the metrics' label) and what it knows of the call. None: the default tenant, the tenant's default
+    purpose and its own language; ``sender`` is a message's sender port (None for a call)."""
+
     dialled: str
     door: str
     tenant: str | None = None
@@ -67,7 +72,7 @@ class CheckRequest:
     category: str | None = None
     originator: Originator = field(default_factory=Originator)
     language: str | None = None
-    sender: SenderPort | None = None  # a message's sender port (dncgate.messages); None for a call
+    sender: SenderPort | None = None  # dncgate.messages
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,8 +9,8 @@ the audit sink are read when Prometheus scrapes (see :class:`_Watched`), nothing
 from __future__ import annotations
 
 import platform
-from collections.abc import Iterable, Mapping
-from typing import Protocol
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CollectorRegistry,
@@ -28,67 +28,17 @@ from prometheus_client.registry import Collector
 from dncgate import __version__
 from dncgate.audit_record import AuditRecord
 
+if TYPE_CHECKING:  # read at each scrape, never built here
+    from dncgate.audit import AuditSink
+    from dncgate.replica.store import ReplicaStore
+    from dncgate.sessions import SessionServer
+    from dncgate.store.redis.fact_consumer import PartitionConsumer
+    from dncgate.store.redis.fact_producer import FactProducer
+
 _LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 STORE_OPS = ("facts",)  # the store calls counted in dncgate_store_errors_total; shown at 0 from the start
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # process-wide (prometheus_client has no per-registry switch)
-
-
-class Door(Protocol):
-    """What the metrics read of a door (``dncgate.sessions.SessionServer``)."""
-
-    @property
-    def active_sessions(self) -> int: ...
-
-    @property
-    def serving(self) -> bool: ...
-
-    @property
-    def accepted(self) -> int: ...
-
-    @property
-    def refused_by(self) -> Mapping[str, int]: ...
-
-
-class AuditBacklog(Protocol):
-    """What the metrics read of the audit sink (``dncgate.audit.AuditSink``)."""
-
-    @property
-    def backlog(self) -> int: ...
-
-    @property
-    def written(self) -> int: ...
-
-    @property
-    def overflowed(self) -> int: ...
-
-
-class Replica(Protocol):
-    """What the metrics read of the in-process replica (``dncgate.replica.store.ReplicaStore``)."""
-
-    @property
-    def answered(self) -> Mapping[str, int]: ...
-
-    def replica_age(self) -> float | None: ...
-
-    @property
-    def changes_applied(self) -> int: ...
-
-
-class SharedFacts(Protocol):
-    """What the metrics read of the shared early warning (``dncgate.analytics.Shared``)."""
-
-    @property
-    def sent(self) -> int: ...
-
-    @property
-    def dropped(self) -> int: ...
-
-    @property
-    def applied(self) -> int: ...
-
-    @property
-    def partitions_held(self) -> int: ...
 
 
 class GateMetrics:
@@ -142,18 +92,19 @@ class GateMetrics:
     def store_failed(self, op: str) -> None:
         self.store_errors.labels(op).inc()
 
-    def watch_door(self, name: str, door: Door) -> None:
+    def watch_door(self, name: str, door: SessionServer) -> None:
         """Export ``door``'s sessions as ``door`` (agi, esl) from now on."""
         self._watched.doors[name] = door
 
-    def watch_audit(self, audit: AuditBacklog) -> None:
+    def watch_audit(self, audit: AuditSink) -> None:
         self._watched.audit = audit
 
-    def watch_replica(self, replica: Replica) -> None:
+    def watch_replica(self, replica: ReplicaStore) -> None:
         self._watched.replica = replica
 
-    def watch_facts(self, shared: SharedFacts) -> None:
-        self._watched.facts = shared
+    def watch_facts(self, producer: FactProducer, consumer: PartitionConsumer) -> None:
+        """The shared early warning's (``transport = "redis"``): this gate's facts and this analyser's."""
+        self._watched.facts = producer, consumer
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -163,10 +114,10 @@ class _Watched(Collector):
     """The doors' sessions and the audit sink's backlog, read at each scrape."""
 
     def __init__(self) -> None:
-        self.doors: dict[str, Door] = {}
-        self.audit: AuditBacklog | None = None
-        self.replica: Replica | None = None
-        self.facts: SharedFacts | None = None
+        self.doors: dict[str, SessionServer] = {}
+        self.audit: AuditSink | None = None
+        self.replica: ReplicaStore | None = None
+        self.facts: tuple[FactProducer, PartitionConsumer] | None = None
 
     def collect(self) -> Iterable[Metric]:
         up = GaugeMetricFamily("dncgate_door_up", "1 while the door accepts connections", labels=["door"])
@@ -195,14 +146,14 @@ class _Watched(Collector):
         if self.replica is not None:
             found += _replica_metrics(self.replica)
         if self.facts is not None:
-            found += _facts_metrics(self.facts)
+            found += _facts_metrics(*self.facts)
         return found
 
     def describe(self) -> Iterable[Metric]:
         return []  # collected at each scrape only: the names are not fixed before the doors start
 
 
-def _replica_metrics(replica: Replica) -> list[Metric]:
+def _replica_metrics(replica: ReplicaStore) -> list[Metric]:
     answers = CounterMetricFamily("dncgate_replica_answers",
                                   "facts() by how they were answered: replica, round_trip, or static (the store "
                                   "down, from the replica; each one is in a replica.static_decision log line)",
@@ -218,16 +169,16 @@ def _replica_metrics(replica: Replica) -> list[Metric]:
     return [answers, age, applied]
 
 
-def _facts_metrics(shared: SharedFacts) -> list[Metric]:
+def _facts_metrics(producer: FactProducer, consumer: PartitionConsumer) -> list[Metric]:
     sent = CounterMetricFamily("dncgate_early_warning_facts_sent", "Call facts this gate sent to the shared streams")
-    sent.add_metric([], shared.sent)
+    sent.add_metric([], producer.sent)
     dropped = CounterMetricFamily("dncgate_early_warning_facts_dropped",
                                   "Call facts this gate dropped (buffer full, Redis failing or late; in an "
                                   "early_warning.facts_dropped or facts_not_sent log line)")
-    dropped.add_metric([], shared.dropped)
+    dropped.add_metric([], producer.dropped)
     applied = CounterMetricFamily("dncgate_early_warning_facts_applied",
                                   "Call facts this analyser counted, from every gate, for the partitions it held")
-    applied.add_metric([], shared.applied)
+    applied.add_metric([], consumer.applied)
     held = GaugeMetricFamily("dncgate_early_warning_partitions_held", "Stream partitions this analyser holds now")
-    held.add_metric([], shared.partitions_held)
+    held.add_metric([], len(consumer.held))
     return [sent, dropped, applied, held]

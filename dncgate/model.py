@@ -157,11 +157,9 @@ class Originator:
     entity: str = ""
 
 
-class PortUse(StrEnum):
-    """What a sender port (a message's originating number or short code) is registered for."""
-
-    SERVICE = "service"
-    MARKETING = "marketing"
+# What a sender port (a message's originating number or short code) is registered for: the
+# purpose of the messages it may send.
+PortUse = Purpose
 
 
 @dataclass(frozen=True, slots=True)

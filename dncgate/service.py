@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+import msgspec
 import structlog
 from aiohttp import web
 
@@ -44,6 +46,7 @@ from dncgate.sessions import ServerLimits
 from dncgate.settings import Listener, Settings
 from dncgate.store.factory import open_case_store, open_operator_store
 from dncgate.store.protocol import ListStore
+from dncgate.worker import WorkerRole, worker_role
 
 if TYPE_CHECKING:  # the list services are imported when serve() starts
     from dncgate.consent.ledger import Ledger
@@ -84,6 +87,11 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
     from dncgate.lists.runner import start_services
     from dncgate.lists.sync_metrics import SyncMetrics
 
+    role = worker_role()
+    if role is not None:  # a supervisor's worker: its own audit spool, every log line names it
+        overrides = _as_worker(role, overrides)
+        config = overrides(config)
+        structlog.contextvars.bind_contextvars(worker=role.slot, pid=os.getpid())
     _open_files(config)
     async with open_app(config, ledger=True, metrics=True, spool=True, replica=True, audit_grace=AUDIT_GRACE) as app:
         metrics, ledger, gate = app.metrics, app.consent_ledger(), app.gate
@@ -115,7 +123,7 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
                     config.early_warning, config.tenants, default_tenant=gate.default_tenant,
                     redis_url=config.store.url if config.early_warning.transport == "redis" else None)
                 if watching.shared is not None:
-                    metrics.watch_facts(watching.shared)
+                    metrics.watch_facts(watching.shared.producer, watching.shared.consumer)
             if config.enforcement.enabled:
                 desk, enforcing = await _start_enforcement(config, app.store, running, clock,
                                                            watching.store if watching else None)
@@ -175,6 +183,8 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
                      esl_port=running.esl_port, http_port=running.http_port, tenants=sorted(config.tenants))
             if on_ready is not None:
                 on_ready(running)
+            if role is not None:
+                role.report_ready()
             await running.stop.wait()
             log.info("gate.stopping")
         finally:
@@ -185,6 +195,20 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
             for close in closing:
                 await close()
     log.info("gate.stopped", audit_written=app.audit.written, audit_unwritten=app.audit.overflowed)
+
+
+def _as_worker(role: WorkerRole, overrides: Callable[[Settings], Settings] | None) -> Callable[[Settings], Settings]:
+    """``overrides`` and then the worker's own audit spool (``dncgate.worker``): at start and at each reload."""
+    def worker_settings(read: Settings) -> Settings:
+        settings = overrides(read) if overrides is not None else read
+        spool = settings.audit_spool
+        if spool is None:
+            return settings
+        spool.directory.mkdir(exist_ok=True)  # the workers' spools are in it; its parent must exist, as without
+        own = str(role.spool_dir(spool.directory))
+        return replace(settings, audit=msgspec.structs.replace(settings.audit, spool_dir=own))
+
+    return worker_settings
 
 
 def _message_service(config: Settings, gate: Gate, ledger: Ledger, running: Running) -> MessageService | None:

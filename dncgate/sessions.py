@@ -175,6 +175,7 @@ class SessionServer:
         self._logged_at: dict[tuple[str, str], float] = {}
         self._suppressed: Counter[tuple[str, str]] = Counter()
         self._closing = False
+        self._drained = False  # the acceptor has handed over all it accepted: anything later is refused
         self._closed = asyncio.Event()
         self._log = structlog.get_logger().bind(door=door)
         self.accepted = 0
@@ -244,7 +245,7 @@ class SessionServer:
         limits = self.server_limits
         if not limits.allows(peer.address):
             return "not_allowed"
-        if self._closing:
+        if self._drained:
             return "closing"
         if self.active_sessions >= limits.max_sessions:
             return "max_sessions"
@@ -309,17 +310,17 @@ class SessionServer:
             return
         self._closing = True
         self._log.info("door.server.closing", active=self.active_sessions, timeout=timeout)
-        if self._server is not None:
+        if self._server is not None:  # what it accepted before the close is served, not refused
             self._server.close()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.server_limits.cancel_timeout):
+                    await self._server.wait_closed()
+        self._drained = True
         running = set(self._tasks)
         if running:
             _, pending = await asyncio.wait(running, timeout=timeout)
             await self._cancel(pending)
         await self._cancel(set(self._tasks) - running)  # accepted while we were closing, still running
-        if self._server is not None:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.server_limits.cancel_timeout):
-                    await self._server.wait_closed()
         self._log.info("door.server.closed", accepted=self.accepted, refused=self.refused)
         self._closed.set()
 

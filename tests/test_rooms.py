@@ -218,6 +218,8 @@ def readme_diagram() -> str:
     text = README.read_text(encoding="utf-8")
     match = re.search(re.escape(DIAGRAM_START) + r"\n```text\n(.*?)\n```\n" + re.escape(DIAGRAM_END), text, re.S)
     assert match is not None, f"README.md has no room diagram between {DIAGRAM_START!r} and {DIAGRAM_END!r}"
+    assert text.count(DIAGRAM_START) == 1, "README.md draws the rooms once"
+    assert text.count(DIAGRAM_END) == 1, "README.md ends the room drawing once"
     return match.group(1)
 
 

@@ -27,7 +27,7 @@ from urllib.parse import parse_qsl
 
 from dncgate.agi.errors import AgiConnectionLost, AgiLimitExceeded, AgiProtocolError
 from dncgate.agi.limits import AgiLimits
-from dncgate.derived import Derived
+from dncgate.derived import Named
 
 __all__ = [
     "AgiDecoder",
@@ -50,9 +50,10 @@ MAX_RESULT_DIGITS = 1024
 MAX_ENDPOS_DIGITS = 20
 
 
-def _header(key: str) -> Derived[AgiRequest, str]:
-    """An ``agi_*`` header read as an :class:`AgiRequest` attribute ("" when Asterisk did not send it)."""
-    return Derived(lambda request: request.env.get(key, ""))
+def _header() -> Named[AgiRequest, str]:
+    """The ``agi_*`` header an :class:`AgiRequest` attribute is named after (``request.channel`` is
+    ``agi_channel``; "" when Asterisk did not send it)."""
+    return Named(lambda request, name: request.env.get("agi_" + name, ""))
 
 
 def _decode(raw: bytes | bytearray) -> str:
@@ -168,16 +169,16 @@ class AgiRequest:
         """True for FastAGI (``agi_network: yes``), False for classic AGI."""
         return self.env.get("agi_network") == "yes"
 
-    # the headers every door reads, "" when Asterisk did not send one
-    request = _header("agi_request")
-    channel = _header("agi_channel")
-    uniqueid = _header("agi_uniqueid")
-    callerid = _header("agi_callerid")
-    calleridname = _header("agi_calleridname")
-    dnid = _header("agi_dnid")
-    context = _header("agi_context")
-    extension = _header("agi_extension")
-    accountcode = _header("agi_accountcode")
+    # the headers every door reads, each the agi_ header of its name ("" when Asterisk did not send one)
+    request = _header()
+    channel = _header()
+    uniqueid = _header()
+    callerid = _header()
+    calleridname = _header()
+    dnid = _header()
+    context = _header()
+    extension = _header()
+    accountcode = _header()
 
 
 def _split_script(raw: str) -> tuple[str, str]:

@@ -115,7 +115,7 @@ def _errors_file(path: Path | None) -> Iterator[Callable[[LineError], None] | No
 
 async def _lists_sync(args: argparse.Namespace, config: Settings) -> int:
     from dncgate.lists.runner import source_problem, sync_once
-    from dncgate.lists.sync import SyncError, exit_code_of
+    from dncgate.lists.sync import SyncError
 
     if (problem := source_problem(config)) is not None:
         print(f"dncgate: {problem}", file=sys.stderr)
@@ -132,7 +132,7 @@ async def _lists_sync(args: argparse.Namespace, config: Settings) -> int:
                 failed = exc
         if failed is not None:
             print(f"dncgate: sync failed ({failed.cause}): {failed}", file=sys.stderr)
-            return exit_code_of(failed.cause)  # serve's isolated sync counts the failure by its cause
+            return failed.exit_code  # serve's isolated sync counts the failure by its cause
         print("\n".join(lines))
         return codes.OK
 

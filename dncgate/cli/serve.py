@@ -28,13 +28,26 @@ def add_commands(sub: Any) -> None:
                             "configuration (the same as dncgate --demo serve)")
     serve.add_argument("--demo-db", dest="serve_demo_db", metavar="FILE",
                        help=f"the demo's SQLite file (default: {DEMO_DB} in the current directory)")
+    serve.add_argument("--workers", type=int, dest="serve_workers", metavar="N",
+                       help="run N worker processes on the same listening sockets under a supervisor "
+                            "(SIGUSR2: rolling restart); default: [serve] workers, 1 = one process")
 
 
 async def _serve(args: argparse.Namespace, config: Settings) -> int:
     from dncgate.service import Running, serve
+    from dncgate.worker import worker_role
 
+    if args.serve_workers is not None:
+        if args.serve_workers < 1:
+            raise ValueError(f"--workers {args.serve_workers}: must be 1 or more")
+        config = replace(config, serve=msgspec.structs.replace(config.serve, workers=args.serve_workers))
+    role = worker_role()
+    if config.serve.workers >= 2 and role is None:
+        from dncgate.supervisor import Supervisor
+
+        return await Supervisor(config).run()  # refuses --demo: its enforcement runs once per host
     demo_login = ""
-    if args.demo:
+    if args.demo and role is None:
         from dncgate.cli.operator import demo_operator
 
         await with_store(config, load_demo, create=True)

@@ -63,6 +63,26 @@ def _parse_header_line(raw: bytes, limits: Limits) -> tuple[str, str]:
     return name, unquote(value, errors="replace") if "%" in value else value
 
 
+# A whole header block of plain names, "\n" line ends and no empty line, checked and split in C:
+# FreeSWITCH's every block. Anything else (CR, non-ASCII names, a bad line, a limit crossed) takes the
+# line-by-line path, which gives the same pairs and raises the exact error.
+_PLAIN_BLOCK = re.compile(r"[!-9;-~]+:[^\n]*(?:\n[!-9;-~]+:[^\n]*)*")
+_PLAIN_PAIR = re.compile(r"([!-9;-~]+): ?([^\n]*)")
+
+
+def _plain_pairs(block: bytes, limits: Limits) -> list[tuple[str, str]] | None:
+    """The pairs of ``block`` (header lines joined by ``\n``, no empty line), values as sent, or
+    None when the line-by-line path must decide (it raises for what this refuses to judge)."""
+    if b"\r" in block or block.count(b"\n") >= limits.max_headers:
+        return None
+    if len(block) > limits.max_line_bytes and max(map(len, block.split(b"\n"))) > limits.max_line_bytes:
+        return None
+    text = block.decode("utf-8", errors="replace")
+    if _PLAIN_BLOCK.fullmatch(text) is None:
+        return None
+    return _PLAIN_PAIR.findall(text)  # values still URL-encoded: Headers.url_encoded decodes what is read
+
+
 def _content_length(headers: Headers, limits: Limits) -> int:
     raw = headers.get_ci("Content-Length")
     if raw is None:
@@ -85,6 +105,17 @@ def parse_header_block(data: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[He
     Returns the headers and whatever follows the empty line, trimmed to the
     block's own Content-Length when it has one.
     """
+    blank = data.find(b"\n\n")
+    fast = _plain_pairs(data[:blank], limits) if blank > 0 else None
+    if fast is not None:
+        return _with_body(Headers.url_encoded(fast), data[blank + 2 :], limits)
+    pairs, pos = header_lines(data, limits)
+    return _with_body(Headers(pairs), data[pos:], limits)
+
+
+def header_lines(data: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[list[tuple[str, str]], int]:
+    """The header block at the start of ``data`` line by line (leading blank lines skipped, CR LF
+    too): its pairs and the offset after its empty line. Raises for a bad line or a limit crossed."""
     pairs: list[tuple[str, str]] = []
     pos = 0
     end = len(data)
@@ -101,8 +132,11 @@ def parse_header_block(data: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[He
         if len(pairs) >= limits.max_headers:
             raise LimitExceededError("header count", len(pairs) + 1, limits.max_headers)
         pairs.append(_parse_header_line(raw, limits))
-    headers = Headers(pairs)
-    rest = data[pos:] if pos < end else b""
+    return pairs, min(pos, end)
+
+
+def _with_body(headers: Headers, rest: bytes, limits: Limits) -> tuple[Headers, bytes]:
+    """``headers`` and what follows them, trimmed to their own Content-Length when they have one."""
     length = _content_length(headers, limits)
     if headers.get_ci("Content-Length") is not None:
         if len(rest) < length:
@@ -236,6 +270,8 @@ class EslDecoder:
 
     def _next(self) -> Message | None:
         limits = self._limits
+        if self._headers is None and not self._pairs and self._buf and self._buf[0] not in (10, 13):  # LF, CR
+            self._whole_block()
         while self._headers is None:
             nl = self._buf.find(b"\n", self._scan)
             if nl < 0:
@@ -256,9 +292,26 @@ class EslDecoder:
                 self._body_len = _content_length(headers, limits)
                 self._headers = headers
             # else: stray blank line between frames, skip it.
-        if len(self._buf) < self._body_len:
-            return None
+        return self._frame()
+
+    def _whole_block(self) -> None:
+        """A frame's whole header block already buffered, parsed at once (``_plain_pairs``); else
+        nothing is consumed and the line-by-line loop goes on as if this had not been tried."""
+        blank = self._buf.find(b"\n\n")
+        pairs = _plain_pairs(bytes(self._buf[:blank]), self._limits) if blank > 0 else None
+        if pairs is None:
+            return
+        del self._buf[: blank + 2]
+        self._scan = 0
+        headers = Headers.url_encoded(pairs)
+        self._body_len = _content_length(headers, self._limits)
+        self._headers = headers
+
+    def _frame(self) -> Message | None:
+        """The frame whose headers are parsed, once its body is buffered."""
         headers = self._headers
+        if headers is None or len(self._buf) < self._body_len:
+            return None
         body = bytes(self._buf[: self._body_len])
         del self._buf[: self._body_len]
         self._headers = None
@@ -266,5 +319,5 @@ class EslDecoder:
         content_type = headers.get_ci("Content-Type") or ""
         event = None
         if content_type in (EVENT_PLAIN, EVENT_JSON):
-            event = decode_event(content_type, body, limits)
+            event = decode_event(content_type, body, self._limits)
         return Message(headers, body, event)

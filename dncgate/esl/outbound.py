@@ -30,13 +30,7 @@ from dncgate.config_file import ESL_PORT, LOOPBACK_HOST
 from dncgate.esl import commands
 from dncgate.esl.codec import Limits
 from dncgate.esl.connection import MAX_QUEUED_BYTES, EslConnection
-from dncgate.esl.errors import (
-    CommandError,
-    EslConnectionClosed,
-    EslError,
-    EslProtocolError,
-    EslTimeoutError,
-)
+from dncgate.esl.errors import CommandError, EslConnectionClosed, EslError, EslProtocolError
 from dncgate.esl.messages import ChannelData, Event, EventFormat, Message
 from dncgate.sessions import Peer, ServerLimits, SessionServer
 
@@ -58,6 +52,7 @@ class OutboundConfig:
     limits: Limits = field(default_factory=Limits)
 
 
+@dataclass(eq=False)
 class OutboundSession:
     """What a call handler gets: the channel data plus awaitable commands.
 
@@ -66,19 +61,11 @@ class OutboundSession:
     ``-ERR`` replies).
     """
 
-    def __init__(
-        self,
-        conn: EslConnection,
-        channel: ChannelData,
-        config: OutboundConfig,
-        log: structlog.typing.FilteringBoundLogger,
-        uuid_factory: Callable[[], str],
-    ) -> None:
-        self._conn = conn
-        self.channel = channel
-        self._config = config
-        self.log = log
-        self._uuid_factory = uuid_factory
+    _conn: EslConnection
+    channel: ChannelData
+    _config: OutboundConfig
+    log: structlog.typing.FilteringBoundLogger
+    _uuid_factory: Callable[[], str]
 
     @property
     def unique_id(self) -> str:
@@ -212,7 +199,7 @@ class OutboundServer(SessionServer):
         except EslProtocolError as exc:
             outcome = "protocol_error"
             log.warning("esl.session.protocol_error", error=str(exc), error_type=type(exc).__name__)
-        except (EslTimeoutError, TimeoutError) as exc:
+        except TimeoutError as exc:  # EslTimeoutError is one
             outcome = "timeout"
             log.warning("esl.session.timeout", error=str(exc))
         except EslConnectionClosed as exc:

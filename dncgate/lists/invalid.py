@@ -8,11 +8,11 @@ gives up on a file once most of its lines are bad: a wrong format, not a list.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import overload
 
 from dncgate.lists.formats import LineError, ListFileError
+from dncgate.sequences import Held
 
 KEPT_INVALID = 1000  # bad lines kept for the report; the rest are counted (and go to the sink)
 
@@ -33,7 +33,7 @@ class InvalidShare:
 GIVE_UP = InvalidShare()  # what lists load and lists sync apply
 
 
-class InvalidLines:
+class InvalidLines(Held[LineError, list[LineError]]):
     """Bad lines as a bounded sequence: ``len()`` is how many there were, iteration and indexing see
     the first ``keep`` (in file order)."""
 
@@ -62,17 +62,8 @@ class InvalidLines:
     def __bool__(self) -> bool:
         return self.count > 0
 
-    def __iter__(self) -> Iterator[LineError]:
-        return iter(self._kept)
-
-    @overload
-    def __getitem__(self, index: int) -> LineError: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[LineError]: ...
-
-    def __getitem__(self, index: int | slice) -> LineError | list[LineError]:
-        return self._kept[index]
+    def _held(self) -> list[LineError]:
+        return self._kept
 
     @property
     def complete(self) -> bool:

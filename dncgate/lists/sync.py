@@ -22,7 +22,7 @@ from array import array
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Literal, Protocol, TypeVar, get_args
 
 import structlog
 
@@ -48,7 +48,8 @@ WriteProgress = Callable[[int, int], None]
 
 # Why a sync failed: the failure metric's labels, and (from 10 up, in this order) the exit codes of
 # ``dncgate lists sync``, so that serve can count an isolated child's failure by its cause.
-FAILURE_CAUSES = ("source", "manifest", "signature", "integrity", "shrink", "gap", "format", "store")
+FailureCause = Literal["source", "manifest", "signature", "integrity", "shrink", "gap", "format", "store"]
+FAILURE_CAUSES: tuple[FailureCause, ...] = get_args(FailureCause)
 _FIRST_EXIT_CODE = 10
 
 
@@ -75,9 +76,14 @@ def too_big_a_shrink(offered: int, live: int, max_shrink: float) -> str | None:
 class SyncError(ListError):
     """A sync that did not complete; ``cause`` (one of ``FAILURE_CAUSES``) labels the failure metric."""
 
-    def __init__(self, cause: str, message: str) -> None:
+    def __init__(self, cause: FailureCause, message: str) -> None:
         super().__init__(message)
         self.cause = cause
+
+    @property
+    def exit_code(self) -> int:
+        """What ``dncgate lists sync`` ends with for this failure (serve's isolated sync reads the cause back)."""
+        return exit_code_of(self.cause)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import fcntl
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,12 +84,13 @@ class TenantImage:
 class RedisFollower:
     """Follows one Redis store for ``tenants``: ``start()`` loads in the background, then polls."""
 
-    def __init__(self, url: str, settings: ReplicaSettings, tenants: Sequence[str], *,
+    def __init__(self, url: str, settings: ReplicaSettings, tenants: Collection[str], *,
                  clock: Callable[[], float] = time.monotonic, timeout: float = 5.0) -> None:
         self.settings = settings
         self._client: Redis = make_client(RedisSettings(url=url, socket_timeout=timeout, connect_timeout=timeout,
                                                         client_name="dncgate-replica"), admin=True)
         self._clock = clock
+        self._wanted = tenants  # a live view (LiveTenants): a tenant a SIGHUP adds is followed from the next poll
         self.lists = {name: ListImage(name) for name in (NATIONAL, *(list_key(t) for t in tenants))}
         self.tenants = {tenant: TenantImage() for tenant in tenants}
         self.confirmed_at: float | None = None
@@ -123,8 +124,25 @@ class RedisFollower:
     async def _load_all(self) -> None:
         for image in self.lists.values():
             await self._load_list(image, await self._pointer(image.name))
-        for tenant in self.tenants:
-            await self._load_index(tenant)
+        for tenant, state in self.tenants.items():
+            await self._load_index(tenant, state)
+
+    async def _follow_configured(self) -> None:
+        """Tenants the configuration gained since the last poll (a SIGHUP) loaded, those it lost dropped.
+        A tenant is followed only once its list and index are loaded: until then it is not in ``tenants``
+        and its calls take the round trip, never an empty copy."""
+        wanted = set(self._wanted)
+        for tenant in [t for t in self.tenants if t not in wanted]:
+            del self.tenants[tenant]
+            self.lists.pop(list_key(tenant)).close()
+            log.info("replica.tenant_dropped", tenant=tenant)
+        for tenant in sorted(wanted - self.tenants.keys()):
+            image, state = ListImage(list_key(tenant)), TenantImage()
+            await self._load_list(image, await self._pointer(image.name))
+            await self._load_index(tenant, state)
+            self.lists[image.name], self.tenants[tenant] = image, state
+            log.info("replica.tenant_added", tenant=tenant, numbers=len(image.compact or ()),
+                     stateful=len(state.stateful))
 
     async def _run(self) -> None:
         failing, loaded = False, False
@@ -158,6 +176,7 @@ class RedisFollower:
             return await self._poll()
 
     async def _poll(self) -> bool:
+        await self._follow_configured()
         images = list(self.lists.values())
         tenants = list(self.tenants.items())
         with redis_errors("replica poll"):
@@ -207,7 +226,7 @@ class RedisFollower:
             seq = int(_text(entry_id).split("-", 1)[0])
             if seq != state.log_seq + 1:
                 log.warning("replica.ledger_gap", tenant=tenant, expected=state.log_seq + 1, found=seq)
-                await self._load_index(tenant)
+                await self._load_index(tenant, state)
                 return False
             state.log_seq = seq
             event = LedgerEvent.from_json(fields[b"e"])
@@ -281,10 +300,9 @@ class RedisFollower:
             size = await writing if complete else await _swallow(writing)
         return size
 
-    async def _load_index(self, tenant: str) -> None:
-        """Every number of ``tenant`` with a consent or preference record; the ledger followed from the head
-        read before the scan, so a record written during it is applied from the stream."""
-        state = self.tenants[tenant]
+    async def _load_index(self, tenant: str, state: TenantImage) -> None:
+        """Every number of ``tenant`` with a consent or preference record into ``state``; the ledger followed
+        from the head read before the scan, so a record written during it is applied from the stream."""
         tag = tenant_tag(ledger_keys.FAMILY, tenant)
         found: set[int] = set()
         with redis_errors("replica index"):

@@ -31,6 +31,7 @@ from dncgate.settings.schema import (
     Listener,
     NationalSettings,
     ReplicaSettings,
+    ServeSettings,
     StoreSettings,
     SyncSettings,
     TenantSettings,
@@ -41,6 +42,7 @@ __all__ = [
     "ApiKeySettings", "ApiSettings", "AsteriskFeedSettings", "AuditSettings", "ConfigError", "ConsentSettings",
     "ConsoleSettings", "EslSettings", "FeedSettings", "FreeswitchFeedSettings", "HoursSettings", "HttpServerSettings",
     "IvrSettings",
-    "Listener", "NationalSettings", "ReplicaSettings", "Settings", "StoreSettings", "SyncSettings", "TenantSettings",
+    "Listener", "NationalSettings", "ReplicaSettings", "ServeSettings", "Settings", "StoreSettings", "SyncSettings",
+    "TenantSettings",
     "find_config", "load",
 ]

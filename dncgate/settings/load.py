@@ -36,6 +36,7 @@ from dncgate.settings.schema import (
     IvrSettings,
     NationalSettings,
     ReplicaSettings,
+    ServeSettings,
     StoreSettings,
     SyncSettings,
     Table,
@@ -75,6 +76,7 @@ class Settings:
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
     replica: ReplicaSettings = field(default_factory=ReplicaSettings)
     early_warning: EarlyWarningSettings = field(default_factory=EarlyWarningSettings)
+    serve: ServeSettings = field(default_factory=ServeSettings)
 
     @property
     def audit_spool(self) -> AuditSpoolConfig | None:
@@ -129,6 +131,7 @@ TABLES: dict[str, type[Table]] = {
     "console": ConsoleSettings,
     "replica": ReplicaSettings,
     "early_warning": EarlyWarningSettings,
+    "serve": ServeSettings,
 }
 NAMES = {cls: name for name, cls in TABLES.items()}
 
@@ -205,6 +208,7 @@ def _build(data: dict[str, Any], problems: Problems) -> Settings | None:
         "replica": _read(ReplicaSettings, data, problems, checks.replica),
         "early_warning": _read(EarlyWarningSettings, data, problems,
                                lambda table: early_warning.check(table, tenants or {})),
+        "serve": _read(ServeSettings, data, problems),
     }
     store, replica = tables["store"], tables["replica"]
     if isinstance(store, StoreSettings) and isinstance(replica, ReplicaSettings) and replica.enabled \

@@ -150,6 +150,18 @@ class AuditSettings(Table, frozen=True):
     spool_sync_ms: Annotated[int, Meta(ge=10, le=5_000)] = 100  # the group commit's fsync interval
 
 
+class ServeSettings(Table, frozen=True):
+    """``[serve]``: how many processes ``dncgate serve`` runs (``dncgate.supervisor``). With
+    ``workers`` >= 2 a supervisor binds the doors' sockets once and runs that many worker processes
+    accepting on them (one accept queue per door); SIGUSR2 restarts them one at a time without
+    dropping a call. ``serve --workers N`` overrides it."""
+
+    workers: Annotated[int, Meta(ge=1, le=256)] = 1  # 1: one process, as without a supervisor
+    # A worker started by a rolling restart (or respawned) must accept on every door within this
+    # long, else it is killed and the old one kept.
+    ready_timeout: Annotated[float, Meta(ge=1.0, le=3600.0)] = field(default=120.0, name="ready_timeout_s")
+
+
 class ReplicaSettings(Table, frozen=True):
     """``[replica]``: the lists and the index of numbers with consent state, in the gate's process
     (``dncgate.replica``; Redis store only). Off by default: with it on, every writer of consent state

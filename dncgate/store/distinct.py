@@ -14,10 +14,11 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_left
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from itertools import islice
 from operator import lt
-from typing import overload
+
+from dncgate.sequences import Held
 
 CHUNK = 1 << 20
 _SAMPLE = 1 << 16
@@ -25,7 +26,7 @@ _SAMPLE = 1 << 16
 MAX_NUMBER = 10**15 - 1
 
 
-class SortedDistinct(Sequence[int]):
+class SortedDistinct(Held[int, "array[int]"], Sequence[int]):
     """Ascending, distinct numbers in an ``array('q')``, and how many numbers they came from
     (``given - len(self)`` duplicates). Stores take it as already sorted and distinct."""
 
@@ -37,17 +38,8 @@ class SortedDistinct(Sequence[int]):
     def __len__(self) -> int:
         return len(self.numbers)
 
-    @overload
-    def __getitem__(self, index: int) -> int: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> array[int]: ...
-
-    def __getitem__(self, index: int | slice) -> int | array[int]:
-        return self.numbers[index]
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.numbers)
+    def _held(self) -> array[int]:
+        return self.numbers
 
 
 def _as_array(numbers: Iterable[int]) -> array[int]:

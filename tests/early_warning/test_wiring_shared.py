@@ -69,7 +69,7 @@ async def test_two_gates_feed_one_view_and_its_alert_opens_the_case(tmp_path: Pa
         assert holder.shared is not None
         assert holder.shared.consumer.applied == 10  # both gates' calls, in one view
         metrics = GateMetrics()
-        metrics.watch_facts(holder.shared)
+        metrics.watch_facts(holder.shared.producer, holder.shared.consumer)
         scraped = metrics.render().decode()
         assert "dncgate_early_warning_facts_applied_total 10.0" in scraped
         assert "dncgate_early_warning_facts_dropped_total 0.0" in scraped

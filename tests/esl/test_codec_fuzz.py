@@ -12,9 +12,9 @@ from urllib.parse import quote
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dncgate.esl.codec import EslDecoder, Limits
+from dncgate.esl.codec import EslDecoder, Limits, _plain_pairs, header_lines
 from dncgate.esl.errors import CommandError, EslProtocolError
-from dncgate.esl.messages import EVENT_JSON, EVENT_PLAIN, ChannelData, Message
+from dncgate.esl.messages import EVENT_JSON, EVENT_PLAIN, ChannelData, Headers, Message
 
 SMALL = Limits(max_line_bytes=512, max_headers=16, max_body_bytes=4096)
 _NAME = st.text(st.characters(min_codepoint=33, max_codepoint=126, exclude_characters=":"), min_size=1, max_size=12)
@@ -87,3 +87,39 @@ def test_a_well_formed_plain_event_round_trips_under_any_chunking(pairs: list[tu
     assert event is not None
     assert [(name, event.get(name)) for name, _ in pairs] == pairs
     assert decoder.idle
+
+
+_LINE = st.one_of(
+    st.tuples(_NAME, _VALUE).map(lambda p: f"{p[0]}: {p[1]}"),
+    st.tuples(_NAME, _VALUE).map(lambda p: f"{p[0]}:{quote(p[1])}"),
+    st.text(max_size=20),  # anything: no colon, CR, a blank, a non-ASCII name
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_LINE, min_size=1, max_size=20), st.integers(1, 64))
+def test_the_whole_block_path_gives_what_the_line_by_line_path_gives(lines: list[str], chunk: int) -> None:
+    """The C-level whole-block parse (FreeSWITCH's every block) is only a shortcut: where it answers it
+    gives the line-by-line pairs; the decoder fed whole and fed in chunks gives the same frames or error."""
+    block = "\n".join(lines).encode()
+    fast = _plain_pairs(block, SMALL)
+    if fast is not None:
+        assert Headers.url_encoded(fast) == Headers(header_lines(block + b"\n\n", SMALL)[0])
+    frame = block + b"\n\n"
+    (whole, whole_error), (chunked, chunked_error) = _decoded(frame, len(frame)), _decoded(frame, chunk)
+    assert whole_error == chunked_error
+    # A feed that raises returns none of the frames it decoded before the error: fed whole, that is all.
+    assert whole == chunked if whole_error is None else chunked[: len(whole)] == whole
+
+
+def _decoded(data: bytes, chunk: int) -> tuple[list[object], tuple[type, str] | None]:
+    """The frames (pairs, repeats, body) decoded, and the error that stopped the decoder if one did."""
+    decoder = EslDecoder(SMALL)
+    out: list[object] = []
+    try:
+        for start in range(0, len(data), chunk):
+            fed = decoder.feed(data[start : start + chunk])
+            out += [(m.headers.pairs, m.headers.duplicates, dict(m.headers), m.body) for m in fed]
+    except EslProtocolError as exc:
+        return out, (type(exc), str(exc))
+    return out, None

@@ -34,7 +34,6 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from dncgate.derived import Derived
 from dncgate.store.errors import StoreCorrupt
 from dncgate.store.protocol import NATIONAL, parse_list_name
 
@@ -66,29 +65,29 @@ class TenantKey:
         return f"{tenant_tag(self.family, tenant)}:{self.suffix}"
 
 
-def _list_key(suffix: str) -> Derived[ListKeys, str]:
-    """A key of a list that names no version, read as a :class:`ListKeys` attribute."""
-    return Derived(lambda keys: f"{keys.prefix}:{suffix}")
-
-
 @dataclass(frozen=True, slots=True)
 class ListKeys:
-    """The keys of one list."""
+    """The keys of one list; those that name no version are spelled once, by :meth:`of` (a store
+    keeps one ListKeys a list, so a lookup formats none of them)."""
 
     name: str
     prefix: str
+    pointer: str
+    seq: str
+    versions: str
+    rules: str
+    sync: str
+    edits: str
+    edits_seq: str
 
     @classmethod
     def of(cls, list_name: str) -> ListKeys:
-        return cls(parse_list_name(list_name), tag(list_name))
-
-    pointer = _list_key("ptr")
-    seq = _list_key("seq")
-    versions = _list_key("versions")
-    rules = _list_key("rules")
-    sync = _list_key("sync")
-    edits = _list_key("edits")
-    edits_seq = _list_key("edits:seq")
+        prefix = tag(list_name)
+        return cls(
+            parse_list_name(list_name), prefix, pointer=f"{prefix}:ptr", seq=f"{prefix}:seq",
+            versions=f"{prefix}:versions", rules=f"{prefix}:rules", sync=f"{prefix}:sync",
+            edits=f"{prefix}:edits", edits_seq=f"{prefix}:edits:seq",
+        )
 
     def block(self, version: str, block: int) -> str:
         return f"{self.prefix}:v{version}:b{block}"

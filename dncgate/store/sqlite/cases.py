@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import TypeVar
 
 from dncgate.early_warning.alerts import OriginatorKey
@@ -20,18 +19,14 @@ from dncgate.enforcement.complaints import Complaint
 from dncgate.enforcement.model import Case, CaseState, Transition, encode_standing, standing_key
 from dncgate.enforcement.protocol import CaseConflict
 from dncgate.store.sqlite.schema import CASES_SCHEMA
-from dncgate.store.sqlite.tx import Worker, paged, write_transaction
+from dncgate.store.sqlite.tx import WorkerStore, paged, write_transaction
 
 _T = TypeVar("_T")
 
-class SqliteCaseStore:
+class SqliteCaseStore(WorkerStore):
     """``CaseStore`` on the SQLite file of the list store."""
 
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        self._worker = Worker(self.path, CASES_SCHEMA, "cases")
-        self._c = self._worker.connection
-        self._run = self._worker.run
+    schema, part = CASES_SCHEMA, "cases"
 
     # -- cases ----------------------------------------------------------------------------
 
@@ -138,6 +133,3 @@ class SqliteCaseStore:
             "SELECT record FROM complaints WHERE tenant = ? ORDER BY received_at DESC LIMIT ?",
             (tenant, limit)).fetchall())
         return [Complaint.from_json(r[0]) for r in rows]
-
-    async def close(self) -> None:
-        await self._worker.close()

@@ -12,11 +12,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from pathlib import Path
 
 from dncgate.early_warning.alerts import Alert, alert_of
 from dncgate.store.errors import StoreCorrupt
-from dncgate.store.sqlite.tx import Worker, write_transaction
+from dncgate.store.sqlite.tx import WorkerStore, write_transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS ew_windows (
@@ -32,12 +31,8 @@ CREATE INDEX IF NOT EXISTS ew_alerts_tenant ON ew_alerts (tenant, raised_at);
 Row = tuple[str, str, bytes, int]  # tenant, originator, state, seen (epoch seconds)
 
 
-class SqliteEarlyWarningStore:
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        self._worker = Worker(self.path, SCHEMA, "early-warning")
-        self._c = self._worker.connection
-        self._run = self._worker.run
+class SqliteEarlyWarningStore(WorkerStore):
+    schema, part = SCHEMA, "early-warning"
 
     # -- window state -------------------------------------------------------------------------
 
@@ -96,9 +91,6 @@ class SqliteEarlyWarningStore:
             return None if row is None else (str(row[0]), str(row[1]))
         found = await self._run(ack)
         return None if found is None else (_alert(found[0]), found[1])
-
-    async def close(self) -> None:
-        await self._worker.close()
 
 
 def _alert(record: str) -> Alert:

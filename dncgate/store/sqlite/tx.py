@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from dncgate.store.errors import StoreCorrupt, StoreUnavailable
 
@@ -78,3 +78,21 @@ class Worker:
             await asyncio.get_running_loop().run_in_executor(self.pool, self.conn.close)
             self.conn = None
         self.pool.shutdown(wait=True)
+
+
+class WorkerStore:
+    """A part of the SQLite file served by its own :class:`Worker`: a subclass names its ``schema``
+    and ``part`` (the thread's and the errors' name); ``_c()`` is the connection, ``_run(fn, *args)``
+    runs ``fn`` on the part's thread."""
+
+    schema: ClassVar[str]
+    part: ClassVar[str]
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._worker = Worker(self.path, self.schema, self.part)
+        self._c = self._worker.connection
+        self._run = self._worker.run
+
+    async def close(self) -> None:
+        await self._worker.close()
