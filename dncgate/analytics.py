@@ -16,6 +16,12 @@ decisions (``Gate.observers``) and the switches' call records (``Running.calls``
   state (a deadline's alert id is stable, so it is kept once);
 - complaints filed through the desk count as a signal (``complaints_per_1000``).
 
+With ``transport = "redis"`` (several switches, one view) the gate's facts go to the Redis
+streams instead (``store.redis.fact_producer``) and this process's analyser is one of the group
+that reads them (``store.redis.fact_consumer``): it counts the originators of the partitions it
+holds, whichever gate decided their calls, and its checkpoint is that of those partitions, in
+Redis (the SQLite file keeps the alert book only).
+
 ``close`` stops them within a bound and writes a last checkpoint. ``clock`` is the app's
 (``App.clock``): the checkpoint's slot and the complaint deadlines read it, never the wall clock.
 """
@@ -38,19 +44,46 @@ from dncgate.errors import DncgateError
 from dncgate.events import CallRecord
 from dncgate.gate import Gate
 from dncgate.settings.early_warning import EarlyWarningSettings, watches
+from dncgate.store.redis.fact_consumer import PartitionConsumer, analyser_name
+from dncgate.store.redis.fact_producer import FactProducer
+from dncgate.store.redis.fact_stream import FactStreams
 from dncgate.store.sqlite.early_warning import SqliteEarlyWarningStore
 
 log = structlog.get_logger("dncgate.early_warning")
 CLOSE_GRACE = 5.0
 
 
+class Shared:
+    """The Redis side of ``transport = "redis"``: this gate's producer and this process's analyser in the group."""
+
+    def __init__(self, streams: FactStreams, settings: EarlyWarningSettings, analyser: Analyser, clock: Clock,
+                 name: str) -> None:
+        stream = settings.stream
+        self.streams = streams
+        self.producer = FactProducer(streams, analyser.watches, queue=stream.queue, batch=stream.batch,
+                                     flush_interval=stream.flush_interval)
+        self.consumer = PartitionConsumer(streams, analyser, name=name, lease=stream.lease, batch=stream.batch,
+                                          clock=clock)
+
+    async def close(self) -> None:
+        """What this gate holds sent, its partitions checkpointed and handed back."""
+        try:
+            await self.producer.flush()
+            await self.consumer.close()
+        finally:
+            await self.streams.close()
+
+
 class EarlyWarning:
     def __init__(self, settings: EarlyWarningSettings, tenants: Iterable[str], store: SqliteEarlyWarningStore, *,
-                 clock: Clock, default_tenant: str = "default") -> None:
+                 clock: Clock, default_tenant: str = "default",
+                 streams: FactStreams | None = None, name: str | None = None) -> None:
         self.settings, self.store = settings, store
         self.analyser = Analyser(watches(settings, tenants), on_alert=self._queue,
                                  max_originators=settings.max_originators)
-        self.signals = Signals(self.analyser, default_tenant=default_tenant)
+        self.shared = Shared(streams, settings, self.analyser, clock, name or analyser_name()) \
+            if streams is not None else None
+        self.signals = Signals(self.shared.producer if self.shared else self.analyser, default_tenant=default_tenant)
         self._clock = clock
         self._alerts: asyncio.Queue[Alert] = asyncio.Queue(settings.alert_queue)
         self._tasks: list[asyncio.Task[None]] = []
@@ -60,14 +93,25 @@ class EarlyWarning:
         self.delivered = 0
 
     @classmethod
-    async def open(cls, settings: EarlyWarningSettings, tenants: Iterable[str], **kwargs: object) -> EarlyWarning:
-        """The analyser with the state the last run saved. Raises ``StoreError``."""
+    async def open(cls, settings: EarlyWarningSettings, tenants: Iterable[str], *, redis_url: str | None = None,
+                   **kwargs: object) -> EarlyWarning:
+        """The analyser with the state the last run saved (``transport = "redis"``: on ``redis_url``,
+        read when a partition is taken). Raises ``StoreError``."""
         store = SqliteEarlyWarningStore(settings.path)
+        streams = None
+        if settings.transport == "redis":
+            if redis_url is None:
+                raise ValueError("[early_warning] transport = \"redis\" needs the store's Redis URL")
+            streams = FactStreams.connect(redis_url, partitions=settings.stream.partitions,
+                                          maxlen=settings.stream.maxlen)
         try:
-            running = cls(settings, tenants, store, **kwargs)  # type: ignore[arg-type]
-            restored = sum(running.analyser.restore(t, o, raw) for t, o, raw, _ in await store.windows())
+            running = cls(settings, tenants, store, streams=streams, **kwargs)  # type: ignore[arg-type]
+            restored = 0 if streams is not None else \
+                sum(running.analyser.restore(t, o, raw) for t, o, raw, _ in await store.windows())
         except BaseException:
             await store.close()
+            if streams is not None:
+                await streams.close()
             raise
         running._saved_at = running.analyser.latest
         log.info("early_warning.opened", path=str(settings.path), originators=restored)
@@ -94,8 +138,15 @@ class EarlyWarning:
         if desk is not None:
             self._tasks.append(asyncio.create_task(self._every(self.settings.sla_check_interval, self.check_deadlines),
                                                    name="early-warning-sla"))
+        if self.shared is not None:
+            self._tasks += [asyncio.create_task(self.shared.producer.run(), name="early-warning-send"),
+                            asyncio.create_task(self.shared.consumer.run(), name="early-warning-partitions")]
 
     def _complaint(self, originator: OriginatorKey, at: datetime) -> None:
+        if self.shared is not None:  # to every partition: its originator's holder counts it
+            self.shared.producer.complaint(originator.tenant, originator.value, at.timestamp())
+            log.info("early_warning.complaint", originator=str(originator), sent=True)
+            return
         counted = self.analyser.complaint(originator.tenant, originator.value, at.timestamp())
         log.info("early_warning.complaint", originator=str(originator), counted=counted)
 
@@ -141,6 +192,8 @@ class EarlyWarning:
 
     async def checkpoint(self) -> int:
         """Write every state that took a fact since the last checkpoint (its open slot closed first)."""
+        if self.shared is not None:
+            return await self.shared.consumer.commit()
         since = self._saved_at
         now = self._clock().timestamp()
         rows = self.analyser.checkpoint(now, since)
@@ -184,13 +237,20 @@ class EarlyWarning:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         try:
             async with asyncio.timeout(timeout):
+                await self._last_checkpoint()  # it may raise alerts: delivered next
                 while not self._alerts.empty():
                     await self.deliver(self._alerts.get_nowait())
                     self._alerts.task_done()
-                await self.checkpoint()
         except TimeoutError:
             log.warning("early_warning.close_timeout", queued=self._alerts.qsize(), timeout_s=timeout)
-        except (DncgateError, OSError) as exc:
-            log.error("early_warning.last_checkpoint_failed", error=str(exc))
         finally:
             await self.store.close()
+
+    async def _last_checkpoint(self) -> None:
+        try:
+            if self.shared is not None:
+                await self.shared.close()
+            else:
+                await self.checkpoint()
+        except (DncgateError, OSError) as exc:
+            log.error("early_warning.last_checkpoint_failed", error=str(exc))

@@ -32,6 +32,8 @@ if TYPE_CHECKING:  # read at each scrape, never built here
     from dncgate.audit import AuditSink
     from dncgate.replica.store import ReplicaStore
     from dncgate.sessions import SessionServer
+    from dncgate.store.redis.fact_consumer import PartitionConsumer
+    from dncgate.store.redis.fact_producer import FactProducer
 
 _LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 STORE_OPS = ("facts",)  # the store calls counted in dncgate_store_errors_total; shown at 0 from the start
@@ -100,6 +102,10 @@ class GateMetrics:
     def watch_replica(self, replica: ReplicaStore) -> None:
         self._watched.replica = replica
 
+    def watch_facts(self, producer: FactProducer, consumer: PartitionConsumer) -> None:
+        """The shared early warning's (``transport = "redis"``): this gate's facts and this analyser's."""
+        self._watched.facts = producer, consumer
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
@@ -111,6 +117,7 @@ class _Watched(Collector):
         self.doors: dict[str, SessionServer] = {}
         self.audit: AuditSink | None = None
         self.replica: ReplicaStore | None = None
+        self.facts: tuple[FactProducer, PartitionConsumer] | None = None
 
     def collect(self) -> Iterable[Metric]:
         up = GaugeMetricFamily("dncgate_door_up", "1 while the door accepts connections", labels=["door"])
@@ -138,6 +145,8 @@ class _Watched(Collector):
             found += [backlog, written, lost]
         if self.replica is not None:
             found += _replica_metrics(self.replica)
+        if self.facts is not None:
+            found += _facts_metrics(*self.facts)
         return found
 
     def describe(self) -> Iterable[Metric]:
@@ -158,3 +167,18 @@ def _replica_metrics(replica: ReplicaStore) -> list[Metric]:
     applied = CounterMetricFamily("dncgate_replica_changes_applied", "List edits and ledger records applied")
     applied.add_metric([], replica.changes_applied)
     return [answers, age, applied]
+
+
+def _facts_metrics(producer: FactProducer, consumer: PartitionConsumer) -> list[Metric]:
+    sent = CounterMetricFamily("dncgate_early_warning_facts_sent", "Call facts this gate sent to the shared streams")
+    sent.add_metric([], producer.sent)
+    dropped = CounterMetricFamily("dncgate_early_warning_facts_dropped",
+                                  "Call facts this gate dropped (buffer full, Redis failing or late; in an "
+                                  "early_warning.facts_dropped or facts_not_sent log line)")
+    dropped.add_metric([], producer.dropped)
+    applied = CounterMetricFamily("dncgate_early_warning_facts_applied",
+                                  "Call facts this analyser counted, from every gate, for the partitions it held")
+    applied.add_metric([], consumer.applied)
+    held = GaugeMetricFamily("dncgate_early_warning_partitions_held", "Stream partitions this analyser holds now")
+    held.add_metric([], len(consumer.held))
+    return [sent, dropped, applied, held]

@@ -125,7 +125,10 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
             feeds.start()  # in the background: a switch that is down shows in /healthz, calls need no feed
             if config.early_warning.enabled:
                 watching = running.early_warning = await EarlyWarning.open(
-                    config.early_warning, config.tenants, clock=clock, default_tenant=gate.default_tenant)
+                    config.early_warning, config.tenants, clock=clock, default_tenant=gate.default_tenant,
+                    redis_url=config.store.url if config.early_warning.transport == "redis" else None)
+                if watching.shared is not None:
+                    metrics.watch_facts(watching.shared.producer, watching.shared.consumer)
             if config.enforcement.enabled:
                 desk, enforcing = await _start_enforcement(config, app.store, running, clock,
                                                            watching.store if watching else None)

@@ -68,6 +68,9 @@ def _print_early_warning(config: Settings) -> None:
 
     early = config.early_warning
     print(f"  early warning: {f'on {early.path}' if early.enabled else 'off'}")
+    if early.enabled and early.transport == "redis":
+        print(f"    shared over the store's Redis: {early.stream.partitions} partitions, "
+              f"lease {early.stream.lease:g} s")
     if early.enabled:
         for name, watch in sorted(watches(early, config.tenants).items()):
             acting = sum(1 for rule in watch.rules if not rule.report_only)

@@ -104,6 +104,7 @@ class _Tenant:
 class Analyser:
     def __init__(self, watches: Mapping[str, Watch], *, on_alert: Callable[[Alert], None] | None = None,
                  max_originators: int = 200_000) -> None:
+        self.watches = dict(watches)
         self._tenants = {name: _Tenant(watch, _Local(ZoneInfo(watch.zone), watch.night))
                          for name, watch in watches.items()}
         self.on_alert = on_alert
@@ -187,14 +188,20 @@ class Analyser:
     def complaint(self, tenant: str, caller_id: str, at: float) -> bool:
         """A complaint about a call from ``caller_id``: counted for the originator that last used it
         (the caller ID itself when the tenant keys originators by caller ID). False: no such originator."""
+        originator = self.originator_of(tenant, caller_id)
+        if originator is None:
+            return False
+        self._find(self._tenants[tenant], originator, int(at)).cur_complaints += 1
+        return True
+
+    def originator_of(self, tenant: str, caller_id: str) -> str | None:
+        """The originator with a state that last used ``caller_id`` (the caller ID itself when the
+        tenant keys originators by caller ID); None: no such originator."""
         known = self._tenants.get(tenant)
         if known is None:
-            return False
+            return None
         originator = caller_id if known.watch.key is OriginatorKind.CALLER_ID else known.caller_ids.get(caller_id)
-        if originator is None or originator not in known.states:
-            return False
-        self._find(known, originator, int(at)).cur_complaints += 1
-        return True
+        return originator if originator is not None and originator in known.states else None
 
     @staticmethod
     def _owner(known: _Tenant, caller_id: str, originator: str) -> None:
@@ -313,17 +320,43 @@ class Analyser:
     def checkpoint(self, at: float, since: int) -> list[tuple[str, str, bytes, int]]:
         """The states that took a fact at or after ``since``, their open slot closed at ``at`` first:
         (tenant, originator, ``Windows.dump()``, last fact) rows to save."""
-        moment = int(at)
         rows = []
         for known in self._tenants.values():
             for originator, state in known.states.items():
-                if state.seen < since:
-                    continue
-                if moment // w.SLOT_1M > state.slot_1m:
-                    state.close(moment)
-                    self._evaluate(known, originator, state, moment)
-                rows.append((known.watch.tenant, originator, state.dump(), state.seen))
+                if state.seen >= since:
+                    rows.append((known.watch.tenant, originator, self._dump(known, originator, state, int(at)),
+                                 state.seen))
         return rows
+
+    def dump(self, tenant: str, originator: str, at: float) -> tuple[bytes, int] | None:
+        """One originator's state (its open slot closed at ``at`` first) and its last fact; None: no state."""
+        known = self._tenants.get(tenant)
+        state = known.states.get(originator) if known is not None else None
+        if known is None or state is None:
+            return None
+        return self._dump(known, originator, state, int(at)), state.seen
+
+    def _dump(self, known: _Tenant, originator: str, state: Windows, moment: int) -> bytes:
+        """The state's bytes, its open slot closed first (at its end when ``moment`` is behind the
+        facts' own time, another gate's clock: the dump leaves the open slot out)."""
+        if state.cur_attempts or state.cur_ended or state.cur_complaints or moment // w.SLOT_1M > state.slot_1m:
+            moment = max(moment, (state.slot_1m + 1) * w.SLOT_1M)
+            state.close(moment)
+            self._evaluate(known, originator, state, moment)
+        return state.dump()
+
+    def holds(self, tenant: str, originator: str) -> bool:
+        known = self._tenants.get(tenant)
+        return known is not None and originator in known.states
+
+    def drop(self, which: Callable[[str, str], bool]) -> int:
+        """Forget the states of every (tenant, originator) ``which`` names (another analyser holds them now)."""
+        dropped = 0
+        for tenant, known in self._tenants.items():
+            for originator in [o for o in known.states if which(tenant, o)]:
+                del known.states[originator]
+                dropped += 1
+        return dropped
 
     def flush(self, at: float) -> None:
         """Close every originator's current slot at ``at`` (and evaluate): before a checkpoint."""

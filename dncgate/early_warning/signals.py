@@ -2,11 +2,12 @@
 
 :meth:`Signals.decision` turns a decision (``gate.CheckResult``) into an analyser *attempt*,
 keyed by the field the tenant names (``[early_warning.tenants.NAME] key``: account, trunk, caller
-ID or entity). :meth:`Signals.call` turns a feed's ``CallRecord`` into an *end*. A call record
-carries the account and the caller ID but no tenant, trunk or entity: the originator a decision
-had for the same (account, caller ID) is remembered (bounded) and used; a record nobody decided
-goes to the default tenant when its key is the account or the caller ID, else it is counted as
-unkeyed (``Analyser.unkeyed``).
+ID or entity) and handed to a sink (the analyser, or the producer of the Redis streams that
+several gates' analysers share: ``early_warning.facts``). :meth:`Signals.call` turns a feed's
+``CallRecord`` into an *end*. A call record carries the account and the caller ID but no tenant,
+trunk or entity: the originator a decision of this gate had for the same (account, caller ID) is
+remembered (bounded) and used; a record nobody decided here goes to the default tenant when its
+key is the account or the caller ID, else it is counted as unkeyed (``Analyser.unkeyed``).
 
 An attempt counts as *refused* when the policy's outcome was reject for a list, consent, hours
 or a subscriber's choice (``REFUSED``), not for a failed check or for enforcement's own block (an
@@ -18,7 +19,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from dncgate.early_warning.alerts import OriginatorKind
-from dncgate.early_warning.analyser import Analyser
+from dncgate.early_warning.facts import FactSink
 from dncgate.events import CallRecord
 from dncgate.model import CallAttempt, Decision, Originator, Purpose, Reason, Verdict
 from dncgate.numbers import ShortNumber, Subscriber
@@ -55,7 +56,7 @@ def key_of(kind: OriginatorKind, originator: Originator) -> str:
 
 
 class Signals:
-    def __init__(self, analyser: Analyser, *, default_tenant: str = "default") -> None:
+    def __init__(self, analyser: FactSink, *, default_tenant: str = "default") -> None:
         self.analyser = analyser
         self.default_tenant = default_tenant
         self._owners: dict[tuple[str, str], tuple[str, str]] = {}  # (account, caller ID) -> (tenant, key)

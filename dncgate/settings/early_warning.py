@@ -9,6 +9,14 @@ Every default with its reason:
   themselves are written when raised); short enough that a campaign's evidence survives a restart.
 - ``max_originators = 200000``: ~2 KB each (``early_warning.windows``), ~400 MB at most.
 - ``sla_check_interval_s = 300``: complaint deadlines are days long; 5 minutes is early enough.
+- ``transport = "process"``: each gate analyses what it decides; ``"redis"`` (several switches,
+  one view) needs the Redis store and is asked for, not assumed.
+- ``[early_warning.stream]``: ``partitions = 16`` (a handful of analysers share them evenly; every
+  gate must say the same), ``lease_s = 15`` (a dead analyser's partitions move after at most this
+  long, renewed every third of it), ``maxlen = 200000`` facts' batches kept per partition (~minutes
+  of a busy partition: an analyser that is down longer loses the oldest), ``queue = 50000`` facts
+  a gate holds for Redis (then it drops and counts them), ``batch = 200`` facts per stream entry
+  and entries per read.
 - per tenant ``key = "account"``: the switch's account code names who pays for the traffic; a
   caller ID can be spoofed or rotated, a trunk carries many customers.
 - ``zone = "UTC"``, ``night = "21:00-08:00"``: the local day of night_share and of rule hours (TCPA:
@@ -65,6 +73,19 @@ class TenantWarningSettings(Table, frozen=True):
     rules: dict[str, RuleSettings] = field(default_factory=dict)
 
 
+class StreamSettings(Table, frozen=True):
+    """``[early_warning.stream]``: the Redis streams of ``transport = "redis"`` (``store.redis.fact_stream``)."""
+
+    partitions: Annotated[int, Meta(ge=1, le=1024)] = 16  # originators are hashed over these (same on every gate)
+    # an analyser's hold on a partition; a dead one's partitions move after at most this long
+    lease: Annotated[float, Meta(ge=1.0, le=600.0)] = field(default=15.0, name="lease_s")
+    maxlen: Annotated[int, Meta(ge=100, le=100_000_000)] = 200_000  # entries kept per partition (XADD MAXLEN ~)
+    queue: Annotated[int, Meta(ge=100, le=10_000_000)] = 50_000  # facts a gate holds for Redis, then drops
+    batch: Annotated[int, Meta(ge=1, le=10_000)] = 200  # facts per stream entry, and entries per read
+    # how often a gate sends what it holds (the analysers see a fact at most this much later)
+    flush_interval: Annotated[float, Meta(ge=0.001, le=10.0)] = field(default=0.05, name="flush_interval_s")
+
+
 class EarlyWarningSettings(Table, frozen=True):
     """``[early_warning]``: the analyser in ``serve`` (call facts per originator, rules, alerts to cases)."""
 
@@ -78,6 +99,9 @@ class EarlyWarningSettings(Table, frozen=True):
     sla_check_interval: Annotated[float, Meta(ge=0.05, le=86_400.0)] = field(default=300.0,
                                                                              name="sla_check_interval_s")
     alert_queue: Annotated[int, Meta(ge=10, le=1_000_000)] = 10_000  # alerts waiting for enforcement
+    # process: each gate analyses its own calls; redis: every gate's facts to one view over Redis streams
+    transport: Literal["process", "redis"] = "process"
+    stream: StreamSettings = field(default_factory=StreamSettings)
     tenants: dict[str, TenantWarningSettings] = field(default_factory=dict)
 
 

@@ -220,6 +220,15 @@ def _build(data: dict[str, Any], problems: Problems) -> Settings | None:
     if isinstance(store, StoreSettings) and isinstance(replica, ReplicaSettings):
         for key, problem in checks.cluster(store, replica):
             problems.add(key, problem)
+    warning = tables["early_warning"]
+    if isinstance(store, StoreSettings) and isinstance(warning, EarlyWarningSettings) and \
+            warning.transport == "redis" and store.backend != "redis":
+        problems.add(("early_warning", "transport"), "the streams are on the store's Redis: set [store] backend = "
+                                                     "\"redis\"")
+    if isinstance(store, StoreSettings) and isinstance(warning, EarlyWarningSettings) and \
+            warning.transport == "redis" and store.cluster:
+        problems.add(("early_warning", "transport"), "the fact streams need one Redis server, not [store] cluster "
+                                                     "(not written for a cluster yet)")
     if tenants is None or any(table is None for table in tables.values()):
         return None
     return Settings(tenants=tenants, **tables)  # type: ignore[arg-type]  # none is None (checked above)

@@ -106,6 +106,29 @@ warning = 1
     assert "rules.z: '25:00-26:00': not a time of day" in text
 
 
+def test_the_shared_transport_needs_the_redis_store(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(write(tmp_path, """
+[early_warning]
+transport = "redis"
+"""))
+    assert "early_warning.transport: the streams are on the store's Redis" in str(caught.value)
+    with pytest.raises(ConfigError) as caught:
+        load(write(tmp_path, "[early_warning.stream]\npartitions = 0\n"))
+    assert "early_warning.stream.partitions: must be between 1 and 1024" in str(caught.value)
+    settings = load(write(tmp_path, """
+[store]
+backend = "redis"
+[early_warning]
+transport = "redis"
+[early_warning.stream]
+partitions = 4
+lease_s = 30
+"""))
+    assert settings.early_warning.transport == "redis"
+    assert (settings.early_warning.stream.partitions, settings.early_warning.stream.lease) == (4, 30.0)
+
+
 def _alert(alert_id: str, at: datetime) -> Alert:
     return Alert(alert_id, OriginatorKey("acme", OriginatorKind.ACCOUNT, "acct"), "short_calls", Severity.CRITICAL,
                  at, "1h", {"short6_share": 0.9}, 0.7, sample_decisions=("d1",), sample_calls=("c1",))

@@ -94,6 +94,8 @@ def test_a_cluster_refuses_the_replica_and_sqlite() -> None:
         load(None, environ=base)
     with pytest.raises(ConfigError, match="only database 0"):
         load(None, environ={**base, "DNCGATE_STORE__BACKEND": "redis", "DNCGATE_STORE__URL": "redis://h:1/3"})
+    with pytest.raises(ConfigError, match="fact streams need one Redis server"):
+        load(None, environ={**base, "DNCGATE_STORE__BACKEND": "redis", "DNCGATE_EARLY_WARNING__TRANSPORT": "redis"})
 
 
 async def test_a_master_killed_mid_load_fails_closed_then_recovers(tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ index and the standing hash that ``facts()`` reads. Once it returns, every later
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime
 
@@ -17,9 +16,8 @@ from dncgate.enforcement.complaints import Complaint
 from dncgate.enforcement.feed_standings import FeedStandings
 from dncgate.enforcement.model import Case, CaseState, Transition, encode_standing, standing_key
 from dncgate.enforcement.protocol import CaseConflict
-from dncgate.store.errors import StoreUnavailable
 from dncgate.store.redis import case_keys as keys
-from dncgate.store.redis.conn import Client, RedisSettings, close_client, make_client, redis_errors
+from dncgate.store.redis.conn import Client, RedisSettings, bounded, close_client, make_client
 
 _PAGE = 500
 
@@ -85,12 +83,7 @@ class RedisCaseStore:
         return cls(make_client(settings), deadline=timeout * 3)
 
     async def _bounded(self, what: str, operation: object) -> object:
-        try:
-            async with asyncio.timeout(self._deadline):
-                with redis_errors(what):
-                    return await operation  # type: ignore[misc]
-        except TimeoutError as exc:
-            raise StoreUnavailable(f"redis {what}: no answer within {self._deadline} s") from exc
+        return await bounded(what, self._deadline, operation)  # type: ignore[arg-type]
 
     async def append(self, step: Transition, case: Case) -> tuple[Transition, bool]:
         tenant = step.tenant

@@ -8,9 +8,11 @@ loads, exports and cleanup get a separate pool with patient timeouts.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from redis.asyncio.connection import AbstractConnection
@@ -22,6 +24,7 @@ from dncgate.settings.schema import StoreSettings
 from dncgate.store.errors import StoreCorrupt, StoreUnavailable
 from dncgate.store.redis.blocks import CANDIDATE_K
 
+T = TypeVar("T")
 RECOMMENDED_INTSET_ENTRIES = 1_000_000
 REDIS_DEFAULT_INTSET_ENTRIES = 512
 _STORE = StoreSettings()
@@ -139,3 +142,13 @@ async def raw_connection(client: Client, key: str) -> AsyncIterator[AbstractConn
         yield cluster_conn
     finally:
         node.release(cluster_conn)
+
+
+async def bounded(what: str, deadline: float, operation: Awaitable[T]) -> T:
+    """``operation``'s answer within ``deadline`` seconds; every failure a ``StoreError``."""
+    try:
+        async with asyncio.timeout(deadline):
+            with redis_errors(what):
+                return await operation
+    except TimeoutError as exc:
+        raise StoreUnavailable(f"redis {what}: no answer within {deadline} s") from exc

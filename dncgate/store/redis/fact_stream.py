@@ -1,0 +1,224 @@
+"""Redis streams of call facts that several gates' analysers share (``[early_warning] transport = "redis"``).
+
+Every key of partition ``P`` carries the tag ``{ew:P}``, so a script over a partition's keys stays
+in one Redis Cluster slot.
+
+===========================  ======  ===================================================================
+key                          type    holds
+===========================  ======  ===================================================================
+``dnc:{ew:P}:facts``         stream  entries of field ``f``: a JSON list of facts (``early_warning.facts``);
+                                     consumer group ``analysers``; ``XADD MAXLEN ~ [early_warning.stream] maxlen``
+``dnc:{ew:P}:lease``         string  ``<analyser> <until ms>``: who holds the partition, until when
+``dnc:{ew:P}:states``        hash    ``tenant\\x1foriginator`` -> the last applied entry ID (two u64) +
+                                     ``Windows.dump()``: the checkpoint the next holder starts from
+``dnc:{ew:P}:seen``          zset    the same fields by their last fact (s): idle states are dropped
+``dnc:{ew}:members``         zset    analyser -> until ms: the live analysers (each takes its share)
+===========================  ======  ===================================================================
+
+Every call has a deadline (``bounded``) and every failure is a ``StoreError``; the lease times
+are the analysers' own clocks (keep them within a fraction of ``lease_s``: NTP).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ResponseError
+
+from dncgate.store.errors import StoreUnavailable
+from dncgate.store.redis.conn import RedisSettings, bounded, make_client
+from dncgate.store.redis.keys import TenantKey
+
+FAMILY = "ew"
+GROUP = "analysers"
+MEMBERS = "dnc:{ew}:members"
+FIELD = b"f"
+facts_key = TenantKey(FAMILY, "facts")
+lease_key = TenantKey(FAMILY, "lease")
+states_key = TenantKey(FAMILY, "states")
+seen_key = TenantKey(FAMILY, "seen")
+MARK = struct.Struct(">QQ")  # the entry ID a state includes everything up to
+Mark = tuple[int, int]
+Entry = tuple[bytes, bytes | None]  # entry ID, the facts (None: not a facts entry)
+
+# KEYS: lease. ARGV: analyser, now ms, until ms, take ("1": also an absent or expired lease).
+_HOLD = """
+local held = redis.call('GET', KEYS[1])
+if held then
+  local sep = string.find(held, ' ', 1, true)
+  if string.sub(held, 1, sep - 1) ~= ARGV[1] then
+    if ARGV[4] ~= '1' or tonumber(string.sub(held, sep + 1)) > tonumber(ARGV[2]) then return 0 end
+  end
+elseif ARGV[4] ~= '1' then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. ARGV[3])
+return 1
+"""
+_MINE = "local held = redis.call('GET', KEYS[1])\n" \
+        "if not held or string.sub(held, 1, string.len(ARGV[1]) + 1) ~= ARGV[1] .. ' ' then return 0 end\n"
+# KEYS: lease. ARGV: analyser.
+_RELEASE = _MINE + "redis.call('DEL', KEYS[1])\nreturn 1\n"
+# KEYS: lease, states, seen. ARGV: analyser, then field, state, seen for each state.
+_SAVE = _MINE + """
+for i = 2, #ARGV, 3 do
+  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+  redis.call('ZADD', KEYS[3], ARGV[i + 2], ARGV[i])
+end
+return 1
+"""
+
+
+def parse_id(entry_id: bytes | str) -> Mark:
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
+class FactStreams:
+    """Every Redis command of the shared early warning, each bounded by ``deadline`` seconds."""
+
+    def __init__(self, client: Redis, *, partitions: int, maxlen: int, deadline: float) -> None:
+        self._r = client
+        self.partitions, self.maxlen, self.deadline = partitions, maxlen, deadline
+        self._hold = client.register_script(_HOLD)
+        self._release = client.register_script(_RELEASE)
+        self._save = client.register_script(_SAVE)
+
+    @classmethod
+    def connect(cls, url: str, *, partitions: int, maxlen: int, timeout: float = 2.0,
+                client_name: str = "dncgate-early-warning") -> FactStreams:
+        """No retries: a fact sent twice would be counted twice (a failed send is dropped and counted)."""
+        settings = RedisSettings(url=url, socket_timeout=timeout, connect_timeout=timeout, pool_timeout=timeout,
+                                 retry=Retry(NoBackoff(), 0), max_connections=8, client_name=client_name)
+        client = make_client(settings)  # one server: settings refuse the redis transport on a cluster
+        if not isinstance(client, Redis):
+            raise TypeError("the fact streams need a single Redis server, not a cluster")
+        return cls(client, partitions=partitions, maxlen=maxlen, deadline=timeout * 2)
+
+    async def close(self) -> None:
+        await self._r.aclose()
+        await self._r.connection_pool.disconnect()
+
+    # -- the gates' side --------------------------------------------------------------------------
+
+    async def add(self, entries: Sequence[tuple[int, bytes]]) -> None:
+        """XADD each (partition, facts) entry, trimming each stream to about ``maxlen``, in one round trip."""
+        pipe = self._r.pipeline(transaction=False)
+        for partition, raw in entries:
+            pipe.xadd(facts_key(str(partition)), {FIELD: raw}, maxlen=self.maxlen, approximate=True)
+        await bounded("fact add", self.deadline, pipe.execute())
+
+    # -- the analysers' side ----------------------------------------------------------------------
+
+    async def join(self, analyser: str, now_ms: int, until_ms: int) -> int:
+        """Say ``analyser`` is alive until ``until_ms``; how many analysers are alive now."""
+        pipe = self._r.pipeline(transaction=False)
+        pipe.zadd(MEMBERS, {analyser: until_ms})
+        pipe.zremrangebyscore(MEMBERS, "-inf", now_ms)
+        pipe.zcard(MEMBERS)
+        replies = await bounded("analyser join", self.deadline, pipe.execute())
+        return int(replies[-1])
+
+    async def leave(self, analyser: str, partitions: Sequence[int]) -> None:
+        pipe = self._r.pipeline(transaction=False)
+        pipe.zrem(MEMBERS, analyser)
+        for partition in partitions:
+            pipe.xgroup_delconsumer(facts_key(str(partition)), GROUP, analyser)
+        await bounded("analyser leave", self.deadline, pipe.execute(raise_on_error=False))
+
+    async def hold(self, partition: int, analyser: str, now_ms: int, until_ms: int, *, take: bool) -> bool:
+        """Renew ``analyser``'s lease (``take``: or take a free or expired one); False: someone else's."""
+        reply = await bounded("lease", self.deadline, self._hold(
+            keys=[lease_key(str(partition))], args=[analyser, now_ms, until_ms, "1" if take else "0"]))
+        return int(reply) == 1
+
+    async def release(self, partition: int, analyser: str) -> bool:
+        reply = await bounded("lease release", self.deadline, self._release(keys=[lease_key(str(partition))],
+                                                                            args=[analyser]))
+        return int(reply) == 1
+
+    async def ensure_group(self, partition: int) -> None:
+        """The consumer group of the partition's stream, reading from its first entry (created once)."""
+        try:
+            await bounded("group create", self.deadline, self._r.xgroup_create(
+                facts_key(str(partition)), GROUP, id="0", mkstream=True))
+        except StoreUnavailable as exc:  # the group is there: BUSYGROUP
+            cause = exc.__cause__
+            if not (isinstance(cause, ResponseError) and "BUSYGROUP" in str(cause)):
+                raise
+
+    async def read(self, analyser: str, partitions: Sequence[int], count: int,
+                   block_ms: int | None) -> list[tuple[int, list[Entry]]]:
+        """New entries of ``partitions`` for ``analyser`` (XREADGROUP ``>``; ``block_ms`` None: do not wait)."""
+        streams = {facts_key(str(p)): ">" for p in partitions}
+        deadline = self.deadline + (block_ms or 0) / 1000
+        reply: list[Any] = await bounded("fact read", deadline, self._r.xreadgroup(  # type: ignore[arg-type]
+            GROUP, analyser, streams, count=count, block=block_ms))  # type: ignore[arg-type]
+        by_key = {facts_key(str(p)): p for p in partitions}
+        found = []
+        for key, entries in reply or []:
+            name = key.decode() if isinstance(key, bytes) else str(key)
+            found.append((by_key[name], [_entry(entry) for entry in entries]))
+        return found
+
+    async def claim(self, partition: int, analyser: str, start: bytes | str, count: int,
+                    min_idle_ms: int = 0) -> tuple[bytes | str, list[Entry]]:
+        """Pending entries of the partition (any analyser's) idle ``min_idle_ms``, now ``analyser``'s
+        (XAUTOCLAIM): the next start ("0-0": none left) and the entries, trimmed ones left out."""
+        reply: list[Any] = await bounded("fact claim", self.deadline, self._r.xautoclaim(
+            facts_key(str(partition)), GROUP, analyser, min_idle_ms, start, count))
+        return reply[0], [_entry(entry) for entry in reply[1] if entry is not None]
+
+    async def ack(self, partition: int, ids: Sequence[bytes]) -> None:
+        if ids:
+            await bounded("fact ack", self.deadline, self._r.xack(facts_key(str(partition)), GROUP, *ids))
+
+    async def states(self, partition: int, page: int = 500) -> AsyncIterator[tuple[bytes, Mark, bytes]]:
+        """The partition's checkpoint: (field, mark, state) a page at a time."""
+        cursor = 0
+        while True:
+            reply: tuple[int, dict[bytes, bytes]] = await bounded("state read", self.deadline, self._r.hscan(
+                states_key(str(partition)), cursor, count=page))  # type: ignore[arg-type]
+            cursor, rows = reply
+            for name, value in rows.items():
+                if len(value) > MARK.size:
+                    yield name, MARK.unpack_from(value), value[MARK.size:]
+            if cursor == 0:
+                return
+
+    async def save(self, partition: int, analyser: str, rows: Sequence[tuple[str, Mark, bytes, int]],
+                   chunk: int = 100) -> bool:
+        """Write (field, mark, state, seen) rows while ``analyser`` holds the lease; False: it does not."""
+        for start in range(0, len(rows), chunk):
+            args: list[str | bytes | int] = [analyser]
+            for name, mark, state, seen in rows[start:start + chunk]:
+                args += [name, MARK.pack(*mark) + state, seen]
+            reply = await bounded("state save", self.deadline, self._save(
+                keys=[lease_key(str(partition)), states_key(str(partition)), seen_key(str(partition))], args=args))
+            if int(reply) != 1:
+                return False
+        return True
+
+    async def forget(self, partition: int, before: int, limit: int = 1000) -> int:
+        """Drop up to ``limit`` states whose last fact is older than ``before`` (s)."""
+        seen = seen_key(str(partition))
+        idle = await bounded("state forget", self.deadline, self._r.zrangebyscore(seen, "-inf", before - 1,
+                                                                                 start=0, num=limit))
+        if not idle:
+            return 0
+        pipe = self._r.pipeline(transaction=True)
+        pipe.hdel(states_key(str(partition)), *idle)
+        pipe.zrem(seen, *idle)
+        await bounded("state forget", self.deadline, pipe.execute())
+        return len(idle)
+
+
+def _entry(entry: tuple[bytes, dict[bytes, bytes] | None]) -> Entry:
+    entry_id, fields = entry
+    return entry_id, (fields or {}).get(FIELD)
