@@ -115,7 +115,8 @@ async def audited(db: Path) -> list[str]:
         await store.close()
 
 
-async def test_every_verdict_sent_before_a_kill_9_is_audited_after_restart(tmp_path: Path) -> None:
+async def gate_config(tmp_path: Path) -> tuple[Path, int]:
+    """A SQLite gate with ``LISTED`` on the national list, FastAGI on a free loopback port, no HTTP."""
     db = tmp_path / "gate.sqlite3"
     seed = SqliteListStore(db)
     await seed.replace_list("national", [LISTED])
@@ -135,6 +136,12 @@ region = "US"
 [tenants.default.hours]
 enabled = false
 """)
+    return config, port
+
+
+async def test_every_verdict_sent_before_a_kill_9_is_audited_after_restart(tmp_path: Path) -> None:
+    config, port = await gate_config(tmp_path)
+    db = tmp_path / "gate.sqlite3"
     log = tmp_path / "gate.log"
     gate = await start_gate(config, log)
     received: dict[str, str] = {}

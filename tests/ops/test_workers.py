@@ -12,35 +12,10 @@ import signal
 import subprocess
 from pathlib import Path
 
-from dncgate.store.sqlite import SqliteListStore
-from tests.conftest import free_port
-from tests.core.test_audit_kill import DNCGATE, LISTED, events, one_call, until
+from tests.core.test_audit_kill import DNCGATE, events, gate_config, one_call, until
 
 DECISIONS = ("decision.allowed", "decision.rejected")
 MAX_CALLS = 20_000  # bound of every calling loop
-
-
-async def gate_config(tmp_path: Path) -> tuple[Path, int]:
-    db = tmp_path / "gate.sqlite3"
-    seed = SqliteListStore(db)
-    await seed.replace_list("national", [LISTED])
-    await seed.close()
-    port = free_port()
-    config = tmp_path / "dncgate.toml"
-    config.write_text(f"""\
-[store]
-path = "{db}"
-[agi]
-host = "127.0.0.1"
-port = {port}
-[http]
-enabled = false
-[tenants.default]
-region = "US"
-[tenants.default.hours]
-enabled = false
-""")
-    return config, port
 
 
 async def start_supervisor(config: Path, log: Path, workers: int = 2) -> asyncio.subprocess.Process:
