@@ -17,6 +17,7 @@ either way; the ledger shows both records, the second naming the same reply.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -112,10 +113,14 @@ class OptOutSpool:
             log.error("messages.opt_out_spool_full", path=str(self.path), size=self.size, max_bytes=self.max_bytes)
             return False
         try:
-            os.write(self._fd, line)
+            written = 0
+            while written < len(line):  # a short write goes on where it stopped
+                written += os.write(self._fd, line[written:])
             os.fsync(self._fd)
         except OSError as exc:
             log.error("messages.opt_out_spool_failed", path=str(self.path), error=str(exc))
+            with contextlib.suppress(OSError):  # no torn line for the next one to be appended to
+                os.ftruncate(self._fd, self.size)
             return False
         self.size += len(line)
         if bound:

@@ -36,7 +36,8 @@ class OptOutRetries:
         self.max_pending = max_pending
         self.backoff = backoff or Backoff()
         self.spool = spool
-        self.lost = 0  # replies neither recorded nor kept (queue or spool full)
+        self.lost = 0  # replies neither recorded nor kept (the queue full)
+        self.not_durable = 0  # replies kept in memory only (the spool full or failing)
         self._queue: deque[tuple[str, Message]] = deque(spool.pending if spool else ())
         self._wake = asyncio.Event()
         self.drained = asyncio.Event()  # set while nothing waits for the ledger
@@ -50,12 +51,17 @@ class OptOutRetries:
     def keep(self, message: Message) -> bool:
         """Queue ``message`` (a reply whose opt-out was not recorded); False when the queue is full."""
         key = uuid.uuid4().hex
-        full = len(self._queue) >= self.max_pending
-        if full or (self.spool is not None and not self.spool.append(key, message)):
+        if len(self._queue) >= self.max_pending:
             self.lost += 1
             log.error("messages.opt_out_lost", sender=message.sender[:64], recipient=message.recipient[:64],
-                      pending=len(self._queue), reason="queue_full" if full else "spool_refused", lost=self.lost)
+                      pending=len(self._queue), reason="queue_full", lost=self.lost)
             return False
+        if self.spool is not None and not self.spool.append(key, message):
+            # The spool is full or cannot be written: the reply is still retried from memory (a
+            # restart before it is recorded loses it), never dropped while the queue has room.
+            self.not_durable += 1
+            log.error("messages.opt_out_not_durable", sender=message.sender[:64], recipient=message.recipient[:64],
+                      pending=len(self._queue), not_durable=self.not_durable)
         self._queue.append((key, message))
         self.drained.clear()
         self._wake.set()

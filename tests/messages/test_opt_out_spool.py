@@ -92,14 +92,19 @@ async def test_a_reply_marked_done_is_not_replayed_and_the_rest_are_in_order(tmp
     assert [(key, m.message_id) for key, m in again.pending] == [("k0", "reply-0"), ("k2", "reply-2")]
 
 
-async def test_the_spool_is_bounded_in_bytes_and_a_refused_reply_is_counted(lab: Lab, tmp_path: Path) -> None:
+async def test_the_spool_is_bounded_in_bytes_and_a_reply_past_it_is_still_retried_from_memory(
+        lab: Lab, tmp_path: Path) -> None:
+    """A full spool loses no opt-out while the queue has room: the reply is retried from memory
+    (counted ``not_durable``; before, it was dropped and the withdrawal never recorded)."""
     spool = OptOutSpool.open(tmp_path, max_bytes=400)
     retries = OptOutRetries(lab.service, spool=spool)
     kept = [retries.keep(reply(n)) for n in range(6)]
-    assert kept[0]
-    assert not kept[-1]
-    assert retries.lost == kept.count(False)
-    assert retries.pending == kept.count(True)
+    assert all(kept)
+    assert retries.lost == 0
+    assert retries.pending == 6
+    on_disk = (tmp_path / FILE_NAME).read_bytes().count(b"\n")  # one line per reply kept on disk
+    assert 0 < on_disk < 6
+    assert retries.not_durable == 6 - on_disk
     assert (tmp_path / FILE_NAME).stat().st_size <= 400
     bounded = OptOutRetries(lab.service, max_pending=1)
     assert bounded.keep(reply(0))
