@@ -77,11 +77,23 @@ class StandingsApplied:
 
 def strictest(own: str | None, feed: str | None) -> str | None:
     """The standing the gate enforces on an originator the reseller's own case gives ``own`` and
-    the carrier's feed ``feed`` (stored values; None: clear): a suspension from either, else the
-    reseller's own restriction, else the carrier's."""
+    the carrier's feed ``feed`` (stored values; None: clear): a suspension from either, else one
+    restriction with the tighter of the two caps on each count (0 is no cap), else clear. Raises
+    ``CaseError`` for a value that is no standing."""
     if "s" in (own, feed):
         return "s"
-    return own or feed
+    if own is None or feed is None:
+        return own or feed
+    _, mine = decode_standing(own, "")
+    _, theirs = decode_standing(feed, "")
+    assert mine is not None  # neither is "s" nor None here
+    assert theirs is not None
+    return f"r:{_tighter(mine.per_minute, theirs.per_minute)}:{_tighter(mine.concurrent, theirs.concurrent)}"
+
+
+def _tighter(a: int, b: int) -> int:
+    """The tighter of two caps, where 0 means no cap."""
+    return min(a, b) if a and b else a or b
 
 
 def _entry(key: str, value: str) -> dict[str, Any]:

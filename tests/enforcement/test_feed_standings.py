@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dncgate.enforcement.feed_standings import FeedStandings, parse_standings
+from dncgate.enforcement.feed_standings import FeedStandings, parse_standings, strictest
 from dncgate.enforcement.model import CaseAction
 from dncgate.enforcement.service import Enforcement, Policy
 from dncgate.errors import CaseError
@@ -40,8 +40,9 @@ async def test_the_feed_never_takes_the_resellers_own_standing_and_gives_it_back
 
         first = await cases.apply_feed_standings("acme", FeedStandings("reseller-a", 10, {
             OWN: "r:1:1", "account:x": "s", "trunk:t": "r:2:0"}))
-        assert (first.added, first.changed, first.removed, first.kept_local) == (3, 0, 0, 1)
-        assert await _standing(lists, OWN) == (False, own)  # a restriction of its own: the reseller's stays
+        assert (first.added, first.changed, first.removed, first.kept_local) == (3, 0, 0, 0)
+        # both restrict it: each count takes the tighter cap (own 5/min uncapped concurrency, carrier 1/1)
+        assert await _standing(lists, OWN) == (False, Restriction(1, 1, OWN))
         assert await _standing(lists, "account:x") == (True, None)
         assert await _standing(lists, "trunk:t") == (False, Restriction(2, 0, "trunk:t"))
 
@@ -109,3 +110,13 @@ def test_the_document_round_trips_and_anything_else_is_refused_with_its_reason()
     for document, reason in refused.items():
         with pytest.raises(CaseError, match="^feed: .*" + reason.replace("(", r"\(").replace(".", r"\.")):
             parse_standings(document, "feed")
+
+
+@pytest.mark.parametrize(("own", "feed", "enforced"), [
+    ("s", "r:5:1", "s"), ("r:5:1", "s", "s"), (None, None, None), ("r:5:1", None, "r:5:1"), (None, "r:2:0", "r:2:0"),
+    ("r:0:0", "r:2:1", "r:2:1"),  # the reseller's own uncapped restriction does not undo the carrier's caps
+    ("r:10:1", "r:2:3", "r:2:1"),  # each count takes the tighter cap
+])
+def test_the_enforced_standing_is_the_stricter_on_every_count(own: str | None, feed: str | None,
+                                                             enforced: str | None) -> None:
+    assert strictest(own, feed) == enforced
