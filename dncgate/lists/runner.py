@@ -165,7 +165,10 @@ async def _periodic(syncer: Syncer, freshness: ListFreshness, interval: float, s
         except Exception as exc:  # noqa: BLE001 -- the periodic sync must outlive any one failure
             log.error("sync.unexpected_error", error=f"{type(exc).__name__}: {exc}")
         if standings is not None:  # whatever became of the list: a stale list stops no suspension
-            await standings.sync_once()  # logs its own failures; what was applied before stays
+            try:
+                await standings.sync_once()  # logs its own failures; what was applied before stays
+            except Exception as exc:  # noqa: BLE001 -- nor may an unforeseen one stop the list sync
+                log.error("standings.unexpected_error", error=f"{type(exc).__name__}: {exc}")
         try:
             async with asyncio.timeout(interval):
                 await stop.wait()
