@@ -53,5 +53,12 @@ async def test_doors_close_together_within_the_shutdown_bound(tmp_path: Path) ->
     first_closed = next(i for i, (event, _) in enumerate(closing) if event == "door.server.closed")
     assert {door for event, door in closing[:first_closed] if event == "door.server.closing"} >= {"agi", "esl"}
     cancelled = {e["door"]: e["count"] for e in logs if e["event"] == "door.server.sessions_cancelled"}
-    assert (cancelled.get("agi"), cancelled.get("esl")) == (1, 1)
+    assert cancelled.get("agi") == 1
+    # The ESL session's own deadline for the reply to `connect` (5 s, OutboundConfig) is as long as
+    # the door's grace and started first, so it ends that session about when the grace runs out:
+    # cancelled by the door or timed out by itself, it must be over before the door says closed.
+    events = [(e["event"], e.get("door")) for e in logs]
+    esl_closed = events.index(("door.server.closed", "esl"))
+    assert cancelled.get("esl") == 1 or ("esl.session.timeout", "esl") in events[:esl_closed]
+    assert ("esl.session.closed", "esl") in events[:esl_closed] or cancelled.get("esl") == 1
     assert SHUTDOWN_GRACE + AUDIT_GRACE < 10  # Docker's default stop timeout
