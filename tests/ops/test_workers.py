@@ -61,14 +61,19 @@ async def stop(gate: asyncio.subprocess.Process) -> int:
     return await asyncio.wait_for(gate.wait(), 60)
 
 
+async def two_ready(gate: asyncio.subprocess.Process, log: Path) -> set[int]:
+    """The pids of the first two workers that reported ready (the supervisor still running)."""
+    await until(lambda: len(ready_pids(log)) >= 2 or gate.returncode is not None, "two workers ready")
+    assert gate.returncode is None, log.read_text()[-3000:]  # noqa: ASYNC240 (only for the failure message)
+    return set(ready_pids(log))
+
+
 async def test_two_workers_answer_a_killed_one_is_respawned_sigterm_exits_0(tmp_path: Path) -> None:
     config, port = await gate_config(tmp_path)
     log = tmp_path / "gate.log"
     gate = await start_supervisor(config, log)
     try:
-        await until(lambda: len(ready_pids(log)) >= 2 or gate.returncode is not None, "two workers ready")
-        assert gate.returncode is None, log.read_text()[-3000:]
-        workers = set(ready_pids(log))
+        workers = await two_ready(gate, log)
         assert len(workers) == 2
         assert gate.pid not in workers
         placed, failed = await calls_until(port, lambda: deciders(log) >= workers)
@@ -101,8 +106,7 @@ async def test_a_rolling_restart_under_sequential_calls_drops_none(tmp_path: Pat
     log = tmp_path / "gate.log"
     gate = await start_supervisor(config, log)
     try:
-        await until(lambda: len(ready_pids(log)) >= 2 or gate.returncode is not None, "two workers ready")
-        old = set(ready_pids(log))
+        old = await two_ready(gate, log)
         _placed_before, failed_before = await calls_until(port, lambda: deciders(log) >= old)
 
         calling = asyncio.create_task(calls_until(
