@@ -7,7 +7,9 @@ same sockets, so each door has one accept queue: a worker that stops accepting l
 connections still queued to the others (with ``SO_REUSEPORT`` each worker has a queue of its own,
 and the connections queued to a worker that closes its socket are reset).
 
-* a worker that dies is started again in a free slot after a backoff (``RESPAWN_BACKOFF``); after
+* a worker that dies is started again in a free slot after a backoff (``RESPAWN_BACKOFF``) when
+  fewer than N workers then serve or are being started (``_top_up``): an old worker that dies in a
+  rolling restart while its replacement starts is not (the replacement takes its place); after
   ``MAX_RESPAWNS`` deaths with no worker becoming ready in between, the supervisor stops all;
 * SIGTERM/SIGINT: each worker gets SIGTERM (it stops accepting, finishes its sessions within
   serve's bounded shutdown, exits); one still running after ``WORKER_STOP_TIMEOUT`` is killed;
@@ -84,6 +86,7 @@ class Worker:
     process: asyncio.subprocess.Process
     ready: asyncio.Future[bool]  # True once it reported ready; False: its pipe closed first (it died)
     retiring: bool = False  # sent SIGTERM by the supervisor: its exit is no death
+    replacement: Worker | None = None  # the worker a rolling restart started to take this one's place
 
 
 class Supervisor:
@@ -100,6 +103,7 @@ class Supervisor:
         self.backoff = backoff
         self.max_respawns = max_respawns
         self.live: set[Worker] = set()
+        self._starting: dict[int, Worker | None] = {}  # slot -> the worker it replaces: being started
         self._listeners: dict[str, list[socket.socket]] = {}
         self._stop = asyncio.Event()
         self._stopping = False
@@ -113,7 +117,7 @@ class Supervisor:
         self._listeners = bind_doors(self.config)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self._stop.set)
+            loop.add_signal_handler(sig, self.stop)
         loop.add_signal_handler(signal.SIGHUP, self._forward, signal.SIGHUP)
         loop.add_signal_handler(signal.SIGUSR2, self.rolling_restart)
         try:
@@ -133,6 +137,10 @@ class Supervisor:
         log.info("supervisor.stopped", clean=clean, gave_up=self._failed)
         return 0 if clean and not self._failed else 1
 
+    def stop(self) -> None:
+        """What SIGTERM/SIGINT do: stop every worker and return from :meth:`run`."""
+        self._stop.set()
+
     def rolling_restart(self) -> None:
         """Replace every worker, one at a time (SIGUSR2); a request while one runs is ignored, logged."""
         if self._stopping:
@@ -150,11 +158,13 @@ class Supervisor:
                 return
             if previous.process.returncode is not None:
                 continue  # died meanwhile: respawned as any dead worker is
-            fresh = await self._spawn()
+            fresh = await self._spawn(replaces=previous)
             if not await self._wait_ready(fresh):
                 log.error("supervisor.restart_failed", slot=fresh.slot, pid=fresh.process.pid,
                           ready_timeout_s=self.config.serve.ready_timeout, detail="the old workers are kept")
                 await self._retire(fresh, signal.SIGKILL)
+                previous.replacement = None
+                await self._top_up()  # the old one may have died meanwhile, its respawn left to ``fresh``
                 return
             await self._retire(previous, signal.SIGTERM)
         log.info("supervisor.restart_finished", workers=len(old), worker_pids=sorted(w.process.pid for w in self.live))
@@ -201,16 +211,39 @@ class Supervisor:
                 os.kill(pid, sig)
         log.info("supervisor.signal_forwarded", signal=sig.name, worker_pids=sorted(pids))
 
+    def _serving(self) -> int:
+        """Workers that serve or are about to: the ones being started, and the live ones neither
+        retiring nor standing down for a replacement (being started, or live: it counts instead)."""
+        replaced = {w for w in self._starting.values() if w is not None}
+        replaced |= {w for w in self.live if w.replacement is not None and w.replacement in self.live
+                     and not w.replacement.retiring}
+        return len(self._starting) + sum(1 for w in self.live if not w.retiring and w not in replaced)
+
+    async def _top_up(self) -> None:
+        """Start a worker when fewer than N serve (a death's respawn)."""
+        if self._stopping or self._stop.is_set():
+            return
+        serving = self._serving()
+        if serving >= self.count:
+            log.info("supervisor.respawn_not_needed", serving=serving, workers=self.count,
+                     worker_pids=sorted(w.process.pid for w in self.live))
+            return
+        fresh = await self._spawn()
+        if self._stopping:  # the stop began while it was being started: it did not see this one
+            await self._retire(fresh, signal.SIGTERM)
+
     def _free_slot(self) -> int:
-        taken = {w.slot for w in self.live}
+        taken = {w.slot for w in self.live} | set(self._starting)
         return next(slot for slot in range(len(taken) + 1) if slot not in taken)
 
-    async def _spawn(self) -> Worker:
-        """A worker in the lowest free slot, inheriting the listening sockets and a ready pipe."""
+    async def _spawn(self, replaces: Worker | None = None) -> Worker:
+        """A worker in the lowest free slot, inheriting the listening sockets and a ready pipe
+        (``replaces``: the worker it takes the place of, in a rolling restart)."""
         slot = self._free_slot()
         fds = {door: [sock.fileno() for sock in sockets] for door, sockets in self._listeners.items()}
         read_fd, write_fd = os.pipe()
         env = {**os.environ, LISTEN_FDS_ENV: listen_fds_value(fds), SLOT_ENV: str(slot), READY_FD_ENV: str(write_fd)}
+        self._starting[slot] = replaces
         try:
             process = await asyncio.create_subprocess_exec(
                 *self.argv, env=env, stdin=asyncio.subprocess.DEVNULL,
@@ -220,8 +253,11 @@ class Supervisor:
             raise
         finally:
             os.close(write_fd)
+            del self._starting[slot]
         worker = Worker(slot, process, asyncio.get_running_loop().create_future())
         self.live.add(worker)
+        if replaces is not None:
+            replaces.replacement = worker
         for task in (asyncio.create_task(self._read_ready(worker, read_fd), name=f"worker-{slot}-ready"),
                      asyncio.create_task(self._watch(worker), name=f"worker-{slot}-watch")):
             self._tasks.add(task)
@@ -263,8 +299,4 @@ class Supervisor:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.backoff.delay(attempt)):
                 await self._stop.wait()
-        if self._stopping or self._stop.is_set():
-            return
-        fresh = await self._spawn()
-        if self._stopping:  # the stop began while it was being started: it did not see this one
-            await self._retire(fresh, signal.SIGTERM)
+        await self._top_up()
