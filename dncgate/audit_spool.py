@@ -12,6 +12,10 @@ Layout of the spool directory: ``lock`` (flock: one gate per spool) and segments
 truncated or deleted once the store has every record in it. The segments are bounded in bytes
 (``max_bytes``): beyond that a record is not spooled (its decision log line still carries all of
 it) and ``audit.spool_full`` is logged once per episode.
+
+A spool no process owns any more (a worker slot a configuration no longer has, ``dncgate.worker``)
+is adopted before a gate opens its own: ``adopt_segments`` renames its segments into the gate's
+spool, under both spools' locks, numbered after the gate's own, so they are replayed there, once.
 """
 
 from __future__ import annotations
@@ -278,6 +282,61 @@ def read_segment(path: Path, batch_size: int) -> Iterator[list[AuditRecord]]:
         yield batch
     if bad:
         log.warning("audit.spool_damaged_lines", path=str(path), skipped=bad)
+
+
+def adopt_segments(orphan: Path, own: Path) -> int | None:
+    """Move the segments of the spool ``orphan`` into the spool ``own`` (not open yet), both locked
+    meanwhile; how many, or None when a live gate holds ``orphan`` (left alone, logged). Each segment
+    is renamed (in one place at any moment), numbered after every segment ``own`` has.
+    Raises SpoolError when ``own`` is held by another gate or a file cannot be moved."""
+    if not _segment_paths(orphan):
+        return 0
+    try:
+        own.mkdir(mode=0o750, exist_ok=True)
+        with _held(own) as own_held, _held(orphan) as orphan_held:
+            if not own_held:
+                raise SpoolError(f"audit spool {own}: in use by another dncgate serve")
+            if not orphan_held:
+                log.info("audit.orphan_spool_busy", orphan=str(orphan), spool=str(own),
+                         detail="held by a running gate: left to it")
+                return None
+            number = max((_number(path) for path in _segment_paths(own)), default=0)
+            moved = _segment_paths(orphan)
+            for path in moved:
+                number += 1
+                os.rename(path, own / f"{_PREFIX}{number}{_SUFFIX}")
+            for directory in (own, orphan):
+                _sync_directory(directory)
+    except OSError as exc:
+        raise SpoolError(f"audit spool {orphan}: cannot move its segments to {own}: {exc.strerror or exc}") from None
+    return len(moved)
+
+
+@contextlib.contextmanager
+def _held(directory: Path) -> Iterator[bool]:
+    """The spool's lock, while the block runs: whether it was free (never waits)."""
+    fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+        else:
+            yield True
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _segment_paths(directory: Path) -> list[Path]:
+    return sorted((p for p in directory.glob(f"{_PREFIX}*{_SUFFIX}") if p.is_file()), key=_number)
+
+
+def _sync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _number(path: Path) -> int:

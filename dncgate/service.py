@@ -20,6 +20,8 @@ from dncgate.api.app import install_api
 from dncgate.api.context import ApiContext
 from dncgate.api.enforcement import install_enforcement
 from dncgate.app import AUDIT_GRACE, open_app
+from dncgate.audit_spool import SpoolError as AuditSpoolError
+from dncgate.audit_spool import adopt_segments
 from dncgate.clock import Clock, utc_now
 from dncgate.console import install_console
 from dncgate.console.wiring import console_context
@@ -48,7 +50,7 @@ from dncgate.sessions import ServerLimits
 from dncgate.settings import Listener, Settings
 from dncgate.store.factory import open_case_store, open_operator_store
 from dncgate.store.protocol import ListStore
-from dncgate.worker import WorkerRole, worker_role
+from dncgate.worker import WorkerRole, orphan_spools, worker_role
 
 if TYPE_CHECKING:  # the list services are imported when serve() starts
     from dncgate.consent.ledger import Ledger
@@ -96,6 +98,7 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
         config = overrides(config)
         structlog.contextvars.bind_contextvars(worker=role.slot, pid=os.getpid())
     _open_files(config)
+    _adopt_orphan_spools(config, role)
     async with open_app(config, ledger=True, metrics=True, spool=True, replica=True, audit_grace=AUDIT_GRACE,
                         clock=clock) as app:
         metrics, ledger, gate, clock = app.metrics, app.consent_ledger(), app.gate, app.clock
@@ -200,6 +203,24 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
             for close in closing:
                 await close()
     log.info("gate.stopped", audit_written=app.audit.written, audit_unwritten=app.audit.overflowed)
+
+
+def _adopt_orphan_spools(config: Settings, role: WorkerRole | None) -> None:
+    """The segments of spools no process owns any more (``dncgate.worker.orphan_spools``) into this
+    gate's own, replayed when it opens; one that cannot be moved stays for a later start (logged)."""
+    spool = config.audit_spool
+    if spool is None:
+        return
+    own = spool.directory
+    root = own.parent if role is not None else own
+    for orphan in orphan_spools(root, role, config.serve.workers):
+        try:
+            moved = adopt_segments(orphan, own)
+        except AuditSpoolError as exc:
+            log.error("audit.orphan_spool_failed", orphan=str(orphan), spool=str(own), error=str(exc))
+            continue
+        if moved:
+            log.info("audit.orphan_spool_adopted", orphan=str(orphan), spool=str(own), segments=moved)
 
 
 def _as_worker(role: WorkerRole, overrides: Callable[[Settings], Settings] | None) -> Callable[[Settings], Settings]:

@@ -12,7 +12,8 @@ import signal
 import subprocess
 from pathlib import Path
 
-from tests.core.test_audit_kill import DNCGATE, events, gate_config, one_call, until
+from tests.core.test_audit_kill import DNCGATE, audited, events, gate_config, one_call, until
+from tests.core.test_audit_orphans import segment, segment_names
 
 DECISIONS = ("decision.allowed", "decision.rejected")
 MAX_CALLS = 20_000  # bound of every calling loop
@@ -127,6 +128,27 @@ async def test_a_rolling_restart_under_sequential_calls_drops_none(tmp_path: Pat
     assert sorted(int(str(e["pid"])) for e in retired) == sorted(old)
     assert {e["code"] for e in retired} == {0}
     assert not events(log, "supervisor.worker_died")
+
+
+async def test_a_record_left_in_the_spool_of_a_slot_that_is_gone_is_replayed_once(tmp_path: Path) -> None:
+    config, _port = await gate_config(tmp_path)
+    orphan = tmp_path / "gate.sqlite3.audit-spool" / "worker-5"  # left when [serve] workers was 6
+    segment(orphan, 3, 4242)
+    log = tmp_path / "gate.log"
+    gate = await start_supervisor(config, log)
+    try:
+        await two_ready(gate, log)
+        await until(lambda: events(log, "audit.spool_replayed"), "the adopted segment replayed")
+        assert await stop(gate) == 0
+    finally:
+        if gate.returncode is None:
+            gate.kill()
+            await gate.wait()
+    (adopted,) = events(log, "audit.orphan_spool_adopted")
+    assert (adopted["orphan"], adopted["segments"]) == (str(orphan), 1)
+    assert (await audited(tmp_path / "gate.sqlite3")).count("id4242") == 1
+    assert segment_names(orphan) == []
+    assert not events(log, "audit.orphan_spool_failed")
 
 
 def test_workers_refuse_what_runs_once_per_host(tmp_path: Path) -> None:
