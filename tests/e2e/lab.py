@@ -388,16 +388,18 @@ class CallResult:
         return [v for k, v in self.final_headers if k.lower() == name.lower()]
 
 
-def _sipp_cmd(scenario: Path, workdir: Path, name: str, *args: str) -> list[str]:
+def _sipp_cmd(scenario: Path, workdir: Path, name: str, *args: str, local_ip: str = LOOPBACK) -> list[str]:
+    """SIPp running ``scenario`` once, its SIP and media on ``local_ip`` (a loopback address: a test
+    playing a peer Asterisk identifies by its address uses another one of 127.0.0.0/8)."""
     return [
         "sipp",
         *args,
         "-sf",
         str(scenario),
         "-i",
-        LOOPBACK,
+        local_ip,
         "-mi",
-        LOOPBACK,
+        local_ip,
         "-m",
         "1",
         "-l",

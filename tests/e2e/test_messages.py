@@ -22,9 +22,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import http.server
+import re
 import shutil
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +58,11 @@ PORT = "733733"  # the marketing sender port (a US short code), registered to ba
 SUBSCRIBER = "+12015550188"  # consents to bank-1, then replies STOP from its own endpoint
 NOTICE = "Not delivered: the recipient does not accept marketing messages."
 MESSAGES_DIALPLAN = REPO_ROOT / "dialplan" / "asterisk" / "extensions_dncgate_messages.conf"
-MESSAGE_MODULES = ("res_pjsip_messaging", "res_curl", "func_curl")
+MESSAGE_MODULES = ("res_pjsip_messaging", "res_curl", "func_curl", "res_pjsip_endpoint_identifier_ip")
+# two SMS gateways Asterisk identifies by their address (res_pjsip_endpoint_identifier_ip), each with
+# its own message_context naming it to the subroutine (ARG5)
+GATEWAYS = {"bank-gw": "127.0.0.3", "other-gw": "127.0.0.4"}
+POLLS = 400  # bounded waits for the Asterisk log, 50 ms apart
 LISTS = {"national": [int(LISTED[1:])], "tenant:sms": [int(TENANT_LISTED[1:])]}
 
 GATE_TENANTS = f"""\
@@ -94,25 +100,41 @@ exten => _X.,1,Gosub(lab-message,s,1(${{EXTEN}}))
 exten => _+X.,1,Gosub(lab-message,s,1(${{EXTEN}}))
 
 [lab-message]
-exten => s,1,NoOp(lab message ${{MESSAGE(from)}} -> ${{ARG1}})
+exten => s,1,NoOp(lab message ${{MESSAGE(from)}} -> ${{ARG1}} gateway=${{ARG2}})
  same => n,Set(LOCAL(notice)=pjsip:callee/sip:{PORT}@{LOOPBACK}:${{LAB_MSG_NOTICE_PORT}})
- same => n,Gosub(dncgate-message,s,1(pjsip:callee/sip:${{ARG1}}@{LOOPBACK}:${{LAB_MSG_UAS_PORT}},,,${{notice}}))
+ same => n,Set(LOCAL(to)=pjsip:callee/sip:${{ARG1}}@{LOOPBACK}:${{LAB_MSG_UAS_PORT}})
+ same => n,Gosub(dncgate-message,s,1(${{to}},,,${{notice}},${{ARG2}}))
  same => n,NoOp(lab: message ${{GOSUB_RETVAL}} reason=${{DNCGATE_MESSAGE_REASON}})
-"""
+""" + "".join(f"""
+[lab-messages-{gateway}]
+exten => _X.,1,Gosub(lab-message,s,1(${{EXTEN}},{gateway}))
+exten => _+X.,1,Gosub(lab-message,s,1(${{EXTEN}},{gateway}))
+""" for gateway in GATEWAYS)
 
 
 class MessageLab(AsteriskLab):
     """The lab's Asterisk with res_pjsip_messaging and CURL loaded, an endpoint for the sender port
-    (identified by the From user, as the lab's dialer is) and the shipped messages dialplan."""
+    (identified by the From user, as the lab's dialer is), the ``GATEWAYS`` (identified by their
+    address first) and the shipped messages dialplan."""
 
     def _write_config(self) -> None:
         super()._write_config()
         etc = self.session_dir / "etc"
         with (etc / "modules.conf").open("a") as modules:
             modules.write("".join(f"load => {m}.so\n" for m in MESSAGE_MODULES))
-        with (etc / "pjsip.conf").open("a") as pjsip:
+        pjsip_conf = etc / "pjsip.conf"
+        text = pjsip_conf.read_text()
+        if "endpoint_identifier_order = username\n" not in text:
+            raise LabError("the lab's pjsip.conf names no endpoint_identifier_order = username")
+        pjsip_conf.write_text(text.replace("endpoint_identifier_order = username\n",
+                                           "endpoint_identifier_order = ip,username\n"))
+        with pjsip_conf.open("a") as pjsip:
             for user in (PORT, SUBSCRIBER.lstrip("+")):
                 pjsip.write(f"\n[{user}](endpoint-common)\ncontext = from-uac\n")
+            for gateway, address in GATEWAYS.items():
+                pjsip.write(f"\n[{gateway}](endpoint-common)\ncontext = from-uac\n"
+                            f"message_context = lab-messages-{gateway}\n"
+                            f"\n[{gateway}-address]\ntype = identify\nendpoint = {gateway}\nmatch = {address}\n")
         shutil.copyfile(MESSAGES_DIALPLAN, etc / "extensions_dncgate_messages.conf")
 
 
@@ -144,9 +166,11 @@ class MessageEnv:
     def api(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         return self.gate.api(method, path, API_KEY, body)
 
-    def send(self, to: str, body: str, *, sender: str = PORT, to_header: str | None = None) -> int:
+    def send(self, to: str, body: str, *, sender: str = PORT, to_header: str | None = None,
+             gateway: str | None = None) -> int:
         """SIPp sends one MESSAGE from ``sender`` to ``to`` (the Request-URI; the To header too unless
-        ``to_header``) through Asterisk; its exit code (0: 202 came)."""
+        ``to_header``) through Asterisk, from the address of ``gateway`` (one of ``GATEWAYS``) when
+        given; its exit code (0: 202 came)."""
         self.sent += 1
         name = f"uac-{self.sent}"
         scenario = self.workdir / f"{name}.xml"
@@ -156,7 +180,8 @@ class MessageEnv:
         with (self.workdir / f"{name}.stdout").open("wb") as out:
             return subprocess.run(
                 _sipp_cmd(scenario, self.workdir, name, f"{LOOPBACK}:{self.lab.sip_port}", "-p", str(free_udp_port()),
-                          "-mp", str(ports.media_block()), "-timeout", "15s", "-timeout_error"),
+                          "-mp", str(ports.media_block()), "-timeout", "15s", "-timeout_error",
+                          local_ip=GATEWAYS[gateway] if gateway is not None else LOOPBACK),
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, timeout=30, check=False,
                 cwd=self.workdir,
             ).returncode
@@ -177,6 +202,19 @@ class MessageEnv:
             yield Receiver(port, process, self.workdir / f"{name}-messages.log")
         finally:
             _terminate(process)
+
+    def outcomes(self, since: int, count: int) -> list[tuple[str, str]]:
+        """The (gateway, GOSUB_RETVAL) of each message the lab's dialplan finished since log offset
+        ``since``, once there are ``count`` (bounded polls; fewer after them)."""
+        found: list[tuple[str, str]] = []
+        for _ in range(POLLS):
+            text = self.lab.log_text(since)
+            found = list(zip(re.findall(r'"lab message .* -> \S* gateway=([\w-]*)"\)', text),
+                             re.findall(r'"lab: message (\w+) reason=', text), strict=False))
+            if len(found) >= count:
+                break
+            time.sleep(0.05)
+        return found
 
     def audit(self, callee: str) -> list[dict[str, Any]]:
         return [r for r in self.gate.audit_tail(200) if r["tenant"] == "sms" and r["callee"] == callee]
@@ -348,30 +386,41 @@ def test_a_check_without_an_answer_is_asked_again_a_bounded_number_of_times(env:
     assert len(flaky.requests) == 5  # 3 for the first (the bound), 2 for the second
 
 
-def test_with_the_gate_answering_nothing_only_a_listed_service_port_is_forwarded(env: MessageEnv) -> None:
-    """The lab's subroutine passes no purpose (ARG2 empty): with no answer from the gate the
-    message is service only when its From user is one of DNCGATE_SERVICE_PORTS, matched whole
-    (the lab's marketing port is listed here only to have a sender the lab has an endpoint for)."""
+def test_with_the_gate_down_only_a_listed_gateway_and_port_pair_is_forwarded(env: MessageEnv) -> None:
+    """The lab's subroutine passes no purpose (ARG2 empty): with the gate down a message is service
+    only when the gateway it came in from (ARG5, its endpoint's message_context) and its From user
+    are a pair in DNCGATE_SERVICE_PORTS, matched whole. The same port from the other gateway, or
+    from an endpoint that names no gateway, is what any sender can write: not forwarded. (The lab's
+    marketing port is listed here only to have a sender the lab has endpoints for.)"""
+    down = f"http://{LOOPBACK}:{ports.port()}"  # nothing listens there: every check gets no answer
     real = f"http://{LOOPBACK}:{env.gate.http_port}"
     changed = ("DNCGATE_MESSAGE_ATTEMPTS", "DNCGATE_SERVICE_ON_FAILURE", "DNCGATE_SERVICE_PORTS")
     before = {name: env.lab.get_global(name) for name in changed}
-    with FlakyGate([503] * 3) as flaky, env.receiver("recipient-6") as recipient:
-        for name, value in (("DNCGATE_HTTP", flaky.url), ("LAB_MSG_UAS_PORT", recipient.port),
+    refused = (  # each decided (failed, not forwarded) before the next is sent
+        ("+12025550150", PORT, "other-gw"),  # the right port from the other gateway
+        ("+12025550152", PORT, None),  # the right port from no gateway: the From user alone
+        ("+12025550153", SUBSCRIBER.lstrip("+"), "bank-gw"),  # starts with a listed port, is not one
+    )
+    with env.receiver("recipient-6") as recipient:
+        for name, value in (("DNCGATE_HTTP", down), ("LAB_MSG_UAS_PORT", recipient.port),
                             ("DNCGATE_MESSAGE_ATTEMPTS", 1), ("DNCGATE_SERVICE_ON_FAILURE", "allow")):
             env.lab.set_global(name, value)
         try:
-            # set once: Asterisk runs the dialplan after its 202, so a change between sends races the first
-            env.lab.set_global("DNCGATE_SERVICE_PORTS", f"95588|{SUBSCRIBER[1:-1]}|{PORT}")
-            # the subscriber's number starts with a listed entry, but is not one: not service
-            assert env.send("+12025550150", "Hi from a subscriber", sender=SUBSCRIBER.lstrip("+")) == 0
-            assert flaky.wait_for(1)
-            assert env.send("+12025550151", "Your code is 4711") == 0
-            assert flaky.wait_for(2)
+            # set once: Asterisk runs the dialplan after its 202, so a change between sends races the first;
+            # the bare port (the format that trusted the From user alone) counts for no gateway
+            pairs = f"bank-gw/95588|bank-gw/{SUBSCRIBER[1:-1]}|bank-gw/{PORT}|{PORT}"
+            env.lab.set_global("DNCGATE_SERVICE_PORTS", pairs)
+            since = env.lab.log_size()
+            for n, (to, sender, gateway) in enumerate(refused, 1):
+                assert env.send(to, f"Your code is 100{n}", sender=sender, gateway=gateway) == 0
+                assert env.outcomes(since, n)[-1] == (gateway or "", "failed")
+            assert env.send("+12025550151", "Your code is 4711", gateway="bank-gw") == 0
             assert recipient.wait() == 0
             [delivered] = recipient.messages()  # the first MESSAGE it took
+            outcomes = env.outcomes(since, len(refused) + 1)
         finally:
             env.lab.set_global("DNCGATE_HTTP", real)
             for name, value in before.items():
                 env.lab.set_global(name, value)
     assert delivered.body == "Your code is 4711"
-    assert len(flaky.requests) == 2  # one attempt each: neither was answered
+    assert outcomes == [("other-gw", "failed"), ("", "failed"), ("bank-gw", "failed"), ("bank-gw", "delivered")]
