@@ -38,7 +38,8 @@ class Headers(Mapping[str, str]):
     the codec's time.
     """
 
-    __slots__ = ("_block", "_decoded", "_dups", "_encoded", "_first", "_folded", "_lower", "_pairs")
+    __slots__ = ("_block", "_decoded", "_dups", "_encoded", "_first", "_folded", "_lower", "_memo", "_memo_ci",
+                 "_pairs")
 
     def __init__(self, pairs: Iterable[tuple[str, str]] = (), *, _encoded: bool = False) -> None:
         self._block: bytes | None = None  # "\n" + a plain block (from_block), else None
@@ -49,6 +50,9 @@ class Headers(Mapping[str, str]):
         self._first: dict[str, str] | None = None  # name -> its first raw value
         self._dups: dict[str, list[str]] = {}
         self._lower: dict[str, str] | None = None  # lowercased name -> first raw value
+        # What was looked up in the block, decoded (None: not sent): a door reads a few names, often again.
+        self._memo: dict[str, str | None] = {}
+        self._memo_ci: dict[str, str | None] = {}
 
     @classmethod
     def url_encoded(cls, pairs: Iterable[tuple[str, str]]) -> Headers:
@@ -114,10 +118,24 @@ class Headers(Mapping[str, str]):
         end = block.find(b"\n", start)
         return block[start : end if end >= 0 else len(block)].decode("utf-8", errors="replace")
 
-    def _raw(self, name: str) -> str | None:
-        if self._first is None and self._block is not None:
-            return self._in_block(name, fold=False)
-        return self._index().get(name)
+    def _lookup(self, name: str, fold: bool) -> str | None:
+        """``name``'s first value, decoded (``fold``: case-insensitively); None when it was not sent."""
+        if self._block is not None and (fold or self._first is None):
+            memo = self._memo_ci if fold else self._memo
+            if name in memo:
+                return memo[name]
+            raw = self._in_block(name, fold)
+            value = memo[name] = None if raw is None else self._value(raw)
+            return value
+        if fold:
+            lower = self._lower
+            if lower is None:
+                # The first of each name case-insensitively: reversed, so an earlier pair overwrites a later one.
+                lower = self._lower = {n.lower(): v for n, v in reversed(self._raw_pairs())}
+            raw = lower.get(name.lower())
+        else:
+            raw = self._index().get(name)
+        return None if raw is None else self._value(raw)
 
     def _value(self, raw: str) -> str:
         return unquote(raw, errors="replace") if self._encoded and "%" in raw else raw
@@ -125,10 +143,10 @@ class Headers(Mapping[str, str]):
     # -- Mapping ------------------------------------------------------------
 
     def __getitem__(self, name: str) -> str:
-        raw = self._raw(name)
-        if raw is None:
+        value = self._lookup(name, fold=False)
+        if value is None:
             raise KeyError(name)
-        return self._value(raw)
+        return value
 
     @overload
     def get(self, name: str, /) -> str | None: ...
@@ -137,12 +155,12 @@ class Headers(Mapping[str, str]):
     def get(self, name: str, /, default: str | T) -> str | T: ...
 
     def get(self, name: str, /, default: str | T | None = None) -> str | T | None:
-        raw = self._raw(name)
-        return default if raw is None else self._value(raw)
+        value = self._lookup(name, fold=False)
+        return default if value is None else value
 
     def __contains__(self, name: object) -> bool:
         if self._first is None and self._block is not None:
-            return self._in_block(name, fold=False) is not None
+            return isinstance(name, str) and self._lookup(name, fold=False) is not None
         return name in self._index()
 
     def __iter__(self) -> Iterator[str]:
@@ -182,12 +200,5 @@ class Headers(Mapping[str, str]):
         return [self._value(v) for k, v in self._raw_pairs() if k == name]
 
     def get_ci(self, name: str, default: str | None = None) -> str | None:
-        if self._block is not None:
-            raw = self._in_block(name, fold=True)
-        else:
-            lower = self._lower
-            if lower is None:
-                # The first of each name case-insensitively: reversed, so an earlier pair overwrites a later one.
-                lower = self._lower = {n.lower(): v for n, v in reversed(self._raw_pairs())}
-            raw = lower.get(name.lower())
-        return default if raw is None else self._value(raw)
+        value = self._lookup(name, fold=True)
+        return default if value is None else value

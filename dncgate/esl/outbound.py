@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -140,6 +140,13 @@ class OutboundSession:
 Handler = Callable[[OutboundSession], Awaitable[None]]
 
 
+def random_uuid() -> str:
+    """A random (version 4) UUID as ``str(uuid.uuid4())`` spells it, without building a UUID object."""
+    digits = os.urandom(16).hex()
+    variant = "89ab"[int(digits[16], 16) & 3]  # RFC 4122: the top two bits of byte 8 are 10
+    return f"{digits[:8]}-{digits[8:12]}-4{digits[13:16]}-{variant}{digits[17:20]}-{digits[20:]}"
+
+
 class OutboundServer(SessionServer):
     """The outbound-socket server: ``handler(session)`` once per call, after ``connect``."""
 
@@ -153,7 +160,7 @@ class OutboundServer(SessionServer):
     ) -> None:
         self._handler = handler
         self._config = config if config is not None else OutboundConfig()
-        self._uuid_factory = uuid_factory if uuid_factory is not None else (lambda: str(uuid.uuid4()))
+        self._uuid_factory = uuid_factory if uuid_factory is not None else random_uuid
         self._ids = itertools.count(1)
         super().__init__("esl", self._run_session, host=self._config.host, port=self._config.port,
                          limits=server_limits, refuse=self._refuse_call)

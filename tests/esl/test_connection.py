@@ -61,3 +61,30 @@ async def test_events_after_a_command_timeout_cannot_push_out_the_end_of_stream(
         await asyncio.wait_for(finished.wait(), 30)
         server.close()
         await server.wait_closed()
+
+
+async def test_a_command_to_a_peer_that_stops_reading_ends_at_its_deadline() -> None:
+    """A command too large for the socket to a peer that reads nothing: the write pauses the
+    transport, and the command's one deadline bounds the wait for it to drain."""
+    done = asyncio.Event()
+
+    async def freeswitch(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await done.wait()  # reads nothing
+        writer.close()
+
+    server = await asyncio.start_server(freeswitch, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    conn = EslConnection(reader, writer, limits=Limits())
+    conn.start()
+    try:
+        with pytest.raises(EslTimeoutError, match="no reply to 'api echo"):
+            await conn.command(b"api echo " + b"x" * (64 << 20) + b"\n\n", 0.2)
+        assert writer.transport.get_write_buffer_size() > writer.transport.get_write_buffer_limits()[1]
+        assert isinstance(conn.failure, EslTimeoutError)  # poisoned: the reply order is lost
+    finally:
+        done.set()
+        await conn.close()
+        server.close()
+        await server.wait_closed()
+
