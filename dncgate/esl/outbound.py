@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
+import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -141,10 +141,12 @@ Handler = Callable[[OutboundSession], Awaitable[None]]
 
 
 def random_uuid() -> str:
-    """A random (version 4) UUID as ``str(uuid.uuid4())`` spells it, without building a UUID object."""
-    digits = os.urandom(16).hex()
-    variant = "89ab"[int(digits[16], 16) & 3]  # RFC 4122: the top two bits of byte 8 are 10
-    return f"{digits[:8]}-{digits[8:12]}-4{digits[13:16]}-{variant}{digits[17:20]}-{digits[20:]}"
+    """A random (version 4) UUID as ``str(uuid.uuid4())`` spells it, for an Event-UUID: it matches a
+    command to its CHANNEL_EXECUTE_COMPLETE on one connection, so it must be unique there, not secret
+    (the random module's generator, reseeded in a forked worker; no system call, no UUID object)."""
+    value = random.getrandbits(128) & ~(0xC000 << 48 | 0xF000 << 64) | 0x8000 << 48 | 4 << 76
+    digits = f"{value:032x}"
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
 
 
 class OutboundServer(SessionServer):
