@@ -9,14 +9,15 @@ zero time).  Half the calls dial a listed number (reject: myevents, multiset, ap
 pre_answer, playback, hangup), half a clear one (allow: myevents, multiset, transfer).
 
 Latency = connect reply written -> the verdict-carrying command (multiset) received, i.e. what
-the gate adds before FreeSWITCH can act: channel-data parsing, the myevents round trip, the
-store lookup, decide(), audit queueing, logging.  Throughput = completed calls / wall time at
-rising concurrency (1, 10, 50, 100 calls in flight).  The fake callers run in a child process
-(one event loop), the gate in this one, so the two do not share a CPU core.  Gates on SQLite, and on
-Redis if a redis-server can be started on a free 127.0.0.1 port, without and with the in-process
-replica; every level runs on each in turn, and the gate's CPU per check is this process's CPU time
-over the checks (``event loop``: the share of it spent in the event loop's thread, the rest is the
-store's executor threads and the audit writer).  Logging is on (JSON to /dev/null).
+the gate adds before FreeSWITCH can act: channel-data parsing, the store lookup, decide(), audit
+queueing, logging (myevents goes out in the multiset's write: no round trip of its own).
+Throughput = completed calls / wall time at rising concurrency (1, 10, 50, 100 calls in flight).
+The fake callers run in a child process (one event loop), the gate in this one, so the two do not
+share a CPU core.  Gates on SQLite, and on Redis if a redis-server can be started on a free
+127.0.0.1 port, without and with the in-process replica; every level runs on each in turn, and the
+gate's CPU per check is this process's CPU time over the checks (``event loop``: the share of it
+spent in the event loop's thread, the rest is the store's executor threads and the audit writer).
+Logging is on (JSON to /dev/null).
 Prints numbers; not a test.
 """
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import structlog
@@ -228,20 +228,34 @@ class EslConnection:
 
     async def command(self, data: bytes, deadline: float) -> Message:
         """Send one command and wait (bounded) for its reply: one deadline for the write and the reply."""
+        [outcome] = await self.pipeline((data,), deadline)
+        if isinstance(outcome, EslError):
+            raise outcome
+        return outcome
+
+    async def pipeline(self, datas: Sequence[bytes], deadline: float) -> list[Message | EslError]:
+        """Send commands in one write, then wait for their replies in order, all within ``deadline``
+        of the write.  Each outcome is its command's reply or the error that ended the wait for it
+        (a timeout, the connection lost: the connection is failed, the later commands get an error
+        too).  A write that fails or a cancelled wait raises, as for one command.
+
+        mod_event_socket (1.11.1 ``read_packet``) reads a command a byte at a time and answers it
+        before it reads the next, so pipelined commands are run and answered in order, as if each
+        had been sent after the reply to the one before."""
         async with self._lock:
             if self._failure is not None:
                 raise self._failure
             loop = asyncio.get_running_loop()
-            fut: asyncio.Future[Message] = loop.create_future()
-            self._pending.append(fut)
+            futs: list[asyncio.Future[Message]] = [loop.create_future() for _ in datas]
+            self._pending.extend(futs)
             when = loop.time() + deadline
-            timer = loop.call_at(when, _expire, fut)  # a timer on the reply: no cancel scope per command
+            timers = [loop.call_at(when, _expire, fut) for fut in futs]  # no cancel scope per command
             try:
-                self._writer.write(data)
+                self._writer.write(b"".join(datas))
                 await self._drain(when)
-                return await fut
-            except TimeoutError:
-                error = EslTimeoutError(f"no reply to {_first_line(data)!r} within {deadline}s")
+                return [await self._reply(fut, data, deadline) for fut, data in zip(futs, datas, strict=True)]
+            except TimeoutError:  # the write did not drain in time
+                error = EslTimeoutError(f"no reply to {_first_line(datas[0])!r} within {deadline}s")
                 self._fail(error)
                 raise error from None
             except OSError as exc:
@@ -252,11 +266,23 @@ class EslConnection:
                 self._fail(EslConnectionClosed("command cancelled; reply order lost"))
                 raise
             finally:
-                timer.cancel()
-                # A failure while writing (a reset peer) sets the connection's error on ``fut`` too,
-                # unawaited: mark it retrieved, or the loop logs "Future exception was never retrieved".
-                if fut.done() and not fut.cancelled():
-                    fut.exception()
+                for fut, timer in zip(futs, timers, strict=True):
+                    timer.cancel()
+                    # A failure while writing (a reset peer) sets the connection's error on ``fut`` too,
+                    # unawaited: mark it retrieved, or the loop logs "Future exception was never retrieved".
+                    if fut.done() and not fut.cancelled():
+                        fut.exception()
+
+    async def _reply(self, fut: asyncio.Future[Message], data: bytes, deadline: float) -> Message | EslError:
+        """The reply ``fut`` brings, or the error that ended the wait for it."""
+        try:
+            return await fut
+        except TimeoutError:
+            error = EslTimeoutError(f"no reply to {_first_line(data)!r} within {deadline}s")
+            self._fail(error)
+            return error
+        except EslError as exc:  # the connection failed (closed, a protocol error): set by _fail
+            return exc
 
     async def _drain(self, when: float) -> None:
         """``drain()``, bounded by ``when`` if the write paused the transport (a peer not reading);
