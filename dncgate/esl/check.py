@@ -131,9 +131,11 @@ def esl_check_handler(gate: Gate, settings: EslSettings | None = None) -> Handle
         log = log.bind(decision_id=result.decision_id)
         stage = "myevents"
         try:
-            await session.myevents()
+            subscribed, variables_set = await session.myevents_and_execute(
+                "multiset", _multiset_arg(_variables(result, call, cfg)))
+            subscribed.result()
             stage = "set_variables"
-            await session.execute("multiset", _multiset_arg(_variables(result, call, cfg)))
+            variables_set.result()
             if result.decision.verdict is Verdict.ALLOW:
                 stage = "transfer"
                 await _allow(session, log, call, result.decision, cfg)

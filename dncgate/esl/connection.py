@@ -25,7 +25,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import structlog
 
@@ -226,19 +227,35 @@ class EslConnection:
             raise error from None
 
     async def command(self, data: bytes, deadline: float) -> Message:
-        """Send one command and wait (bounded) for its reply."""
+        """Send one command and wait (bounded) for its reply: one deadline for the write and the reply."""
+        [outcome] = await self.pipeline((data,), deadline)
+        if isinstance(outcome, EslError):
+            raise outcome
+        return outcome
+
+    async def pipeline(self, datas: Sequence[bytes], deadline: float) -> list[Message | EslError]:
+        """Send commands in one write, then wait for their replies in order, all within ``deadline``
+        of the write.  Each outcome is its command's reply or the error that ended the wait for it
+        (a timeout, the connection lost: the connection is failed, the later commands get an error
+        too).  A write that fails or a cancelled wait raises, as for one command.
+
+        mod_event_socket (1.11.1 ``read_packet``) reads a command a byte at a time and answers it
+        before it reads the next, so pipelined commands are run and answered in order, as if each
+        had been sent after the reply to the one before."""
         async with self._lock:
             if self._failure is not None:
                 raise self._failure
-            fut: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
-            self._pending.append(fut)
+            loop = asyncio.get_running_loop()
+            futs: list[asyncio.Future[Message]] = [loop.create_future() for _ in datas]
+            self._pending.extend(futs)
+            when = loop.time() + deadline
+            timers = [loop.call_at(when, _expire, fut) for fut in futs]  # no cancel scope per command
             try:
-                async with asyncio.timeout(deadline):
-                    self._writer.write(data)
-                    await self._writer.drain()
-                    return await fut
-            except TimeoutError:
-                error = EslTimeoutError(f"no reply to {_first_line(data)!r} within {deadline}s")
+                self._writer.write(b"".join(datas))
+                await self._drain(when)
+                return [await self._reply(fut, data, deadline) for fut, data in zip(futs, datas, strict=True)]
+            except TimeoutError:  # the write did not drain in time
+                error = EslTimeoutError(f"no reply to {_first_line(datas[0])!r} within {deadline}s")
                 self._fail(error)
                 raise error from None
             except OSError as exc:
@@ -249,10 +266,33 @@ class EslConnection:
                 self._fail(EslConnectionClosed("command cancelled; reply order lost"))
                 raise
             finally:
-                # A failure while writing (a reset peer) sets the connection's error on ``fut`` too,
-                # unawaited: mark it retrieved, or the loop logs "Future exception was never retrieved".
-                if fut.done() and not fut.cancelled():
-                    fut.exception()
+                for fut, timer in zip(futs, timers, strict=True):
+                    timer.cancel()
+                    # A failure while writing (a reset peer) sets the connection's error on ``fut`` too,
+                    # unawaited: mark it retrieved, or the loop logs "Future exception was never retrieved".
+                    if fut.done() and not fut.cancelled():
+                        fut.exception()
+
+    async def _reply(self, fut: asyncio.Future[Message], data: bytes, deadline: float) -> Message | EslError:
+        """The reply ``fut`` brings, or the error that ended the wait for it."""
+        try:
+            return await fut
+        except TimeoutError:
+            error = EslTimeoutError(f"no reply to {_first_line(data)!r} within {deadline}s")
+            self._fail(error)
+            return error
+        except EslError as exc:  # the connection failed (closed, a protocol error): set by _fail
+            return exc
+
+    async def _drain(self, when: float) -> None:
+        """``drain()``, bounded by ``when`` if the write paused the transport (a peer not reading);
+        otherwise it returns at once (raising if the connection was lost)."""
+        transport = self._writer.transport
+        if transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1]:
+            async with asyncio.timeout_at(when):
+                await self._writer.drain()
+        else:
+            await self._writer.drain()
 
     async def send_and_wait_execute(
         self, data: bytes, event_uuid: str, reply_deadline: float, complete_deadline: float
@@ -260,18 +300,22 @@ class EslConnection:
         """Send a sendmsg execute and wait for its CHANNEL_EXECUTE_COMPLETE."""
         if self._failure is not None:
             raise self._failure
-        done: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[Event] = loop.create_future()
         self._executes[event_uuid] = done
+        timer: asyncio.TimerHandle | None = None
         try:
             reply = await self.command(data, reply_deadline)
             if not reply.ok:
                 return reply, Event("plain", reply.headers)
+            timer = loop.call_later(complete_deadline, _expire, done)
             try:
-                async with asyncio.timeout(complete_deadline):
-                    return reply, await done
+                return reply, await done
             except TimeoutError:
                 raise EslTimeoutError(f"no CHANNEL_EXECUTE_COMPLETE within {complete_deadline}s") from None
         finally:
+            if timer is not None:
+                timer.cancel()
             self._executes.pop(event_uuid, None)
             if done.done() and not done.cancelled():
                 done.exception()  # retrieved; avoid "exception never retrieved"
@@ -280,13 +324,14 @@ class EslConnection:
 
     async def next_event(self, deadline: float | None) -> Event | None:
         """The next queued event; None after a disconnect-notice; raises if the stream broke."""
-        try:
-            async with asyncio.timeout(deadline):
-                while not self._events:
-                    self._events_ready.clear()
-                    await self._events_ready.wait()
-        except TimeoutError:
-            raise EslTimeoutError(f"no event within {deadline}s") from None
+        if not self._events:
+            try:
+                async with asyncio.timeout(deadline):
+                    while not self._events:
+                        self._events_ready.clear()
+                        await self._events_ready.wait()
+            except TimeoutError:
+                raise EslTimeoutError(f"no event within {deadline}s") from None
         item, size = self._events[0]
         if item is _END:
             # Leave the marker: the stream stays ended.  A disconnect-notice is a
@@ -305,6 +350,12 @@ class EslConnection:
             if event is None:
                 return
             yield event
+
+
+def _expire(fut: asyncio.Future[Any]) -> None:
+    """A deadline passed: the wait on ``fut`` ends in TimeoutError (nothing if it already ended)."""
+    if not fut.done():
+        fut.set_exception(TimeoutError())
 
 
 def _first_line(data: bytes) -> str:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
-from urllib.parse import unquote
 
 from dncgate.derived import Derived
 from dncgate.esl.errors import CommandError, UnexpectedMessageError
+from dncgate.esl.headers import Headers
+
+__all__ = ["ChannelData", "Event", "EventFormat", "Headers", "Message"]
 
 EventFormat = Literal["plain", "json"]
 
@@ -22,82 +23,6 @@ EVENT_XML = "text/event-xml"
 DISCONNECT_NOTICE = "text/disconnect-notice"
 RUDE_REJECTION = "text/rude-rejection"
 LOG_DATA = "log/data"
-
-
-class Headers(Mapping[str, str]):
-    """An ordered header block that tolerates repeated names.
-
-    FreeSWITCH repeats some headers (``Hangup-Cause`` appears twice in
-    CHANNEL_HANGUP_COMPLETE, in both the plain and the JSON format).  Lookup is
-    deterministic: **the first occurrence wins**; every value is kept in
-    :meth:`get_all` and names seen more than once are listed in
-    :attr:`duplicates`.  Lookup is case-sensitive; :meth:`get_ci` is not.
-
-    :meth:`url_encoded` keeps the values as sent and decodes each when it is read: a door reads a
-    few of an event's two hundred headers, and decoding the rest was most of the codec's time.
-    """
-
-    __slots__ = ("_decoded", "_encoded", "_first", "_lower", "_pairs", "duplicates")
-
-    def __init__(self, pairs: Iterable[tuple[str, str]] = (), *, _encoded: bool = False) -> None:
-        self._pairs: tuple[tuple[str, str], ...] = tuple(pairs)
-        self._encoded = _encoded
-        self._decoded: tuple[tuple[str, str], ...] | None = None if _encoded else self._pairs
-        first = dict(self._pairs)  # built in C; right as it is when no name repeats (almost every block)
-        dups: dict[str, list[str]] = {}
-        if len(first) < len(self._pairs):
-            first = {}
-            for name, value in self._pairs:
-                if name in first:
-                    dups.setdefault(name, [first[name]]).append(value)
-                else:
-                    first[name] = value
-        # The first of each name case-insensitively: reversed, so an earlier pair overwrites a later one.
-        self._lower = {name.lower(): value for name, value in reversed(self._pairs)}
-        self._first = first
-        self.duplicates: Mapping[str, tuple[str, ...]] = {
-            k: tuple(map(self._value, v)) for k, v in dups.items()}
-
-    @classmethod
-    def url_encoded(cls, pairs: Iterable[tuple[str, str]]) -> Headers:
-        """Headers whose values are still URL-encoded (event-socket lines); decoded when read."""
-        return cls(pairs, _encoded=True)
-
-    def _value(self, raw: str) -> str:
-        return unquote(raw, errors="replace") if self._encoded and "%" in raw else raw
-
-    def __getitem__(self, name: str) -> str:
-        return self._value(self._first[name])
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._first)
-
-    def __len__(self) -> int:
-        return len(self._first)
-
-    def __repr__(self) -> str:
-        return f"Headers({list(self.pairs)!r})"
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Headers):
-            return self.pairs == other.pairs
-        return super().__eq__(other)
-
-    __hash__ = None  # type: ignore[assignment]
-
-    @property
-    def pairs(self) -> tuple[tuple[str, str], ...]:
-        """Every header in wire order, repeats included, decoded."""
-        if self._decoded is None:
-            self._decoded = tuple((name, self._value(value)) for name, value in self._pairs)
-        return self._decoded
-
-    def get_all(self, name: str) -> list[str]:
-        return [self._value(v) for k, v in self._pairs if k == name]
-
-    def get_ci(self, name: str, default: str | None = None) -> str | None:
-        value = self._lower.get(name.lower())
-        return default if value is None else self._value(value)
 
 
 def _event_header(name: str) -> Derived[Event, str | None]:

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import random
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -34,7 +34,7 @@ from dncgate.esl.errors import CommandError, EslConnectionClosed, EslError, EslP
 from dncgate.esl.messages import ChannelData, Event, EventFormat, Message
 from dncgate.sessions import Peer, ServerLimits, SessionServer
 
-__all__ = ["Handler", "OutboundConfig", "OutboundServer", "OutboundSession"]
+__all__ = ["Handler", "OutboundConfig", "OutboundServer", "OutboundSession", "Outcome"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +50,20 @@ class OutboundConfig:
     max_queued_events: int = 1000
     max_queued_bytes: int = MAX_QUEUED_BYTES  # the events' body bytes queued; oldest dropped beyond
     limits: Limits = field(default_factory=Limits)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One reply of pipelined commands: the reply, or the error that ended the wait for it."""
+
+    command: str
+    reply: Message | EslError
+
+    def result(self) -> Message:
+        """The reply; raises the error, or :class:`CommandError` for an ``-ERR`` reply."""
+        if isinstance(self.reply, EslError):
+            raise self.reply
+        return self.reply.raise_for_error(self.command)
 
 
 @dataclass(eq=False)
@@ -82,6 +96,17 @@ class OutboundSession:
     async def myevents(self, fmt: EventFormat | None = None) -> Message:
         """Subscribe to this channel's events (``plain`` when fmt is None, as FreeSWITCH defaults)."""
         return await self._command(commands.myevents(fmt), "myevents")
+
+    async def myevents_and_execute(self, app: str, arg: str | None = None) -> tuple[Outcome, Outcome]:
+        """``myevents`` and a ``sendmsg`` execute (not waited for) in one write: one round trip, not two.
+
+        FreeSWITCH runs them as if the execute were sent after the ``myevents`` reply: it answers
+        pipelined commands in order (:meth:`EslConnection.pipeline`), and an outbound socket's first
+        ``myevents`` is always ``+OK Events Enabled`` (1.11.1 ``parse_command``: its one ``-ERR`` is
+        "already enabled").  Each outcome raises what :meth:`myevents` / :meth:`execute` would."""
+        data = commands.sendmsg_execute(app, arg, event_uuid=self._uuid_factory())
+        subscribed, executed = await self._conn.pipeline((commands.myevents(), data), self._config.command_deadline)
+        return Outcome("myevents", subscribed), Outcome(f"execute {app}", executed)
 
     async def linger(self, seconds: int | None = None) -> Message:
         return await self._command(commands.linger(seconds), "linger")
@@ -140,6 +165,15 @@ class OutboundSession:
 Handler = Callable[[OutboundSession], Awaitable[None]]
 
 
+def random_uuid() -> str:
+    """A random (version 4) UUID as ``str(uuid.uuid4())`` spells it, for an Event-UUID: it matches a
+    command to its CHANNEL_EXECUTE_COMPLETE on one connection, so it must be unique there, not secret
+    (the random module's generator, reseeded in a forked worker; no system call, no UUID object)."""
+    value = random.getrandbits(128) & ~(0xC000 << 48 | 0xF000 << 64) | 0x8000 << 48 | 4 << 76
+    digits = f"{value:032x}"
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
+
+
 class OutboundServer(SessionServer):
     """The outbound-socket server: ``handler(session)`` once per call, after ``connect``."""
 
@@ -153,7 +187,7 @@ class OutboundServer(SessionServer):
     ) -> None:
         self._handler = handler
         self._config = config if config is not None else OutboundConfig()
-        self._uuid_factory = uuid_factory if uuid_factory is not None else (lambda: str(uuid.uuid4()))
+        self._uuid_factory = uuid_factory if uuid_factory is not None else random_uuid
         self._ids = itertools.count(1)
         super().__init__("esl", self._run_session, host=self._config.host, port=self._config.port,
                          limits=server_limits, refuse=self._refuse_call)

@@ -10,7 +10,7 @@ from esl_helpers import TRANSCRIPTS, fixture_bytes, transcript_steps
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dncgate.esl.codec import EslDecoder, Limits, decode_event, parse_header_block
+from dncgate.esl.codec import EslDecoder, Limits, decode_event, header_lines, parse_header_block
 from dncgate.esl.errors import (
     EslProtocolError,
     IncompleteMessageError,
@@ -352,3 +352,26 @@ def test_a_content_length_among_an_events_headers_is_not_its_body() -> None:
         assert report.body is None
     message = parse_header_block(b"Event-Name: CUSTOM\nContent-Length: 5\n\nhello")
     assert message[1] == b"hello"
+
+
+def test_a_plain_block_is_read_in_place_as_its_lines_would_be_split() -> None:
+    """FreeSWITCH's blocks are read in place (no split until iterated): the first of a repeated name
+    wins, case-insensitively too; a value that is no UTF-8 is replaced as the line path replaces it;
+    a name that cannot be a line's (a colon, a newline, not a str) is never found."""
+    block = b"Event-Name: X\nHangup-Cause: A%20B\nhangup-cause: C\nHangup-Cause: D\nBad: \xe2\x82\nEmpty:\nK: k"
+    decoder = EslDecoder()
+    [message] = decoder.feed(b"Content-Length: %d\nContent-Type: text/event-plain\n\n" % (len(block) + 2)
+                             + block + b"\n\n")
+    assert message.event is not None
+    headers = message.event.headers
+    assert headers._pairs is None  # not split yet
+    assert (headers["Hangup-Cause"], headers.get_ci("HANGUP-CAUSE"), headers.get("hangup-cause")) == ("A B", "A B", "C")
+    assert (headers["Bad"], headers["Empty"], headers.get_ci("\u212a")) == ("\ufffd", "", "k")
+    assert (headers.get("Event-Name: X"), headers.get("Event-Name\nK"), headers.get(""), 5 in headers) == (
+        None, None, None, False)
+    with pytest.raises(KeyError):
+        headers["Missing"]
+    assert headers._pairs is None
+    assert headers.duplicates == {"Hangup-Cause": ("A B", "D")}
+    assert headers == Headers(header_lines(block + b"\n\n")[0])
+    assert (len(headers), headers.get_all("Hangup-Cause")) == (6, ["A B", "D"])

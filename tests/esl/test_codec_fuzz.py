@@ -12,7 +12,7 @@ from urllib.parse import quote
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dncgate.esl.codec import EslDecoder, Limits, _plain_pairs, header_lines
+from dncgate.esl.codec import EslDecoder, Limits, _plain_block, header_lines
 from dncgate.esl.errors import CommandError, EslProtocolError
 from dncgate.esl.messages import EVENT_JSON, EVENT_PLAIN, ChannelData, Headers, Message
 
@@ -99,17 +99,35 @@ _LINE = st.one_of(
 @settings(max_examples=400, deadline=None)
 @given(st.lists(_LINE, min_size=1, max_size=20), st.integers(1, 64))
 def test_the_whole_block_path_gives_what_the_line_by_line_path_gives(lines: list[str], chunk: int) -> None:
-    """The C-level whole-block parse (FreeSWITCH's every block) is only a shortcut: where it answers it
-    gives the line-by-line pairs; the decoder fed whole and fed in chunks gives the same frames or error."""
+    """The C-level whole-block check (FreeSWITCH's every block) is only a shortcut: where it answers, the
+    block read in place gives the line-by-line pairs and lookups; the decoder fed whole and fed in chunks
+    gives the same frames or error."""
     block = "\n".join(lines).encode()
-    fast = _plain_pairs(block, SMALL)
-    if fast is not None:
-        assert Headers.url_encoded(fast) == Headers(header_lines(block + b"\n\n", SMALL)[0])
+    if _plain_block(block, SMALL):
+        assert_same_headers(Headers.from_block(block), Headers(header_lines(block + b"\n\n", SMALL)[0]))
     frame = block + b"\n\n"
     (whole, whole_error), (chunked, chunked_error) = _decoded(frame, len(frame)), _decoded(frame, chunk)
     assert whole_error == chunked_error
     # A feed that raises returns none of the frames it decoded before the error: fed whole, that is all.
     assert whole == chunked if whole_error is None else chunked[: len(whole)] == whole
+
+
+def assert_same_headers(lazy: Headers, eager: Headers) -> None:
+    """Every lookup on a block read in place answers as on the same pairs split line by line: on a
+    fresh copy of ``lazy`` (nothing split yet), then on ``lazy`` once iterated (its pairs split)."""
+    block = lazy._block
+    assert block is not None
+    names = {name for name, _ in eager.pairs}
+    probes = sorted(names | {n.upper() for n in names} | {n.lower() for n in names} | {"", "A: B", "\u212a", "x\ny"})
+    fresh = [Headers.from_block(block[1:]) for _ in probes]
+    assert (lazy.duplicates, dict(lazy), len(lazy), bool(lazy)) == (eager.duplicates, dict(eager), len(eager), True)
+    assert lazy == eager
+    for probe, headers in zip(probes, fresh, strict=True):
+        assert headers[probe] == eager[probe] if probe in eager else probe not in headers, probe
+        assert headers.get_ci(probe) == eager.get_ci(probe), probe
+        assert (headers.get(probe), lazy.get(probe), lazy.get_ci(probe)) == (
+            eager.get(probe), eager.get(probe), eager.get_ci(probe)), probe
+        assert lazy.get_all(probe) == eager.get_all(probe)
 
 
 def _decoded(data: bytes, chunk: int) -> tuple[list[object], tuple[type, str] | None]:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from esl_helpers import fixture_bytes
 
 from dncgate.esl import commands as c
 from dncgate.esl.errors import CommandEncodingError
+from dncgate.esl.outbound import random_uuid
 
 
 def test_outbound_reject_dialogue_bytes() -> None:
@@ -91,3 +94,12 @@ def test_injection_and_nonsense_are_refused(build: object) -> None:
     assert callable(build)
     with pytest.raises(CommandEncodingError):
         build()
+
+
+def test_the_event_uuids_are_random_version_4_uuids_spelled_as_uuid4_spells_them() -> None:
+    seen = {random_uuid() for _ in range(2000)}
+    assert len(seen) == 2000
+    for text in seen:
+        parsed = uuid.UUID(text)
+        assert (str(parsed), parsed.version, parsed.variant) == (text, 4, uuid.RFC_4122)
+    assert {text[19] for text in seen} == set("89ab")  # every variant digit occurs

@@ -8,7 +8,9 @@ import pytest
 
 from dncgate.esl.codec import Limits
 from dncgate.esl.connection import EslConnection
-from dncgate.esl.errors import EslTimeoutError
+from dncgate.esl.errors import CommandError, EslTimeoutError
+from dncgate.esl.messages import Message
+from dncgate.esl.outbound import Outcome
 from tests.polls import poll_until
 
 
@@ -59,5 +61,102 @@ async def test_events_after_a_command_timeout_cannot_push_out_the_end_of_stream(
         done.set()
         await conn.close()
         await asyncio.wait_for(finished.wait(), 30)
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_command_to_a_peer_that_stops_reading_ends_at_its_deadline() -> None:
+    """A command too large for the socket to a peer that reads nothing: the write pauses the
+    transport, and the command's one deadline bounds the wait for it to drain."""
+    done = asyncio.Event()
+
+    async def freeswitch(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await done.wait()  # reads nothing
+        writer.close()
+
+    server = await asyncio.start_server(freeswitch, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    conn = EslConnection(reader, writer, limits=Limits())
+    conn.start()
+    try:
+        with pytest.raises(EslTimeoutError, match="no reply to 'api echo"):
+            await conn.command(b"api echo " + b"x" * (64 << 20) + b"\n\n", 0.2)
+        assert writer.transport.get_write_buffer_size() > writer.transport.get_write_buffer_limits()[1]
+        assert isinstance(conn.failure, EslTimeoutError)  # poisoned: the reply order is lost
+    finally:
+        done.set()
+        await conn.close()
+        server.close()
+        await server.wait_closed()
+
+
+
+async def _pipeline_peer(answers: list[bytes], seen: list[bytes]) -> tuple[asyncio.Server, int]:
+    """A FreeSWITCH that reads two commands before it answers (one at a time would never get answers)."""
+    async def freeswitch(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.extend([await reader.readuntil(b"\n\n"), await reader.readuntil(b"\n\n")])
+        for answer in answers:
+            writer.write(answer)
+        await writer.drain()
+        await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(freeswitch, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+_OK = b"Content-Type: command/reply\nReply-Text: +OK Events Enabled\n\n"
+_ERR = b"Content-Type: command/reply\nReply-Text: -ERR aready enabled.\n\n"
+_SENDMSG = b"sendmsg\ncall-command: execute\nexecute-app-name: multiset\nexecute-app-arg: a=1\n\n"
+
+
+@pytest.mark.parametrize("first", [_OK, _ERR])
+async def test_pipelined_commands_are_answered_in_order(first: bytes) -> None:
+    """Both commands go out before any reply; each reply goes to its command, an -ERR one too
+    (the outcome raises CommandError for it, as the command alone would)."""
+    seen: list[bytes] = []
+    server, port = await _pipeline_peer([first, b"Content-Type: command/reply\nReply-Text: +OK\n\n"], seen)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    conn = EslConnection(reader, writer, limits=Limits())
+    conn.start()
+    try:
+        subscribed, executed = await conn.pipeline((b"myevents\n\n", _SENDMSG), 30)
+        assert seen == [b"myevents\n\n", _SENDMSG]
+        assert isinstance(subscribed, Message)
+        assert isinstance(executed, Message)
+        assert (subscribed.reply_text, executed.reply_text) == (first.split(b": ")[-1].strip().decode(), "+OK")
+        outcome = Outcome("myevents", subscribed)
+        if first is _ERR:
+            with pytest.raises(CommandError, match="aready enabled"):
+                outcome.result()
+        else:
+            assert outcome.result() is subscribed
+        assert conn.failure is None
+    finally:
+        await conn.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_pipelined_command_left_unanswered_times_out_after_the_one_answered() -> None:
+    seen: list[bytes] = []
+    server, port = await _pipeline_peer([_OK], seen)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    conn = EslConnection(reader, writer, limits=Limits())
+    conn.start()
+    try:
+        subscribed, executed = await conn.pipeline((b"myevents\n\n", _SENDMSG), 0.3)
+        assert isinstance(subscribed, Message)
+        assert subscribed.reply_text == "+OK Events Enabled"
+        assert isinstance(executed, EslTimeoutError)
+        assert str(executed) == "no reply to 'sendmsg' within 0.3s"
+        with pytest.raises(EslTimeoutError, match="sendmsg"):
+            Outcome("execute multiset", executed).result()
+        assert conn.failure is executed  # poisoned: the reply order is lost
+        with pytest.raises(EslTimeoutError):
+            await conn.command(b"myevents\n\n", 30)
+    finally:
+        await conn.close()
         server.close()
         await server.wait_closed()
