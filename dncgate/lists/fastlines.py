@@ -44,12 +44,17 @@ from dncgate.lists.formats import (
     open_binary,
 )
 from dncgate.lists.invalid import InvalidLines, InvalidShare
-from dncgate.lists.validity import invalid_lines_search, valid_digits
+from dncgate.lists.validity import ANY_DIGIT, invalid_lines_search, tail_free_search, valid_digits
 from dncgate.numbers import country_code_length
 
 CHUNK_BYTES = 4 << 20
 _PLAIN = b"+0123456789\n"
 _FIRST3 = itemgetter(slice(1, 4))
+# Lines 9-16 characters long keep at least 5 national digits: the last 4 are always national.
+TAIL_DIGITS = 4
+_HEAD = itemgetter(slice(0, -TAIL_DIGITS))
+_ANY_TAIL = ANY_DIGIT.encode("ascii") * TAIL_DIGITS
+MAX_HEADS = 1 << 20  # cached heads (~100 MB at most); a list has about one per 10,000 numbers
 _UNTRUSTED = re.compile(r"\^|\\[AZbB1-9]|\(\?<|\(\?P=")
 
 
@@ -107,6 +112,8 @@ class _CountryCodes:
         self._codes: dict[bytes, bytes] = {}  # first three digits -> country code digits (b"": none)
         self._searches: dict[frozenset[bytes], re.Pattern[bytes] | None] = {}
         self._invalid: dict[frozenset[bytes], re.Pattern[bytes]] = {}
+        self._tails: dict[frozenset[bytes], re.Pattern[bytes] | None] = {}
+        self._heads: dict[bytes, bool] = {}  # a line but its last TAIL_DIGITS -> all such lines valid
 
     def code(self, first3: bytes) -> bytes:
         code = self._codes.get(first3)
@@ -127,13 +134,33 @@ class _CountryCodes:
         code = self.code(line[1:4])
         return valid_digits(int(code), line[1 + len(code) :].decode("ascii"))
 
-    def invalid_lines(self, body: bytes, first3s: set[bytes]) -> Iterator[int]:
-        """The indexes, ascending, of the lines of ``body`` (as for ``prefixed_lines``) whose digits
-        phonenumbers does not find valid as they stand: one search of the whole chunk."""
+    def invalid_lines(self, body: bytes, first3s: set[bytes], lines: list[bytes]) -> Iterator[int]:
+        """The indexes, ascending, of the lines of ``body`` (as for ``prefixed_lines``; ``lines`` is it
+        split) whose digits phonenumbers does not find valid as they stand: none when every line's
+        head (all but its last ``TAIL_DIGITS``) is valid with any digits after it (sorted snapshots
+        share heads: a few tests a chunk, cached), else one search of the whole chunk."""
         codes = frozenset(map(self.code, first3s))
+        if self._every_head_valid(codes, lines):
+            return
         if codes not in self._invalid:
             self._invalid[codes] = invalid_lines_search(codes)
         yield from _line_indexes(body, self._invalid[codes])
+
+    def _every_head_valid(self, codes: frozenset[bytes], lines: list[bytes]) -> bool:
+        if codes not in self._tails:
+            self._tails[codes] = tail_free_search(codes)
+        tails, heads = self._tails[codes], self._heads
+        if tails is None:
+            return False
+        for head in set(map(_HEAD, lines)):
+            valid = heads.get(head)
+            if valid is None:
+                if len(heads) >= MAX_HEADS:
+                    heads.clear()
+                valid = heads[head] = tails.match(head + _ANY_TAIL) is not None
+            if not valid:
+                return False
+        return True
 
     def prefixed_lines(self, body: bytes, first3s: set[bytes]) -> Iterator[int]:
         """The indexes, ascending, of the lines of ``body`` (plain ``+`` lines, every country code
@@ -286,7 +313,7 @@ def fast_piece(chunk: bytes, known: _CountryCodes = _KNOWN) -> Piece | None:
         return None
     # Lines that are not valid as they stand, or whose national part may start with a prefix
     # phonenumbers strips, take number_of (its reason, or the number phonenumbers makes of them).
-    slow = set(known.invalid_lines(body, first3s))
+    slow = set(known.invalid_lines(body, first3s, lines))
     # A prefix candidate that phonenumbers keeps as it is (an empty match) stays on the fast path.
     slow.update(i for i in known.prefixed_lines(body, first3s) if i not in slow and not known.keeps(lines[i]))
     numbers: array[int] = array("q")
