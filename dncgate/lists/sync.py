@@ -28,7 +28,7 @@ import structlog
 
 from dncgate.clock import now_iso
 from dncgate.errors import ListError
-from dncgate.lists import fastlines
+from dncgate.lists import fastdelta, fastlines
 from dncgate.lists.entries import entry_number, number_of
 from dncgate.lists.fastpool import parse_workers
 from dncgate.lists.formats import LineError, ListFileError, read_entries
@@ -150,6 +150,11 @@ def parse_file(
     Bad lines: the first ``invalid.KEPT_INVALID`` kept, all counted and each passed to
     ``on_invalid``; ``give_up`` refuses (``ListFileError``) a file whose lines are mostly bad.
     ``lists load`` parses with this too, so a file means the same to both."""
+    if delta and fastdelta.applies(path, fmt):
+        invalid = InvalidLines(sink=on_invalid)
+        adds, removes, read, superseded = fastdelta.parse_delta_fast(
+            path, lambda text: number_of(text, plan), invalid=invalid, progress=progress, give_up=give_up)
+        return Parsed(adds, removes, read, invalid, superseded=superseded)
     if not delta and fastlines.applies(path, fmt):
         try:
             fast = fastlines.parse_lines_fast(path, lambda text: number_of(text, plan), progress=progress,
