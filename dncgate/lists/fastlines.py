@@ -134,30 +134,30 @@ class _CountryCodes:
         code = self.code(line[1:4])
         return valid_digits(int(code), line[1 + len(code) :].decode("ascii"))
 
-    def invalid_lines(self, body: bytes, first3s: set[bytes], lines: list[bytes]) -> Iterator[int]:
-        """The indexes, ascending, of the lines of ``body`` (as for ``prefixed_lines``; ``lines`` is it
-        split) whose digits phonenumbers does not find valid as they stand: none when every line's
-        head (all but its last ``TAIL_DIGITS``) is valid with any digits after it (sorted snapshots
-        share heads: a few tests a chunk, cached), else one search of the whole chunk."""
+    def invalid_lines(self, body: bytes, first3s: set[bytes], heads: set[bytes]) -> Iterator[int]:
+        """The indexes, ascending, of the lines of ``body`` (as for ``prefixed_lines``; ``heads``: its
+        lines' heads, all but their last ``TAIL_DIGITS``) whose digits phonenumbers does not find
+        valid as they stand: none when every head is valid with any digits after it (sorted
+        snapshots share heads: a few tests a chunk, cached), else one search of the whole chunk."""
         codes = frozenset(map(self.code, first3s))
-        if self._every_head_valid(codes, lines):
+        if self._every_head_valid(codes, heads):
             return
         if codes not in self._invalid:
             self._invalid[codes] = invalid_lines_search(codes)
         yield from _line_indexes(body, self._invalid[codes])
 
-    def _every_head_valid(self, codes: frozenset[bytes], lines: list[bytes]) -> bool:
+    def _every_head_valid(self, codes: frozenset[bytes], heads: set[bytes]) -> bool:
         if codes not in self._tails:
             self._tails[codes] = tail_free_search(codes)
-        tails, heads = self._tails[codes], self._heads
+        tails, known = self._tails[codes], self._heads
         if tails is None:
             return False
-        for head in set(map(_HEAD, lines)):
-            valid = heads.get(head)
+        for head in heads:
+            valid = known.get(head)
             if valid is None:
-                if len(heads) >= MAX_HEADS:
-                    heads.clear()
-                valid = heads[head] = tails.match(head + _ANY_TAIL) is not None
+                if len(known) >= MAX_HEADS:
+                    known.clear()
+                valid = known[head] = tails.match(head + _ANY_TAIL) is not None
             if not valid:
                 return False
         return True
@@ -308,12 +308,13 @@ def fast_piece(chunk: bytes, known: _CountryCodes = _KNOWN) -> Piece | None:
         and body.count(b"\n+") == count - 1
         and min(map(len, lines)) >= 9
         and max(map(len, lines)) <= 16
-        and all(map(known, first3s := set(map(_FIRST3, lines))))
+        # Heads are at least 5 characters (lines at least 9): their first three digits are the lines'.
+        and all(map(known, first3s := set(map(_FIRST3, heads := set(map(_HEAD, lines))))))
     ):
         return None
     # Lines that are not valid as they stand, or whose national part may start with a prefix
     # phonenumbers strips, take number_of (its reason, or the number phonenumbers makes of them).
-    slow = set(known.invalid_lines(body, first3s, lines))
+    slow = set(known.invalid_lines(body, first3s, heads))
     # A prefix candidate that phonenumbers keeps as it is (an empty match) stays on the fast path.
     slow.update(i for i in known.prefixed_lines(body, first3s) if i not in slow and not known.keeps(lines[i]))
     numbers: array[int] = array("q")
