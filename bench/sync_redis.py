@@ -195,6 +195,11 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def children_peak_rss_mib() -> float:
+    """The largest peak RSS of the ended child processes (the parse workers; not the running redis-server)."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
 async def full_sync(count: int, delta: int, workdir: Path) -> None:
     """Syncer.sync_once() of a ``count``-line gzip snapshot from a drop directory into Redis."""
     drop = workdir / "drop"
@@ -239,11 +244,12 @@ async def full_sync(count: int, delta: int, workdir: Path) -> None:
         report = await syncer.sync_once()
         total = time.perf_counter() - started
         mem = await used_memory(url) - base
+        sort = f"{phases['sort']:.1f} s" if "sort" in phases else "none needed (the file was strictly ascending)"
         print(f"full sync of {count:,} lines ({report.loaded:,} loaded, {len(report.invalid)} invalid): "
               f"verify+parse+sort+load {total:.1f} s (parse {phases['parse']:.1f} s, sort/dedupe "
-              f"{phases['sort']:.1f} s, Redis load {phases['load']:.1f} s); Redis {mem / max(1, report.loaded):.2f} "
+              f"{sort}, Redis load {phases['load']:.1f} s); Redis {mem / max(1, report.loaded):.2f} "
               f"B/number ({mem / 2**20:.0f} MiB); sync process peak RSS {peak_rss_mib():.0f} MiB "
-              f"(before {rss0:.0f} MiB)", flush=True)
+              f"(before {rss0:.0f} MiB), parse workers' peak RSS {children_peak_rss_mib():.0f} MiB each", flush=True)
         if delta:
             half = delta // 2
             adds = [8613400000000 + i * 3 for i in range(half)]  # 86134: a mobile prefix not drawn above

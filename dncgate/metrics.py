@@ -179,6 +179,10 @@ def _facts_metrics(producer: FactProducer, consumer: PartitionConsumer) -> list[
     applied = CounterMetricFamily("dncgate_early_warning_facts_applied",
                                   "Call facts this analyser counted, from every gate, for the partitions it held")
     applied.add_metric([], consumer.applied)
+    trimmed = CounterMetricFamily("dncgate_early_warning_entries_trimmed_unread",
+                                  "Stream entries of facts trimmed (maxlen) before this analyser's group read them: "
+                                  "facts the early warning never counted (early_warning.entries_trimmed_unread)")
+    trimmed.add_metric([], consumer.trimmed)
     held = GaugeMetricFamily("dncgate_early_warning_partitions_held", "Stream partitions this analyser holds now")
     held.add_metric([], len(consumer.held))
-    return [sent, dropped, applied, held]
+    return [sent, dropped, applied, trimmed, held]

@@ -26,12 +26,14 @@ from array import array
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from operator import itemgetter
+from itertools import islice
+from operator import itemgetter, lt
 from pathlib import Path
 from typing import BinaryIO
 
 from dncgate.errors import ListError
 from dncgate.lists.entries import keeps_national_digits, national_prefix
+from dncgate.lists.fastpool import pieces
 from dncgate.lists.formats import (
     MAX_LINE_CHARS,
     ZIP_MAGICS,
@@ -42,12 +44,17 @@ from dncgate.lists.formats import (
     open_binary,
 )
 from dncgate.lists.invalid import InvalidLines, InvalidShare
-from dncgate.lists.validity import invalid_lines_search, valid_digits
+from dncgate.lists.validity import ANY_DIGIT, invalid_lines_search, tail_free_search, valid_digits
 from dncgate.numbers import country_code_length
 
 CHUNK_BYTES = 4 << 20
 _PLAIN = b"+0123456789\n"
 _FIRST3 = itemgetter(slice(1, 4))
+# Lines 9-16 characters long keep at least 5 national digits: the last 4 are always national.
+TAIL_DIGITS = 4
+_HEAD = itemgetter(slice(0, -TAIL_DIGITS))
+_ANY_TAIL = ANY_DIGIT.encode("ascii") * TAIL_DIGITS
+MAX_HEADS = 1 << 20  # cached heads (~100 MB at most); a list has about one per 10,000 numbers
 _UNTRUSTED = re.compile(r"\^|\\[AZbB1-9]|\(\?<|\(\?P=")
 
 
@@ -65,6 +72,7 @@ class FastParsed:
     numbers: array[int] = field(default_factory=lambda: array("q"))
     read: int = 0
     invalid: InvalidLines = field(default_factory=InvalidLines)
+    ascending: bool = True  # every number below the next, in file order (no sort needed)
 
 
 def applies(path: Path, fmt: str) -> bool:
@@ -104,6 +112,8 @@ class _CountryCodes:
         self._codes: dict[bytes, bytes] = {}  # first three digits -> country code digits (b"": none)
         self._searches: dict[frozenset[bytes], re.Pattern[bytes] | None] = {}
         self._invalid: dict[frozenset[bytes], re.Pattern[bytes]] = {}
+        self._tails: dict[frozenset[bytes], re.Pattern[bytes] | None] = {}
+        self._heads: dict[bytes, bool] = {}  # a line but its last TAIL_DIGITS -> all such lines valid
 
     def code(self, first3: bytes) -> bytes:
         code = self._codes.get(first3)
@@ -124,13 +134,33 @@ class _CountryCodes:
         code = self.code(line[1:4])
         return valid_digits(int(code), line[1 + len(code) :].decode("ascii"))
 
-    def invalid_lines(self, body: bytes, first3s: set[bytes]) -> Iterator[int]:
-        """The indexes, ascending, of the lines of ``body`` (as for ``prefixed_lines``) whose digits
-        phonenumbers does not find valid as they stand: one search of the whole chunk."""
+    def invalid_lines(self, body: bytes, first3s: set[bytes], heads: set[bytes]) -> Iterator[int]:
+        """The indexes, ascending, of the lines of ``body`` (as for ``prefixed_lines``; ``heads``: its
+        lines' heads, all but their last ``TAIL_DIGITS``) whose digits phonenumbers does not find
+        valid as they stand: none when every head is valid with any digits after it (sorted
+        snapshots share heads: a few tests a chunk, cached), else one search of the whole chunk."""
         codes = frozenset(map(self.code, first3s))
+        if self._every_head_valid(codes, heads):
+            return
         if codes not in self._invalid:
             self._invalid[codes] = invalid_lines_search(codes)
         yield from _line_indexes(body, self._invalid[codes])
+
+    def _every_head_valid(self, codes: frozenset[bytes], heads: set[bytes]) -> bool:
+        if codes not in self._tails:
+            self._tails[codes] = tail_free_search(codes)
+        tails, known = self._tails[codes], self._heads
+        if tails is None:
+            return False
+        for head in heads:
+            valid = known.get(head)
+            if valid is None:
+                if len(known) >= MAX_HEADS:
+                    known.clear()
+                valid = known[head] = tails.match(head + _ANY_TAIL) is not None
+            if not valid:
+                return False
+        return True
 
     def prefixed_lines(self, body: bytes, first3s: set[bytes]) -> Iterator[int]:
         """The indexes, ascending, of the lines of ``body`` (plain ``+`` lines, every country code
@@ -179,7 +209,7 @@ def _prefix_search(codes: frozenset[bytes]) -> re.Pattern[bytes] | None:
 
 def parse_lines_fast(
     path: Path, number_of: Callable[[str], int | str], *, progress: Callable[[int], None] | None = None,
-    invalid: InvalidLines | None = None, give_up: InvalidShare | None = None,
+    invalid: InvalidLines | None = None, give_up: InvalidShare | None = None, workers: int = 1,
 ) -> FastParsed:
     """Every line of a one-number-a-line snapshot: numbers in file order, bad lines reported.
 
@@ -187,27 +217,24 @@ def parse_lines_fast(
     Same results as ``read_entries`` + ``parse_file``; raises ``ListFileError`` like them, and
     ``NotFast`` for a file with a run of ``MAX_RUN_BYTES`` without a newline. ``invalid`` collects
     the bad lines; ``give_up`` is checked after each chunk. ``progress`` is told the lines read so
-    far, after each chunk."""
+    far, after each chunk. ``workers`` > 1: that many processes run the fast path over the chunks
+    (``lists.fastpool``); this one reads, decompresses and joins them in order, so the result is
+    the same. ``FastParsed.ascending`` tells whether the numbers came strictly ascending."""
     out = FastParsed(invalid=invalid if invalid is not None else InvalidLines())
     known = _CountryCodes()
     line = 0  # lines before the current chunk
-    with _file_errors(path), _open(path) as raw:
-        rest = b""
-        while data := raw.read(CHUNK_BYTES):
-            cut = data.rfind(b"\n") + 1
-            if cut == 0:
-                rest += data
-                if len(rest) > MAX_RUN_BYTES:
-                    raise NotFast(f"{path}: more than {MAX_RUN_BYTES} bytes without a newline")
-                continue
-            line = _chunk(rest + data[:cut], line, out, known, number_of)
-            rest = data[cut:]
+    with _file_errors(path), _open(path) as raw, pieces(fast_piece, _chunks(raw, path), workers) as made:
+        for chunk, piece in made:
+            before = len(out.numbers)
+            if piece is not None:
+                line = apply_piece(piece, line, out, number_of)
+            else:
+                line = slow_chunk(chunk, line, out, known, number_of)
+            out.ascending = out.ascending and _still_ascending(out.numbers, before, piece)
             if give_up is not None:
                 give_up.check(out.read, len(out.invalid), path)
             if progress is not None:
                 progress(out.read)
-        if rest:
-            _chunk(rest, line, out, known, number_of)
     if give_up is not None:
         give_up.check(out.read, len(out.invalid), path)
     if progress is not None:
@@ -215,42 +242,126 @@ def parse_lines_fast(
     return out
 
 
-def _chunk(
-    chunk: bytes, line: int, out: FastParsed, known: _CountryCodes, number_of: Callable[[str], int | str]
-) -> int:
-    """Parse one chunk (whole lines; the last may lack its newline) whose first line is
-    ``line + 1``; returns the number of the chunk's last line."""
+def _chunks(raw: BinaryIO, path: Path) -> Iterator[bytes]:
+    """The file in chunks of about ``CHUNK_BYTES``, each cut after a newline (the last may lack it)."""
+    rest = b""
+    while data := raw.read(CHUNK_BYTES):
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:
+            rest += data
+            if len(rest) > MAX_RUN_BYTES:
+                raise NotFast(f"{path}: more than {MAX_RUN_BYTES} bytes without a newline")
+            continue
+        yield rest + data[:cut]
+        rest = data[cut:]
+    if rest:
+        yield rest
+
+
+def _still_ascending(numbers: array[int], before: int, piece: Piece | None) -> bool:
+    """Whether ``numbers``, strictly ascending up to ``before``, still are with what a chunk added.
+    A piece with no slow line knows its own order; else the chunk's numbers are walked here."""
+    if len(numbers) == before:
+        return True
+    if before and numbers[before - 1] >= numbers[before]:
+        return False
+    if piece is not None and not piece.slow:
+        return piece.ascending
+    return ascending(numbers, before)
+
+
+def ascending(numbers: array[int], start: int = 0) -> bool:
+    """Every number of ``numbers[start:]`` below the next (a pairwise walk in C, no slice copied)."""
+    return all(map(lt, islice(numbers, start, None), islice(numbers, start + 1, None)))
+
+
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """What the fast path made of a chunk of plain ``+`` lines (``fast_piece``; picklable, so that a
+    worker process can make it): the numbers of its fast lines in file order, and the lines that
+    take ``number_of`` as ``(fast numbers before it, index of the line in the chunk, the line)``."""
+
+    numbers: array[int]
+    lines: int
+    slow: tuple[tuple[int, int, bytes], ...] = ()
+    ascending: bool = True  # the fast numbers strictly ascending
+
+
+_KNOWN = _CountryCodes()  # a process's own cache (a worker process fills its own)
+
+
+def fast_piece(chunk: bytes, known: _CountryCodes = _KNOWN) -> Piece | None:
+    """The fast path over one chunk of whole lines (the last may lack its newline), or None when a
+    line of it is not a plain ``+`` line of a known country code (or a lone CR ends a line): the
+    per-line loop of ``_chunk`` reads such a chunk."""
     if b"\r" in chunk:
-        crlf = chunk.count(b"\r\n")
-        if crlf != chunk.count(b"\r") or chunk.endswith(b"\r"):
-            return _slow_text(chunk.decode("utf-8"), line, out, number_of)  # a lone CR ends a line too
+        if chunk.count(b"\r\n") != chunk.count(b"\r") or chunk.endswith(b"\r"):
+            return None
         chunk = chunk.replace(b"\r\n", b"\n")
     body = chunk[:-1] if chunk.endswith(b"\n") else chunk
     lines = body.split(b"\n")
     count = len(lines)
-    if (
+    if not (
         body.startswith(b"+")
         and not body.translate(None, _PLAIN)
         and body.count(b"+") == count
         and body.count(b"\n+") == count - 1
         and min(map(len, lines)) >= 9
         and max(map(len, lines)) <= 16
-        and all(map(known, first3s := set(map(_FIRST3, lines))))
+        # Heads are at least 5 characters (lines at least 9): their first three digits are the lines'.
+        and all(map(known, first3s := set(map(_FIRST3, heads := set(map(_HEAD, lines))))))
     ):
-        # Lines that are not valid as they stand, or whose national part may start with a prefix
-        # phonenumbers strips, take number_of (its reason, or the number phonenumbers makes of them).
-        slow = set(known.invalid_lines(body, first3s))
-        # A prefix candidate that phonenumbers keeps as it is (an empty match) stays on the fast path.
-        slow.update(i for i in known.prefixed_lines(body, first3s) if i not in slow and not known.keeps(lines[i]))
-        start = 0
-        for index in sorted(slow):
-            out.numbers.extend(map(int, lines[start:index]))
-            _slow_line(lines[index].decode("ascii"), line + 1 + index, out, number_of)
-            out.read -= 1  # counted below with the rest
-            start = index + 1
-        out.numbers.extend(map(int, lines[start:]))
-        out.read += count
-        return line + count
+        return None
+    # Lines that are not valid as they stand, or whose national part may start with a prefix
+    # phonenumbers strips, take number_of (its reason, or the number phonenumbers makes of them).
+    slow = set(known.invalid_lines(body, first3s, heads))
+    # A prefix candidate that phonenumbers keeps as it is (an empty match) stays on the fast path.
+    slow.update(i for i in known.prefixed_lines(body, first3s) if i not in slow and not known.keeps(lines[i]))
+    numbers: array[int] = array("q")
+    start = 0
+    held = []
+    for index in sorted(slow):
+        numbers.extend(map(int, lines[start:index]))
+        held.append((len(numbers), index, lines[index]))
+        start = index + 1
+    numbers.extend(map(int, lines[start:]))
+    return Piece(numbers, count, tuple(held), ascending(numbers))
+
+
+def apply_piece(piece: Piece, line: int, out: FastParsed, number_of: Callable[[str], int | str]) -> int:
+    """Add a chunk's ``Piece`` (its first line is ``line + 1``) to ``out``; returns the chunk's last line."""
+    start = 0
+    for before, index, text in piece.slow:
+        out.numbers.extend(piece.numbers[start:before])
+        _slow_line(text.decode("ascii"), line + 1 + index, out, number_of)
+        out.read -= 1  # counted below with the rest
+        start = before
+    out.numbers.extend(piece.numbers[start:] if start else piece.numbers)
+    out.read += piece.lines
+    return line + piece.lines
+
+
+def _chunk(
+    chunk: bytes, line: int, out: FastParsed, known: _CountryCodes, number_of: Callable[[str], int | str]
+) -> int:
+    """Parse one chunk (whole lines; the last may lack its newline) whose first line is
+    ``line + 1``; returns the number of the chunk's last line."""
+    piece = fast_piece(chunk, known)
+    if piece is not None:
+        return apply_piece(piece, line, out, number_of)
+    return slow_chunk(chunk, line, out, known, number_of)
+
+
+def slow_chunk(
+    chunk: bytes, line: int, out: FastParsed, known: _CountryCodes, number_of: Callable[[str], int | str]
+) -> int:
+    """``_chunk`` for a chunk ``fast_piece`` does not take: line by line."""
+    if b"\r" in chunk:
+        if chunk.count(b"\r\n") != chunk.count(b"\r") or chunk.endswith(b"\r"):
+            return _slow_text(chunk.decode("utf-8"), line, out, number_of)  # a lone CR ends a line too
+        chunk = chunk.replace(b"\r\n", b"\n")
+    body = chunk[:-1] if chunk.endswith(b"\n") else chunk
+    lines = body.split(b"\n")
     for index, text in enumerate(lines, start=line + 1):
         if (9 <= len(text) <= 16 and text.startswith(b"+") and text[1:].isdigit() and known(text[1:4])
                 and known.keeps(text) and known.valid(text)):
@@ -258,7 +369,7 @@ def _chunk(
             out.read += 1
         else:
             _slow_line(text.decode("utf-8"), index, out, number_of)
-    return line + count
+    return line + len(lines)
 
 
 def _slow_text(text: str, line: int, out: FastParsed, number_of: Callable[[str], int | str]) -> int:

@@ -28,14 +28,15 @@ import structlog
 
 from dncgate.clock import now_iso
 from dncgate.errors import ListError
-from dncgate.lists import fastlines
+from dncgate.lists import fastdelta, fastlines
 from dncgate.lists.entries import entry_number, number_of
+from dncgate.lists.fastpool import parse_workers
 from dncgate.lists.formats import LineError, ListFileError, read_entries
 from dncgate.lists.invalid import GIVE_UP, InvalidLines, InvalidShare
 from dncgate.lists.manifest import FileEntry, IntegrityError, ListManifest, ManifestError, verify_signature
 from dncgate.lists.sources import Fetched, SourceError, SyncSource, Unchanged
 from dncgate.numbers import DialPlan
-from dncgate.store.distinct import sorted_distinct
+from dncgate.store.distinct import SortedDistinct, sorted_distinct
 from dncgate.store.errors import StoreError
 from dncgate.store.protocol import ListStore, Progress, parse_list_name, stats_of
 
@@ -121,6 +122,7 @@ class Parsed:
     invalid: InvalidLines = field(default_factory=InvalidLines)
     categories: int = 0
     superseded: int = 0  # delta lines for a number that a later line of the file overrides
+    ascending: bool = False  # adds strictly ascending, as the parse found (a sorted snapshot: no sort)
 
 
 class Publisher(Protocol):
@@ -148,11 +150,17 @@ def parse_file(
     Bad lines: the first ``invalid.KEPT_INVALID`` kept, all counted and each passed to
     ``on_invalid``; ``give_up`` refuses (``ListFileError``) a file whose lines are mostly bad.
     ``lists load`` parses with this too, so a file means the same to both."""
+    if delta and fastdelta.applies(path, fmt):
+        invalid = InvalidLines(sink=on_invalid)
+        adds, removes, read, superseded = fastdelta.parse_delta_fast(
+            path, lambda text: number_of(text, plan), invalid=invalid, progress=progress, give_up=give_up)
+        return Parsed(adds, removes, read, invalid, superseded=superseded)
     if not delta and fastlines.applies(path, fmt):
         try:
             fast = fastlines.parse_lines_fast(path, lambda text: number_of(text, plan), progress=progress,
-                                              invalid=InvalidLines(sink=on_invalid), give_up=give_up)
-            return Parsed(fast.numbers, array("q"), fast.read, fast.invalid)
+                                              invalid=InvalidLines(sink=on_invalid), give_up=give_up,
+                                              workers=parse_workers(path.stat().st_size))
+            return Parsed(fast.numbers, array("q"), fast.read, fast.invalid, ascending=fast.ascending)
         except fastlines.NotFast:
             pass  # megabytes without a newline: the per-line path reads it with bounded lines
     return parse_entries(path, fmt, plan, delta=delta, progress=progress, on_invalid=on_invalid, give_up=give_up)
@@ -381,7 +389,8 @@ class Syncer:
         report.invalid += parsed.invalid
         # Sorted and de-duplicated once, in arrays (no set of 100M ints); the store takes it as is.
         # Handed over: a sorted file's array becomes the list itself, with no copy.
-        uniq = await asyncio.to_thread(sorted_distinct, parsed.adds, hand_over=True)
+        uniq = (SortedDistinct(parsed.adds, len(parsed.adds)) if parsed.ascending
+                else await asyncio.to_thread(sorted_distinct, parsed.adds, hand_over=True))
         parsed.adds = array("q")
         size = len(uniq)
         shrink = too_big_a_shrink(size, live_count, self.settings.max_shrink)

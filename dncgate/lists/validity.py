@@ -97,3 +97,90 @@ def invalid_lines_search(codes: frozenset[bytes]) -> re.Pattern[bytes]:
                 if (pattern := nsn_pattern(int(code))) is not None]
     valid = b"|".join(branches) or b"(?!)"
     return re.compile(rb"^(?!\+(?:" + valid + rb"))", re.MULTILINE)
+
+
+ANY_DIGIT = "X"  # in a tail pattern's subject: a digit that may be any of 0-9
+
+
+def _digit_class(body: str, covers_all: bool) -> bool:
+    """Whether the class ``[body]`` matches every digit (``covers_all``) or any digit."""
+    matched = [re.fullmatch(f"[{body}]", d) is not None for d in "0123456789"]
+    return all(matched) if covers_all else any(matched)
+
+
+def _tail_free(pattern: str) -> str | None:
+    """``pattern`` rewritten so that an ``X`` in the subject stands for any digit, soundly: it matches
+    a subject with Xs only if ``pattern`` matches it with every digit string in place of the Xs.
+
+    Outside negative lookaheads an X is taken only where any digit would be (``\\d``, a class of
+    all ten); inside one (where a match means refusal) wherever some digit would be. None when
+    ``pattern`` uses anything beyond the digits, classes, groups, lookaheads, alternation,
+    quantifiers and ``$`` of phonenumbers' patterns (the caller then checks every line)."""
+    out: list[str] = []
+    negated = [False]  # per open group: inside an odd number of negative lookaheads
+    i = 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            if pattern[i + 1 : i + 2] != "d":
+                return None
+            out.append(f"[0-9{ANY_DIGIT}]")
+            i += 2
+        elif char == "[":
+            end = pattern.find("]", i + 1)
+            body = pattern[i + 1 : end]
+            if end < 0 or body.startswith("^") or "[" in body or ANY_DIGIT in body:
+                return None
+            widen = _digit_class(body, covers_all=not negated[-1])
+            out.append(f"[{body}{ANY_DIGIT}]" if widen else f"[{body}]")
+            i = end + 1
+        elif char.isdigit():
+            out.append(f"[{char}{ANY_DIGIT}]" if negated[-1] else char)
+            i += 1
+        elif char == "{":
+            end = pattern.find("}", i)
+            if end < 0 or not re.fullmatch(r"\d+(?:,\d*)?", pattern[i + 1 : end]):
+                return None
+            out.append(pattern[i : end + 1])
+            i = end + 1
+        elif char == "(":
+            opener = pattern[i : i + 3]
+            if opener in ("(?:", "(?="):
+                negated.append(negated[-1])
+            elif opener == "(?!":
+                negated.append(not negated[-1])
+            elif pattern[i + 1 : i + 2] == "?":
+                return None  # a lookbehind, a named group, flags
+            else:
+                negated.append(negated[-1])
+                opener = "("
+            out.append(opener)
+            i += len(opener)
+        elif char == ")":
+            if len(negated) == 1:
+                return None
+            negated.pop()
+            out.append(char)
+            i += 1
+        elif char in "|?*+$":
+            out.append(char)
+            i += 1
+        else:
+            return None
+    return "".join(out) if len(negated) == 1 else None
+
+
+def tail_free_search(codes: frozenset[bytes]) -> re.Pattern[bytes] | None:
+    """For a line ``+CC...`` whose last digits are replaced by ``X``: a match means every line with
+    any digits there is valid (``invalid_lines_search`` finds none of them). None when a country
+    code's pattern cannot be rewritten so (``_tail_free``)."""
+    branches = []
+    for code in sorted(codes):
+        pattern = nsn_pattern(int(code))
+        if pattern is None:
+            continue  # no valid number: never matches, every line is checked
+        rewritten = _tail_free(pattern)
+        if rewritten is None:
+            return None
+        branches.append(code + b"(?:" + rewritten.encode("ascii") + b")")
+    return re.compile(rb"\+(?:" + (b"|".join(branches) or b"(?!)") + rb")")

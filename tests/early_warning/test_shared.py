@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import pytest
 from redis.asyncio import Redis
+from structlog.testing import capture_logs
 
 from dncgate.early_warning.alerts import Alert
 from dncgate.early_warning.analyser import Analyser, Watch
@@ -305,3 +306,40 @@ async def test_a_complaint_sent_to_every_partition_counts_once_for_its_originato
         member.analyser.flush(at + 60)
         days += [s.day(2) for _, _, s in member.analyser.states()]  # D_COMPLAINTS
     assert days == [1]
+
+
+async def test_entries_trimmed_before_the_analysers_read_them_are_counted_and_logged(
+    group: Group, redis_server: RedisServer,
+) -> None:
+    """MAXLEN outran the analysers: what was trimmed unread is said (counter, log), once, exactly."""
+    streams = FactStreams.connect(group.url, partitions=1, maxlen=100)
+    gate = FactProducer(streams, WATCHES, queue=10_000, batch=1, flush_interval=0.05)
+    reader = FactStreams.connect(group.url, partitions=1, maxlen=100)
+    consumer = PartitionConsumer(reader, Analyser(WATCHES), name="a", lease=LEASE, batch=50, clock=group.clock)
+    client = Redis.from_url(redis_server.url)
+    try:
+        await consumer.balance()
+        at = group.clock.at.timestamp()
+        send(gate, "acct", at, 10)
+        assert await gate.flush() == 10
+        assert await consumer.poll() == 10  # read in time: nothing lost
+        assert consumer.trimmed == 0
+        send(gate, "acct", at + 100, 2000, first=10)
+        assert await gate.flush() == 2000
+        kept = await client.xlen(facts_key("0"))
+        assert kept < 2000  # MAXLEN ~ 100 trimmed most of them unread
+        with capture_logs() as logs:
+            read = 0
+            while got := await consumer.poll():
+                read += got
+        assert read == kept
+        assert consumer.trimmed == 2000 - kept  # exactly what was never read
+        assert [e["entries"] for e in logs if e["event"] == "early_warning.entries_trimmed_unread"] == [2000 - kept]
+        send(gate, "acct", at + 9000, 5, first=3000)
+        assert await gate.flush() == 5
+        assert await consumer.poll() == 5
+        assert consumer.trimmed == 2000 - kept  # read in time again: no new loss, none counted twice
+    finally:
+        await client.aclose()
+        await reader.close()
+        await streams.close()

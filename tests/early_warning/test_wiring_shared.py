@@ -115,7 +115,8 @@ checkpoint_interval_s = 1
 [early_warning.stream]
 partitions = 2
 """)
-    async with serving(load(path, environ={}), lists={"national": LISTED}) as running:
+    # On a clock at noon: at the wall's night the blaster's calls are a night burst as well.
+    async with serving(load(path, environ={}), lists={"national": LISTED}, clock=Clock(NOON)) as running:
         watching = running.early_warning
         assert watching is not None
         assert watching.shared is not None

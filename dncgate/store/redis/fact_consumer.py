@@ -72,6 +72,7 @@ class PartitionConsumer:
         self._grouped: set[int] = set()
         self._lock = asyncio.Lock()
         self.applied = self.skipped = self.malformed = self.misplaced = 0
+        self.trimmed = 0  # entries of the partitions held, trimmed before any analyser read them
         self._balanced_ms = -self.lease_ms
 
     def _now_ms(self) -> int:
@@ -171,12 +172,16 @@ class PartitionConsumer:
             return 0
         read = await self.streams.read(self.name, ready, self.batch, block_ms)
         count = 0
-        for partition, entries in read:
-            if partition not in self.held:  # lost while reading: pending, its next holder claims them
+        for batch in read:
+            if batch.trimmed:
+                self.trimmed += batch.trimmed
+                log.warning("early_warning.entries_trimmed_unread", partition=batch.partition, entries=batch.trimmed,
+                            analyser=self.name, advice="raise [early_warning.stream] maxlen or run more analysers")
+            if batch.partition not in self.held:  # lost while reading: pending, its next holder claims them
                 continue
-            for entry in entries:
-                self._apply(partition, entry)
-            count += len(entries)
+            for entry in batch.entries:
+                self._apply(batch.partition, entry)
+            count += len(batch.entries)
         return count
 
     def _readable(self, block_ms: int | None) -> list[int]:

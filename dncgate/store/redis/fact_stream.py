@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
@@ -45,6 +46,16 @@ seen_key = TenantKey(FAMILY, "seen")
 MARK = struct.Struct(">QQ")  # the entry ID a state includes everything up to
 Mark = tuple[int, int]
 Entry = tuple[bytes, bytes | None]  # entry ID, the facts (None: not a facts entry)
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """What one read of a partition gave: its new entries, and how many entries of it were trimmed
+    (MAXLEN) before the analysers' group read them (facts lost to the early warning)."""
+
+    partition: int
+    entries: list[Entry]
+    trimmed: int = 0
 
 # KEYS: lease. ARGV: analyser, now ms, until ms, take ("1": also an absent or expired lease).
 _HOLD = """
@@ -154,18 +165,48 @@ class FactStreams:
                 raise
 
     async def read(self, analyser: str, partitions: Sequence[int], count: int,
-                   block_ms: int | None) -> list[tuple[int, list[Entry]]]:
-        """New entries of ``partitions`` for ``analyser`` (XREADGROUP ``>``; ``block_ms`` None: do not wait)."""
-        streams = {facts_key(str(p)): ">" for p in partitions}
-        deadline = self.deadline + (block_ms or 0) / 1000
-        reply: list[Any] = await bounded("fact read", deadline, self._r.xreadgroup(  # type: ignore[arg-type]
-            GROUP, analyser, streams, count=count, block=block_ms))  # type: ignore[arg-type]
-        by_key = {facts_key(str(p)): p for p in partitions}
-        found = []
-        for key, entries in reply or []:
-            name = key.decode() if isinstance(key, bytes) else str(key)
-            found.append((by_key[name], [_entry(entry) for entry in entries]))
-        return found
+                   block_ms: int | None) -> list[Batch]:
+        """New entries of ``partitions`` for ``analyser`` (XREADGROUP ``>``; ``block_ms`` None: do not
+        wait), and how many entries of each were trimmed before the group read them (``Batch.trimmed``).
+
+        The read runs in one MULTI with XINFO STREAM and XINFO GROUPS of each stream: the entries
+        removed (``entries-added`` - ``length``) beyond those the group had read (``entries-read``)
+        were trimmed unread (MAXLEN outran the analysers). The group's counter is then set to the
+        true position (XGROUP SETID ... ENTRIESREAD), so the next loss is counted exactly too. With
+        nothing new and ``block_ms``, an XREAD waits past the group's last entry, then it reads again."""
+        found, waits = await self._read_now(analyser, partitions, count)
+        if found or not block_ms:
+            return found
+        deadline = self.deadline + block_ms / 1000
+        woke = await bounded("fact wait", deadline, self._r.xread(
+            waits, count=1, block=block_ms))  # type: ignore[arg-type]
+        return (await self._read_now(analyser, partitions, count))[0] if woke else []
+
+    async def _read_now(self, analyser: str, partitions: Sequence[int],
+                        count: int) -> tuple[list[Batch], dict[str, bytes]]:
+        keys = [facts_key(str(p)) for p in partitions]
+        pipe = self._r.pipeline(transaction=True)
+        for key in keys:
+            pipe.xinfo_stream(key)
+            pipe.xinfo_groups(key)
+        pipe.xreadgroup(GROUP, analyser, dict.fromkeys(keys, ">"), count=count)
+        replies: list[Any] = await bounded("fact read", self.deadline, pipe.execute())
+        delivered: dict[str, list[Entry]] = {}
+        for key, entries in replies[-1] or []:
+            delivered[key.decode() if isinstance(key, bytes) else str(key)] = [_entry(entry) for entry in entries]
+        found, waits = [], {}
+        for at, (partition, key) in enumerate(zip(partitions, keys, strict=True)):
+            stream, group = replies[2 * at], _group(replies[2 * at + 1])
+            entries = delivered.get(key, [])
+            trimmed, position = _trimmed(stream, group, len(entries))
+            if trimmed:
+                last = entries[-1][0] if entries else group["last-delivered-id"]
+                await bounded("fact read", self.deadline, self._r.xgroup_setid(key, GROUP, last,
+                                                                               entries_read=position))
+            if entries or trimmed:
+                found.append(Batch(partition, entries, trimmed))
+            waits[key] = entries[-1][0] if entries else group["last-delivered-id"]
+        return found, waits
 
     async def claim(self, partition: int, analyser: str, start: bytes | str, count: int,
                     min_idle_ms: int = 0) -> tuple[bytes | str, list[Entry]]:
@@ -217,6 +258,29 @@ class FactStreams:
         pipe.zrem(seen, *idle)
         await bounded("state forget", self.deadline, pipe.execute())
         return len(idle)
+
+
+def _group(groups: list[dict[str, Any]]) -> dict[str, Any]:
+    for group in groups:
+        if group.get("name") in (GROUP, GROUP.encode()):
+            return group
+    raise StoreUnavailable(f"the stream has no consumer group {GROUP!r}")
+
+
+def _trimmed(stream: dict[str, Any], group: dict[str, Any], delivered: int) -> tuple[int, int]:
+    """(entries trimmed before the group read them, the group's true ``entries-read`` after
+    ``delivered`` more): the streams are only ever trimmed (no XDEL), so the removed entries are
+    ``entries-added - length``, and those beyond the group's ``entries-read`` it never read. An
+    unknown counter (nil: a group that never read, or one Redis lost track of) is 0 for a group
+    at 0-0 (it read nothing), else nothing is said this time (Redis estimates it on this read)."""
+    removed = int(stream["entries-added"]) - int(stream["length"])
+    read = group.get("entries-read")
+    if read is None:
+        if parse_id(group["last-delivered-id"]) != (0, 0):
+            return 0, 0
+        read = 0
+    lost = removed - int(read)
+    return (lost, removed + delivered) if lost > 0 else (0, 0)
 
 
 def _entry(entry: tuple[bytes, dict[bytes, bytes] | None]) -> Entry:
