@@ -3,7 +3,7 @@
     .venv/bin/python bench/asterisk_calls.py [--rates 25,50,100,150,200] [--seconds 8] [--list-size 1000000]
 
 Needs root and the e2e lab (scripts/install-test-deps.sh). One Asterisk (the e2e lab's, in the
-cached chroot) and one SIPp callee serve four routes side by side; for each rate, SIPp's uac
+cached chroot) and one SIPp callee serve five routes side by side; for each rate, SIPp's uac
 places calls to each route in turn (``-r RATE``, each call to a different, unlisted number, all
 allowed), so load changes on the shared machine hit every variant alike:
 
@@ -13,6 +13,8 @@ allowed), so load changes on the shared machine hit every variant alike:
         FastAGI responder (reads the agi_* block, sets DNCGATE_VERDICT=allow, closes)
   (iv)  the same subroutine asking ``dncgate serve`` (Redis store, national list of --list-size
         numbers, audit on)
+  (v)   the same, asking a second ``dncgate serve`` with ``[replica] enabled`` (the list and the
+        index of numbers with records in its process: no Redis round trip for a clear number)
 
 Delay: per call, the INVITE sent -> the first 180 received, from the microsecond timestamps of
 SIPp's ``-trace_msg`` log (SIPp's own response-time counters, ``-trace_rtt``, tick in 4 ms steps
@@ -45,7 +47,7 @@ sys.path.insert(0, str(REPO))
 
 from tests.conftest import RedisServer, free_port  # noqa: E402
 from tests.e2e import lab as lab_module  # noqa: E402
-from tests.e2e.gate_process import GateProcess, load_lists  # noqa: E402
+from tests.e2e.gate_process import GateProcess, gate_config, load_lists  # noqa: E402
 from tests.e2e.lab import LOOPBACK, SIPP_DIR, AsteriskLab, ensure_chroot, free_udp_port  # noqa: E402
 from tests.ports import media_block  # noqa: E402
 
@@ -54,6 +56,7 @@ VARIANTS = {
     "82": "(ii) AstDB DB_EXISTS",
     "83": "(iii) do-nothing FastAGI",
     "84": "(iv) dncgate FastAGI+Redis",
+    "85": "(v) dncgate FastAGI+replica",
 }
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -140,7 +143,7 @@ asyncio.run(main())
 """
 
 
-def bench_dialplan(uas_port: int, noop_port: int, gate_port: int) -> str:
+def bench_dialplan(uas_port: int, noop_port: int, gate_port: int, replica_port: int) -> str:
     dial = f"Dial(PJSIP/callee/sip:${{EXTEN}}@{LOOPBACK}:{uas_port},15)"
     return textwrap.dedent(f"""
         ; bench/asterisk_calls.py: "8N" + number -> variant N
@@ -149,6 +152,7 @@ def bench_dialplan(uas_port: int, noop_port: int, gate_port: int) -> str:
         exten => _82X.,1,Goto(bench-astdb,${{EXTEN:2}},1)
         exten => _83X.,1,Goto(bench-noop-agi,${{EXTEN:2}},1)
         exten => _84X.,1,Goto(bench-dncgate,${{EXTEN:2}},1)
+        exten => _85X.,1,Goto(bench-dncgate-replica,${{EXTEN:2}},1)
 
         [bench-plain]
         exten => _X.,1,{dial}
@@ -168,6 +172,12 @@ def bench_dialplan(uas_port: int, noop_port: int, gate_port: int) -> str:
 
         [bench-dncgate]
         exten => _X.,1,Set(DNCGATE_PORT={gate_port})
+         same => n,Gosub(dncgate-check,s,1(acme,marketing,${{EXTEN}}))
+         same => n,{dial}
+         same => n,Hangup()
+
+        [bench-dncgate-replica]
+        exten => _X.,1,Set(DNCGATE_PORT={replica_port})
          same => n,Gosub(dncgate-check,s,1(acme,marketing,${{EXTEN}}))
          same => n,{dial}
          same => n,Hangup()
@@ -305,6 +315,11 @@ def main() -> None:
     print(f"national list: {len(listed):,} numbers loaded into Redis in {time.monotonic() - t0:.1f} s", flush=True)
 
     gate = GateProcess(work / "gate", redis.url)
+    replica = GateProcess(work / "gate-replica", redis.url)
+    replica.config_text = gate_config(
+        redis.url, agi_port=replica.agi_port, http_port=replica.http_port, timeout_ms=replica.timeout_ms,
+        tenants=replica.tenants, spool_dir=replica.workdir / "audit-spool",
+    ) + f'\n[replica]\nenabled = true\ndir = "{work / "replica"}"\n'
     noop_port = free_port()
     noop = subprocess.Popen([sys.executable, "-c", NOOP_RESPONDER, str(noop_port)], stdout=subprocess.PIPE)
     uas_port = free_udp_port()
@@ -315,8 +330,9 @@ def main() -> None:
         assert noop.stdout is not None
         noop.stdout.readline()
         gate.start()
+        replica.start()
         lab = AsteriskLab(chroot, gate_port=gate.agi_port, artifacts=work / "calls",
-                          extra_dialplan=bench_dialplan(uas_port, noop_port, gate.agi_port))
+                          extra_dialplan=bench_dialplan(uas_port, noop_port, gate.agi_port, replica.agi_port))
         t0 = time.monotonic()
         fill_astdb(lab.session_dir / "lib" / "astdb.sqlite3", listed)
         print(f"AstDB: {len(listed):,} keys dnc/<number> written in {time.monotonic() - t0:.1f} s", flush=True)
@@ -334,9 +350,10 @@ def main() -> None:
         time.sleep(0.5)
         assert lab.process is not None
         assert gate.process is not None
+        assert replica.process is not None
         assert redis.process is not None
         pids = {"asterisk": lab.process.pid, "responder": noop.pid, "gate": gate.process.pid,
-                "redis": redis.process.pid}
+                "replica": replica.process.pid, "redis": redis.process.pid}
         rng = random.Random(11)
         print("warm-up: 20 calls/s x 2 s per variant", flush=True)
         for prefix in VARIANTS:
@@ -348,13 +365,13 @@ def main() -> None:
             for rate in rates:
                 for prefix, name in VARIANTS.items():
                     count = int(rate * args.seconds)
-                    events_before = gate_events(gate)
+                    events_before = gate_events(replica if prefix == "85" else gate)
                     before = {k: cpu_seconds(p) for k, p in pids.items()}
                     ok, failed, rtts = run_sipp(lab, work, [prefix + n for n in call_numbers(count, rng)], rate)
                     after = {k: cpu_seconds(p) for k, p in pids.items()}
                     cpu = {k: (after[k] - before[k]) * 1000 / max(ok, 1) for k in pids}
                     time.sleep(0.3)  # the gate's log lines of the last calls
-                    events = gate_events(gate)
+                    events = gate_events(replica if prefix == "85" else gate)
                     decisions = {k: events[k] - events_before.get(k, 0) for k in events
                                  if events[k] != events_before.get(k, 0)}
                     step = Step(name, rate, count, ok, failed, rtts, cpu, decisions)
@@ -362,7 +379,8 @@ def main() -> None:
                     print(f"  run {rep + 1} {rate:>4}/s {name:<28} ok {ok:>5} failed {failed:>3} "
                           f"180s {len(rtts):>5}  p50 {step.pct(.5):6.2f}  p95 {step.pct(.95):6.2f}  "
                           f"p99 {step.pct(.99):7.2f} ms  cpu/1k: ast {cpu['asterisk']:.2f}s "
-                          f"resp {cpu['responder']:.2f}s gate {cpu['gate']:.2f}s redis {cpu['redis']:.2f}s"
+                          f"resp {cpu['responder']:.2f}s gate {cpu['gate']:.2f}s replica gate "
+                          f"{cpu['replica']:.2f}s redis {cpu['redis']:.2f}s"
                           + (f"  gate decisions {decisions}" if decisions else ""),
                           flush=True)
             results.append(steps)
@@ -375,6 +393,7 @@ def main() -> None:
             lab.stop()
             lab.cleanup()
         gate.stop()
+        replica.stop()
         noop.terminate()
         noop.wait(timeout=5)
         redis.stop()
@@ -390,15 +409,17 @@ def report(results: list[list[Step]], rates: list[int]) -> None:
               f" {'redis':>6}  failed")
         for s in steps:
             check = s.cpu["responder"] if s.variant.startswith("(iii)") else s.cpu["gate"] if \
-                s.variant.startswith("(iv)") else 0.0
-            redis = s.cpu["redis"] if s.variant.startswith("(iv)") else 0.0
+                s.variant.startswith("(iv)") else s.cpu["replica"] if s.variant.startswith("(v)") else 0.0
+            redis = s.cpu["redis"] if s.variant.startswith(("(iv)", "(v)")) else 0.0
             print(f"{s.rate:>5}  {s.variant:<28} {s.pct(.5):6.2f} {s.pct(.95):6.2f} {s.pct(.99):7.2f}  "
                   f"{s.cpu['asterisk']:8.2f} {check:6.2f} {redis:6.2f}  {s.failed}")
         by = {(s.variant, s.rate): s for s in steps}
-        print("dncgate (iv) minus do-nothing FastAGI (iii):")
-        for rate in rates:
-            iv, iii = by[(VARIANTS["84"], rate)], by[(VARIANTS["83"], rate)]
-            print(f"  {rate:>4}/s  p50 {iv.pct(.5) - iii.pct(.5):+6.2f} ms   p99 {iv.pct(.99) - iii.pct(.99):+6.2f} ms")
+        for gate_variant in ("84", "85"):
+            print(f"dncgate {VARIANTS[gate_variant].split()[0]} minus do-nothing FastAGI (iii):")
+            for rate in rates:
+                iv, iii = by[(VARIANTS[gate_variant], rate)], by[(VARIANTS["83"], rate)]
+                print(f"  {rate:>4}/s  p50 {iv.pct(.5) - iii.pct(.5):+6.2f} ms   "
+                      f"p99 {iv.pct(.99) - iii.pct(.99):+6.2f} ms")
         print("knee (first rate whose p99 exceeds twice the lowest rate's p99 + 1 ms):")
         for name in VARIANTS.values():
             base = by[(name, rates[0])].pct(.99)
