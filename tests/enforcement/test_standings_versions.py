@@ -7,6 +7,7 @@ tests/lists/test_feed_standings)."""
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 
@@ -90,7 +91,7 @@ async def test_every_change_serves_a_later_version_and_an_older_store_starts_fro
 
 def _forget_the_counter(kind: str, tmp_path: Path, redis_server: RedisServer) -> None:
     if kind == "sqlite":
-        with sqlite3.connect(tmp_path / "dncgate.sqlite3") as conn:
+        with closing(sqlite3.connect(tmp_path / "dncgate.sqlite3")) as conn, conn:
             conn.execute("DELETE FROM case_meta WHERE key = ?", (f"standings_version:{CARRIER}",))
         return
     with Redis.from_url(redis_server.url) as client:

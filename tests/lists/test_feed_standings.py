@@ -8,6 +8,8 @@ carrier's standings of its tenant ``reseller-a`` into the reseller's tenant ``ac
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -78,10 +80,10 @@ def _redis_url(backend: str, redis_server: RedisServer) -> str:
     return redis_server.url
 
 
-async def _sync(config: Settings) -> list[str]:
+async def _sync(config: Settings, *, accept_older_standings: bool = False) -> list[str]:
     store = await open_store(config.store, create=True)
     try:
-        return await sync_once(config, store)
+        return await sync_once(config, store, accept_older_standings=accept_older_standings)
     finally:
         await store.close()
 
@@ -157,6 +159,35 @@ async def test_a_suspension_made_after_the_carriers_clock_stepped_back_reaches_t
             assert await _call(reseller.gate, "second") is Reason.ORIGINATOR_SUSPENDED
             assert await _call(reseller.gate, "blaster") is Reason.ORIGINATOR_SUSPENDED
         await desk.cases.drain()
+
+
+async def test_a_carrier_restored_from_a_backup_is_refused_until_the_reseller_accepts_it(tmp_path: Path) -> None:
+    feed_port = port()
+    carrier_config, reseller_config = _carrier(tmp_path, feed_port), _reseller(tmp_path, feed_port, "token-a")
+    other, backup = OriginatorKey("reseller-a", OriginatorKind.ACCOUNT, "other"), tmp_path / "backup.sqlite3"
+    await _sync(carrier_config)
+    async with serving(carrier_config) as carrier:
+        assert carrier.enforcement is not None
+        await _suspend(carrier.enforcement, other, "camp-0")
+        _copy_sqlite(carrier_config.store.path, backup)  # the carrier's backup: "other" suspended only
+        await _suspend(carrier.enforcement)
+        assert (await _sync(reseller_config))[-1].endswith(", +2 ~0 -0 (kept the reseller's own: 0)")
+        await carrier.enforcement.cases.drain()
+    _copy_sqlite(backup, carrier_config.store.path)  # restored: it serves an older version than was applied
+    async with serving(carrier_config):
+        refused = await _sync(reseller_config)
+        assert refused[-1] == "standings: nothing applied (see the log), the standings applied before are kept"
+        accepted = await _sync(reseller_config, accept_older_standings=True)  # the reseller operator's choice
+        assert accepted[-1].endswith(", +0 ~0 -1 (kept the reseller's own: 0)")
+    async with serving(reseller_config) as reseller:
+        assert await _call(reseller.gate, "blaster") is Reason.ALLOWED_CLEAR
+        assert await _call(reseller.gate, "other") is Reason.ORIGINATOR_SUSPENDED
+
+
+def _copy_sqlite(source: Path, target: Path) -> None:
+    """SQLite's online backup: a consistent copy (a restore, when ``target`` is the live file)."""
+    with closing(sqlite3.connect(source)) as src, closing(sqlite3.connect(target)) as dst:
+        src.backup(dst)
 
 
 async def test_a_feed_without_standings_or_out_of_reach_keeps_what_was_applied(tmp_path: Path) -> None:
