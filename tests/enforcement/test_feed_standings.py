@@ -5,6 +5,7 @@ the document's form (``enforcement.feed_standings``)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from pathlib import Path
 
@@ -140,6 +141,31 @@ async def test_a_redis_store_from_before_the_feed_keeps_its_own_standings_throug
         assert (lifted.removed, lifted.kept_local) == (1, 1)
         assert await _standing(lists, OWN) == (False, own)  # its own case's, kept through the feed's
         await service.drain()
+    finally:
+        await cases.close()
+        await lists.close()
+
+
+async def test_a_redis_apply_written_in_chunks_survives_another_apply_racing_it(
+        tmp_path: Path, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each script writes ``_CHUNK`` originators and checks no other apply wrote since: racing applies
+    end with the newer document applied whole, whichever wrote in between."""
+    from dncgate.store.redis import feed_standings
+
+    monkeypatch.setattr(feed_standings, "_CHUNK", 2)
+    lists = await open_test_store("redis", tmp_path, redis_server)
+    cases = open_case_store("redis", tmp_path, redis_server)
+    try:
+        older = FeedStandings("reseller-a", 10, {f"account:o{i}": "s" for i in range(7)})
+        newer = FeedStandings("reseller-a", 11, {f"account:n{i}": "r:1:0" for i in range(5)} | {"account:o1": "s"})
+        results = await asyncio.gather(cases.apply_feed_standings("acme", older),
+                                       cases.apply_feed_standings("acme", newer))
+        assert results[1].refused == ""
+        assert (await cases.apply_feed_standings("acme", newer)).added == 0  # the newer is what is there
+        assert (await cases.apply_feed_standings("acme", older)).refused  # and the version applied
+        assert (await cases.standings("acme")).standings == newer.standings  # what the gate enforces
+        assert await _standing(lists, "account:o2") == (False, None)
+        assert await _standing(lists, "account:n4") == (False, Restriction(1, 0, "account:n4"))
     finally:
         await cases.close()
         await lists.close()
