@@ -43,6 +43,9 @@ def add_commands(sub: Any) -> None:
     sync = command(lists, "sync", _lists_sync, "sync the list once from the [sync] source (snapshot and deltas)")
     sync.add_argument("--force", action="store_true",
                       help="load a snapshot even when it shrinks the list by more than [sync] max_shrink_percent")
+    sync.add_argument("--accept-older-standings", action="store_true",
+                      help="apply the carrier's standings ([sync] standings_tenant) even when their version is "
+                           "older than the one applied (the carrier was restored from a backup)")
     sync.add_argument("--nice", type=int, default=0, choices=range(20), metavar="N",
                       help="lower this process's CPU priority by N first (serve's periodic sync uses 10)")
     add_progress(sync)
@@ -127,7 +130,8 @@ async def _lists_sync(args: argparse.Namespace, config: Settings) -> int:
         failed: SyncError | None = None
         with sync_progress(args.progress) as progress:
             try:
-                lines = await sync_once(config, store, force=args.force, progress=progress)
+                lines = await sync_once(config, store, force=args.force, progress=progress,
+                                        accept_older_standings=args.accept_older_standings)
             except SyncError as exc:
                 failed = exc
         if failed is not None:

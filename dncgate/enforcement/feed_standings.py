@@ -2,14 +2,17 @@
 
 A carrier's feed serves each reseller the standing its gate gives the originators of the carrier's
 tenant named like the reseller's feed token: one JSON document, the whole set (restricted with its
-caps, or suspended; an originator not in it is clear), with a ``version``: the time, in ms, of the
-last change of any case of that tenant (0: none yet). The reseller keeps it whole as the feed's standings of one of
-its own tenants (``[sync] standings_tenant``), and the standing its gate reads for an originator
-is the ``strictest`` of the feed's and its own open case's (case id ``FEED_CASE_ID`` when it is
-the feed's): a reinstatement (an originator no longer in the set) lifts what the feed set and
-gives the reseller's own case its standing back. Applying the same document again changes
-nothing; a document older than the one applied is refused. A feed without the document (HTTP 404)
-says nothing: what was applied stays.
+caps, or suspended; an originator not in it is clear), with a ``version`` that grows with every
+change of that tenant's standings and never goes backwards: the carrier's case store bumps it, in
+the transaction of the change, to ``max(previous + 1, the change's time in ms)`` (0: no change yet),
+so a clock stepped back at the carrier does not make its later changes look older. The reseller
+keeps it whole as the feed's standings of one of its own tenants (``[sync] standings_tenant``), and
+the standing its gate reads for an originator is the ``strictest`` of the feed's and its own open
+case's (case id ``FEED_CASE_ID`` when it is the feed's): a reinstatement (an originator no longer in
+the set) lifts what the feed set and gives the reseller's own case its standing back. Applying the
+same document again changes nothing; a document older than the one applied is refused (a replay, a
+carrier restored from a backup: its next change serves a later version again), unless applied with
+``accept_older``. A feed without the document (HTTP 404) says nothing: what was applied stays.
 
 Values are the stores' standing encoding (``s``, ``r:<per minute>:<concurrent>``,
 ``model.encode_standing``); the document spells them out.
@@ -55,9 +58,12 @@ class StandingsReader(Protocol):
 
 
 class StandingsSink(Protocol):
-    """Where a reseller applies them: its case store (``SqliteCaseStore``)."""
+    """Where a reseller applies them: its case store (``SqliteCaseStore``, ``RedisCaseStore``).
+    ``accept_older``: apply a document older than the one applied (the operator's choice, after a
+    carrier was restored from a backup)."""
 
-    async def apply_feed_standings(self, tenant: str, feed: FeedStandings) -> StandingsApplied: ...
+    async def apply_feed_standings(self, tenant: str, feed: FeedStandings, *,
+                                   accept_older: bool = False) -> StandingsApplied: ...
 
     async def close(self) -> None: ...
 

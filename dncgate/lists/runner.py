@@ -63,8 +63,9 @@ def make_syncer(config: Settings, store: ListStore, source: SyncSource,
 
 
 async def sync_once(config: Settings, store: ListStore, *, force: bool = False,
-                    progress: WriteProgress | None = None) -> list[str]:
-    """One sync (a drop directory: every pending drop, oldest first); returns a line per sync."""
+                    progress: WriteProgress | None = None, accept_older_standings: bool = False) -> list[str]:
+    """One sync (a drop directory: every pending drop, oldest first); returns a line per sync.
+    ``accept_older_standings``: the carrier's standings are applied even if older than those applied."""
     source = make_source(config)
     lines = []
     try:
@@ -83,17 +84,17 @@ async def sync_once(config: Settings, store: ListStore, *, force: bool = False,
     finally:
         try:
             if isinstance(source, HttpSource) and config.sync.standings_tenant:
-                lines.append(await _standings_once(config, source))
+                lines.append(await _standings_once(config, source, accept_older_standings))
         finally:
             await source.close()
     return lines
 
 
-async def _standings_once(config: Settings, source: HttpSource) -> str:
+async def _standings_once(config: Settings, source: HttpSource, accept_older: bool) -> str:
     """``[sync] standings_tenant``: the carrier's standings, applied once; a line saying what changed."""
     sink = open_standings_sink(config.store)
     try:
-        applied = await StandingsSync(source, sink, config.sync.standings_tenant).sync_once()
+        applied = await StandingsSync(source, sink, config.sync.standings_tenant, accept_older=accept_older).sync_once()
     finally:
         await sink.close()
     if applied is None:

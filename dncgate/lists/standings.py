@@ -6,7 +6,9 @@ gate reads (``originator_standing``, the same lookup as the reseller's own cases
 refuses the originator's next marketing call, a reinstatement lifts it. Fail-safe: a feed that
 answers 404 (publishes no standings, or has no tenant for this reseller), cannot be reached, or
 serves a document that does not parse or is older than the one applied changes nothing; the
-standings applied before stay, and the reason is logged.
+standings applied before stay, and the reason is logged. ``accept_older`` (``dncgate lists sync
+--accept-older-standings``, the operator's choice after the carrier was restored from a backup)
+applies a document older than the one applied.
 """
 
 from __future__ import annotations
@@ -33,8 +35,8 @@ class Documents(Protocol):
 
 
 class StandingsSync:
-    def __init__(self, source: Documents, sink: StandingsSink, tenant: str) -> None:
-        self.source, self.sink, self.tenant = source, sink, tenant
+    def __init__(self, source: Documents, sink: StandingsSink, tenant: str, *, accept_older: bool = False) -> None:
+        self.source, self.sink, self.tenant, self.accept_older = source, sink, tenant, accept_older
 
     async def sync_once(self) -> StandingsApplied | None:
         """Fetch and apply the carrier's standings; None when nothing was applied (logged why)."""
@@ -50,7 +52,9 @@ class StandingsSync:
             return None
         try:
             feed = parse_standings(raw, origin)
-            applied = await self.sink.apply_feed_standings(self.tenant, feed)
+            if self.accept_older:
+                log.warning("standings.accept_older", origin=origin, tenant=self.tenant, version=feed.version)
+            applied = await self.sink.apply_feed_standings(self.tenant, feed, accept_older=self.accept_older)
         except CaseError as exc:
             log.error("standings.invalid", origin=origin, error=str(exc), action="standings kept")
             return None

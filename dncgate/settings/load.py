@@ -214,9 +214,6 @@ def _build(data: dict[str, Any], problems: Problems) -> Settings | None:
     if isinstance(store, StoreSettings) and isinstance(replica, ReplicaSettings) and replica.enabled \
             and store.backend != "redis":
         problems.add(("replica", "enabled"), "the replica follows a Redis store: set [store] backend = \"redis\"")
-    if isinstance(store, StoreSettings) and store.backend == "redis" and sync is not None and sync.standings_tenant:
-        problems.add(("sync", "standings_tenant"), "a carrier's standings are applied to a SQLite store only "
-                                                   "(the Redis store does not take them yet)")
     if isinstance(store, StoreSettings) and isinstance(replica, ReplicaSettings):
         for key, problem in checks.cluster(store, replica):
             problems.add(key, problem)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from dncgate.clock import Clock, utc_now
 from dncgate.settings import ConsentSettings, StoreSettings
-from dncgate.store.errors import StoreError, StoreMissing
+from dncgate.store.errors import StoreMissing
 from dncgate.store.protocol import ListStore
 
 if TYPE_CHECKING:
@@ -73,10 +73,11 @@ def open_case_store(store: StoreSettings) -> CaseStore:
 
 
 def open_standings_sink(store: StoreSettings) -> StandingsSink:
-    """Where a reseller applies its carrier's standings: the case store of the SQLite file (the
-    settings refuse ``[sync] standings_tenant`` on a Redis store)."""
+    """Where a reseller applies its carrier's standings: the case store of the configured backend."""
     if store.backend == "redis":
-        raise StoreError("a carrier's standings are applied to a SQLite store only")
+        from dncgate.store.redis.cases import RedisCaseStore
+
+        return RedisCaseStore.connect(store.url, timeout=max(store.timeout, 1.0), cluster=store.cluster)
     from dncgate.store.sqlite.cases import SqliteCaseStore
 
     return SqliteCaseStore(store.path)

@@ -194,15 +194,15 @@ def test_a_bad_sync_public_key_is_a_config_error(tmp_path: Path, key: str, messa
     ('[sync]\nstandings_tenant = "nobody"\n', "sync.standings_tenant: 'nobody' is not a configured tenant"),
     ('[sync]\nsource = "dir"\nstandings_tenant = "acme"\n[tenants.acme]\n',
      'sync.standings_tenant: the standings come from a carrier\'s feed: needs source = "http"'),
-    ('[store]\nbackend = "redis"\n[sync]\nstandings_tenant = "acme"\n[tenants.acme]\n',
-     "sync.standings_tenant: a carrier's standings are applied to a SQLite store only"),
 ])
-def test_standings_tenant_names_a_tenant_on_an_http_source_and_a_sqlite_store(
-        tmp_path: Path, tables: str, message: str) -> None:
+def test_standings_tenant_names_a_tenant_on_an_http_source(tmp_path: Path, tables: str, message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         load(write(tmp_path, tables), environ={})
     assert load(write(tmp_path, '[sync]\nstandings_tenant = "acme"\n[tenants.acme]\n'),
                 environ={}).sync.standings_tenant == "acme"
+    on_redis = load(write(tmp_path, '[store]\nbackend = "redis"\n[sync]\nstandings_tenant = "acme"\n'
+                                    '[tenants.acme]\n'), environ={})  # the Redis case store takes them too
+    assert (on_redis.store.backend, on_redis.sync.standings_tenant) == ("redis", "acme")
 
 
 def test_a_good_sync_public_key_is_accepted(tmp_path: Path) -> None:

@@ -5,7 +5,14 @@ an append (a Lua script over the tenant's keys) stays in one Redis Cluster slot.
 key                                  type    holds
 ===================================  ======  ============================================================
 ``dnc:{e:T}:standing``               hash    ``kind:value`` -> ``s`` | ``r:<per minute>:<concurrent>``:
-                                             read by ``facts()`` in its pipeline
+                                             read by ``facts()`` in its pipeline: the ``strictest`` of
+                                             ``own`` and ``feed``
+``dnc:{e:T}:own``                    hash    ``kind:value`` -> the standing of its open case alone
+``dnc:{e:T}:version``                string  the version of the standings a carrier's feed serves
+                                             (``enforcement.feed_standings``), bumped by every append
+``dnc:{e:T}:feed``                   hash    a reseller's: ``kind:value`` -> its carrier feed's standing
+``dnc:{e:T}:feed:version``           string  a reseller's: the version of the feed's document applied
+``dnc:{e:T}:feed:generation``        string  a reseller's: bumped by every apply (its compare-and-set)
 ``dnc:{e:T}:log:<case id>``          list    the case's transitions (JSON), oldest first
 ``dnc:{e:T}:cases``                  hash    case id -> the case (JSON)
 ``dnc:{e:T}:updated``                zset    case id by last update (ms): listing, newest first
@@ -24,6 +31,11 @@ from dncgate.store.redis.keys import TenantKey, tenant_tag
 
 FAMILY = "e"  # the hash tag's family: {e:TENANT}
 standing = TenantKey(FAMILY, "standing")
+own = TenantKey(FAMILY, "own")
+version = TenantKey(FAMILY, "version")
+feed = TenantKey(FAMILY, "feed")
+feed_version = TenantKey(FAMILY, "feed:version")
+feed_generation = TenantKey(FAMILY, "feed:generation")
 cases = TenantKey(FAMILY, "cases")
 updated = TenantKey(FAMILY, "updated")
 open_cases = TenantKey(FAMILY, "open")

@@ -3,7 +3,9 @@
 An append is one Lua script over the tenant's keys, so it is atomic and one round trip: it finds
 a replay by the idempotency key, checks the case's head (its log's length and last hash), refuses
 a second open case for an originator, then pushes the transition, writes the case, the open-case
-index and the standing hash that ``facts()`` reads. Once it returns, every later lookup sees it.
+index, the case's own standing and the standing hash that ``facts()`` reads (the stricter of that
+and a carrier feed's, ``feed_standings``), and bumps the version of the standings the tenant's
+feed serves. Once it returns, every later lookup sees it.
 """
 
 from __future__ import annotations
@@ -13,18 +15,19 @@ from datetime import datetime
 
 from dncgate.early_warning.alerts import OriginatorKey
 from dncgate.enforcement.complaints import Complaint
-from dncgate.enforcement.feed_standings import FeedStandings
+from dncgate.enforcement.feed_standings import FeedStandings, StandingsApplied
 from dncgate.enforcement.model import Case, CaseState, Transition, encode_standing, standing_key
 from dncgate.enforcement.protocol import CaseConflict
 from dncgate.store.redis import case_keys as keys
 from dncgate.store.redis.conn import Client, RedisSettings, bounded, close_client, make_client
+from dncgate.store.redis.feed_standings import LUA_SERVED, LUA_STRICTEST, RedisFeedStandings
 
 _PAGE = 500
 
-# KEYS: idem, log, cases, updated, open, standing.
+# KEYS: idem, log, cases, updated, open, standing, own, feed, version.
 # ARGV: idem key, case id, seq, prev hash, transition JSON, case JSON, originator, standing ("" = clear),
 #       closed ("1"/"0"), updated ms.
-_APPEND = """
+_APPEND = LUA_STRICTEST + LUA_SERVED + """
 local seen = redis.call('HGET', KEYS[1], ARGV[1])
 if seen then return {'replay', seen} end
 local seq = tonumber(ARGV[3])
@@ -36,16 +39,20 @@ if length > 0 then
 end
 local holder = redis.call('HGET', KEYS[5], ARGV[7])
 if holder and holder ~= ARGV[2] then return {'conflict', 'open case ' .. holder} end
+bump(KEYS[9], KEYS[4], tonumber(ARGV[10]))
 redis.call('RPUSH', KEYS[2], ARGV[5])
 redis.call('HSET', KEYS[3], ARGV[2], ARGV[6])
 redis.call('ZADD', KEYS[4], tonumber(ARGV[10]), ARGV[2])
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[5])
 if ARGV[9] == '1' then redis.call('HDEL', KEYS[5], ARGV[7]) else redis.call('HSET', KEYS[5], ARGV[7], ARGV[2]) end
+local own = false
 if ARGV[8] == '' then
-  redis.call('HDEL', KEYS[6], ARGV[7])
+  redis.call('HDEL', KEYS[7], ARGV[7])
 else
-  redis.call('HSET', KEYS[6], ARGV[7], ARGV[8])
+  redis.call('HSET', KEYS[7], ARGV[7], ARGV[8])
+  own = ARGV[8]
 end
+enforce(KEYS[6], ARGV[7], strictest(own, redis.call('HGET', KEYS[8], ARGV[7])))
 return {'ok', ''}
 """
 
@@ -57,10 +64,6 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[2], tonumber(ARGV[3]), ARGV[1])
 return false
 """
-
-
-def _text(raw: object) -> str:
-    return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
 def _ms(at: datetime) -> int:
@@ -75,6 +78,7 @@ class RedisCaseStore:
         self._deadline = deadline
         self._append = client.register_script(_APPEND)
         self._put = client.register_script(_PUT_COMPLAINT)
+        self._feed = RedisFeedStandings(client, self._bounded)
 
     @classmethod
     def connect(cls, url: str, *, timeout: float = 2.0, cluster: bool = False) -> RedisCaseStore:
@@ -88,7 +92,8 @@ class RedisCaseStore:
     async def append(self, step: Transition, case: Case) -> tuple[Transition, bool]:
         tenant = step.tenant
         script_keys = [keys.idempotency(tenant), keys.log(tenant, step.case_id), keys.cases(tenant),
-                       keys.updated(tenant), keys.open_cases(tenant), keys.standing(tenant)]
+                       keys.updated(tenant), keys.open_cases(tenant), keys.standing(tenant), keys.own(tenant),
+                       keys.feed(tenant), keys.version(tenant)]
         args: list[str | int] = [
             step.idempotency_key, step.case_id, step.seq, step.prev_hash, step.to_json(), case.to_json(), case.key,
             encode_standing(case) or "", "1" if case.state is CaseState.CLOSED else "0", _ms(case.updated_at),
@@ -147,13 +152,14 @@ class RedisCaseStore:
             for raw in rows:
                 yield Transition.from_json(raw)
 
+    # -- the reseller feed's standings (store.redis.feed_standings) ----------------------
+
     async def standings(self, tenant: str) -> FeedStandings:
-        found = await self._bounded("standings", self._r.hgetall(keys.standing(tenant)))
-        latest = await self._bounded("standings", self._r.zrevrange(keys.updated(tenant), 0, 0, withscores=True))
-        assert isinstance(found, dict)
-        assert isinstance(latest, list)
-        text = {_text(k): _text(v) for k, v in found.items()}
-        return FeedStandings(tenant, int(latest[0][1]) if latest else 0, text)
+        return await self._feed.standings(tenant)
+
+    async def apply_feed_standings(self, tenant: str, feed: FeedStandings, *,
+                                   accept_older: bool = False) -> StandingsApplied:
+        return await self._feed.apply(tenant, feed, accept_older)
 
     async def put_complaint(self, complaint: Complaint) -> tuple[Complaint, bool]:
         tenant = complaint.tenant

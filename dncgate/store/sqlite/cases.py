@@ -20,7 +20,7 @@ from dncgate.enforcement.complaints import Complaint
 from dncgate.enforcement.feed_standings import FeedStandings, StandingsApplied
 from dncgate.enforcement.model import Case, CaseState, Transition, encode_standing, standing_key
 from dncgate.enforcement.protocol import CaseConflict
-from dncgate.store.sqlite.feed_standings import apply_standings, read_standings, write_enforced
+from dncgate.store.sqlite.feed_standings import apply_standings, bump_version, read_standings, write_enforced
 from dncgate.store.sqlite.schema import CASES_SCHEMA
 from dncgate.store.sqlite.tx import WorkerStore, paged, write_transaction
 
@@ -50,6 +50,7 @@ class SqliteCaseStore(WorkerStore):
             conn.execute("INSERT INTO case_log (tenant, case_id, seq, idempotency_key, at, record) "
                          "VALUES (?, ?, ?, ?, ?, ?)", (step.tenant, step.case_id, step.seq, step.idempotency_key,
                                                        step.at.isoformat(), step.to_json()))
+            bump_version(conn, case.tenant, int(case.updated_at.timestamp() * 1000))  # the standings it serves
             row = (case.tenant, case.case_id, case.key, case.state.value, case.updated_at.isoformat(), case.to_json())
             try:
                 conn.execute(
@@ -103,8 +104,9 @@ class SqliteCaseStore(WorkerStore):
     async def standings(self, tenant: str) -> FeedStandings:
         return await self._run(read_standings, self._c(), tenant)
 
-    async def apply_feed_standings(self, tenant: str, feed: FeedStandings) -> StandingsApplied:
-        return await self._run(apply_standings, self._c(), tenant, feed)
+    async def apply_feed_standings(self, tenant: str, feed: FeedStandings, *,
+                                   accept_older: bool = False) -> StandingsApplied:
+        return await self._run(apply_standings, self._c(), tenant, feed, accept_older)
 
     # -- complaints -----------------------------------------------------------------------
 
