@@ -4,6 +4,7 @@ bad lines and order as one process), and the strictly-ascending flag that lets a
 
 from __future__ import annotations
 
+import os
 import random
 import re
 from pathlib import Path
@@ -12,7 +13,7 @@ import phonenumbers
 import pytest
 
 from dncgate.lists import fastlines
-from dncgate.lists.fastpool import PARALLEL_MIN_BYTES, parse_workers
+from dncgate.lists.fastpool import PARALLEL_MIN_BYTES, WORKER_NICENESS, parse_workers, pieces
 from dncgate.lists.validity import ANY_DIGIT, _tail_free, nsn_pattern, tail_free_search, valid_digits
 from tests.lists.test_fast_validity import EXAMPLES, _variants
 
@@ -126,3 +127,13 @@ def test_a_strictly_ascending_file_is_said_so(tmp_path: Path, monkeypatch: pytes
 def test_only_a_big_file_takes_worker_processes() -> None:
     assert parse_workers(PARALLEL_MIN_BYTES - 1) == 1
     assert parse_workers(PARALLEL_MIN_BYTES) >= 1
+
+
+def niceness(_: bytes) -> int:
+    return os.nice(0)
+
+
+def test_the_workers_yield_the_cores_to_the_gate() -> None:
+    with pieces(niceness, iter([b"a", b"b", b"c"]), 2) as made:
+        seen = [nice for _, nice in made]
+    assert seen == [min(19, os.nice(0) + WORKER_NICENESS)] * 3  # the kernel caps it at 19
