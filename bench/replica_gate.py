@@ -5,7 +5,8 @@
 Opens the app as ``serve`` does with ``[replica] enabled`` (the follower loads the national list into
 a compact file in DIR, or maps the one another process wrote), prints one JSON line when the replica
 is ready (load seconds, peak RSS), then answers commands read from stdin, one JSON line each:
-``lookups`` (facts() and Gate.check on the probes: CPU and wall), ``touch`` (reads every page of the
+``lookups`` (facts() and Gate.check on the probes: CPU and wall), ``contains`` (the compact file's
+lookup alone: CPU ns), ``touch`` (reads every page of the
 mapped file: the whole file resident), ``exit``. Imports only dncgate, so any worktree's venv runs it
 (the before/after comparison runs the same script against both).
 """
@@ -80,6 +81,18 @@ async def _lookups(app: Any, probes: list[int], rounds: int = 5) -> dict[str, An
             "check_cpu_us": statistics.median(checks), "answered": dict(store.answered)}
 
 
+def _contains(app: Any, probes: list[int], rounds: int = 9) -> dict[str, float]:
+    """``number in compact`` alone (the national list's file), CPU ns per lookup, median of ``rounds``."""
+    compact = app.store.follower.lists["national"].compact
+    times = []
+    for _ in range(rounds):
+        used = time.process_time_ns()
+        for number in probes:
+            number in compact  # noqa: B015 -- the lookup is what is timed
+        times.append((time.process_time_ns() - used) / len(probes))
+    return {"contains_cpu_ns": statistics.median(times), "contains_min_ns": min(times)}
+
+
 def _touch(app: Any) -> int:
     """Reads one byte of every page of the national list's mapped file; returns the file's size."""
     compact = app.store.follower.lists["national"].compact
@@ -109,6 +122,8 @@ async def main() -> None:
         while (line := (await asyncio.to_thread(sys.stdin.readline)).strip()) not in ("", "exit"):
             if line == "lookups":
                 _say(event="lookups", **await _lookups(app, probes.tolist()))
+            elif line == "contains":
+                _say(event="contains", **_contains(app, probes.tolist()))
             elif line == "touch":
                 _say(event="touched", bytes=_touch(app))
 

@@ -8,7 +8,8 @@ venv, and ``--before``'s), alternately:
 - gate process A (bench/replica_gate.py: open_app with ``[replica] enabled``) builds the compact file
   from the store: seconds to ready, peak RSS (ru_maxrss), the file's size;
 - gate process B on the same directory maps A's file;
-- both run facts() and Gate.check on the same probes (half listed, half not): CPU and wall per call;
+- both run facts() and Gate.check on the same probes (half listed, half not): CPU and wall per call,
+  and the compact file's lookup alone (CPU ns);
 - Rss and Pss (/proc/PID/smaps_rollup; Pss counts the shared file once across both) after the lookups
   and after each touched every page of the file (the whole list resident).
 """
@@ -108,6 +109,7 @@ async def _measure(label: str, python: Path, cwd: Path, url: str, workdir: Path,
     try:
         row: dict[str, Any] = {"ready": ready, "second_ready": mapped}
         row["lookups"] = [await first.ask("lookups"), await second.ask("lookups")]
+        row["contains"] = [await first.ask("contains"), await second.ask("contains")]
         row["after_lookups"] = [_smaps(first.process.pid), _smaps(second.process.pid)]
         await first.ask("touch")
         row["one_touched"] = _smaps(first.process.pid)
@@ -131,7 +133,8 @@ def _print(size: int, label: str, row: dict[str, Any]) -> None:
           f"{row['one_touched']['Pss']:.0f} | {both[0]['Pss'] + both[1]['Pss']:.0f} "
           f"({both[0]['Rss']:.0f}+{both[1]['Rss']:.0f} Rss) | "
           f"{look[0]['facts_cpu_us']:.1f} / {look[1]['facts_cpu_us']:.1f} | {look[0]['facts_p50_us']:.1f} / "
-          f"{look[0]['facts_p99_us']:.1f} | {look[0]['check_cpu_us']:.1f} / {look[1]['check_cpu_us']:.1f} |",
+          f"{look[0]['facts_p99_us']:.1f} | {look[0]['check_cpu_us']:.1f} / {look[1]['check_cpu_us']:.1f} | "
+          f"{row['contains'][0]['contains_cpu_ns']:.0f} / {row['contains'][1]['contains_cpu_ns']:.0f} |",
           flush=True)
 
 
@@ -146,8 +149,8 @@ async def national(sizes: list[int], lookups: int, before: Path | None, workdir:
         try:
             print("| numbers | code | build s | build peak RSS MiB | file MiB | 2nd process ready s | "
                   "Rss/Pss after lookups MiB | Rss/Pss whole file MiB | Pss of 2 processes, whole file MiB | "
-                  "facts CPU us (A / B) | facts p50 / p99 us | Gate.check CPU us (A / B) |")
-            print("|---|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
+                  "facts CPU us (A / B) | facts p50 / p99 us | Gate.check CPU us (A / B) | file lookup ns (A / B) |")
+            print("|---|---|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
             for index, size in enumerate(sizes):
                 probes = await _load(url, size, lookups, work)
                 order = codes if index % 2 == 0 else codes[::-1]
