@@ -1,6 +1,7 @@
 """The in-process replica (issue 14): list forms compared, then facts() and Gate.check with and without it.
 
     .venv/bin/python -m bench.replica [--sizes 1000000,10000000] [--lookups 20000] [--changes 1000000]
+    .venv/bin/python -m bench.replica --national 1000000,253000000 [--before ../wt-before] [--workdir /work/tmp]
 
 1. List forms, same clustered numbers (bench/synthetic.py): the compact file (per-block sorted
    arrays, dncgate.replica.compact), pyroaring's BitMap64 (if installed; not a dependency) and a
@@ -11,6 +12,11 @@
    time: what the gate spends, whatever the machine's load).
 3. Changes applied per second: ``--changes`` numbers added with one add_numbers; the time from the
    follower's next poll to its having applied them.
+4. ``--national N,...`` (bench/replica_national.py): for each N, N clustered numbers into a real
+   redis-server through replace_list, then gate processes (bench/replica_gate.py, as serve opens the
+   app) load the replica: build time, peak RSS, file size, RSS and Pss of one and of two processes
+   mapping the file, facts()/Gate.check CPU and latency; with ``--before WORKTREE`` the same with
+   that worktree's venv, alternately, in the same run.
 Not a test: it asserts nothing.
 """
 
@@ -169,7 +175,15 @@ async def main() -> None:
     parser.add_argument("--sizes", default="1000000,10000000")
     parser.add_argument("--lookups", type=int, default=20000)
     parser.add_argument("--changes", type=int, default=1_000_000)
+    parser.add_argument("--national", help="comma-separated list sizes: the replica at national size")
+    parser.add_argument("--before", type=Path, help="with --national: a worktree of the code to compare against")
+    parser.add_argument("--workdir", type=Path, help="where to write files (default: the system's temp dir)")
     args = parser.parse_args()
+    if args.national:
+        from bench.replica_national import national
+
+        await national([int(s) for s in args.national.split(",")], args.lookups, args.before, args.workdir)
+        return
     sizes = [int(s) for s in args.sizes.split(",")]
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
     with tempfile.TemporaryDirectory() as tmp:

@@ -18,7 +18,8 @@ import asyncio
 import contextlib
 import fcntl
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Iterator, Sequence
+from array import array
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,8 @@ import structlog
 from dncgate.consent.ledger import ChainPoint
 from dncgate.consent.model import LedgerEvent
 from dncgate.errors import DncgateError
-from dncgate.replica.compact import CompactList, CompactListError, write_sorted
+from dncgate.replica import intsets
+from dncgate.replica.compact import CompactList, CompactListError, CompactWriter, member_code
 from dncgate.settings import ReplicaSettings
 from dncgate.store.errors import StoreError, StoreUnavailable
 from dncgate.store.protocol import NATIONAL, list_key
@@ -249,12 +251,13 @@ class RedisFollower:
         if pointer is not None:
             path = self.settings.dir / f"{image.name.replace(':', '-')}-v{pointer.version}.dnc"
             async with _file_lock(path):  # one gate of the host writes it; the others map it
-                if not path.exists():
+                compact = _open_existing(path)
+                if compact is None:
                     started = time.perf_counter()
                     size = await self._write(path, keys, pointer)
                     log.info("replica.list_written", list_name=image.name, version=pointer.version, path=str(path),
                              bytes=size, seconds=round(time.perf_counter() - started, 3))
-            compact = CompactList.open(path)
+                    compact = CompactList.open(path)
             _remove_older(path, pointer.version)
         image.close()
         image.version = pointer.version if pointer else ""
@@ -263,41 +266,49 @@ class RedisFollower:
         image.edits_seq = edits_seq
 
     async def _write(self, path: Path, keys: ListKeys, pointer: Pointer) -> int:
-        """The version's blocks, read in ascending order a batch at a time, streamed into the file
-        (numbers are ``block * 10**k + member``: blocks in order give the numbers in order)."""
+        """The version's blocks, in ascending order, a batch at a time, into the file: the store's own blocks
+        (span ``10**k``), each intset's members copied from its DUMP as they are (``intsets``), SMEMBERS for
+        a block that is not a plain intset. The file is written in a thread: the gate's loop keeps serving."""
         scale = 10**pointer.k
+        width = 16 if scale <= 2**16 else 32
+        code = member_code(width)
         with redis_errors("replica load"):
             blocks = sorted(int(b) for b in await self._client.smembers(keys.blocks(pointer.version)))
-        batches: asyncio.Queue[list[int] | None] = asyncio.Queue(maxsize=4)  # None: all read; [] : given up
-        loop = asyncio.get_running_loop()
-
-        def numbers() -> Iterator[int]:
-            while (batch := asyncio.run_coroutine_threadsafe(batches.get(), loop).result()) is not None:
-                if not batch:
-                    raise CompactListError(f"{keys.name} v{pointer.version}: reading the blocks failed")
-                yield from batch
-
-        # 16-bit members: a national list is dense in its 2**16 blocks (US: ~2,000 numbers each, 2.01 B/number).
-        writing = asyncio.ensure_future(asyncio.to_thread(write_sorted, path, numbers(), width=16))
-        complete = False
+        writer = CompactWriter(path, span=scale, width=width)
+        listed = 0  # blocks read with SMEMBERS
         try:
             for start in range(0, len(blocks), _BLOCK_BATCH):
                 batch = blocks[start : start + _BLOCK_BATCH]
-                with redis_errors("replica load"):
-                    pipe = self._client.pipeline(transaction=False)
-                    for block in batch:
-                        pipe.smembers(keys.block(pointer.version, block))
-                    replies = await pipe.execute()
-                found: list[int] = []
-                for block, members in zip(batch, replies, strict=True):
-                    found.extend(sorted(block * scale + int(m) for m in members))
-                if found:
-                    await batches.put(found)
-            complete = True
+                found = await self._read_blocks(keys, pointer.version, batch, code)
+                listed += sum(1 for _, members, dumped in found if not dumped)
+                await asyncio.to_thread(_add_all, writer, [(block, members) for block, members, _ in found])
+            size = await asyncio.to_thread(writer.finish)
         finally:
-            await batches.put(None if complete else [])  # an error: the writer stops, no file is left
-            size = await writing if complete else await _swallow(writing)
+            writer.close()
+        log.info("replica.blocks_read", list_name=keys.name, version=pointer.version, blocks=len(blocks),
+                 read_as_members=listed)
         return size
+
+    async def _read_blocks(self, keys: ListKeys, version: str, batch: list[int],
+                           code: str) -> list[tuple[int, array[int], bool]]:
+        """``(block, members, dumped)`` of each block of ``batch``: one pipeline of DUMPs, then one of
+        SMEMBERS for the blocks whose DUMP is not a plain intset."""
+        with redis_errors("replica load"):
+            pipe = self._client.pipeline(transaction=False)
+            for block in batch:
+                pipe.dump(keys.block(version, block))
+            payloads = await pipe.execute()
+            read = [intsets.members(payload, code) for payload in payloads]
+            others = [block for block, members in zip(batch, read, strict=True) if members is None]
+            listed: dict[int, array[int]] = {}
+            if others:
+                pipe = self._client.pipeline(transaction=False)
+                for block in others:
+                    pipe.smembers(keys.block(version, block))
+                listed = {block: intsets.from_members(found, code)
+                          for block, found in zip(others, await pipe.execute(), strict=True)}
+        return [(block, members if members is not None else listed[block], members is not None)
+                for block, members in zip(batch, read, strict=True)]
 
     async def _load_index(self, tenant: str, state: TenantImage) -> None:
         """Every number of ``tenant`` with a consent or preference record into ``state``; the ledger followed
@@ -324,11 +335,22 @@ class RedisFollower:
         await close_client(self._client)
 
 
-async def _swallow(writing: asyncio.Future[int]) -> int:
-    """Wait for a writer told to give up; its error is the expected one (the reader's is raised)."""
-    with contextlib.suppress(CompactListError):
-        await writing
-    return 0
+def _open_existing(path: Path) -> CompactList | None:
+    """The file another gate wrote, mapped; None when there is none, or one that cannot serve (an older
+    format's, after an upgrade): removed, to be written again (a gate mapping it keeps its pages)."""
+    if not path.exists():
+        return None
+    try:
+        return CompactList.open(path)
+    except CompactListError as exc:
+        log.warning("replica.file_rewritten", path=str(path), error=str(exc))
+        path.unlink(missing_ok=True)
+        return None
+
+
+def _add_all(writer: CompactWriter, blocks: list[tuple[int, array[int]]]) -> None:
+    for block, members in blocks:
+        writer.add(block, members)
 
 
 @contextlib.asynccontextmanager
