@@ -27,6 +27,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from types import TracebackType
 from typing import Any, Self
 
@@ -84,11 +85,16 @@ class ServerLimits:
 
     def allows(self, address: str) -> bool:
         """Whether a peer at ``address`` (as :attr:`Peer.address`) may connect."""
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return False  # not an IP peer (no address at all): nobody we know
-        return any(ip.version == net.version and ip in net for net in self.networks)
+        return _allows(self.networks, address)
+
+
+@lru_cache(maxsize=4096)  # a switch connects from the same few addresses on every call
+def _allows(networks: tuple[Network, ...], address: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False  # not an IP peer (no address at all): nobody we know
+    return any(ip.version == net.version and ip in net for net in networks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,13 +109,19 @@ class Peer:
         peer: Any = writer.get_extra_info("peername")
         if not (isinstance(peer, tuple) and len(peer) >= 2):
             return cls("", str(peer or ""))
-        host = str(peer[0])
-        with contextlib.suppress(ValueError):
-            ip = ipaddress.ip_address(host)
-            mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
-            host = str(mapped or ip)
-        shown = f"[{host}]" if ":" in host else host
+        host, shown = _host_of(str(peer[0]))
         return cls(host, f"{shown}:{peer[1]}")
+
+
+@lru_cache(maxsize=4096)
+def _host_of(raw: str) -> tuple[str, str]:
+    """A peer's address (IPv4-mapped IPv6 unwrapped) and that address as logs show it."""
+    host = raw
+    with contextlib.suppress(ValueError):
+        ip = ipaddress.ip_address(host)
+        mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+        host = str(mapped or ip)
+    return host, f"[{host}]" if ":" in host else host
 
 
 SessionRunner = Callable[[asyncio.StreamReader, asyncio.StreamWriter, Peer], Awaitable[str]]
