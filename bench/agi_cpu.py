@@ -1,7 +1,7 @@
 """The gate's CPU per FastAGI check (issue 14's target: at most 0.2 ms), against a fake Asterisk 22.
 
     .venv/bin/python bench/agi_cpu.py [--sessions-per-caller 100] [--national 200000] [--no-redis]
-                                      [--rounds 1] [--profile FILE]
+                                      [--rounds 1] [--variants sqlite,redis,replica] [--profile FILE]
 
 The gate runs in this process as ``serve`` opens it (``open_app`` with the audit spool, metrics and,
 per variant, the in-process replica) behind the FastAGI door (``AgiServer`` + ``check_handler``).
@@ -237,6 +237,8 @@ async def amain(args: argparse.Namespace, tmp: Path, redis_url: str | None) -> N
         variants["redis"] = (StoreSettings(backend="redis", url=redis_url), False)
         # The replica's gate on a database of its own: the two Redis gates' lists do not mix.
         variants["replica"] = (StoreSettings(backend="redis", url=redis_url.rsplit("/", 1)[0] + "/1"), True)
+    if args.variants:
+        variants = {name: variants[name] for name in args.variants.split(",") if name in variants}
     await bench_all(variants, args, tmp)
 
 
@@ -249,6 +251,7 @@ def main() -> None:
     parser.add_argument("--national", type=int, default=200_000, help="numbers on the national list")
     parser.add_argument("--rounds", type=int, default=1, help="times every level runs on every variant")
     parser.add_argument("--no-redis", action="store_true")
+    parser.add_argument("--variants", default="", help="only these, comma-separated (sqlite,redis,replica)")
     parser.add_argument("--profile", help="write a cProfile of the gate process (measured levels) here")
     args = parser.parse_args()
     with open(os.devnull, "w") as devnull, tempfile.TemporaryDirectory() as tmp:
