@@ -244,11 +244,11 @@ class Gate:
             self.metrics.store_failed("facts")
 
 
+_PURPOSES = {purpose.value: purpose for purpose in Purpose}
+
+
 def _purpose(value: str | None, default: Purpose) -> Purpose:
-    try:
-        return Purpose((value or "").strip().lower())
-    except ValueError:
-        return default
+    return _PURPOSES.get((value or "").strip().lower(), default)
 
 
 def _safe_name(name: str) -> str:

@@ -59,6 +59,7 @@ class ServerLimits:
     """Seconds between two ``door.server.session_refused`` lines for the same peer and reason."""
     backlog: int = 128
     networks: tuple[Network, ...] = field(init=False, repr=False, compare=False)
+    _allowed: dict[str, bool] = field(init=False, repr=False, compare=False)  # allows()' answers, per address
 
     def __post_init__(self) -> None:
         for name in ("max_sessions", "max_sessions_per_peer", "backlog"):
@@ -77,6 +78,7 @@ class ServerLimits:
                 raise ValueError(f"ServerLimits.allow: {entry!r} is not a network or address ({exc})") from None
         object.__setattr__(self, "allow", tuple(str(n) for n in networks))
         object.__setattr__(self, "networks", tuple(networks))
+        object.__setattr__(self, "_allowed", {})
 
     @property
     def loopback_only(self) -> bool:
@@ -85,16 +87,17 @@ class ServerLimits:
 
     def allows(self, address: str) -> bool:
         """Whether a peer at ``address`` (as :attr:`Peer.address`) may connect."""
-        return _allows(self.networks, address)
-
-
-@lru_cache(maxsize=4096)  # a switch connects from the same few addresses on every call
-def _allows(networks: tuple[Network, ...], address: str) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False  # not an IP peer (no address at all): nobody we know
-    return any(ip.version == net.version and ip in net for net in networks)
+        known = self._allowed.get(address)
+        if known is not None:  # a switch connects from the same few addresses on every call
+            return known
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False  # not an IP peer (no address at all): nobody we know
+        allowed = any(ip.version == net.version and ip in net for net in self.networks)
+        if len(self._allowed) < MAX_TRACKED_PEERS:
+            self._allowed[address] = allowed
+        return allowed
 
 
 @dataclass(frozen=True, slots=True)

@@ -208,10 +208,7 @@ _NOT_AN_ARG = -1
 
 
 def _key_number(key: str, line: str) -> int:
-    """``key``'s argument number (-1: not an argument); raises AgiProtocolError for a malformed key."""
-    number = _KNOWN_KEYS.get(key)
-    if number is not None:
-        return number
+    """``key``'s argument number (-1: not an argument), remembered; raises AgiProtocolError for a malformed key."""
     if not _HEADER_KEY.fullmatch(key):
         raise AgiProtocolError(f"not an agi_* header line: {line[:80]!r}")
     number = _NOT_AN_ARG
@@ -233,7 +230,9 @@ def parse_header_lines(lines: list[str]) -> AgiRequest:
         key, sep, value = line.partition(":")
         if not sep:
             raise AgiProtocolError(f"not an agi_* header line: {line[:80]!r}")
-        number = _key_number(key, line)
+        number = _KNOWN_KEYS.get(key)
+        if number is None:
+            number = _key_number(key, line)
         if key in env:
             raise AgiProtocolError(f"duplicate header {key!r}")
         if value.startswith(" "):
