@@ -224,6 +224,37 @@ def _key_number(key: str, line: str) -> int:
 
 def parse_header_lines(lines: list[str]) -> AgiRequest:
     """Build an AgiRequest from the header lines (without the terminating empty line)."""
+    env, numbered = _known_header(lines) or _checked_header(lines)
+    if "agi_request" not in env:
+        raise AgiProtocolError("header block without agi_request")
+    if sorted(numbered) != list(range(1, len(numbered) + 1)):
+        raise AgiProtocolError("agi_arg_N headers are not numbered 1..N")
+    args = tuple(numbered[i] for i in range(1, len(numbered) + 1))
+    if "agi_network_script" in env:
+        script, query = _split_script(env["agi_network_script"])
+    elif env.get("agi_network") == "yes":
+        script, query = "/", ""
+    else:
+        script, query = env["agi_request"], ""
+    return AgiRequest(env=env, args=args, script=script, params=_parse_query(query), query_string=query)
+
+
+def _known_header(lines: list[str]) -> tuple[dict[str, str], dict[int, str]] | None:
+    """The header and its arguments when every line is ``key: value`` with a key already seen
+    well-formed, each once (what Asterisk sends); None for anything else, which :func:`_checked_header`
+    then reads. (A known key has no ":", so splitting at the first ": " is splitting at the first ":"
+    and dropping one blank.)"""
+    try:
+        env = dict(line.split(": ", 1) for line in lines)
+    except ValueError:  # a line without ": "
+        return None
+    if len(env) != len(lines) or not _KNOWN_KEYS.keys() >= env.keys():
+        return None
+    return env, {_KNOWN_KEYS[key]: value for key, value in env.items() if key.startswith("agi_arg_")}
+
+
+def _checked_header(lines: list[str]) -> tuple[dict[str, str], dict[int, str]]:
+    """The header line by line, raising AgiProtocolError at the first line that is not well-formed."""
     env: dict[str, str] = {}
     numbered: dict[int, str] = {}
     for line in lines:
@@ -240,18 +271,7 @@ def parse_header_lines(lines: list[str]) -> AgiRequest:
         env[key] = value
         if number != _NOT_AN_ARG:
             numbered[number] = value
-    if "agi_request" not in env:
-        raise AgiProtocolError("header block without agi_request")
-    if sorted(numbered) != list(range(1, len(numbered) + 1)):
-        raise AgiProtocolError("agi_arg_N headers are not numbered 1..N")
-    args = tuple(numbered[i] for i in range(1, len(numbered) + 1))
-    if "agi_network_script" in env:
-        script, query = _split_script(env["agi_network_script"])
-    elif env.get("agi_network") == "yes":
-        script, query = "/", ""
-    else:
-        script, query = env["agi_request"], ""
-    return AgiRequest(env=env, args=args, script=script, params=_parse_query(query), query_string=query)
+    return env, numbered
 
 
 @dataclass(frozen=True, slots=True)
