@@ -333,6 +333,13 @@ def parse_reply_line(line: str) -> AgiReply | HangupNotice:
     )
 
 
+@lru_cache(maxsize=256)
+def _parsed_reply(line: str) -> AgiReply | HangupNotice:
+    """``parse_reply_line`` of a reply without data: the replies are immutable, so one serves every session.
+    (A line that does not parse raises each time: exceptions are not cached.)"""
+    return parse_reply_line(line)
+
+
 class AgiDecoder:
     """Stateful decoder for one AGI connection: the header block first, then replies."""
 
@@ -412,11 +419,14 @@ class AgiDecoder:
                 if event is not None:
                     return event
                 continue
-            m = _STATUS.fullmatch(line)
+            # group 2 of _STATUS is the character after the three digits: only "NNN-" starts a usage block
+            m = _STATUS.fullmatch(line) if line[3:4] == "-" else None
             if m and m.group(2) == "-":
                 self._usage_code = int(m.group(1))
                 self._usage = [line]
                 continue
+            if len(line) <= 64 and "(" not in line:  # no data: one of a few lines ("200 result=1"), parsed once
+                return _parsed_reply(line)
             return parse_reply_line(line)
 
     def _usage_line(self, code: int, line: str) -> AgiReply | None:

@@ -448,3 +448,11 @@ def test_known_keys_path_reads_a_header_as_the_line_by_line_check_does(lines: li
     assert known is None or known == checked
     if isinstance(checked, str):  # what the check refuses the fast path never takes
         assert known is None
+
+
+def test_a_reply_without_data_decodes_alike_every_time_and_a_bad_one_is_refused_every_time() -> None:
+    replies = decode_events(b"200 result=1\n200 result=1\n200 result=-1 endpos=0\n")
+    assert replies == [parse_reply_line("200 result=1")] * 2 + [parse_reply_line("200 result=-1 endpos=0")]
+    for _ in range(2):
+        with pytest.raises(AgiProtocolError):
+            decode_events(b"200 nothing\n")
