@@ -112,6 +112,7 @@ class AuditRecord:
 
 
 _FIELDS = tuple(f.name for f in fields(AuditRecord) if f.init)
+RECORD_KEYS = _FIELDS  # a record's keys in its JSON, in order (its fields but the _json cache)
 _KNOWN = frozenset(_FIELDS)
 _values = attrgetter(*_FIELDS)
 # json.dumps(..., separators=(",", ":"), ensure_ascii=False), its encoder built once

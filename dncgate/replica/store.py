@@ -29,7 +29,7 @@ import structlog
 from dncgate.audit_record import AuditRecord
 from dncgate.enforcement.model import standing_of
 from dncgate.errors import CaseError
-from dncgate.model import Facts, ListHit
+from dncgate.model import Facts, ListHit, Restriction
 from dncgate.replica.follow import ListImage, RedisFollower
 from dncgate.settings import ReplicaSettings
 from dncgate.store.errors import StoreCorrupt, StoreError, StoreUnavailable
@@ -65,11 +65,14 @@ class ReplicaStore:
         if state is None or own is None or number in state.stateful:
             return None
         national = lists[NATIONAL]
-        keys = tuple(originators[:4])
-        try:
-            suspended, restriction = standing_of(keys, {key: state.standing.get(key) for key in keys})
-        except CaseError as exc:
-            raise StoreCorrupt(str(exc)) from exc
+        suspended: bool = False  # a tenant without enforcement cases has no standing at all
+        restriction: Restriction | None = None
+        if state.standing:
+            keys = tuple(originators[:4])
+            try:
+                suspended, restriction = standing_of(keys, {key: state.standing.get(key) for key in keys})
+            except CaseError as exc:
+                raise StoreCorrupt(str(exc)) from exc
         return Facts(
             national=ListHit(NATIONAL, national.version) if national.version and national.has(number) else None,
             tenant_list=ListHit(own.name, own.version) if own.version and own.has(number) else None,

@@ -296,3 +296,21 @@ async def test_unknown_tenants_are_one_metrics_label(store: SqliteListStore) -> 
     totals = [s for s in family.samples if s.name == "dncgate_decisions_total"]
     assert {s.labels["tenant"] for s in totals} == {"unknown", "watch"}  # "default!" is no "default", though
     assert sum(s.value for s in totals if s.labels["tenant"] == "unknown") == 301  # its safe name is
+
+
+def test_an_audit_records_json_is_made_once_and_is_its_fields_alone() -> None:
+    import dataclasses
+    import json
+
+    from dncgate.audit_record import RECORD_KEYS, AuditRecord
+
+    record = AuditRecord(decision_id="d1", at="2026-12-04T01:00:00.000000+00:00", tenant="t", door="agi",
+                         account="", trunk="", caller_id="1", dialled="2015550100", callee="+12015550100",
+                         purpose="marketing", category=None, verdict="allow", outcome="allow",
+                         reason="allowed_clear", list_name=None, list_version=None, mode="enforce",
+                         sip_code=None, latency_us=5)
+    text = record.to_json()
+    assert record.to_json() is text
+    assert list(json.loads(text)) == list(RECORD_KEYS) == list(record.as_dict())
+    assert AuditRecord.from_json(text) == record
+    assert dataclasses.replace(record, tenant="u").to_json() == text.replace('"tenant":"t"', '"tenant":"u"')
