@@ -249,6 +249,34 @@ async def test_a_record_taken_off_the_queue_during_the_linger_is_not_lost_at_shu
     assert sink.overflowed == 1
 
 
+async def test_the_sink_holds_queue_size_records_overflows_beyond_and_close_writes_what_it_holds() -> None:
+    class Store:
+        def __init__(self) -> None:
+            self.appended: list[str] = []
+
+        async def append_audit(self, batch: Sequence[AuditRecord]) -> None:
+            self.appended.extend(r.decision_id for r in batch)
+
+    def record(i: int) -> AuditRecord:
+        return AuditRecord(
+            decision_id=f"id{i}", at="2026-11-28T00:00:00+00:00", tenant="t", door="agi", account="", trunk="",
+            caller_id="", dialled="2125551234", callee="+12125551234", purpose="marketing", category=None,
+            verdict="allow", outcome="allow", reason="allowed_clear", list_name=None, list_version=None,
+            mode="enforce", sip_code=None, latency_us=1)
+
+    store = Store()
+    sink = AuditSink(store, queue_size=3, linger=3600.0, batch_size=2)  # type: ignore[arg-type]
+    with capture_logs() as logs:
+        for i in range(5):  # the writer has not run yet: three are queued, two overflow
+            sink.submit(record(i))
+    assert (sink.backlog, sink.overflowed) == (3, 2)
+    assert [e["decision_id"] for e in logs if e["event"] == "audit.overflow"] == ["id3", "id4"]
+    sink._linger = 0
+    sink.start()
+    await sink.close(timeout=1.0)  # two batches (batch_size 2), then nothing is left
+    assert (store.appended, sink.backlog, sink.written, sink.overflowed) == (["id0", "id1", "id2"], 0, 3, 2)
+
+
 @pytest.mark.parametrize(
     ("value", "tag"),
     [("en", "en"), ("fr-CA", "fr-CA"), ("en_GB", "en_GB"), ("zh-Hans-CN", "zh-Hans-CN"), ("yue", "yue"),
