@@ -10,6 +10,7 @@ from datetime import datetime
 from operator import attrgetter
 from typing import Any
 
+from dncgate import jsontext
 from dncgate.model import CallAttempt, Decision
 from dncgate.numbers import ShortNumber, Subscriber
 
@@ -99,7 +100,7 @@ class AuditRecord:
     def to_json(self) -> str:
         text = self._json
         if text is None:
-            text = _ENCODER.encode(self.as_dict())
+            text = jsontext.compact(self.as_dict())
             object.__setattr__(self, "_json", text)  # a cache of the frozen record's own text
         return text
 
@@ -115,8 +116,6 @@ _FIELDS = tuple(f.name for f in fields(AuditRecord) if f.init)
 RECORD_KEYS = _FIELDS  # a record's keys in its JSON, in order (its fields but the _json cache)
 _KNOWN = frozenset(_FIELDS)
 _values = attrgetter(*_FIELDS)
-# json.dumps(..., separators=(",", ":"), ensure_ascii=False), its encoder built once
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 def _iso(at: datetime) -> str:
