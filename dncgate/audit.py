@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 
 import structlog
 
@@ -39,7 +40,13 @@ class AuditSink:
     ) -> None:
         self._store = store
         self._spool = spool
-        self._queue: asyncio.Queue[Queued] = asyncio.Queue(queue_size)
+        # A deque and two events, not an asyncio.Queue: put/get/task_done cost more than the rest of a
+        # record's way to the writer. ``queue_size`` <= 0: unbounded (as asyncio.Queue's maxsize).
+        self._queue: deque[Queued] = deque()
+        self._queue_size = queue_size
+        self._arrived = asyncio.Event()  # set when a record is queued while the writer waits for one
+        self._drained = asyncio.Event()  # set while nothing is queued or being written (close() waits for it)
+        self._drained.set()
         self._batch_size = batch_size
         self._retry_delay = retry_delay
         # Wait this long after the first record so that a busy gate writes batches, not one
@@ -59,16 +66,19 @@ class AuditSink:
         a power loss would not (see ``dncgate.audit_spool``).
         """
         segment = self._spool.append(record) if self._spool is not None else None
-        try:
-            self._queue.put_nowait((record, segment))
-        except asyncio.QueueFull:
+        if 0 < self._queue_size <= len(self._queue):
             self.overflowed += 1
             log.error("audit.overflow", spooled=segment is not None, **record.as_dict())
+            return
+        self._queue.append((record, segment))
+        self._drained.clear()
+        if not self._arrived.is_set():
+            self._arrived.set()
 
     @property
     def backlog(self) -> int:
         """Records queued or in the batch being written: not in the store yet (``dncgate_audit_backlog``)."""
-        return self._queue.qsize() + len(self._current)
+        return len(self._queue) + len(self._current)
 
     def start(self) -> None:
         if self._task is None:
@@ -79,16 +89,19 @@ class AuditSink:
     async def _run(self) -> None:
         await self._replay()
         while True:
-            queued = self._current = [await self._queue.get()]  # held where close() can find it
-            if self._linger and self._queue.qsize() < self._batch_size:
+            while not self._queue:
+                self._arrived.clear()
+                await self._arrived.wait()
+            queued = self._current = [self._queue.popleft()]  # held where close() can find it
+            if self._linger and len(self._queue) < self._batch_size:
                 await asyncio.sleep(self._linger)
-            while len(queued) < self._batch_size and not self._queue.empty():
-                queued.append(self._queue.get_nowait())
+            while len(queued) < self._batch_size and self._queue:
+                queued.append(self._queue.popleft())
             await self._write([record for record, _ in queued])
             self._current = []
             self._spooled(queued)
-            for _ in queued:
-                self._queue.task_done()
+            if not self._queue:
+                self._drained.set()
 
     def _spooled(self, queued: list[Queued]) -> None:
         """Tell the spool which of its records the store now has."""
@@ -119,7 +132,7 @@ class AuditSink:
             try:
                 await self._store.append_audit(batch)
             except StoreError as exc:
-                log.warning("audit.store_failed", error=str(exc), pending=len(batch) + self._queue.qsize())
+                log.warning("audit.store_failed", error=str(exc), pending=len(batch) + len(self._queue))
                 await asyncio.sleep(self._retry_delay)
                 continue
             self.written += len(batch)
@@ -131,15 +144,16 @@ class AuditSink:
             return
         task, self._task = self._task, None
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._queue.join(), timeout)
+            await asyncio.wait_for(self._drained.wait(), timeout)
         for running in (task, self._commits):
             if running is not None:
                 running.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await running
         self._commits = None
-        unwritten = self._current + [self._queue.get_nowait() for _ in range(self._queue.qsize())]
+        unwritten = self._current + list(self._queue)
         self._current = []
+        self._queue.clear()
         for record, segment in unwritten:
             self.overflowed += 1
             log.error("audit.unwritten_at_shutdown", spooled=segment is not None, **record.as_dict())

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import os
 import random
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
+from dncgate import jsontext
 from dncgate.model import CallAttempt, Decision
 from dncgate.numbers import ShortNumber, Subscriber
 
@@ -46,6 +48,8 @@ class AuditRecord:
     latency_us: int
     detail: str = ""
     entity: str = ""  # the business behind the call or message (a message's sender port's entity)
+    # to_json()'s text, made once: the spool and the store's batch both write it (not a field of the record)
+    _json: str | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def of(
@@ -91,21 +95,27 @@ class AuditRecord:
 
     def as_dict(self) -> dict[str, Any]:
         # Every field is a str, int or None: no deep copy needed (dataclasses.asdict costs ~140 us).
-        return {name: getattr(self, name) for name in _FIELDS}
+        return dict(zip(_FIELDS, _values(self), strict=True))
 
     def to_json(self) -> str:
-        return json.dumps(self.as_dict(), separators=(",", ":"), ensure_ascii=False)
+        text = self._json
+        if text is None:
+            text = jsontext.compact(self.as_dict())
+            object.__setattr__(self, "_json", text)  # a cache of the frozen record's own text
+        return text
 
     @classmethod
     def from_json(cls, text: str | bytes) -> AuditRecord:
         data = json.loads(text)
         if not isinstance(data, dict):
             raise ValueError("audit record is not a JSON object")
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return cls(**{k: v for k, v in data.items() if k in _KNOWN})
 
 
-_FIELDS = tuple(f.name for f in fields(AuditRecord))
+_FIELDS = tuple(f.name for f in fields(AuditRecord) if f.init)
+RECORD_KEYS = _FIELDS  # a record's keys in its JSON, in order (its fields but the _json cache)
+_KNOWN = frozenset(_FIELDS)
+_values = attrgetter(*_FIELDS)
 
 
 def _iso(at: datetime) -> str:

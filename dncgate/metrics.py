@@ -68,6 +68,10 @@ class GateMetrics:
         )
         for op in STORE_OPS:
             self.store_errors.labels(op)
+        # The series observe() counts in, by their labels (as many as the metrics have series: bounded
+        # by the configured tenants, the doors, the verdicts, outcomes and reasons).
+        self._decision_series: dict[tuple[str, str, str, str, str], Counter] = {}
+        self._latency_series: dict[str, Histogram] = {}
         self._watched = _Watched()
         self.registry.register(self._watched)
 
@@ -84,8 +88,15 @@ class GateMetrics:
         """Count one decision. ``tenant``: its label (the gate passes ``unknown`` for a tenant that is not
         configured, so that names in requests cannot add series without limit); default the record's."""
         label = record.tenant if tenant is None else tenant
-        self.decisions.labels(label, record.door, record.verdict, record.outcome, record.reason).inc()
-        self.latency.labels(record.door).observe(latency_us / 1e6)
+        key = (label, record.door, record.verdict, record.outcome, record.reason)
+        counted = self._decision_series.get(key)
+        if counted is None:  # labels() validates and locks on every call: each series is looked up once
+            counted = self._decision_series[key] = self.decisions.labels(*key)
+        counted.inc()
+        timed = self._latency_series.get(record.door)
+        if timed is None:
+            timed = self._latency_series[record.door] = self.latency.labels(record.door)
+        timed.observe(latency_us / 1e6)
         if language_refused:
             self.language_fallbacks.labels(record.door).inc()
 

@@ -27,6 +27,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from types import TracebackType
 from typing import Any, Self
 
@@ -58,6 +59,7 @@ class ServerLimits:
     """Seconds between two ``door.server.session_refused`` lines for the same peer and reason."""
     backlog: int = 128
     networks: tuple[Network, ...] = field(init=False, repr=False, compare=False)
+    _allowed: dict[str, bool] = field(init=False, repr=False, compare=False)  # allows()' answers, per address
 
     def __post_init__(self) -> None:
         for name in ("max_sessions", "max_sessions_per_peer", "backlog"):
@@ -76,6 +78,7 @@ class ServerLimits:
                 raise ValueError(f"ServerLimits.allow: {entry!r} is not a network or address ({exc})") from None
         object.__setattr__(self, "allow", tuple(str(n) for n in networks))
         object.__setattr__(self, "networks", tuple(networks))
+        object.__setattr__(self, "_allowed", {})
 
     @property
     def loopback_only(self) -> bool:
@@ -84,11 +87,17 @@ class ServerLimits:
 
     def allows(self, address: str) -> bool:
         """Whether a peer at ``address`` (as :attr:`Peer.address`) may connect."""
+        known = self._allowed.get(address)
+        if known is not None:  # a switch connects from the same few addresses on every call
+            return known
         try:
             ip = ipaddress.ip_address(address)
         except ValueError:
             return False  # not an IP peer (no address at all): nobody we know
-        return any(ip.version == net.version and ip in net for net in self.networks)
+        allowed = any(ip.version == net.version and ip in net for net in self.networks)
+        if len(self._allowed) < MAX_TRACKED_PEERS:
+            self._allowed[address] = allowed
+        return allowed
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,13 +112,19 @@ class Peer:
         peer: Any = writer.get_extra_info("peername")
         if not (isinstance(peer, tuple) and len(peer) >= 2):
             return cls("", str(peer or ""))
-        host = str(peer[0])
-        with contextlib.suppress(ValueError):
-            ip = ipaddress.ip_address(host)
-            mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
-            host = str(mapped or ip)
-        shown = f"[{host}]" if ":" in host else host
+        host, shown = _host_of(str(peer[0]))
         return cls(host, f"{shown}:{peer[1]}")
+
+
+@lru_cache(maxsize=4096)
+def _host_of(raw: str) -> tuple[str, str]:
+    """A peer's address (IPv4-mapped IPv6 unwrapped) and that address as logs show it."""
+    host = raw
+    with contextlib.suppress(ValueError):
+        ip = ipaddress.ip_address(host)
+        mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+        host = str(mapped or ip)
+    return host, f"[{host}]" if ":" in host else host
 
 
 SessionRunner = Callable[[asyncio.StreamReader, asyncio.StreamWriter, Peer], Awaitable[str]]

@@ -27,6 +27,7 @@ DNCGATE_ANNOUNCEMENT, DNCGATE_DECISION_ID. The dialplan allows only on an explic
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 
 from dncgate.agi.session import AgiSession
@@ -36,7 +37,8 @@ from dncgate.model import Originator
 _PARAMS = ("tenant", "purpose", "category", "account", "trunk", "entity", "language")
 # Read from the channel when the query string does not carry them.
 _CHANNEL_FALLBACKS = {"tenant": "DNCGATE_TENANT", "purpose": "DNCGATE_PURPOSE"}
-_SAFE_VALUE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-/.:+")
+# Values MSet takes as they are: none of its separators (",", "="), no quoting needed.
+_SAFE_VALUES = re.compile(r"[a-zA-Z0-9_\-/.:+]*")
 
 
 def check_handler(gate: Gate, door: str = "agi") -> Callable[[AgiSession], Awaitable[None]]:
@@ -94,7 +96,7 @@ async def _check_request(session: AgiSession, door: str) -> CheckRequest:
 
 async def set_variables(session: AgiSession, variables: dict[str, str]) -> None:
     """Set several channel variables in one round trip (MSet) when every value is plain."""
-    if all(set(value) <= _SAFE_VALUE for value in variables.values()):
+    if _SAFE_VALUES.fullmatch("".join(variables.values())):
         await session.exec("MSet", ",".join(f"{name}={value}" for name, value in variables.items()))
         return
     for name, value in variables.items():

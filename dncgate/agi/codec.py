@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from urllib.parse import parse_qsl
 
 from dncgate.agi.errors import AgiConnectionLost, AgiLimitExceeded, AgiProtocolError
@@ -126,16 +127,15 @@ class LineBuffer:
         size = end + (2 if buf[end + 1] == 0x0A else 3)
         if size > max_bytes:
             return None
-        raw = bytes(buf[:end]).split(b"\n")
-        if len(raw) > max_lines:
+        # One decode for the block: UTF-8 replacement cannot cross a b"\n" (ASCII ends any sequence),
+        # so this is the line-by-line decode; a line's byte length is checked only if the block could
+        # hold a line over the limit.
+        if end > self._max and any(len(item.removesuffix(b"\r")) > self._max for item in buf[:end].split(b"\n")):
             return None
-        lines = []
-        for item in raw:
-            if item.endswith(b"\r"):
-                item = item[:-1]
-            if not item or len(item) > self._max:
-                return None
-            lines.append(_decode(item))
+        text = _decode(buf[:end])
+        lines = [line.removesuffix("\r") for line in text.split("\n")] if "\r" in text else text.split("\n")
+        if len(lines) > max_lines or "" in lines:
+            return None
         del buf[:size]
         self._scan = 0
         return lines
@@ -191,28 +191,40 @@ def _split_script(raw: str) -> tuple[str, str]:
 def _parse_query(query: str) -> dict[str, str]:
     if not query:
         return {}
+    return dict(_parsed_query(query))  # a copy: the request's own
+
+
+@lru_cache(maxsize=1024)  # a dialplan sends the same few query strings (the number is an argument)
+def _parsed_query(query: str) -> tuple[tuple[str, str], ...]:
     pairs = parse_qsl(query.replace("+", "%2B"), keep_blank_values=True, errors="replace")
-    return dict(pairs)
+    return tuple(dict(pairs).items())
+
+
+# Header keys already found well-formed -> their argument number (-1: not agi_arg_N). Asterisk sends
+# the same few dozen keys in every session, so a set lookup replaces two regular expressions; bounded.
+_KNOWN_KEYS: dict[str, int] = {}
+_MAX_KNOWN_KEYS = 4096
+_NOT_AN_ARG = -1
+
+
+def _key_number(key: str, line: str) -> int:
+    """``key``'s argument number (-1: not an argument), remembered; raises AgiProtocolError for a malformed key."""
+    if not _HEADER_KEY.fullmatch(key):
+        raise AgiProtocolError(f"not an agi_* header line: {line[:80]!r}")
+    number = _NOT_AN_ARG
+    if key.startswith("agi_arg_"):
+        arg = _ARG_KEY.fullmatch(key)
+        if arg is None:
+            raise AgiProtocolError(f"bad argument header {key!r}")
+        number = int(arg.group(1))
+    if len(_KNOWN_KEYS) < _MAX_KNOWN_KEYS:
+        _KNOWN_KEYS[key] = number
+    return number
 
 
 def parse_header_lines(lines: list[str]) -> AgiRequest:
     """Build an AgiRequest from the header lines (without the terminating empty line)."""
-    env: dict[str, str] = {}
-    numbered: dict[int, str] = {}
-    for line in lines:
-        key, sep, value = line.partition(":")
-        if not sep or not _HEADER_KEY.fullmatch(key):
-            raise AgiProtocolError(f"not an agi_* header line: {line[:80]!r}")
-        if key in env:
-            raise AgiProtocolError(f"duplicate header {key!r}")
-        if value.startswith(" "):
-            value = value[1:]
-        env[key] = value
-        if key.startswith("agi_arg_"):
-            arg = _ARG_KEY.fullmatch(key)
-            if arg is None:
-                raise AgiProtocolError(f"bad argument header {key!r}")
-            numbered[int(arg.group(1))] = value
+    env, numbered = _known_header(lines) or _checked_header(lines)
     if "agi_request" not in env:
         raise AgiProtocolError("header block without agi_request")
     if sorted(numbered) != list(range(1, len(numbered) + 1)):
@@ -225,6 +237,41 @@ def parse_header_lines(lines: list[str]) -> AgiRequest:
     else:
         script, query = env["agi_request"], ""
     return AgiRequest(env=env, args=args, script=script, params=_parse_query(query), query_string=query)
+
+
+def _known_header(lines: list[str]) -> tuple[dict[str, str], dict[int, str]] | None:
+    """The header and its arguments when every line is ``key: value`` with a key already seen
+    well-formed, each once (what Asterisk sends); None for anything else, which :func:`_checked_header`
+    then reads. (A known key has no ":", so splitting at the first ": " is splitting at the first ":"
+    and dropping one blank.)"""
+    try:
+        env = dict(line.split(": ", 1) for line in lines)
+    except ValueError:  # a line without ": "
+        return None
+    if len(env) != len(lines) or not _KNOWN_KEYS.keys() >= env.keys():
+        return None
+    return env, {_KNOWN_KEYS[key]: value for key, value in env.items() if key.startswith("agi_arg_")}
+
+
+def _checked_header(lines: list[str]) -> tuple[dict[str, str], dict[int, str]]:
+    """The header line by line, raising AgiProtocolError at the first line that is not well-formed."""
+    env: dict[str, str] = {}
+    numbered: dict[int, str] = {}
+    for line in lines:
+        key, sep, value = line.partition(":")
+        if not sep:
+            raise AgiProtocolError(f"not an agi_* header line: {line[:80]!r}")
+        number = _KNOWN_KEYS.get(key)
+        if number is None:
+            number = _key_number(key, line)
+        if key in env:
+            raise AgiProtocolError(f"duplicate header {key!r}")
+        if value.startswith(" "):
+            value = value[1:]
+        env[key] = value
+        if number != _NOT_AN_ARG:
+            numbered[number] = value
+    return env, numbered
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,6 +331,13 @@ def parse_reply_line(line: str) -> AgiReply | HangupNotice:
         code=200, text=text, result=result, result_text=result_text, data=r.group(2), endpos=endpos,
         lines=(line,),
     )
+
+
+@lru_cache(maxsize=256)
+def _parsed_reply(line: str) -> AgiReply | HangupNotice:
+    """``parse_reply_line`` of a reply without data: the replies are immutable, so one serves every session.
+    (A line that does not parse raises each time: exceptions are not cached.)"""
+    return parse_reply_line(line)
 
 
 class AgiDecoder:
@@ -365,11 +419,14 @@ class AgiDecoder:
                 if event is not None:
                     return event
                 continue
-            m = _STATUS.fullmatch(line)
+            # group 2 of _STATUS is the character after the three digits: only "NNN-" starts a usage block
+            m = _STATUS.fullmatch(line) if line[3:4] == "-" else None
             if m and m.group(2) == "-":
                 self._usage_code = int(m.group(1))
                 self._usage = [line]
                 continue
+            if len(line) <= 64 and "(" not in line:  # no data: one of a few lines ("200 result=1"), parsed once
+                return _parsed_reply(line)
             return parse_reply_line(line)
 
     def _usage_line(self, code: int, line: str) -> AgiReply | None:

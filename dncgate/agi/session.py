@@ -284,6 +284,13 @@ async def _close_writer(writer: ByteWriter, limit: float, then: Sequence[Callabl
     loop = asyncio.get_running_loop()
     for callback in then:
         loop.call_soon(callback)
+    transport = getattr(writer, "transport", None)
+    if isinstance(transport, asyncio.WriteTransport) and transport.get_write_buffer_size() == 0:
+        # Nothing left to send: the transport's close already queued connection_lost for the loop's
+        # next turn, so this wait is bounded without a deadline of its own.
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return
     try:
         async with asyncio.timeout(limit):
             await writer.wait_closed()
@@ -337,6 +344,9 @@ async def run_session(
 
 
 async def _run_handler(session: AgiSession, handler: AgiHandler, limit: float | None) -> None:
+    if limit is None:  # no session deadline: each read has its own
+        await handler(session)
+        return
     try:
         async with asyncio.timeout(limit) as cm:
             await handler(session)

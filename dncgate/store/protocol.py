@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Protocol
 
 from dncgate.audit_record import AuditRecord
@@ -34,8 +35,9 @@ def parse_list_name(name: str) -> str:
     )
 
 
+@lru_cache(maxsize=1024)  # on every check (a store's lookup, the replica's): the configured tenants' names
 def list_key(tenant: str) -> str:
-    """The list name of a tenant's own list."""
+    """The list name of a tenant's own list (raises ``UnknownList`` for a name no list can have)."""
     return parse_list_name(f"tenant:{tenant}")
 
 

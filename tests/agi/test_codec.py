@@ -419,3 +419,40 @@ def test_header_limits_at_their_boundaries_alike_whole_or_byte_by_byte(case: str
     assert whole == _decode_outcome([data[i : i + 1] for i in range(len(data))], limits)
     assert isinstance(whole, tuple), whole
     assert isinstance(whole[0], AgiRequest) is case.endswith("at limit"), whole
+
+
+# -- the known-keys path of the header equals the line-by-line check --------------------------------
+
+_HEADER_LINE = st.one_of(
+    st.sampled_from(["agi_request: agi://127.0.0.1/check", "agi_network: yes", "agi_arg_1: 5551: 2",
+                     "agi_arg_2:two", "agi_arg_3: ", "agi_channel:", "agi_channel: PJSIP/a-1", "agi_request: dup",
+                     "agi_arg_x: y", "agi_network", "agi_accountcode: ", "agi_context:: c", "agi_extension:  9"]),
+    st.text(alphabet="agi_:xyz 19", max_size=12),
+)
+
+
+def _header_outcome(parse: object, lines: list[str]) -> object:
+    try:
+        return parse(lines)  # type: ignore[operator]
+    except AgiProtocolError as exc:
+        return str(exc)
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=st.lists(_HEADER_LINE, max_size=8))
+def test_known_keys_path_reads_a_header_as_the_line_by_line_check_does(lines: list[str]) -> None:
+    from dncgate.agi import codec
+
+    checked = _header_outcome(codec._checked_header, lines)  # learns the well-formed keys
+    known = codec._known_header(lines)  # None: read line by line (a line it does not take as it is)
+    assert known is None or known == checked
+    if isinstance(checked, str):  # what the check refuses the fast path never takes
+        assert known is None
+
+
+def test_a_reply_without_data_decodes_alike_every_time_and_a_bad_one_is_refused_every_time() -> None:
+    replies = decode_events(b"200 result=1\n200 result=1\n200 result=-1 endpos=0\n")
+    assert replies == [parse_reply_line("200 result=1")] * 2 + [parse_reply_line("200 result=-1 endpos=0")]
+    for _ in range(2):
+        with pytest.raises(AgiProtocolError):
+            decode_events(b"200 nothing\n")

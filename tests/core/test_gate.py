@@ -249,6 +249,34 @@ async def test_a_record_taken_off_the_queue_during_the_linger_is_not_lost_at_shu
     assert sink.overflowed == 1
 
 
+async def test_the_sink_holds_queue_size_records_overflows_beyond_and_close_writes_what_it_holds() -> None:
+    class Store:
+        def __init__(self) -> None:
+            self.appended: list[str] = []
+
+        async def append_audit(self, batch: Sequence[AuditRecord]) -> None:
+            self.appended.extend(r.decision_id for r in batch)
+
+    def record(i: int) -> AuditRecord:
+        return AuditRecord(
+            decision_id=f"id{i}", at="2026-11-28T00:00:00+00:00", tenant="t", door="agi", account="", trunk="",
+            caller_id="", dialled="2125551234", callee="+12125551234", purpose="marketing", category=None,
+            verdict="allow", outcome="allow", reason="allowed_clear", list_name=None, list_version=None,
+            mode="enforce", sip_code=None, latency_us=1)
+
+    store = Store()
+    sink = AuditSink(store, queue_size=3, linger=3600.0, batch_size=2)  # type: ignore[arg-type]
+    with capture_logs() as logs:
+        for i in range(5):  # the writer has not run yet: three are queued, two overflow
+            sink.submit(record(i))
+    assert (sink.backlog, sink.overflowed) == (3, 2)
+    assert [e["decision_id"] for e in logs if e["event"] == "audit.overflow"] == ["id3", "id4"]
+    sink._linger = 0
+    sink.start()
+    await sink.close(timeout=1.0)  # two batches (batch_size 2), then nothing is left
+    assert (store.appended, sink.backlog, sink.written, sink.overflowed) == (["id0", "id1", "id2"], 0, 3, 2)
+
+
 @pytest.mark.parametrize(
     ("value", "tag"),
     [("en", "en"), ("fr-CA", "fr-CA"), ("en_GB", "en_GB"), ("zh-Hans-CN", "zh-Hans-CN"), ("yue", "yue"),
@@ -296,3 +324,21 @@ async def test_unknown_tenants_are_one_metrics_label(store: SqliteListStore) -> 
     totals = [s for s in family.samples if s.name == "dncgate_decisions_total"]
     assert {s.labels["tenant"] for s in totals} == {"unknown", "watch"}  # "default!" is no "default", though
     assert sum(s.value for s in totals if s.labels["tenant"] == "unknown") == 301  # its safe name is
+
+
+def test_an_audit_records_json_is_made_once_and_is_its_fields_alone() -> None:
+    import dataclasses
+    import json
+
+    from dncgate.audit_record import RECORD_KEYS, AuditRecord
+
+    record = AuditRecord(decision_id="d1", at="2026-12-04T01:00:00.000000+00:00", tenant="t", door="agi",
+                         account="", trunk="", caller_id="1", dialled="2015550100", callee="+12015550100",
+                         purpose="marketing", category=None, verdict="allow", outcome="allow",
+                         reason="allowed_clear", list_name=None, list_version=None, mode="enforce",
+                         sip_code=None, latency_us=5)
+    text = record.to_json()
+    assert record.to_json() is text
+    assert list(json.loads(text)) == list(RECORD_KEYS) == list(record.as_dict())
+    assert AuditRecord.from_json(text) == record
+    assert dataclasses.replace(record, tenant="u").to_json() == text.replace('"tenant":"t"', '"tenant":"u"')

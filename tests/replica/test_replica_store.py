@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import structlog
 from redis.asyncio import Redis
 
 from dncgate.consent.model import Action
@@ -133,6 +134,36 @@ async def test_fresh_replica_answers_stale_replica_takes_the_round_trip(rig: Rig
     assert await rig.replica.facts("acme", number) == facts
     assert rig.replica.answered == {"replica": 1, "round_trip": 2, "static": 0}
     assert rig.replica.local_facts("nobody", number) is None  # a tenant not followed
+
+
+async def test_answer_now_is_what_facts_answers_from_the_replica_and_none_when_it_would_not(rig: Rig) -> None:
+    number = NATIONAL[3]
+    now = rig.replica.answer_now("acme", number, ("account:a1",))
+    assert now is not None
+    assert now == await rig.store.facts("acme", number, originators=("account:a1",))
+    assert rig.replica.answered == {"replica": 1, "round_trip": 0, "static": 0}
+    assert rig.replica.answer_now("acme", 12015550100) is None  # has records: facts() takes the round trip
+    assert rig.replica.answer_now("nobody", number) is None  # a tenant not followed
+    rig.clock.now += 0.5  # older than max_lag_ms: facts() would take the round trip
+    assert rig.replica.answer_now("acme", number) is None
+    assert rig.replica.answered == {"replica": 1, "round_trip": 0, "static": 0}  # only answers are counted
+
+
+async def test_the_gate_decides_from_the_replica_without_a_round_trip(rig: Rig) -> None:
+    from dncgate.audit import AuditSink
+    from dncgate.gate import CheckRequest, Gate
+    from dncgate.model import Reason, TenantPolicy
+    from dncgate.numbers import DialPlan
+
+    audit = AuditSink(rig.store, linger=0)
+    gate = Gate({"acme": TenantPolicy(name="acme", dial_plan=DialPlan(region="US"))}, rig.replica, audit,
+                default_tenant="acme")
+    log = structlog.get_logger()
+    listed = await gate.check(CheckRequest(dialled=str(NATIONAL[3])[1:], door="agi"), log)
+    declined = await gate.check(CheckRequest(dialled="2015550100", door="agi"), log)  # has records
+    assert listed.decision.reason is Reason.NATIONAL_DNC
+    assert declined.decision.reason is Reason.CATEGORY_DECLINED
+    assert rig.replica.answered == {"replica": 1, "round_trip": 1, "static": 0}
 
 
 @contextlib.asynccontextmanager

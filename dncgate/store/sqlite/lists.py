@@ -14,7 +14,7 @@ import asyncio
 import json
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from pathlib import Path
@@ -40,6 +40,7 @@ from dncgate.store.protocol import (
     prefixes_of,
 )
 from dncgate.store.sqlite import audit_search
+from dncgate.store.sqlite.batch import ReadBatcher
 from dncgate.store.sqlite.schema import CASES_SCHEMA, CONSENT_SCHEMA, LISTS_SCHEMA, STANDING_KEYS, facts_sql
 from dncgate.store.sqlite.tx import write_transaction
 
@@ -68,6 +69,7 @@ class SqliteListStore:
         self._writer_pool = ThreadPoolExecutor(1, thread_name_prefix="dncgate-sqlite-write")
         self._reader: sqlite3.Connection | None = None
         self._writer: sqlite3.Connection | None = None
+        self._facts_reads = ReadBatcher(self._reader_pool, self._read_facts)  # one thread hop for many checks
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -90,9 +92,12 @@ class SqliteListStore:
         return conn
 
     async def _run(self, pool: ThreadPoolExecutor, fn: Callable[..., _T], *args: Any) -> _T:
-        loop = asyncio.get_running_loop()
+        return await self._errors(asyncio.get_running_loop().run_in_executor(pool, fn, *args))
+
+    async def _errors(self, read: Awaitable[_T]) -> _T:
+        """``read``'s result; what SQLite raised as the store's errors."""
         try:
-            return await loop.run_in_executor(pool, fn, *args)
+            return await read
         except StoreError:
             raise
         except sqlite3.OperationalError as exc:
@@ -111,7 +116,10 @@ class SqliteListStore:
     # -- lookups --------------------------------------------------------------------------
 
     async def facts(self, tenant: str, number: int, *, entity: str = "", originators: Sequence[str] = ()) -> Facts:
-        return await self._read(self._facts, tenant, number, entity, tuple(originators[:STANDING_KEYS]))
+        return await self._errors(self._facts_reads((tenant, number, entity, tuple(originators[:STANDING_KEYS]))))
+
+    def _read_facts(self, args: tuple[str, int, str, tuple[str, ...]]) -> Facts:
+        return self._facts(*args)
 
     def _facts(self, tenant_name: str, number: int, entity: str, originators: tuple[str, ...]) -> Facts:
         prefixes = prefixes_of(number)
