@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 from collections.abc import AsyncGenerator, Awaitable, Callable
@@ -186,6 +187,10 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.add_signal_handler(sig, running.stop.set)
                 loop.add_signal_handler(signal.SIGHUP, reloader)  # re-read the file (dncgate.reload)
+            # What start-up made lives as long as the gate: out of the collector's sight, so that a
+            # collection on the call path walks the calls' own objects, not the app's (~5-17 us a check).
+            gc.collect()
+            gc.freeze()
             log.info("gate.started", config=str(config.path) if config.path else "none (built-in defaults)",
                      source=config.source, store=config.store.backend, agi_port=running.agi_port,
                      esl_port=running.esl_port, http_port=running.http_port, tenants=sorted(config.tenants))
