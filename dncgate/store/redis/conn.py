@@ -75,47 +75,39 @@ class RedisSettings:
         return Retry(ExponentialBackoff(cap=self.retry_backoff_cap, base=self.retry_backoff_base), self.retries)
 
 
-# The gates the current task holds: a command sent while its task already holds the gate (a pipeline
-# falling back to single commands, redis-py's per-node subtasks) does not wait for a second permit.
-_HELD: ContextVar[frozenset[Gate]] = ContextVar("dncgate_redis_gates_held", default=frozenset())
-
-
 class Gate:
     """At most ``permits`` commands of one cluster client in flight; the others wait up to ``wait``
     seconds for one to finish (what ``BlockingConnectionPool`` does for one server). redis-py's
     cluster client raises ``MaxConnectionsError`` at once when a node's pool is used up, which turned
-    a burst of ledger appends or audit writes into failed writes."""
+    a burst of ledger appends or audit writes into failed writes.
+
+    A command sent while its task already holds the permit (a pipeline falling back to single
+    commands, redis-py's per-node subtasks, which copy the context) does not wait for a second one."""
 
     def __init__(self, permits: int, wait: float) -> None:
         self.permits = permits
         self._wait = wait
         self._free = asyncio.Semaphore(permits)
+        self._held: ContextVar[bool] = ContextVar(f"dncgate_redis_gate_{id(self)}", default=False)
 
     async def acquire(self) -> bool:
         """Take a permit; ``False`` (and nothing taken) when the current task holds one already."""
-        held = _HELD.get()
-        if self in held:
+        if self._held.get():
             return False
-        try:
-            async with asyncio.timeout(self._wait):
-                await self._free.acquire()
-        except TimeoutError as exc:
-            raise ConnectionError(f"redis cluster: all {self.permits} connections busy for {self._wait} s") from exc
-        _HELD.set(held | {self})
+        if self._free.locked():
+            try:
+                async with asyncio.timeout(self._wait):
+                    await self._free.acquire()
+            except TimeoutError as exc:
+                raise ConnectionError(f"redis cluster: all {self.permits} connections busy for {self._wait} s") from exc
+        else:
+            await self._free.acquire()  # a permit is free: taken at once, no timer needed
+        self._held.set(True)
         return True
 
     def release(self) -> None:
-        _HELD.set(_HELD.get() - {self})
+        self._held.set(False)
         self._free.release()
-
-    @asynccontextmanager
-    async def hold(self) -> AsyncIterator[None]:
-        taken = await self.acquire()
-        try:
-            yield
-        finally:
-            if taken:
-                self.release()
 
 
 class GatedCluster(RedisCluster):
@@ -126,8 +118,12 @@ class GatedCluster(RedisCluster):
     gate: Gate
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
-        async with self.gate.hold():
+        taken = await self.gate.acquire()
+        try:
             return await super().execute_command(*args, **kwargs)
+        finally:
+            if taken:
+                self.gate.release()
 
     def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> ClusterPipeline:
         if shard_hint:
