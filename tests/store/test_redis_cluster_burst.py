@@ -35,13 +35,14 @@ async def test_a_burst_of_ledger_appends_waits_for_connections(redis_cluster: Re
     redis_cluster.flush()
     ledger = RedisLedger(make_client(_settings(redis_cluster)), ConsentSettings(), deadline=120.0)
     try:
+        tenants = [f"t{n}" for n in range(10)]  # their ledgers' slots are on every master
         appended = await asyncio.gather(*(
-            ledger.append(event(Action.GRANT, f"+1201555{1000 + i}", tenant=tenant))
-            for i in range(BURST) for tenant in ("acme", "beta")  # two tenants, two masters' slots
+            ledger.append(event(Action.GRANT, f"+1201555{1000 + i}", tenant=tenants[i % len(tenants)]))
+            for i in range(BURST)
         ))
-        for tenant in ("acme", "beta"):
+        for tenant in tenants:
             seqs = sorted(e.seq for e in appended if e.tenant == tenant)
-            assert seqs == list(range(1, BURST + 1))  # every acknowledged append has its own place
+            assert seqs == list(range(1, BURST // len(tenants) + 1))  # every acknowledged append has its place
             assert [e.seq async for e in ledger.history(tenant)] == seqs  # and is in Redis
     finally:
         await ledger.close()
