@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -139,8 +140,10 @@ class RedisClusterLab:
             return False
 
     def _masters(self, port: int) -> str:
+        """The lines of ``CLUSTER NODES`` of masters that serve slots. A killed master keeps its slots
+        (``master,fail``) until its replica is promoted: it counts until then."""
         lines = command(port, "CLUSTER", "NODES").splitlines()
-        return "\n".join(line for line in lines if "master" in line and "fail" not in line)
+        return "\n".join(line for line in lines if "master" in line and len(line.split()) > 8)
 
     def master_of(self, key: str) -> ClusterNode:
         """The node that serves ``key``'s slot now."""
@@ -185,6 +188,43 @@ class RedisClusterLab:
                 stop_process(node.process)
             if node.process is not None and node.process.stderr is not None:
                 node.process.stderr.close()
+
+
+class Tarpit:
+    """A listener on a dead node's port that accepts and never answers: what a host that is down
+    (packets dropped, not refused) costs a client, a full timeout per connection. Counts connections."""
+
+    def __init__(self, port: int) -> None:
+        self._sock = socket.socket()
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((LOOPBACK, port))
+        self._sock.listen(128)
+        self._sock.settimeout(POLL)
+        self._held: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, name="tarpit", daemon=True)
+        self._thread.start()
+
+    @property
+    def accepted(self) -> int:
+        return len(self._held)
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self._held.append(conn)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self._sock.close()
+        for conn in self._held:
+            conn.close()
 
 
 def cluster_lab(workdir: Path) -> RedisClusterLab:

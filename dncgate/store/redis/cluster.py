@@ -11,6 +11,9 @@ lookup raises, which the gate turns into a failed check (fail closed). Each fail
 ``MOVED`` reply, asks for the slot table again (one refresh at a time, at most one per
 ``refresh_every`` seconds), so the first lookup after the replica is promoted reaches it.
 A ``MOVED`` reply also repoints its slot at once and the lookup is sent once more.
+A refresh asks the masters of the current table first and the nodes that just failed (a lookup or
+a refresh) last, so a dead master (the seed, say) costs no connect timeout once the survivors
+answer; a node the new table does not name is dropped with its connection.
 """
 
 from __future__ import annotations
@@ -71,6 +74,13 @@ class ClusterChannel:
         self._refresh_every = refresh_every
         self._refresh: asyncio.Task[None] | None = None
         self._refreshed_at = float("-inf")
+        self._failing: set[Address] = set()  # failed their last lookup or refresh: asked last
+        self._retired: list[Multiplexer] = []  # dropped from the table, closed once idle
+
+    @property
+    def nodes(self) -> tuple[Address, ...]:
+        """The nodes this channel keeps a connection (or a slot for one) to."""
+        return tuple(self._nodes)
 
     def _node(self, address: Address) -> Multiplexer:
         node = self._nodes.get(address)
@@ -109,11 +119,14 @@ class ClusterChannel:
                 for address, indexes in groups.items()]
         answers = await asyncio.gather(*(call for _, call in sent), return_exceptions=True)
         replies: list[Any] = [None] * len(commands)
-        for (indexes, _), answer in zip(sent, answers, strict=True):
+        for (address, indexes), answer in zip(groups.items(), answers, strict=True):
             if isinstance(answer, BaseException):
                 if isinstance(answer, RedisError | OSError):
+                    self._failing.add(address)
                     self.refresh_soon()
                 raise answer
+            if self._failing:
+                self._failing.discard(address)
             for index, reply in zip(indexes, answer, strict=True):
                 replies[index] = reply
         return replies
@@ -149,34 +162,58 @@ class ClusterChannel:
         finally:
             self._refresh = None
 
+    def _candidates(self) -> list[Address]:
+        """Whom a refresh asks, in order: the table's masters, the other nodes known, the seed; of
+        these, the ones failing now last."""
+        known = dict.fromkeys([*dict.fromkeys(self._slots), *self._nodes, self._seed])
+        return sorted((a for a in known if a is not None), key=lambda address: address in self._failing)
+
     async def refresh(self) -> None:
-        """Read ``CLUSTER SLOTS`` from the first node that answers (the seed, then every node known)."""
+        """Read ``CLUSTER SLOTS`` from the first node that answers (``_candidates`` order)."""
         self._refreshed_at = asyncio.get_running_loop().time()
         errors: list[str] = []
-        for address in dict.fromkeys([self._seed, *self._nodes]):
+        for address in self._candidates():
             try:
                 reply = (await self._node(address).run([("CLUSTER", "SLOTS")]))[0]
                 if isinstance(reply, ResponseError):
                     raise reply
                 ranges = parse_slots(reply, address)
             except (RedisError, OSError, ValueError, IndexError, TypeError) as exc:
+                self._failing.add(address)
                 errors.append(f"{address[0]}:{address[1]}: {exc}")
                 continue
-            table: list[Address | None] = [None] * REDIS_CLUSTER_HASH_SLOTS
-            for first, last, master in ranges:
-                table[first : last + 1] = [master] * (last - first + 1)
-            if table != self._slots:
-                log.info("store.redis.cluster_slots", masters=sorted(f"{h}:{p}" for h, p in {m for *_, m in ranges}),
-                         uncovered=table.count(None))
-            self._slots = table
+            self._failing.discard(address)
+            self._adopt(ranges)
             return
         raise ConnectionError("redis cluster: no node answered CLUSTER SLOTS (" + "; ".join(errors) + ")")
+
+    def _adopt(self, ranges: list[tuple[int, int, Address]]) -> None:
+        """Take the new slot table; drop (and close once idle) the connections of nodes it does not name."""
+        table: list[Address | None] = [None] * REDIS_CLUSTER_HASH_SLOTS
+        for first, last, master in ranges:
+            table[first : last + 1] = [master] * (last - first + 1)
+        masters = {master for *_, master in ranges}
+        if table != self._slots:
+            log.info("store.redis.cluster_slots", masters=sorted(f"{h}:{p}" for h, p in masters),
+                     uncovered=table.count(None))
+        self._slots = table
+        for address in [a for a in self._nodes if a not in masters]:
+            self._retired.append(self._nodes.pop(address))
+            log.info("store.redis.cluster_node_dropped", node=f"{address[0]}:{address[1]}")
+        self._failing &= masters | {self._seed}
+        still_busy: list[Multiplexer] = []
+        for node in self._retired:
+            if node.busy:
+                still_busy.append(node)
+            else:
+                node.abort()
+        self._retired = still_busy
 
     async def close(self) -> None:
         if self._refresh is not None:
             self._refresh.cancel()
             await asyncio.gather(self._refresh, return_exceptions=True)
-        for node in self._nodes.values():
+        for node in [*self._nodes.values(), *self._retired]:
             await node.close()
 
 

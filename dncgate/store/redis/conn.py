@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
+from redis.asyncio.cluster import ClusterPipeline
 from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
@@ -73,25 +75,115 @@ class RedisSettings:
         return Retry(ExponentialBackoff(cap=self.retry_backoff_cap, base=self.retry_backoff_base), self.retries)
 
 
+class Gate:
+    """At most ``permits`` commands of one cluster client in flight; the others wait up to ``wait``
+    seconds for one to finish (what ``BlockingConnectionPool`` does for one server). redis-py's
+    cluster client raises ``MaxConnectionsError`` at once when a node's pool is used up, which turned
+    a burst of ledger appends or audit writes into failed writes.
+
+    A command sent while its task already holds the permit (a pipeline falling back to single
+    commands, redis-py's per-node subtasks, which copy the context) does not wait for a second one."""
+
+    def __init__(self, permits: int, wait: float) -> None:
+        self.permits = permits
+        self._wait = wait
+        self._free = asyncio.Semaphore(permits)
+        self._held: ContextVar[bool] = ContextVar(f"dncgate_redis_gate_{id(self)}", default=False)
+
+    async def acquire(self) -> bool:
+        """Take a permit; ``False`` (and nothing taken) when the current task holds one already."""
+        if self._held.get():
+            return False
+        if self._free.locked():
+            try:
+                async with asyncio.timeout(self._wait):
+                    await self._free.acquire()
+            except TimeoutError as exc:
+                raise ConnectionError(f"redis cluster: all {self.permits} connections busy for {self._wait} s") from exc
+        else:
+            await self._free.acquire()  # a permit is free: taken at once, no timer needed
+        self._held.set(True)
+        return True
+
+    def release(self) -> None:
+        self._held.set(False)
+        self._free.release()
+
+
+class GatedCluster(RedisCluster):
+    """redis-py's cluster client whose commands, pipelines and transactions wait for a ``Gate`` permit.
+    Each permit-holder uses one connection per node (two while a transaction's connection is held
+    and a nested command runs), so a node's pool is sized at twice the permits and is never used up."""
+
+    gate: Gate
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        taken = await self.gate.acquire()
+        try:
+            return await super().execute_command(*args, **kwargs)
+        finally:
+            if taken:
+                self.gate.release()
+
+    def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> ClusterPipeline:
+        if shard_hint:
+            return super().pipeline(transaction, shard_hint)  # redis-py's error
+        return GatedPipeline(self, transaction)  # type: ignore[abstract]  # as redis-py's own pipeline()
+
+
+class GatedPipeline(ClusterPipeline):
+    """Holds its client's permit from the first WATCH (which takes a connection) or from ``execute``
+    until ``reset`` (which returns it; ``execute`` and leaving ``async with`` both reset)."""
+
+    def __init__(self, client: GatedCluster, transaction: Any | None = None) -> None:
+        super().__init__(client, transaction)
+        self._gate = client.gate
+        self._taken = False
+
+    async def _enter_gate(self) -> None:
+        if not self._taken:
+            self._taken = await self._gate.acquire()
+
+    async def watch(self, *names: Any) -> Any:  # type: ignore[override]
+        await self._enter_gate()
+        return await super().watch(*names)  # type: ignore[no-untyped-call]
+
+    async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> list[Any]:
+        await self._enter_gate()
+        return await super().execute(raise_on_error, allow_redirections)  # resets, so lets go
+
+    async def reset(self) -> None:  # type: ignore[override]
+        try:
+            await super().reset()  # type: ignore[no-untyped-call]
+        finally:
+            if self._taken:
+                self._taken = False
+                self._gate.release()
+
+
 Client = Redis | RedisCluster  # a single Redis, or a cluster routing each command to its key's master
 
 
 def make_client(settings: RedisSettings, *, admin: bool = False) -> Client:
     """A client over its own bounded, blocking pool (callers wait up to pool_timeout for a slot); on a
-    cluster, redis-py's cluster client with at most that many connections to each node."""
+    cluster, redis-py's cluster client behind a ``Gate`` of as many in-flight commands."""
+    permits = settings.admin_max_connections if admin else settings.max_connections
     if settings.cluster:
-        return RedisCluster.from_url(
+        client = GatedCluster.from_url(
             settings.url,
-            max_connections=settings.admin_max_connections if admin else settings.max_connections,
+            max_connections=2 * permits,
             socket_timeout=settings.admin_socket_timeout if admin else settings.socket_timeout,
             socket_connect_timeout=settings.connect_timeout,
             retry=settings.retry_policy(),
             client_name=settings.client_name,
             **settings.extra,
         )
+        assert isinstance(client, GatedCluster)  # from_url builds its own class
+        client.gate = Gate(permits, settings.admin_socket_timeout if admin else settings.pool_timeout)
+        return client
     pool = BlockingConnectionPool.from_url(
         settings.url,
-        max_connections=settings.admin_max_connections if admin else settings.max_connections,
+        max_connections=permits,
         timeout=settings.admin_socket_timeout if admin else settings.pool_timeout,
         socket_timeout=settings.admin_socket_timeout if admin else settings.socket_timeout,
         socket_connect_timeout=settings.connect_timeout,
@@ -137,11 +229,17 @@ async def raw_connection(client: Client, key: str) -> AsyncIterator[AbstractConn
     node = client.get_node_from_key(key)
     if node is None:
         raise ConnectionError(f"redis cluster: no master known for the slot of {key}")
-    cluster_conn = node.acquire_connection()
+    gate = client.gate if isinstance(client, GatedCluster) else None
+    taken = gate is not None and await gate.acquire()
     try:
-        yield cluster_conn
+        cluster_conn = node.acquire_connection()
+        try:
+            yield cluster_conn
+        finally:
+            node.release(cluster_conn)
     finally:
-        node.release(cluster_conn)
+        if taken and gate is not None:
+            gate.release()
 
 
 async def bounded(what: str, deadline: float, operation: Awaitable[T]) -> T:

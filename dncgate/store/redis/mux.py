@@ -219,6 +219,15 @@ class Multiplexer:
         if transport is not None:
             transport.abort()
 
-    async def close(self) -> None:
+    @property
+    def busy(self) -> bool:
+        """Replies are awaited (or writes queued) on this connection."""
+        return bool(self._pending or self._out)
+
+    def abort(self) -> None:
+        """Close for good (a cluster node dropped from the slot table); nothing may be waiting on it."""
         self._closed = True
         self._abort(ConnectionError("lookup channel closed"))
+
+    async def close(self) -> None:
+        self.abort()
