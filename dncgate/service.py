@@ -193,7 +193,8 @@ async def serve(config: Settings, *, on_ready: Callable[[Running], None] | None 
             gc.freeze()
             log.info("gate.started", config=str(config.path) if config.path else "none (built-in defaults)",
                      source=config.source, store=config.store.backend, agi_port=running.agi_port,
-                     esl_port=running.esl_port, http_port=running.http_port, tenants=sorted(config.tenants))
+                     esl_port=running.esl_port, http_port=running.http_port, tenants=sorted(config.tenants),
+                     event_loop=type(asyncio.get_running_loop()).__module__.partition(".")[0])
             if on_ready is not None:
                 on_ready(running)
             if role is not None:

@@ -31,6 +31,7 @@ def add_commands(sub: Any) -> None:
     serve.add_argument("--workers", type=int, dest="serve_workers", metavar="N",
                        help="run N worker processes on the same listening sockets under a supervisor "
                             "(SIGUSR2: rolling restart); default: [serve] workers, 1 = one process")
+    serve.set_defaults(event_loop_setting=True)  # runs on [serve] event_loop (dncgate.cli.main)
 
 
 async def _serve(args: argparse.Namespace, config: Settings) -> int:

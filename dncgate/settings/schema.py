@@ -163,6 +163,8 @@ class ServeSettings(Table, frozen=True):
     # A worker started by a rolling restart (or respawned) must accept on every door within this
     # long, else it is killed and the old one kept.
     ready_timeout: Annotated[float, Meta(ge=1.0, le=3600.0)] = field(default=120.0, name="ready_timeout_s")
+    # serve's event loop: uvloop (libuv's; the same program, ~10-25% less CPU a check) or Python's own
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
 
 
 class ReplicaSettings(Table, frozen=True):

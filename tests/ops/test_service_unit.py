@@ -121,6 +121,7 @@ port = {http_port}
     with serve_process(argv, tmp_path) as (proc, log):
         started = log.until("gate.started")
         assert (started["agi_port"], started["http_port"]) == (agi_port, http_port)
+        assert started["event_loop"] == "uvloop"  # [serve] event_loop's default
         with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/healthz", timeout=10) as reply:
             assert json.loads(reply.read())["status"] == "ok"
         proc.send_signal(signal.SIGTERM)
