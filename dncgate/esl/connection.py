@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import structlog
@@ -295,9 +295,15 @@ class EslConnection:
             await self._writer.drain()
 
     async def send_and_wait_execute(
-        self, data: bytes, event_uuid: str, reply_deadline: float, complete_deadline: float
+        self, data: bytes, event_uuid: str, reply_deadline: float, complete_deadline: float,
+        *, before: Sequence[bytes] = (), on_replies: Callable[[list[Message | EslError]], None] | None = None,
     ) -> tuple[Message, Event]:
-        """Send a sendmsg execute and wait for its CHANNEL_EXECUTE_COMPLETE."""
+        """Send a sendmsg execute and wait for its CHANNEL_EXECUTE_COMPLETE.
+
+        ``before``: commands sent ahead of the execute in the same write (:meth:`pipeline`);
+        ``on_replies`` gets their outcomes once the execute's reply is in, before the wait for the
+        completion.  An error that ended the wait for the execute's reply is raised after it (a
+        failed ``before`` command failed the connection: the execute's reply is that error too)."""
         if self._failure is not None:
             raise self._failure
         loop = asyncio.get_running_loop()
@@ -305,7 +311,11 @@ class EslConnection:
         self._executes[event_uuid] = done
         timer: asyncio.TimerHandle | None = None
         try:
-            reply = await self.command(data, reply_deadline)
+            *outcomes, reply = await self.pipeline((*before, data), reply_deadline)
+            if on_replies is not None:
+                on_replies(outcomes)
+            if isinstance(reply, EslError):
+                raise reply
             if not reply.ok:
                 return reply, Event("plain", reply.headers)
             timer = loop.call_later(complete_deadline, _expire, done)
