@@ -314,8 +314,8 @@ class EslConnection:
             *outcomes, reply = await self.pipeline((*before, data), reply_deadline)
             if on_replies is not None:
                 on_replies(outcomes)
-            if isinstance(reply, EslError):
-                raise reply
+            if isinstance(reply, EslError):  # the first failed command's error, as if sent alone
+                raise next((o for o in outcomes if isinstance(o, EslError)), reply)
             if not reply.ok:
                 return reply, Event("plain", reply.headers)
             timer = loop.call_later(complete_deadline, _expire, done)

@@ -8,7 +8,7 @@ import pytest
 
 from dncgate.esl.codec import Limits
 from dncgate.esl.connection import EslConnection
-from dncgate.esl.errors import CommandError, EslTimeoutError
+from dncgate.esl.errors import CommandError, EslError, EslTimeoutError
 from dncgate.esl.messages import Message
 from dncgate.esl.outbound import Outcome
 from tests.polls import poll_until
@@ -156,6 +156,61 @@ async def test_a_pipelined_command_left_unanswered_times_out_after_the_one_answe
         assert conn.failure is executed  # poisoned: the reply order is lost
         with pytest.raises(EslTimeoutError):
             await conn.command(b"myevents\n\n", 30)
+    finally:
+        await conn.close()
+        server.close()
+        await server.wait_closed()
+
+
+_API_OK = b"Content-Type: api/response\nContent-Length: 4\n\n+OK\n"
+_PRE_ANSWER = b"sendmsg\ncall-command: execute\nexecute-app-name: pre_answer\nevent-lock: true\nEvent-UUID: e1\n\n"
+
+
+def _complete(event_uuid: bytes) -> bytes:
+    body = b"Event-Name: CHANNEL_EXECUTE_COMPLETE\nApplication: pre_answer\nApplication-UUID: %s\n\n" % event_uuid
+    return b"Content-Length: %d\nContent-Type: text/event-plain\n\n" % len(body) + body
+
+
+async def test_an_execute_waited_for_goes_in_one_write_with_the_commands_before_it() -> None:
+    """The api and the execute both go out before any reply; the api's outcome comes before the
+    wait for the completion, then the execute's reply and its CHANNEL_EXECUTE_COMPLETE."""
+    seen: list[bytes] = []
+    server, port = await _pipeline_peer([_API_OK, b"Content-Type: command/reply\nReply-Text: +OK\n\n",
+                                         _complete(b"e1")], seen)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    conn = EslConnection(reader, writer, limits=Limits())
+    conn.start()
+    answers: list[Message | EslError] = []
+    try:
+        reply, done = await conn.send_and_wait_execute(_PRE_ANSWER, "e1", 30, 30, before=(b"api status\n\n",),
+                                                       on_replies=answers.extend)
+        assert seen == [b"api status\n\n", _PRE_ANSWER]
+        [answer] = answers
+        assert isinstance(answer, Message)
+        assert answer.body_text == "+OK\n"
+        assert reply.reply_text == "+OK"
+        assert (done.name, done.application_uuid) == ("CHANNEL_EXECUTE_COMPLETE", "e1")
+    finally:
+        await conn.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_an_unanswered_command_before_an_execute_fails_it() -> None:
+    """No answer to the api: its outcome is the timeout, and the execute's wait raises it (the
+    connection is failed, as the api alone would have failed it)."""
+    seen: list[bytes] = []
+    server, port = await _pipeline_peer([], seen)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    conn = EslConnection(reader, writer, limits=Limits())
+    conn.start()
+    answers: list[Message | EslError] = []
+    try:
+        with pytest.raises(EslTimeoutError, match="no reply to 'api status'") as raised:
+            await conn.send_and_wait_execute(_PRE_ANSWER, "e1", 0.2, 30, before=(b"api status\n\n",),
+                                             on_replies=answers.extend)
+        assert answers == [raised.value]
+        assert conn.failure is raised.value
     finally:
         await conn.close()
         server.close()
