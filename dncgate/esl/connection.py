@@ -86,14 +86,26 @@ class EslConnection:
         self._auth: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
         self._failure: EslError | None = None
         self._ended = False  # the end marker is queued
-        self._task: asyncio.Task[None] | None = None
+        self._task: asyncio.Task[None] | None = None  # the reader task, when not fed by the transport
+        self._feed: _Feed | None = None
         self.disconnect_notice: Message | None = None
         self.dropped_events = 0
 
     # -- lifecycle -------------------------------------------------------
 
     def start(self) -> None:
-        if self._task is None:
+        """Start reading: frames are decoded as the transport delivers them (:class:`_Feed`), or, when
+        the stream already holds bytes or its end, by a reader task from the stream."""
+        if self._task is not None or self._feed is not None:
+            return
+        transport = self._writer.transport
+        inner = transport.get_protocol()
+        reader = self._reader
+        if (isinstance(inner, asyncio.StreamReaderProtocol) and not getattr(reader, "_buffer", b"?")
+                and not reader.at_eof() and reader.exception() is None):
+            self._feed = _Feed(self, inner)
+            transport.set_protocol(self._feed)
+        else:
             self._task = asyncio.create_task(self._read_loop(), name="esl-reader")
 
     @property
@@ -107,6 +119,8 @@ class EslConnection:
     async def close(self, deadline: float = 1.0) -> None:
         """Stop reading, drop what is queued and close the socket (idempotent, bounded)."""
         self._fail(EslConnectionClosed("connection closed locally"))
+        if self._feed is not None:
+            self._feed.detach()  # nothing more is read; the transport's close still reaches the stream
         task, self._task = self._task, None
         if task is not None and not task.done():
             task.cancel()
@@ -145,6 +159,35 @@ class EslConnection:
                 fut.set_exception(error)
 
     # -- reading ---------------------------------------------------------
+
+    def _received(self, data: bytes) -> None:
+        """Bytes from the transport (:class:`_Feed`): what the reader task does with each read."""
+        try:
+            for message in self._decoder.feed(data):
+                self._dispatch(message)
+        except EslError as exc:
+            self._feed_ended(exc)
+        except Exception as exc:  # noqa: BLE001 - a reader bug must fail waiters, not strand them
+            self._log.exception("esl.reader.crashed")
+            self._feed_ended(EslError(f"reader crashed: {exc!r}"))
+
+    def _eof(self, exc: Exception | None) -> None:
+        """The transport's end of input: EOF (``exc`` None) or a failed read."""
+        if exc is not None:
+            self._feed_ended(EslConnectionClosed(f"read failed: {exc}"))
+            return
+        try:
+            self._decoder.feed_eof()
+        except EslError as error:
+            self._feed_ended(error)
+            return
+        self._feed_ended(EslConnectionClosed("peer closed the connection"))
+
+    def _feed_ended(self, error: EslError) -> None:
+        """Reading stops, as the reader task's loop ends: the connection fails with ``error``."""
+        if self._feed is not None:
+            self._feed.detach()
+        self._fail(error)
 
     async def _read_loop(self) -> None:
         try:
@@ -360,6 +403,41 @@ class EslConnection:
             if event is None:
                 return
             yield event
+
+
+class _Feed(asyncio.Protocol):
+    """The transport's protocol once the connection starts: each chunk is decoded and dispatched as
+    it arrives, with no reader task and no stream buffer between (one loop callback per chunk, not
+    two).  Flow control and the connection's loss still go to the stream's own protocol, so the
+    StreamWriter (write, drain, close, wait_closed) works as before.  Detached (the connection
+    closed or its input ended), it no longer refers to the connection."""
+
+    def __init__(self, conn: EslConnection, inner: asyncio.StreamReaderProtocol) -> None:
+        self._conn: EslConnection | None = conn
+        self._inner = inner
+
+    def detach(self) -> None:
+        self._conn = None
+
+    def data_received(self, data: bytes) -> None:
+        if self._conn is not None:
+            self._conn._received(data)
+
+    def eof_received(self) -> bool | None:
+        if self._conn is not None:
+            self._conn._eof(None)
+        return self._inner.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._conn is not None:
+            self._conn._eof(exc)
+        self._inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._inner.resume_writing()
 
 
 def _expire(fut: asyncio.Future[Any]) -> None:

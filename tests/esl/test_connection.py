@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from dncgate.esl.codec import Limits
-from dncgate.esl.connection import EslConnection
+from dncgate.esl.connection import EslConnection, _Feed
 from dncgate.esl.errors import CommandError, EslError, EslTimeoutError
 from dncgate.esl.messages import Message
 from dncgate.esl.outbound import Outcome
@@ -211,6 +211,66 @@ async def test_an_unanswered_command_before_an_execute_fails_it() -> None:
                                              on_replies=answers.extend)
         assert answers == [raised.value]
         assert conn.failure is raised.value
+    finally:
+        await conn.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def _peer_then_close(data: bytes) -> tuple[asyncio.Server, int]:
+    """A FreeSWITCH that reads one command, writes ``data`` and closes."""
+    async def freeswitch(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\n\n")
+        writer.write(data)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(freeswitch, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+@pytest.mark.parametrize(("data", "error"), [
+    (b"", "peer closed the connection"),
+    (b"Content-Type: api/response\nContent-Length: 9\n\n+OK", "stream ended inside a body"),
+])
+async def test_the_transport_feeds_the_decoder_and_its_end_fails_the_connection(data: bytes, error: str) -> None:
+    """Started on a quiet stream, the connection reads from the transport itself (no reader task);
+    the peer's close or a frame cut short fails the waiting command, as the reader task did."""
+    server, port = await _peer_then_close(data)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    conn = EslConnection(reader, writer, limits=Limits())
+    conn.start()
+    try:
+        assert isinstance(writer.transport.get_protocol(), _Feed)
+        with pytest.raises(EslError, match=error):
+            await conn.command(b"api status\n\n", 30)
+        assert conn.failure is not None
+    finally:
+        await conn.close()
+        server.close()
+        await server.wait_closed()
+    assert writer.is_closing()
+
+
+async def test_a_stream_that_already_holds_bytes_is_read_by_a_reader_task() -> None:
+    """An auth/request buffered before start() is not lost: the stream is read as it is."""
+    async def freeswitch(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"Content-Type: auth/request\n\n")
+        await reader.readuntil(b"\n\n")
+        writer.write(_API_OK)
+        await writer.drain()
+        await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(freeswitch, "127.0.0.1", 0)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.sockets[0].getsockname()[1])
+    await poll_until(lambda: len(getattr(reader, "_buffer", b"")) > 0)
+    conn = EslConnection(reader, writer, limits=Limits())
+    conn.start()
+    try:
+        assert not isinstance(writer.transport.get_protocol(), _Feed)
+        assert (await conn.wait_auth_request(30)).content_type == "auth/request"
+        assert (await conn.command(b"api status\n\n", 30)).body_text == "+OK\n"
     finally:
         await conn.close()
         server.close()
