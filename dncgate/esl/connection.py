@@ -1,6 +1,7 @@
 """One event-socket connection over asyncio streams, shared by outbound and inbound.
 
-A background reader task decodes frames and routes them:
+The transport hands each chunk to the decoder as it arrives (:class:`TransportFeed`; a reader task
+reads a stream that already held bytes when the connection started), and the frames are routed:
 
 * ``command/reply`` and ``api/response`` resolve the single in-flight command
   (commands are serialised by a lock, so FIFO order is the protocol's order);
@@ -47,6 +48,7 @@ from dncgate.esl.messages import (
     Event,
     Message,
 )
+from dncgate.esl.transport import TransportFeed
 
 _READ_CHUNK = 64 * 1024
 _END = object()
@@ -87,15 +89,15 @@ class EslConnection:
         self._failure: EslError | None = None
         self._ended = False  # the end marker is queued
         self._task: asyncio.Task[None] | None = None  # the reader task, when not fed by the transport
-        self._feed: _Feed | None = None
+        self._feed: TransportFeed | None = None
         self.disconnect_notice: Message | None = None
         self.dropped_events = 0
 
     # -- lifecycle -------------------------------------------------------
 
     def start(self) -> None:
-        """Start reading: frames are decoded as the transport delivers them (:class:`_Feed`), or, when
-        the stream already holds bytes or its end, by a reader task from the stream."""
+        """Start reading: frames are decoded as the transport delivers them (:class:`TransportFeed`),
+        or, when the stream already holds bytes or its end, by a reader task from the stream."""
         if self._task is not None or self._feed is not None:
             return
         transport = self._writer.transport
@@ -103,7 +105,7 @@ class EslConnection:
         reader = self._reader
         if (isinstance(inner, asyncio.StreamReaderProtocol) and not getattr(reader, "_buffer", b"?")
                 and not reader.at_eof() and reader.exception() is None):
-            self._feed = _Feed(self, inner)
+            self._feed = TransportFeed(self, inner)
             transport.set_protocol(self._feed)
         else:
             self._task = asyncio.create_task(self._read_loop(), name="esl-reader")
@@ -160,8 +162,8 @@ class EslConnection:
 
     # -- reading ---------------------------------------------------------
 
-    def _received(self, data: bytes) -> None:
-        """Bytes from the transport (:class:`_Feed`): what the reader task does with each read."""
+    def data_received(self, data: bytes) -> None:
+        """Bytes from the transport (:class:`TransportFeed`): what the reader task does with each read."""
         try:
             for message in self._decoder.feed(data):
                 self._dispatch(message)
@@ -171,7 +173,7 @@ class EslConnection:
             self._log.exception("esl.reader.crashed")
             self._feed_ended(EslError(f"reader crashed: {exc!r}"))
 
-    def _eof(self, exc: Exception | None) -> None:
+    def input_ended(self, exc: Exception | None) -> None:
         """The transport's end of input: EOF (``exc`` None) or a failed read."""
         if exc is not None:
             self._feed_ended(EslConnectionClosed(f"read failed: {exc}"))
@@ -292,7 +294,7 @@ class EslConnection:
             futs: list[asyncio.Future[Message]] = [loop.create_future() for _ in datas]
             self._pending.extend(futs)
             when = loop.time() + deadline
-            timers = [loop.call_at(when, _expire, fut) for fut in futs]  # no cancel scope per command
+            timer = loop.call_at(when, _expire_all, futs)  # one deadline for them all: no cancel scope, one timer
             try:
                 self._writer.write(b"".join(datas))
                 await self._drain(when)
@@ -309,8 +311,8 @@ class EslConnection:
                 self._fail(EslConnectionClosed("command cancelled; reply order lost"))
                 raise
             finally:
-                for fut, timer in zip(futs, timers, strict=True):
-                    timer.cancel()
+                timer.cancel()
+                for fut in futs:
                     # A failure while writing (a reset peer) sets the connection's error on ``fut`` too,
                     # unawaited: mark it retrieved, or the loop logs "Future exception was never retrieved".
                     if fut.done() and not fut.cancelled():
@@ -405,45 +407,16 @@ class EslConnection:
             yield event
 
 
-class _Feed(asyncio.Protocol):
-    """The transport's protocol once the connection starts: each chunk is decoded and dispatched as
-    it arrives, with no reader task and no stream buffer between (one loop callback per chunk, not
-    two).  Flow control and the connection's loss still go to the stream's own protocol, so the
-    StreamWriter (write, drain, close, wait_closed) works as before.  Detached (the connection
-    closed or its input ended), it no longer refers to the connection."""
-
-    def __init__(self, conn: EslConnection, inner: asyncio.StreamReaderProtocol) -> None:
-        self._conn: EslConnection | None = conn
-        self._inner = inner
-
-    def detach(self) -> None:
-        self._conn = None
-
-    def data_received(self, data: bytes) -> None:
-        if self._conn is not None:
-            self._conn._received(data)
-
-    def eof_received(self) -> bool | None:
-        if self._conn is not None:
-            self._conn._eof(None)
-        return self._inner.eof_received()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self._conn is not None:
-            self._conn._eof(exc)
-        self._inner.connection_lost(exc)
-
-    def pause_writing(self) -> None:
-        self._inner.pause_writing()
-
-    def resume_writing(self) -> None:
-        self._inner.resume_writing()
-
-
 def _expire(fut: asyncio.Future[Any]) -> None:
     """A deadline passed: the wait on ``fut`` ends in TimeoutError (nothing if it already ended)."""
     if not fut.done():
         fut.set_exception(TimeoutError())
+
+
+def _expire_all(futs: Sequence[asyncio.Future[Any]]) -> None:
+    """:func:`_expire` for each, in order."""
+    for fut in futs:
+        _expire(fut)
 
 
 def _first_line(data: bytes) -> str:

@@ -7,10 +7,11 @@ import asyncio
 import pytest
 
 from dncgate.esl.codec import Limits
-from dncgate.esl.connection import EslConnection, _Feed
+from dncgate.esl.connection import EslConnection
 from dncgate.esl.errors import CommandError, EslError, EslTimeoutError
 from dncgate.esl.messages import Message
 from dncgate.esl.outbound import Outcome
+from dncgate.esl.transport import TransportFeed
 from tests.polls import poll_until
 
 
@@ -241,7 +242,7 @@ async def test_the_transport_feeds_the_decoder_and_its_end_fails_the_connection(
     conn = EslConnection(reader, writer, limits=Limits())
     conn.start()
     try:
-        assert isinstance(writer.transport.get_protocol(), _Feed)
+        assert isinstance(writer.transport.get_protocol(), TransportFeed)
         with pytest.raises(EslError, match=error):
             await conn.command(b"api status\n\n", 30)
         assert conn.failure is not None
@@ -268,7 +269,7 @@ async def test_a_stream_that_already_holds_bytes_is_read_by_a_reader_task() -> N
     conn = EslConnection(reader, writer, limits=Limits())
     conn.start()
     try:
-        assert not isinstance(writer.transport.get_protocol(), _Feed)
+        assert not isinstance(writer.transport.get_protocol(), TransportFeed)
         assert (await conn.wait_auth_request(30)).content_type == "auth/request"
         assert (await conn.command(b"api status\n\n", 30)).body_text == "+OK\n"
     finally:
