@@ -47,7 +47,7 @@ from types import MappingProxyType
 
 import structlog
 
-from dncgate.esl.ending import PROTO_CAUSE_VARIABLE, kill, schedule_hangup, wait_gone
+from dncgate.esl.ending import PROTO_CAUSE_VARIABLE, kill, schedule_hangup_command, wait_gone
 from dncgate.esl.errors import EslConnectionClosed, EslError
 from dncgate.esl.messages import ChannelData
 from dncgate.esl.outbound import Handler, OutboundSession
@@ -184,8 +184,7 @@ async def _reject(session: OutboundSession, log: Log, decision: Decision, cfg: E
     queue_free = True
     if cfg.announce and decision.announcement:
         path = f"{cfg.sounds_dir.rstrip('/')}/{decision.announcement}.{cfg.sound_ext}"
-        await _guard(session, log, api_cause, cfg)
-        queue_free = await _announce(session, log, path, cfg)
+        queue_free = await _announce(session, log, path, api_cause, cfg)
     fields: dict[str, object] = {"reason": decision.reason.value, "sip_code": code}
     if not queue_free:
         # The playback may be blocking the channel's queue: a queued hangup would never run.
@@ -202,14 +201,6 @@ async def _reject(session: OutboundSession, log: Log, decision: Decision, cfg: E
         log.info("esl.check.rejected", **fields)
     else:
         await _force(session, log, api_cause, "hangup_not_seen", fields, cfg)
-
-
-async def _guard(session: OutboundSession, log: Log, cause: str, cfg: EslSettings) -> None:
-    """The switch's own bound on the reject (``sched_hangup``): holds when the gate is gone too."""
-    delay = reject_guard_delay(cfg)
-    answer = await schedule_hangup(session, delay, cause)
-    if not answer.startswith("+OK"):
-        log.warning("esl.check.guard_refused", answer=answer[:120], delay_s=delay)
 
 
 async def _force(session: OutboundSession, log: Log, cause: str, why: str, fields: dict[str, object],
@@ -247,20 +238,40 @@ def reject_guard_delay(cfg: EslSettings) -> int:
     return math.ceil(reject_deadline(cfg)) + 1
 
 
-async def _announce(session: OutboundSession, log: Log, path: str, cfg: EslSettings) -> bool:
-    """Early media then the announcement; a failed announcement never stops the reject.
+async def _announce(session: OutboundSession, log: Log, path: str, cause: str, cfg: EslSettings) -> bool:
+    """The switch's own bound on the reject (``sched_hangup``: it holds when the gate is gone too),
+    early media, then the announcement; a failed announcement never stops the reject.
 
-    False when the playback did not finish in time: it may block the channel's queue."""
+    The bound goes in the pre_answer's write (:meth:`OutboundSession.api_and_execute`): a failed
+    wait for its answer ends the session as a failed :func:`schedule_hangup` would, and the
+    announcement's deadline runs from its answer.  False when the playback did not finish in time:
+    it may block the channel's queue."""
+    delay = reject_guard_delay(cfg)
+    guarded = False
+
+    def on_answer(answer: str) -> None:
+        nonlocal guarded
+        guarded = True
+        scope.reschedule(asyncio.get_running_loop().time() + cfg.playback_deadline)
+        answer = answer.strip()
+        if not answer.startswith("+OK"):
+            log.warning("esl.check.guard_refused", answer=answer[:120], delay_s=delay)
+
     try:
-        async with asyncio.timeout(cfg.playback_deadline):
-            await session.execute("pre_answer", wait=True)
+        async with asyncio.timeout(None) as scope:
+            await session.api_and_execute(schedule_hangup_command(session, delay, cause), "pre_answer",
+                                          on_answer=on_answer)
             done = await session.execute("playback", path, wait=True)
     except EslConnectionClosed:
         raise
     except TimeoutError:
+        if not guarded:
+            raise  # the bound's answer did not come (EslTimeoutError): the connection is failed
         log.warning("esl.check.announcement_timeout", file=path, deadline_s=cfg.playback_deadline)
         return False
     except EslError as exc:
+        if not guarded:
+            raise
         log.warning("esl.check.announcement_failed", file=path, error=str(exc), error_type=type(exc).__name__)
         return True
     response = done.application_response if done is not None else None

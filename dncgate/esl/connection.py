@@ -1,6 +1,7 @@
 """One event-socket connection over asyncio streams, shared by outbound and inbound.
 
-A background reader task decodes frames and routes them:
+The transport hands each chunk to the decoder as it arrives (:class:`TransportFeed`; a reader task
+reads a stream that already held bytes when the connection started), and the frames are routed:
 
 * ``command/reply`` and ``api/response`` resolve the single in-flight command
   (commands are serialised by a lock, so FIFO order is the protocol's order);
@@ -25,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import structlog
@@ -47,6 +48,7 @@ from dncgate.esl.messages import (
     Event,
     Message,
 )
+from dncgate.esl.transport import TransportFeed
 
 _READ_CHUNK = 64 * 1024
 _END = object()
@@ -86,14 +88,26 @@ class EslConnection:
         self._auth: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
         self._failure: EslError | None = None
         self._ended = False  # the end marker is queued
-        self._task: asyncio.Task[None] | None = None
+        self._task: asyncio.Task[None] | None = None  # the reader task, when not fed by the transport
+        self._feed: TransportFeed | None = None
         self.disconnect_notice: Message | None = None
         self.dropped_events = 0
 
     # -- lifecycle -------------------------------------------------------
 
     def start(self) -> None:
-        if self._task is None:
+        """Start reading: frames are decoded as the transport delivers them (:class:`TransportFeed`),
+        or, when the stream already holds bytes or its end, by a reader task from the stream."""
+        if self._task is not None or self._feed is not None:
+            return
+        transport = self._writer.transport
+        inner = transport.get_protocol()
+        reader = self._reader
+        if (isinstance(inner, asyncio.StreamReaderProtocol) and not getattr(reader, "_buffer", b"?")
+                and not reader.at_eof() and reader.exception() is None):
+            self._feed = TransportFeed(self, inner)
+            transport.set_protocol(self._feed)
+        else:
             self._task = asyncio.create_task(self._read_loop(), name="esl-reader")
 
     @property
@@ -107,6 +121,8 @@ class EslConnection:
     async def close(self, deadline: float = 1.0) -> None:
         """Stop reading, drop what is queued and close the socket (idempotent, bounded)."""
         self._fail(EslConnectionClosed("connection closed locally"))
+        if self._feed is not None:
+            self._feed.detach()  # nothing more is read; the transport's close still reaches the stream
         task, self._task = self._task, None
         if task is not None and not task.done():
             task.cancel()
@@ -145,6 +161,35 @@ class EslConnection:
                 fut.set_exception(error)
 
     # -- reading ---------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        """Bytes from the transport (:class:`TransportFeed`): what the reader task does with each read."""
+        try:
+            for message in self._decoder.feed(data):
+                self._dispatch(message)
+        except EslError as exc:
+            self._feed_ended(exc)
+        except Exception as exc:  # noqa: BLE001 - a reader bug must fail waiters, not strand them
+            self._log.exception("esl.reader.crashed")
+            self._feed_ended(EslError(f"reader crashed: {exc!r}"))
+
+    def input_ended(self, exc: Exception | None) -> None:
+        """The transport's end of input: EOF (``exc`` None) or a failed read."""
+        if exc is not None:
+            self._feed_ended(EslConnectionClosed(f"read failed: {exc}"))
+            return
+        try:
+            self._decoder.feed_eof()
+        except EslError as error:
+            self._feed_ended(error)
+            return
+        self._feed_ended(EslConnectionClosed("peer closed the connection"))
+
+    def _feed_ended(self, error: EslError) -> None:
+        """Reading stops, as the reader task's loop ends: the connection fails with ``error``."""
+        if self._feed is not None:
+            self._feed.detach()
+        self._fail(error)
 
     async def _read_loop(self) -> None:
         try:
@@ -249,7 +294,7 @@ class EslConnection:
             futs: list[asyncio.Future[Message]] = [loop.create_future() for _ in datas]
             self._pending.extend(futs)
             when = loop.time() + deadline
-            timers = [loop.call_at(when, _expire, fut) for fut in futs]  # no cancel scope per command
+            timer = loop.call_at(when, _expire_all, futs)  # one deadline for them all: no cancel scope, one timer
             try:
                 self._writer.write(b"".join(datas))
                 await self._drain(when)
@@ -266,8 +311,8 @@ class EslConnection:
                 self._fail(EslConnectionClosed("command cancelled; reply order lost"))
                 raise
             finally:
-                for fut, timer in zip(futs, timers, strict=True):
-                    timer.cancel()
+                timer.cancel()
+                for fut in futs:
                     # A failure while writing (a reset peer) sets the connection's error on ``fut`` too,
                     # unawaited: mark it retrieved, or the loop logs "Future exception was never retrieved".
                     if fut.done() and not fut.cancelled():
@@ -295,9 +340,15 @@ class EslConnection:
             await self._writer.drain()
 
     async def send_and_wait_execute(
-        self, data: bytes, event_uuid: str, reply_deadline: float, complete_deadline: float
+        self, data: bytes, event_uuid: str, reply_deadline: float, complete_deadline: float,
+        *, before: Sequence[bytes] = (), on_replies: Callable[[list[Message | EslError]], None] | None = None,
     ) -> tuple[Message, Event]:
-        """Send a sendmsg execute and wait for its CHANNEL_EXECUTE_COMPLETE."""
+        """Send a sendmsg execute and wait for its CHANNEL_EXECUTE_COMPLETE.
+
+        ``before``: commands sent ahead of the execute in the same write (:meth:`pipeline`);
+        ``on_replies`` gets their outcomes once the execute's reply is in, before the wait for the
+        completion.  An error that ended the wait for the execute's reply is raised after it (a
+        failed ``before`` command failed the connection: the execute's reply is that error too)."""
         if self._failure is not None:
             raise self._failure
         loop = asyncio.get_running_loop()
@@ -305,7 +356,11 @@ class EslConnection:
         self._executes[event_uuid] = done
         timer: asyncio.TimerHandle | None = None
         try:
-            reply = await self.command(data, reply_deadline)
+            *outcomes, reply = await self.pipeline((*before, data), reply_deadline)
+            if on_replies is not None:
+                on_replies(outcomes)
+            if isinstance(reply, EslError):  # the first failed command's error, as if sent alone
+                raise next((o for o in outcomes if isinstance(o, EslError)), reply)
             if not reply.ok:
                 return reply, Event("plain", reply.headers)
             timer = loop.call_later(complete_deadline, _expire, done)
@@ -356,6 +411,12 @@ def _expire(fut: asyncio.Future[Any]) -> None:
     """A deadline passed: the wait on ``fut`` ends in TimeoutError (nothing if it already ended)."""
     if not fut.done():
         fut.set_exception(TimeoutError())
+
+
+def _expire_all(futs: Sequence[asyncio.Future[Any]]) -> None:
+    """:func:`_expire` for each, in order."""
+    for fut in futs:
+        _expire(fut)
 
 
 def _first_line(data: bytes) -> str:

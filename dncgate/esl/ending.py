@@ -34,7 +34,7 @@ from dncgate.esl import commands
 from dncgate.esl.errors import EslConnectionClosed, EslError
 from dncgate.esl.outbound import OutboundSession
 
-__all__ = ["PROTO_CAUSE_VARIABLE", "kill", "schedule_hangup", "wait_gone"]
+__all__ = ["PROTO_CAUSE_VARIABLE", "kill", "schedule_hangup", "schedule_hangup_command", "wait_gone"]
 
 PROTO_CAUSE_VARIABLE = "proto_specific_hangup_cause"
 HANGUP_EVENTS = frozenset({"CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE"})
@@ -50,8 +50,12 @@ async def kill(session: OutboundSession, cause: str) -> str:
 
 async def schedule_hangup(session: OutboundSession, seconds: float, cause: str) -> str:
     """``api sched_hangup +<s> <uuid> <cause>`` (whole seconds, rounded up): the switch's own bound."""
-    delay = f"+{max(1, math.ceil(seconds))}"
-    return (await session.api(commands.api_command("sched_hangup", delay, session.unique_id, cause))).strip()
+    return (await session.api(schedule_hangup_command(session, seconds, cause))).strip()
+
+
+def schedule_hangup_command(session: OutboundSession, seconds: float, cause: str) -> str:
+    """The API command :func:`schedule_hangup` runs (for :meth:`OutboundSession.api_and_execute`)."""
+    return commands.api_command("sched_hangup", f"+{max(1, math.ceil(seconds))}", session.unique_id, cause)
 
 
 async def wait_gone(session: OutboundSession, deadline: float) -> bool:

@@ -150,6 +150,30 @@ class OutboundSession:
         reply.raise_for_error(f"execute {app}")
         return done
 
+    async def api_and_execute(self, command: str, app: str, arg: str | None = None, *,
+                              on_answer: Callable[[str], None]) -> Event:
+        """``api`` and a ``sendmsg`` execute waited for (:meth:`execute` with ``wait=True``) in one
+        write: one round trip, not two.
+
+        FreeSWITCH runs them as if the execute were sent after the api's answer: mod_event_socket
+        (1.11.1 ``parse_command``) runs ``api`` in the listener's own thread and answers it before it
+        reads the next command (:meth:`EslConnection.pipeline`).  ``on_answer`` gets the api's answer
+        (what :meth:`api` returns) once the execute's reply is in, before the wait for its completion;
+        a failed wait for the api's answer fails the connection and is raised, as :meth:`api` raises it."""
+        event_uuid = self._uuid_factory()
+        data = commands.sendmsg_execute(app, arg, event_uuid=event_uuid)
+
+        def answered(outcomes: list[Message | EslError]) -> None:
+            [outcome] = outcomes
+            if not isinstance(outcome, EslError):
+                on_answer(outcome.body_text)
+
+        reply, done = await self._conn.send_and_wait_execute(
+            data, event_uuid, self._config.command_deadline, self._config.execute_deadline,
+            before=(commands.api(command),), on_replies=answered)
+        reply.raise_for_error(f"execute {app}")
+        return done
+
     async def hangup(self, cause: str = "NORMAL_CLEARING") -> Message:
         return await self._command(commands.sendmsg_hangup(cause), "hangup")
 

@@ -8,9 +8,10 @@ import pytest
 
 from dncgate.esl.codec import Limits
 from dncgate.esl.connection import EslConnection
-from dncgate.esl.errors import CommandError, EslTimeoutError
+from dncgate.esl.errors import CommandError, EslError, EslTimeoutError
 from dncgate.esl.messages import Message
 from dncgate.esl.outbound import Outcome
+from dncgate.esl.transport import TransportFeed
 from tests.polls import poll_until
 
 
@@ -156,6 +157,121 @@ async def test_a_pipelined_command_left_unanswered_times_out_after_the_one_answe
         assert conn.failure is executed  # poisoned: the reply order is lost
         with pytest.raises(EslTimeoutError):
             await conn.command(b"myevents\n\n", 30)
+    finally:
+        await conn.close()
+        server.close()
+        await server.wait_closed()
+
+
+_API_OK = b"Content-Type: api/response\nContent-Length: 4\n\n+OK\n"
+_PRE_ANSWER = b"sendmsg\ncall-command: execute\nexecute-app-name: pre_answer\nevent-lock: true\nEvent-UUID: e1\n\n"
+
+
+def _complete(event_uuid: bytes) -> bytes:
+    body = b"Event-Name: CHANNEL_EXECUTE_COMPLETE\nApplication: pre_answer\nApplication-UUID: %s\n\n" % event_uuid
+    return b"Content-Length: %d\nContent-Type: text/event-plain\n\n" % len(body) + body
+
+
+async def test_an_execute_waited_for_goes_in_one_write_with_the_commands_before_it() -> None:
+    """The api and the execute both go out before any reply; the api's outcome comes before the
+    wait for the completion, then the execute's reply and its CHANNEL_EXECUTE_COMPLETE."""
+    seen: list[bytes] = []
+    server, port = await _pipeline_peer([_API_OK, b"Content-Type: command/reply\nReply-Text: +OK\n\n",
+                                         _complete(b"e1")], seen)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    conn = EslConnection(reader, writer, limits=Limits())
+    conn.start()
+    answers: list[Message | EslError] = []
+    try:
+        reply, done = await conn.send_and_wait_execute(_PRE_ANSWER, "e1", 30, 30, before=(b"api status\n\n",),
+                                                       on_replies=answers.extend)
+        assert seen == [b"api status\n\n", _PRE_ANSWER]
+        [answer] = answers
+        assert isinstance(answer, Message)
+        assert answer.body_text == "+OK\n"
+        assert reply.reply_text == "+OK"
+        assert (done.name, done.application_uuid) == ("CHANNEL_EXECUTE_COMPLETE", "e1")
+    finally:
+        await conn.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_an_unanswered_command_before_an_execute_fails_it() -> None:
+    """No answer to the api: its outcome is the timeout, and the execute's wait raises it (the
+    connection is failed, as the api alone would have failed it)."""
+    seen: list[bytes] = []
+    server, port = await _pipeline_peer([], seen)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    conn = EslConnection(reader, writer, limits=Limits())
+    conn.start()
+    answers: list[Message | EslError] = []
+    try:
+        with pytest.raises(EslTimeoutError, match="no reply to 'api status'") as raised:
+            await conn.send_and_wait_execute(_PRE_ANSWER, "e1", 0.2, 30, before=(b"api status\n\n",),
+                                             on_replies=answers.extend)
+        assert answers == [raised.value]
+        assert conn.failure is raised.value
+    finally:
+        await conn.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def _peer_then_close(data: bytes) -> tuple[asyncio.Server, int]:
+    """A FreeSWITCH that reads one command, writes ``data`` and closes."""
+    async def freeswitch(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\n\n")
+        writer.write(data)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(freeswitch, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+@pytest.mark.parametrize(("data", "error"), [
+    (b"", "peer closed the connection"),
+    (b"Content-Type: api/response\nContent-Length: 9\n\n+OK", "stream ended inside a body"),
+])
+async def test_the_transport_feeds_the_decoder_and_its_end_fails_the_connection(data: bytes, error: str) -> None:
+    """Started on a quiet stream, the connection reads from the transport itself (no reader task);
+    the peer's close or a frame cut short fails the waiting command, as the reader task did."""
+    server, port = await _peer_then_close(data)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    conn = EslConnection(reader, writer, limits=Limits())
+    conn.start()
+    try:
+        assert isinstance(writer.transport.get_protocol(), TransportFeed)
+        with pytest.raises(EslError, match=error):
+            await conn.command(b"api status\n\n", 30)
+        assert conn.failure is not None
+    finally:
+        await conn.close()
+        server.close()
+        await server.wait_closed()
+    assert writer.is_closing()
+
+
+async def test_a_stream_that_already_holds_bytes_is_read_by_a_reader_task() -> None:
+    """An auth/request buffered before start() is not lost: the stream is read as it is."""
+    async def freeswitch(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"Content-Type: auth/request\n\n")
+        await reader.readuntil(b"\n\n")
+        writer.write(_API_OK)
+        await writer.drain()
+        await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(freeswitch, "127.0.0.1", 0)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.sockets[0].getsockname()[1])
+    await poll_until(lambda: len(getattr(reader, "_buffer", b"")) > 0)
+    conn = EslConnection(reader, writer, limits=Limits())
+    conn.start()
+    try:
+        assert not isinstance(writer.transport.get_protocol(), TransportFeed)
+        assert (await conn.wait_auth_request(30)).content_type == "auth/request"
+        assert (await conn.command(b"api status\n\n", 30)).body_text == "+OK\n"
     finally:
         await conn.close()
         server.close()
