@@ -342,3 +342,24 @@ def test_an_audit_records_json_is_made_once_and_is_its_fields_alone() -> None:
     assert list(json.loads(text)) == list(RECORD_KEYS) == list(record.as_dict())
     assert AuditRecord.from_json(text) == record
     assert dataclasses.replace(record, tenant="u").to_json() == text.replace('"tenant":"t"', '"tenant":"u"')
+
+
+def test_with_list_age_is_dataclasses_replace_of_every_field() -> None:
+    from dataclasses import replace
+    from datetime import timedelta
+
+    from dncgate.gate import with_list_age
+    from dncgate.model import ConsentFact, ConsentStatus, ListHit, Restriction
+
+    full = Facts(
+        national=ListHit("national", "v1"), tenant_list=ListHit("tenant:own", "v2"),
+        prefix_rule=ListHit("tenant:own", "v3", prefix="1900"), national_version="v1", tenant_version="v2",
+        consent=ConsentFact(ConsentStatus.GRANTED, frozenset({"promo"})), declined_categories=frozenset({"*"}),
+        subscriber_blocks_originator=True, originator_suspended=True,
+        originator_restriction=Restriction(per_minute=3, originator="account:a"), originator_restricted=True,
+        list_age=timedelta(days=1),
+    )
+    for facts in (Facts(), full):
+        for age in (None, timedelta(0), timedelta(days=29)):
+            assert with_list_age(facts, age) == replace(facts, list_age=age)
+    assert with_list_age(full, timedelta(days=1)) is full
