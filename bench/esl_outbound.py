@@ -17,8 +17,8 @@ share a CPU core.  Gates on SQLite, and on Redis if a redis-server can be starte
 127.0.0.1 port, without and with the in-process replica; every level runs on each in turn, and the
 gate's CPU per check is this process's CPU time over the checks (``event loop``: the share of it
 spent in the event loop's thread, the rest is the store's executor threads and the audit writer).
-Logging is on (JSON to /dev/null).
-Prints numbers; not a test.
+Logging is on (JSON to /dev/null). The gate runs on uvloop, as serve does (``--event-loop asyncio``:
+on Python's own loop). Prints numbers; not a test.
 """
 
 from __future__ import annotations
