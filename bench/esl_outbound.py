@@ -17,8 +17,8 @@ share a CPU core.  Gates on SQLite, and on Redis if a redis-server can be starte
 127.0.0.1 port, without and with the in-process replica; every level runs on each in turn, and the
 gate's CPU per check is this process's CPU time over the checks (``event loop``: the share of it
 spent in the event loop's thread, the rest is the store's executor threads and the audit writer).
-Logging is on (JSON to /dev/null).
-Prints numbers; not a test.
+Logging is on (JSON to /dev/null). The gate runs on uvloop, as serve does (``--event-loop asyncio``:
+on Python's own loop). Prints numbers; not a test.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "esl"))
 
+import uvloop
 from fake_freeswitch import FakeFreeSwitch, connect_reply, with_destination
 
 from dncgate import logs
@@ -198,14 +199,17 @@ def main() -> None:
     parser.add_argument("--calls-per-worker", type=int, default=40)
     parser.add_argument("--national", type=int, default=200_000, help="numbers on the national list")
     parser.add_argument("--no-redis", action="store_true")
+    parser.add_argument("--event-loop", choices=("uvloop", "asyncio"), default="uvloop",
+                        help="the gate's loop, as [serve] event_loop (the fake FreeSWITCH stays on asyncio's)")
     args = parser.parse_args()
     with open(os.devnull, "w") as devnull, tempfile.TemporaryDirectory() as tmp:
         logs.configure("info", stream=devnull)
-        print(f"python {sys.version.split()[0]}, national list {args.national} numbers, "
+        print(f"python {sys.version.split()[0]}, gate on {args.event_loop}, national list {args.national} numbers, "
               f"{args.calls_per_worker} calls per concurrent caller, 50% listed (reject) / 50% clear (allow)")
         redis = None if args.no_redis else start_redis(Path(tmp))
         try:
-            asyncio.run(amain(args, Path(tmp), redis[1] if redis else None))
+            run = uvloop.run if args.event_loop == "uvloop" else asyncio.run
+            run(amain(args, Path(tmp), redis[1] if redis else None))
         finally:
             if redis is not None:
                 redis[0].terminate()
