@@ -29,16 +29,18 @@ import cProfile
 import json
 import os
 import random
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from contextlib import AsyncExitStack
 from pathlib import Path
 
+import uvloop
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.loopback import numbers, start_redis
 from dncgate import logs
 from dncgate.agi import AgiServer
 from dncgate.agi.check import check_handler
@@ -61,40 +63,6 @@ HEADER = (
     "agi_accountcode: \nagi_threadid: 140613898872512\nagi_arg_1: {n}\n\n"
 )
 IO_DEADLINE = 10.0
-
-
-def numbers(count: int, seed: int = 7) -> list[int]:
-    rng = random.Random(seed)
-    return sorted({int(f"1201{rng.randrange(2_000_000, 9_999_999)}") for _ in range(count)})
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str] | None:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        return None
-    port = free_port()
-    proc = subprocess.Popen(
-        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
-         "--dir", str(workdir), "--set-max-intset-entries", "1000000"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    for _ in range(100):
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
-                sock.sendall(b"PING\r\n")
-                if sock.recv(16).startswith(b"+PONG"):
-                    return proc, f"redis://127.0.0.1:{port}/0"
-        except OSError:
-            time.sleep(0.05)
-    proc.terminate()
-    proc.wait(timeout=5)
-    return None
 
 
 # ---------------------------------------------------------------- the fake Asterisk (child process)
@@ -254,15 +222,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="times every level runs on every variant")
     parser.add_argument("--no-redis", action="store_true")
     parser.add_argument("--variants", default="", help="only these, comma-separated (sqlite,redis,replica)")
+    parser.add_argument("--event-loop", choices=("uvloop", "asyncio"), default="uvloop",
+                        help="the gate's loop, as [serve] event_loop (the fake Asterisk stays on asyncio's)")
     parser.add_argument("--profile", help="write a cProfile of the gate process (measured levels) here")
     args = parser.parse_args()
     with open(os.devnull, "w") as devnull, tempfile.TemporaryDirectory() as tmp:
         logs.configure("info", stream=devnull)
-        print(f"python {sys.version.split()[0]}, national list {args.national} numbers, "
+        print(f"python {sys.version.split()[0]}, gate on {args.event_loop}, national list {args.national} numbers, "
               f"{args.sessions_per_caller} sessions per concurrent caller, 50% listed (reject) / 50% clear (allow)")
         redis = None if args.no_redis else start_redis(Path(tmp))
         try:
-            asyncio.run(amain(args, Path(tmp), redis[1] if redis else None))
+            run = uvloop.run if args.event_loop == "uvloop" else asyncio.run
+            run(amain(args, Path(tmp), redis[1] if redis else None))
         finally:
             if redis is not None:
                 redis[0].terminate()

@@ -28,10 +28,7 @@ import asyncio
 import json
 import os
 import random
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,10 +36,12 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "esl"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import uvloop
 from fake_freeswitch import FakeFreeSwitch, connect_reply, with_destination
 
+from bench.loopback import numbers, start_redis
 from dncgate import logs
 from dncgate.app import open_app
 from dncgate.esl.check import esl_check_handler
@@ -55,40 +54,6 @@ from dncgate.settings import EslSettings, ReplicaSettings, Settings, StoreSettin
 CONCURRENCY = (1, 10, 50, 100)
 REPLY = connect_reply("outbound_1_85551003")
 SETTINGS = EslSettings(strip_prefix="8")
-
-
-def numbers(count: int, seed: int = 7) -> list[int]:
-    rng = random.Random(seed)
-    return sorted({int(f"1201{rng.randrange(2_000_000, 9_999_999)}") for _ in range(count)})
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str] | None:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        return None
-    port = free_port()
-    proc = subprocess.Popen(
-        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
-         "--dir", str(workdir), "--set-max-intset-entries", "1000000"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    for _ in range(100):
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
-                sock.sendall(b"PING\r\n")
-                if sock.recv(16).startswith(b"+PONG"):
-                    return proc, f"redis://127.0.0.1:{port}/0"
-        except OSError:
-            time.sleep(0.05)
-    proc.terminate()
-    proc.wait(timeout=5)
-    return None
 
 
 async def run_level(port: int, listed: list[int], clear: list[int], workers: int, per_worker: int
