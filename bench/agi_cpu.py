@@ -27,21 +27,16 @@ import argparse
 import asyncio
 import cProfile
 import json
-import os
 import random
 import statistics
 import sys
-import tempfile
 import time
 from contextlib import AsyncExitStack
 from pathlib import Path
 
-import uvloop
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.loopback import numbers, start_redis
-from dncgate import logs
+from bench.loopback import add_gate_options, numbers, run_gate_bench
 from dncgate.agi import AgiServer
 from dncgate.agi.check import check_handler
 from dncgate.app import open_app
@@ -220,24 +215,14 @@ def main() -> None:
     parser.add_argument("--sessions-per-caller", type=int, default=100)
     parser.add_argument("--national", type=int, default=200_000, help="numbers on the national list")
     parser.add_argument("--rounds", type=int, default=1, help="times every level runs on every variant")
-    parser.add_argument("--no-redis", action="store_true")
     parser.add_argument("--variants", default="", help="only these, comma-separated (sqlite,redis,replica)")
-    parser.add_argument("--event-loop", choices=("uvloop", "asyncio"), default="uvloop",
-                        help="the gate's loop, as [serve] event_loop (the fake Asterisk stays on asyncio's)")
     parser.add_argument("--profile", help="write a cProfile of the gate process (measured levels) here")
+    add_gate_options(parser, "Asterisk")
     args = parser.parse_args()
-    with open(os.devnull, "w") as devnull, tempfile.TemporaryDirectory() as tmp:
-        logs.configure("info", stream=devnull)
-        print(f"python {sys.version.split()[0]}, gate on {args.event_loop}, national list {args.national} numbers, "
-              f"{args.sessions_per_caller} sessions per concurrent caller, 50% listed (reject) / 50% clear (allow)")
-        redis = None if args.no_redis else start_redis(Path(tmp))
-        try:
-            run = uvloop.run if args.event_loop == "uvloop" else asyncio.run
-            run(amain(args, Path(tmp), redis[1] if redis else None))
-        finally:
-            if redis is not None:
-                redis[0].terminate()
-                redis[0].wait(timeout=5)
+    run_gate_bench(args, f"python {sys.version.split()[0]}, national list {args.national} numbers, "
+                   f"{args.sessions_per_caller} sessions per concurrent caller, 50% listed (reject) / 50% clear "
+                   "(allow)",
+                   lambda tmp, url: amain(args, tmp, url))
 
 
 if __name__ == "__main__":

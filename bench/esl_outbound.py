@@ -26,11 +26,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import statistics
 import sys
-import tempfile
 import time
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -38,11 +36,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "esl"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import uvloop
 from fake_freeswitch import FakeFreeSwitch, connect_reply, with_destination
 
-from bench.loopback import numbers, start_redis
-from dncgate import logs
+from bench.loopback import add_gate_options, numbers, run_gate_bench
 from dncgate.app import open_app
 from dncgate.esl.check import esl_check_handler
 from dncgate.esl.outbound import OutboundConfig, OutboundServer
@@ -163,22 +159,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n", 1)[0])
     parser.add_argument("--calls-per-worker", type=int, default=40)
     parser.add_argument("--national", type=int, default=200_000, help="numbers on the national list")
-    parser.add_argument("--no-redis", action="store_true")
-    parser.add_argument("--event-loop", choices=("uvloop", "asyncio"), default="uvloop",
-                        help="the gate's loop, as [serve] event_loop (the fake FreeSWITCH stays on asyncio's)")
+    add_gate_options(parser, "FreeSWITCH")
     args = parser.parse_args()
-    with open(os.devnull, "w") as devnull, tempfile.TemporaryDirectory() as tmp:
-        logs.configure("info", stream=devnull)
-        print(f"python {sys.version.split()[0]}, gate on {args.event_loop}, national list {args.national} numbers, "
-              f"{args.calls_per_worker} calls per concurrent caller, 50% listed (reject) / 50% clear (allow)")
-        redis = None if args.no_redis else start_redis(Path(tmp))
-        try:
-            run = uvloop.run if args.event_loop == "uvloop" else asyncio.run
-            run(amain(args, Path(tmp), redis[1] if redis else None))
-        finally:
-            if redis is not None:
-                redis[0].terminate()
-                redis[0].wait(timeout=5)
+    run_gate_bench(args, f"python {sys.version.split()[0]}, national list {args.national} numbers, "
+                   f"{args.calls_per_worker} calls per concurrent caller, 50% listed (reject) / 50% clear (allow)",
+                   lambda tmp, url: amain(args, tmp, url))
 
 
 if __name__ == "__main__":

@@ -1,13 +1,23 @@
-"""Loopback helpers the CPU benches share: a free port, a throwaway redis-server, listed numbers."""
+"""What the CPU benches share: a free port, a throwaway redis-server, listed numbers, the gate's loop."""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import os
 import random
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
+
+import uvloop
+
+from dncgate import logs
 
 
 def numbers(count: int, seed: int = 7) -> list[int]:
@@ -44,3 +54,27 @@ def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str] | None:
     proc.terminate()
     proc.wait(timeout=5)
     return None
+
+
+def add_gate_options(parser: argparse.ArgumentParser, peer: str) -> None:
+    """``--no-redis`` and ``--event-loop`` (the gate's loop; the fake ``peer`` stays on asyncio's)."""
+    parser.add_argument("--no-redis", action="store_true")
+    parser.add_argument("--event-loop", choices=("uvloop", "asyncio"), default="uvloop",
+                        help=f"the gate's loop, as [serve] event_loop (the fake {peer} stays on asyncio's)")
+
+
+def run_gate_bench(args: argparse.Namespace, header: str,
+                   main: Callable[[Path, str | None], Coroutine[Any, Any, None]]) -> None:
+    """``main(tmp dir, redis URL or None)`` on the gate's loop, logging JSON to /dev/null, a
+    redis-server of its own unless ``--no-redis``; ``header`` printed first."""
+    with open(os.devnull, "w") as devnull, tempfile.TemporaryDirectory() as tmp:
+        logs.configure("info", stream=devnull)
+        print(f"{header}, gate on {args.event_loop}")
+        redis = None if args.no_redis else start_redis(Path(tmp))
+        try:
+            run = uvloop.run if args.event_loop == "uvloop" else asyncio.run
+            run(main(Path(tmp), redis[1] if redis else None))
+        finally:
+            if redis is not None:
+                redis[0].terminate()
+                redis[0].wait(timeout=5)

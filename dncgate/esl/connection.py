@@ -164,26 +164,32 @@ class EslConnection:
 
     def data_received(self, data: bytes) -> None:
         """Bytes from the transport (:class:`TransportFeed`): what the reader task does with each read."""
+        if (error := self._take(data)) is not None:
+            self._feed_ended(error)
+
+    def input_ended(self, exc: Exception | None) -> None:
+        """The transport's end of input: EOF (``exc`` None) or a failed read."""
+        self._feed_ended(EslConnectionClosed(f"read failed: {exc}") if exc is not None else self._end_of_input())
+
+    def _take(self, data: bytes) -> EslError | None:
+        """Decode and dispatch ``data``; the error that ends reading, if it does."""
         try:
             for message in self._decoder.feed(data):
                 self._dispatch(message)
         except EslError as exc:
-            self._feed_ended(exc)
+            return exc
         except Exception as exc:  # noqa: BLE001 - a reader bug must fail waiters, not strand them
             self._log.exception("esl.reader.crashed")
-            self._feed_ended(EslError(f"reader crashed: {exc!r}"))
+            return EslError(f"reader crashed: {exc!r}")
+        return None
 
-    def input_ended(self, exc: Exception | None) -> None:
-        """The transport's end of input: EOF (``exc`` None) or a failed read."""
-        if exc is not None:
-            self._feed_ended(EslConnectionClosed(f"read failed: {exc}"))
-            return
+    def _end_of_input(self) -> EslError:
+        """Why reading ended at EOF: a frame cut short, else the peer's close."""
         try:
             self._decoder.feed_eof()
         except EslError as error:
-            self._feed_ended(error)
-            return
-        self._feed_ended(EslConnectionClosed("peer closed the connection"))
+            return error
+        return EslConnectionClosed("peer closed the connection")
 
     def _feed_ended(self, error: EslError) -> None:
         """Reading stops, as the reader task's loop ends: the connection fails with ``error``."""
@@ -192,22 +198,18 @@ class EslConnection:
         self._fail(error)
 
     async def _read_loop(self) -> None:
-        try:
-            while True:
-                try:
-                    data = await self._reader.read(_READ_CHUNK)
-                except OSError as exc:
-                    raise EslConnectionClosed(f"read failed: {exc}") from exc
-                if not data:
-                    self._decoder.feed_eof()
-                    raise EslConnectionClosed("peer closed the connection")
-                for message in self._decoder.feed(data):
-                    self._dispatch(message)
-        except EslError as exc:
-            self._fail(exc)
-        except Exception as exc:  # noqa: BLE001 - a reader bug must fail waiters, not strand them
-            self._log.exception("esl.reader.crashed")
-            self._fail(EslError(f"reader crashed: {exc!r}"))
+        error: EslError | None = None
+        while error is None:
+            try:
+                data = await self._reader.read(_READ_CHUNK)
+            except OSError as exc:
+                error = EslConnectionClosed(f"read failed: {exc}")
+            except Exception as exc:  # noqa: BLE001 - a reader bug must fail waiters, not strand them
+                self._log.exception("esl.reader.crashed")
+                error = EslError(f"reader crashed: {exc!r}")
+            else:
+                error = self._take(data) if data else self._end_of_input()
+        self._fail(error)
 
     def _dispatch(self, message: Message) -> None:
         kind = message.content_type
