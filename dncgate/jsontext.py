@@ -34,7 +34,7 @@ def compact(obj: Any) -> str:
     if _plain(obj):
         try:
             return _ENCODE(obj).decode()
-        except (ValueError, msgspec.EncodeError):  # a lone surrogate, an int over Python's digit limit
+        except (ValueError, TypeError, msgspec.EncodeError):  # a lone surrogate, a huge int, a key not a str
             return _COMPACT(obj)  # json's own text, or its own error, as ever
     return _COMPACT(obj)
 
@@ -45,6 +45,6 @@ def spaced(obj: Any, fallback: Callable[[Any], str]) -> str:
     if _plain(obj):
         try:
             return _FORMAT(_ENCODE(obj), indent=0).decode()
-        except (ValueError, msgspec.EncodeError):  # as in compact()
+        except (ValueError, TypeError, msgspec.EncodeError):  # as in compact()
             return fallback(obj)
     return fallback(obj)

@@ -43,3 +43,6 @@ def test_what_msgspec_refuses_or_writes_otherwise_goes_to_json() -> None:
     lone = {"k": "\ud800"}  # a lone surrogate: msgspec refuses it, json writes it
     assert jsontext.compact(lone) == json.dumps(lone, separators=(",", ":"), ensure_ascii=False)
     assert jsontext.spaced(lone, _json_spaced) == _json_spaced(lone)
+    odd_keys: dict[Any, Any] = {None: 1, True: "x", 2: "y", "k": "v"}  # msgspec raises TypeError on these keys
+    assert jsontext.compact(odd_keys) == json.dumps(odd_keys, separators=(",", ":"), ensure_ascii=False)
+    assert jsontext.spaced(odd_keys, _json_spaced) == _json_spaced(odd_keys)
