@@ -343,3 +343,36 @@ async def test_entries_trimmed_before_the_analysers_read_them_are_counted_and_lo
         await client.aclose()
         await reader.close()
         await streams.close()
+
+
+async def test_only_the_lease_holder_sets_the_group_s_counter_and_a_loss_is_counted_once(
+    group: Group, redis_server: RedisServer,
+) -> None:
+    """A read that outlasted its lease must not set the shared group back: its mark is refused (the
+    loss is not counted by it), and the holder counts the loss once."""
+    streams = FactStreams.connect(group.url, partitions=1, maxlen=100)
+    gate = FactProducer(streams, WATCHES, queue=10_000, batch=1, flush_interval=0.05)
+    now = int(group.clock.at.timestamp() * 1000)
+    at = group.clock.at.timestamp()
+    client = Redis.from_url(redis_server.url)
+    try:
+        await streams.ensure_group(0)
+        assert await streams.hold(0, "b", now, now + 60_000, take=True)  # b holds the partition
+        send(gate, "acct", at, 5)
+        assert await gate.flush() == 5
+        assert [(len(b.entries), b.trimmed) for b in await streams.read("b", [0], 10, None)] == [(5, 0)]
+        send(gate, "acct", at + 100, 2000, first=5)
+        assert await gate.flush() == 2000
+        kept = await client.xlen(facts_key("0"))
+        late = await streams.read("a", [0], 10, None)  # a's read, its lease gone
+        assert [(len(b.entries), b.trimmed) for b in late] == [(10, 0)]  # not said by a: its mark was refused
+        held = await streams.read("b", [0], 10, None)
+        # Said once, by the holder; a's 10 entries (read past its lease, from the stream's head) count
+        # as read in the group's counter, so the loss said is short of them, never counted twice.
+        assert [(len(b.entries), b.trimmed) for b in held] == [(10, 2000 - kept - 10)]
+        (info,) = await client.xinfo_groups(facts_key("0"))
+        assert info["entries-read"] == 5 + (2000 - kept) + 10  # set by the holder's mark
+        assert [b.trimmed for b in await streams.read("b", [0], 10, None)] == [0]  # and not said twice
+    finally:
+        await client.aclose()
+        await streams.close()

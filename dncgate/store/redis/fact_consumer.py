@@ -177,15 +177,16 @@ class PartitionConsumer:
                 self.trimmed += batch.trimmed
                 log.warning("early_warning.entries_trimmed_unread", partition=batch.partition, entries=batch.trimmed,
                             analyser=self.name, advice="raise [early_warning.stream] maxlen or run more analysers")
-            if batch.partition not in self.held:  # lost while reading: pending, its next holder claims them
-                continue
+            if batch.partition not in self.held or self._until.get(batch.partition, 0) <= self._now_ms():
+                continue  # lost, or its lease lapsed, while reading: pending, its next holder claims them
             for entry in batch.entries:
                 self._apply(batch.partition, entry)
             count += len(batch.entries)
         return count
 
     def _readable(self, block_ms: int | None) -> list[int]:
-        latest = self._now_ms() + (block_ms or 0) + int(self.streams.deadline * 1000)
+        # A read is up to three calls (read, wait, read again), each within the streams' deadline.
+        latest = self._now_ms() + (block_ms or 0) + 3 * int(self.streams.deadline * 1000)
         return [partition for partition in sorted(self.held) if self._until.get(partition, 0) > latest]
 
     def _apply(self, partition: int, entry: Entry) -> None:

@@ -26,15 +26,17 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ResponseError
 
-from dncgate.store.errors import StoreUnavailable
+from dncgate.store.errors import StoreError, StoreUnavailable
 from dncgate.store.redis.conn import RedisSettings, bounded, make_client
 from dncgate.store.redis.keys import TenantKey
 
+log = structlog.get_logger("dncgate.store.redis.fact_stream")
 FAMILY = "ew"
 GROUP = "analysers"
 MEMBERS = "dnc:{ew}:members"
@@ -75,6 +77,9 @@ _MINE = "local held = redis.call('GET', KEYS[1])\n" \
         "if not held or string.sub(held, 1, string.len(ARGV[1]) + 1) ~= ARGV[1] .. ' ' then return 0 end\n"
 # KEYS: lease. ARGV: analyser.
 _RELEASE = _MINE + "redis.call('DEL', KEYS[1])\nreturn 1\n"
+# KEYS: lease, facts. ARGV: analyser, group, last delivered ID, entries read. Only the lease's holder
+# moves the group: a read that outlasted its lease must not set back what the next holder read.
+_MARK = _MINE + "redis.call('XGROUP', 'SETID', KEYS[2], ARGV[2], ARGV[3], 'ENTRIESREAD', ARGV[4])\nreturn 1\n"
 # KEYS: lease, states, seen. ARGV: analyser, then field, state, seen for each state.
 _SAVE = _MINE + """
 for i = 2, #ARGV, 3 do
@@ -100,6 +105,7 @@ class FactStreams:
         self._hold = client.register_script(_HOLD)
         self._release = client.register_script(_RELEASE)
         self._save = client.register_script(_SAVE)
+        self._mark = client.register_script(_MARK)
 
     @classmethod
     def connect(cls, url: str, *, partitions: int, maxlen: int, timeout: float = 2.0,
@@ -172,7 +178,8 @@ class FactStreams:
         The read runs in one MULTI with XINFO STREAM and XINFO GROUPS of each stream: the entries
         removed (``entries-added`` - ``length``) beyond those the group had read (``entries-read``)
         were trimmed unread (MAXLEN outran the analysers). The group's counter is then set to the
-        true position (XGROUP SETID ... ENTRIESREAD), so the next loss is counted exactly too. With
+        true position (XGROUP SETID ... ENTRIESREAD, by a script that checks the lease), so the next
+        loss is counted exactly too; a loss is reported once that succeeded (Redis 7.0 and later). With
         nothing new and ``block_ms``, an XREAD waits past the group's last entry, then it reads again."""
         found, waits = await self._read_now(analyser, partitions, count)
         if found or not block_ms:
@@ -199,14 +206,26 @@ class FactStreams:
             stream, group = replies[2 * at], _group(replies[2 * at + 1])
             entries = delivered.get(key, [])
             trimmed, position = _trimmed(stream, group, len(entries))
-            if trimmed:
-                last = entries[-1][0] if entries else group["last-delivered-id"]
-                await bounded("fact read", self.deadline, self._r.xgroup_setid(key, GROUP, last,
-                                                                               entries_read=position))
+            # A nil counter Redis sets right itself on this read (from the stream's first entry); a
+            # counter it kept counts on from where it was, behind by the loss: set it right here.
+            if trimmed and group.get("entries-read") is not None and not await self._marked(
+                    partition, analyser, key, entries[-1][0] if entries else group["last-delivered-id"], position):
+                trimmed = 0  # counted by a later read, once the group's counter is set right
             if entries or trimmed:
                 found.append(Batch(partition, entries, trimmed))
             waits[key] = entries[-1][0] if entries else group["last-delivered-id"]
         return found, waits
+
+    async def _marked(self, partition: int, analyser: str, key: str, last: bytes, position: int) -> bool:
+        """Set the group's counter to ``position`` (XGROUP SETID ... ENTRIESREAD, only while ``analyser``
+        holds the lease); False, and logged, when it could not: the loss is then not counted yet."""
+        try:
+            reply = await bounded("fact mark", self.deadline, self._mark(
+                keys=[lease_key(str(partition)), key], args=[analyser, GROUP, last, position]))
+        except StoreError as exc:
+            log.warning("early_warning.trim_mark_failed", partition=partition, error=str(exc))
+            return False
+        return int(reply) == 1
 
     async def claim(self, partition: int, analyser: str, start: bytes | str, count: int,
                     min_idle_ms: int = 0) -> tuple[bytes | str, list[Entry]]:
@@ -273,7 +292,10 @@ def _trimmed(stream: dict[str, Any], group: dict[str, Any], delivered: int) -> t
     ``entries-added - length``, and those beyond the group's ``entries-read`` it never read. An
     unknown counter (nil: a group that never read, or one Redis lost track of) is 0 for a group
     at 0-0 (it read nothing), else nothing is said this time (Redis estimates it on this read)."""
-    removed = int(stream["entries-added"]) - int(stream["length"])
+    added = stream.get("entries-added")
+    if added is None:  # Redis before 7.0 keeps no such counter: nothing can be said
+        return 0, 0
+    removed = int(added) - int(stream["length"])
     read = group.get("entries-read")
     if read is None:
         if parse_id(group["last-delivered-id"]) != (0, 0):
