@@ -2,7 +2,7 @@
 
 redis-py's cluster client raises ``MaxConnectionsError`` at once when a node's pool is used up (its
 pool does not block as ``BlockingConnectionPool`` does for one server): 200 concurrent ledger
-appends with ``max_connections = 4`` failed 182 of them. ``conn.Gate`` makes them wait."""
+appends with ``max_connections = 4`` failed 182 of them. ``conn.CommandPermits`` makes them wait."""
 
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ async def test_a_command_that_finds_no_free_connection_in_time_is_a_store_error(
         holder_out.set()
         await holder
         assert await bounded("get", 30.0, client.get("other")) is None  # the permit came back
-        assert client.gate.permits == 1
+        assert client.permits.permits == 1
     finally:
         holder_out.set()
         await holder

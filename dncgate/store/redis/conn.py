@@ -75,7 +75,7 @@ class RedisSettings:
         return Retry(ExponentialBackoff(cap=self.retry_backoff_cap, base=self.retry_backoff_base), self.retries)
 
 
-class Gate:
+class CommandPermits:
     """At most ``permits`` commands of one cluster client in flight; the others wait up to ``wait``
     seconds for one to finish (what ``BlockingConnectionPool`` does for one server). redis-py's
     cluster client raises ``MaxConnectionsError`` at once when a node's pool is used up, which turned
@@ -88,7 +88,7 @@ class Gate:
         self.permits = permits
         self._wait = wait
         self._free = asyncio.Semaphore(permits)
-        self._held: ContextVar[bool] = ContextVar(f"dncgate_redis_gate_{id(self)}", default=False)
+        self._held: ContextVar[bool] = ContextVar(f"dncgate_redis_permits_{id(self)}", default=False)
 
     async def acquire(self) -> bool:
         """Take a permit; ``False`` (and nothing taken) when the current task holds one already."""
@@ -111,19 +111,19 @@ class Gate:
 
 
 class GatedCluster(RedisCluster):
-    """redis-py's cluster client whose commands, pipelines and transactions wait for a ``Gate`` permit.
+    """redis-py's cluster client whose commands, pipelines and transactions wait for a ``CommandPermits`` permit.
     Each permit-holder uses one connection per node (two while a transaction's connection is held
     and a nested command runs), so a node's pool is sized at twice the permits and is never used up."""
 
-    gate: Gate
+    permits: CommandPermits
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
-        taken = await self.gate.acquire()
+        taken = await self.permits.acquire()
         try:
             return await super().execute_command(*args, **kwargs)
         finally:
             if taken:
-                self.gate.release()
+                self.permits.release()
 
     def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> ClusterPipeline:
         if shard_hint:
@@ -137,19 +137,19 @@ class GatedPipeline(ClusterPipeline):
 
     def __init__(self, client: GatedCluster, transaction: Any | None = None) -> None:
         super().__init__(client, transaction)
-        self._gate = client.gate
+        self._permits = client.permits
         self._taken = False
 
-    async def _enter_gate(self) -> None:
+    async def _take_permit(self) -> None:
         if not self._taken:
-            self._taken = await self._gate.acquire()
+            self._taken = await self._permits.acquire()
 
     async def watch(self, *names: Any) -> Any:  # type: ignore[override]
-        await self._enter_gate()
+        await self._take_permit()
         return await super().watch(*names)  # type: ignore[no-untyped-call]
 
     async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> list[Any]:
-        await self._enter_gate()
+        await self._take_permit()
         return await super().execute(raise_on_error, allow_redirections)  # resets, so lets go
 
     async def reset(self) -> None:  # type: ignore[override]
@@ -158,7 +158,7 @@ class GatedPipeline(ClusterPipeline):
         finally:
             if self._taken:
                 self._taken = False
-                self._gate.release()
+                self._permits.release()
 
 
 Client = Redis | RedisCluster  # a single Redis, or a cluster routing each command to its key's master
@@ -166,7 +166,7 @@ Client = Redis | RedisCluster  # a single Redis, or a cluster routing each comma
 
 def make_client(settings: RedisSettings, *, admin: bool = False) -> Client:
     """A client over its own bounded, blocking pool (callers wait up to pool_timeout for a slot); on a
-    cluster, redis-py's cluster client behind a ``Gate`` of as many in-flight commands."""
+    cluster, redis-py's cluster client behind ``CommandPermits`` of as many in-flight commands."""
     permits = settings.admin_max_connections if admin else settings.max_connections
     if settings.cluster:
         client = GatedCluster.from_url(
@@ -179,7 +179,7 @@ def make_client(settings: RedisSettings, *, admin: bool = False) -> Client:
             **settings.extra,
         )
         assert isinstance(client, GatedCluster)  # from_url builds its own class
-        client.gate = Gate(permits, settings.admin_socket_timeout if admin else settings.pool_timeout)
+        client.permits = CommandPermits(permits, settings.admin_socket_timeout if admin else settings.pool_timeout)
         return client
     pool = BlockingConnectionPool.from_url(
         settings.url,
@@ -229,8 +229,8 @@ async def raw_connection(client: Client, key: str) -> AsyncIterator[AbstractConn
     node = client.get_node_from_key(key)
     if node is None:
         raise ConnectionError(f"redis cluster: no master known for the slot of {key}")
-    gate = client.gate if isinstance(client, GatedCluster) else None
-    taken = gate is not None and await gate.acquire()
+    permits = client.permits if isinstance(client, GatedCluster) else None
+    taken = permits is not None and await permits.acquire()
     try:
         cluster_conn = node.acquire_connection()
         try:
@@ -238,8 +238,8 @@ async def raw_connection(client: Client, key: str) -> AsyncIterator[AbstractConn
         finally:
             node.release(cluster_conn)
     finally:
-        if taken and gate is not None:
-            gate.release()
+        if taken and permits is not None:
+            permits.release()
 
 
 async def bounded(what: str, deadline: float, operation: Awaitable[T]) -> T:
