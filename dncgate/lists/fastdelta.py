@@ -21,8 +21,7 @@ from itertools import repeat
 from pathlib import Path
 from typing import BinaryIO
 
-from dncgate.lists import fastlines
-from dncgate.lists.fastlines import MAX_RUN_BYTES, _file_errors, _open, fast_piece
+from dncgate.lists.fastlines import NotFast, _file_errors, _open, fast_piece, line_chunks
 from dncgate.lists.formats import ZIP_MAGICS, LineError, _magic
 from dncgate.lists.invalid import InvalidLines, InvalidShare
 
@@ -35,32 +34,25 @@ def applies(path: Path, fmt: str) -> bool:
     """Whether ``path`` (``fmt`` csv or auto) is a delta in the plain form, every line of it."""
     if fmt not in ("auto", "csv") or _magic(path)[:4] in ZIP_MAGICS:
         return False
-    with _file_errors(path), _open(path) as raw:
-        for index, chunk in enumerate(_chunks(raw)):
-            if index == 0:
-                head, _, chunk = chunk.partition(b"\n")
-                if head != HEADER:
+    try:
+        with _file_errors(path), _open(path) as raw:
+            for index, chunk in enumerate(_chunks(raw, path)):
+                if index == 0:
+                    head, _, chunk = chunk.partition(b"\n")
+                    if head != HEADER:
+                        return False
+                if _LINES.fullmatch(chunk) is None:
                     return False
-            if _LINES.fullmatch(chunk) is None:
-                return False
+    except NotFast:  # a line too long to be the plain form
+        return False
     return True
 
 
-def _chunks(raw: BinaryIO) -> Iterator[bytes]:
-    """The file in chunks cut after a newline, CRLF made LF, every chunk ending with a newline."""
-    rest = b""
-    while data := raw.read(fastlines.CHUNK_BYTES):
-        cut = data.rfind(b"\n") + 1
-        if cut == 0:
-            rest += data
-            if len(rest) > MAX_RUN_BYTES:
-                yield b"\x00"  # no line is this long: never the plain form
-                return
-            continue
-        yield (rest + data[:cut]).replace(b"\r\n", b"\n")
-        rest = data[cut:]
-    if rest:
-        yield rest.replace(b"\r\n", b"\n") + (b"" if rest.endswith(b"\n") else b"\n")
+def _chunks(raw: BinaryIO, path: Path) -> Iterator[bytes]:
+    """The snapshot path's chunks (``fastlines.line_chunks``), CRLF made LF, each ending with a newline."""
+    for chunk in line_chunks(raw, path):
+        chunk = chunk.replace(b"\r\n", b"\n")
+        yield chunk if chunk.endswith(b"\n") else chunk + b"\n"
 
 
 def parse_delta_fast(
@@ -71,7 +63,7 @@ def parse_delta_fast(
     final: dict[int, bool] = {}
     read = superseded = 0
     with _file_errors(path), _open(path) as raw:
-        for index, chunk in enumerate(_chunks(raw)):
+        for index, chunk in enumerate(_chunks(raw, path)):
             body = chunk.partition(b"\n")[2] if index == 0 else chunk
             if not body:
                 continue

@@ -223,13 +223,13 @@ def parse_lines_fast(
     out = FastParsed(invalid=invalid if invalid is not None else InvalidLines())
     known = _CountryCodes()
     line = 0  # lines before the current chunk
-    with _file_errors(path), _open(path) as raw, pieces(fast_piece, _chunks(raw, path), workers) as made:
+    with _file_errors(path), _open(path) as raw, pieces(fast_piece, line_chunks(raw, path), workers) as made:
         for chunk, piece in made:
             before = len(out.numbers)
             if piece is not None:
                 line = apply_piece(piece, line, out, number_of)
             else:
-                line = slow_chunk(chunk, line, out, known, number_of)
+                line = _slow_chunk(chunk, line, out, known, number_of)
             out.ascending = out.ascending and _still_ascending(out.numbers, before, piece)
             if give_up is not None:
                 give_up.check(out.read, len(out.invalid), path)
@@ -242,8 +242,9 @@ def parse_lines_fast(
     return out
 
 
-def _chunks(raw: BinaryIO, path: Path) -> Iterator[bytes]:
-    """The file in chunks of about ``CHUNK_BYTES``, each cut after a newline (the last may lack it)."""
+def line_chunks(raw: BinaryIO, path: Path) -> Iterator[bytes]:
+    """The file in chunks of about ``CHUNK_BYTES``, each cut after a newline (the last may lack it);
+    ``NotFast`` for a run of ``MAX_RUN_BYTES`` without a newline."""
     rest = b""
     while data := raw.read(CHUNK_BYTES):
         cut = data.rfind(b"\n") + 1
@@ -293,7 +294,7 @@ _KNOWN = _CountryCodes()  # a process's own cache (a worker process fills its ow
 def fast_piece(chunk: bytes, known: _CountryCodes = _KNOWN) -> Piece | None:
     """The fast path over one chunk of whole lines (the last may lack its newline), or None when a
     line of it is not a plain ``+`` line of a known country code (or a lone CR ends a line): the
-    per-line loop of ``_chunk`` reads such a chunk."""
+    per-line loop of ``_slow_chunk`` reads such a chunk."""
     if b"\r" in chunk:
         if chunk.count(b"\r\n") != chunk.count(b"\r") or chunk.endswith(b"\r"):
             return None
@@ -341,21 +342,10 @@ def apply_piece(piece: Piece, line: int, out: FastParsed, number_of: Callable[[s
     return line + piece.lines
 
 
-def _chunk(
+def _slow_chunk(
     chunk: bytes, line: int, out: FastParsed, known: _CountryCodes, number_of: Callable[[str], int | str]
 ) -> int:
-    """Parse one chunk (whole lines; the last may lack its newline) whose first line is
-    ``line + 1``; returns the number of the chunk's last line."""
-    piece = fast_piece(chunk, known)
-    if piece is not None:
-        return apply_piece(piece, line, out, number_of)
-    return slow_chunk(chunk, line, out, known, number_of)
-
-
-def slow_chunk(
-    chunk: bytes, line: int, out: FastParsed, known: _CountryCodes, number_of: Callable[[str], int | str]
-) -> int:
-    """``_chunk`` for a chunk ``fast_piece`` does not take: line by line."""
+    """A chunk ``fast_piece`` does not take (first line ``line + 1``), line by line; returns its last line."""
     if b"\r" in chunk:
         if chunk.count(b"\r\n") != chunk.count(b"\r") or chunk.endswith(b"\r"):
             return _slow_text(chunk.decode("utf-8"), line, out, number_of)  # a lone CR ends a line too
