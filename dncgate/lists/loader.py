@@ -12,7 +12,6 @@ from dncgate.lists.formats import LineError
 from dncgate.lists.invalid import InvalidLines
 from dncgate.lists.sync import parse_file, too_big_a_shrink
 from dncgate.numbers import DialPlan
-from dncgate.store.distinct import sorted_distinct
 from dncgate.store.protocol import ListStore, parse_list_name, stats_of
 
 
@@ -72,7 +71,7 @@ async def load_file(
         summary.loaded = await store.add_numbers(name, parsed.adds)
         summary.removed = await store.remove_numbers(name, parsed.removes)
         return summary
-    uniq = sorted_distinct(parsed.adds)
+    uniq = parsed.distinct_adds()
     parsed.adds = array("q")
     summary.duplicates = uniq.given - len(uniq)
     if not uniq:

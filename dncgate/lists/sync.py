@@ -124,6 +124,13 @@ class Parsed:
     superseded: int = 0  # delta lines for a number that a later line of the file overrides
     ascending: bool = False  # adds strictly ascending, as the parse found (a sorted snapshot: no sort)
 
+    def distinct_adds(self) -> SortedDistinct:
+        """The adds sorted and distinct, handed over (the caller drops ``adds``): as they are when
+        the parse found them strictly ascending (a sorted snapshot: no sort, no walk), else sorted."""
+        if self.ascending:
+            return SortedDistinct(self.adds, len(self.adds))
+        return sorted_distinct(self.adds, hand_over=True)
+
 
 class Publisher(Protocol):
     """Told what was applied, so a carrier can republish it to its resellers (``lists.feed``)."""
@@ -389,8 +396,7 @@ class Syncer:
         report.invalid += parsed.invalid
         # Sorted and de-duplicated once, in arrays (no set of 100M ints); the store takes it as is.
         # Handed over: a sorted file's array becomes the list itself, with no copy.
-        uniq = (SortedDistinct(parsed.adds, len(parsed.adds)) if parsed.ascending
-                else await asyncio.to_thread(sorted_distinct, parsed.adds, hand_over=True))
+        uniq = await asyncio.to_thread(parsed.distinct_adds)
         parsed.adds = array("q")
         size = len(uniq)
         shrink = too_big_a_shrink(size, live_count, self.settings.max_shrink)
