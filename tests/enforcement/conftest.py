@@ -14,7 +14,10 @@ import pytest
 from aiohttp import web
 
 from dncgate.early_warning.alerts import Alert, OriginatorKey, OriginatorKind, Severity
+from dncgate.enforcement.model import CaseAction
 from dncgate.enforcement.protocol import CaseStore
+from dncgate.enforcement.service import Enforcement, Policy
+from dncgate.model import Restriction
 from dncgate.store.protocol import ListStore
 from tests.conftest import RedisServer, open_test_store
 
@@ -107,3 +110,16 @@ async def receiver() -> AsyncIterator[Receiver]:
         yield box
     finally:
         await runner.cleanup()
+
+
+async def own_restriction(
+    cases: CaseStore, originator: str, per_minute: int = 5,
+) -> tuple[Enforcement, str, Restriction]:
+    """The reseller's own case for ``originator``, restricted to ``per_minute``: (the enforcement service
+    that holds it, the case's id, the restriction)."""
+    service = Enforcement(cases, Policy(notice_period=timedelta(0)), tenants=["acme"], clock=Clock())
+    step = await service.on_alert(alert())
+    assert step is not None
+    own = Restriction(per_minute=per_minute, originator=originator)
+    await service.act("acme", step.case.case_id, CaseAction.RESTRICT, actor="cli:ops", reason="r", restriction=own)
+    return service, step.case.case_id, own

@@ -20,7 +20,7 @@ from dncgate.model import Restriction
 from dncgate.store.protocol import ListStore
 from dncgate.store.redis import case_keys
 from tests.conftest import RedisServer, open_test_store
-from tests.enforcement.conftest import Clock, Stores, alert, open_case_store
+from tests.enforcement.conftest import Clock, Stores, alert, open_case_store, own_restriction
 
 NUMBER = 8613800138000
 OWN = "account:acme-out"  # the reseller's own case (tests.enforcement.conftest.ACME_OUT)
@@ -33,11 +33,7 @@ async def _standing(store: ListStore, key: str, tenant: str = "acme") -> tuple[b
 
 async def test_the_feed_never_takes_the_resellers_own_standing_and_gives_it_back(stores: Stores) -> None:
     lists, cases = stores.lists, stores.cases
-    service = Enforcement(cases, Policy(notice_period=timedelta(0)), tenants=["acme"], clock=Clock())
-    step = await service.on_alert(alert())
-    assert step is not None
-    own = Restriction(per_minute=5, originator=OWN)
-    await service.act("acme", step.case.case_id, CaseAction.RESTRICT, actor="cli:ops", reason="r", restriction=own)
+    service, case_id, own = await own_restriction(cases, OWN)
     assert await _standing(lists, OWN) == (False, own)
 
     first = await cases.apply_feed_standings("acme", FeedStandings("reseller-a", 10, {
@@ -66,7 +62,7 @@ async def test_the_feed_never_takes_the_resellers_own_standing_and_gives_it_back
     assert (same.added, same.changed, same.removed, same.refused) == (0, 0, 0, "")
 
     await cases.apply_feed_standings("acme", FeedStandings("reseller-a", 13, {OWN: "s"}))
-    await service.act("acme", step.case.case_id, CaseAction.LIFT, actor="cli:ops", reason="own case lifted")
+    await service.act("acme", case_id, CaseAction.LIFT, actor="cli:ops", reason="own case lifted")
     assert await _standing(lists, OWN) == (True, None)  # the case's step does not lift the carrier's
     await cases.apply_feed_standings("acme", FeedStandings("reseller-a", 14, {}))
     assert await _standing(lists, OWN) == (False, None)
@@ -127,12 +123,7 @@ async def test_a_redis_store_from_before_the_feed_keeps_its_own_standings_throug
     lists = await open_test_store("redis", tmp_path, redis_server)
     cases = open_case_store("redis", tmp_path, redis_server)
     try:
-        service = Enforcement(cases, Policy(notice_period=timedelta(0)), tenants=["acme"], clock=Clock())
-        step = await service.on_alert(alert())
-        assert step is not None
-        own = Restriction(per_minute=5, originator=OWN)
-        await service.act("acme", step.case.case_id, CaseAction.RESTRICT, actor="cli:ops", reason="r",
-                          restriction=own)
+        service, _, own = await own_restriction(cases, OWN)
         with Redis.from_url(redis_server.url) as client:
             client.delete(case_keys.own("acme"))
         await cases.apply_feed_standings("acme", FeedStandings("reseller-a", 1, {OWN: "s"}))

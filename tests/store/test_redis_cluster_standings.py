@@ -3,14 +3,9 @@ tenant's one slot ({e:TENANT}), so a reseller on a cluster takes them as on one 
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from dncgate.enforcement.feed_standings import FeedStandings
-from dncgate.enforcement.model import CaseAction
-from dncgate.enforcement.service import Enforcement, Policy
-from dncgate.model import Restriction
 from dncgate.store.redis.cases import RedisCaseStore
-from tests.enforcement.conftest import Clock, alert
+from tests.enforcement.conftest import own_restriction
 from tests.store.cluster_lab import RedisClusterLab
 from tests.store.conftest import open_cluster_store
 
@@ -21,12 +16,7 @@ async def test_a_reseller_on_a_cluster_applies_its_carriers_standings(redis_clus
     lists = await open_cluster_store(redis_cluster)  # flushes the cluster
     cases = RedisCaseStore.connect(redis_cluster.url, timeout=5.0, cluster=True)
     try:
-        service = Enforcement(cases, Policy(notice_period=timedelta(0)), tenants=["acme"], clock=Clock())
-        step = await service.on_alert(alert())
-        assert step is not None
-        own = Restriction(per_minute=5, originator=OWN)
-        await service.act("acme", step.case.case_id, CaseAction.RESTRICT, actor="cli:ops", reason="r",
-                          restriction=own)
+        service, _, own = await own_restriction(cases, OWN)
         applied = await cases.apply_feed_standings("acme", FeedStandings("reseller-a", 3, {OWN: "s"}))
         assert (applied.added, applied.refused) == (1, "")
         assert (await lists.facts("acme", NUMBER, originators=(OWN,))).originator_suspended
